@@ -1,0 +1,97 @@
+// Executors start, watch and stop tasks on placements the scheduler chose.
+//
+// The one interface fits every engine: local (fork/exec under berth-shim),
+// Slurm, Kubernetes and the simulator. Start is asynchronous and returns at
+// once; what happens next arrives as TaskEvents through the sink given at
+// construction. Stop is idempotent. After a daemon restart, Recover reattaches
+// to tasks that outlived the daemon and reports those that ended meanwhile.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/quantity.h"
+#include "common/status.h"
+#include "model/job.h"
+
+namespace berth::exec {
+
+using model::JobId;
+
+// Identifies one run of one task: job, task index within the gang, attempt.
+struct TaskKey {
+  JobId job = 0;
+  int task = 0;
+  int attempt = 0;
+  // "job-12.t0.a1": stable, used for run directories and external names.
+  std::string ToString() const;
+  static std::optional<TaskKey> Parse(const std::string& s);
+  auto operator<=>(const TaskKey&) const = default;
+};
+
+struct TaskSpec {
+  TaskKey key;
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;  // added to the executor's base environment
+  std::string working_dir;                 // empty: the task's run directory
+  std::string node;
+  std::vector<int> gpus;                   // indices on `node`
+  std::vector<std::string> gpu_uuids;
+  MilliGpu gpu_share = 0;
+  MilliCpu cpu_limit = 0;   // 0: no limit
+  MiB memory_limit = 0;     // 0: no limit
+  DurationMs time_limit = 0;  // 0: none; the executor stops the task when it is reached
+};
+
+enum class TaskEventType {
+  kStarted,      // the command is running (pid/external id known)
+  kExited,       // it ended; exit_code or signal set
+  kStartFailed,  // it could not be started (command not found, bad working dir, ...)
+  kLost,         // the executor lost track of it (no status recorded)
+};
+
+const char* TaskEventTypeName(TaskEventType t);
+
+struct TaskEvent {
+  TaskKey key;
+  TaskEventType type = TaskEventType::kStarted;
+  TimeMs time = 0;
+  std::string external_id;  // pid for local, job id for Slurm, pod name for Kubernetes
+  std::optional<int> exit_code;  // for kExited: the exit status, or 128+signal when killed
+  int signal = 0;                // for kExited by a signal: the signal number
+  std::string message;
+};
+
+using TaskEventSink = std::function<void(const TaskEvent&)>;
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual std::string Name() const = 0;
+
+  // Begins starting the task; returns once the start is under way (or failed
+  // synchronously, e.g. a malformed spec). Events follow through the sink.
+  virtual Status Start(const TaskSpec& spec) = 0;
+
+  // Asks the task to stop: SIGTERM (or the engine's equivalent), then a hard
+  // kill after `grace`. Stopping a task that already ended is OK.
+  virtual Status Stop(const TaskKey& key, DurationMs grace) = 0;
+
+  // Reattaches to `known` tasks after a restart. Tasks still running are
+  // watched again (no kStarted is repeated unless it was never reported);
+  // tasks that ended meanwhile get their kExited with the real status; tasks
+  // the executor has no trace of get kLost.
+  virtual void Recover(const std::vector<TaskKey>& known) = 0;
+
+  // Where the task's combined stdout/stderr can be read, if on this machine.
+  virtual std::string LogPath(const TaskKey& key) const = 0;
+
+  // Stops watching (tasks keep running). Idempotent.
+  virtual void Shutdown() = 0;
+};
+
+}  // namespace berth::exec

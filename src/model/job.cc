@@ -1,0 +1,174 @@
+#include "model/job.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "model/spec_reader.h"
+
+namespace berth::model {
+
+const char* JobStateName(JobState s) {
+  switch (s) {
+    case JobState::kPending: return "Pending";
+    case JobState::kScheduled: return "Scheduled";
+    case JobState::kRunning: return "Running";
+    case JobState::kSucceeded: return "Succeeded";
+    case JobState::kFailed: return "Failed";
+    case JobState::kCancelled: return "Cancelled";
+    case JobState::kPreempted: return "Preempted";
+  }
+  return "Unknown";
+}
+
+Result<JobState> ParseJobState(const std::string& s) {
+  std::string l = s;
+  std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (JobState st : {JobState::kPending, JobState::kScheduled, JobState::kRunning,
+                      JobState::kSucceeded, JobState::kFailed, JobState::kCancelled,
+                      JobState::kPreempted}) {
+    std::string n = JobStateName(st);
+    std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (n == l) return st;
+  }
+  return InvalidArgument("unknown job state \"" + s +
+                         "\" (one of Pending, Scheduled, Running, Succeeded, Failed, Cancelled, "
+                         "Preempted)");
+}
+
+bool IsTerminal(JobState s) {
+  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
+}
+
+bool IsValidTransition(JobState from, JobState to) {
+  using S = JobState;
+  if (IsTerminal(from)) return false;
+  if (to == S::kCancelled) return true;
+  switch (from) {
+    case S::kPending: return to == S::kScheduled;
+    case S::kScheduled: return to == S::kRunning || to == S::kFailed || to == S::kPreempted ||
+                               to == S::kSucceeded;
+    case S::kRunning: return to == S::kSucceeded || to == S::kFailed || to == S::kPreempted;
+    case S::kPreempted: return to == S::kPending;
+    default: return false;
+  }
+}
+
+Result<JobSpec> ParseJobSpec(const std::string& text) {
+  ASSIGN_OR_RETURN(YAML::Node root, ParseDocument(text));
+  SpecReader doc(root, "");
+  JobSpec spec;
+  std::string api_version, kind;
+  RETURN_IF_ERROR(doc.String("apiVersion", &api_version, true));
+  if (api_version != "berth/v1")
+    return doc.Error("apiVersion", "must be \"berth/v1\", got \"" + api_version + "\"");
+  RETURN_IF_ERROR(doc.String("kind", &kind, true));
+  if (kind != "Job") return doc.Error("kind", "must be \"Job\" here, got \"" + kind + "\"");
+
+  SpecReader meta = doc.Child("metadata");
+  if (meta.node().IsDefined() && !meta.node().IsNull()) {
+    if (!meta.IsMap()) return meta.Error("", "must be a map");
+    RETURN_IF_ERROR(meta.String("name", &spec.name));
+    RETURN_IF_ERROR(meta.String("user", &spec.user));
+    RETURN_IF_ERROR(meta.StringMap("labels", &spec.labels));
+    RETURN_IF_ERROR(meta.CheckNoUnknown());
+  }
+
+  SpecReader s = doc.Child("spec");
+  if (!s.IsMap()) return s.Error("", "is required and must be a map");
+  std::vector<std::string> command, args;
+  RETURN_IF_ERROR(s.StringList("command", &command));
+  RETURN_IF_ERROR(s.StringList("args", &args));
+  spec.command = command;
+  spec.command.insert(spec.command.end(), args.begin(), args.end());
+  RETURN_IF_ERROR(s.StringMap("env", &spec.env));
+  RETURN_IF_ERROR(s.String("workingDir", &spec.working_dir));
+  RETURN_IF_ERROR(s.String("queue", &spec.queue));
+  RETURN_IF_ERROR(s.Int("priority", &spec.priority));
+  RETURN_IF_ERROR(s.Duration("timeLimit", &spec.time_limit));
+  int64_t grace = spec.termination_grace / kSecond;
+  RETURN_IF_ERROR(s.Int("terminationGracePeriodSeconds", &grace));
+  if (grace < 0) return s.Error("terminationGracePeriodSeconds", "must be >= 0, got " + std::to_string(grace));
+  spec.termination_grace = grace * kSecond;
+
+  SpecReader res = s.Child("resources");
+  if (res.node().IsDefined() && !res.node().IsNull()) {
+    if (!res.IsMap()) return res.Error("", "must be a map");
+    RETURN_IF_ERROR(res.Milli("gpus", &spec.resources.gpus));
+    RETURN_IF_ERROR(res.Memory("gpuMemory", &spec.resources.gpu_memory));
+    RETURN_IF_ERROR(res.Milli("cpu", &spec.resources.cpu));
+    RETURN_IF_ERROR(res.Memory("memory", &spec.resources.memory));
+    RETURN_IF_ERROR(res.CheckNoUnknown());
+  }
+  RETURN_IF_ERROR(s.CheckNoUnknown());
+  RETURN_IF_ERROR(doc.CheckNoUnknown());
+  RETURN_IF_ERROR(ValidateJobSpec(spec));
+  return spec;
+}
+
+Status ValidateJobSpec(const JobSpec& spec) {
+  if (spec.command.empty() || spec.command[0].empty())
+    return InvalidArgument("spec.command: is required (the program to run)");
+  const Resources& r = spec.resources;
+  if (r.gpus < 0) return InvalidArgument("spec.resources.gpus: must be >= 0, got " + FormatMilli(r.gpus));
+  if (r.gpus > kWholeGpu && r.gpus % kWholeGpu != 0)
+    return InvalidArgument("spec.resources.gpus: a request above 1 GPU must be whole, got " +
+                           FormatMilli(r.gpus));
+  if (r.gpu_memory > 0 && r.gpus == 0)
+    return InvalidArgument("spec.resources.gpuMemory: needs spec.resources.gpus > 0");
+  if (r.cpu < 0) return InvalidArgument("spec.resources.cpu: must be >= 0");
+  if (r.memory < 0) return InvalidArgument("spec.resources.memory: must be >= 0");
+  if (spec.time_limit < 0) return InvalidArgument("spec.timeLimit: must be >= 0");
+  if (spec.queue.empty()) return InvalidArgument("spec.queue: must not be empty");
+  for (const auto& [k, v] : spec.env) {
+    if (k.empty() || k.find('=') != std::string::npos)
+      return InvalidArgument("spec.env." + k + ": not a valid variable name");
+  }
+  if (!spec.working_dir.empty() && spec.working_dir[0] != '/')
+    return InvalidArgument("spec.workingDir: must be an absolute path, got \"" + spec.working_dir + "\"");
+  return Status::Ok();
+}
+
+nlohmann::json JobSpecToJson(const JobSpec& spec) {
+  nlohmann::json meta = {{"name", spec.name}, {"user", spec.user}};
+  if (!spec.labels.empty()) meta["labels"] = spec.labels;
+  nlohmann::json res = {{"gpus", FormatMilli(spec.resources.gpus)},
+                        {"cpu", FormatMilli(spec.resources.cpu)},
+                        {"memory", std::to_string(spec.resources.memory) + "Mi"}};
+  if (spec.resources.gpu_memory > 0) res["gpuMemory"] = std::to_string(spec.resources.gpu_memory) + "Mi";
+  nlohmann::json s = {{"command", spec.command},
+                      {"queue", spec.queue},
+                      {"priority", spec.priority},
+                      {"resources", res},
+                      {"terminationGracePeriodSeconds", spec.termination_grace / kSecond}};
+  if (!spec.env.empty()) s["env"] = spec.env;
+  if (!spec.working_dir.empty()) s["workingDir"] = spec.working_dir;
+  if (spec.time_limit > 0) s["timeLimit"] = std::to_string(spec.time_limit) + "ms";
+  return {{"apiVersion", "berth/v1"}, {"kind", "Job"}, {"metadata", meta}, {"spec", s}};
+}
+
+nlohmann::json JobToJson(const Job& job) {
+  nlohmann::json j = {
+      {"id", job.id},
+      {"name", job.spec.name},
+      {"user", job.spec.user},
+      {"queue", job.spec.queue},
+      {"priority", job.spec.priority},
+      {"state", JobStateName(job.state)},
+      {"exitCode", job.exit_code ? nlohmann::json(*job.exit_code) : nlohmann::json(nullptr)},
+      {"node", job.placement.node},
+      {"gpus", job.placement.gpus},
+      {"gpuUuids", job.placement.gpu_uuids},
+      {"gpuShare", FormatMilli(job.placement.gpu_share)},
+      {"submitTime", FormatTime(job.submit_time)},
+      {"scheduledTime", FormatTime(job.schedule_time)},
+      {"startTime", FormatTime(job.start_time)},
+      {"endTime", FormatTime(job.end_time)},
+      {"message", job.message},
+      {"attempts", job.attempts},
+      {"spec", JobSpecToJson(job.spec)},
+  };
+  return j;
+}
+
+
+}  // namespace berth::model

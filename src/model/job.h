@@ -1,0 +1,95 @@
+// The Job: one command on N GPUs. Spec (what the user asked for), state
+// machine, and the JSON forms used by the API and the store.
+//
+// State machine:
+//   Pending -> Scheduled -> Running -> Succeeded | Failed | Cancelled
+//   Pending | Scheduled | Running -> Cancelled
+//   Scheduled | Running -> Preempted -> Pending (requeued)
+//   Scheduled -> Failed (the executor could not start it)
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/quantity.h"
+#include "common/status.h"
+
+namespace berth::model {
+
+using JobId = int64_t;
+
+enum class JobState { kPending, kScheduled, kRunning, kSucceeded, kFailed, kCancelled, kPreempted };
+
+const char* JobStateName(JobState s);  // "Pending", "Running", ...
+Result<JobState> ParseJobState(const std::string& s);  // case-insensitive
+bool IsTerminal(JobState s);
+// Whether the state machine allows from -> to.
+bool IsValidTransition(JobState from, JobState to);
+
+struct Resources {
+  MilliGpu gpus = 0;    // 1000 per whole GPU; below 1000 is a fraction of one GPU
+  MiB gpu_memory = 0;   // memory floor per GPU, for fractional sharing
+  MilliCpu cpu = 0;     // 0: no request and no limit
+  MiB memory = 0;       // 0: no request and no limit
+};
+
+struct JobSpec {
+  std::string name;
+  std::string user;
+  std::string queue = "default";
+  int64_t priority = 0;
+  std::vector<std::string> command;  // argv: command followed by args
+  std::map<std::string, std::string> env;
+  std::string working_dir;
+  Resources resources;
+  DurationMs time_limit = 0;  // 0: none
+  DurationMs termination_grace = 30 * kSecond;
+  std::map<std::string, std::string> labels;
+};
+
+// Where a job runs: the node and the GPU indices (and UUIDs) on it.
+struct Placement {
+  std::string node;
+  std::vector<int> gpus;
+  std::vector<std::string> gpu_uuids;
+  MilliGpu gpu_share = 0;  // per GPU: 1000 for whole GPUs, less for a fraction
+};
+
+struct Job {
+  JobId id = 0;
+  JobSpec spec;
+  JobState state = JobState::kPending;
+  TimeMs submit_time = 0;
+  TimeMs schedule_time = 0;
+  TimeMs start_time = 0;
+  TimeMs end_time = 0;
+  std::optional<int> exit_code;
+  std::string message;  // why it is in its state ("command not found: foo", ...)
+  Placement placement;
+  int attempts = 0;  // how many times it was started (requeues add one)
+};
+
+// Parses a job document (YAML or JSON):
+//   apiVersion: berth/v1
+//   kind: Job
+//   metadata: {name, user, labels}
+//   spec: {command, args, env, workingDir, resources: {gpus, gpuMemory, cpu, memory},
+//          queue, priority, timeLimit, terminationGracePeriodSeconds}
+// Unknown fields and bad values are InvalidArgument naming the field path.
+Result<JobSpec> ParseJobSpec(const std::string& text);
+
+// Checks values that do not depend on the cluster (ranges, required fields).
+Status ValidateJobSpec(const JobSpec& spec);
+
+// The document form (same shape as the YAML above).
+nlohmann::json JobSpecToJson(const JobSpec& spec);
+// The API form of a job: id, name, user, queue, state, exitCode, node, gpus,
+// times (RFC 3339), message, attempts, spec.
+nlohmann::json JobToJson(const Job& job);
+
+}  // namespace berth::model

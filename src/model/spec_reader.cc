@@ -1,0 +1,280 @@
+#include "model/spec_reader.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+namespace berth::model {
+namespace {
+
+std::string Describe(const YAML::Node& n) {
+  if (!n.IsDefined() || n.IsNull()) return "null";
+  if (n.IsMap()) return "a map";
+  if (n.IsSequence()) return "a list";
+  return "\"" + n.Scalar() + "\"";
+}
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t sub = prev[j - 1] + (std::tolower(a[i - 1]) == std::tolower(b[j - 1]) ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+bool ParseNumber(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || !std::isfinite(v)) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+bool SpecReader::Has(const std::string& key) const {
+  return node_.IsMap() && node_[key].IsDefined() && !node_[key].IsNull();
+}
+
+std::string SpecReader::ChildPath(const std::string& key) const {
+  return path_.empty() ? key : path_ + "." + key;
+}
+
+SpecReader SpecReader::Child(const std::string& key) {
+  known_.insert(key);
+  if (!node_.IsMap()) return SpecReader(YAML::Node(YAML::NodeType::Null), ChildPath(key));
+  YAML::Node n = node_[key];
+  if (!n.IsDefined()) n = YAML::Node(YAML::NodeType::Null);
+  return SpecReader(n, ChildPath(key));
+}
+
+Status SpecReader::Error(const std::string& key, const std::string& reason) const {
+  return InvalidArgument((key.empty() ? path_ : ChildPath(key)) + ": " + reason);
+}
+
+Status SpecReader::String(const std::string& key, std::string* out, bool required) {
+  known_.insert(key);
+  if (!Has(key)) return required ? Error(key, "is required") : Status::Ok();
+  const YAML::Node n = node_[key];
+  if (!n.IsScalar()) return Error(key, "must be a string, got " + Describe(n));
+  *out = n.Scalar();
+  return Status::Ok();
+}
+
+Status SpecReader::Int(const std::string& key, int64_t* out, bool required) {
+  known_.insert(key);
+  if (!Has(key)) return required ? Error(key, "is required") : Status::Ok();
+  const YAML::Node n = node_[key];
+  double v;
+  if (!n.IsScalar() || !ParseNumber(n.Scalar(), &v) || v != std::floor(v) || std::fabs(v) > 9e15)
+    return Error(key, "must be an integer, got " + Describe(n));
+  *out = static_cast<int64_t>(v);
+  return Status::Ok();
+}
+
+Status SpecReader::Bool(const std::string& key, bool* out) {
+  known_.insert(key);
+  if (!Has(key)) return Status::Ok();
+  const YAML::Node n = node_[key];
+  if (n.IsScalar()) {
+    const std::string& s = n.Scalar();
+    if (s == "true" || s == "True" || s == "yes") { *out = true; return Status::Ok(); }
+    if (s == "false" || s == "False" || s == "no") { *out = false; return Status::Ok(); }
+  }
+  return Error(key, "must be true or false, got " + Describe(n));
+}
+
+Status SpecReader::StringList(const std::string& key, std::vector<std::string>* out) {
+  known_.insert(key);
+  if (!Has(key)) return Status::Ok();
+  const YAML::Node n = node_[key];
+  if (n.IsScalar()) {  // a single string is a one-element list
+    *out = {n.Scalar()};
+    return Status::Ok();
+  }
+  if (!n.IsSequence()) return Error(key, "must be a list of strings, got " + Describe(n));
+  out->clear();
+  for (size_t i = 0; i < n.size(); ++i) {
+    if (!n[i].IsScalar())
+      return Error(key + "[" + std::to_string(i) + "]", "must be a string, got " + Describe(n[i]));
+    out->push_back(n[i].Scalar());
+  }
+  return Status::Ok();
+}
+
+Status SpecReader::StringMap(const std::string& key, std::map<std::string, std::string>* out) {
+  known_.insert(key);
+  if (!Has(key)) return Status::Ok();
+  const YAML::Node n = node_[key];
+  if (n.IsMap()) {
+    for (const auto& kv : n) {
+      std::string k = kv.first.Scalar();
+      if (!kv.second.IsScalar())
+        return Error(key + "." + k, "must be a string, got " + Describe(kv.second));
+      (*out)[k] = kv.second.Scalar();
+    }
+    return Status::Ok();
+  }
+  if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i) {
+      std::string p = key + "[" + std::to_string(i) + "]";
+      const YAML::Node e = n[i];
+      if (!e.IsMap() || !e["name"].IsDefined() || !e["name"].IsScalar())
+        return Error(p, "must be {name: ..., value: ...}");
+      for (const auto& kv : e) {
+        std::string k = kv.first.Scalar();
+        if (k != "name" && k != "value") return Error(p + "." + k, "unknown field");
+      }
+      std::string v;
+      if (e["value"].IsDefined() && !e["value"].IsNull()) {
+        if (!e["value"].IsScalar()) return Error(p + ".value", "must be a string");
+        v = e["value"].Scalar();
+      }
+      (*out)[e["name"].Scalar()] = v;
+    }
+    return Status::Ok();
+  }
+  return Error(key, "must be a map of strings, got " + Describe(n));
+}
+
+Status SpecReader::Milli(const std::string& key, int64_t* out) {
+  known_.insert(key);
+  if (!Has(key)) return Status::Ok();
+  const YAML::Node n = node_[key];
+  if (!n.IsScalar()) return Error(key, "must be a number, got " + Describe(n));
+  auto r = ParseMilli(n.Scalar());
+  if (!r.ok()) return Error(key, r.status().message());
+  *out = *r;
+  return Status::Ok();
+}
+
+Status SpecReader::Memory(const std::string& key, MiB* out) {
+  known_.insert(key);
+  if (!Has(key)) return Status::Ok();
+  const YAML::Node n = node_[key];
+  if (!n.IsScalar()) return Error(key, "must be a quantity like 512Mi or 16Gi, got " + Describe(n));
+  auto r = ParseMemory(n.Scalar());
+  if (!r.ok()) return Error(key, r.status().message());
+  *out = *r;
+  return Status::Ok();
+}
+
+Status SpecReader::Duration(const std::string& key, DurationMs* out) {
+  known_.insert(key);
+  if (!Has(key)) return Status::Ok();
+  const YAML::Node n = node_[key];
+  if (!n.IsScalar()) return Error(key, "must be a duration like 90s or 2h, got " + Describe(n));
+  auto r = ParseDuration(n.Scalar());
+  if (!r.ok()) return Error(key, r.status().message());
+  *out = *r;
+  return Status::Ok();
+}
+
+Status SpecReader::CheckNoUnknown() const {
+  if (!node_.IsMap()) return Status::Ok();
+  for (const auto& kv : node_) {
+    std::string k = kv.first.Scalar();
+    if (known_.count(k)) continue;
+    std::string hint;
+    size_t best = 3;
+    for (const auto& cand : known_) {
+      size_t d = EditDistance(k, cand);
+      if (d < best) {
+        best = d;
+        hint = cand;
+      }
+    }
+    std::string reason = "unknown field";
+    if (!hint.empty()) reason += " (did you mean \"" + hint + "\"?)";
+    return Error(k, reason);
+  }
+  return Status::Ok();
+}
+
+Result<YAML::Node> ParseDocument(const std::string& text) {
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (!root.IsDefined() || root.IsNull()) return InvalidArgument("document is empty");
+    if (!root.IsMap()) return InvalidArgument("document must be a map with apiVersion and kind");
+    return root;
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("malformed YAML/JSON at line " + std::to_string(e.mark.line + 1) +
+                           ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+Result<int64_t> ParseMilli(const std::string& s) {
+  std::string t = s;
+  double scale = 1000.0;
+  if (!t.empty() && t.back() == 'm') {
+    t.pop_back();
+    scale = 1.0;
+  }
+  double v;
+  if (!ParseNumber(t, &v)) return InvalidArgument("must be a number, got \"" + s + "\"");
+  if (v < 0) return InvalidArgument("must be >= 0, got " + s);
+  double milli = v * scale;
+  if (std::fabs(milli - std::round(milli)) > 1e-6)
+    return InvalidArgument("must be a multiple of 0.001, got " + s);
+  if (milli > 1e12) return InvalidArgument("is too large: " + s);
+  return static_cast<int64_t>(std::llround(milli));
+}
+
+Result<MiB> ParseMemory(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.' || s[i] == '-')) ++i;
+  std::string num = s.substr(0, i), unit = s.substr(i);
+  double v;
+  if (!ParseNumber(num, &v)) return InvalidArgument("must be a quantity like 512Mi or 16Gi, got \"" + s + "\"");
+  if (v < 0) return InvalidArgument("must be >= 0, got " + s);
+  double mib;
+  if (unit.empty() || unit == "Mi" || unit == "M" || unit == "MiB") mib = v;
+  else if (unit == "Ki" || unit == "K" || unit == "KiB") mib = v / 1024.0;
+  else if (unit == "Gi" || unit == "G" || unit == "GiB") mib = v * 1024.0;
+  else if (unit == "Ti" || unit == "T" || unit == "TiB") mib = v * 1024.0 * 1024.0;
+  else return InvalidArgument("unknown unit \"" + unit + "\" in \"" + s + "\" (use Ki, Mi, Gi or Ti)");
+  if (mib > 1e12) return InvalidArgument("is too large: " + s);
+  return static_cast<MiB>(std::ceil(mib));
+}
+
+Result<DurationMs> ParseDuration(const std::string& s) {
+  double plain;
+  if (ParseNumber(s, &plain)) {
+    if (plain < 0) return InvalidArgument("must be >= 0, got " + s);
+    return static_cast<DurationMs>(std::llround(plain * 1000));
+  }
+  DurationMs total = 0;
+  size_t i = 0;
+  bool any = false;
+  while (i < s.size()) {
+    size_t j = i;
+    while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '.')) ++j;
+    size_t k = j;
+    while (k < s.size() && std::isalpha(static_cast<unsigned char>(s[k]))) ++k;
+    double v;
+    if (j == i || k == j || !ParseNumber(s.substr(i, j - i), &v))
+      return InvalidArgument("must be a duration like 90s, 15m, 2h or 1h30m, got \"" + s + "\"");
+    std::string u = s.substr(j, k - j);
+    double mult;
+    if (u == "ms") mult = 1;
+    else if (u == "s") mult = kSecond;
+    else if (u == "m") mult = kMinute;
+    else if (u == "h") mult = kHour;
+    else if (u == "d") mult = 24 * kHour;
+    else return InvalidArgument("unknown unit \"" + u + "\" in \"" + s + "\" (use ms, s, m, h or d)");
+    total += static_cast<DurationMs>(std::llround(v * mult));
+    any = true;
+    i = k;
+  }
+  if (!any) return InvalidArgument("must be a duration like 90s or 2h, got \"" + s + "\"");
+  return total;
+}
+
+}  // namespace berth::model

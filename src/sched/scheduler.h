@@ -1,0 +1,150 @@
+// The scheduler core's public contract. Pure: no clock, no I/O, no globals.
+// The daemon drives it in real time and the simulator on a virtual clock;
+// both hand it a SchedulerInput and apply the Decisions it returns.
+//
+// A cycle: the caller passes the cluster's capacity (nodes and GPUs, with
+// telemetry where known), the pending jobs and the running jobs with their
+// placements. The scheduler computes what is free from those, runs the
+// configured policy, and returns decisions as values: jobs to bind (with a
+// placement per task), jobs to preempt, elastic jobs to resize, and for every
+// job left waiting the reason and the plugin that decided, split into
+// "not now" and "never".
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/quantity.h"
+#include "common/random.h"
+#include "common/status.h"
+#include "model/job.h"
+
+namespace berth::sched {
+
+using model::JobId;
+
+struct GpuState {
+  int index = 0;
+  std::string uuid;
+  MiB memory = 0;                 // total device memory
+  std::vector<int> nvlink_peers;  // same-node GPU indices reachable over NVLink
+  bool healthy = true;
+  double utilization = -1;        // 0..100 from telemetry, -1 unknown
+};
+
+struct NodeState {
+  std::string name;
+  std::vector<GpuState> gpus;
+  MilliCpu cpu = 0;  // 0: CPU not scheduled on this node
+  MiB memory = 0;    // 0: memory not scheduled on this node
+};
+
+struct ClusterSnapshot {
+  std::vector<NodeState> nodes;
+};
+
+// One task's request. A job is `tasks` identical tasks that start together
+// (a gang) or not at all.
+struct TaskRequest {
+  MilliGpu gpus = 0;   // whole GPUs are multiples of 1000; < 1000 is a fraction of one GPU
+  MiB gpu_memory = 0;  // per-GPU memory floor for a fraction
+  MilliCpu cpu = 0;
+  MiB memory = 0;
+};
+
+struct JobRequest {
+  JobId id = 0;
+  std::string queue = "default";
+  std::string user;
+  int64_t priority = 0;
+  TimeMs submit_time = 0;
+  TaskRequest task;
+  int tasks = 1;      // gang size (the number of tasks wanted now)
+  int min_tasks = 0;  // elastic: fewest tasks it can run with (0: not elastic, = tasks)
+  int max_tasks = 0;  // elastic: most tasks it can use (0: = tasks)
+  DurationMs time_limit = 0;          // 0: none (backfill treats it as unbounded)
+  DurationMs expected_duration = -1;  // the true run time, known only to srtf-oracle and the simulator
+  DurationMs attained_service = 0;    // GPU-milliseconds received so far (Tiresias' LAS)
+  bool preemptible = true;
+};
+
+struct TaskPlacement {
+  std::string node;
+  std::vector<int> gpus;   // GPU indices on `node`
+  MilliGpu gpu_share = 0;  // per GPU: 1000 for whole GPUs, less for a fraction
+};
+
+struct RunningJob {
+  JobRequest request;
+  std::vector<TaskPlacement> placements;  // one per task
+  TimeMs start_time = 0;
+};
+
+struct SchedulerInput {
+  TimeMs now = 0;
+  const ClusterSnapshot* cluster = nullptr;
+  std::vector<JobRequest> pending;  // in arrival order
+  std::vector<RunningJob> running;
+};
+
+struct Bind {
+  JobId job = 0;
+  std::vector<TaskPlacement> placements;  // one per task
+};
+
+struct Preempt {
+  JobId job = 0;
+  std::string reason;  // e.g. "reclaimed by queue research for job 42"
+};
+
+// Grow or shrink an elastic job to a new set of placements (checkpoint-restart).
+struct Resize {
+  JobId job = 0;
+  std::vector<TaskPlacement> placements;
+};
+
+struct Wait {
+  JobId job = 0;
+  bool never = false;   // true: no cluster state would ever fit it ("infeasible")
+  std::string plugin;   // which plugin decided
+  std::string reason;
+};
+
+struct Decisions {
+  std::vector<Bind> binds;
+  std::vector<Preempt> preemptions;
+  std::vector<Resize> resizes;
+  std::vector<Wait> waiting;
+};
+
+struct SchedulerConfig {
+  std::string policy = "fifo";
+  // Policy-specific options (e.g. queue shares "queue.research.share" = "0.5").
+  std::map<std::string, std::string> options;
+  uint64_t seed = 1;
+};
+
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+
+  // Builds the scheduler for config.policy; InvalidArgument names an unknown
+  // policy or option and lists the known ones.
+  static Result<std::unique_ptr<Scheduler>> Create(const SchedulerConfig& config);
+  // Names of the registered policies.
+  static std::vector<std::string> Policies();
+
+  virtual const std::string& PolicyName() const = 0;
+
+  // Runs one scheduling cycle. Not thread-safe: call from one thread.
+  virtual Decisions Schedule(const SchedulerInput& input) = 0;
+
+  // Whether `job` could ever run on `cluster` (on an empty cluster), without
+  // running a cycle. Unschedulable status with the reason when it cannot.
+  virtual Status CheckFeasible(const JobRequest& job, const ClusterSnapshot& cluster) const = 0;
+};
+
+}  // namespace berth::sched
