@@ -32,6 +32,12 @@ struct StoreOptions {
   // "FULL" (default: a commit survives power loss) or "NORMAL" (survives a
   // process crash; faster). See docs/operations.md.
   std::string synchronous = "FULL";
+  // How long a statement waits for a lock held by another connection or
+  // process before it fails with Unavailable.
+  int busy_timeout_ms = 5000;
+  // Most submissions SubmitJob commits in one transaction (group commit):
+  // concurrent callers share one fsync; each returns after its batch commits.
+  int max_submit_batch = 256;
 };
 
 struct JobFilter {

@@ -1,0 +1,99 @@
+#include "store/migrations.h"
+
+namespace berth::store {
+
+const std::vector<Migration>& SchemaMigrations() {
+  static const std::vector<Migration> kSteps = {
+      {1, "jobs, events and meta tables",
+       R"sql(
+CREATE TABLE jobs (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  state         TEXT    NOT NULL,
+  name          TEXT    NOT NULL,
+  user          TEXT    NOT NULL,
+  queue         TEXT    NOT NULL,
+  priority      INTEGER NOT NULL,
+  spec          TEXT    NOT NULL,
+  submit_time   INTEGER NOT NULL,
+  schedule_time INTEGER NOT NULL DEFAULT 0,
+  start_time    INTEGER NOT NULL DEFAULT 0,
+  end_time      INTEGER NOT NULL DEFAULT 0,
+  exit_code     INTEGER,
+  message       TEXT    NOT NULL DEFAULT '',
+  placement     TEXT,
+  attempts      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_by_state ON jobs(state, id);
+CREATE INDEX jobs_by_user ON jobs(user, id);
+CREATE INDEX jobs_by_queue ON jobs(queue, id);
+
+CREATE TABLE events (
+  seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+  time    INTEGER NOT NULL,
+  type    TEXT    NOT NULL,
+  job_id  INTEGER REFERENCES jobs(id) ON DELETE CASCADE,
+  state   TEXT    NOT NULL DEFAULT '',
+  message TEXT    NOT NULL DEFAULT '',
+  data    TEXT
+);
+CREATE INDEX events_by_job ON events(job_id, seq);
+
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+)sql"},
+  };
+  return kSteps;
+}
+
+int LatestSchemaVersion() { return static_cast<int>(SchemaMigrations().size()); }
+
+Result<int> ApplyMigrations(Conn& conn, const std::vector<Migration>& steps,
+                            const std::string& what) {
+  const int latest = static_cast<int>(steps.size());
+  for (;;) {
+    // Read the version inside the write transaction: two processes opening
+    // the same new file must not both run step 1.
+    RETURN_IF_ERROR(conn.Begin("migrate " + what + ": begin"));
+    auto version = conn.QueryInt("PRAGMA user_version", "migrate " + what + ": read user_version");
+    if (!version.ok()) {
+      conn.Rollback();
+      return version.status();
+    }
+    const int current = static_cast<int>(*version);
+    if (current > latest) {
+      conn.Rollback();
+      return FailedPrecondition(what + ": schema version " + std::to_string(current) +
+                                " is newer than this build of Berth supports (" +
+                                std::to_string(latest) +
+                                "); it was written by a newer berthd: run that version or "
+                                "restore a backup");
+    }
+    if (current < 0) {
+      conn.Rollback();
+      return FailedPrecondition(what + ": invalid schema version " + std::to_string(current));
+    }
+    if (current == latest) {
+      conn.Rollback();
+      return current;
+    }
+    const Migration& step = steps[current];
+    std::string op = "migrate " + what + " to version " + std::to_string(step.version) + " (" +
+                     step.description + ")";
+    if (step.version != current + 1) {
+      conn.Rollback();
+      return Internal(op + ": steps are out of order (expected version " +
+                      std::to_string(current + 1) + ")");
+    }
+    Status st = conn.Exec(step.sql, op);
+    if (st.ok()) st = conn.Exec("PRAGMA user_version = " + std::to_string(step.version), op);
+    if (st.ok()) st = conn.Commit(op + ": commit");
+    if (!st.ok()) {
+      conn.Rollback();
+      return st;
+    }
+  }
+}
+
+}  // namespace berth::store

@@ -1,0 +1,604 @@
+#include "store/store.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <utility>
+
+#include "store/migrations.h"
+#include "store/sqlite_conn.h"
+
+namespace berth::store {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxIdleReaders = 16;
+
+const char* const kJobColumns =
+    "id, state, spec, submit_time, schedule_time, start_time, end_time, exit_code, message, "
+    "placement, attempts";
+
+const char* const kEventColumns = "seq, time, type, job_id, state, message, data";
+
+std::string JobName(JobId id) { return "job " + std::to_string(id); }
+
+json PlacementToJson(const model::Placement& p) {
+  return {{"node", p.node}, {"gpus", p.gpus}, {"gpuUuids", p.gpu_uuids}, {"gpuShare", p.gpu_share}};
+}
+
+Result<model::Placement> PlacementFromJson(const std::string& text, JobId id) {
+  try {
+    json j = json::parse(text);
+    model::Placement p;
+    p.node = j.at("node").get<std::string>();
+    p.gpus = j.at("gpus").get<std::vector<int>>();
+    p.gpu_uuids = j.at("gpuUuids").get<std::vector<std::string>>();
+    p.gpu_share = j.at("gpuShare").get<MilliGpu>();
+    return p;
+  } catch (const json::exception& e) {
+    return Internal("store: " + JobName(id) + ": stored placement is not valid: " + e.what());
+  }
+}
+
+// Serialises `j` for a TEXT column; NULL (nullopt) for a null document.
+Result<std::optional<std::string>> DumpJson(const json& j, const std::string& what) {
+  if (j.is_null()) return std::optional<std::string>();
+  try {
+    return std::optional<std::string>(j.dump());
+  } catch (const json::exception& e) {
+    return InvalidArgument(what + ": cannot be stored as JSON: " + e.what());
+  }
+}
+
+Result<Job> ReadJobRow(const Stmt& st) {
+  Job job;
+  job.id = st.Int(0);
+  auto state = model::ParseJobState(st.Text(1));
+  if (!state.ok())
+    return Internal("store: " + JobName(job.id) + ": stored state: " + state.status().message());
+  job.state = *state;
+  auto spec = model::ParseJobSpec(st.Text(2));
+  if (!spec.ok())
+    return Internal("store: " + JobName(job.id) + ": stored spec does not parse: " +
+                    spec.status().message());
+  job.spec = std::move(spec).value();
+  job.submit_time = st.Int(3);
+  job.schedule_time = st.Int(4);
+  job.start_time = st.Int(5);
+  job.end_time = st.Int(6);
+  if (!st.IsNull(7)) job.exit_code = static_cast<int>(st.Int(7));
+  job.message = st.Text(8);
+  if (!st.IsNull(9)) {
+    ASSIGN_OR_RETURN(job.placement, PlacementFromJson(st.Text(9), job.id));
+  }
+  job.attempts = static_cast<int>(st.Int(10));
+  return job;
+}
+
+Result<Event> ReadEventRow(const Stmt& st) {
+  Event e;
+  e.seq = st.Int(0);
+  e.time = st.Int(1);
+  e.type = st.Text(2);
+  e.job = st.IsNull(3) ? 0 : st.Int(3);
+  e.state = st.Text(4);
+  e.message = st.Text(5);
+  if (!st.IsNull(6)) {
+    e.data = json::parse(st.Text(6), nullptr, /*allow_exceptions=*/false);
+    if (e.data.is_discarded())
+      return Internal("store: event " + std::to_string(e.seq) + ": stored data is not valid JSON");
+  }
+  return e;
+}
+
+Result<std::string> NormalizeSynchronous(const std::string& s) {
+  std::string u = s;
+  std::transform(u.begin(), u.end(), u.begin(), [](unsigned char c) { return std::toupper(c); });
+  if (u == "FULL" || u == "NORMAL" || u == "EXTRA" || u == "OFF") return u;
+  return InvalidArgument("store options: synchronous: must be FULL, NORMAL, EXTRA or OFF, got \"" +
+                         s + "\"");
+}
+
+// One SubmitJob call waiting in the group-commit queue.
+struct SubmitRequest {
+  std::string name, user, queue;
+  int64_t priority = 0;
+  std::string spec_json;
+  std::optional<std::string> event_data;
+  TimeMs now = 0;
+  bool done = false;  // guarded by Impl::submit_mu
+  Result<JobId> result = Internal("store: submit job: not run");
+  int64_t seq = 0;
+};
+
+}  // namespace
+
+json EventToJson(const Event& e) {
+  return {{"seq", e.seq},         {"time", FormatTime(e.time)}, {"timeMs", e.time},
+          {"type", e.type},       {"job", e.job},               {"state", e.state},
+          {"message", e.message}, {"data", e.data}};
+}
+
+struct Store::Impl {
+  std::string path;
+  StoreOptions options;
+  int schema_version = 0;
+  // ":memory:" databases exist once per connection: reads share the writer.
+  bool shared_reader = false;
+
+  // The one writer connection.
+  std::mutex write_mu;
+  std::unique_ptr<Conn> writer;
+
+  // Idle read connections (WAL lets them read while the writer commits).
+  std::mutex pool_mu;
+  std::vector<std::unique_ptr<Conn>> idle_readers;
+
+  // Group commit of submissions.
+  std::mutex submit_mu;
+  std::condition_variable submit_cv;
+  std::deque<SubmitRequest*> pending;
+  bool leader_active = false;
+
+  // The last committed event, for WaitForEvent.
+  mutable std::mutex event_mu;
+  mutable std::condition_variable event_cv;
+  int64_t last_seq = 0;
+  bool closing = false;
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> l(event_mu);
+      closing = true;
+    }
+    event_cv.notify_all();
+    idle_readers.clear();
+    writer.reset();
+  }
+
+  Result<std::unique_ptr<Conn>> AcquireReader() {
+    {
+      std::lock_guard<std::mutex> l(pool_mu);
+      if (!idle_readers.empty()) {
+        auto c = std::move(idle_readers.back());
+        idle_readers.pop_back();
+        return c;
+      }
+    }
+    ASSIGN_OR_RETURN(auto c, Conn::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                                        options.busy_timeout_ms));
+    RETURN_IF_ERROR(c->Exec("PRAGMA query_only = 1", "open reader for " + path));
+    return c;
+  }
+
+  void ReleaseReader(std::unique_ptr<Conn> c) {
+    std::lock_guard<std::mutex> l(pool_mu);
+    if (idle_readers.size() < kMaxIdleReaders) idle_readers.push_back(std::move(c));
+  }
+
+  // Runs f(Conn&) -> Result<T> on a read connection.
+  template <typename T, typename F>
+  Result<T> Read(F&& f) {
+    if (shared_reader) {
+      std::lock_guard<std::mutex> l(write_mu);
+      return f(*writer);
+    }
+    ASSIGN_OR_RETURN(auto conn, AcquireReader());
+    Result<T> r = f(*conn);
+    ReleaseReader(std::move(conn));
+    return r;
+  }
+
+  // Called with write_mu held, after a commit that wrote events up to `seq`.
+  void Published(int64_t seq) {
+    {
+      std::lock_guard<std::mutex> l(event_mu);
+      if (seq <= last_seq) return;
+      last_seq = seq;
+    }
+    event_cv.notify_all();
+  }
+
+  // Inserts one job and its JobSubmitted event in the open transaction.
+  Status InsertJob(SubmitRequest& r) {
+    static const std::string kInsertJob =
+        "INSERT INTO jobs (state, name, user, queue, priority, spec, submit_time) "
+        "VALUES ('Pending', ?1, ?2, ?3, ?4, ?5, ?6)";
+    static const std::string kInsertEvent =
+        "INSERT INTO events (time, type, job_id, state, message, data) "
+        "VALUES (?1, 'JobSubmitted', ?2, 'Pending', ?3, ?4)";
+    {
+      ASSIGN_OR_RETURN(sqlite3_stmt * raw, writer->Prepare(kInsertJob, "submit job: insert job"));
+      Stmt st(raw);
+      st.Bind(1, std::string_view(r.name));
+      st.Bind(2, std::string_view(r.user));
+      st.Bind(3, std::string_view(r.queue));
+      st.Bind(4, r.priority);
+      st.Bind(5, std::string_view(r.spec_json));
+      st.Bind(6, r.now);
+      RETURN_IF_ERROR(st.Run("submit job: insert job"));
+    }
+    JobId id = sqlite3_last_insert_rowid(writer->db());
+    {
+      ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                       writer->Prepare(kInsertEvent, "submit job: insert JobSubmitted event"));
+      Stmt st(raw);
+      st.Bind(1, r.now);
+      st.Bind(2, id);
+      st.Bind(3, std::string_view("submitted to queue " + r.queue));
+      st.Bind(4, r.event_data);
+      RETURN_IF_ERROR(st.Run("submit job: insert JobSubmitted event"));
+    }
+    r.seq = sqlite3_last_insert_rowid(writer->db());
+    r.result = id;
+    return Status::Ok();
+  }
+
+  // Commits `batch` in one transaction (write_mu held). When that fails,
+  // each request is retried alone so one bad row fails only its caller.
+  void CommitSubmitBatch(const std::vector<SubmitRequest*>& batch) {
+    Status st = writer->Begin("submit job: begin");
+    for (size_t i = 0; st.ok() && i < batch.size(); ++i) st = InsertJob(*batch[i]);
+    if (st.ok()) st = writer->Commit("submit job: commit");
+    if (st.ok()) {
+      Published(batch.back()->seq);
+      return;
+    }
+    writer->Rollback();
+    if (batch.size() == 1) {
+      batch[0]->result = st;
+      return;
+    }
+    for (SubmitRequest* r : batch) CommitSubmitBatch({r});
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->options = options;
+  ASSIGN_OR_RETURN(std::string sync, NormalizeSynchronous(options.synchronous));
+  impl->options.synchronous = sync;
+  if (impl->options.max_submit_batch < 1) impl->options.max_submit_batch = 1;
+  impl->shared_reader = path.empty() || path == ":memory:";
+
+  ASSIGN_OR_RETURN(impl->writer,
+                   Conn::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                              options.busy_timeout_ms));
+  Conn& w = *impl->writer;
+  ASSIGN_OR_RETURN(std::string mode,
+                   w.QueryText("PRAGMA journal_mode = WAL", "open " + path + ": set WAL mode"));
+  if (!impl->shared_reader && mode != "wal")
+    return IoError("store: open " + path + ": could not switch to WAL journal mode (got \"" +
+                   mode + "\")");
+  RETURN_IF_ERROR(w.Exec("PRAGMA synchronous = " + sync, "open " + path + ": set synchronous"));
+  RETURN_IF_ERROR(w.Exec("PRAGMA foreign_keys = ON", "open " + path + ": enable foreign keys"));
+  ASSIGN_OR_RETURN(impl->schema_version, ApplyMigrations(w, SchemaMigrations(), path));
+  ASSIGN_OR_RETURN(impl->last_seq, w.QueryInt("SELECT COALESCE(MAX(seq), 0) FROM events",
+                                              "open " + path + ": read last event"));
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+int Store::SchemaVersion() const { return impl_->schema_version; }
+
+Result<JobId> Store::SubmitJob(const JobSpec& spec, TimeMs now) {
+  RETURN_IF_ERROR(model::ValidateJobSpec(spec));
+  SubmitRequest req;
+  req.name = spec.name;
+  req.user = spec.user;
+  req.queue = spec.queue;
+  req.priority = spec.priority;
+  req.now = now;
+  try {
+    req.spec_json = model::JobSpecToJson(spec).dump();
+    req.event_data = json{{"name", spec.name}, {"user", spec.user}, {"queue", spec.queue}}.dump();
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("spec: cannot be stored as JSON: ") + e.what());
+  }
+
+  Impl& m = *impl_;
+  std::unique_lock<std::mutex> l(m.submit_mu);
+  m.pending.push_back(&req);
+  while (!req.done) {
+    if (m.leader_active) {
+      m.submit_cv.wait(l);
+      continue;
+    }
+    // Lead: commit everything queued so far (up to the batch limit) in one
+    // transaction while later arrivals queue up behind it.
+    m.leader_active = true;
+    std::vector<SubmitRequest*> batch;
+    while (!m.pending.empty() && batch.size() < static_cast<size_t>(m.options.max_submit_batch)) {
+      batch.push_back(m.pending.front());
+      m.pending.pop_front();
+    }
+    l.unlock();
+    {
+      std::lock_guard<std::mutex> w(m.write_mu);
+      m.CommitSubmitBatch(batch);
+    }
+    l.lock();
+    for (SubmitRequest* r : batch) r->done = true;
+    m.leader_active = false;
+    m.submit_cv.notify_all();
+  }
+  return std::move(req.result);
+}
+
+Result<Job> Store::GetJob(JobId id) const {
+  static const std::string kSql = std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?1";
+  return impl_->Read<Job>([&](Conn& c) -> Result<Job> {
+    std::string op = "get " + JobName(id);
+    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSql, op));
+    Stmt st(raw);
+    st.Bind(1, id);
+    ASSIGN_OR_RETURN(bool row, st.Step(op));
+    if (!row) return NotFound(JobName(id) + " not found");
+    return ReadJobRow(st);
+  });
+}
+
+namespace {
+
+Result<std::vector<Job>> RunJobQuery(Conn& c, const std::string& sql,
+                                     const std::vector<std::string>& text_args, int64_t limit,
+                                     const std::string& op) {
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(sql, op));
+  Stmt st(raw);
+  int i = 1;
+  for (const std::string& a : text_args) st.Bind(i++, std::string_view(a));
+  st.Bind(i, limit > 0 ? limit : int64_t{-1});
+  std::vector<Job> jobs;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, st.Step(op));
+    if (!row) break;
+    ASSIGN_OR_RETURN(Job job, ReadJobRow(st));
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
+
+}  // namespace
+
+Result<std::vector<Job>> Store::ListJobs(const JobFilter& filter) const {
+  std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs";
+  std::vector<std::string> args;
+  std::vector<std::string> where;
+  if (!filter.states.empty()) {
+    std::string in = "state IN (";
+    for (size_t i = 0; i < filter.states.size(); ++i) {
+      in += i == 0 ? "?" : ", ?";
+      args.push_back(model::JobStateName(filter.states[i]));
+    }
+    where.push_back(in + ")");
+  }
+  if (!filter.user.empty()) {
+    where.push_back("user = ?");
+    args.push_back(filter.user);
+  }
+  if (!filter.queue.empty()) {
+    where.push_back("queue = ?");
+    args.push_back(filter.queue);
+  }
+  for (size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+  sql += filter.newest_first ? " ORDER BY id DESC" : " ORDER BY id";
+  sql += " LIMIT ?";
+  return impl_->Read<std::vector<Job>>(
+      [&](Conn& c) { return RunJobQuery(c, sql, args, filter.limit, "list jobs"); });
+}
+
+Result<std::vector<Job>> Store::ListActiveJobs() const {
+  static const std::string kSql =
+      std::string("SELECT ") + kJobColumns +
+      " FROM jobs WHERE state IN ('Pending', 'Scheduled', 'Running', 'Preempted') ORDER BY id"
+      " LIMIT ?";
+  return impl_->Read<std::vector<Job>>(
+      [&](Conn& c) { return RunJobQuery(c, kSql, {}, 0, "list active jobs"); });
+}
+
+Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& update,
+                         const std::string& event_type, const std::string& message, TimeMs now,
+                         const nlohmann::json& data) {
+  const std::string move = std::string(model::JobStateName(from)) + " -> " + model::JobStateName(to);
+  const std::string op = "move " + JobName(id) + " " + move;
+  if (!model::IsValidTransition(from, to))
+    return FailedPrecondition(JobName(id) + ": cannot move " + move +
+                              ": the job state machine does not allow it");
+  std::optional<std::string> placement_json;
+  if (update.placement) {
+    ASSIGN_OR_RETURN(placement_json, DumpJson(PlacementToJson(*update.placement), "placement"));
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> data_json, DumpJson(data, "event data"));
+  const std::string type =
+      event_type.empty() ? std::string("Job") + model::JobStateName(to) : event_type;
+
+  static const std::string kSelect = "SELECT state FROM jobs WHERE id = ?1";
+  static const std::string kUpdate =
+      "UPDATE jobs SET state = ?1,"
+      " schedule_time = COALESCE(?2, schedule_time),"
+      " start_time = COALESCE(?3, start_time),"
+      " end_time = COALESCE(?4, end_time),"
+      " exit_code = CASE WHEN ?5 IS NOT NULL THEN ?5 WHEN ?6 THEN NULL ELSE exit_code END,"
+      " message = COALESCE(?7, message),"
+      " placement = CASE WHEN ?8 IS NOT NULL THEN ?8 WHEN ?9 THEN NULL ELSE placement END,"
+      " attempts = COALESCE(?10, attempts)"
+      " WHERE id = ?11";
+  static const std::string kInsertEvent =
+      "INSERT INTO events (time, type, job_id, state, message, data) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> w(m.write_mu);
+  Conn& c = *m.writer;
+  RETURN_IF_ERROR(c.Begin(op + ": begin"));
+  auto body = [&]() -> Result<int64_t> {
+    {
+      ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read state"));
+      Stmt st(raw);
+      st.Bind(1, id);
+      ASSIGN_OR_RETURN(bool row, st.Step(op + ": read state"));
+      if (!row) return NotFound(JobName(id) + " not found (cannot move " + move + ")");
+      std::string current = st.Text(0);
+      if (current != model::JobStateName(from))
+        return FailedPrecondition(JobName(id) + " is " + current + ", not " +
+                                  model::JobStateName(from) + ": cannot move " + move);
+    }
+    {
+      ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kUpdate, op + ": update job"));
+      Stmt st(raw);
+      st.Bind(1, std::string_view(model::JobStateName(to)));
+      st.Bind(2, update.schedule_time);
+      st.Bind(3, update.start_time);
+      st.Bind(4, update.end_time);
+      if (update.exit_code) st.Bind(5, int64_t{*update.exit_code});
+      st.Bind(6, int64_t{update.clear_exit_code ? 1 : 0});
+      st.Bind(7, update.message);
+      st.Bind(8, placement_json);
+      st.Bind(9, int64_t{update.clear_placement ? 1 : 0});
+      if (update.attempts) st.Bind(10, int64_t{*update.attempts});
+      st.Bind(11, id);
+      RETURN_IF_ERROR(st.Run(op + ": update job"));
+    }
+    {
+      ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kInsertEvent, op + ": insert event"));
+      Stmt st(raw);
+      st.Bind(1, now);
+      st.Bind(2, std::string_view(type));
+      st.Bind(3, id);
+      st.Bind(4, std::string_view(model::JobStateName(to)));
+      st.Bind(5, std::string_view(message));
+      st.Bind(6, data_json);
+      RETURN_IF_ERROR(st.Run(op + ": insert event"));
+    }
+    return sqlite3_last_insert_rowid(c.db());
+  };
+  Result<int64_t> seq = body();
+  Status st = seq.status();
+  if (st.ok()) st = c.Commit(op + ": commit");
+  if (!st.ok()) {
+    c.Rollback();
+    return st;
+  }
+  m.Published(*seq);
+  return Status::Ok();
+}
+
+Status Store::AppendEvent(const std::string& type, JobId job, const std::string& message,
+                          TimeMs now, const nlohmann::json& data) {
+  if (type.empty()) return InvalidArgument("event type: must not be empty");
+  const std::string op = "append event " + type + (job != 0 ? " for " + JobName(job) : "");
+  ASSIGN_OR_RETURN(std::optional<std::string> data_json, DumpJson(data, "event data"));
+  static const std::string kSelect = "SELECT state FROM jobs WHERE id = ?1";
+  static const std::string kInsert =
+      "INSERT INTO events (time, type, job_id, state, message, data) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> w(m.write_mu);
+  Conn& c = *m.writer;
+  RETURN_IF_ERROR(c.Begin(op + ": begin"));
+  auto body = [&]() -> Result<int64_t> {
+    std::string state;
+    if (job != 0) {
+      ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read job"));
+      Stmt st(raw);
+      st.Bind(1, job);
+      ASSIGN_OR_RETURN(bool row, st.Step(op + ": read job"));
+      if (!row) return NotFound(op + ": " + JobName(job) + " not found");
+      state = st.Text(0);
+    }
+    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kInsert, op));
+    Stmt st(raw);
+    st.Bind(1, now);
+    st.Bind(2, std::string_view(type));
+    if (job != 0) st.Bind(3, job);
+    st.Bind(4, std::string_view(state));
+    st.Bind(5, std::string_view(message));
+    st.Bind(6, data_json);
+    RETURN_IF_ERROR(st.Run(op));
+    return sqlite3_last_insert_rowid(c.db());
+  };
+  Result<int64_t> seq = body();
+  Status st = seq.status();
+  if (st.ok()) st = c.Commit(op + ": commit");
+  if (!st.ok()) {
+    c.Rollback();
+    return st;
+  }
+  m.Published(*seq);
+  return Status::Ok();
+}
+
+Result<std::vector<Event>> Store::EventsSince(int64_t after, int64_t limit, JobId job) const {
+  static const std::string kAll = std::string("SELECT ") + kEventColumns +
+                                  " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+  static const std::string kByJob = std::string("SELECT ") + kEventColumns +
+                                    " FROM events WHERE seq > ?1 AND job_id = ?3 ORDER BY seq"
+                                    " LIMIT ?2";
+  return impl_->Read<std::vector<Event>>([&](Conn& c) -> Result<std::vector<Event>> {
+    const std::string op = "read events";
+    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(job != 0 ? kByJob : kAll, op));
+    Stmt st(raw);
+    st.Bind(1, after);
+    st.Bind(2, limit > 0 ? limit : int64_t{-1});
+    if (job != 0) st.Bind(3, job);
+    std::vector<Event> events;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, st.Step(op));
+      if (!row) break;
+      ASSIGN_OR_RETURN(Event e, ReadEventRow(st));
+      events.push_back(std::move(e));
+    }
+    return events;
+  });
+}
+
+int64_t Store::LastEventSeq() const {
+  std::lock_guard<std::mutex> l(impl_->event_mu);
+  return impl_->last_seq;
+}
+
+int64_t Store::WaitForEvent(int64_t after, int64_t timeout_ms) const {
+  Impl& m = *impl_;
+  std::unique_lock<std::mutex> l(m.event_mu);
+  if (timeout_ms > 0) {
+    m.event_cv.wait_for(l, std::chrono::milliseconds(timeout_ms),
+                        [&] { return m.last_seq > after || m.closing; });
+  }
+  return m.last_seq;
+}
+
+Status Store::PutMeta(const std::string& key, const std::string& value) {
+  static const std::string kSql =
+      "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+      "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+  const std::string op = "put meta " + key;
+  std::lock_guard<std::mutex> w(impl_->write_mu);
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw, impl_->writer->Prepare(kSql, op));
+  Stmt st(raw);
+  st.Bind(1, std::string_view(key));
+  st.Bind(2, std::string_view(value));
+  return st.Run(op);
+}
+
+Result<std::optional<std::string>> Store::GetMeta(const std::string& key) const {
+  static const std::string kSql = "SELECT value FROM meta WHERE key = ?1";
+  return impl_->Read<std::optional<std::string>>(
+      [&](Conn& c) -> Result<std::optional<std::string>> {
+        const std::string op = "get meta " + key;
+        ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSql, op));
+        Stmt st(raw);
+        st.Bind(1, std::string_view(key));
+        ASSIGN_OR_RETURN(bool row, st.Step(op));
+        if (!row) return std::optional<std::string>();
+        return std::optional<std::string>(st.Text(0));
+      });
+}
+
+}  // namespace berth::store
