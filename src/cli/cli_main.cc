@@ -1,0 +1,595 @@
+// berth: the command-line client of berthd.
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "cli/client.h"
+#include "cli/table.h"
+#include "common/clock.h"
+#include "common/quantity.h"
+#include "daemon/config.h"
+#include "model/spec_reader.h"
+
+#ifndef BERTH_VERSION
+#define BERTH_VERSION "0.0.0"
+#endif
+
+namespace berth::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kExitError = 1;   // the request failed (server said no)
+constexpr int kExitUsage = 2;   // bad flags or input
+constexpr int kExitNoServer = 3;
+
+int Report(const Status& st) {
+  std::cerr << "berth: error: " << st.message() << "\n";
+  if (st.code() == StatusCode::kUnavailable) return kExitNoServer;
+  if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kUnschedulable)
+    return kExitUsage;
+  return kExitError;
+}
+
+std::string DefaultServer() {
+  if (const char* s = std::getenv("BERTH_SERVER"); s && *s) return s;
+  return "http://127.0.0.1:7420";
+}
+
+std::string CurrentUser() {
+  if (const char* u = std::getenv("USER"); u && *u) return u;
+  if (struct passwd* pw = getpwuid(getuid())) return pw->pw_name;
+  return "unknown";
+}
+
+// "2026-11-23T19:27:55.123Z" -> ms since the epoch (0 if empty).
+TimeMs ParseTime(const std::string& s) {
+  if (s.empty()) return 0;
+  struct tm tm = {};
+  int ms = 0;
+  if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
+    return 0;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<TimeMs>(timegm(&tm)) * 1000 + ms;
+}
+
+std::string Str(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return "";
+  if (j[key].is_string()) return j[key].get<std::string>();
+  return j[key].dump();
+}
+
+std::string GpuList(const json& job) {
+  std::string out;
+  for (const auto& g : job.value("gpus", json::array())) out += (out.empty() ? "" : ",") + g.dump();
+  return out;
+}
+
+std::string Age(TimeMs t) {
+  if (!t) return "";
+  return FormatDuration(SystemClock::Default().Now() - t);
+}
+
+std::string Runtime(const json& j) {
+  TimeMs start = ParseTime(Str(j, "startTime"));
+  if (!start) return "";
+  TimeMs end = ParseTime(Str(j, "endTime"));
+  return FormatDuration((end ? end : SystemClock::Default().Now()) - start);
+}
+
+std::string GpuRequest(const json& job) {
+  try {
+    return job["spec"]["spec"]["resources"]["gpus"].get<std::string>();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+void PrintJob(const json& j) {
+  auto row = [](const std::string& k, const std::string& v) {
+    if (!v.empty()) std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << v << "\n";
+  };
+  row("Id:", Str(j, "id"));
+  row("Name:", Str(j, "name"));
+  row("User:", Str(j, "user"));
+  row("Queue:", Str(j, "queue"));
+  row("Priority:", Str(j, "priority"));
+  row("State:", Str(j, "state"));
+  row("Message:", Str(j, "message"));
+  row("Waiting:", Str(j, "waitingReason"));
+  row("Exit code:", Str(j, "exitCode"));
+  std::string cmd;
+  try {
+    for (const auto& a : j["spec"]["spec"]["command"]) cmd += (cmd.empty() ? "" : " ") + a.get<std::string>();
+  } catch (const std::exception&) {
+  }
+  row("Command:", cmd);
+  row("GPUs asked:", GpuRequest(j));
+  row("Node:", Str(j, "node"));
+  std::string gpus = GpuList(j);
+  if (!gpus.empty()) {
+    std::string uu;
+    for (const auto& u : j.value("gpuUuids", json::array())) uu += (uu.empty() ? "" : ",") + u.get<std::string>();
+    row("GPUs:", gpus + (uu.empty() ? "" : " (" + uu + ")"));
+  }
+  row("Attempts:", Str(j, "attempts"));
+  row("Submitted:", Str(j, "submitTime"));
+  row("Scheduled:", Str(j, "scheduledTime"));
+  row("Started:", Str(j, "startTime"));
+  row("Ended:", Str(j, "endTime"));
+  row("Run time:", Runtime(j));
+  if (j.contains("gpuUsage") && j["gpuUsage"].is_object()) {
+    const json& u = j["gpuUsage"];
+    std::ostringstream s;
+    s << "utilization avg " << u.value("avgUtilization", 0.0) << "% peak "
+      << u.value("peakUtilization", 0.0) << "%, memory avg " << u.value("avgMemoryMiB", 0.0)
+      << " MiB peak " << u.value("peakMemoryMiB", 0.0) << " MiB";
+    row("GPU usage:", s.str());
+  }
+}
+
+// Streams a job's logs to stdout until it ends. Returns the final state
+// event's JSON (state, exitCode, message).
+Result<json> FollowLogs(ApiClient& api, const std::string& id) {
+  json end;
+  Status st = api.Stream("/api/v1/jobs/" + id + "/logs?follow=true",
+                         [&](const std::string& event, const std::string& data) {
+                           if (event == "end") {
+                             try {
+                               end = json::parse(data);
+                             } catch (const std::exception&) {
+                             }
+                             return false;
+                           }
+                           std::cout << data << "\n" << std::flush;
+                           return true;
+                         });
+  if (!st.ok()) return st;
+  if (end.is_null()) {  // the stream closed early: ask for the state
+    ASSIGN_OR_RETURN(json job, api.Get("/api/v1/jobs/" + id));
+    end = {{"state", job["state"]}, {"exitCode", job["exitCode"]}, {"message", job["message"]}};
+  }
+  return end;
+}
+
+// The exit code `berth run --wait` ends with, like srun: the job's own.
+int ExitCodeFor(const json& end) {
+  std::string state = end.value("state", "");
+  if (!end["exitCode"].is_null() && state != "Cancelled") return end["exitCode"].get<int>();
+  if (state == "Succeeded") return 0;
+  if (state == "Cancelled") return 130;
+  return kExitError;
+}
+
+int WaitAndExit(ApiClient& api, const std::string& id) {
+  auto end = FollowLogs(api, id);
+  if (!end.ok()) return Report(end.status());
+  std::string state = end->value("state", "");
+  if (state != "Succeeded")
+    std::cerr << "berth: job " << id << " " << state << ": " << end->value("message", "") << "\n";
+  return ExitCodeFor(*end);
+}
+
+std::string SelfDir() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "" : p.parent_path().string();
+}
+
+std::string FindBerthd() {
+  std::string dir = SelfDir();
+  if (!dir.empty() && ::access((dir + "/berthd").c_str(), X_OK) == 0) return dir + "/berthd";
+  return "berthd";  // from PATH
+}
+
+int Up(const std::vector<std::string>& daemon_args, bool detach, const std::string& data_dir,
+       const std::string& server) {
+  std::string berthd = FindBerthd();
+  std::vector<std::string> args = {berthd};
+  args.insert(args.end(), daemon_args.begin(), daemon_args.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (!detach) {
+    ::execvp(argv[0], argv.data());
+    std::cerr << "berth: cannot start " << berthd << ": " << std::strerror(errno) << "\n";
+    return kExitError;
+  }
+  std::string dir = data_dir.empty() ? daemon::DefaultDataDir() : data_dir;
+  std::filesystem::create_directories(dir);
+  std::string log = dir + "/berthd.log";
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::cerr << "berth: fork: " << std::strerror(errno) << "\n";
+    return kExitError;
+  }
+  if (pid == 0) {
+    ::setsid();
+    FILE* f = std::freopen(log.c_str(), "a", stderr);
+    if (f) ::dup2(::fileno(stderr), STDOUT_FILENO);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "berth: cannot start %s: %s\n", berthd.c_str(), std::strerror(errno));
+    ::_exit(127);
+  }
+  ApiClient api(server);
+  int64_t deadline = MonotonicNanos() + 20'000'000'000LL;
+  while (MonotonicNanos() < deadline) {
+    int status;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      std::cerr << "berth: berthd exited during start-up; its log (" << log << ") ends with:\n";
+      std::ifstream in(log);
+      std::vector<std::string> lines;
+      for (std::string l; std::getline(in, l);) lines.push_back(l);
+      for (size_t i = lines.size() > 10 ? lines.size() - 10 : 0; i < lines.size(); ++i)
+        std::cerr << "  " << lines[i] << "\n";
+      return kExitError;
+    }
+    auto h = api.Get("/healthz");
+    if (h.ok()) {
+      std::cout << "berthd " << h->value("version", "") << " is up at " << server << " (pid " << pid
+                << ", " << h->value("inventory", "") << ", policy " << h->value("policy", "")
+                << "); log: " << log << "\n";
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::cerr << "berth: berthd did not answer at " << server << " within 20 s; see " << log << "\n";
+  return kExitError;
+}
+
+int Down(const std::string& data_dir) {
+  std::string dir = data_dir.empty() ? daemon::DefaultDataDir() : data_dir;
+  std::ifstream in(dir + "/berthd.lock");
+  pid_t pid = 0;
+  if (!(in >> pid) || pid <= 0 || ::kill(pid, 0) != 0) {
+    std::cerr << "berth: no berthd is running for " << dir << "\n";
+    return kExitError;
+  }
+  ::kill(pid, SIGTERM);
+  int64_t deadline = MonotonicNanos() + 30'000'000'000LL;
+  while (MonotonicNanos() < deadline) {
+    // Gone, or a zombie waiting for a parent that does not reap.
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string s;
+    std::getline(stat, s);
+    size_t rp = s.rfind(')');
+    if (s.empty() || (rp != std::string::npos && rp + 2 < s.size() && s[rp + 2] == 'Z')) {
+      std::cout << "berthd (pid " << pid << ") stopped; running tasks keep running\n";
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::cerr << "berth: berthd (pid " << pid << ") did not stop within 30 s\n";
+  return kExitError;
+}
+
+json BuildRunSpec(const std::vector<std::string>& command, const std::string& name,
+                  const std::string& queue, int64_t priority, const std::string& gpus,
+                  const std::string& cpu, const std::string& memory, const std::string& time_limit,
+                  const std::vector<std::string>& envs, const std::string& workdir) {
+  json resources = json::object();
+  if (!gpus.empty()) resources["gpus"] = gpus;
+  if (!cpu.empty()) resources["cpu"] = cpu;
+  if (!memory.empty()) resources["memory"] = memory;
+  json spec = {{"command", command}, {"resources", resources}};
+  if (!queue.empty()) spec["queue"] = queue;
+  if (priority) spec["priority"] = priority;
+  if (!time_limit.empty()) spec["timeLimit"] = time_limit;
+  if (!workdir.empty()) spec["workingDir"] = workdir;
+  json env = json::object();
+  for (const auto& e : envs) {
+    size_t eq = e.find('=');
+    if (eq == std::string::npos) {
+      const char* v = std::getenv(e.c_str());
+      env[e] = v ? v : "";
+    } else {
+      env[e.substr(0, eq)] = e.substr(eq + 1);
+    }
+  }
+  if (!env.empty()) spec["env"] = env;
+  json meta = {{"user", CurrentUser()}};
+  if (!name.empty()) meta["name"] = name;
+  return {{"apiVersion", "berth/v1"}, {"kind", "Job"}, {"metadata", meta}, {"spec", spec}};
+}
+
+std::string Pct(const json& t, const char* key) {
+  if (!t.contains(key) || t[key].is_null()) return "-";
+  std::ostringstream s;
+  s << static_cast<int>(t[key].get<double>() + 0.5) << "%";
+  return s.str();
+}
+
+void PrintGpus(const json& reply) {
+  Table t({"NODE", "GPU", "MODEL", "UTIL", "MEMORY", "TEMP", "POWER", "ALLOC", "JOB", "USER"});
+  for (const auto& n : reply["nodes"]) {
+    for (const auto& g : n["gpus"]) {
+      json tel = g.value("telemetry", json::object());
+      std::string mem = "-", temp = "-", power = "-";
+      int64_t total = g.value("memoryMiB", int64_t{0});
+      if (tel.contains("memoryUsedMiB"))
+        mem = std::to_string(tel["memoryUsedMiB"].get<int64_t>()) + "/" + std::to_string(total) + " MiB";
+      else
+        mem = "-/" + std::to_string(total) + " MiB";
+      if (tel.contains("temperatureC") && !tel["temperatureC"].is_null())
+        temp = std::to_string(tel["temperatureC"].get<int>()) + "C";
+      if (tel.contains("powerW") && !tel["powerW"].is_null()) {
+        std::ostringstream s;
+        s << static_cast<int>(tel["powerW"].get<double>() + 0.5) << "W";
+        power = s.str();
+      }
+      std::string jobs, users;
+      for (const auto& h : g["jobs"]) {
+        jobs += (jobs.empty() ? "" : ",") + h["job"].dump();
+        users += (users.empty() ? "" : ",") + h["user"].get<std::string>();
+      }
+      t.Add({n["name"].get<std::string>(), g["index"].dump(), g.value("model", ""),
+             Pct(tel, "utilization"), mem, temp, power, g.value("allocated", "0"),
+             jobs.empty() ? "-" : jobs, users.empty() ? "-" : users});
+    }
+  }
+  t.Print(std::cout);
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"berth: run jobs on a shared pool of GPUs (client of berthd)", "berth"};
+  app.require_subcommand(1);
+  std::string server = DefaultServer();
+  app.add_option("--server", server, "berthd URL (default $BERTH_SERVER or http://127.0.0.1:7420)");
+  app.set_version_flag("--version", BERTH_VERSION);
+
+  // up / down
+  auto* up = app.add_subcommand("up", "start berthd (foreground unless --detach)");
+  bool detach = false;
+  std::string up_listen, up_data, up_config, up_policy, up_log_level;
+  int up_gpus = -1;
+  up->add_flag("-d,--detach", detach, "run in the background; wait until it answers");
+  up->add_option("--listen", up_listen, "HOST:PORT (default 127.0.0.1:7420)");
+  up->add_option("--data-dir", up_data, "state directory (default ~/.local/share/berth)");
+  up->add_option("--config", up_config, "YAML configuration file");
+  up->add_option("--gpus", up_gpus, "declare N simulated GPUs (machines without NVIDIA GPUs)");
+  up->add_option("--policy", up_policy, "scheduling policy");
+  up->add_option("--log-level", up_log_level, "trace, debug, info, warn, error");
+  auto* down = app.add_subcommand("down", "stop berthd (tasks keep running)");
+  std::string down_data;
+  down->add_option("--data-dir", down_data, "state directory of the daemon to stop");
+
+  // run / submit
+  auto* run = app.add_subcommand("run", "run a command as a job: berth run [flags] -- CMD ARGS");
+  std::string gpus, cpu, memory, name, queue, time_limit, workdir;
+  int64_t priority = 0;
+  std::vector<std::string> envs, command;
+  bool wait = false;
+  run->add_option("--gpus", gpus, "GPUs (whole, or a fraction like 0.5)");
+  run->add_option("--cpu", cpu, "CPU cores (e.g. 2 or 500m)");
+  run->add_option("--memory", memory, "memory (e.g. 16Gi, 512Mi)");
+  run->add_option("--name", name, "job name");
+  run->add_option("--queue", queue, "queue (default: default)");
+  run->add_option("--priority", priority, "priority (higher runs first where the policy allows)");
+  run->add_option("--time-limit", time_limit, "time limit (e.g. 2h, 90s)");
+  run->add_option("-e,--env", envs, "KEY=VALUE (or KEY to pass this shell's value)");
+  run->add_option("--workdir", workdir, "working directory (absolute)");
+  run->add_flag("-w,--wait", wait, "stream the logs and exit with the job's exit code");
+  run->add_option("command", command, "the command and its arguments (after --)")->required();
+  auto* submit = app.add_subcommand("submit", "submit a job document (YAML or JSON)");
+  std::string file;
+  bool submit_wait = false;
+  submit->add_option("-f,--file", file, "the job file ('-' for standard input)")->required();
+  submit->add_flag("-w,--wait", submit_wait, "stream the logs and exit with the job's exit code");
+
+  // ps / get / logs / cancel / events / gpus
+  auto* ps = app.add_subcommand("ps", "list jobs (active ones unless --all or --state)");
+  bool all = false;
+  std::string ps_state, ps_user, ps_queue, output = "table";
+  int64_t ps_limit = 0;
+  ps->add_flag("-a,--all", all, "include ended jobs");
+  ps->add_option("--state", ps_state, "comma-separated states");
+  ps->add_option("--user", ps_user, "only this user's jobs");
+  ps->add_option("--queue", ps_queue, "only this queue's jobs");
+  ps->add_option("--limit", ps_limit, "at most N jobs (newest)");
+  ps->add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  auto* get = app.add_subcommand("get", "show one job");
+  std::string id;
+  get->add_option("id", id, "job id")->required();
+  get->add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  auto* logs = app.add_subcommand("logs", "print a job's output");
+  bool follow = false;
+  logs->add_option("id", id, "job id")->required();
+  logs->add_flag("-f,--follow", follow, "keep printing until the job ends");
+  auto* cancel = app.add_subcommand("cancel", "cancel jobs (SIGTERM, grace period, SIGKILL)");
+  std::vector<std::string> ids;
+  cancel->add_option("ids", ids, "job ids")->required();
+  auto* events = app.add_subcommand("events", "print the event log");
+  std::string ev_job;
+  int64_t after = 0;
+  events->add_option("--job", ev_job, "only this job's events");
+  events->add_option("--after", after, "events after this sequence number");
+  events->add_flag("-f,--follow", follow, "keep printing new events");
+  events->add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  auto* gpus_cmd = app.add_subcommand("gpus", "show every GPU, its telemetry and its jobs");
+  bool watch = false;
+  gpus_cmd->add_flag("-w,--watch", watch, "refresh every 2 s");
+  gpus_cmd->add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+
+  if (up->parsed()) {
+    std::vector<std::string> dargs;
+    std::string listen = up_listen;
+    if (!up_listen.empty()) dargs.insert(dargs.end(), {"--listen", up_listen});
+    if (!up_data.empty()) dargs.insert(dargs.end(), {"--data-dir", up_data});
+    if (!up_config.empty()) dargs.insert(dargs.end(), {"--config", up_config});
+    if (up_gpus >= 0) dargs.insert(dargs.end(), {"--gpus", std::to_string(up_gpus)});
+    if (!up_policy.empty()) dargs.insert(dargs.end(), {"--policy", up_policy});
+    if (!up_log_level.empty()) dargs.insert(dargs.end(), {"--log-level", up_log_level});
+    std::string url = server;
+    if (!up_listen.empty()) {
+      std::string host = "127.0.0.1";
+      int port = 7420;
+      Status st = daemon::ParseListen(up_listen, &host, &port);
+      if (!st.ok()) return Report(st);
+      if (host == "0.0.0.0") host = "127.0.0.1";
+      url = "http://" + host + ":" + std::to_string(port);
+    }
+    return Up(dargs, detach, up_data, url);
+  }
+  if (down->parsed()) return Down(down_data);
+
+  ApiClient api(server);
+
+  if (run->parsed() || submit->parsed()) {
+    std::string body;
+    if (run->parsed()) {
+      for (auto [flag, val] : {std::pair<const char*, std::string*>{"--gpus", &gpus}, {"--cpu", &cpu}}) {
+        if (val->empty()) continue;
+        auto r = model::ParseMilli(*val);
+        if (!r.ok()) return Report(InvalidArgument(std::string(flag) + ": " + r.status().message()));
+      }
+      if (!memory.empty()) {
+        auto r = model::ParseMemory(memory);
+        if (!r.ok()) return Report(InvalidArgument("--memory: " + r.status().message()));
+      }
+      body = BuildRunSpec(command, name, queue, priority, gpus, cpu, memory, time_limit, envs, workdir).dump();
+    } else {
+      std::stringstream ss;
+      if (file == "-") {
+        ss << std::cin.rdbuf();
+      } else {
+        std::ifstream in(file);
+        if (!in) return Report(InvalidArgument("-f: cannot read \"" + file + "\""));
+        ss << in.rdbuf();
+      }
+      body = ss.str();
+      wait = submit_wait;
+    }
+    auto job = api.Post("/api/v1/jobs", body, "application/yaml");
+    if (!job.ok()) return Report(job.status());
+    std::string jid = (*job)["id"].dump();
+    if (!wait) {
+      std::cout << jid << "\n";
+      return 0;
+    }
+    std::cerr << "berth: job " << jid << " submitted\n";
+    return WaitAndExit(api, jid);
+  }
+
+  if (ps->parsed()) {
+    std::string q = "/api/v1/jobs?newest=" + std::string(ps_limit > 0 ? "true" : "false");
+    if (!ps_state.empty()) q += "&state=" + ps_state;
+    else if (!all) q += "&state=Pending,Scheduled,Running,Preempted";
+    if (!ps_user.empty()) q += "&user=" + ps_user;
+    if (!ps_queue.empty()) q += "&queue=" + ps_queue;
+    if (ps_limit > 0) q += "&limit=" + std::to_string(ps_limit);
+    auto r = api.Get(q);
+    if (!r.ok()) return Report(r.status());
+    if (output == "json") {
+      std::cout << (*r)["items"].dump(2) << "\n";
+      return 0;
+    }
+    Table t({"ID", "NAME", "USER", "QUEUE", "STATE", "GPUS", "NODE", "ASSIGNED", "AGE", "RUNTIME", "EXIT"});
+    for (const auto& j : (*r)["items"]) {
+      t.Add({j["id"].dump(), Str(j, "name"), Str(j, "user"), Str(j, "queue"), Str(j, "state"),
+             GpuRequest(j), Str(j, "node"), GpuList(j), Age(ParseTime(Str(j, "submitTime"))),
+             Runtime(j), Str(j, "exitCode")});
+    }
+    t.Print(std::cout);
+    return 0;
+  }
+  if (get->parsed()) {
+    auto r = api.Get("/api/v1/jobs/" + id);
+    if (!r.ok()) return Report(r.status());
+    if (output == "json") std::cout << r->dump(2) << "\n";
+    else PrintJob(*r);
+    return 0;
+  }
+  if (logs->parsed()) {
+    if (follow) {
+      auto end = FollowLogs(api, id);
+      return end.ok() ? 0 : Report(end.status());
+    }
+    auto r = api.GetText("/api/v1/jobs/" + id + "/logs");
+    if (!r.ok()) return Report(r.status());
+    std::cout << *r << std::flush;
+    return 0;
+  }
+  if (cancel->parsed()) {
+    int rc = 0;
+    for (const auto& one : ids) {
+      auto r = api.Post("/api/v1/jobs/" + one + "/cancel", "");
+      if (!r.ok()) {
+        rc = Report(r.status().WithContext("job " + one));
+        continue;
+      }
+      std::cout << "job " << one << ": " << ((*r)["state"] == "Cancelled" ? "cancelled" : "cancelling") << "\n";
+    }
+    return rc;
+  }
+  if (events->parsed()) {
+    std::string q = "/api/v1/events?after=" + std::to_string(after);
+    if (!ev_job.empty()) q += "&job=" + ev_job;
+    auto print = [&](const json& e) {
+      if (output == "json") {
+        std::cout << e.dump() << "\n" << std::flush;
+        return;
+      }
+      std::cout << Str(e, "time") << "  " << Str(e, "type") << "  job " << Str(e, "job") << "  "
+                << Str(e, "message") << "\n" << std::flush;
+    };
+    if (follow) {
+      Status st = api.Stream(q + "&follow=true", [&](const std::string&, const std::string& data) {
+        try {
+          print(json::parse(data));
+        } catch (const std::exception&) {
+        }
+        return true;
+      });
+      return st.ok() ? 0 : Report(st);
+    }
+    auto r = api.Get(q);
+    if (!r.ok()) return Report(r.status());
+    for (const auto& e : (*r)["items"]) print(e);
+    return 0;
+  }
+  if (gpus_cmd->parsed()) {
+    while (true) {
+      auto r = api.Get("/api/v1/gpus");
+      if (!r.ok()) return Report(r.status());
+      if (output == "json") {
+        std::cout << r->dump(2) << "\n";
+        return 0;
+      }
+      if (watch) std::cout << "\033[H\033[2J" << "berth gpus  " << FormatTime(SystemClock::Default().Now()) << "\n\n";
+      PrintGpus(*r);
+      std::cout << std::flush;
+      if (!watch) return 0;
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace berth::cli
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  return berth::cli::Main(argc, argv);
+}

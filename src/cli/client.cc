@@ -1,0 +1,132 @@
+#include "cli/client.h"
+
+#include <httplib.h>
+
+namespace berth::cli {
+namespace {
+
+Status FromReply(int status, const std::string& body) {
+  std::string message = body;
+  StatusCode code = StatusCode::kInternal;
+  try {
+    auto j = nlohmann::json::parse(body);
+    if (j.contains("error")) {
+      message = j["error"].value("message", body);
+      std::string c = j["error"].value("code", "");
+      for (StatusCode sc : {StatusCode::kInvalidArgument, StatusCode::kNotFound,
+                            StatusCode::kAlreadyExists, StatusCode::kFailedPrecondition,
+                            StatusCode::kUnschedulable, StatusCode::kUnavailable,
+                            StatusCode::kInternal, StatusCode::kIo}) {
+        if (c == StatusCodeName(sc)) code = sc;
+      }
+    }
+  } catch (const std::exception&) {
+    message = "HTTP " + std::to_string(status) + ": " + body;
+  }
+  return Status(code, message);
+}
+
+}  // namespace
+
+ApiClient::ApiClient(std::string url) : url_(std::move(url)) {
+  while (!url_.empty() && url_.back() == '/') url_.pop_back();
+  http_ = std::make_unique<httplib::Client>(url_);
+  http_->set_tcp_nodelay(true);
+  http_->set_connection_timeout(5, 0);
+  http_->set_read_timeout(3600, 0);
+  http_->set_keep_alive(true);
+}
+
+ApiClient::~ApiClient() = default;
+
+Status ApiClient::ConnectionError(const std::string& what) const {
+  return Unavailable("cannot reach berthd at " + url_ + " (" + what +
+                     "); start it with `berth up`, or point --server / BERTH_SERVER at it");
+}
+
+Result<nlohmann::json> ApiClient::Get(const std::string& path) {
+  auto res = http_->Get(path.c_str());
+  if (!res) return ConnectionError(httplib::to_string(res.error()));
+  if (res->status / 100 != 2) return FromReply(res->status, res->body);
+  try {
+    return nlohmann::json::parse(res->body);
+  } catch (const std::exception& e) {
+    return Internal(std::string("unreadable reply from berthd: ") + e.what());
+  }
+}
+
+Result<nlohmann::json> ApiClient::Post(const std::string& path, const std::string& body,
+                                       const std::string& content_type) {
+  auto res = http_->Post(path.c_str(), body, content_type.c_str());
+  if (!res) return ConnectionError(httplib::to_string(res.error()));
+  if (res->status / 100 != 2) return FromReply(res->status, res->body);
+  try {
+    return nlohmann::json::parse(res->body);
+  } catch (const std::exception& e) {
+    return Internal(std::string("unreadable reply from berthd: ") + e.what());
+  }
+}
+
+Result<std::string> ApiClient::GetText(const std::string& path) {
+  auto res = http_->Get(path.c_str());
+  if (!res) return ConnectionError(httplib::to_string(res.error()));
+  if (res->status / 100 != 2) return FromReply(res->status, res->body);
+  return res->body;
+}
+
+Status ApiClient::Stream(const std::string& path,
+                         const std::function<bool(const std::string&, const std::string&)>& on_event) {
+  std::string buf;
+  int status = 0;
+  std::string error_body;
+  bool stopped = false;
+  auto res = http_->Get(
+      path.c_str(), httplib::Headers{{"Accept", "text/event-stream"}},
+      [&](const httplib::Response& r) {
+        status = r.status;
+        return true;
+      },
+      [&](const char* data, size_t len) {
+        if (status / 100 != 2) {
+          error_body.append(data, len);
+          return true;
+        }
+        buf.append(data, len);
+        size_t end;
+        while ((end = buf.find("\n\n")) != std::string::npos) {
+          std::string block = buf.substr(0, end);
+          buf.erase(0, end + 2);
+          std::string event, payload;
+          bool has_data = false;
+          size_t start = 0;
+          while (start <= block.size()) {
+            size_t nl = block.find('\n', start);
+            std::string line = block.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+            if (line.rfind("event: ", 0) == 0) {
+              event = line.substr(7);
+            } else if (line.rfind("data: ", 0) == 0 || line == "data:") {
+              if (has_data) payload += "\n";
+              payload += line.size() > 6 ? line.substr(6) : "";
+              has_data = true;
+            }
+            if (nl == std::string::npos) break;
+            start = nl + 1;
+          }
+          if (!has_data && event.empty()) continue;  // comment / keep-alive
+          if (!on_event(event, payload)) {
+            stopped = true;
+            return false;
+          }
+        }
+        return true;
+      });
+  if (stopped) return Status::Ok();
+  if (!res) {
+    if (res.error() == httplib::Error::Canceled) return Status::Ok();
+    return ConnectionError(httplib::to_string(res.error()));
+  }
+  if (status / 100 != 2) return FromReply(status, error_body);
+  return Status::Ok();
+}
+
+}  // namespace berth::cli

@@ -1,0 +1,44 @@
+// A small client for berthd's REST API, used by the berth CLI.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace httplib {
+class Client;
+}
+
+namespace berth::cli {
+
+class ApiClient {
+ public:
+  // url: "http://127.0.0.1:7420".
+  explicit ApiClient(std::string url);
+  ~ApiClient();
+
+  const std::string& url() const { return url_; }
+
+  // JSON requests. A non-2xx reply becomes a Status carrying the server's
+  // error message; a connection failure says how to start the daemon.
+  Result<nlohmann::json> Get(const std::string& path);
+  Result<nlohmann::json> Post(const std::string& path, const std::string& body,
+                              const std::string& content_type = "application/json");
+  Result<std::string> GetText(const std::string& path);
+
+  // Follows a server-sent event stream; `on_event(event, data)` returns false
+  // to stop. Returns when the server ends the stream.
+  Status Stream(const std::string& path,
+                const std::function<bool(const std::string& event, const std::string& data)>& on_event);
+
+ private:
+  Status ConnectionError(const std::string& what) const;
+  std::string url_;
+  std::unique_ptr<httplib::Client> http_;
+};
+
+}  // namespace berth::cli

@@ -1,0 +1,600 @@
+#include "controllers/job_controller.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace berth::controllers {
+
+using model::JobState;
+
+namespace {
+
+const char* IntentName(StopIntent i) {
+  switch (i) {
+    case StopIntent::kCancel: return "cancel";
+    case StopIntent::kPreempt: return "preempt";
+    default: return "";
+  }
+}
+
+std::string SignalName(int sig) {
+  const char* d = sigabbrev_np(sig);
+  return d ? std::string("SIG") + d : "signal " + std::to_string(sig);
+}
+
+bool IsExecutable(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+}  // namespace
+
+JobController::JobController(store::Store& store, sched::Scheduler& scheduler,
+                             exec::Executor& executor, const gpu::Inventory& inventory,
+                             const Clock& clock, JobControllerOptions options)
+    : store_(store),
+      scheduler_(scheduler),
+      executor_(executor),
+      inventory_(inventory),
+      clock_(clock),
+      options_(std::move(options)) {}
+
+JobController::~JobController() { Stop(); }
+
+Status JobController::Start() {
+  ASSIGN_OR_RETURN(std::vector<Job> jobs, store_.ListActiveJobs());
+  std::map<JobId, StopIntent> intents;
+  ASSIGN_OR_RETURN(auto saved, store_.GetMeta("stop_intents"));
+  if (saved) {
+    try {
+      auto j = nlohmann::json::parse(*saved);
+      for (auto& [k, v] : j.items()) {
+        intents[std::stoll(k)] = v == "cancel" ? StopIntent::kCancel : StopIntent::kPreempt;
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("ignoring unreadable stop intents in the store: {}", e.what());
+    }
+  }
+  std::vector<exec::TaskKey> known;
+  for (Job& job : jobs) {
+    Active a;
+    a.job = std::move(job);
+    auto it = intents.find(a.job.id);
+    if (it != intents.end()) a.intent = it->second;
+    active_[a.job.id] = std::move(a);
+  }
+  int pending = 0, live = 0;
+  for (auto& [id, a] : active_) {
+    if (a.job.state == JobState::kPreempted) {
+      // The daemon stopped between the two halves of a requeue.
+      store::JobUpdate u;
+      u.clear_placement = true;
+      Move(a, JobState::kPending, u, "JobRequeued", "requeued after preemption");
+    }
+    if (a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) {
+      known.push_back({id, 0, a.job.attempts});
+      ++live;
+    } else if (a.job.state == JobState::kPending) {
+      ++pending;
+    }
+  }
+  spdlog::info("recovered {} active job(s) from the store: {} pending, {} scheduled or running",
+               active_.size(), pending, live);
+  PublishHolders();
+  stop_ = false;
+  thread_ = std::thread([this] { Loop(); });
+  // Reattach after the thread runs so the events it reports are handled.
+  executor_.Recover(known);
+  return Status::Ok();
+}
+
+void JobController::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stop_ && !thread_.joinable()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Status JobController::CheckCommand(const JobSpec& spec) const {
+  const std::string& cmd = spec.command[0];
+  if (cmd.find('/') != std::string::npos) {
+    std::string path = cmd;
+    if (cmd[0] != '/' && !spec.working_dir.empty()) path = spec.working_dir + "/" + cmd;
+    if (cmd[0] != '/' && spec.working_dir.empty()) return Status::Ok();  // relative to the run dir
+    if (!IsExecutable(path))
+      return InvalidArgument("spec.command: \"" + cmd + "\" is not an executable file");
+    return Status::Ok();
+  }
+  std::string path_var;
+  auto it = spec.env.find("PATH");
+  if (it != spec.env.end()) {
+    path_var = it->second;
+  } else if (const char* p = std::getenv("PATH")) {
+    path_var = p;
+  }
+  size_t start = 0;
+  while (start <= path_var.size()) {
+    size_t end = path_var.find(':', start);
+    if (end == std::string::npos) end = path_var.size();
+    std::string dir = path_var.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    if (IsExecutable(dir + "/" + cmd)) return Status::Ok();
+    start = end + 1;
+  }
+  return InvalidArgument("spec.command: command not found: \"" + cmd + "\" (not in PATH=" + path_var + ")");
+}
+
+Result<Job> JobController::Submit(JobSpec spec) {
+  RETURN_IF_ERROR(model::ValidateJobSpec(spec));
+  if (!spec.working_dir.empty() && options_.check_commands_locally) {
+    struct stat st;
+    if (::stat(spec.working_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return InvalidArgument("spec.workingDir: \"" + spec.working_dir + "\" is not a directory");
+  }
+  if (options_.check_commands_locally) RETURN_IF_ERROR(CheckCommand(spec));
+  Job probe;
+  probe.spec = spec;
+  sched::ClusterSnapshot snap = Snapshot();
+  Status feasible = scheduler_.CheckFeasible(ToRequest(probe), snap);
+  if (!feasible.ok()) return Unschedulable(feasible.message());
+
+  TimeMs now = clock_.Now();
+  ASSIGN_OR_RETURN(JobId id, store_.SubmitJob(spec, now));
+  Job job;
+  job.id = id;
+  job.spec = std::move(spec);
+  job.submit_time = now;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    Input in{Input::kSubmitted};
+    in.job = job;
+    inputs_.push_back(std::move(in));
+  }
+  cv_.notify_one();
+  return job;
+}
+
+Result<Job> JobController::Cancel(JobId id) {
+  auto reply = std::make_shared<std::promise<Result<Job>>>();
+  auto fut = reply->get_future();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stop_) return Unavailable("the daemon is shutting down");
+    Input in{Input::kCancel};
+    in.id = id;
+    in.reply = reply;
+    inputs_.push_back(std::move(in));
+  }
+  cv_.notify_one();
+  return fut.get();
+}
+
+void JobController::OnTaskEvent(const exec::TaskEvent& event) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    Input in{Input::kTaskEvent};
+    in.event = event;
+    inputs_.push_back(std::move(in));
+  }
+  cv_.notify_one();
+}
+
+bool JobController::WaitIdle(DurationMs timeout_ms) {
+  std::unique_lock<std::mutex> l(mu_);
+  return idle_cv_.wait_for(l, std::chrono::milliseconds(timeout_ms),
+                           [&] { return inputs_.empty() && !busy_; });
+}
+
+std::string JobController::WaitingReason(JobId id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = waiting_reason_.find(id);
+  return it == waiting_reason_.end() ? "" : it->second;
+}
+
+std::vector<JobController::GpuHolder> JobController::GpuHolders() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return holders_;
+}
+
+JobController::Stats JobController::GetStats() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return stats_;
+}
+
+void JobController::Loop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (true) {
+    cv_.wait_for(l, std::chrono::milliseconds(options_.resync_interval),
+                 [&] { return stop_ || !inputs_.empty(); });
+    if (stop_) break;
+    std::deque<Input> batch;
+    batch.swap(inputs_);
+    busy_ = true;
+    l.unlock();
+    for (const Input& in : batch) Handle(in);
+    dirty_ = true;  // new inputs or the resync interval: both warrant a cycle
+    RunCycle();
+    PublishHolders();
+    l.lock();
+    busy_ = false;
+    if (inputs_.empty()) idle_cv_.notify_all();
+  }
+  // Answer any cancel still waiting so no API thread hangs.
+  for (Input& in : inputs_) {
+    if (in.reply) in.reply->set_value(Unavailable("the daemon is shutting down"));
+  }
+  inputs_.clear();
+  busy_ = false;
+  idle_cv_.notify_all();
+}
+
+void JobController::Handle(const Input& in) {
+  switch (in.kind) {
+    case Input::kSubmitted: {
+      Active a;
+      a.job = in.job;
+      active_[a.job.id] = std::move(a);
+      break;
+    }
+    case Input::kCancel:
+      in.reply->set_value(HandleCancel(in.id));
+      break;
+    case Input::kTaskEvent:
+      HandleTaskEvent(in.event);
+      break;
+  }
+}
+
+bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const std::string& type,
+                         const std::string& message, const nlohmann::json& data) {
+  TimeMs now = clock_.Now();
+  JobState from = a.job.state;
+  if (!update.message) update.message = message;
+  Status st = store_.Transition(a.job.id, from, to, update, type, message, now, data);
+  if (!st.ok()) {
+    spdlog::error("job {}: {} -> {} refused by the store: {}", a.job.id, model::JobStateName(from),
+                  model::JobStateName(to), st.ToString());
+    return false;
+  }
+  a.job.state = to;
+  if (update.schedule_time) a.job.schedule_time = *update.schedule_time;
+  if (update.start_time) a.job.start_time = *update.start_time;
+  if (update.end_time) a.job.end_time = *update.end_time;
+  if (update.exit_code) a.job.exit_code = *update.exit_code;
+  if (update.clear_exit_code) a.job.exit_code.reset();
+  if (update.placement) a.job.placement = *update.placement;
+  if (update.clear_placement) a.job.placement = {};
+  if (update.attempts) a.job.attempts = *update.attempts;
+  a.job.message = *update.message;
+  return true;
+}
+
+void JobController::Finish(Active& a, JobState to, const store::JobUpdate& update,
+                           const std::string& type, const std::string& message,
+                           const nlohmann::json& data) {
+  JobId id = a.job.id;
+  std::string queue = a.job.spec.queue;
+  bool had_intent = a.intent != StopIntent::kNone;
+  if (!Move(a, to, update, type, message, data)) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stats_.finished_by_state_queue[{model::JobStateName(to), queue}]++;
+    waiting_reason_.erase(id);
+  }
+  active_.erase(id);
+  if (had_intent) PersistIntents();
+}
+
+Result<Job> JobController::HandleCancel(JobId id) {
+  auto it = active_.find(id);
+  if (it == active_.end()) {
+    ASSIGN_OR_RETURN(Job job, store_.GetJob(id));
+    return FailedPrecondition("job " + std::to_string(id) + " already ended (" +
+                              model::JobStateName(job.state) + ")");
+  }
+  Active& a = it->second;
+  if (a.job.state == JobState::kPending) {
+    store::JobUpdate u;
+    u.end_time = clock_.Now();
+    Finish(a, JobState::kCancelled, u, "JobCancelled", "cancelled while pending", nullptr);
+    return store_.GetJob(id);
+  }
+  if (a.intent != StopIntent::kCancel) {
+    a.intent = StopIntent::kCancel;
+    PersistIntents();
+    Status st = executor_.Stop({id, 0, a.job.attempts}, a.job.spec.termination_grace);
+    if (!st.ok()) spdlog::warn("job {}: stop failed: {}", id, st.ToString());
+    (void)store_.AppendEvent("JobCancelRequested", id,
+                             "stopping: SIGTERM now, SIGKILL after " +
+                                 FormatDuration(a.job.spec.termination_grace),
+                             clock_.Now());
+  }
+  ASSIGN_OR_RETURN(Job job, store_.GetJob(id));
+  job.message = "cancelling";
+  return job;
+}
+
+void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
+  auto it = active_.find(ev.key.job);
+  if (it == active_.end()) return;  // a late report for a job that already ended
+  Active& a = it->second;
+  if (ev.key.attempt != a.job.attempts || ev.key.task != 0) return;  // stale attempt
+  TimeMs now = clock_.Now();
+  nlohmann::json data = {{"attempt", ev.key.attempt}};
+  if (!ev.external_id.empty()) data["externalId"] = ev.external_id;
+
+  switch (ev.type) {
+    case exec::TaskEventType::kStarted: {
+      if (a.job.state != JobState::kScheduled) return;
+      store::JobUpdate u;
+      u.start_time = ev.time ? ev.time : now;
+      Move(a, JobState::kRunning, u, "JobStarted", "running" + (ev.external_id.empty() ? std::string() : " as pid " + ev.external_id), data);
+      return;
+    }
+    case exec::TaskEventType::kExited:
+    case exec::TaskEventType::kStartFailed:
+    case exec::TaskEventType::kLost:
+      break;
+  }
+  if (a.job.state != JobState::kScheduled && a.job.state != JobState::kRunning) return;
+
+  store::JobUpdate u;
+  u.end_time = ev.time ? ev.time : now;
+  if (ev.exit_code) {
+    u.exit_code = *ev.exit_code;
+    data["exitCode"] = *ev.exit_code;
+  }
+  if (ev.signal) data["signal"] = ev.signal;
+
+  if (a.intent == StopIntent::kPreempt) {
+    store::JobUpdate p = u;
+    Move(a, JobState::kPreempted, p, "JobPreempted", "preempted" + (ev.message.empty() ? "" : ": " + ev.message), data);
+    store::JobUpdate q;
+    q.clear_placement = true;
+    q.clear_exit_code = true;
+    q.end_time = 0;
+    q.start_time = 0;
+    q.schedule_time = 0;
+    Move(a, JobState::kPending, q, "JobRequeued", "requeued after preemption");
+    a.intent = StopIntent::kNone;
+    PersistIntents();
+    std::lock_guard<std::mutex> l(mu_);
+    stats_.preemptions++;
+    return;
+  }
+  if (a.intent == StopIntent::kCancel) {
+    Finish(a, JobState::kCancelled, u, "JobCancelled", "cancelled", data);
+    return;
+  }
+  if (ev.type == exec::TaskEventType::kStartFailed) {
+    if (!u.exit_code) u.exit_code = 127;
+    Finish(a, JobState::kFailed, u, "JobFailed", "failed to start: " + ev.message, data);
+    return;
+  }
+  if (ev.type == exec::TaskEventType::kLost) {
+    if (a.job.state == JobState::kScheduled) {
+      // Bound but never started (the daemon stopped in between): requeue.
+      store::JobUpdate p;
+      Move(a, JobState::kPreempted, p, "JobLost", "task was never started: " + ev.message, data);
+      store::JobUpdate q;
+      q.clear_placement = true;
+      q.schedule_time = 0;
+      Move(a, JobState::kPending, q, "JobRequeued", "requeued: its task was never started");
+      return;
+    }
+    Finish(a, JobState::kFailed, u, "JobLost", "lost: " + ev.message, data);
+    return;
+  }
+  std::string msg;
+  JobState to;
+  if (ev.signal) {
+    to = JobState::kFailed;
+    msg = "killed by " + SignalName(ev.signal);
+  } else if (ev.exit_code && *ev.exit_code == 0) {
+    to = JobState::kSucceeded;
+    msg = "exited with code 0";
+  } else {
+    to = JobState::kFailed;
+    msg = "exited with code " + std::to_string(ev.exit_code.value_or(-1));
+  }
+  if (!ev.message.empty()) msg += " (" + ev.message + ")";
+  Finish(a, to, u, "JobExited", msg, data);
+}
+
+sched::JobRequest JobController::ToRequest(const Job& job) const {
+  sched::JobRequest r;
+  r.id = job.id;
+  r.queue = job.spec.queue;
+  r.user = job.spec.user;
+  r.priority = job.spec.priority;
+  r.submit_time = job.submit_time;
+  r.task.gpus = job.spec.resources.gpus;
+  r.task.gpu_memory = job.spec.resources.gpu_memory;
+  r.task.cpu = job.spec.resources.cpu;
+  r.task.memory = job.spec.resources.memory;
+  r.tasks = 1;
+  r.time_limit = job.spec.time_limit;
+  return r;
+}
+
+sched::ClusterSnapshot JobController::Snapshot() const {
+  sched::ClusterSnapshot snap;
+  for (const model::NodeInfo& n : inventory_.Nodes()) {
+    sched::NodeState ns;
+    ns.name = n.name;
+    ns.cpu = n.cpu;
+    ns.memory = n.memory;
+    for (const model::GpuInfo& g : n.gpus) {
+      sched::GpuState gs;
+      gs.index = g.index;
+      gs.uuid = g.uuid;
+      gs.memory = g.memory;
+      gs.nvlink_peers = g.nvlink_peers;
+      ns.gpus.push_back(gs);
+    }
+    snap.nodes.push_back(std::move(ns));
+  }
+  return snap;
+}
+
+void JobController::RunCycle() {
+  if (!dirty_) return;
+  dirty_ = false;
+  sched::ClusterSnapshot snap = Snapshot();
+  sched::SchedulerInput input;
+  input.now = clock_.Now();
+  input.cluster = &snap;
+  for (auto& [id, a] : active_) {
+    const Job& j = a.job;
+    if (j.state == JobState::kPending) {
+      input.pending.push_back(ToRequest(j));
+    } else if (j.state == JobState::kScheduled || j.state == JobState::kRunning) {
+      sched::RunningJob r;
+      r.request = ToRequest(j);
+      r.request.preemptible = a.intent == StopIntent::kNone;
+      r.start_time = j.start_time ? j.start_time : j.schedule_time;
+      r.request.attained_service =
+          (input.now - r.start_time) * std::max<MilliGpu>(j.spec.resources.gpus, 0) / kWholeGpu;
+      sched::TaskPlacement p;
+      p.node = j.placement.node;
+      p.gpus = j.placement.gpus;
+      p.gpu_share = j.placement.gpu_share;
+      r.placements.push_back(p);
+      input.running.push_back(std::move(r));
+    }
+  }
+  if (input.pending.empty() && input.running.empty()) {
+    std::lock_guard<std::mutex> l(mu_);
+    stats_.cycles++;
+    return;
+  }
+  sched::Decisions d = scheduler_.Schedule(input);
+
+  for (const sched::Preempt& p : d.preemptions) {
+    auto it = active_.find(p.job);
+    if (it == active_.end() || it->second.intent != StopIntent::kNone) continue;
+    Active& a = it->second;
+    a.intent = StopIntent::kPreempt;
+    PersistIntents();
+    (void)store_.AppendEvent("JobPreempting", a.job.id, p.reason, input.now);
+    Status st = executor_.Stop({a.job.id, 0, a.job.attempts}, a.job.spec.termination_grace);
+    if (!st.ok()) spdlog::warn("job {}: stop for preemption failed: {}", a.job.id, st.ToString());
+  }
+  for (const sched::Bind& b : d.binds) {
+    auto it = active_.find(b.job);
+    if (it == active_.end() || it->second.job.state != JobState::kPending || b.placements.empty())
+      continue;
+    Active& a = it->second;
+    model::Placement pl;
+    pl.node = b.placements[0].node;
+    pl.gpus = b.placements[0].gpus;
+    pl.gpu_share = b.placements[0].gpu_share;
+    for (const sched::NodeState& n : snap.nodes) {
+      if (n.name != pl.node) continue;
+      for (int g : pl.gpus) {
+        for (const sched::GpuState& gs : n.gpus)
+          if (gs.index == g) pl.gpu_uuids.push_back(gs.uuid);
+      }
+    }
+    store::JobUpdate u;
+    u.schedule_time = input.now;
+    u.placement = pl;
+    u.attempts = a.job.attempts + 1;
+    std::string where = pl.node;
+    if (!pl.gpus.empty()) {
+      where += " GPU";
+      for (size_t i = 0; i < pl.gpus.size(); ++i) where += (i ? "," : " ") + std::to_string(pl.gpus[i]);
+    }
+    nlohmann::json data = {{"node", pl.node}, {"gpus", pl.gpus}, {"attempt", a.job.attempts + 1}};
+    if (!Move(a, JobState::kScheduled, u, "JobScheduled", "scheduled on " + where, data)) continue;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      double wait_s = (input.now - a.job.submit_time) / 1000.0;
+      size_t bucket = 0;
+      while (bucket < stats_.wait_bounds.size() && wait_s > stats_.wait_bounds[bucket]) ++bucket;
+      stats_.wait_counts[bucket]++;
+      stats_.wait_sum += wait_s;
+      stats_.wait_count++;
+      waiting_reason_.erase(a.job.id);
+    }
+    StartTask(a);
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  for (const sched::Wait& w : d.waiting) {
+    waiting_reason_[w.job] = (w.never ? "cannot run on this cluster: " : "") + w.reason +
+                             (w.plugin.empty() ? "" : " [" + w.plugin + "]");
+  }
+  stats_.cycles++;
+}
+
+void JobController::StartTask(Active& a) {
+  const Job& j = a.job;
+  exec::TaskSpec t;
+  t.key = {j.id, 0, j.attempts};
+  t.argv = j.spec.command;
+  t.env = options_.task_env;
+  for (const auto& [k, v] : j.spec.env) t.env[k] = v;
+  t.env["BERTH_JOB_NAME"] = j.spec.name;
+  t.env["BERTH_USER"] = j.spec.user;
+  t.env["BERTH_QUEUE"] = j.spec.queue;
+  t.working_dir = j.spec.working_dir;
+  t.node = j.placement.node;
+  t.gpus = j.placement.gpus;
+  t.gpu_uuids = j.placement.gpu_uuids;
+  t.gpu_share = j.placement.gpu_share;
+  t.cpu_limit = j.spec.resources.cpu;
+  t.memory_limit = j.spec.resources.memory;
+  t.time_limit = j.spec.time_limit;
+  Status st = executor_.Start(t);
+  if (!st.ok()) {
+    store::JobUpdate u;
+    u.end_time = clock_.Now();
+    u.exit_code = 127;
+    Finish(a, JobState::kFailed, u, "JobFailed", "failed to start: " + st.message(), nullptr);
+  }
+}
+
+void JobController::PersistIntents() {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [id, a] : active_) {
+    if (a.intent != StopIntent::kNone) j[std::to_string(id)] = IntentName(a.intent);
+  }
+  Status st = store_.PutMeta("stop_intents", j.dump());
+  if (!st.ok()) spdlog::error("could not persist stop intents: {}", st.ToString());
+}
+
+void JobController::PublishHolders() {
+  std::vector<GpuHolder> holders;
+  (void)unused;
+  std::map<std::pair<std::string, std::string>, int64_t> by_state_queue;
+  int64_t allocated = 0;
+  for (const auto& [id, a] : active_) {
+    const Job& j = a.job;
+    by_state_queue[{model::JobStateName(j.state), j.spec.queue}]++;
+    if (j.state != JobState::kScheduled && j.state != JobState::kRunning) continue;
+    for (int g : j.placement.gpus) {
+      GpuHolder h{j.placement.node, g, j.id, j.spec.user, j.spec.queue, j.spec.name,
+                  j.placement.gpu_share};
+      allocated += j.placement.gpu_share;
+      holders.push_back(std::move(h));
+    }
+  }
+  int64_t total = 0;
+  for (const model::NodeInfo& n : inventory_.Nodes()) total += static_cast<int64_t>(n.gpus.size()) * kWholeGpu;
+  std::lock_guard<std::mutex> l(mu_);
+  holders_ = std::move(holders);
+  stats_.active_by_state_queue = std::move(by_state_queue);
+  stats_.gpus_allocated_milli = allocated;
+  stats_.gpus_total_milli = total;
+}
+
+}  // namespace berth::controllers

@@ -1,0 +1,166 @@
+// The job controller turns users' intent (submit, cancel) and executors'
+// reports (started, exited) into state transitions in the store, and drives
+// the scheduler: every change wakes one scheduling cycle whose decisions it
+// applies (bind -> start on the executor, preempt -> stop and requeue).
+//
+// Threading: Submit/Cancel may be called from any thread. Executor events
+// arrive from the executor's thread through OnTaskEvent. All transitions and
+// scheduling happen on the controller's own thread, which owns the in-memory
+// view of active jobs; the store stays the truth and the view is rebuilt from
+// it on Start.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "exec/executor.h"
+#include "gpu/inventory.h"
+#include "model/job.h"
+#include "sched/scheduler.h"
+#include "store/store.h"
+
+namespace berth::controllers {
+
+using model::Job;
+using model::JobId;
+using model::JobSpec;
+
+struct JobControllerOptions {
+  // How often a cycle runs even without a change (time limits of pending
+  // work, telemetry-driven policies).
+  DurationMs resync_interval = 5 * kSecond;
+  // Environment added to every task (BERTH_SERVER, ...).
+  std::map<std::string, std::string> task_env;
+  // Reject at submit a command that cannot be found on this machine (local
+  // executor only: other engines resolve commands on their nodes).
+  bool check_commands_locally = true;
+};
+
+// Why a job is being stopped; persisted so a restarted daemon finishes the job
+// the way it was asked to (a cancelled job stays Cancelled, a preempted one is
+// requeued).
+enum class StopIntent { kNone, kCancel, kPreempt };
+
+class JobController {
+ public:
+  JobController(store::Store& store, sched::Scheduler& scheduler, exec::Executor& executor,
+                const gpu::Inventory& inventory, const Clock& clock, JobControllerOptions options = {});
+  ~JobController();
+
+  // Rebuilds the active jobs from the store, reattaches the executor to the
+  // tasks that may still run, and starts the controller thread.
+  Status Start();
+  // Stops the controller thread. Running tasks keep running.
+  void Stop();
+
+  // Validates, checks that some node could ever run it, stores it (the
+  // returned job is durable) and wakes the scheduler.
+  Result<Job> Submit(JobSpec spec);
+
+  // Cancels a job: a pending job at once, a scheduled or running one by
+  // stopping its task (SIGTERM, grace, SIGKILL). Returns the job as stored
+  // after the request. FailedPrecondition for a job that already ended.
+  Result<Job> Cancel(JobId id);
+
+  // The executor's sink.
+  void OnTaskEvent(const exec::TaskEvent& event);
+
+  // Which job holds which GPU now: (node, gpu index) -> job.
+  struct GpuHolder {
+    std::string node;
+    int gpu = 0;
+    JobId job = 0;
+    std::string user, queue, name;
+    MilliGpu share = 0;
+  };
+  std::vector<GpuHolder> GpuHolders() const;
+
+  // Counters for /metrics.
+  struct Stats {
+    // Active jobs now, by (state, queue).
+    std::map<std::pair<std::string, std::string>, int64_t> active_by_state_queue;
+    // Jobs that ended since the daemon started, by (state, queue).
+    std::map<std::pair<std::string, std::string>, int64_t> finished_by_state_queue;
+    int64_t gpus_total_milli = 0;
+    int64_t gpus_allocated_milli = 0;
+    // Queue wait (submit to schedule) histogram, seconds; counts are per
+    // bucket (not cumulative), the last bucket is +Inf.
+    std::vector<double> wait_bounds = {0.01, 0.1, 1, 10, 60, 300, 1800, 3600, 6 * 3600.0};
+    std::vector<int64_t> wait_counts = std::vector<int64_t>(10, 0);
+    double wait_sum = 0;
+    int64_t wait_count = 0;
+    int64_t preemptions = 0;
+    int64_t cycles = 0;
+  };
+  Stats GetStats() const;
+
+  // Blocks until the controller has no queued work or the timeout passes
+  // (for tests and benchmarks). True when idle.
+  bool WaitIdle(DurationMs timeout_ms);
+
+  // Why a pending job is still waiting, as the scheduler last said ("" if unknown).
+  std::string WaitingReason(JobId id) const;
+
+ private:
+  struct Active {
+    Job job;
+    StopIntent intent = StopIntent::kNone;
+  };
+  struct Input {
+    enum Kind { kSubmitted, kCancel, kTaskEvent } kind;
+    Job job;
+    JobId id = 0;
+    exec::TaskEvent event;
+    std::shared_ptr<std::promise<Result<Job>>> reply;
+  };
+
+  void Loop();
+  void Handle(const Input& in);
+  void HandleTaskEvent(const exec::TaskEvent& ev);
+  Result<Job> HandleCancel(JobId id);
+  void RunCycle();
+  void StartTask(Active& a);
+  void Finish(Active& a, model::JobState to, const store::JobUpdate& update, const std::string& type,
+              const std::string& message, const nlohmann::json& data);
+  bool Move(Active& a, model::JobState to, store::JobUpdate update, const std::string& type,
+            const std::string& message, const nlohmann::json& data = nullptr);
+  void PersistIntents();
+  void PublishHolders();
+  sched::JobRequest ToRequest(const Job& job) const;
+  sched::ClusterSnapshot Snapshot() const;
+  Status CheckCommand(const JobSpec& spec) const;
+
+  store::Store& store_;
+  sched::Scheduler& scheduler_;
+  exec::Executor& executor_;
+  const gpu::Inventory& inventory_;
+  const Clock& clock_;
+  JobControllerOptions options_;
+
+  mutable std::mutex mu_;  // guards inputs_, busy_, stop_, holders_, stats_
+  std::condition_variable cv_;
+  std::condition_variable idle_cv_;
+  std::deque<Input> inputs_;
+  bool busy_ = false;
+  bool stop_ = false;
+  bool dirty_ = true;  // a cycle is due
+  std::vector<GpuHolder> holders_;
+  std::map<JobId, std::string> waiting_reason_;
+  Stats stats_;
+  std::thread thread_;
+
+  // Owned by the controller thread.
+  std::map<JobId, Active> active_;
+};
+
+}  // namespace berth::controllers

@@ -1,0 +1,87 @@
+#include "daemon/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "model/spec_reader.h"
+
+namespace berth::daemon {
+
+std::string DefaultDataDir() {
+  if (const char* d = std::getenv("BERTH_DATA_DIR"); d && *d) return d;
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/berth";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/tmp") + "/.local/share/berth";
+}
+
+Status ParseListen(const std::string& listen, std::string* host, int* port) {
+  std::string h = *host, p = listen;
+  size_t colon = listen.rfind(':');
+  if (colon != std::string::npos) {
+    h = listen.substr(0, colon);
+    p = listen.substr(colon + 1);
+    if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+    if (h.empty()) h = "0.0.0.0";
+  }
+  try {
+    size_t pos = 0;
+    int v = std::stoi(p, &pos);
+    if (pos != p.size() || v < 0 || v > 65535) throw std::out_of_range("port");
+    *port = v;
+  } catch (const std::exception&) {
+    return InvalidArgument("listen: expected HOST:PORT with a port in 0..65535, got \"" + listen + "\"");
+  }
+  *host = h;
+  return Status::Ok();
+}
+
+Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
+  std::ifstream in(path);
+  if (!in) return InvalidArgument("--config: cannot read \"" + path + "\"");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  YAML::Node root;
+  try {
+    root = YAML::Load(ss.str());
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": malformed YAML at line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  if (root.IsNull()) return Status::Ok();
+  if (!root.IsMap()) return InvalidArgument(path + ": must be a map");
+  model::SpecReader r(root, "");
+  auto ctx = [&](Status st) { return st.WithContext(path); };
+  std::string listen;
+  if (auto st = r.String("listen", &listen); !st.ok()) return ctx(st);
+  if (!listen.empty()) {
+    if (auto st = ParseListen(listen, &c->host, &c->port); !st.ok()) return ctx(st);
+  }
+  if (auto st = r.String("dataDir", &c->data_dir); !st.ok()) return ctx(st);
+  int64_t gpus = c->gpus;
+  if (auto st = r.Int("gpus", &gpus); !st.ok()) return ctx(st);
+  if (gpus < -1 || gpus > 1024) return ctx(InvalidArgument("gpus: must be in 0..1024, got " + std::to_string(gpus)));
+  c->gpus = static_cast<int>(gpus);
+  if (auto st = r.String("logLevel", &c->log_level); !st.ok()) return ctx(st);
+  model::SpecReader sched = r.Child("scheduler");
+  if (sched.IsMap()) {
+    if (auto st = sched.String("policy", &c->policy); !st.ok()) return ctx(st);
+    if (auto st = sched.StringMap("options", &c->scheduler_options); !st.ok()) return ctx(st);
+    if (auto st = sched.CheckNoUnknown(); !st.ok()) return ctx(st);
+  }
+  model::SpecReader store = r.Child("store");
+  if (store.IsMap()) {
+    if (auto st = store.String("synchronous", &c->synchronous); !st.ok()) return ctx(st);
+    if (c->synchronous != "FULL" && c->synchronous != "NORMAL")
+      return ctx(InvalidArgument("store.synchronous: must be FULL or NORMAL, got \"" + c->synchronous + "\""));
+    if (auto st = store.CheckNoUnknown(); !st.ok()) return ctx(st);
+  }
+  model::SpecReader ex = r.Child("executor");
+  if (ex.IsMap()) {
+    if (auto st = ex.Int("logCapMiB", &c->log_cap_mib); !st.ok()) return ctx(st);
+    if (auto st = ex.CheckNoUnknown(); !st.ok()) return ctx(st);
+  }
+  if (auto st = r.CheckNoUnknown(); !st.ok()) return ctx(st);
+  return Status::Ok();
+}
+
+}  // namespace berth::daemon

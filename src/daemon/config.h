@@ -1,0 +1,44 @@
+// berthd's configuration: a YAML file (--config) overridden by flags.
+//
+//   listen: 127.0.0.1:7420
+//   dataDir: /var/lib/berth
+//   gpus: 4                 # declare N simulated GPUs (machines without NVIDIA GPUs)
+//   logLevel: info
+//   scheduler:
+//     policy: fifo
+//     options: {key: value}
+//   store:
+//     synchronous: FULL     # or NORMAL
+//   executor:
+//     logCapMiB: 100
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "common/status.h"
+
+namespace berth::daemon {
+
+struct DaemonConfig {
+  std::string host = "127.0.0.1";
+  int port = 7420;
+  std::string data_dir;  // default: DefaultDataDir()
+  int gpus = -1;         // -1: discover (NVML), else declare this many
+  std::string log_level = "info";
+  std::string policy = "fifo";
+  std::map<std::string, std::string> scheduler_options;
+  std::string synchronous = "FULL";
+  int64_t log_cap_mib = 100;
+};
+
+// $BERTH_DATA_DIR, else $XDG_DATA_HOME/berth, else ~/.local/share/berth.
+std::string DefaultDataDir();
+
+// Reads `path` into `config` (fields absent from the file keep their value).
+Status LoadConfigFile(const std::string& path, DaemonConfig* config);
+
+// "HOST:PORT", ":PORT" or "PORT".
+Status ParseListen(const std::string& listen, std::string* host, int* port);
+
+}  // namespace berth::daemon

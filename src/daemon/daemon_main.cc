@@ -1,0 +1,162 @@
+// berthd: the Berth daemon. Usually started by `berth up`.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "api/server.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "controllers/job_controller.h"
+#include "daemon/config.h"
+#include "exec/local_executor.h"
+#include "gpu/inventory.h"
+#include "sched/scheduler.h"
+#include "store/store.h"
+
+#ifndef BERTH_VERSION
+#define BERTH_VERSION "0.0.0"
+#endif
+
+namespace berth::daemon {
+namespace {
+
+int Fail(const std::string& msg) {
+  std::cerr << "berthd: " << msg << "\n";
+  return 2;
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"berthd: the Berth daemon (GPU scheduler and MLOps platform)", "berthd"};
+  std::string config_file, listen, data_dir, policy, log_level;
+  int gpus = -2;
+  app.add_option("--config", config_file, "YAML configuration file");
+  app.add_option("--listen", listen, "HOST:PORT to serve the API on (default 127.0.0.1:7420)");
+  app.add_option("--data-dir", data_dir, "directory for berth.db, logs and run directories");
+  app.add_option("--gpus", gpus, "declare N simulated GPUs (for machines without NVIDIA GPUs)")
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--policy", policy, "scheduling policy (default fifo)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  app.set_version_flag("--version", BERTH_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  DaemonConfig cfg;
+  if (!config_file.empty()) {
+    Status st = LoadConfigFile(config_file, &cfg);
+    if (!st.ok()) return Fail(st.message());
+  }
+  if (!listen.empty()) {
+    Status st = ParseListen(listen, &cfg.host, &cfg.port);
+    if (!st.ok()) return Fail("--" + st.message());
+  }
+  if (!data_dir.empty()) cfg.data_dir = data_dir;
+  if (cfg.data_dir.empty()) cfg.data_dir = DefaultDataDir();
+  if (gpus != -2) cfg.gpus = gpus;
+  if (!policy.empty()) cfg.policy = policy;
+  if (!log_level.empty()) cfg.log_level = log_level;
+
+  InitLogging(cfg.log_level);
+
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir + "/runs", ec);
+  if (ec) return Fail("--data-dir: cannot create " + cfg.data_dir + ": " + ec.message());
+  cfg.data_dir = std::filesystem::canonical(cfg.data_dir).string();
+
+  // One daemon per data directory.
+  std::string lock_path = cfg.data_dir + "/berthd.lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+    return Fail("another berthd is already using " + cfg.data_dir);
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd, 0) == 0) (void)!::write(lock_fd, pid.data(), pid.size());
+
+  // Signals are taken by one thread with sigwait; tasks never inherit the mask
+  // (the shim resets it).
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Clock& clock = SystemClock::Default();
+  store::StoreOptions sopts;
+  sopts.synchronous = cfg.synchronous;
+  auto store = store::Store::Open(cfg.data_dir + "/berth.db", sopts);
+  if (!store.ok()) return Fail(store.status().message());
+
+  std::unique_ptr<gpu::Inventory> inventory;
+  if (cfg.gpus >= 0) {
+    gpu::DeclaredOptions d;
+    d.gpus = cfg.gpus;
+    inventory = gpu::MakeDeclaredInventory(d);
+  } else {
+    inventory = gpu::MakeDefaultInventory();
+  }
+  spdlog::info("GPU inventory: {}", inventory->Describe());
+
+  sched::SchedulerConfig scfg;
+  scfg.policy = cfg.policy;
+  scfg.options = cfg.scheduler_options;
+  auto scheduler = sched::Scheduler::Create(scfg);
+  if (!scheduler.ok()) return Fail(scheduler.status().message());
+
+  std::atomic<controllers::JobController*> controller_ptr{nullptr};
+  exec::LocalExecutorOptions eopts;
+  eopts.run_root = cfg.data_dir + "/runs";
+  eopts.log_cap_bytes = cfg.log_cap_mib * 1024 * 1024;
+  auto executor = exec::MakeLocalExecutor(eopts, clock, [&](const exec::TaskEvent& ev) {
+    if (auto* c = controller_ptr.load()) c->OnTaskEvent(ev);
+  });
+  if (!executor.ok()) return Fail(executor.status().message());
+
+  std::string url = "http://" + (cfg.host == "0.0.0.0" ? std::string("127.0.0.1") : cfg.host) +
+                    ":" + std::to_string(cfg.port);
+  controllers::JobControllerOptions copts;
+  copts.task_env["BERTH_SERVER"] = url;
+  controllers::JobController controller(**store, **scheduler, **executor, *inventory, clock, copts);
+  controller_ptr = &controller;
+  Status st = controller.Start();
+  if (!st.ok()) return Fail(st.message());
+
+  api::ServerOptions aopts;
+  aopts.host = cfg.host;
+  aopts.port = cfg.port;
+  aopts.version = BERTH_VERSION;
+  aopts.policy = cfg.policy;
+  api::ApiServer server(controller, **store, **executor, *inventory, clock, aopts);
+  st = server.Start();
+  if (!st.ok()) {
+    controller.Stop();
+    (*executor)->Shutdown();
+    return Fail(st.message());
+  }
+  spdlog::info("berthd {} listening on http://{}:{} (data in {}, policy {})", BERTH_VERSION, cfg.host,
+               server.port(), cfg.data_dir, cfg.policy);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  spdlog::info("received {}, shutting down (running tasks keep running)", strsignal(sig));
+  server.Stop();
+  controller.Stop();
+  (*executor)->Shutdown();
+  spdlog::info("berthd stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace berth::daemon
+
+int main(int argc, char** argv) { return berth::daemon::Run(argc, argv); }
