@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "api/server.h"
@@ -142,6 +143,14 @@ int Run(int argc, char** argv) {
     controller.Stop();
     (*executor)->Shutdown();
     return Fail(st.message());
+  }
+  // Clients and tests find the daemon's actual address here (--listen with port 0).
+  {
+    std::string url_file = cfg.data_dir + "/berthd.url";
+    std::string actual = "http://" + (cfg.host == "0.0.0.0" ? std::string("127.0.0.1") : cfg.host) + ":" +
+                         std::to_string(server.port());
+    std::ofstream(url_file + ".tmp") << actual << "\n";
+    std::filesystem::rename(url_file + ".tmp", url_file, ec);
   }
   spdlog::info("berthd {} listening on http://{}:{} (data in {}, policy {})", BERTH_VERSION, cfg.host,
                server.port(), cfg.data_dir, cfg.policy);

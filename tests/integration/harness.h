@@ -1,0 +1,192 @@
+// Helpers for tests that run the real berthd and berth binaries: a temporary
+// directory, a daemon process on a free port, running CLI commands, and
+// waiting on conditions with deadlines.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/client.h"
+
+namespace berth::testing {
+
+inline std::string BinDir() { return std::string(BERTH_BINARY_DIR) + "/bin"; }
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "berth-test-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+}
+
+// Polls `cond` every 10 ms until it holds or `timeout` passes.
+inline bool WaitFor(const std::function<bool()>& cond,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv to completion, capturing stdout and stderr.
+inline CommandResult RunCommand(const std::vector<std::string>& args,
+                                const std::vector<std::string>& env = {}) {
+  std::string outf = std::filesystem::temp_directory_path() / ("berth-out-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
+  std::string errf = outf + ".err";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int o = ::open(outf.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = ::open(errf.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    for (const auto& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = ReadFile(outf);
+  r.err = ReadFile(errf);
+  std::filesystem::remove(outf);
+  std::filesystem::remove(errf);
+  return r;
+}
+
+// A berthd process with its own data directory and a free port.
+class Daemon {
+ public:
+  explicit Daemon(std::vector<std::string> extra_args = {}) : extra_(std::move(extra_args)) {}
+  ~Daemon() { Stop(); }
+
+  const std::string& data_dir() const { return dir_.path(); }
+  const std::string& url() const { return url_; }
+
+  // Starts berthd and waits until /healthz answers.
+  bool Start() {
+    std::filesystem::remove(dir_ / "berthd.url");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int log = ::open((dir_ / "berthd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      ::setpgid(0, 0);
+      std::vector<std::string> args = {BinDir() + "/berthd", "--listen", "127.0.0.1:0", "--data-dir",
+                                       dir_.path()};
+      args.insert(args.end(), extra_.begin(), extra_.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    bool up = WaitFor([&] {
+      std::string u = ReadFile(dir_ / "berthd.url");
+      while (!u.empty() && (u.back() == '\n')) u.pop_back();
+      if (u.empty()) return false;
+      url_ = u;
+      cli::ApiClient api(url_);
+      return api.Get("/healthz").ok();
+    });
+    return up;
+  }
+
+  // SIGKILL, as a crash would.
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+  }
+
+  // SIGTERM and wait: a clean shutdown. Returns the exit status.
+  int Stop() {
+    if (pid_ <= 0) return 0;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  bool Alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
+  pid_t pid() const { return pid_; }
+
+  // Runs the berth CLI against this daemon.
+  CommandResult Cli(std::vector<std::string> args) const {
+    args.insert(args.begin(), {BinDir() + "/berth", "--server", url_});
+    return RunCommand(args);
+  }
+
+  nlohmann::json Get(const std::string& path) const {
+    cli::ApiClient api(url_);
+    auto r = api.Get(path);
+    return r.ok() ? *r : nlohmann::json();
+  }
+  nlohmann::json Job(const std::string& id) const { return Get("/api/v1/jobs/" + id); }
+  std::string State(const std::string& id) const {
+    auto j = Job(id);
+    return j.is_object() ? j.value("state", "") : "";
+  }
+
+ private:
+  std::vector<std::string> extra_;
+  TempDir dir_;
+  pid_t pid_ = 0;
+  std::string url_;
+};
+
+inline std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace berth::testing
