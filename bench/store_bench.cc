@@ -1,0 +1,154 @@
+// Store throughput: acknowledged SubmitJob commits per second with
+// synchronous=FULL and NORMAL, from 1 thread and from several (group commit
+// batches concurrent submitters into one transaction), and read costs.
+//
+//   berth_store_bench --benchmark_filter=Submit
+//
+// items_per_second is committed submissions per second. The database lives in
+// a fresh directory under $TMPDIR (or /tmp).
+#include <benchmark/benchmark.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "store/store.h"
+
+namespace berth::store {
+namespace {
+
+std::string FreshDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "berth_store_bench_XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) abort();
+  return tmpl;
+}
+
+JobSpec BenchSpec(int64_t i) {
+  JobSpec s;
+  s.name = "bench-" + std::to_string(i);
+  s.user = "ada";
+  s.queue = "default";
+  s.command = {"python", "train.py", "--epochs", "10"};
+  s.env = {{"SEED", std::to_string(i)}};
+  s.resources.gpus = 1000;
+  s.resources.cpu = 4000;
+  s.resources.memory = 16384;
+  return s;
+}
+
+struct Shared {
+  std::string dir;
+  std::unique_ptr<Store> store;
+  std::atomic<int64_t> next{0};
+};
+Shared* g_shared = nullptr;
+
+// Args: {synchronous (0 FULL, 1 NORMAL), max_submit_batch}.
+void BM_SubmitJob(benchmark::State& state) {
+  if (state.thread_index() == 0) {
+    g_shared = new Shared;
+    g_shared->dir = FreshDir();
+    StoreOptions opt;
+    opt.synchronous = state.range(0) == 0 ? "FULL" : "NORMAL";
+    opt.max_submit_batch = static_cast<int>(state.range(1));
+    auto s = Store::Open(g_shared->dir + "/berth.db", opt);
+    if (!s.ok()) {
+      state.SkipWithError(s.status().ToString().c_str());
+      return;
+    }
+    g_shared->store = std::move(s).value();
+  }
+  for (auto _ : state) {
+    int64_t i = g_shared->next.fetch_add(1);
+    auto id = g_shared->store->SubmitJob(BenchSpec(i), i);
+    if (!id.ok()) {
+      state.SkipWithError(id.status().ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0) {
+    state.SetLabel(state.range(0) == 0 ? "FULL" : "NORMAL");
+    g_shared->store.reset();
+    std::filesystem::remove_all(g_shared->dir);
+    delete g_shared;
+    g_shared = nullptr;
+  }
+}
+BENCHMARK(BM_SubmitJob)
+    ->ArgNames({"normal", "batch"})
+    ->Args({0, 256})
+    ->Args({1, 256})
+    ->Args({0, 1})
+    ->Threads(1)
+    ->Threads(4)
+    ->Threads(16)
+    ->UseRealTime()
+    ->MinTime(1.0);
+
+// Transition Pending -> Scheduled (select, update, event insert, commit).
+void BM_Transition(benchmark::State& state) {
+  std::string dir = FreshDir();
+  StoreOptions opt;
+  opt.synchronous = state.range(0) == 0 ? "FULL" : "NORMAL";
+  auto s = Store::Open(dir + "/berth.db", opt);
+  if (!s.ok()) {
+    state.SkipWithError(s.status().ToString().c_str());
+    return;
+  }
+  Store& store = **s;
+  int64_t i = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto id = store.SubmitJob(BenchSpec(i), i);
+    state.ResumeTiming();
+    JobUpdate u;
+    u.schedule_time = i;
+    u.placement = model::Placement{"node-1", {0}, {"GPU-0"}, 1000};
+    Status st = store.Transition(*id, JobState::kPending, JobState::kScheduled, u, "", "", i);
+    if (!st.ok()) state.SkipWithError(st.ToString().c_str());
+    ++i;
+  }
+  state.SetItemsProcessed(state.iterations());
+  s->reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_Transition)->ArgName("normal")->Arg(0)->Arg(1)->UseRealTime()->MinTime(0.5);
+
+// Reads: GetJob and ListActiveJobs over `range(0)` jobs (spec parsing dominates).
+void BM_GetJob(benchmark::State& state) {
+  std::string dir = FreshDir();
+  auto s = Store::Open(dir + "/berth.db", {.synchronous = "OFF"});
+  Store& store = **s;
+  for (int64_t i = 0; i < 1000; ++i) (void)store.SubmitJob(BenchSpec(i), i);
+  int64_t i = 0;
+  for (auto _ : state) {
+    auto job = store.GetJob(1 + (i++ % 1000));
+    benchmark::DoNotOptimize(job);
+  }
+  state.SetItemsProcessed(state.iterations());
+  s->reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_GetJob);
+
+void BM_ListActiveJobs(benchmark::State& state) {
+  std::string dir = FreshDir();
+  auto s = Store::Open(dir + "/berth.db", {.synchronous = "OFF"});
+  Store& store = **s;
+  for (int64_t i = 0; i < state.range(0); ++i) (void)store.SubmitJob(BenchSpec(i), i);
+  for (auto _ : state) {
+    auto jobs = store.ListActiveJobs();
+    benchmark::DoNotOptimize(jobs);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+  s->reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_ListActiveJobs)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace berth::store
+BENCHMARK_MAIN();
