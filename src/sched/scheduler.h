@@ -69,6 +69,11 @@ struct JobRequest {
   DurationMs expected_duration = -1;  // the true run time, known only to srtf-oracle and the simulator
   DurationMs attained_service = 0;    // GPU-milliseconds received so far (Tiresias' LAS)
   bool preemptible = true;
+  // Added by sched: when the job last (re)entered the queue (submit or
+  // preemption; 0: use submit_time), and the wall time of its last run
+  // (Tiresias' starvation guard compares waiting time with it).
+  TimeMs queued_since = 0;
+  DurationMs last_run_time = 0;
 };
 
 struct TaskPlacement {
@@ -88,6 +93,9 @@ struct SchedulerInput {
   const ClusterSnapshot* cluster = nullptr;
   std::vector<JobRequest> pending;  // in arrival order
   std::vector<RunningJob> running;
+  // false: leave "not now" waits out of Decisions::waiting (the simulator
+  // does, to save building a reason per job per cycle); "never" is always reported.
+  bool explain_waiting = true;
 };
 
 struct Bind {

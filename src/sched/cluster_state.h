@@ -1,0 +1,97 @@
+// What is free in the cluster during one scheduling cycle, and the placement
+// core every policy shares: whole GPUs consolidated on the fewest nodes
+// (best-fit for the last node, NVLink neighbours together where known) and
+// fractions packed best-fit onto GPUs already shared, so whole GPUs and whole
+// nodes stay free for the jobs that need them.
+//
+// Reserve (Take) and unreserve (Give) are exact inverses; Place either
+// reserves every task of a gang or changes nothing (all-or-nothing), so gangs
+// never hold partial allocations. Not thread-safe; one per cycle.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "sched/scheduler.h"
+
+namespace berth::sched {
+
+class ClusterState {
+ public:
+  // All healthy GPUs free. Unhealthy GPUs are never offered.
+  explicit ClusterState(const ClusterSnapshot& cluster);
+
+  // Reserves placements for `task` (a running job's, or a rollback). Unknown
+  // nodes or GPUs are ignored; amounts never go below zero.
+  void Take(const std::vector<TaskPlacement>& placements, const TaskRequest& task);
+  // Unreserves what Take reserved for the same arguments.
+  void Give(const std::vector<TaskPlacement>& placements, const TaskRequest& task);
+  // Whether Take(placements, task) would find everything free now.
+  bool IsFree(const std::vector<TaskPlacement>& placements, const TaskRequest& task) const;
+
+  // Places `tasks` copies of `task` and reserves them, or returns nullopt and
+  // changes nothing. `node_ok`, if set, filters nodes by index.
+  std::optional<std::vector<TaskPlacement>> Place(const TaskRequest& task, int tasks,
+                                                  const std::function<bool(int)>* node_ok = nullptr);
+
+  // Cheap necessary condition for Place: enough free GPU in total.
+  bool MayFit(const TaskRequest& task, int tasks) const;
+
+  // "needs 2x4 GPUs; 3 free, at most 2 on one node": why Place failed now.
+  std::string ExplainNoFit(const TaskRequest& task, int tasks) const;
+
+  MilliGpu free_gpu() const { return free_milli_; }      // free milli-GPU, whole and partial
+  int free_whole_gpus() const { return free_whole_; }    // GPUs with nothing on them
+  MilliGpu capacity() const { return capacity_milli_; }  // healthy milli-GPU in the cluster
+  int node_count() const { return static_cast<int>(nodes_.size()); }
+  int NodeIndex(const std::string& name) const;
+  int max_gpus_per_node() const { return max_gpus_; }
+  // Free whole GPUs on node i.
+  int node_free_whole(int i) const { return nodes_[i].whole_free; }
+
+ private:
+  struct Gpu {
+    MilliGpu free = 0;
+    MiB mem_free = 0;
+    MiB mem_total = 0;  // 0: unknown (memory floors are not checked)
+    bool usable = true;
+    std::vector<int> peers;
+  };
+  struct Node {
+    std::string name;
+    std::vector<Gpu> gpus;
+    int whole_free = 0;
+    MilliCpu cpu_free = 0;
+    MiB mem_free = 0;
+    bool cpu_scheduled = false;
+    bool mem_scheduled = false;
+  };
+
+  // How many copies of `task` fit on node i by CPU and memory (large if unscheduled).
+  int CpuMemCapacity(int i, const TaskRequest& task) const;
+  void SetWholeFree(int i, int value);
+  void UpdatePartial(int node, int gpu, MilliGpu old_free);
+  std::vector<int> PickGpus(int node, int count) const;
+  // Best-fit node with >= `need` whole GPUs and room for `copies` tasks by CPU/memory.
+  int FindBestFit(int need, int copies, const TaskRequest& task, const std::function<bool(int)>* ok) const;
+  // The node with the most free whole GPUs that fits at least one task.
+  int FindLargest(int per_task, const TaskRequest& task, const std::function<bool(int)>* ok) const;
+  std::optional<TaskPlacement> PlaceFraction(const TaskRequest& task, const std::function<bool(int)>* ok);
+  std::optional<TaskPlacement> PlaceCpuOnly(const TaskRequest& task, const std::function<bool(int)>* ok);
+
+  std::vector<Node> nodes_;
+  std::unordered_map<std::string, int> node_index_;
+  std::vector<std::set<int>> by_whole_free_;  // bucket k: nodes with k free whole GPUs
+  std::set<std::tuple<MilliGpu, int, int>> partial_;  // (free, node, gpu) for shared GPUs
+  MilliGpu free_milli_ = 0;
+  MilliGpu capacity_milli_ = 0;
+  int free_whole_ = 0;
+  int max_gpus_ = 0;
+};
+
+}  // namespace berth::sched

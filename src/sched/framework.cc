@@ -1,0 +1,522 @@
+// The scheduling cycle every policy shares (see policy.h), the policy
+// registry behind Scheduler::Create, and PolicyOptions.
+#include <algorithm>
+#include <mutex>
+#include <numeric>
+#include <set>
+#include <tuple>
+
+#include "sched/policy.h"
+
+namespace berth::sched {
+
+MilliGpu JobView::Gpus() const {
+  int tasks = run ? static_cast<int>(run->placements.size()) : req->tasks;
+  return req->task.gpus * tasks;
+}
+
+// ---------------------------------------------------------------- options
+
+Result<double> PolicyOptions::GetDouble(const std::string& key, double fallback) {
+  known_.push_back(key);
+  auto it = options_.find(key);
+  if (it == options_.end()) return fallback;
+  try {
+    size_t used = 0;
+    double v = std::stod(it->second, &used);
+    if (used != it->second.size()) throw std::invalid_argument("trailing");
+    return v;
+  } catch (const std::exception&) {
+    return InvalidArgument("option " + key + ": not a number: \"" + it->second + "\"");
+  }
+}
+
+Result<int64_t> PolicyOptions::GetInt(const std::string& key, int64_t fallback) {
+  known_.push_back(key);
+  auto it = options_.find(key);
+  if (it == options_.end()) return fallback;
+  try {
+    size_t used = 0;
+    int64_t v = std::stoll(it->second, &used);
+    if (used != it->second.size()) throw std::invalid_argument("trailing");
+    return v;
+  } catch (const std::exception&) {
+    return InvalidArgument("option " + key + ": not an integer: \"" + it->second + "\"");
+  }
+}
+
+std::string PolicyOptions::GetString(const std::string& key, const std::string& fallback) {
+  known_.push_back(key);
+  auto it = options_.find(key);
+  return it == options_.end() ? fallback : it->second;
+}
+
+std::map<std::string, std::string> PolicyOptions::WithPrefix(const std::string& prefix) {
+  prefixes_.push_back(prefix);
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : options_) {
+    if (k.rfind(prefix, 0) == 0) out[k] = v;
+  }
+  return out;
+}
+
+Status PolicyOptions::Check(const std::string& policy) const {
+  for (const auto& [k, v] : options_) {
+    bool ok = std::find(known_.begin(), known_.end(), k) != known_.end();
+    for (const auto& p : prefixes_) ok = ok || k.rfind(p, 0) == 0;
+    if (ok) continue;
+    std::string known;
+    for (const auto& n : known_) known += (known.empty() ? "" : ", ") + n;
+    for (const auto& p : prefixes_) known += (known.empty() ? "" : ", ") + p + "*";
+    return InvalidArgument("option " + k + ": unknown for policy " + policy + " (known: " +
+                           (known.empty() ? "none" : known) + ")");
+  }
+  return Status::Ok();
+}
+
+// --------------------------------------------------------------- registry
+
+namespace {
+
+std::mutex& RegistryMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+std::map<std::string, PolicyFactory>& Registry() {
+  static std::map<std::string, PolicyFactory> registry = {
+      {"fifo", MakeFifoPolicy},
+      {"backfill", MakeBackfillPolicy},
+      {"tiresias", MakeTiresiasPolicy},
+      {"static", MakeStaticPolicy},
+      {"fairshare", MakeFairSharePolicy},
+      {"srtf-oracle", MakeSrtfOraclePolicy},
+      {"dynamic", MakeDynamicPolicy},
+  };
+  return registry;
+}
+
+// Limits that no cluster state changes: used to tell "never" from "not now".
+struct Limits {
+  int max_node_gpus = 0;        // healthy GPUs on the largest node
+  int64_t total_gpus = 0;       // healthy GPUs in the cluster
+  MiB max_gpu_memory = 0;       // largest GPU memory (0: unknown)
+  bool gpu_memory_known = true;
+  MilliCpu max_node_cpu = 0;    // 0 on any node: CPU not scheduled there
+  MiB max_node_memory = 0;
+  bool cpu_unscheduled = false;
+  bool memory_unscheduled = false;
+};
+
+Limits ComputeLimits(const ClusterSnapshot& cluster) {
+  Limits l;
+  for (const NodeState& n : cluster.nodes) {
+    int healthy = 0;
+    for (const GpuState& g : n.gpus) {
+      if (!g.healthy) continue;
+      ++healthy;
+      if (g.memory == 0) l.gpu_memory_known = false;
+      l.max_gpu_memory = std::max(l.max_gpu_memory, g.memory);
+    }
+    l.max_node_gpus = std::max(l.max_node_gpus, healthy);
+    l.total_gpus += healthy;
+    if (n.cpu == 0) l.cpu_unscheduled = true;
+    if (n.memory == 0) l.memory_unscheduled = true;
+    l.max_node_cpu = std::max(l.max_node_cpu, n.cpu);
+    l.max_node_memory = std::max(l.max_node_memory, n.memory);
+  }
+  return l;
+}
+
+int MinTasks(const JobRequest& j) { return j.min_tasks > 0 ? std::min(j.min_tasks, j.tasks) : j.tasks; }
+int MaxTasks(const JobRequest& j) { return j.max_tasks > 0 ? std::max(j.max_tasks, j.tasks) : j.tasks; }
+
+// Why `job` can never run on a cluster with these limits, or "" if it might.
+std::string NeverReason(const JobRequest& job, const Limits& l) {
+  const TaskRequest& t = job.task;
+  if (job.tasks < 1) return "tasks must be >= 1, got " + std::to_string(job.tasks);
+  if (t.gpus < 0) return "gpus must be >= 0";
+  if (t.gpus > kWholeGpu && t.gpus % kWholeGpu != 0) {
+    return "gpus above 1 must be whole, got " + FormatMilli(t.gpus);
+  }
+  int min_tasks = MinTasks(job);
+  if (t.gpus >= kWholeGpu) {
+    int64_t per = t.gpus / kWholeGpu;
+    if (per > l.max_node_gpus) {
+      return "each task needs " + std::to_string(per) + " GPUs on one node; the largest node has " +
+             std::to_string(l.max_node_gpus);
+    }
+    if (per * min_tasks > l.total_gpus) {
+      return "needs " + std::to_string(per * min_tasks) + " GPUs; the cluster has " + std::to_string(l.total_gpus);
+    }
+  } else if (t.gpus > 0) {
+    if (l.total_gpus == 0) return "needs a GPU; the cluster has none";
+    if (l.gpu_memory_known && t.gpu_memory > l.max_gpu_memory) {
+      return "needs " + std::to_string(t.gpu_memory) + " MiB of GPU memory; the largest GPU has " +
+             std::to_string(l.max_gpu_memory);
+    }
+  }
+  if (!l.cpu_unscheduled && t.cpu > l.max_node_cpu) {
+    return "each task needs " + FormatMilli(t.cpu) + " CPUs; the largest node has " + FormatMilli(l.max_node_cpu);
+  }
+  if (!l.memory_unscheduled && t.memory > l.max_node_memory) {
+    return "each task needs " + std::to_string(t.memory) + " MiB memory; the largest node has " +
+           std::to_string(l.max_node_memory);
+  }
+  return "";
+}
+
+bool KeyLess(const PriorityKey& a, const PriorityKey& b) { return a < b; }
+
+class FrameworkScheduler final : public Scheduler {
+ public:
+  FrameworkScheduler(std::string name, std::unique_ptr<Policy> policy, uint64_t seed)
+      : name_(std::move(name)), policy_(std::move(policy)), rng_(seed) {}
+
+  const std::string& PolicyName() const override { return name_; }
+
+  Status CheckFeasible(const JobRequest& job, const ClusterSnapshot& cluster) const override {
+    std::string why = NeverReason(job, ComputeLimits(cluster));
+    if (!why.empty()) return Unschedulable(why);
+    ClusterState empty(cluster);
+    if (!empty.Place(job.task, MinTasks(job))) {
+      return Unschedulable("no node combination fits: " + empty.ExplainNoFit(job.task, MinTasks(job)));
+    }
+    return Status::Ok();
+  }
+
+  Decisions Schedule(const SchedulerInput& input) override;
+
+ private:
+  struct Cycle;
+  std::string name_;
+  std::unique_ptr<Policy> policy_;
+  Rng rng_;
+};
+
+// One cycle's working state.
+struct FrameworkScheduler::Cycle {
+  Policy& policy;
+  const SchedulerInput& in;
+  ClusterState state;
+  CycleContext ctx;
+  Decisions out;
+  Limits limits;
+  std::vector<JobView> running;
+  std::vector<int> alive;         // tasks still held, per running job (placements[0..alive))
+  std::vector<int> victim_order;  // running jobs, highest key (worst) first
+  std::vector<MilliGpu> victim_prefix;  // GPU held by victim_order[0..i)
+  std::vector<int> elastic_running;     // running jobs with tasks above their request
+  std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> failed_shapes;  // did not fit, no preemption since
+  bool waiting_not_now = false;
+
+  Cycle(Policy& p, const SchedulerInput& input, Rng& rng)
+      : policy(p), in(input), state(*input.cluster), limits(ComputeLimits(*input.cluster)) {
+    ctx.now = input.now;
+    ctx.input = &input;
+    ctx.state = &state;
+    ctx.rng = &rng;
+  }
+
+  void Wait(const JobView& j, const Verdict& v) {
+    if (!v.never) waiting_not_now = true;
+    if (v.never || in.explain_waiting) out.waiting.push_back({j.req->id, v.never, v.plugin, v.reason});
+  }
+
+  void Release(int r, int from, int to) {  // gives back placements[from..to) of running job r
+    const RunningJob& rj = *running[r].run;
+    std::vector<TaskPlacement> ps(rj.placements.begin() + from, rj.placements.begin() + to);
+    state.Give(ps, rj.request.task);
+    policy.Unreserve(rj.request, rj.request.task.gpus * (to - from), ctx);
+  }
+  bool Retake(int r, int from, int to) {
+    const RunningJob& rj = *running[r].run;
+    std::vector<TaskPlacement> ps(rj.placements.begin() + from, rj.placements.begin() + to);
+    if (!state.IsFree(ps, rj.request.task)) return false;
+    state.Take(ps, rj.request.task);
+    policy.Reserve(rj.request, rj.request.task.gpus * (to - from), ctx);
+    return true;
+  }
+
+  std::optional<std::vector<TaskPlacement>> TryPlace(const JobView& j, int hi, int lo) {
+    const JobRequest& r = *j.req;
+    auto shape = std::make_tuple(r.task.gpus * lo, r.task.gpus >= kWholeGpu ? lo : 1, r.task.cpu, r.task.memory);
+    if (failed_shapes.count(shape)) return std::nullopt;
+    const auto* filter = policy.NodeFilter(j, ctx);
+    for (int n = hi; n >= lo; --n) {
+      if (!state.MayFit(r.task, n)) continue;
+      auto p = state.Place(r.task, n, filter);
+      if (p) return p;
+    }
+    if (!filter && r.task.gpus >= kWholeGpu) failed_shapes.insert(shape);
+    return std::nullopt;
+  }
+
+  std::optional<std::vector<TaskPlacement>> TryReclaim(const JobView& j);
+  void Grow();
+  Decisions Run();
+};
+
+std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(const JobView& j) {
+  const JobRequest& r = *j.req;
+  int lo = MinTasks(r);
+  MilliGpu need = r.task.gpus * lo;
+  bool can_preempt = policy.Preempts();
+  MilliGpu borrowed = 0;
+  for (int e : elastic_running) {
+    if (alive[e] > running[e].req->tasks) borrowed += running[e].req->task.gpus * (alive[e] - running[e].req->tasks);
+  }
+  if (borrowed == 0 && !can_preempt) return std::nullopt;
+  // Upper bound on what preemption could free, to give up early.
+  size_t bound = victim_order.size();
+  if (can_preempt && policy.KeyOrderedPreemption()) {
+    auto it = std::partition_point(victim_order.begin(), victim_order.end(),
+                                   [&](int v) { return KeyLess(j.key, running[v].key); });
+    bound = it - victim_order.begin();
+  }
+  MilliGpu possible = state.free_gpu() + borrowed + (can_preempt ? victim_prefix[bound] : 0);
+  if (possible < need) return std::nullopt;
+
+  struct Unit {
+    int job;
+    int from, to;  // task range released
+  };
+  std::vector<Unit> released;
+  std::vector<TaskPlacement> placed;
+  bool ok = false;
+  auto attempt = [&]() {
+    if (!state.MayFit(r.task, lo)) return false;
+    auto p = state.Place(r.task, lo, policy.NodeFilter(j, ctx));
+    if (!p) return false;
+    placed = std::move(*p);
+    return true;
+  };
+  // 1. Borrowed elastic tasks, newest task first.
+  for (int e : elastic_running) {
+    int req = running[e].req->tasks;
+    while (!ok && alive[e] > req) {
+      Release(e, alive[e] - 1, alive[e]);
+      released.push_back({e, alive[e] - 1, alive[e]});
+      --alive[e];
+      ok = attempt();
+    }
+    if (ok) break;
+  }
+  // 2. Victims the policy allows, worst first: shrink elastic ones to their
+  //    minimum, then preempt.
+  if (!ok && can_preempt) {
+    for (size_t k = 0; k < bound && !ok; ++k) {
+      int v = victim_order[k];
+      if (alive[v] == 0 || !running[v].req->preemptible) continue;
+      if (!policy.MayPreempt(j, running[v], ctx)) continue;
+      int vmin = MinTasks(*running[v].req);
+      while (!ok && alive[v] > vmin) {
+        Release(v, alive[v] - 1, alive[v]);
+        released.push_back({v, alive[v] - 1, alive[v]});
+        --alive[v];
+        ok = attempt();
+      }
+      if (ok) break;
+      Release(v, 0, alive[v]);
+      released.push_back({v, 0, alive[v]});
+      alive[v] = 0;
+      ok = attempt();
+    }
+  }
+  if (!ok) {
+    for (auto it = released.rbegin(); it != released.rend(); ++it) {
+      Retake(it->job, it->from, it->to);
+      alive[it->job] = it->to;
+    }
+    return std::nullopt;
+  }
+  // Spare every released unit whose GPUs the new job did not need, best
+  // victims first; tasks stay a prefix of each job's placements.
+  std::vector<int> original(running.size(), -1);
+  for (const Unit& u : released) original[u.job] = std::max(original[u.job], u.to);
+  std::vector<bool> stop(running.size(), false);
+  for (auto it = released.rbegin(); it != released.rend(); ++it) {
+    if (stop[it->job] || alive[it->job] != it->from) {
+      stop[it->job] = true;
+      continue;
+    }
+    if (Retake(it->job, it->from, it->to)) {
+      alive[it->job] = it->to;
+    } else {
+      stop[it->job] = true;
+    }
+  }
+  for (int v = 0; v < static_cast<int>(running.size()); ++v) {
+    if (original[v] < 0 || alive[v] == original[v]) continue;
+    if (alive[v] == 0) {
+      out.preemptions.push_back({running[v].req->id, "preempted by " + policy.name() + " for job " +
+                                                          std::to_string(r.id)});
+    }
+  }
+  failed_shapes.clear();
+  return placed;
+}
+
+void FrameworkScheduler::Cycle::Grow() {
+  // Idle GPUs and nobody waiting: elastic jobs grow toward their maximum,
+  // best key first, one task at a time (round robin).
+  std::vector<int> order;
+  for (int i = 0; i < static_cast<int>(running.size()); ++i) {
+    const JobRequest& r = *running[i].req;
+    if (alive[i] == static_cast<int>(running[i].run->placements.size()) && alive[i] > 0 &&
+        MaxTasks(r) > alive[i]) {
+      order.push_back(i);
+    }
+  }
+  if (order.empty()) return;
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return KeyLess(running[a].key, running[b].key); });
+  std::map<int, std::vector<TaskPlacement>> extra;
+  bool grew = true;
+  while (grew) {
+    grew = false;
+    for (int i : order) {
+      const JobRequest& r = *running[i].req;
+      if (alive[i] + static_cast<int>(extra[i].size()) >= MaxTasks(r)) continue;
+      if (!state.MayFit(r.task, 1)) continue;
+      auto p = state.Place(r.task, 1, policy.NodeFilter(running[i], ctx));
+      if (!p) continue;
+      policy.Reserve(r, r.task.gpus, ctx);
+      extra[i].push_back((*p)[0]);
+      grew = true;
+    }
+  }
+  for (auto& [i, ps] : extra) {
+    if (ps.empty()) continue;
+    Resize rz{running[i].req->id, running[i].run->placements};
+    rz.placements.insert(rz.placements.end(), ps.begin(), ps.end());
+    out.resizes.push_back(std::move(rz));
+  }
+}
+
+Decisions FrameworkScheduler::Cycle::Run() {
+  const int nr = static_cast<int>(in.running.size());
+  running.resize(nr);
+  alive.resize(nr);
+  for (int i = 0; i < nr; ++i) {
+    const RunningJob& rj = in.running[i];
+    running[i].req = &rj.request;
+    running[i].run = &rj;
+    running[i].order = i;
+    alive[i] = static_cast<int>(rj.placements.size());
+    state.Take(rj.placements, rj.request.task);
+    ctx.queue_usage[rj.request.queue] += rj.request.task.gpus * alive[i];
+    ctx.queue_demand[rj.request.queue] += rj.request.task.gpus * alive[i];
+    if (alive[i] > rj.request.tasks) elastic_running.push_back(i);
+  }
+  for (const JobRequest& p : in.pending) ctx.queue_demand[p.queue] += p.task.gpus * p.tasks;
+  policy.BeginCycle(ctx);
+  for (int i = 0; i < nr; ++i) running[i].key = policy.Key(*running[i].req, true, ctx);
+  if (policy.Preempts()) {
+    victim_order.resize(nr);
+    std::iota(victim_order.begin(), victim_order.end(), 0);
+    std::sort(victim_order.begin(), victim_order.end(), [&](int a, int b) {
+      if (running[a].key != running[b].key) return KeyLess(running[b].key, running[a].key);
+      return running[a].run->start_time > running[b].run->start_time;  // least work lost first
+    });
+    victim_prefix.assign(nr + 1, 0);
+    for (int k = 0; k < nr; ++k) {
+      victim_prefix[k + 1] = victim_prefix[k] + running[victim_order[k]].req->task.gpus *
+                                                    static_cast<MilliGpu>(running[victim_order[k]].run->placements.size());
+    }
+  }
+  std::vector<JobView> pending(in.pending.size());
+  for (size_t i = 0; i < in.pending.size(); ++i) {
+    pending[i].req = &in.pending[i];
+    pending[i].order = static_cast<int>(i);
+    pending[i].key = policy.Key(in.pending[i], false, ctx);
+  }
+  std::vector<int> order(pending.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return KeyLess(pending[a].key, pending[b].key); });
+
+  std::optional<Verdict> blocked;
+  for (int idx : order) {
+    const JobView& j = pending[idx];
+    const JobRequest& r = *j.req;
+    std::string never = NeverReason(r, limits);
+    if (!never.empty()) {
+      Wait(j, {"feasibility", never, true});
+      continue;
+    }
+    if (blocked) {
+      waiting_not_now = true;
+      if (in.explain_waiting) out.waiting.push_back({r.id, false, blocked->plugin, blocked->reason});
+      continue;
+    }
+    if (auto v = policy.Admit(j, ctx)) {
+      Wait(j, *v);
+      continue;
+    }
+    auto placed = TryPlace(j, r.tasks, MinTasks(r));
+    if (!placed) placed = TryReclaim(j);
+    if (placed) {
+      policy.Reserve(r, r.task.gpus * static_cast<MilliGpu>(placed->size()), ctx);
+      out.binds.push_back({r.id, std::move(*placed)});
+      continue;
+    }
+    if (auto v = policy.OnNoFit(j, ctx)) blocked = Verdict{v->plugin, v->reason, false};
+    waiting_not_now = true;
+    if (in.explain_waiting) {
+      out.waiting.push_back({r.id, false, "gang", state.ExplainNoFit(r.task, MinTasks(r))});
+    }
+  }
+  // Shrinks: running jobs that lost some (not all) tasks.
+  for (int i = 0; i < nr; ++i) {
+    int had = static_cast<int>(in.running[i].placements.size());
+    if (alive[i] > 0 && alive[i] < had) {
+      out.resizes.push_back({in.running[i].request.id, std::vector<TaskPlacement>(
+                                                           in.running[i].placements.begin(),
+                                                           in.running[i].placements.begin() + alive[i])});
+    }
+  }
+  if (!waiting_not_now) Grow();
+  return std::move(out);
+}
+
+Decisions FrameworkScheduler::Schedule(const SchedulerInput& input) {
+  if (input.cluster == nullptr) return {};
+  Cycle cycle(*policy_, input, rng_);
+  return cycle.Run();
+}
+
+}  // namespace
+
+bool RegisterPolicy(const std::string& name, PolicyFactory factory) {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  return Registry().emplace(name, std::move(factory)).second;
+}
+
+std::vector<std::string> Scheduler::Policies() {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  std::vector<std::string> names;
+  for (const auto& [name, f] : Registry()) names.push_back(name);
+  return names;
+}
+
+Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& config) {
+  PolicyFactory factory;
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    auto it = Registry().find(config.policy);
+    if (it != Registry().end()) factory = it->second;
+  }
+  if (!factory) {
+    std::string known;
+    for (const auto& n : Policies()) known += (known.empty() ? "" : ", ") + n;
+    return InvalidArgument("policy: unknown policy \"" + config.policy + "\" (known: " + known + ")");
+  }
+  PolicyOptions options(config.options);
+  auto policy = factory(options);
+  if (!policy.ok()) return policy.status().WithContext("policy " + config.policy);
+  RETURN_IF_ERROR(options.Check(config.policy));
+  return std::unique_ptr<Scheduler>(
+      new FrameworkScheduler(config.policy, std::move(policy).value(), config.seed));
+}
+
+}  // namespace berth::sched

@@ -1,0 +1,140 @@
+// The extension points a policy implements, in the spirit of the Kubernetes
+// scheduling framework. The framework (framework.cc) runs one cycle:
+//
+//   QueueSort  Key(): every pending and running job gets a priority key;
+//              pending jobs are tried lowest key first, running jobs with
+//              the highest key are the first preemption victims.
+//   PreFilter  Admit(): may hold a job back before placement (quota, backfill
+//              reservation, head-of-line blocking) with its plugin and reason.
+//   Filter     NodeFilter(): which nodes the job may use (all by default).
+//   Score      the placement core's order (ClusterState): consolidation on the
+//              fewest nodes, best-fit, NVLink neighbours, fractions packed.
+//   Reserve /  Reserve()/Unreserve(): accounting when a placement is taken or
+//   Unreserve  given back (per-queue usage by default).
+//   Permit     gangs: every task placed or none (built in; plugin "gang").
+//   PostFilter MayPreempt(): when a job does not fit, which running jobs may
+//              be preempted (or elastic jobs shrunk below their request) for it.
+//   OnNoFit()  what a job that could not be placed means for later jobs.
+//
+// Borrowed elastic capacity (tasks above a job's request) is always given back
+// before anything is preempted, whatever the policy.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sched/cluster_state.h"
+#include "sched/scheduler.h"
+
+namespace berth::sched {
+
+// Lower runs first; compared lexicographically.
+using PriorityKey = std::array<int64_t, 3>;
+
+struct JobView {
+  const JobRequest* req = nullptr;
+  const RunningJob* run = nullptr;  // set for running jobs
+  PriorityKey key{};
+  int order = 0;  // position in the input (arrival order for pending jobs)
+
+  bool running() const { return run != nullptr; }
+  // Milli-GPU the job holds (running) or asks for now (pending).
+  MilliGpu Gpus() const;
+};
+
+struct CycleContext {
+  TimeMs now = 0;
+  const SchedulerInput* input = nullptr;
+  ClusterState* state = nullptr;
+  Rng* rng = nullptr;
+  // Milli-GPU allocated per queue, updated by Reserve/Unreserve during the cycle.
+  std::unordered_map<std::string, MilliGpu> queue_usage;
+  // Milli-GPU wanted per queue (running + pending), computed before BeginCycle.
+  std::unordered_map<std::string, MilliGpu> queue_demand;
+};
+
+struct Verdict {
+  std::string plugin;
+  std::string reason;
+  bool never = false;
+};
+
+class Policy {
+ public:
+  explicit Policy(std::string name) : name_(std::move(name)) {}
+  virtual ~Policy() = default;
+  const std::string& name() const { return name_; }
+
+  // Once per cycle, after running jobs are reserved and before keys are computed.
+  virtual void BeginCycle(CycleContext& ctx) {}
+  // QueueSort. Default: arrival order (submit time, then id).
+  virtual PriorityKey Key(const JobRequest& job, bool running, const CycleContext& ctx) const {
+    return {job.submit_time, job.id, 0};
+  }
+  // PreFilter: nullopt lets the job try placement.
+  virtual std::optional<Verdict> Admit(const JobView& job, CycleContext& ctx) { return std::nullopt; }
+  // Filter: a node predicate for this job, or nullptr for every node.
+  virtual const std::function<bool(int)>* NodeFilter(const JobView& job, CycleContext& ctx) { return nullptr; }
+  // Reserve / Unreserve: called for every placement taken or given back.
+  virtual void Reserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) {
+    ctx.queue_usage[job.queue] += amount;
+  }
+  virtual void Unreserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) {
+    ctx.queue_usage[job.queue] -= amount;
+  }
+  // PostFilter: whether `victim` may lose GPUs so that `job` starts.
+  virtual bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
+    return false;
+  }
+  // True if MayPreempt only ever allows victims whose key is higher than the
+  // job's (lets the framework skip hopeless preemption searches quickly).
+  virtual bool KeyOrderedPreemption() const { return false; }
+  virtual bool Preempts() const { return false; }
+  // After `job` found no place (even with preemption). Returns a verdict to
+  // block every later job (head-of-line), or nullopt to go on with the next.
+  virtual std::optional<Verdict> OnNoFit(const JobView& job, CycleContext& ctx) { return std::nullopt; }
+
+ private:
+  std::string name_;
+};
+
+// Options given to a policy factory. Get* mark a key as known; Check()
+// rejects keys nobody asked for, naming them and the known ones.
+class PolicyOptions {
+ public:
+  explicit PolicyOptions(const std::map<std::string, std::string>& options) : options_(options) {}
+  Result<double> GetDouble(const std::string& key, double fallback);
+  Result<int64_t> GetInt(const std::string& key, int64_t fallback);
+  std::string GetString(const std::string& key, const std::string& fallback);
+  // Keys with `prefix` (e.g. "queue."), all counted as known.
+  std::map<std::string, std::string> WithPrefix(const std::string& prefix);
+  Status Check(const std::string& policy) const;
+
+ private:
+  const std::map<std::string, std::string>& options_;
+  std::vector<std::string> known_;
+  std::vector<std::string> prefixes_;
+};
+
+using PolicyFactory = std::function<Result<std::unique_ptr<Policy>>(PolicyOptions&)>;
+
+// Registers a policy by name, next to the built-in ones (tests register
+// fakes this way). Thread-safe. Returns false if the name is taken.
+bool RegisterPolicy(const std::string& name, PolicyFactory factory);
+
+// The built-in policies' factories (policies/*.cc); the registry lists them.
+Result<std::unique_ptr<Policy>> MakeFifoPolicy(PolicyOptions& options);
+Result<std::unique_ptr<Policy>> MakeBackfillPolicy(PolicyOptions& options);
+Result<std::unique_ptr<Policy>> MakeTiresiasPolicy(PolicyOptions& options);
+Result<std::unique_ptr<Policy>> MakeStaticPolicy(PolicyOptions& options);
+Result<std::unique_ptr<Policy>> MakeFairSharePolicy(PolicyOptions& options);
+Result<std::unique_ptr<Policy>> MakeSrtfOraclePolicy(PolicyOptions& options);
+Result<std::unique_ptr<Policy>> MakeDynamicPolicy(PolicyOptions& options);
+
+}  // namespace berth::sched
