@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Berth builds with (and, with --test, the real
+# servers its tests start). Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+build_pkgs=(g++ cmake ninja-build pkg-config nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev
+  libcpp-httplib-dev libspdlog-dev libfmt-dev libcli11-dev)
+test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev sqlite3 python3 procps)
+
+want=("${build_pkgs[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+  want+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "berth: installing ${missing[*]}"
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
