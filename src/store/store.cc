@@ -5,6 +5,7 @@
 #include <chrono>
 #include <deque>
 #include <mutex>
+#include <unordered_map>
 #include <utility>
 
 #include "store/migrations.h"
@@ -53,18 +54,54 @@ Result<std::optional<std::string>> DumpJson(const json& j, const std::string& wh
   }
 }
 
-Result<Job> ReadJobRow(const Stmt& st) {
+// Parsed specs by job id. A job's spec never changes after submission and
+// ids are never reused, so entries never go stale; parsing (YAML) is most of
+// the cost of reading a job. Oldest entries are dropped beyond `capacity`.
+class SpecCache {
+ public:
+  explicit SpecCache(size_t capacity) : capacity_(capacity) {}
+
+  std::shared_ptr<const JobSpec> Get(JobId id) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = specs_.find(id);
+    return it == specs_.end() ? nullptr : it->second;
+  }
+
+  void Put(JobId id, std::shared_ptr<const JobSpec> spec) {
+    if (capacity_ == 0) return;
+    std::lock_guard<std::mutex> l(mu_);
+    if (!specs_.emplace(id, std::move(spec)).second) return;
+    order_.push_back(id);
+    while (order_.size() > capacity_) {
+      specs_.erase(order_.front());
+      order_.pop_front();
+    }
+  }
+
+ private:
+  const size_t capacity_;
+  std::mutex mu_;
+  std::unordered_map<JobId, std::shared_ptr<const JobSpec>> specs_;
+  std::deque<JobId> order_;
+};
+
+Result<Job> ReadJobRow(const Stmt& st, SpecCache& cache) {
   Job job;
   job.id = st.Int(0);
   auto state = model::ParseJobState(st.Text(1));
   if (!state.ok())
     return Internal("store: " + JobName(job.id) + ": stored state: " + state.status().message());
   job.state = *state;
-  auto spec = model::ParseJobSpec(st.Text(2));
-  if (!spec.ok())
-    return Internal("store: " + JobName(job.id) + ": stored spec does not parse: " +
-                    spec.status().message());
-  job.spec = std::move(spec).value();
+  std::shared_ptr<const JobSpec> spec = cache.Get(job.id);
+  if (spec == nullptr) {
+    auto parsed = model::ParseJobSpec(st.Text(2));
+    if (!parsed.ok())
+      return Internal("store: " + JobName(job.id) + ": stored spec does not parse: " +
+                      parsed.status().message());
+    spec = std::make_shared<const JobSpec>(std::move(parsed).value());
+    cache.Put(job.id, spec);
+  }
+  job.spec = *spec;
   job.submit_time = st.Int(3);
   job.schedule_time = st.Int(4);
   job.start_time = st.Int(5);
@@ -128,6 +165,7 @@ struct Store::Impl {
   int schema_version = 0;
   // ":memory:" databases exist once per connection: reads share the writer.
   bool shared_reader = false;
+  std::unique_ptr<SpecCache> specs;
 
   // The one writer connection.
   std::mutex write_mu;
@@ -267,6 +305,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
   impl->options.synchronous = sync;
   if (impl->options.max_submit_batch < 1) impl->options.max_submit_batch = 1;
   impl->shared_reader = path.empty() || path == ":memory:";
+  impl->specs = std::make_unique<SpecCache>(static_cast<size_t>(std::max(0, options.spec_cache_size)));
 
   ASSIGN_OR_RETURN(impl->writer,
                    Conn::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -340,13 +379,13 @@ Result<Job> Store::GetJob(JobId id) const {
     st.Bind(1, id);
     ASSIGN_OR_RETURN(bool row, st.Step(op));
     if (!row) return NotFound(JobName(id) + " not found");
-    return ReadJobRow(st);
+    return ReadJobRow(st, *impl_->specs);
   });
 }
 
 namespace {
 
-Result<std::vector<Job>> RunJobQuery(Conn& c, const std::string& sql,
+Result<std::vector<Job>> RunJobQuery(Conn& c, SpecCache& specs, const std::string& sql,
                                      const std::vector<std::string>& text_args, int64_t limit,
                                      const std::string& op) {
   ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(sql, op));
@@ -358,7 +397,7 @@ Result<std::vector<Job>> RunJobQuery(Conn& c, const std::string& sql,
   for (;;) {
     ASSIGN_OR_RETURN(bool row, st.Step(op));
     if (!row) break;
-    ASSIGN_OR_RETURN(Job job, ReadJobRow(st));
+    ASSIGN_OR_RETURN(Job job, ReadJobRow(st, specs));
     jobs.push_back(std::move(job));
   }
   return jobs;
@@ -390,7 +429,7 @@ Result<std::vector<Job>> Store::ListJobs(const JobFilter& filter) const {
   sql += filter.newest_first ? " ORDER BY id DESC" : " ORDER BY id";
   sql += " LIMIT ?";
   return impl_->Read<std::vector<Job>>(
-      [&](Conn& c) { return RunJobQuery(c, sql, args, filter.limit, "list jobs"); });
+      [&](Conn& c) { return RunJobQuery(c, *impl_->specs, sql, args, filter.limit, "list jobs"); });
 }
 
 Result<std::vector<Job>> Store::ListActiveJobs() const {
@@ -399,7 +438,7 @@ Result<std::vector<Job>> Store::ListActiveJobs() const {
       " FROM jobs WHERE state IN ('Pending', 'Scheduled', 'Running', 'Preempted') ORDER BY id"
       " LIMIT ?";
   return impl_->Read<std::vector<Job>>(
-      [&](Conn& c) { return RunJobQuery(c, kSql, {}, 0, "list active jobs"); });
+      [&](Conn& c) { return RunJobQuery(c, *impl_->specs, kSql, {}, 0, "list active jobs"); });
 }
 
 Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& update,

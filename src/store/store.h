@@ -38,6 +38,9 @@ struct StoreOptions {
   // Most submissions SubmitJob commits in one transaction (group commit):
   // concurrent callers share one fsync; each returns after its batch commits.
   int max_submit_batch = 256;
+  // How many parsed job specs reads keep in memory (specs never change
+  // after submission). 0 disables the cache.
+  int spec_cache_size = 50000;
 };
 
 struct JobFilter {
