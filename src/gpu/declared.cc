@@ -43,6 +43,22 @@ class DeclaredInventory final : public Inventory {
 
 }  // namespace
 
+Result<std::vector<GpuSample>> Inventory::Sample() {
+  std::vector<GpuSample> out;
+  for (const auto& n : Nodes()) {
+    for (const auto& g : n.gpus) {
+      GpuSample s;
+      s.node = n.name;
+      s.index = g.index;
+      s.uuid = g.uuid;
+      s.model = g.model;
+      s.memory_total = g.memory;
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
 std::unique_ptr<Inventory> MakeDeclaredInventory(const DeclaredOptions& options) {
   return std::make_unique<DeclaredInventory>(options);
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "gpu/telemetry.h"
 #include "model/node.h"
 
 namespace berth::gpu {
@@ -18,6 +19,13 @@ class Inventory {
   virtual std::string Describe() const = 0;
   // The nodes and their GPUs as of now.
   virtual std::vector<model::NodeInfo> Nodes() const = 0;
+  // Reads every GPU's live telemetry once (one GpuSample per GPU of Nodes()).
+  // Per-GPU trouble (a field not supported, a lost device) is reported inside
+  // the samples; an error means nothing could be read at all. The default
+  // (declared GPUs, engines without telemetry) reports identity and total
+  // memory only. Called from one sampling thread; implementations must also
+  // allow concurrent calls to Nodes().
+  virtual Result<std::vector<GpuSample>> Sample();
 };
 
 struct DeclaredOptions {
@@ -32,6 +40,33 @@ struct DeclaredOptions {
 // N simulated GPUs on this machine, for hosts without NVIDIA GPUs. UUIDs are
 // stable for a given node name and index.
 std::unique_ptr<Inventory> MakeDeclaredInventory(const DeclaredOptions& options);
+
+struct NvmlOptions {
+  // The NVML library to dlopen. Empty: $BERTH_NVML_LIBRARY if set, else
+  // "libnvidia-ml.so.1" (found through the dynamic loader's search path).
+  std::string library_path;
+  std::string node_name;  // default: this host's name
+  MilliCpu cpu = 0;       // 0: this machine's cores
+  MiB memory = 0;         // 0: this machine's memory
+};
+
+// This machine's GPUs as NVML sees them, NVML loaded at run time with dlopen.
+// Fails (kUnavailable) when the library cannot be loaded, lacks a required
+// function, nvmlInit fails, or it reports no GPU; the message says which.
+Result<std::unique_ptr<Inventory>> MakeNvmlInventory(const NvmlOptions& options);
+
+struct LocalInventoryOptions {
+  bool use_nvml = true;  // false: declared GPUs without trying NVML
+  NvmlOptions nvml;
+  DeclaredOptions declared;
+};
+
+// The inventory for this machine: NVML when it loads and reports GPUs, else
+// the declared GPUs, with one log line saying why NVML was not used. Never null.
+std::unique_ptr<Inventory> MakeLocalInventory(const LocalInventoryOptions& options);
+
+// The library path MakeNvmlInventory would load for `configured`.
+std::string ResolveNvmlLibraryPath(const std::string& configured);
 
 // This machine's CPU cores (milli) and memory (MiB) as the kernel reports them.
 MilliCpu HostCpu();
