@@ -45,6 +45,8 @@ struct TaskSpec {
   MilliCpu cpu_limit = 0;   // 0: no limit
   MiB memory_limit = 0;     // 0: no limit
   DurationMs time_limit = 0;  // 0: none; the executor stops the task when it is reached
+  // SIGTERM-to-SIGKILL grace used when the time limit is reached.
+  DurationMs termination_grace = 30 * kSecond;
 };
 
 enum class TaskEventType {

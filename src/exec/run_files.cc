@@ -1,0 +1,227 @@
+#include "exec/run_files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+namespace berth::exec {
+
+using nlohmann::json;
+
+namespace {
+
+Status JsonError(const char* file, const std::exception& e) {
+  return InvalidArgument(std::string(file) + ": " + e.what());
+}
+
+json KeyToJson(const TaskKey& k) { return json{{"job", k.job}, {"task", k.task}, {"attempt", k.attempt}}; }
+
+TaskKey KeyFromJson(const json& j) {
+  TaskKey k;
+  k.job = j.at("job").get<JobId>();
+  k.task = j.at("task").get<int>();
+  k.attempt = j.at("attempt").get<int>();
+  return k;
+}
+
+}  // namespace
+
+std::string RunSpecToJson(const RunSpec& s) {
+  json j;
+  j["key"] = KeyToJson(s.key);
+  j["argv"] = s.argv;
+  j["env"] = s.env;
+  j["workingDir"] = s.working_dir;
+  j["cpuLimitMilli"] = s.cpu_limit;
+  j["memoryLimitMiB"] = s.memory_limit;
+  j["timeLimitMs"] = s.time_limit;
+  j["graceMs"] = s.grace;
+  j["logCapBytes"] = s.log_cap_bytes;
+  j["cgroup"] = json{{"version", s.cgroup.version},
+                     {"v2Parent", s.cgroup.v2_parent},
+                     {"cpuParent", s.cgroup.cpu_parent},
+                     {"memoryParent", s.cgroup.memory_parent}};
+  return j.dump(2) + "\n";
+}
+
+Result<RunSpec> ParseRunSpec(const std::string& text) {
+  try {
+    json j = json::parse(text);
+    RunSpec s;
+    s.key = KeyFromJson(j.at("key"));
+    s.argv = j.at("argv").get<std::vector<std::string>>();
+    s.env = j.value("env", std::map<std::string, std::string>{});
+    s.working_dir = j.at("workingDir").get<std::string>();
+    s.cpu_limit = j.value("cpuLimitMilli", int64_t{0});
+    s.memory_limit = j.value("memoryLimitMiB", int64_t{0});
+    s.time_limit = j.value("timeLimitMs", int64_t{0});
+    s.grace = j.value("graceMs", int64_t{30 * kSecond});
+    s.log_cap_bytes = j.value("logCapBytes", int64_t{100LL << 20});
+    if (j.contains("cgroup")) {
+      const json& c = j["cgroup"];
+      s.cgroup.version = c.value("version", 0);
+      s.cgroup.v2_parent = c.value("v2Parent", "");
+      s.cgroup.cpu_parent = c.value("cpuParent", "");
+      s.cgroup.memory_parent = c.value("memoryParent", "");
+    }
+    if (s.argv.empty()) return InvalidArgument("spec.json: argv: must not be empty");
+    return s;
+  } catch (const std::exception& e) {
+    return JsonError(kSpecFile, e);
+  }
+}
+
+std::string RunStatusToJson(const RunStatus& s) {
+  json j{{"started", s.started},   {"exitCode", s.exit_code}, {"signal", s.signal},
+         {"startTime", s.start_time}, {"endTime", s.end_time}, {"error", s.error},
+         {"pid", s.pid}};
+  return j.dump(2) + "\n";
+}
+
+Result<RunStatus> ParseRunStatus(const std::string& text) {
+  try {
+    json j = json::parse(text);
+    RunStatus s;
+    s.started = j.value("started", true);
+    s.exit_code = j.at("exitCode").get<int>();
+    s.signal = j.value("signal", 0);
+    s.start_time = j.value("startTime", int64_t{0});
+    s.end_time = j.value("endTime", int64_t{0});
+    s.error = j.value("error", "");
+    s.pid = j.value("pid", int64_t{0});
+    return s;
+  } catch (const std::exception& e) {
+    return JsonError(kStatusFile, e);
+  }
+}
+
+std::string ShimInfoToJson(const ShimInfo& s) {
+  json j{{"pid", s.pid}, {"startTicks", s.start_ticks}, {"cgroups", s.cgroups}};
+  return j.dump(2) + "\n";
+}
+
+std::string TaskInfoToJson(const ShimInfo& s) {
+  json j{{"pid", s.child_pid}, {"startTicks", s.child_start_ticks}};
+  return j.dump(2) + "\n";
+}
+
+Result<ShimInfo> ParseShimInfo(const std::string& text) {
+  try {
+    json j = json::parse(text);
+    ShimInfo s;
+    s.pid = j.at("pid").get<int64_t>();
+    s.start_ticks = j.at("startTicks").get<uint64_t>();
+    s.cgroups = j.value("cgroups", std::vector<std::string>{});
+    return s;
+  } catch (const std::exception& e) {
+    return JsonError(kShimFile, e);
+  }
+}
+
+Result<ShimInfo> ReadShimInfo(const std::string& dir) {
+  ASSIGN_OR_RETURN(std::string text, ReadWholeFile(JoinPath(dir, kShimFile)));
+  ASSIGN_OR_RETURN(ShimInfo info, ParseShimInfo(text));
+  auto task = ReadWholeFile(JoinPath(dir, kTaskFile));
+  if (task.ok()) {
+    try {
+      json j = json::parse(*task);
+      info.child_pid = j.at("pid").get<int64_t>();
+      info.child_start_ticks = j.at("startTicks").get<uint64_t>();
+    } catch (const std::exception& e) {
+      return JsonError(kTaskFile, e);
+    }
+  }
+  return info;
+}
+
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  auto text = ReadWholeFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!text.ok()) return std::nullopt;
+  // The command name (field 2) is in parentheses and may hold spaces or ')':
+  // the fields after the last ')' are fixed.
+  size_t close = text->rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  const char* p = text->c_str() + close + 1;
+  ProcStat st;
+  // Fields 3.. : state, then 18 numbers, then starttime (field 22).
+  int field = 3;
+  while (*p != '\0') {
+    while (*p == ' ') ++p;
+    if (*p == '\0') break;
+    const char* start = p;
+    while (*p != ' ' && *p != '\0') ++p;
+    if (field == 3) st.state = *start;
+    if (field == 22) {
+      st.start_ticks = std::strtoull(start, nullptr, 10);
+      return st;
+    }
+    ++field;
+  }
+  return std::nullopt;
+}
+
+bool ShimAlive(const ShimInfo& info) {
+  auto st = ReadProcStat(static_cast<pid_t>(info.pid));
+  return st && st->start_ticks == info.start_ticks && st->state != 'Z' && st->state != 'X';
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& data, bool sync) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return IoError(tmp + ": " + std::strerror(errno));
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return IoError(tmp + ": " + std::strerror(e));
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (sync && ::fsync(fd) != 0) {
+    int e = errno;
+    ::close(fd);
+    return IoError(tmp + ": fsync: " + std::strerror(e));
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return IoError(path + ": rename: " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+Result<std::string> ReadWholeFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return NotFound(path + ": no such file");
+    return IoError(path + ": " + std::strerror(errno));
+  }
+  std::string out;
+  char buf[8192];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return IoError(path + ": " + std::strerror(e));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+std::string JoinPath(const std::string& dir, const std::string& name) {
+  if (dir.empty() || dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
+
+}  // namespace berth::exec

@@ -1,0 +1,539 @@
+// berth-shim: the per-task supervisor that lets work outlive the daemon.
+//
+//   berth-shim --run-dir DIR [--progress-fd N]
+//
+// Reads DIR/spec.json, records itself in DIR/shim.json, makes the task's
+// cgroups, starts the task in a new process group with its output going
+// through the shim into DIR/output.log (capped, rotated to output.log.1), and
+// enforces the time limit. SIGTERM asks it to stop the task: SIGTERM to the
+// task's process group, then SIGKILL after the grace period (DIR/stop holds a
+// grace in ms that overrides the spec's). When the task ends it writes
+// DIR/status.json atomically. Progress lines ("started <pid>", "failed <msg>",
+// "exited <code> <signal>") go to fd N when given; if nobody reads them any
+// more the shim carries on. It is single-threaded.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "exec/cgroup.h"
+#include "exec/run_files.h"
+
+namespace berth::exec {
+namespace {
+
+constexpr int64_t kNanosPerMs = 1000 * 1000;
+constexpr int64_t kNever = INT64_MAX;
+// After the task's main process exits: how long to wait for the rest of its
+// output (writers that escaped the process group may hold the pipe open).
+constexpr int64_t kDrainNanos = 2000 * kNanosPerMs;
+
+void WriteAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+// output.log with a size cap: when writing would pass the cap, the file is
+// renamed to output.log.1 (replacing the older part) and a new one started.
+class LogWriter {
+ public:
+  LogWriter(const std::string& dir, int64_t cap)
+      : path_(JoinPath(dir, kOutputFile)), old_path_(JoinPath(dir, kOutputOldFile)),
+        cap_(std::max<int64_t>(cap, 1)) {}
+  ~LogWriter() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  bool Open(bool truncate) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0),
+                 0644);
+    if (fd_ < 0) return false;
+    struct stat st;
+    size_ = (::fstat(fd_, &st) == 0) ? st.st_size : 0;
+    return true;
+  }
+
+  void Write(const char* p, size_t n) {
+    if (fd_ < 0) return;
+    while (n > 0) {
+      if (size_ >= cap_) Rotate();
+      if (fd_ < 0) return;
+      size_t k = std::min<size_t>(n, static_cast<size_t>(cap_ - size_));
+      WriteAll(fd_, p, k);
+      size_ += static_cast<int64_t>(k);
+      p += k;
+      n -= k;
+    }
+  }
+
+  // A line from the shim itself, marked so users can tell it from the task's.
+  void Line(const std::string& msg) {
+    std::string s = "[berth-shim] " + msg + "\n";
+    Write(s.data(), s.size());
+  }
+
+ private:
+  void Rotate() {
+    ::close(fd_);
+    ::rename(path_.c_str(), old_path_.c_str());
+    fd_ = -1;
+    Open(/*truncate=*/true);
+  }
+
+  std::string path_;
+  std::string old_path_;
+  int64_t cap_;
+  int fd_ = -1;
+  int64_t size_ = 0;
+};
+
+// What the child tells the shim through the close-on-exec pipe when it could
+// not exec the command.
+struct ExecFailure {
+  enum Stage : int { kChdir = 1, kExec = 2, kStdio = 3 } stage;
+  int err;
+};
+
+int ExitCodeFor(const ExecFailure& f) {
+  if (f.stage == ExecFailure::kExec &&
+      (f.err == EACCES || f.err == ENOEXEC || f.err == EISDIR || f.err == EPERM)) {
+    return 126;
+  }
+  return 127;
+}
+
+std::string DescribeFailure(const ExecFailure& f, const RunSpec& spec) {
+  const std::string& cmd = spec.argv[0];
+  switch (f.stage) {
+    case ExecFailure::kChdir:
+      return "working directory " + spec.working_dir + ": " + std::strerror(f.err);
+    case ExecFailure::kStdio:
+      return std::string("cannot set up the task's stdio: ") + std::strerror(f.err);
+    case ExecFailure::kExec:
+      break;
+  }
+  switch (f.err) {
+    case ENOENT:
+      return "command not found: " + cmd;
+    case EACCES:
+    case EPERM:
+      return "permission denied: " + cmd;
+    case ENOEXEC:
+      return "cannot execute " + cmd + ": exec format error";
+    default:
+      return "cannot execute " + cmd + ": " + std::strerror(f.err);
+  }
+}
+
+sigset_t ShimSignals() {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGTERM);
+  sigaddset(&s, SIGINT);
+  sigaddset(&s, SIGCHLD);
+  return s;
+}
+
+class Shim {
+ public:
+  Shim(std::string dir, int progress_fd) : dir_(std::move(dir)), progress_fd_(progress_fd) {}
+
+  int Run() {
+    auto text = ReadWholeFile(JoinPath(dir_, kSpecFile));
+    Result<RunSpec> spec = text.ok() ? ParseRunSpec(*text) : Result<RunSpec>(text.status());
+    if (!spec.ok()) {
+      std::fprintf(stderr, "berth-shim: %s\n", spec.status().ToString().c_str());
+      status_.exit_code = 127;
+      status_.error = "berth-shim: " + spec.status().message();
+      status_.start_time = status_.end_time = SystemClock::Default().Now();
+      WriteStatus();
+      Progress("failed " + status_.error);
+      return 1;
+    }
+    spec_ = std::move(spec).value();
+    log_ = std::make_unique<LogWriter>(dir_, spec_.log_cap_bytes);
+    if (!log_->Open(/*truncate=*/false)) {
+      std::fprintf(stderr, "berth-shim: cannot open %s: %s\n", kOutputFile, std::strerror(errno));
+    }
+
+    sigset_t sigs = ShimSignals();
+    sfd_ = ::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    info_.pid = ::getpid();
+    if (auto st = ReadProcStat(::getpid())) info_.start_ticks = st->start_ticks;
+    std::vector<std::string> warnings;
+    cg_ = CreateTaskCgroups(spec_.cgroup, spec_.key.ToString() + "-" + std::to_string(info_.pid),
+                            spec_.cpu_limit, spec_.memory_limit, &warnings);
+    info_.cgroups = cg_.dirs;
+    WriteShimInfo();
+    for (const auto& w : warnings) log_->Line("warning: " + w);
+
+    if (!StartChild()) {
+      Finish();
+      return 0;
+    }
+    Loop();
+    Finish();
+    return 0;
+  }
+
+ private:
+  void Progress(const std::string& line) {
+    if (progress_fd_ < 0) return;
+    std::string s = line + "\n";
+    ssize_t n;
+    do {
+      n = ::write(progress_fd_, s.data(), s.size());
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN) {
+      // The daemon is gone (EPIPE) or the fd is bad: carry on without it.
+      ::close(progress_fd_);
+      progress_fd_ = -1;
+    }
+  }
+
+  void WriteShimInfo() {
+    Status st = WriteFileAtomic(JoinPath(dir_, kShimFile), ShimInfoToJson(info_), false);
+    if (!st.ok()) std::fprintf(stderr, "berth-shim: %s\n", st.ToString().c_str());
+  }
+
+  void WriteStatus() {
+    Status st = WriteFileAtomic(JoinPath(dir_, kStatusFile), RunStatusToJson(status_), true);
+    if (!st.ok()) std::fprintf(stderr, "berth-shim: %s\n", st.ToString().c_str());
+  }
+
+  [[noreturn]] static void ChildFail(int err_fd, ExecFailure::Stage stage, int err) {
+    ExecFailure f{stage, err};
+    WriteAll(err_fd, reinterpret_cast<const char*>(&f), sizeof(f));
+    ::_exit(ExitCodeFor(f));
+  }
+
+  // In the forked child: becomes the task. Never returns.
+  [[noreturn]] void ChildExec(int out_w, int err_w) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::signal(SIGHUP, SIG_DFL);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::setpgid(0, 0);
+    int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(out_w, 1) < 0 || ::dup2(out_w, 2) < 0) {
+      ChildFail(err_w, ExecFailure::kStdio, errno);
+    }
+    std::string pid = std::to_string(::getpid());
+    for (const auto& f : cg_.procs_files) {
+      int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ::write(fd, pid.data(), pid.size()) < 0) {
+        std::fprintf(stderr, "[berth-shim] warning: cannot join cgroup %s: %s\n", f.c_str(),
+                     std::strerror(errno));
+      }
+      if (fd >= 0) ::close(fd);
+    }
+    if (::chdir(spec_.working_dir.c_str()) != 0) ChildFail(err_w, ExecFailure::kChdir, errno);
+    ::setenv("PWD", spec_.working_dir.c_str(), 1);
+    for (const auto& [k, v] : spec_.env) ::setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> argv;
+    for (auto& a : spec_.argv) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    ChildFail(err_w, ExecFailure::kExec, errno);
+  }
+
+  // Forks and execs the task. False if it could not be started (status_ says why).
+  bool StartChild() {
+    int out[2];
+    int errp[2];
+    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(errp, O_CLOEXEC) != 0) {
+      return FailStart(std::string("berth-shim: pipe: ") + std::strerror(errno), 127);
+    }
+    TimeMs start = SystemClock::Default().Now();
+    pid_t pid = ::fork();
+    if (pid < 0) return FailStart(std::string("berth-shim: fork: ") + std::strerror(errno), 127);
+    if (pid == 0) {
+      ::close(out[0]);
+      ::close(errp[0]);
+      ChildExec(out[1], errp[1]);
+    }
+    ::setpgid(pid, pid);  // also done by the child; whichever runs first wins
+    child_ = pid;
+    ::close(out[1]);
+    ::close(errp[1]);
+    out_r_ = out[0];
+    ::fcntl(out_r_, F_SETFL, ::fcntl(out_r_, F_GETFL) | O_NONBLOCK);
+
+    ExecFailure f{};
+    ssize_t n;
+    do {
+      n = ::read(errp[0], &f, sizeof(f));
+    } while (n < 0 && errno == EINTR);
+    ::close(errp[0]);
+    if (n == static_cast<ssize_t>(sizeof(f))) {
+      int ws = 0;
+      ::waitpid(pid, &ws, 0);
+      child_ = -1;
+      DrainOutput(MonotonicNanos() + kDrainNanos);
+      return FailStart(DescribeFailure(f, spec_), ExitCodeFor(f));
+    }
+
+    status_.started = true;
+    status_.start_time = start;
+    status_.pid = pid;
+    start_mono_ = MonotonicNanos();
+    if (spec_.time_limit > 0) time_limit_at_ = start_mono_ + spec_.time_limit * kNanosPerMs;
+    Progress("started " + std::to_string(pid));
+    info_.child_pid = pid;
+    if (auto st = ReadProcStat(pid)) info_.child_start_ticks = st->start_ticks;
+    Status st = WriteFileAtomic(JoinPath(dir_, kTaskFile), TaskInfoToJson(info_), false);
+    if (!st.ok()) std::fprintf(stderr, "berth-shim: %s\n", st.ToString().c_str());
+    return true;
+  }
+
+  bool FailStart(const std::string& error, int code) {
+    status_.started = false;
+    status_.exit_code = code;
+    status_.error = error;
+    status_.start_time = status_.end_time = SystemClock::Default().Now();
+    log_->Line(error);
+    Progress("failed " + error);
+    return false;
+  }
+
+  void Loop() {
+    while (true) {
+      int64_t now = MonotonicNanos();
+      if (child_done_ && (out_r_ < 0 || now >= drain_until_)) break;
+      if (!child_done_ && !stopping_ && now >= time_limit_at_) {
+        BeginStop("time limit exceeded", spec_.grace,
+                  "time limit of " + FormatDuration(spec_.time_limit) + " exceeded");
+      }
+      if (!child_done_ && stopping_ && !killed_ && now >= kill_at_) {
+        log_->Line("grace period over: sending SIGKILL");
+        Kill();
+      }
+      int64_t next = kNever;
+      if (!child_done_ && !stopping_) next = std::min(next, time_limit_at_);
+      if (!child_done_ && stopping_ && !killed_) next = std::min(next, kill_at_);
+      if (child_done_) next = std::min(next, drain_until_);
+      int timeout = -1;
+      if (next != kNever) {
+        int64_t ms = (std::max<int64_t>(next - now, 0) + kNanosPerMs - 1) / kNanosPerMs;
+        timeout = static_cast<int>(std::min<int64_t>(ms, INT_MAX));
+      }
+      struct pollfd fds[2];
+      int nfds = 0;
+      fds[nfds++] = {sfd_, POLLIN, 0};
+      if (out_r_ >= 0) fds[nfds++] = {out_r_, POLLIN, 0};
+      int r = ::poll(fds, nfds, timeout);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        std::fprintf(stderr, "berth-shim: poll: %s\n", std::strerror(errno));
+        break;
+      }
+      if (nfds > 1 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) ReadOutput();
+      if (fds[0].revents & POLLIN) HandleSignals();
+    }
+  }
+
+  void ReadOutput() {
+    char buf[64 * 1024];
+    while (out_r_ >= 0) {
+      ssize_t n = ::read(out_r_, buf, sizeof(buf));
+      if (n > 0) {
+        log_->Write(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      ::close(out_r_);  // EOF or error
+      out_r_ = -1;
+    }
+  }
+
+  // Copies what is left in the output pipe, until EOF or `until`.
+  void DrainOutput(int64_t until) {
+    while (out_r_ >= 0) {
+      int64_t now = MonotonicNanos();
+      if (now >= until) break;
+      struct pollfd p = {out_r_, POLLIN, 0};
+      int ms = static_cast<int>((until - now + kNanosPerMs - 1) / kNanosPerMs);
+      if (::poll(&p, 1, ms) > 0) ReadOutput();
+    }
+  }
+
+  void HandleSignals() {
+    struct signalfd_siginfo si;
+    bool chld = false;
+    bool term = false;
+    while (::read(sfd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
+      if (si.ssi_signo == SIGCHLD) chld = true;
+      if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) term = true;
+    }
+    if (chld) Reap();
+    if (term) OnStopRequest();
+  }
+
+  // Reaps every exited child (the shim is a subreaper, so orphans of the task
+  // come here too). The task's main process is seen first without reaping, so
+  // its process group can be killed while the group id is still reserved.
+  void Reap() {
+    while (true) {
+      siginfo_t si;
+      std::memset(&si, 0, sizeof(si));
+      if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) return;
+      pid_t pid = si.si_pid;
+      if (pid == child_ && !child_done_) {
+        ::killpg(child_, SIGKILL);  // whatever the task left behind in its group
+        int ws = 0;
+        ::waitpid(pid, &ws, 0);
+        child_done_ = true;
+        wait_status_ = ws;
+        status_.end_time = SystemClock::Default().Now();
+        drain_until_ = MonotonicNanos() + kDrainNanos;
+      } else {
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+  }
+
+  void OnStopRequest() {
+    DurationMs grace = spec_.grace;
+    if (auto text = ReadWholeFile(JoinPath(dir_, kStopFile)); text.ok()) {
+      char* end = nullptr;
+      long long v = std::strtoll(text->c_str(), &end, 10);
+      if (end != text->c_str() && v >= 0) grace = v;
+    }
+    if (child_done_ || child_ < 0) return;
+    if (!stopping_) {
+      BeginStop("", grace, "stop requested");
+    } else if (!killed_) {
+      kill_at_ = std::min(kill_at_, MonotonicNanos() + grace * kNanosPerMs);
+    }
+  }
+
+  void BeginStop(const std::string& reason, DurationMs grace, const std::string& why) {
+    stopping_ = true;
+    reason_ = reason;
+    if (grace <= 0) {
+      log_->Line(why + ": sending SIGKILL");
+      Kill();
+      return;
+    }
+    log_->Line(why + ": sending SIGTERM, SIGKILL in " + FormatDuration(grace));
+    ::killpg(child_, SIGTERM);
+    kill_at_ = MonotonicNanos() + grace * kNanosPerMs;
+  }
+
+  void Kill() {
+    killed_ = true;
+    ::killpg(child_, SIGKILL);
+  }
+
+  void Finish() {
+    if (status_.started) {
+      if (WIFEXITED(wait_status_)) {
+        status_.exit_code = WEXITSTATUS(wait_status_);
+      } else if (WIFSIGNALED(wait_status_)) {
+        status_.signal = WTERMSIG(wait_status_);
+        status_.exit_code = 128 + status_.signal;
+      }
+      if (status_.signal == SIGKILL && CgroupOomKilled(cg_)) {
+        status_.error = "out of memory: memory limit of " + std::to_string(spec_.memory_limit) +
+                        " MiB exceeded";
+        log_->Line(status_.error);
+      } else if (!reason_.empty()) {
+        status_.error = reason_;
+      } else if (killed_) {
+        status_.error = "killed after the grace period";
+      }
+    }
+    for (const auto& dir : cg_.dirs) {
+      if (!RemoveCgroup(dir)) {
+        std::fprintf(stderr, "berth-shim: cannot remove cgroup %s: %s\n", dir.c_str(),
+                     std::strerror(errno));
+      }
+    }
+    WriteStatus();
+    Progress("exited " + std::to_string(status_.exit_code) + " " + std::to_string(status_.signal));
+  }
+
+  std::string dir_;
+  int progress_fd_;
+  RunSpec spec_;
+  std::unique_ptr<LogWriter> log_;
+  int sfd_ = -1;
+  ShimInfo info_;
+  TaskCgroups cg_;
+  RunStatus status_;
+
+  pid_t child_ = -1;
+  int out_r_ = -1;
+  int64_t start_mono_ = 0;
+  int64_t time_limit_at_ = kNever;
+  int64_t kill_at_ = kNever;
+  int64_t drain_until_ = kNever;
+  bool stopping_ = false;
+  bool killed_ = false;
+  bool child_done_ = false;
+  int wait_status_ = 0;
+  std::string reason_;
+};
+
+}  // namespace
+}  // namespace berth::exec
+
+int main(int argc, char** argv) {
+  std::string dir;
+  int progress_fd = -1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--run-dir" && i + 1 < argc) {
+      dir = argv[++i];
+    } else if (a == "--progress-fd" && i + 1 < argc) {
+      progress_fd = std::atoi(argv[++i]);
+    } else {
+      std::fprintf(stderr, "usage: berth-shim --run-dir DIR [--progress-fd N]\n");
+      return 2;
+    }
+  }
+  if (dir.empty()) {
+    std::fprintf(stderr, "usage: berth-shim --run-dir DIR [--progress-fd N]\n");
+    return 2;
+  }
+  // Signals first: a stop that arrives early stays pending until the loop
+  // reads it (the executor also starts the shim with these blocked).
+  sigset_t sigs = berth::exec::ShimSignals();
+  ::sigprocmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);
+  // Only stdio and the progress fd are ours; anything else leaked in is closed.
+  if (progress_fd > 3) ::close_range(3, static_cast<unsigned>(progress_fd) - 1, 0);
+  ::close_range(static_cast<unsigned>(std::max(progress_fd, 2)) + 1, ~0U, 0);
+  if (progress_fd >= 0) {
+    ::fcntl(progress_fd, F_SETFL, ::fcntl(progress_fd, F_GETFL) | O_NONBLOCK);
+    ::fcntl(progress_fd, F_SETFD, FD_CLOEXEC);
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  berth::exec::Shim shim(dir, progress_fd);
+  return shim.Run();
+}
