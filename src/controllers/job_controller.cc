@@ -574,7 +574,6 @@ void JobController::PersistIntents() {
 
 void JobController::PublishHolders() {
   std::vector<GpuHolder> holders;
-  (void)unused;
   std::map<std::pair<std::string, std::string>, int64_t> by_state_queue;
   int64_t allocated = 0;
   for (const auto& [id, a] : active_) {

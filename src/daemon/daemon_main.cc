@@ -98,14 +98,10 @@ int Run(int argc, char** argv) {
   auto store = store::Store::Open(cfg.data_dir + "/berth.db", sopts);
   if (!store.ok()) return Fail(store.status().message());
 
-  std::unique_ptr<gpu::Inventory> inventory;
-  if (cfg.gpus >= 0) {
-    gpu::DeclaredOptions d;
-    d.gpus = cfg.gpus;
-    inventory = gpu::MakeDeclaredInventory(d);
-  } else {
-    inventory = gpu::MakeDefaultInventory();
-  }
+  gpu::LocalInventoryOptions iopts;
+  iopts.use_nvml = cfg.gpus < 0;  // --gpus N declares GPUs instead of asking NVML
+  iopts.declared.gpus = std::max(cfg.gpus, 0);
+  std::unique_ptr<gpu::Inventory> inventory = gpu::MakeLocalInventory(iopts);
   spdlog::info("GPU inventory: {}", inventory->Describe());
 
   sched::SchedulerConfig scfg;
