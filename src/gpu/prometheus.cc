@@ -1,5 +1,6 @@
 #include "gpu/prometheus.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <functional>
@@ -29,11 +30,16 @@ void Label(std::string& out, bool& first, std::string_view name, std::string_vie
   out += '"';
 }
 
+// The holders' values joined by commas, each distinct value once, in holder order.
 std::string Join(const std::vector<Assignment>& holders, const std::function<std::string(const Assignment&)>& f) {
+  std::vector<std::string> seen;
   std::string out;
-  for (size_t i = 0; i < holders.size(); ++i) {
-    if (i) out += ',';
-    out += f(holders[i]);
+  for (const auto& h : holders) {
+    std::string v = f(h);
+    if (std::find(seen.begin(), seen.end(), v) != seen.end()) continue;
+    if (!seen.empty()) out += ',';
+    out += v;
+    seen.push_back(std::move(v));
   }
   return out;
 }

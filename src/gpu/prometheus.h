@@ -4,7 +4,8 @@
 //   DCGM_FI_DEV_GPU_UTIL (%), DCGM_FI_DEV_FB_USED (MiB), DCGM_FI_DEV_FB_FREE (MiB),
 //   DCGM_FI_DEV_GPU_TEMP (C), DCGM_FI_DEV_POWER_USAGE (W), DCGM_FI_DEV_SM_CLOCK (MHz)
 // labelled gpu, UUID, modelName, Hostname, and, while a job holds the GPU,
-// job, user and queue (comma-joined when several jobs share it). Berth adds
+// job, user and queue (when several jobs share it: their ids, and each distinct
+// user and queue once, comma-joined). Berth adds
 //   berth_gpu_up (1 answering, 0 lost),
 //   berth_gpu_idle_allocated_seconds_total{job,user,queue} (allocated-but-idle GPU seconds),
 //   berth_gpu_allocated_seconds_total{job,user,queue},

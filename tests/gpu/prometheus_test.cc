@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <regex>
 #include <sstream>
 
@@ -58,8 +59,10 @@ TEST(PrometheusTest, EveryFamilyHasHelpAndTypeOnce) {
 
 TEST(PrometheusTest, SharedGpuJoinsHolders) {
   std::string m = RenderPrometheus(
-      {Status(MakeSample("n", 0, 5), {{"n", 0, 3, "ann", "a", 500}, {"n", 0, 4, "ben", "b", 500}})}, {});
-  EXPECT_NE(m.find("Hostname=\"n\",job=\"3,4\",user=\"ann,ben\",queue=\"a,b\"} 5\n"), std::string::npos) << m;
+      {Status(MakeSample("n", 0, 5), {{"n", 0, 3, "ann", "a", 250}, {"n", 0, 4, "ben", "a", 250},
+                                      {"n", 0, 5, "ann", "b", 500}})},
+      {});
+  EXPECT_NE(m.find("Hostname=\"n\",job=\"3,4,5\",user=\"ann,ben\",queue=\"a,b\"} 5\n"), std::string::npos) << m;
 }
 
 TEST(PrometheusTest, JobLabelNameIsConfigurable) {
@@ -86,6 +89,39 @@ TEST(PrometheusTest, MissingReadingsAreLeftOut) {
   EXPECT_EQ(m.find("DCGM_FI_DEV_POWER_USAGE{"), std::string::npos);
   EXPECT_NE(m.find("# TYPE DCGM_FI_DEV_GPU_TEMP gauge"), std::string::npos);
   EXPECT_NE(m.find("DCGM_FI_DEV_GPU_UTIL{"), std::string::npos);
+}
+
+// The exposition parses with Prometheus's own parser, when promtool is
+// installed (Debian package prometheus). Lint complaints about the DCGM
+// exporter's camelCase label names are expected and ignored.
+TEST(PrometheusTest, PromtoolParsesTheOutput) {
+  if (access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "promtool not installed";
+  testing::TempDir dir;
+  GpuSample lost = MakeSample("n", 2, 0);
+  lost.lost = true;
+  JobUsage u;
+  u.job = 3;
+  u.user = "an \"x\"";
+  u.queue = "q";
+  std::string m = RenderPrometheus(
+      {Status(MakeSample("n", 0, 5), {{"n", 0, 3, "an \"x\"", "q", 1000}}), Status(MakeSample("n", 1, 7)),
+       Status(lost)},
+      {u});
+  std::string file = dir.path() + "/metrics.txt";
+  std::ofstream(file) << m;
+  std::string cmd = "/usr/bin/promtool check metrics < " + file + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+  int rc = WEXITSTATUS(pclose(p));
+  EXPECT_TRUE(rc == 0 || rc == 3) << rc << ": " << out;  // 3: lint findings only
+  EXPECT_EQ(out.find("error"), std::string::npos) << out;
+  std::istringstream lines(out);
+  for (std::string l; std::getline(lines, l);) {
+    EXPECT_NE(l.find("label names should be written in 'snake_case'"), std::string::npos) << l;
+  }
 }
 
 }  // namespace
