@@ -237,7 +237,7 @@ class Shim {
     ::signal(SIGHUP, SIG_DFL);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::setpgid(0, 0);
-    int null_fd = ::open("/dev/null", O_RDONLY);
+    int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(out_w, 1) < 0 || ::dup2(out_w, 2) < 0) {
       ChildFail(err_w, ExecFailure::kStdio, errno);
     }

@@ -594,3 +594,37 @@ TEST_F(LocalExecutorTest, StartLatency) {
 
 }  // namespace
 }  // namespace berth::exec
+
+namespace berth::exec {
+namespace {
+
+TEST_F(LocalExecutorTest, TaskInheritsOnlyStdio) {
+  EventLog log;
+  auto ex = Make(log);
+  ASSERT_TRUE(ex);
+  TaskSpec spec = Shell(1, "echo ready; while [ ! -e go ]; do sleep 0.02; done");
+  ASSERT_TRUE(ex->Start(spec).ok());
+  auto started = log.WaitFor(spec.key, TaskEventType::kStarted);
+  ASSERT_TRUE(started);
+  ASSERT_TRUE(WaitOutput(*ex, spec.key, "ready"));
+  std::vector<std::string> fds;
+  for (const auto& e : fs::directory_iterator("/proc/" + started->external_id + "/fd")) {
+    fds.push_back(e.path().filename().string());
+  }
+  std::sort(fds.begin(), fds.end());
+  EXPECT_EQ(fds, (std::vector<std::string>{"0", "1", "2"}));
+  Touch(ex->RunDir(spec.key) + "/go");
+  ASSERT_TRUE(log.WaitEnd(spec.key));
+}
+
+TEST_F(LocalExecutorTest, ShutdownIsIdempotentAndRefusesNewWork) {
+  EventLog log;
+  auto ex = Make(log);
+  ASSERT_TRUE(ex);
+  ex->Shutdown();
+  ex->Shutdown();
+  EXPECT_EQ(ex->Start(Spec(1, {"true"})).code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace berth::exec
