@@ -23,8 +23,8 @@ class Inventory {
   // Per-GPU trouble (a field not supported, a lost device) is reported inside
   // the samples; an error means nothing could be read at all. The default
   // (declared GPUs, engines without telemetry) reports identity and total
-  // memory only. Called from one sampling thread; implementations must also
-  // allow concurrent calls to Nodes().
+  // memory only. Thread-safe (NVML serializes concurrent calls); Nodes() may
+  // be called while a Sample() is under way.
   virtual Result<std::vector<GpuSample>> Sample();
 };
 

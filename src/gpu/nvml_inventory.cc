@@ -114,6 +114,7 @@ class NvmlInventory final : public Inventory {
   }
 
   Result<std::vector<GpuSample>> Sample() override {
+    std::lock_guard<std::mutex> l(sample_mu_);  // one reader at a time; Nodes() stays free
     std::vector<GpuSample> out;
     out.reserve(devices_.size());
     for (auto& d : devices_) out.push_back(SampleDevice(d));
@@ -297,7 +298,8 @@ class NvmlInventory final : public Inventory {
   std::unique_ptr<NvmlLibrary> lib_;
   model::NodeInfo node_;
   std::string describe_;
-  mutable std::mutex mu_;
+  std::mutex sample_mu_;    // serializes Sample()
+  mutable std::mutex mu_;   // guards Device::lost for Nodes()
   std::vector<Device> devices_;
 };
 
