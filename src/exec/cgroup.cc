@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -58,8 +59,10 @@ Status ProbeV2(const std::string& v2root, const std::string& name) {
   auto controllers = ReadWholeFile(JoinPath(v2root, "cgroup.controllers"));
   if (!controllers.ok()) return controllers.status();
   if (!HasWord(*controllers, "cpu") || !HasWord(*controllers, "memory")) {
+    std::string have = *controllers;
+    while (!have.empty() && std::isspace(static_cast<unsigned char>(have.back()))) have.pop_back();
     return Unavailable(v2root + ": cgroup v2 has no cpu and memory controllers (has: " +
-                       (controllers->empty() ? std::string("none") : *controllers) + ")");
+                       (have.empty() ? std::string("none") : have) + ")");
   }
   auto enabled = ReadWholeFile(JoinPath(v2root, "cgroup.subtree_control"));
   if (!enabled.ok() || !HasWord(*enabled, "cpu") || !HasWord(*enabled, "memory")) {
@@ -94,7 +97,8 @@ CgroupPlan ProbeCgroups(const std::string& root, const std::string& name, std::s
   std::string v1_problem;
   for (const char* ctl : {"cpu", "memory"}) {
     std::string hier = JoinPath(root, ctl);
-    std::string probe_file = std::string(ctl) == "cpu" ? "cpu.cfs_quota_us" : "memory.limit_in_bytes";
+    std::string probe_file =
+        std::string(ctl) == "cpu" ? "cpu.cfs_quota_us" : "memory.limit_in_bytes";
     if (!Exists(JoinPath(hier, probe_file))) {
       v1_problem += std::string(v1_problem.empty() ? "" : "; ") + "no cgroup v1 " + ctl +
                     " hierarchy at " + hier;
@@ -141,7 +145,8 @@ TaskCgroups CreateTaskCgroups(const CgroupPlan& plan, const std::string& leaf, M
     cg.dirs.push_back(dir);
     cg.procs_files.push_back(JoinPath(dir, "cgroup.procs"));
     if (cpu_limit > 0) {
-      st = WriteSmall(JoinPath(dir, "cpu.max"), std::to_string(quota) + " " + std::to_string(kPeriodUs));
+      st = WriteSmall(JoinPath(dir, "cpu.max"),
+                      std::to_string(quota) + " " + std::to_string(kPeriodUs));
       if (!st.ok()) warn("cannot set cpu limit: " + st.message());
     }
     if (memory_limit > 0) {
@@ -223,7 +228,9 @@ bool RemoveCgroup(const std::string& dir) {
       pid_t pid;
       while (in >> pid) ::kill(pid, SIGKILL);
     }
-    struct timespec ts{0, 10 * 1000 * 1000};
+    struct timespec ts {
+      0, 10 * 1000 * 1000
+    };
     ::nanosleep(&ts, nullptr);
   }
   return false;

@@ -5,8 +5,8 @@
 #include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
-#include <sys/stat.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,8 +82,11 @@ std::string DefaultShimPath() {
 
 LocalExecutor::LocalExecutor(const LocalExecutorOptions& options, std::string shim_path,
                              CgroupPlan cgroups, Clock& clock, TaskEventSink sink)
-    : options_(options), shim_path_(std::move(shim_path)), cgroups_(std::move(cgroups)),
-      clock_(clock), sink_(std::move(sink)) {
+    : options_(options),
+      shim_path_(std::move(shim_path)),
+      cgroups_(std::move(cgroups)),
+      clock_(clock),
+      sink_(std::move(sink)) {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wakefd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   struct epoll_event ev {};
@@ -169,7 +172,8 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   posix_spawn_file_actions_adddup2(&fa, wfd, kShimProgressFd);
   // A new session, so the shim outlives us and our terminal; stop signals are
   // blocked from the first instruction so an early Stop stays pending.
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
@@ -181,9 +185,12 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   posix_spawnattr_setsigdefault(&attr, &defaults);
 
   std::string fd_arg = std::to_string(kShimProgressFd);
-  std::vector<char*> argv = {const_cast<char*>(shim_path_.c_str()), const_cast<char*>("--run-dir"),
-                             const_cast<char*>(dir.c_str()), const_cast<char*>("--progress-fd"),
-                             fd_arg.data(), nullptr};
+  std::vector<char*> argv = {const_cast<char*>(shim_path_.c_str()),
+                             const_cast<char*>("--run-dir"),
+                             const_cast<char*>(dir.c_str()),
+                             const_cast<char*>("--progress-fd"),
+                             fd_arg.data(),
+                             nullptr};
   pid_t pid = 0;
   int rc = posix_spawn(&pid, shim_path_.c_str(), &fa, &attr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -403,7 +410,7 @@ void LocalExecutor::ReadProgress(Watched& w, std::vector<TaskEvent>& out) {
 }
 
 void LocalExecutor::OnShimExit(const std::shared_ptr<Watched>& w, std::vector<TaskEvent>& out) {
-  ReadProgress(*w, out);  // a "started" line may still be in the pipe
+  ReadProgress(*w, out);                // a "started" line may still be in the pipe
   ::waitpid(w->pid, nullptr, WNOHANG);  // reaps it if it is our child
   std::optional<TaskEvent> ev = EventFromStatus(w->key, w->dir, false);
   if (!ev) {
@@ -411,7 +418,8 @@ void LocalExecutor::OnShimExit(const std::shared_ptr<Watched>& w, std::vector<Ta
     ev->key = w->key;
     ev->type = TaskEventType::kLost;
     ev->time = clock_.Now();
-    ev->message = "berth-shim (pid " + std::to_string(w->pid) + ") exited without recording a status";
+    ev->message =
+        "berth-shim (pid " + std::to_string(w->pid) + ") exited without recording a status";
     CleanUpAfterLostShim(w->dir);
   }
   {
@@ -509,9 +517,10 @@ Result<std::unique_ptr<LocalExecutor>> MakeLocalExecutor(const LocalExecutorOpti
     std::string problem;
     plan = ProbeCgroups(opts.cgroup_root, opts.cgroup_name, &problem);
     if (plan.version == 0) {
-      spdlog::warn("local executor: no usable cgroup hierarchy ({}); tasks run without cpu and "
-                   "memory limits",
-                   problem);
+      spdlog::warn(
+          "local executor: no usable cgroup hierarchy ({}); tasks run without cpu and "
+          "memory limits",
+          problem);
     } else if (!problem.empty()) {
       spdlog::warn("local executor: {}; that limit is not enforced", problem);
     }

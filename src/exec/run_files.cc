@@ -17,7 +17,9 @@ Status JsonError(const char* file, const std::exception& e) {
   return InvalidArgument(std::string(file) + ": " + e.what());
 }
 
-json KeyToJson(const TaskKey& k) { return json{{"job", k.job}, {"task", k.task}, {"attempt", k.attempt}}; }
+json KeyToJson(const TaskKey& k) {
+  return json{{"job", k.job}, {"task", k.task}, {"attempt", k.attempt}};
+}
 
 TaskKey KeyFromJson(const json& j) {
   TaskKey k;
@@ -75,8 +77,9 @@ Result<RunSpec> ParseRunSpec(const std::string& text) {
 }
 
 std::string RunStatusToJson(const RunStatus& s) {
-  json j{{"started", s.started},   {"exitCode", s.exit_code}, {"signal", s.signal},
-         {"startTime", s.start_time}, {"endTime", s.end_time}, {"error", s.error},
+  json j{{"started", s.started},  {"exitCode", s.exit_code},
+         {"signal", s.signal},    {"startTime", s.start_time},
+         {"endTime", s.end_time}, {"error", s.error},
          {"pid", s.pid}};
   return j.dump(2) + "\n";
 }

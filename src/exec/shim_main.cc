@@ -59,15 +59,16 @@ void WriteAll(int fd, const char* p, size_t n) {
 class LogWriter {
  public:
   LogWriter(const std::string& dir, int64_t cap)
-      : path_(JoinPath(dir, kOutputFile)), old_path_(JoinPath(dir, kOutputOldFile)),
+      : path_(JoinPath(dir, kOutputFile)),
+        old_path_(JoinPath(dir, kOutputOldFile)),
         cap_(std::max<int64_t>(cap, 1)) {}
   ~LogWriter() {
     if (fd_ >= 0) ::close(fd_);
   }
 
   bool Open(bool truncate) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0),
-                 0644);
+    fd_ = ::open(path_.c_str(),
+                 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
     if (fd_ < 0) return false;
     struct stat st;
     size_ = (::fstat(fd_, &st) == 0) ? st.st_size : 0;

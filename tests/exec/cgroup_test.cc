@@ -70,7 +70,8 @@ TEST(CgroupTest, HybridFallsBackToV1) {
   EXPECT_EQ(ReadFileOrEmpty(root + "/memory/berth/t/memory.limit_in_bytes"),
             std::to_string(100LL << 20));
   EXPECT_EQ(cg.memory_dir, root + "/memory/berth/t");
-  Write(root + "/memory/berth/t/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
+  Write(root + "/memory/berth/t/memory.oom_control",
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
   EXPECT_TRUE(CgroupOomKilled(cg));
 
   // Only the controllers a limit needs are made.

@@ -18,8 +18,8 @@ TEST(TaskKeyTest, RoundTrips) {
 }
 
 TEST(TaskKeyTest, RejectsMalformed) {
-  for (const char* s : {"", "job-", "job-1", "job-1.t0", "job-1.t0.a", "job-x.t0.a0", "job-1.t-1.a0",
-                        "job-1.t0.a0x", "task-1.t0.a0"}) {
+  for (const char* s : {"", "job-", "job-1", "job-1.t0", "job-1.t0.a", "job-x.t0.a0",
+                        "job-1.t-1.a0", "job-1.t0.a0x", "task-1.t0.a0"}) {
     EXPECT_FALSE(TaskKey::Parse(s)) << s;
   }
 }

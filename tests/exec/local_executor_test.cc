@@ -56,9 +56,13 @@ class LocalExecutorTest : public ::testing::Test {
     s.node = "local";
     return s;
   }
-  static TaskSpec Shell(JobId job, const std::string& script) { return Spec(job, {"sh", "-c", script}); }
+  static TaskSpec Shell(JobId job, const std::string& script) {
+    return Spec(job, {"sh", "-c", script});
+  }
 
-  std::string Output(LocalExecutor& ex, const TaskKey& key) { return ReadFileOrEmpty(ex.LogPath(key)); }
+  std::string Output(LocalExecutor& ex, const TaskKey& key) {
+    return ReadFileOrEmpty(ex.LogPath(key));
+  }
 
   // Waits until the task's output contains `text`.
   bool WaitOutput(LocalExecutor& ex, const TaskKey& key, const std::string& text) {
@@ -164,7 +168,7 @@ TEST_F(LocalExecutorTest, SetsGpuAndBerthEnvironment) {
   EXPECT_EQ(env["BERTH_NODE"], "n1");
   EXPECT_EQ(env["BERTH_RUN_DIR"], ex->RunDir(spec.key));
   EXPECT_EQ(env["PWD"], ex->RunDir(spec.key));  // default working directory
-  EXPECT_TRUE(env.count("PATH"));                // the shim's environment is inherited
+  EXPECT_TRUE(env.count("PATH"));               // the shim's environment is inherited
 }
 
 TEST_F(LocalExecutorTest, TaskWithoutGpusSeesNone) {
@@ -242,7 +246,8 @@ TEST_F(LocalExecutorTest, StopSendsSigtermAndTaskMayExitCleanly) {
   EventLog log;
   auto ex = Make(log);
   ASSERT_TRUE(ex);
-  TaskSpec spec = Shell(1, "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.02; done");
+  TaskSpec spec =
+      Shell(1, "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.02; done");
   ASSERT_TRUE(ex->Start(spec).ok());
   ASSERT_TRUE(WaitOutput(*ex, spec.key, "ready"));
   ASSERT_TRUE(ex->Stop(spec.key, 10 * kSecond).ok());
@@ -377,7 +382,8 @@ TEST_F(LocalExecutorTest, RecoverReattachesToRunningTask) {
 }
 
 TEST_F(LocalExecutorTest, StopAfterRecoverReachesTheShim) {
-  TaskSpec spec = Shell(1, "trap 'echo term; exit 9' TERM; echo ready; while :; do sleep 0.02; done");
+  TaskSpec spec =
+      Shell(1, "trap 'echo term; exit 9' TERM; echo ready; while :; do sleep 0.02; done");
   {
     EventLog log1;
     auto ex1 = Make(log1);
@@ -579,9 +585,9 @@ TEST_F(LocalExecutorTest, StartLatency) {
     auto t0 = std::chrono::steady_clock::now();
     ASSERT_TRUE(ex->Start(spec).ok());
     ASSERT_TRUE(log.WaitFor(spec.key, TaskEventType::kStarted));
-    micros.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
-                         std::chrono::steady_clock::now() - t0)
-                         .count());
+    micros.push_back(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
     ASSERT_TRUE(log.WaitEnd(spec.key));
   }
   std::sort(micros.begin(), micros.end());
