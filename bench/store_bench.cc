@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "store/store.h"
 
@@ -148,6 +149,38 @@ void BM_ListActiveJobs(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_ListActiveJobs)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+
+// Read latency while another thread submits continuously (FULL). Arg: 1 =
+// reads on their own connections, 0 = reads share the writer connection.
+void BM_GetJobWhileSubmitting(benchmark::State& state) {
+  std::string dir = FreshDir();
+  StoreOptions opt;
+  opt.read_connections = state.range(0) == 1;
+  auto s = Store::Open(dir + "/berth.db", opt);
+  if (!s.ok()) abort();
+  Store& store = **s;
+  for (int64_t i = 0; i < 100; ++i) (void)store.SubmitJob(BenchSpec(i), i);
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> writes{0};
+  std::thread writer([&] {
+    for (int64_t i = 100; !stop; ++i) {
+      (void)store.SubmitJob(BenchSpec(i), i);
+      ++writes;
+    }
+  });
+  int64_t i = 0;
+  for (auto _ : state) {
+    auto job = store.GetJob(1 + (i++ % 100));
+    if (!job.ok()) state.SkipWithError(job.status().ToString().c_str());
+  }
+  stop = true;
+  writer.join();
+  state.SetItemsProcessed(state.iterations());
+  state.counters["writes"] = static_cast<double>(writes.load());
+  s->reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_GetJobWhileSubmitting)->ArgName("own_readers")->Arg(0)->Arg(1)->UseRealTime()->MinTime(1.0);
 
 }  // namespace
 }  // namespace berth::store

@@ -163,7 +163,8 @@ struct Store::Impl {
   std::string path;
   StoreOptions options;
   int schema_version = 0;
-  // ":memory:" databases exist once per connection: reads share the writer.
+  // ":memory:" databases exist once per connection: reads share the writer
+  // (also when options.read_connections is false).
   bool shared_reader = false;
   std::unique_ptr<SpecCache> specs;
 
@@ -304,7 +305,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
   ASSIGN_OR_RETURN(std::string sync, NormalizeSynchronous(options.synchronous));
   impl->options.synchronous = sync;
   if (impl->options.max_submit_batch < 1) impl->options.max_submit_batch = 1;
-  impl->shared_reader = path.empty() || path == ":memory:";
+  impl->shared_reader = path.empty() || path == ":memory:" || !options.read_connections;
   impl->specs = std::make_unique<SpecCache>(static_cast<size_t>(std::max(0, options.spec_cache_size)));
 
   ASSIGN_OR_RETURN(impl->writer,

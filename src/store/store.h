@@ -41,6 +41,9 @@ struct StoreOptions {
   // How many parsed job specs reads keep in memory (specs never change
   // after submission). 0 disables the cache.
   int spec_cache_size = 50000;
+  // true: reads use their own pooled connections and never wait for a
+  // commit (WAL). false: reads share the writer connection under its mutex.
+  bool read_connections = true;
 };
 
 struct JobFilter {

@@ -65,6 +65,17 @@ JobSpec Spec(const std::string& name, const std::string& user = "ada",
   return s;
 }
 
+JobFilter Filter(std::vector<JobState> states, std::string user = "", std::string queue = "",
+                 int64_t limit = 0, bool newest_first = false) {
+  JobFilter f;
+  f.states = std::move(states);
+  f.user = std::move(user);
+  f.queue = std::move(queue);
+  f.limit = limit;
+  f.newest_first = newest_first;
+  return f;
+}
+
 std::vector<std::string> Names(const std::vector<Job>& jobs) {
   std::vector<std::string> out;
   for (const Job& j : jobs) out.push_back(j.spec.name);
@@ -201,15 +212,15 @@ TEST_F(StoreTest, ListJobsFiltersByStateUserAndQueue) {
   };
   using V = std::vector<std::string>;
   EXPECT_EQ(list({}), (V{"a1", "a2", "b1", "b2", "c1"}));
-  EXPECT_EQ(list({.states = {JobState::kPending}}), (V{"a1", "b1"}));
-  EXPECT_EQ(list({.states = {JobState::kScheduled, JobState::kRunning}}), (V{"a2", "c1"}));
-  EXPECT_EQ(list({.user = "ada"}), (V{"a1", "a2"}));
-  EXPECT_EQ(list({.queue = "gpu"}), (V{"a2", "b2", "c1"}));
-  EXPECT_EQ(list({.user = "bob", .queue = "gpu"}), (V{"b2"}));
-  EXPECT_EQ(list({.states = {JobState::kCancelled}, .user = "ada"}), V{});
-  EXPECT_EQ(list({.limit = 2}), (V{"a1", "a2"}));
-  EXPECT_EQ(list({.limit = 2, .newest_first = true}), (V{"c1", "b2"}));
-  EXPECT_EQ(list({.queue = "gpu", .newest_first = true}), (V{"c1", "b2", "a2"}));
+  EXPECT_EQ(list(Filter({JobState::kPending})), (V{"a1", "b1"}));
+  EXPECT_EQ(list(Filter({JobState::kScheduled, JobState::kRunning})), (V{"a2", "c1"}));
+  EXPECT_EQ(list(Filter({}, "ada")), (V{"a1", "a2"}));
+  EXPECT_EQ(list(Filter({}, "", "gpu")), (V{"a2", "b2", "c1"}));
+  EXPECT_EQ(list(Filter({}, "bob", "gpu")), (V{"b2"}));
+  EXPECT_EQ(list(Filter({JobState::kCancelled}, "ada")), V{});
+  EXPECT_EQ(list(Filter({}, "", "", 2)), (V{"a1", "a2"}));
+  EXPECT_EQ(list(Filter({}, "", "", 2, true)), (V{"c1", "b2"}));
+  EXPECT_EQ(list(Filter({}, "", "gpu", 0, true)), (V{"c1", "b2", "a2"}));
 
   auto active = store->ListActiveJobs();
   ASSERT_TRUE(active.ok());
@@ -344,7 +355,7 @@ TEST_F(StoreTest, TransitionForbiddenByTheStateMachineFails) {
 }
 
 TEST_F(StoreTest, RacingTransitionsFromTheSameStateHaveOneWinner) {
-  auto store = OpenStore();
+  auto store = OpenStore({.synchronous = "NORMAL"});  // many commits: keep the test fast
   ASSERT_TRUE(store);
   constexpr int kJobs = 50;
   std::vector<JobId> ids;
@@ -363,14 +374,18 @@ TEST_F(StoreTest, RacingTransitionsFromTheSameStateHaveOneWinner) {
       u.exit_code = 0;
       Status st = store->Transition(ids[i], JobState::kRunning, JobState::kSucceeded, u, "", "", 4);
       exit_won[i] = st.ok();
-      if (!st.ok()) EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+      if (!st.ok()) {
+        EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+      }
     }
   });
   std::thread canceller([&] {
     for (int i = kJobs - 1; i >= 0; --i) {
       Status st = store->Transition(ids[i], JobState::kRunning, JobState::kCancelled, {}, "", "", 4);
       cancel_won[i] = st.ok();
-      if (!st.ok()) EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+      if (!st.ok()) {
+        EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+      }
     }
   });
   exiter.join();
@@ -668,7 +683,7 @@ TEST_F(StoreTest, ConcurrentSubmitsFromFourThreadsAreAllPresentExactlyOnce) {
 }
 
 TEST_F(StoreTest, ReadersSeeCommittedWritesWhileOtherThreadsWrite) {
-  auto store = OpenStore();
+  auto store = OpenStore({.synchronous = "NORMAL"});
   ASSERT_TRUE(store);
   std::atomic<bool> stop{false};
   std::thread writer([&] {
@@ -717,6 +732,27 @@ TEST_F(StoreTest, OptionsAndBadFilesGiveClearErrors) {
   ASSERT_FALSE(nodir.ok());
   EXPECT_EQ(nodir.status().code(), StatusCode::kIo);
   EXPECT_THAT(nodir.status().message(), HasSubstr("open"));
+}
+
+TEST_F(StoreTest, ReadsOnTheWriterConnectionWithoutSpecCacheGiveTheSameResults) {
+  auto store = OpenStore({.spec_cache_size = 0, .read_connections = false});
+  ASSERT_TRUE(store);
+  auto a = store->SubmitJob(Spec("a", "ada"), 1);
+  auto b = store->SubmitJob(Spec("b", "bob"), 2);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(store->Transition(*a, JobState::kPending, JobState::kScheduled, {}, "", "", 3).ok());
+  for (int i = 0; i < 2; ++i) {  // twice: nothing cached may change the answer
+    auto job = store->GetJob(*a);
+    ASSERT_TRUE(job.ok());
+    EXPECT_EQ(job->spec.name, "a");
+    EXPECT_EQ(job->state, JobState::kScheduled);
+    auto bobs = store->ListJobs(Filter({}, "bob"));
+    ASSERT_TRUE(bobs.ok());
+    EXPECT_EQ(Names(*bobs), std::vector<std::string>{"b"});
+  }
+  auto events = store->EventsSince(0, 0);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->size(), 3u);
 }
 
 TEST_F(StoreTest, InMemoryStoreWorks) {
