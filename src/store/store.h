@@ -78,6 +78,8 @@ struct Event {
   nlohmann::json data;  // extra fields (exit code, gpus, ...)
 };
 
+// {"seq", "time" (RFC 3339), "timeMs", "type", "job" (0: none), "state",
+// "message", "data" (null when none)}.
 nlohmann::json EventToJson(const Event& e);
 
 class Store {
@@ -90,7 +92,10 @@ class Store {
   int SchemaVersion() const;
 
   // Inserts a Pending job and its JobSubmitted event in one transaction.
-  // Returns the new id; ids increase with submission order.
+  // Returns the new id; ids increase with submission order and are never
+  // reused. InvalidArgument if ValidateJobSpec rejects the spec. Concurrent
+  // callers are group-committed (one transaction, one fsync per batch); each
+  // returns only after its own row is committed.
   Result<JobId> SubmitJob(const JobSpec& spec, TimeMs now);
 
   Result<Job> GetJob(JobId id) const;
@@ -115,7 +120,8 @@ class Store {
   int64_t LastEventSeq() const;
 
   // Blocks until an event with seq > after exists or `timeout_ms` passes.
-  // Returns the last seq. Used by event streams and log followers.
+  // Returns the last seq. Used by event streams and log followers. Only
+  // writes made through this Store object wake waiters (not other processes).
   int64_t WaitForEvent(int64_t after, int64_t timeout_ms) const;
 
   // Small key/value table for daemon state (scheduler state, cursors).
