@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "exec/executor.h"
 
 namespace berth::exec::testing {
@@ -84,9 +85,9 @@ class EventLog {
 // Polls `pred` every few ms until it holds or `timeout` passes.
 inline bool WaitUntil(const std::function<bool()>& pred,
                       std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int64_t deadline = MonotonicNanos() + static_cast<int64_t>(timeout.count()) * 1000000;
   while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (MonotonicNanos() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;
