@@ -7,10 +7,11 @@
 // through the shim into DIR/output.log (capped, rotated to output.log.1), and
 // enforces the time limit. SIGTERM asks it to stop the task: SIGTERM to the
 // task's process group, then SIGKILL after the grace period (DIR/stop holds a
-// grace in ms that overrides the spec's). When the task ends it writes
-// DIR/status.json atomically. Progress lines ("started <pid>", "failed <msg>",
-// "exited <code> <signal>") go to fd N when given; if nobody reads them any
-// more the shim carries on. It is single-threaded.
+// grace in ms that overrides the spec's). When the task's main process exits,
+// what is left in its process group is SIGKILLed (a task's end frees its
+// resources) and DIR/status.json is written atomically. Progress lines
+// ("started <pid>", "failed <msg>", "exited <code> <signal>") go to fd N when
+// given; if nobody reads them any more the shim carries on. Single-threaded.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
