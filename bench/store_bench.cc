@@ -180,7 +180,12 @@ void BM_GetJobWhileSubmitting(benchmark::State& state) {
   s->reset();
   std::filesystem::remove_all(dir);
 }
-BENCHMARK(BM_GetJobWhileSubmitting)->ArgName("own_readers")->Arg(0)->Arg(1)->UseRealTime()->MinTime(1.0);
+BENCHMARK(BM_GetJobWhileSubmitting)
+    ->ArgName("own_readers")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->MinTime(1.0);
 
 }  // namespace
 }  // namespace berth::store

@@ -39,13 +39,17 @@ void Stmt::Bind(int i, std::string_view v) {
 }
 
 void Stmt::Bind(int i, std::optional<int64_t> v) {
-  if (v) Bind(i, *v);
-  else BindNull(i);
+  if (v)
+    Bind(i, *v);
+  else
+    BindNull(i);
 }
 
 void Stmt::Bind(int i, const std::optional<std::string>& v) {
-  if (v) Bind(i, std::string_view(*v));
-  else BindNull(i);
+  if (v)
+    Bind(i, std::string_view(*v));
+  else
+    BindNull(i);
 }
 
 void Stmt::BindNull(int i) { sqlite3_bind_null(s_, i); }
@@ -75,8 +79,7 @@ std::string Stmt::Text(int col) const {
                      static_cast<size_t>(sqlite3_column_bytes(s_, col)));
 }
 
-Result<std::unique_ptr<Conn>> Conn::Open(const std::string& path, int flags,
-                                         int busy_timeout_ms) {
+Result<std::unique_ptr<Conn>> Conn::Open(const std::string& path, int flags, int busy_timeout_ms) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {

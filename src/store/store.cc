@@ -96,8 +96,8 @@ Result<Job> ReadJobRow(const Stmt& st, SpecCache& cache) {
   if (spec == nullptr) {
     auto parsed = model::ParseJobSpec(st.Text(2));
     if (!parsed.ok())
-      return Internal("store: " + JobName(job.id) + ": stored spec does not parse: " +
-                      parsed.status().message());
+      return Internal("store: " + JobName(job.id) +
+                      ": stored spec does not parse: " + parsed.status().message());
     spec = std::make_shared<const JobSpec>(std::move(parsed).value());
     cache.Put(job.id, spec);
   }
@@ -154,9 +154,8 @@ struct SubmitRequest {
 }  // namespace
 
 json EventToJson(const Event& e) {
-  return {{"seq", e.seq},         {"time", FormatTime(e.time)}, {"timeMs", e.time},
-          {"type", e.type},       {"job", e.job},               {"state", e.state},
-          {"message", e.message}, {"data", e.data}};
+  return {{"seq", e.seq}, {"time", FormatTime(e.time)}, {"timeMs", e.time},     {"type", e.type},
+          {"job", e.job}, {"state", e.state},           {"message", e.message}, {"data", e.data}};
 }
 
 struct Store::Impl {
@@ -306,17 +305,19 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
   impl->options.synchronous = sync;
   if (impl->options.max_submit_batch < 1) impl->options.max_submit_batch = 1;
   impl->shared_reader = path.empty() || path == ":memory:" || !options.read_connections;
-  impl->specs = std::make_unique<SpecCache>(static_cast<size_t>(std::max(0, options.spec_cache_size)));
+  impl->specs =
+      std::make_unique<SpecCache>(static_cast<size_t>(std::max(0, options.spec_cache_size)));
 
-  ASSIGN_OR_RETURN(impl->writer,
-                   Conn::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                              options.busy_timeout_ms));
+  ASSIGN_OR_RETURN(
+      impl->writer,
+      Conn::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                 options.busy_timeout_ms));
   Conn& w = *impl->writer;
   ASSIGN_OR_RETURN(std::string mode,
                    w.QueryText("PRAGMA journal_mode = WAL", "open " + path + ": set WAL mode"));
   if (!impl->shared_reader && mode != "wal")
-    return IoError("store: open " + path + ": could not switch to WAL journal mode (got \"" +
-                   mode + "\")");
+    return IoError("store: open " + path + ": could not switch to WAL journal mode (got \"" + mode +
+                   "\")");
   RETURN_IF_ERROR(w.Exec("PRAGMA synchronous = " + sync, "open " + path + ": set synchronous"));
   RETURN_IF_ERROR(w.Exec("PRAGMA foreign_keys = ON", "open " + path + ": enable foreign keys"));
   ASSIGN_OR_RETURN(impl->schema_version, ApplyMigrations(w, SchemaMigrations(), path));
@@ -445,7 +446,8 @@ Result<std::vector<Job>> Store::ListActiveJobs() const {
 Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& update,
                          const std::string& event_type, const std::string& message, TimeMs now,
                          const nlohmann::json& data) {
-  const std::string move = std::string(model::JobStateName(from)) + " -> " + model::JobStateName(to);
+  const std::string move =
+      std::string(model::JobStateName(from)) + " -> " + model::JobStateName(to);
   const std::string op = "move " + JobName(id) + " " + move;
   if (!model::IsValidTransition(from, to))
     return FailedPrecondition(JobName(id) + ": cannot move " + move +
@@ -576,8 +578,8 @@ Status Store::AppendEvent(const std::string& type, JobId job, const std::string&
 }
 
 Result<std::vector<Event>> Store::EventsSince(int64_t after, int64_t limit, JobId job) const {
-  static const std::string kAll = std::string("SELECT ") + kEventColumns +
-                                  " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+  static const std::string kAll =
+      std::string("SELECT ") + kEventColumns + " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
   static const std::string kByJob = std::string("SELECT ") + kEventColumns +
                                     " FROM events WHERE seq > ?1 AND job_id = ?3 ORDER BY seq"
                                     " LIMIT ?2";

@@ -5,10 +5,10 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <atomic>
 #include <set>
 #include <thread>
 
@@ -190,20 +190,24 @@ TEST_F(StoreTest, ListJobsFiltersByStateUserAndQueue) {
   auto store = OpenStore();
   ASSERT_TRUE(store);
   std::map<std::string, JobId> ids;
-  for (auto [name, user, queue] : std::vector<std::tuple<std::string, std::string, std::string>>{
-           {"a1", "ada", "default"},
-           {"a2", "ada", "gpu"},
-           {"b1", "bob", "default"},
-           {"b2", "bob", "gpu"},
-           {"c1", "cy", "gpu"}}) {
+  for (auto [name, user, queue] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{{"a1", "ada", "default"},
+                                                                      {"a2", "ada", "gpu"},
+                                                                      {"b1", "bob", "default"},
+                                                                      {"b2", "bob", "gpu"},
+                                                                      {"c1", "cy", "gpu"}}) {
     auto id = store->SubmitJob(Spec(name, user, queue), 1);
     ASSERT_TRUE(id.ok());
     ids[name] = *id;
   }
-  ASSERT_TRUE(store->Transition(ids["a2"], JobState::kPending, JobState::kScheduled, {}, "", "", 2).ok());
-  ASSERT_TRUE(store->Transition(ids["b2"], JobState::kPending, JobState::kCancelled, {}, "", "", 2).ok());
-  ASSERT_TRUE(store->Transition(ids["c1"], JobState::kPending, JobState::kScheduled, {}, "", "", 2).ok());
-  ASSERT_TRUE(store->Transition(ids["c1"], JobState::kScheduled, JobState::kRunning, {}, "", "", 3).ok());
+  ASSERT_TRUE(
+      store->Transition(ids["a2"], JobState::kPending, JobState::kScheduled, {}, "", "", 2).ok());
+  ASSERT_TRUE(
+      store->Transition(ids["b2"], JobState::kPending, JobState::kCancelled, {}, "", "", 2).ok());
+  ASSERT_TRUE(
+      store->Transition(ids["c1"], JobState::kPending, JobState::kScheduled, {}, "", "", 2).ok());
+  ASSERT_TRUE(
+      store->Transition(ids["c1"], JobState::kScheduled, JobState::kRunning, {}, "", "", 3).ok());
 
   auto list = [&](JobFilter f) {
     auto r = store->ListJobs(f);
@@ -243,15 +247,18 @@ TEST_F(StoreTest, TransitionsThroughALifetimeSetFieldsAndAppendEvents) {
   JobUpdate run;
   run.start_time = 300;
   run.attempts = 1;
-  ASSERT_TRUE(store->Transition(*id, JobState::kScheduled, JobState::kRunning, run, "JobStarted",
-                                "", 300).ok());
+  ASSERT_TRUE(
+      store->Transition(*id, JobState::kScheduled, JobState::kRunning, run, "JobStarted", "", 300)
+          .ok());
 
   JobUpdate done;
   done.end_time = 400;
   done.exit_code = 3;
   done.message = "exited with code 3";
-  ASSERT_TRUE(store->Transition(*id, JobState::kRunning, JobState::kFailed, done, "JobExited",
-                                "exit 3", 400, {{"exitCode", 3}}).ok());
+  ASSERT_TRUE(store
+                  ->Transition(*id, JobState::kRunning, JobState::kFailed, done, "JobExited",
+                               "exit 3", 400, {{"exitCode", 3}})
+                  .ok());
 
   auto job = store->GetJob(*id);
   ASSERT_TRUE(job.ok());
@@ -294,16 +301,20 @@ TEST_F(StoreTest, RequeueClearsPlacementAndExitCode) {
   ASSERT_TRUE(id.ok());
   JobUpdate sched;
   sched.placement = model::Placement{"n", {1}, {"GPU-x"}, 1000};
-  ASSERT_TRUE(store->Transition(*id, JobState::kPending, JobState::kScheduled, sched, "", "", 2).ok());
+  ASSERT_TRUE(
+      store->Transition(*id, JobState::kPending, JobState::kScheduled, sched, "", "", 2).ok());
   JobUpdate pre;
   pre.exit_code = 143;
-  ASSERT_TRUE(store->Transition(*id, JobState::kScheduled, JobState::kPreempted, pre, "", "", 3).ok());
+  ASSERT_TRUE(
+      store->Transition(*id, JobState::kScheduled, JobState::kPreempted, pre, "", "", 3).ok());
   JobUpdate requeue;
   requeue.clear_placement = true;
   requeue.clear_exit_code = true;
   requeue.message = "requeued";
-  ASSERT_TRUE(store->Transition(*id, JobState::kPreempted, JobState::kPending, requeue, "JobRequeued",
-                                "", 4).ok());
+  ASSERT_TRUE(
+      store
+          ->Transition(*id, JobState::kPreempted, JobState::kPending, requeue, "JobRequeued", "", 4)
+          .ok());
   auto job = store->GetJob(*id);
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->state, JobState::kPending);
@@ -362,8 +373,10 @@ TEST_F(StoreTest, RacingTransitionsFromTheSameStateHaveOneWinner) {
   for (int i = 0; i < kJobs; ++i) {
     auto id = store->SubmitJob(Spec("r" + std::to_string(i)), 1);
     ASSERT_TRUE(id.ok());
-    ASSERT_TRUE(store->Transition(*id, JobState::kPending, JobState::kScheduled, {}, "", "", 2).ok());
-    ASSERT_TRUE(store->Transition(*id, JobState::kScheduled, JobState::kRunning, {}, "", "", 3).ok());
+    ASSERT_TRUE(
+        store->Transition(*id, JobState::kPending, JobState::kScheduled, {}, "", "", 2).ok());
+    ASSERT_TRUE(
+        store->Transition(*id, JobState::kScheduled, JobState::kRunning, {}, "", "", 3).ok());
     ids.push_back(*id);
   }
   // One thread reports exits, the other cancels: per job exactly one wins.
@@ -381,7 +394,8 @@ TEST_F(StoreTest, RacingTransitionsFromTheSameStateHaveOneWinner) {
   });
   std::thread canceller([&] {
     for (int i = kJobs - 1; i >= 0; --i) {
-      Status st = store->Transition(ids[i], JobState::kRunning, JobState::kCancelled, {}, "", "", 4);
+      Status st =
+          store->Transition(ids[i], JobState::kRunning, JobState::kCancelled, {}, "", "", 4);
       cancel_won[i] = st.ok();
       if (!st.ok()) {
         EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
@@ -468,7 +482,8 @@ TEST_F(StoreTest, WaitForEventWakesOnAWriteFromAnotherThread) {
   // A transition on another thread wakes a waiter too.
   const int64_t after_submit = store->LastEventSeq();
   std::thread writer([&] {
-    EXPECT_TRUE(store->Transition(*id, JobState::kPending, JobState::kScheduled, {}, "", "", 2).ok());
+    EXPECT_TRUE(
+        store->Transition(*id, JobState::kPending, JobState::kScheduled, {}, "", "", 2).ok());
   });
   int64_t seq = store->WaitForEvent(after_submit, 30'000);
   writer.join();
@@ -565,8 +580,9 @@ TEST_F(StoreTest, OpensInWalModeAtTheLatestSchemaVersion) {
   };
   EXPECT_EQ(query("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(query("PRAGMA user_version"), std::to_string(LatestSchemaVersion()));
-  EXPECT_EQ(query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'jobs_by_%'"),
-            "3");
+  EXPECT_EQ(
+      query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'jobs_by_%'"),
+      "3");
   sqlite3_close(db);
 }
 
