@@ -39,17 +39,13 @@ void Stmt::Bind(int i, std::string_view v) {
 }
 
 void Stmt::Bind(int i, std::optional<int64_t> v) {
-  if (v)
-    Bind(i, *v);
-  else
-    BindNull(i);
+  if (!v) return BindNull(i);
+  Bind(i, *v);
 }
 
 void Stmt::Bind(int i, const std::optional<std::string>& v) {
-  if (v)
-    Bind(i, std::string_view(*v));
-  else
-    BindNull(i);
+  if (!v) return BindNull(i);
+  Bind(i, std::string_view(*v));
 }
 
 void Stmt::BindNull(int i) { sqlite3_bind_null(s_, i); }
