@@ -554,6 +554,7 @@ void JobController::StartTask(Active& a) {
   t.cpu_limit = j.spec.resources.cpu;
   t.memory_limit = j.spec.resources.memory;
   t.time_limit = j.spec.time_limit;
+  t.termination_grace = j.spec.termination_grace;
   Status st = executor_.Start(t);
   if (!st.ok()) {
     store::JobUpdate u;

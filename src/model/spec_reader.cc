@@ -182,12 +182,16 @@ Status SpecReader::CheckNoUnknown() const {
   for (const auto& kv : node_) {
     std::string k = kv.first.Scalar();
     if (known_.count(k)) continue;
+    // The closest known name; ties go to the longest common prefix.
     std::string hint;
-    size_t best = 3;
+    size_t best = 3, best_prefix = 0;
     for (const auto& cand : known_) {
       size_t d = EditDistance(k, cand);
-      if (d < best) {
+      size_t prefix = 0;
+      while (prefix < k.size() && prefix < cand.size() && k[prefix] == cand[prefix]) ++prefix;
+      if (d < best || (d == best && !hint.empty() && prefix > best_prefix)) {
         best = d;
+        best_prefix = prefix;
         hint = cand;
       }
     }
