@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "gpu/gpu_test_util.h"
 #include "gpu/prometheus.h"
 
@@ -169,6 +172,32 @@ TEST_F(SamplerNvmlTest, LostAndNotSupportedThroughTheSampler) {
   clock_.Advance(kSecond);
   events = sampler_->Tick();
   ASSERT_EQ(OfType(events, GpuEventType::kGpuRecovered).size(), 1u);
+}
+
+// The daemon ticks on one thread while API handlers read on others.
+TEST_F(SamplerNvmlTest, ReadersRunWhileTicking) {
+  ASSERT_NO_FATAL_FAILURE(Start({{"devices", {FakeDevice(0, 20), FakeDevice(1, 90)}}}));
+  std::atomic<bool> done{false};
+  std::thread ticker([&] {
+    for (int i = 0; i < 300; ++i) {
+      clock_.Advance(kSecond);
+      sampler_->SetAssignments({{"node-a", i % 2, 1 + i % 5, "u", "q", kWholeGpu}});
+      sampler_->Tick();
+    }
+    done = true;
+  });
+  size_t renders = 0;
+  while (!done) {
+    std::string m = RenderPrometheus(*sampler_);
+    EXPECT_NE(m.find("# TYPE DCGM_FI_DEV_GPU_UTIL gauge"), std::string::npos);
+    sampler_->History({"node-a", 0}, 0);
+    inventory_->Nodes();
+    ++renders;
+  }
+  ticker.join();
+  EXPECT_GT(renders, 0u);
+  EXPECT_EQ(sampler_->FineHistory({"node-a", 1}).size(), 300u);
+  EXPECT_EQ(sampler_->Jobs().size(), 5u);
 }
 
 // Idle allocations, usage and history with a data-driven inventory.
