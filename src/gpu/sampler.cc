@@ -152,7 +152,10 @@ void Sampler::Account(const GpuKey& key, GpuState& g, TimeMs now, DurationMs dt,
       if (p.used_memory) tick_memory[p.job] += *p.used_memory;
       if (holds(p.job) || g.violations_reported.count(p.pid)) continue;
       g.violations_reported.insert(p.pid);
-      auto u = jobs_.find(p.job);
+      Assignment intruder;
+      intruder.job = p.job;
+      JobUsage& u = UsageFor(intruder, now);
+      ++u.violations;
       GpuEvent e;
       e.type = GpuEventType::kViolation;
       e.time = now;
@@ -161,11 +164,8 @@ void Sampler::Account(const GpuKey& key, GpuState& g, TimeMs now, DurationMs dt,
       e.job = p.job;
       e.pid = p.pid;
       e.holders = holder_ids;
-      if (u != jobs_.end()) {
-        ++u->second.violations;
-        e.user = u->second.user;
-        e.queue = u->second.queue;
-      }
+      e.user = u.user;
+      e.queue = u.queue;
       e.message = "process " + std::to_string(p.pid) + " of job " + std::to_string(p.job) + " uses " +
                   GpuName(key, s.uuid) +
                   (holder_ids.empty() ? ", which no job holds" : ", held by job " + JobList(holder_ids));

@@ -116,7 +116,8 @@ struct JobUsage {
   MiB peak_memory = 0;         // MiB over all its GPUs at one tick
   int64_t allocated_milli_gpu_ms = 0;  // held GPU time (share-weighted)
   int64_t idle_milli_gpu_ms = 0;       // of which allocated-but-idle
-  int violations = 0;                  // processes seen on GPUs it did not hold
+  int violations = 0;  // processes seen on GPUs it did not hold (a job that holds
+                       // no GPU at all gets an entry for this alone)
 
   int AvgUtil() const { return util_samples ? static_cast<int>((util_sum + util_samples / 2) / util_samples) : 0; }
   MiB AvgMemory() const { return memory_samples ? (memory_sum + memory_samples / 2) / memory_samples : 0; }
@@ -130,7 +131,7 @@ class Sampler {
   Sampler(Clock& clock, Inventory& inventory, SamplerOptions options = {});
 
   // Reads the inventory once and updates everything above. Returns the events
-  // this tick raised, in a stable order (by GPU, then job).
+  // this tick raised, grouped by GPU in the inventory's order.
   std::vector<GpuEvent> Tick();
 
   // Replaces the GPU -> job map (the daemon's current placements).

@@ -95,6 +95,20 @@ TEST_F(SamplerNvmlTest, AttributesProcessesToJobsByProcessGroup) {
   // Reported once while it persists.
   clock_.Advance(kSecond);
   EXPECT_TRUE(OfType(sampler_->Tick(), GpuEventType::kViolation).empty());
+
+  // A job that holds no GPU at all still gets its violation counted.
+  ChildGroup other;
+  d1["processes"] = {{{"pid", other.pid()}, {"used_memory_mib", 64}}};
+  config_.Write({{"devices", {d0, d1}}});
+  sampler_->SetProcessGroups({{child.pid(), 7}, {other.pid(), 42}});
+  clock_.Advance(kSecond);
+  v = OfType(sampler_->Tick(), GpuEventType::kViolation);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].job, 42);
+  ASSERT_TRUE(sampler_->Job(42).has_value());
+  EXPECT_EQ(sampler_->Job(42)->violations, 1);
+  EXPECT_NE(RenderPrometheus(*sampler_).find("berth_gpu_violations_total{job=\"42\",user=\"\",queue=\"\"} 1\n"),
+            std::string::npos);
 }
 
 TEST_F(SamplerNvmlTest, ProcessOfNoJobIsNotAttributed) {
