@@ -166,7 +166,11 @@ std::string NeverReason(const JobRequest& job, const Limits& l) {
   return "";
 }
 
-bool KeyLess(const PriorityKey& a, const PriorityKey& b) { return a < b; }
+inline bool KeyLess(const PriorityKey& a, const PriorityKey& b) {
+  if (a[0] != b[0]) return a[0] < b[0];
+  if (a[1] != b[1]) return a[1] < b[1];
+  return a[2] < b[2];
+}
 
 class FrameworkScheduler final : public Scheduler {
  public:
@@ -252,6 +256,22 @@ struct FrameworkScheduler::Cycle {
     return std::nullopt;
   }
 
+  MilliGpu Borrowed() const {
+    MilliGpu b = 0;
+    for (int e : elastic_running) {
+      if (alive[e] > running[e].req->tasks) b += running[e].req->task.gpus * (alive[e] - running[e].req->tasks);
+    }
+    return b;
+  }
+  // How many of victim_order may be victims of j (all of them unless the
+  // policy only preempts higher keys).
+  size_t VictimBound(const JobView& j) const {
+    if (!policy.KeyOrderedPreemption()) return victim_order.size();
+    auto it = std::partition_point(victim_order.begin(), victim_order.end(),
+                                   [&](int v) { return KeyLess(j.key, running[v].key); });
+    return it - victim_order.begin();
+  }
+
   std::optional<std::vector<TaskPlacement>> TryReclaim(const JobView& j);
   void Grow();
   Decisions Run();
@@ -262,18 +282,10 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
   int lo = MinTasks(r);
   MilliGpu need = r.task.gpus * lo;
   bool can_preempt = policy.Preempts();
-  MilliGpu borrowed = 0;
-  for (int e : elastic_running) {
-    if (alive[e] > running[e].req->tasks) borrowed += running[e].req->task.gpus * (alive[e] - running[e].req->tasks);
-  }
+  MilliGpu borrowed = Borrowed();
   if (borrowed == 0 && !can_preempt) return std::nullopt;
   // Upper bound on what preemption could free, to give up early.
-  size_t bound = victim_order.size();
-  if (can_preempt && policy.KeyOrderedPreemption()) {
-    auto it = std::partition_point(victim_order.begin(), victim_order.end(),
-                                   [&](int v) { return KeyLess(j.key, running[v].key); });
-    bound = it - victim_order.begin();
-  }
+  size_t bound = can_preempt ? VictimBound(j) : 0;
   MilliGpu possible = state.free_gpu() + borrowed + (can_preempt ? victim_prefix[bound] : 0);
   if (possible < need) return std::nullopt;
 
@@ -405,17 +417,17 @@ Decisions FrameworkScheduler::Cycle::Run() {
     alive[i] = static_cast<int>(rj.placements.size());
     state.Take(rj.placements, rj.request.task);
     ctx.queue_usage[rj.request.queue] += rj.request.task.gpus * alive[i];
-    ctx.queue_demand[rj.request.queue] += rj.request.task.gpus * alive[i];
     if (alive[i] > rj.request.tasks) elastic_running.push_back(i);
   }
-  for (const JobRequest& p : in.pending) ctx.queue_demand[p.queue] += p.task.gpus * p.tasks;
   policy.BeginCycle(ctx);
   for (int i = 0; i < nr; ++i) running[i].key = policy.Key(*running[i].req, true, ctx);
   if (policy.Preempts()) {
     victim_order.resize(nr);
     std::iota(victim_order.begin(), victim_order.end(), 0);
     std::sort(victim_order.begin(), victim_order.end(), [&](int a, int b) {
-      if (running[a].key != running[b].key) return KeyLess(running[b].key, running[a].key);
+      if (KeyLess(running[a].key, running[b].key) || KeyLess(running[b].key, running[a].key)) {
+        return KeyLess(running[b].key, running[a].key);
+      }
       return running[a].run->start_time > running[b].run->start_time;  // least work lost first
     });
     victim_prefix.assign(nr + 1, 0);
@@ -430,15 +442,36 @@ Decisions FrameworkScheduler::Cycle::Run() {
     pending[i].order = static_cast<int>(i);
     pending[i].key = policy.Key(in.pending[i], false, ctx);
   }
+  // A heap rather than a sort: most cycles stop long before the last job.
   std::vector<int> order(pending.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int a, int b) { return KeyLess(pending[a].key, pending[b].key); });
+  auto worse = [&](int a, int b) {
+    const PriorityKey& ka = pending[a].key;
+    const PriorityKey& kb = pending[b].key;
+    if (ka[0] != kb[0]) return ka[0] > kb[0];
+    if (ka[1] != kb[1]) return ka[1] > kb[1];
+    if (ka[2] != kb[2]) return ka[2] > kb[2];
+    return pending[a].order > pending[b].order;
+  };
+  std::make_heap(order.begin(), order.end(), worse);
+  int cpu_only = 0;
+  for (const JobRequest& p : in.pending) cpu_only += p.task.gpus == 0 ? 1 : 0;
+  const bool key_ordered = policy.Preempts() && policy.KeyOrderedPreemption();
 
   std::optional<Verdict> blocked;
-  for (int idx : order) {
-    const JobView& j = pending[idx];
+  while (!order.empty()) {
+    std::pop_heap(order.begin(), order.end(), worse);
+    const JobView& j = pending[order.back()];
+    order.pop_back();
     const JobRequest& r = *j.req;
+    if (!in.explain_waiting) {
+      // Nothing later can start: stop (the caller asked for no explanations).
+      if (blocked) break;
+      if (state.free_gpu() == 0 && cpu_only == 0 && Borrowed() == 0) {
+        if (!policy.Preempts()) break;
+        if (key_ordered && VictimBound(j) == 0) break;
+      }
+    }
     std::string never = NeverReason(r, limits);
     if (!never.empty()) {
       Wait(j, {"feasibility", never, true});
@@ -476,6 +509,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
     }
   }
   if (!waiting_not_now) Grow();
+  out.recheck_at = policy.RecheckAt(ctx);
   return std::move(out);
 }
 

@@ -55,8 +55,6 @@ struct CycleContext {
   Rng* rng = nullptr;
   // Milli-GPU allocated per queue, updated by Reserve/Unreserve during the cycle.
   std::unordered_map<std::string, MilliGpu> queue_usage;
-  // Milli-GPU wanted per queue (running + pending), computed before BeginCycle.
-  std::unordered_map<std::string, MilliGpu> queue_demand;
 };
 
 struct Verdict {
@@ -96,6 +94,8 @@ class Policy {
   // job's (lets the framework skip hopeless preemption searches quickly).
   virtual bool KeyOrderedPreemption() const { return false; }
   virtual bool Preempts() const { return false; }
+  // When to run another cycle even if nothing changes (Decisions::recheck_at); 0: never.
+  virtual TimeMs RecheckAt(const CycleContext& ctx) const { return 0; }
   // After `job` found no place (even with preemption). Returns a verdict to
   // block every later job (head-of-line), or nullopt to go on with the next.
   virtual std::optional<Verdict> OnNoFit(const JobView& job, CycleContext& ctx) { return std::nullopt; }

@@ -74,6 +74,10 @@ struct JobRequest {
   // (Tiresias' starvation guard compares waiting time with it).
   TimeMs queued_since = 0;
   DurationMs last_run_time = 0;
+  // Work done so far in milliseconds of run time at the requested size (the
+  // simulator knows it exactly; the daemon may pass the time run). With
+  // expected_duration it gives srtf-oracle the remaining time.
+  DurationMs progress = 0;
 };
 
 struct TaskPlacement {
@@ -93,8 +97,9 @@ struct SchedulerInput {
   const ClusterSnapshot* cluster = nullptr;
   std::vector<JobRequest> pending;  // in arrival order
   std::vector<RunningJob> running;
-  // false: leave "not now" waits out of Decisions::waiting (the simulator
-  // does, to save building a reason per job per cycle); "never" is always reported.
+  // false: Decisions::waiting may be left incomplete, and the cycle may stop
+  // as soon as no later job can start (the simulator does this to save time;
+  // it rejects "never" jobs itself with CheckFeasible).
   bool explain_waiting = true;
 };
 
@@ -126,6 +131,9 @@ struct Decisions {
   std::vector<Preempt> preemptions;
   std::vector<Resize> resizes;
   std::vector<Wait> waiting;
+  // When the policy wants another cycle even if nothing else changes (its
+  // priorities move with time, e.g. attained service); 0: only on changes.
+  TimeMs recheck_at = 0;
 };
 
 struct SchedulerConfig {

@@ -1,0 +1,288 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <queue>
+#include <set>
+
+#include "sched/scheduler.h"
+#include "sim/sim_executor.h"
+
+namespace berth::sim {
+
+namespace {
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t rank = static_cast<size_t>(std::ceil(q * v.size()));
+  rank = std::clamp<size_t>(rank, 1, v.size());
+  return v[rank - 1];
+}
+
+}  // namespace
+
+Result<std::pair<int, int>> ParseClusterShape(const std::string& text) {
+  auto x = text.find('x');
+  if (x == std::string::npos) return InvalidArgument("--cluster: expected NODESxGPUS like 64x8, got \"" + text + "\"");
+  try {
+    size_t u1 = 0, u2 = 0;
+    int nodes = std::stoi(text.substr(0, x), &u1);
+    int gpus = std::stoi(text.substr(x + 1), &u2);
+    if (u1 != x || u2 != text.size() - x - 1 || nodes < 1 || gpus < 1 || gpus > 64) throw std::out_of_range("");
+    return std::make_pair(nodes, gpus);
+  } catch (const std::exception&) {
+    return InvalidArgument("--cluster: expected NODESxGPUS with both >= 1 (GPUs <= 64), got \"" + text + "\"");
+  }
+}
+
+Result<std::pair<TimeMs, TimeMs>> ParseWindow(const std::string& text) {
+  auto colon = text.find(':');
+  if (colon == std::string::npos) return InvalidArgument("--window: expected FROM:TO, got \"" + text + "\"");
+  auto side = [&](const std::string& s, TimeMs* out) -> bool {
+    if (s.empty()) {
+      *out = -1;
+      return true;
+    }
+    int64_t unit = kSecond;
+    std::string num = s;
+    switch (s.back()) {
+      case 's': unit = kSecond; num.pop_back(); break;
+      case 'm': unit = kMinute; num.pop_back(); break;
+      case 'h': unit = kHour; num.pop_back(); break;
+      case 'd': unit = 24 * kHour; num.pop_back(); break;
+      default: break;
+    }
+    try {
+      size_t used = 0;
+      double v = std::stod(num, &used);
+      if (used != num.size() || v < 0) return false;
+      *out = static_cast<TimeMs>(std::llround(v * unit));
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  TimeMs from = -1, to = -1;
+  if (!side(text.substr(0, colon), &from) || !side(text.substr(colon + 1), &to)) {
+    return InvalidArgument("--window: FROM and TO must be seconds with an optional unit s|m|h|d, got \"" + text + "\"");
+  }
+  if (from >= 0 && to >= 0 && to <= from) return InvalidArgument("--window: TO must be after FROM in \"" + text + "\"");
+  return std::make_pair(from, to);
+}
+
+Result<SimReport> RunSimulation(const SimOptions& options) {
+  int64_t wall_start = MonotonicNanos();
+  Trace loaded;
+  const Trace* trace = nullptr;
+  if (options.trace) {
+    trace = &*options.trace;
+  } else {
+    if (options.trace_path.empty()) return InvalidArgument("--trace: no trace given");
+    ASSIGN_OR_RETURN(loaded, LoadTrace(options.trace_path));
+    trace = &loaded;
+  }
+  if (options.nodes < 1 || options.gpus_per_node < 1) return InvalidArgument("--cluster: needs at least 1x1");
+  if (options.restart_penalty < 0) return InvalidArgument("restart_penalty: must be >= 0");
+  if (options.spread_slowdown < 1.0) return InvalidArgument("spread_slowdown: must be >= 1");
+  if (options.tick <= 0) return InvalidArgument("tick: must be > 0");
+
+  std::vector<const TraceJob*> jobs;
+  for (const TraceJob& j : trace->jobs) {
+    if (options.window_from >= 0 && j.submit < options.window_from) continue;
+    if (options.window_to >= 0 && j.submit >= options.window_to) continue;
+    jobs.push_back(&j);
+  }
+
+  sched::SchedulerConfig config;
+  config.policy = options.policy;
+  config.options = options.policy_options;
+  config.seed = options.seed;
+  // static partitions the cluster by each queue's share of the trace's
+  // GPU-time unless shares are given (Philly's virtual clusters had quotas we
+  // do not know).
+  if (options.policy == "static") {
+    bool has_share = false;
+    for (const auto& [k, v] : config.options) has_share = has_share || k.rfind("queue.", 0) == 0;
+    if (!has_share) {
+      std::map<std::string, double> demand;
+      double total = 0;
+      for (const TraceJob* j : jobs) {
+        double w = static_cast<double>(j->duration) * j->gpus;
+        demand[j->queue] += w;
+        total += w;
+      }
+      for (const auto& [q, w] : demand) {
+        config.options["queue." + q + ".share"] = std::to_string(total > 0 ? w / total : 0);
+      }
+    }
+  }
+  auto scheduler = sched::Scheduler::Create(config);
+  if (!scheduler.ok()) return scheduler.status();
+
+  SimExecutorOptions exec_options;
+  exec_options.gpus_per_node = options.gpus_per_node;
+  exec_options.restart_penalty = options.restart_penalty;
+  exec_options.spread_slowdown = options.spread_slowdown;
+  SimExecutor executor(exec_options, jobs);
+
+  sched::ClusterSnapshot cluster;
+  for (int n = 0; n < options.nodes; ++n) {
+    sched::NodeState ns;
+    ns.name = "n" + std::to_string(n);
+    for (int g = 0; g < options.gpus_per_node; ++g) ns.gpus.push_back({g, "", 81920, {}, true, -1});
+    cluster.nodes.push_back(std::move(ns));
+  }
+  const MilliGpu capacity = static_cast<MilliGpu>(options.nodes) * options.gpus_per_node * kWholeGpu;
+
+  SimReport report;
+  report.policy = options.policy;
+  report.cluster = std::to_string(options.nodes) + "x" + std::to_string(options.gpus_per_node);
+  report.jobs = static_cast<int>(jobs.size());
+  report.ignored = trace->ignored;
+  report.ignored.push_back("job placement, GPU models, failures and exit status are not in the canonical format; "
+                           "every job is assumed to succeed after its duration and to be rigid (not elastic)");
+
+  const TimeMs kNever = std::numeric_limits<TimeMs>::max();
+  TimeMs now = jobs.empty() ? 0 : jobs.front()->submit;
+  const TimeMs first_submit = now;
+  const TimeMs stop_at =
+      options.horizon > 0 && !jobs.empty() ? jobs.back()->submit + options.horizon : kNever;
+  size_t next_arrival = 0;
+  TimeMs next_tick = kNever;
+  double busy_ms = 0, allocated_milli_ms = 0;
+  sched::SchedulerInput& input = executor.input();
+  input.cluster = &cluster;
+  input.explain_waiting = false;
+
+  while (true) {
+    TimeMs t = kNever;
+    if (next_arrival < jobs.size()) t = std::min(t, jobs[next_arrival]->submit);
+    t = std::min(t, executor.NextCompletion());
+    if (executor.pending_count() > 0) t = std::min(t, next_tick);
+    if (t == kNever || t > stop_at) break;
+    if (executor.pending_count() + executor.running_count() > 0) {
+      busy_ms += static_cast<double>(t - now);
+      allocated_milli_ms += static_cast<double>(executor.allocated()) * static_cast<double>(t - now);
+    }
+    now = t;
+    bool changed = executor.CompleteUntil(now) > 0;
+    while (next_arrival < jobs.size() && jobs[next_arrival]->submit <= now) {
+      int idx = static_cast<int>(next_arrival++);
+      const sched::JobRequest& req = executor.request(idx);
+      if (!(*scheduler)->CheckFeasible(req, cluster).ok()) {
+        executor.Reject(idx);
+        ++report.rejected;
+        continue;
+      }
+      executor.Submit(idx, now);
+      changed = true;
+    }
+    if (!changed && now < next_tick) continue;
+    executor.Prepare(now);
+    input.now = now;
+    sched::Decisions d = (*scheduler)->Schedule(input);
+    ++report.cycles;
+    executor.Apply(now, d);
+    next_tick = executor.pending_count() > 0 && d.recheck_at > 0 ? std::max(d.recheck_at, now + options.tick) : kNever;
+  }
+
+  // Metrics.
+  std::vector<double> jct;
+  double queue_delay_sum = 0;
+  TimeMs last_end = first_submit;
+  std::map<std::string, std::vector<double>> q_jct, q_delay, q_slow;
+  std::map<std::string, double> q_demand, q_usage;
+  double total_demand = 0, total_usage = 0;
+  for (int i = 0; i < static_cast<int>(jobs.size()); ++i) {
+    const SimJobState& s = executor.state(i);
+    const TraceJob& tj = *jobs[i];
+    if (s.phase == SimJobState::kRejected) continue;
+    double demand = static_cast<double>(tj.duration) * tj.gpus;
+    q_demand[tj.queue] += demand;
+    total_demand += demand;
+    q_usage[tj.queue] += s.gpu_ms;
+    total_usage += s.gpu_ms;
+    if (s.phase != SimJobState::kDone) {
+      ++report.unfinished;
+      continue;
+    }
+    ++report.completed;
+    double j = (s.end - tj.submit) / 1000.0;
+    double delay = (s.first_start - tj.submit) / 1000.0;
+    jct.push_back(j);
+    queue_delay_sum += delay;
+    last_end = std::max(last_end, s.end);
+    q_jct[tj.queue].push_back(j);
+    q_delay[tj.queue].push_back(delay);
+    q_slow[tj.queue].push_back(j / std::max(60.0, tj.duration / 1000.0));
+  }
+  auto mean = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0.0 : s / v.size();
+  };
+  report.avg_jct_s = mean(jct);
+  report.p50_jct_s = Percentile(jct, 0.50);
+  report.p99_jct_s = Percentile(jct, 0.99);
+  report.avg_queue_delay_s = jct.empty() ? 0 : queue_delay_sum / jct.size();
+  report.makespan_s = (last_end - first_submit) / 1000.0;
+  report.gpu_utilization = busy_ms > 0 ? allocated_milli_ms / (static_cast<double>(capacity) * busy_ms) : 0;
+  report.preemptions = executor.preemptions();
+  report.resizes = executor.resizes();
+  double sum = 0, sum_sq = 0;
+  int n = 0;
+  for (const auto& [q, demand] : q_demand) {
+    QueueReport& qr = report.queues[q];
+    qr.jobs = static_cast<int>(q_jct[q].size());
+    qr.avg_jct_s = mean(q_jct[q]);
+    qr.avg_queue_delay_s = mean(q_delay[q]);
+    qr.avg_slowdown = mean(q_slow[q]);
+    qr.gpu_hours = q_usage[q] / 1000.0 / 3600.0;
+    qr.demand_share = total_demand > 0 ? demand / total_demand : 0;
+    qr.usage_share = total_usage > 0 ? q_usage[q] / total_usage : 0;
+    if (qr.jobs > 0) {
+      sum += qr.avg_slowdown;
+      sum_sq += qr.avg_slowdown * qr.avg_slowdown;
+      ++n;
+    }
+  }
+  report.fairness = sum_sq > 0 ? sum * sum / (n * sum_sq) : 1.0;
+  report.sim_wall_s = (MonotonicNanos() - wall_start) / 1e9;
+  return report;
+}
+
+nlohmann::json ToJson(const SimReport& r) {
+  nlohmann::json queues = nlohmann::json::object();
+  for (const auto& [name, q] : r.queues) {
+    queues[name] = {{"jobs", q.jobs},
+                    {"avg_jct_s", q.avg_jct_s},
+                    {"avg_queue_delay_s", q.avg_queue_delay_s},
+                    {"avg_slowdown", q.avg_slowdown},
+                    {"gpu_hours", q.gpu_hours},
+                    {"demand_share", q.demand_share},
+                    {"usage_share", q.usage_share}};
+  }
+  return {{"policy", r.policy},
+          {"cluster", r.cluster},
+          {"jobs", r.jobs},
+          {"completed", r.completed},
+          {"unfinished", r.unfinished},
+          {"rejected", r.rejected},
+          {"avg_jct_s", r.avg_jct_s},
+          {"p50_jct_s", r.p50_jct_s},
+          {"p99_jct_s", r.p99_jct_s},
+          {"avg_queue_delay_s", r.avg_queue_delay_s},
+          {"makespan_s", r.makespan_s},
+          {"gpu_utilization", r.gpu_utilization},
+          {"preemptions", r.preemptions},
+          {"resizes", r.resizes},
+          {"cycles", r.cycles},
+          {"fairness", r.fairness},
+          {"queues", queues},
+          {"ignored", r.ignored},
+          {"sim_wall_s", r.sim_wall_s}};
+}
+
+}  // namespace berth::sim
