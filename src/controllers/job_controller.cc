@@ -67,6 +67,8 @@ Status JobController::Start() {
     a.job = std::move(job);
     auto it = intents.find(a.job.id);
     if (it != intents.end()) a.intent = it->second;
+    counts_[{model::JobStateName(a.job.state), a.job.spec.queue}]++;
+    if (a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) bound_.insert(a.job.id);
     active_[a.job.id] = std::move(a);
   }
   int pending = 0, live = 0;
@@ -191,7 +193,7 @@ void JobController::OnTaskEvent(const exec::TaskEvent& event) {
 bool JobController::WaitIdle(DurationMs timeout_ms) {
   std::unique_lock<std::mutex> l(mu_);
   return idle_cv_.wait_for(l, std::chrono::milliseconds(timeout_ms),
-                           [&] { return inputs_.empty() && !busy_; });
+                           [&] { return inputs_.empty() && !busy_ && !dirty_; });
 }
 
 std::string JobController::WaitingReason(JobId id) const {
@@ -212,21 +214,33 @@ JobController::Stats JobController::GetStats() const {
 
 void JobController::Loop() {
   std::unique_lock<std::mutex> l(mu_);
+  TimeMs last_resync = clock_.Now();
   while (true) {
-    cv_.wait_for(l, std::chrono::milliseconds(options_.resync_interval),
-                 [&] { return stop_ || !inputs_.empty(); });
+    DurationMs wait = options_.resync_interval;
+    if (dirty_) wait = std::max<DurationMs>(0, last_cycle_ + options_.submit_batch_window - clock_.Now());
+    cv_.wait_for(l, std::chrono::milliseconds(wait), [&] { return stop_ || !inputs_.empty(); });
     if (stop_) break;
     std::deque<Input> batch;
     batch.swap(inputs_);
     busy_ = true;
     l.unlock();
     for (const Input& in : batch) Handle(in);
-    dirty_ = true;  // new inputs or the resync interval: both warrant a cycle
-    RunCycle();
-    PublishHolders();
+    TimeMs now = clock_.Now();
+    if (!batch.empty()) dirty_ = true;
+    if (now - last_resync >= options_.resync_interval) {
+      dirty_ = true;
+      capacity_changed_ = true;
+      last_resync = now;
+    }
+    // Only submissions while others already wait: batch them (see
+    // submit_batch_window); anything else runs a cycle now.
+    bool defer = dirty_ && !capacity_changed_ && jobs_waiting_ &&
+                 now < last_cycle_ + options_.submit_batch_window;
+    if (!defer) RunCycle();
+    if (holders_dirty_) PublishHolders();
     l.lock();
     busy_ = false;
-    if (inputs_.empty()) idle_cv_.notify_all();
+    if (inputs_.empty() && !dirty_) idle_cv_.notify_all();
   }
   // Answer any cancel still waiting so no API thread hangs.
   for (Input& in : inputs_) {
@@ -242,7 +256,9 @@ void JobController::Handle(const Input& in) {
     case Input::kSubmitted: {
       Active a;
       a.job = in.job;
+      counts_[{model::JobStateName(a.job.state), a.job.spec.queue}]++;
       active_[a.job.id] = std::move(a);
+      holders_dirty_ = true;
       break;
     }
     case Input::kCancel:
@@ -266,6 +282,15 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
     return false;
   }
   a.job.state = to;
+  auto& from_count = counts_[{model::JobStateName(from), a.job.spec.queue}];
+  if (--from_count <= 0) counts_.erase({model::JobStateName(from), a.job.spec.queue});
+  counts_[{model::JobStateName(to), a.job.spec.queue}]++;
+  bool was_bound = from == JobState::kScheduled || from == JobState::kRunning;
+  bool is_bound = to == JobState::kScheduled || to == JobState::kRunning;
+  if (is_bound) bound_.insert(a.job.id);
+  else bound_.erase(a.job.id);
+  if (was_bound != is_bound || from == JobState::kPending) capacity_changed_ = true;
+  holders_dirty_ = true;
   if (update.schedule_time) a.job.schedule_time = *update.schedule_time;
   if (update.start_time) a.job.start_time = *update.start_time;
   if (update.end_time) a.job.end_time = *update.end_time;
@@ -290,6 +315,8 @@ void JobController::Finish(Active& a, JobState to, const store::JobUpdate& updat
     stats_.finished_by_state_queue[{model::JobStateName(to), queue}]++;
     waiting_reason_.erase(id);
   }
+  auto& c = counts_[{model::JobStateName(to), queue}];
+  if (--c <= 0) counts_.erase({model::JobStateName(to), queue});
   active_.erase(id);
   if (had_intent) PersistIntents();
 }
@@ -449,6 +476,8 @@ sched::ClusterSnapshot JobController::Snapshot() const {
 void JobController::RunCycle() {
   if (!dirty_) return;
   dirty_ = false;
+  capacity_changed_ = false;
+  last_cycle_ = clock_.Now();
   sched::ClusterSnapshot snap = Snapshot();
   sched::SchedulerInput input;
   input.now = clock_.Now();
@@ -473,11 +502,13 @@ void JobController::RunCycle() {
     }
   }
   if (input.pending.empty() && input.running.empty()) {
+    jobs_waiting_ = false;
     std::lock_guard<std::mutex> l(mu_);
     stats_.cycles++;
     return;
   }
   sched::Decisions d = scheduler_.Schedule(input);
+  jobs_waiting_ = !d.waiting.empty();
 
   for (const sched::Preempt& p : d.preemptions) {
     auto it = active_.find(p.job);
@@ -574,25 +605,22 @@ void JobController::PersistIntents() {
 }
 
 void JobController::PublishHolders() {
+  holders_dirty_ = false;
   std::vector<GpuHolder> holders;
-  std::map<std::pair<std::string, std::string>, int64_t> by_state_queue;
   int64_t allocated = 0;
-  for (const auto& [id, a] : active_) {
-    const Job& j = a.job;
-    by_state_queue[{model::JobStateName(j.state), j.spec.queue}]++;
-    if (j.state != JobState::kScheduled && j.state != JobState::kRunning) continue;
+  for (JobId id : bound_) {
+    const Job& j = active_.at(id).job;
     for (int g : j.placement.gpus) {
-      GpuHolder h{j.placement.node, g, j.id, j.spec.user, j.spec.queue, j.spec.name,
-                  j.placement.gpu_share};
+      holders.push_back({j.placement.node, g, j.id, j.spec.user, j.spec.queue, j.spec.name,
+                         j.placement.gpu_share});
       allocated += j.placement.gpu_share;
-      holders.push_back(std::move(h));
     }
   }
   int64_t total = 0;
   for (const model::NodeInfo& n : inventory_.Nodes()) total += static_cast<int64_t>(n.gpus.size()) * kWholeGpu;
   std::lock_guard<std::mutex> l(mu_);
   holders_ = std::move(holders);
-  stats_.active_by_state_queue = std::move(by_state_queue);
+  stats_.active_by_state_queue = counts_;
   stats_.gpus_allocated_milli = allocated;
   stats_.gpus_total_milli = total;
 }

@@ -39,6 +39,10 @@ struct JobControllerOptions {
   // How often a cycle runs even without a change (time limits of pending
   // work, telemetry-driven policies).
   DurationMs resync_interval = 5 * kSecond;
+  // While jobs are waiting and only new submissions arrive, cycles run at
+  // most this often, so a burst of submissions is scheduled in batches
+  // instead of one full cycle per job. A freed GPU triggers a cycle at once.
+  DurationMs submit_batch_window = 5;
   // Environment added to every task (BERTH_SERVER, ...).
   std::map<std::string, std::string> task_env;
   // Reject at submit a command that cannot be found on this machine (local
@@ -161,6 +165,12 @@ class JobController {
 
   // Owned by the controller thread.
   std::map<JobId, Active> active_;
+  std::set<JobId> bound_;  // active jobs in Scheduled or Running
+  std::map<std::pair<std::string, std::string>, int64_t> counts_;  // (state, queue) of active jobs
+  bool capacity_changed_ = true;  // something other than a submission happened since the last cycle
+  bool jobs_waiting_ = false;     // the last cycle left jobs waiting
+  TimeMs last_cycle_ = 0;
+  bool holders_dirty_ = true;
 };
 
 }  // namespace berth::controllers
