@@ -47,17 +47,26 @@ std::string FakeLibrary() {
 std::string WriteConfig() {
   static std::string path;
   if (!path.empty()) return path;
-  path = (std::filesystem::temp_directory_path() / ("berth-gpu-bench-" + std::to_string(getpid()) + ".json")).string();
+  path = (std::filesystem::temp_directory_path() /
+          ("berth-gpu-bench-" + std::to_string(getpid()) + ".json"))
+             .string();
   nlohmann::json devices = nlohmann::json::array();
   for (int i = 0; i < kGpus; ++i) {
     char uuid[64], bus[32];
     std::snprintf(uuid, sizeof(uuid), "GPU-be7c0000-0000-0000-0000-%012d", i);
     std::snprintf(bus, sizeof(bus), "00000000:%02X:00.0", 0x10 + i);
-    devices.push_back({{"name", "NVIDIA H100 80GB HBM3"}, {"uuid", uuid}, {"pci_bus_id", bus},
-                       {"memory_total_mib", 81559}, {"utilization", 87}, {"memory_utilization", 40},
-                       {"temperature", 61}, {"power_mw", 512000}, {"sm_clock_mhz", 1980},
-                       {"processes", {{{"pid", 100000 + 2 * i}, {"used_memory_mib", 30000}},
-                                      {{"pid", 100001 + 2 * i}, {"used_memory_mib", 20000}}}}});
+    devices.push_back({{"name", "NVIDIA H100 80GB HBM3"},
+                       {"uuid", uuid},
+                       {"pci_bus_id", bus},
+                       {"memory_total_mib", 81559},
+                       {"utilization", 87},
+                       {"memory_utilization", 40},
+                       {"temperature", 61},
+                       {"power_mw", 512000},
+                       {"sm_clock_mhz", 1980},
+                       {"processes",
+                        {{{"pid", 100000 + 2 * i}, {"used_memory_mib", 30000}},
+                         {{"pid", 100001 + 2 * i}, {"used_memory_mib", 20000}}}}});
   }
   std::ofstream(path) << nlohmann::json{{"devices", devices}}.dump();
   setenv("BERTH_FAKE_NVML_CONFIG", path.c_str(), 1);
@@ -71,7 +80,8 @@ std::unique_ptr<Inventory> MakeFakeInventory(benchmark::State& state) {
   o.node_name = "bench-node";
   auto inv = MakeNvmlInventory(o);
   if (!inv.ok()) {
-    state.SkipWithError(("fake NVML not usable (build berth_fake_nvml): " + inv.status().message()).c_str());
+    state.SkipWithError(
+        ("fake NVML not usable (build berth_fake_nvml): " + inv.status().message()).c_str());
     return nullptr;
   }
   return std::move(inv).value();
@@ -107,7 +117,8 @@ void BM_Tick8Gpus(benchmark::State& state) {
   }
   double cpu = ThreadCpuSeconds() - cpu0;
   // CPU seconds per tick at one tick per second, as a percentage of a core.
-  state.counters["cpu_pct_at_1Hz"] = benchmark::Counter(cpu * 100.0, benchmark::Counter::kAvgIterations);
+  state.counters["cpu_pct_at_1Hz"] =
+      benchmark::Counter(cpu * 100.0, benchmark::Counter::kAvgIterations);
   state.counters["gpus"] = kGpus;
 }
 BENCHMARK(BM_Tick8Gpus)->Unit(benchmark::kMicrosecond);
@@ -125,7 +136,8 @@ void BM_Tick8GpusRealGetpgid(benchmark::State& state) {
     benchmark::DoNotOptimize(sampler.Tick());
   }
   double cpu = ThreadCpuSeconds() - cpu0;
-  state.counters["cpu_pct_at_1Hz"] = benchmark::Counter(cpu * 100.0, benchmark::Counter::kAvgIterations);
+  state.counters["cpu_pct_at_1Hz"] =
+      benchmark::Counter(cpu * 100.0, benchmark::Counter::kAvgIterations);
 }
 BENCHMARK(BM_Tick8GpusRealGetpgid)->Unit(benchmark::kMicrosecond);
 

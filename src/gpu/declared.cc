@@ -27,7 +27,8 @@ class DeclaredInventory final : public Inventory {
       char buf[64];
       std::snprintf(buf, sizeof(buf), "GPU-5eed%04x-%04x-%04x-%04x-%012zx", i & 0xffff,
                     static_cast<unsigned>(h & 0xffff), static_cast<unsigned>((h >> 16) & 0xffff),
-                    static_cast<unsigned>((h >> 32) & 0xffff), static_cast<size_t>((h >> 8) & 0xffffffffffffULL));
+                    static_cast<unsigned>((h >> 32) & 0xffff),
+                    static_cast<size_t>((h >> 8) & 0xffffffffffffULL));
       g.uuid = buf;
       node_.gpus.push_back(g);
     }

@@ -60,7 +60,8 @@ HistoryPoint GpuHistory::Accumulator::Point() const {
 
 GpuHistory::GpuHistory(const HistoryOptions& o)
     : options_(o),
-      fine_(static_cast<size_t>(std::max<DurationMs>(1, o.fine_span / std::max<DurationMs>(1, o.fine_resolution)))),
+      fine_(static_cast<size_t>(
+          std::max<DurationMs>(1, o.fine_span / std::max<DurationMs>(1, o.fine_resolution)))),
       coarse_(static_cast<size_t>(
           std::max<DurationMs>(1, o.coarse_span / std::max<DurationMs>(1, o.coarse_resolution)))) {}
 

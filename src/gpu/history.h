@@ -16,9 +16,9 @@ namespace berth::gpu {
 
 // A reading over one resolution step. -1 in a field: not known in that step.
 struct HistoryPoint {
-  TimeMs time = 0;        // start of the step (aligned to the resolution)
-  int32_t util = -1;      // percent; mean over the step
-  int32_t util_max = -1;  // percent; peak over the step
+  TimeMs time = 0;           // start of the step (aligned to the resolution)
+  int32_t util = -1;         // percent; mean over the step
+  int32_t util_max = -1;     // percent; peak over the step
   int32_t memory_used = -1;  // MiB; mean
   int32_t memory_max = -1;   // MiB; peak
   int32_t temperature = -1;  // degrees C; mean
@@ -83,8 +83,8 @@ class GpuHistory {
   // Sums for one step being filled.
   struct Accumulator {
     TimeMs step = std::numeric_limits<TimeMs>::min();
-    int64_t util_sum = 0, util_n = 0, mem_sum = 0, mem_n = 0, temp_sum = 0, temp_n = 0, power_sum = 0,
-            power_n = 0, clock_sum = 0, clock_n = 0;
+    int64_t util_sum = 0, util_n = 0, mem_sum = 0, mem_n = 0, temp_sum = 0, temp_n = 0,
+            power_sum = 0, power_n = 0, clock_sum = 0, clock_n = 0;
     int32_t util_max = -1, mem_max = -1;
     int32_t samples = 0;
     void Add(const GpuSample& s);

@@ -28,12 +28,18 @@ enum Field : unsigned {
 
 const char* FieldName(Field f) {
   switch (f) {
-    case kMemory: return "memory";
-    case kUtil: return "utilization";
-    case kTemperature: return "temperature";
-    case kPower: return "power";
-    case kClock: return "sm clock";
-    case kProcesses: return "processes";
+    case kMemory:
+      return "memory";
+    case kUtil:
+      return "utilization";
+    case kTemperature:
+      return "temperature";
+    case kPower:
+      return "power";
+    case kClock:
+      return "sm clock";
+    case kProcesses:
+      return "processes";
   }
   return "?";
 }
@@ -97,8 +103,9 @@ class NvmlInventory final : public Inventory {
     FindNvLinkPeers();
     int lost = 0;
     for (const auto& d : devices_) lost += d.lost ? 1 : 0;
-    describe_ = "nvml: " + std::to_string(devices_.size()) + " GPU(s) (" + devices_[0].info.model + ") on " +
-                node_.name + " via " + lib_->path() + (lost ? ", " + std::to_string(lost) + " lost" : "");
+    describe_ = "nvml: " + std::to_string(devices_.size()) + " GPU(s) (" + devices_[0].info.model +
+                ") on " + node_.name + " via " + lib_->path() +
+                (lost ? ", " + std::to_string(lost) + " lost" : "");
     return Status::Ok();
   }
 
@@ -177,7 +184,8 @@ class NvmlInventory final : public Inventory {
       std::lock_guard<std::mutex> l(mu_);
       d.lost = s.lost;
       if (s.lost) {
-        spdlog::error("gpu {} ({}): NVML says the GPU is lost; it gets no new work", d.info.index, d.info.uuid);
+        spdlog::error("gpu {} ({}): NVML says the GPU is lost; it gets no new work", d.info.index,
+                      d.info.uuid);
       } else {
         spdlog::info("gpu {} ({}): answers again", d.info.index, d.info.uuid);
       }
@@ -217,7 +225,8 @@ class NvmlInventory final : public Inventory {
     }
     if (lib_->get_clock != nullptr && !(d.unsupported & kClock)) {
       unsigned c = 0;
-      if (Check(d, kClock, lib_->get_clock(d.handle, NVML_CLOCK_SM, &c), s)) s.sm_clock_mhz = static_cast<int>(c);
+      if (Check(d, kClock, lib_->get_clock(d.handle, NVML_CLOCK_SM, &c), s))
+        s.sm_clock_mhz = static_cast<int>(c);
       if (s.lost) return;
     }
     if (!(d.unsupported & kProcesses)) ReadProcesses(d, s);
@@ -250,7 +259,8 @@ class NvmlInventory final : public Inventory {
     procs.reserve(n);
     for (unsigned i = 0; i < n; ++i) {
       unsigned pid = v2 != nullptr ? d.procs[i].pid : d.procs_v1[i].pid;
-      unsigned long long used = v2 != nullptr ? d.procs[i].usedGpuMemory : d.procs_v1[i].usedGpuMemory;
+      unsigned long long used =
+          v2 != nullptr ? d.procs[i].usedGpuMemory : d.procs_v1[i].usedGpuMemory;
       GpuProcess p;
       p.pid = static_cast<int>(pid);
       if (used != NVML_VALUE_NOT_AVAILABLE) p.used_memory = static_cast<MiB>(used / kBytesPerMiB);
@@ -298,8 +308,8 @@ class NvmlInventory final : public Inventory {
   std::unique_ptr<NvmlLibrary> lib_;
   model::NodeInfo node_;
   std::string describe_;
-  std::mutex sample_mu_;    // serializes Sample()
-  mutable std::mutex mu_;   // guards Device::lost for Nodes()
+  std::mutex sample_mu_;   // serializes Sample()
+  mutable std::mutex mu_;  // guards Device::lost for Nodes()
   std::vector<Device> devices_;
 };
 
@@ -331,7 +341,8 @@ std::unique_ptr<Inventory> MakeLocalInventory(const LocalInventoryOptions& optio
       return std::move(nvml).value();
     }
     auto declared = MakeDeclaredInventory(options.declared);
-    spdlog::info("gpu: NVML not used ({}); using {}", nvml.status().message(), declared->Describe());
+    spdlog::info("gpu: NVML not used ({}); using {}", nvml.status().message(),
+                 declared->Describe());
     return declared;
   }
   auto declared = MakeDeclaredInventory(options.declared);

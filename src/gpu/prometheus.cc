@@ -31,7 +31,8 @@ void Label(std::string& out, bool& first, std::string_view name, std::string_vie
 }
 
 // The holders' values joined by commas, each distinct value once, in holder order.
-std::string Join(const std::vector<Assignment>& holders, const std::function<std::string(const Assignment&)>& f) {
+std::string Join(const std::vector<Assignment>& holders,
+                 const std::function<std::string(const Assignment&)>& f) {
   std::vector<std::string> seen;
   std::string out;
   for (const auto& h : holders) {
@@ -53,7 +54,8 @@ std::string GpuLabels(const GpuStatus& g, const MetricsOptions& o) {
   Label(out, first, "modelName", g.sample.model);
   Label(out, first, "Hostname", g.sample.node);
   if (!g.holders.empty()) {
-    Label(out, first, o.job_label, Join(g.holders, [](const Assignment& a) { return std::to_string(a.job); }));
+    Label(out, first, o.job_label,
+          Join(g.holders, [](const Assignment& a) { return std::to_string(a.job); }));
     Label(out, first, "user", Join(g.holders, [](const Assignment& a) { return a.user; }));
     Label(out, first, "queue", Join(g.holders, [](const Assignment& a) { return a.queue; }));
   }
@@ -96,10 +98,17 @@ std::string EscapeLabelValue(std::string_view v) {
   out.reserve(v.size());
   for (char c : v) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -124,19 +133,22 @@ std::string RenderPrometheus(const std::vector<GpuStatus>& gpus, const std::vect
        [](const GpuSample& s) -> std::optional<double> { return s.util_percent; }, true},
       {"DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).",
        [](const GpuSample& s) -> std::optional<double> {
-         return s.memory_used ? std::optional<double>(static_cast<double>(*s.memory_used)) : std::nullopt;
+         return s.memory_used ? std::optional<double>(static_cast<double>(*s.memory_used))
+                              : std::nullopt;
        },
        true},
       {"DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).",
        [](const GpuSample& s) -> std::optional<double> {
-         return s.memory_free ? std::optional<double>(static_cast<double>(*s.memory_free)) : std::nullopt;
+         return s.memory_free ? std::optional<double>(static_cast<double>(*s.memory_free))
+                              : std::nullopt;
        },
        true},
       {"DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).",
        [](const GpuSample& s) -> std::optional<double> { return s.temperature_c; }, true},
       {"DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).",
        [](const GpuSample& s) -> std::optional<double> {
-         return s.power_mw ? std::optional<double>(static_cast<double>(*s.power_mw) / 1000.0) : std::nullopt;
+         return s.power_mw ? std::optional<double>(static_cast<double>(*s.power_mw) / 1000.0)
+                           : std::nullopt;
        },
        false},
       {"DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).",
@@ -176,7 +188,8 @@ std::string RenderPrometheus(const std::vector<GpuStatus>& gpus, const std::vect
   Family(out, "berth_gpu_violations_total", "counter",
          "Processes of a job seen on GPUs that the job does not hold.");
   for (size_t i = 0; i < jobs.size(); ++i) {
-    Sample(out, "berth_gpu_violations_total", job_labels[i], static_cast<int64_t>(jobs[i].violations));
+    Sample(out, "berth_gpu_violations_total", job_labels[i],
+           static_cast<int64_t>(jobs[i].violations));
   }
   return out;
 }

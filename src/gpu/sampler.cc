@@ -21,12 +21,18 @@ std::string JobList(const std::vector<model::JobId>& jobs) {
 
 const char* GpuEventTypeName(GpuEventType t) {
   switch (t) {
-    case GpuEventType::kIdleAllocation: return "idle_allocation";
-    case GpuEventType::kIdleEnded: return "idle_ended";
-    case GpuEventType::kViolation: return "violation";
-    case GpuEventType::kGpuLost: return "gpu_lost";
-    case GpuEventType::kGpuRecovered: return "gpu_recovered";
-    case GpuEventType::kReadFailed: return "read_failed";
+    case GpuEventType::kIdleAllocation:
+      return "idle_allocation";
+    case GpuEventType::kIdleEnded:
+      return "idle_ended";
+    case GpuEventType::kViolation:
+      return "violation";
+    case GpuEventType::kGpuLost:
+      return "gpu_lost";
+    case GpuEventType::kGpuRecovered:
+      return "gpu_recovered";
+    case GpuEventType::kReadFailed:
+      return "read_failed";
   }
   return "unknown";
 }
@@ -40,7 +46,8 @@ void Sampler::SetAssignments(std::vector<Assignment> assignments) {
   std::map<GpuKey, std::vector<Assignment>> m;
   for (auto& a : assignments) m[GpuKey{a.node, a.gpu}].push_back(std::move(a));
   for (auto& [k, v] : m) {
-    std::sort(v.begin(), v.end(), [](const Assignment& a, const Assignment& b) { return a.job < b.job; });
+    std::sort(v.begin(), v.end(),
+              [](const Assignment& a, const Assignment& b) { return a.job < b.job; });
   }
   std::lock_guard<std::mutex> l(mu_);
   assignments_ = std::move(m);
@@ -93,7 +100,8 @@ std::vector<GpuEvent> Sampler::Tick() {
       e.time = now;
       e.gpu = key;
       e.uuid = s.uuid;
-      e.message = GpuName(key, s.uuid) + (s.lost ? " is lost (NVML_ERROR_GPU_IS_LOST)" : " answers again");
+      e.message =
+          GpuName(key, s.uuid) + (s.lost ? " is lost (NVML_ERROR_GPU_IS_LOST)" : " answers again");
       events.push_back(std::move(e));
       g.lost = s.lost;
     }
@@ -114,7 +122,8 @@ std::vector<GpuEvent> Sampler::Tick() {
     if (assigned.count(id)) {
       if (!u.active) {
         u.active = true;
-        finished_order_.erase(std::remove(finished_order_.begin(), finished_order_.end(), id), finished_order_.end());
+        finished_order_.erase(std::remove(finished_order_.begin(), finished_order_.end(), id),
+                              finished_order_.end());
       }
       if (u.last_time == now) {
         MiB m = tick_memory.count(id) ? tick_memory[id] : 0;
@@ -138,7 +147,8 @@ void Sampler::Account(const GpuKey& key, GpuState& g, TimeMs now, DurationMs dt,
   const GpuSample& s = g.status.sample;
   const auto& holders = g.status.holders;
   auto holds = [&](model::JobId j) {
-    return std::any_of(holders.begin(), holders.end(), [&](const Assignment& a) { return a.job == j; });
+    return std::any_of(holders.begin(), holders.end(),
+                       [&](const Assignment& a) { return a.job == j; });
   };
   std::vector<model::JobId> holder_ids;
   for (const auto& h : holders) holder_ids.push_back(h.job);
@@ -166,16 +176,18 @@ void Sampler::Account(const GpuKey& key, GpuState& g, TimeMs now, DurationMs dt,
       e.holders = holder_ids;
       e.user = u.user;
       e.queue = u.queue;
-      e.message = "process " + std::to_string(p.pid) + " of job " + std::to_string(p.job) + " uses " +
-                  GpuName(key, s.uuid) +
-                  (holder_ids.empty() ? ", which no job holds" : ", held by job " + JobList(holder_ids));
+      e.message =
+          "process " + std::to_string(p.pid) + " of job " + std::to_string(p.job) + " uses " +
+          GpuName(key, s.uuid) +
+          (holder_ids.empty() ? ", which no job holds" : ", held by job " + JobList(holder_ids));
       events.push_back(std::move(e));
     }
   }
   for (auto it = g.violations_reported.begin(); it != g.violations_reported.end();) {
     it = pids_now.count(*it) ? std::next(it) : g.violations_reported.erase(it);
   }
-  if (!s.processes && holders.size() == 1 && s.memory_used) tick_memory[holders[0].job] += *s.memory_used;
+  if (!s.processes && holders.size() == 1 && s.memory_used)
+    tick_memory[holders[0].job] += *s.memory_used;
 
   // Holders that left: their idle spell ends.
   for (auto it = g.holder_since.begin(); it != g.holder_since.end();) {
@@ -191,7 +203,8 @@ void Sampler::Account(const GpuKey& key, GpuState& g, TimeMs now, DurationMs dt,
       e.uuid = s.uuid;
       e.job = it->first;
       e.idle_for = g.idle_since >= 0 ? now - std::max(g.idle_since, it->second) : 0;
-      e.message = GpuName(key, s.uuid) + " released by job " + std::to_string(it->first) + " while idle";
+      e.message =
+          GpuName(key, s.uuid) + " released by job " + std::to_string(it->first) + " while idle";
       events.push_back(std::move(e));
     }
     it = g.holder_since.erase(it);
@@ -241,9 +254,10 @@ void Sampler::Account(const GpuKey& key, GpuState& g, TimeMs now, DurationMs dt,
       e.user = h.user;
       e.queue = h.queue;
       e.idle_for = idle_for;
-      e.message = GpuName(key, s.uuid) + " held by job " + std::to_string(h.job) + " (user " + h.user +
-                  ", queue " + h.queue + ") has been below " + std::to_string(options_.idle_util_percent) +
-                  "% utilization for " + FormatDuration(idle_for);
+      e.message = GpuName(key, s.uuid) + " held by job " + std::to_string(h.job) + " (user " +
+                  h.user + ", queue " + h.queue + ") has been below " +
+                  std::to_string(options_.idle_util_percent) + "% utilization for " +
+                  FormatDuration(idle_for);
       events.push_back(std::move(e));
     } else {
       u.idle_milli_gpu_ms += dt * h.share;
@@ -301,7 +315,8 @@ std::vector<HistoryPoint> Sampler::CoarseHistory(const GpuKey& key, TimeMs since
 std::vector<HistoryPoint> Sampler::History(const GpuKey& key, TimeMs since) const {
   std::lock_guard<std::mutex> l(mu_);
   auto it = gpus_.find(key);
-  return it == gpus_.end() ? std::vector<HistoryPoint>{} : it->second.history->Since(since, last_tick_);
+  return it == gpus_.end() ? std::vector<HistoryPoint>{}
+                           : it->second.history->Since(since, last_tick_);
 }
 
 std::vector<JobUsage> Sampler::Jobs() const {
@@ -324,7 +339,8 @@ void Sampler::ForgetJob(model::JobId job) {
   auto it = jobs_.find(job);
   if (it == jobs_.end() || it->second.active) return;
   jobs_.erase(it);
-  finished_order_.erase(std::remove(finished_order_.begin(), finished_order_.end(), job), finished_order_.end());
+  finished_order_.erase(std::remove(finished_order_.begin(), finished_order_.end(), job),
+                        finished_order_.end());
 }
 
 TimeMs Sampler::LastTick() const {

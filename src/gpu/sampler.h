@@ -56,8 +56,8 @@ struct Assignment {
 };
 
 struct SamplerOptions {
-  DurationMs interval = kSecond;  // the daemon's tick period (the sampler does not sleep)
-  int idle_util_percent = 5;      // a GPU below this utilization is idle
+  DurationMs interval = kSecond;        // the daemon's tick period (the sampler does not sleep)
+  int idle_util_percent = 5;            // a GPU below this utilization is idle
   DurationMs idle_after = 5 * kMinute;  // idle this long while held -> kIdleAllocation
   // A longer gap between two ticks (daemon stopped, clock jump) counts as
   // this much time for usage and idle accounting.
@@ -86,16 +86,16 @@ struct GpuEvent {
   model::JobId job = 0;
   std::string user;
   std::string queue;
-  int pid = 0;                          // kViolation
-  std::vector<model::JobId> holders;    // kViolation: the jobs that do hold the GPU
-  DurationMs idle_for = 0;              // kIdleAllocation, kIdleEnded
-  std::string message;                  // one line for logs and the event log
+  int pid = 0;                        // kViolation
+  std::vector<model::JobId> holders;  // kViolation: the jobs that do hold the GPU
+  DurationMs idle_for = 0;            // kIdleAllocation, kIdleEnded
+  std::string message;                // one line for logs and the event log
 };
 
 // One GPU as of the last tick.
 struct GpuStatus {
-  TimeMs time = 0;    // when it was sampled
-  GpuSample sample;   // processes carry pgid and job
+  TimeMs time = 0;   // when it was sampled
+  GpuSample sample;  // processes carry pgid and job
   std::vector<Assignment> holders;
   DurationMs idle_for = 0;  // how long it has been below the idle threshold (0: busy or unknown)
 };
@@ -105,22 +105,26 @@ struct JobUsage {
   model::JobId job = 0;
   std::string user;
   std::string queue;
-  bool active = false;   // still holds GPUs
-  TimeMs first_time = 0;  // first tick that saw it
-  TimeMs last_time = 0;   // last tick that saw it
-  int64_t util_samples = 0;   // GPU-ticks with a utilization reading
-  int64_t util_sum = 0;       // sum of those readings (percent)
-  int peak_util = 0;          // percent
-  int64_t memory_samples = 0;  // ticks with a memory figure
-  int64_t memory_sum = 0;      // MiB summed over those ticks
-  MiB peak_memory = 0;         // MiB over all its GPUs at one tick
+  bool active = false;                 // still holds GPUs
+  TimeMs first_time = 0;               // first tick that saw it
+  TimeMs last_time = 0;                // last tick that saw it
+  int64_t util_samples = 0;            // GPU-ticks with a utilization reading
+  int64_t util_sum = 0;                // sum of those readings (percent)
+  int peak_util = 0;                   // percent
+  int64_t memory_samples = 0;          // ticks with a memory figure
+  int64_t memory_sum = 0;              // MiB summed over those ticks
+  MiB peak_memory = 0;                 // MiB over all its GPUs at one tick
   int64_t allocated_milli_gpu_ms = 0;  // held GPU time (share-weighted)
   int64_t idle_milli_gpu_ms = 0;       // of which allocated-but-idle
-  int violations = 0;  // processes seen on GPUs it did not hold (a job that holds
-                       // no GPU at all gets an entry for this alone)
+  int violations = 0;                  // processes seen on GPUs it did not hold (a job that holds
+                                       // no GPU at all gets an entry for this alone)
 
-  int AvgUtil() const { return util_samples ? static_cast<int>((util_sum + util_samples / 2) / util_samples) : 0; }
-  MiB AvgMemory() const { return memory_samples ? (memory_sum + memory_samples / 2) / memory_samples : 0; }
+  int AvgUtil() const {
+    return util_samples ? static_cast<int>((util_sum + util_samples / 2) / util_samples) : 0;
+  }
+  MiB AvgMemory() const {
+    return memory_samples ? (memory_sum + memory_samples / 2) / memory_samples : 0;
+  }
   double IdleGpuSeconds() const { return static_cast<double>(idle_milli_gpu_ms) / 1e6; }
   double AllocatedGpuSeconds() const { return static_cast<double>(allocated_milli_gpu_ms) / 1e6; }
 };
@@ -164,8 +168,8 @@ class Sampler {
     std::unique_ptr<GpuHistory> history;
     TimeMs idle_since = -1;  // -1: not idle
     bool lost = false;
-    std::set<model::JobId> idle_reported;   // holders told kIdleAllocation this spell
-    std::set<int> violations_reported;      // pids already reported on this GPU
+    std::set<model::JobId> idle_reported;         // holders told kIdleAllocation this spell
+    std::set<int> violations_reported;            // pids already reported on this GPU
     std::map<model::JobId, TimeMs> holder_since;  // when each current holder was first seen here
   };
 

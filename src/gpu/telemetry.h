@@ -17,8 +17,8 @@ struct GpuProcess {
   int pid = 0;
   std::optional<MiB> used_memory;  // nullopt when the driver cannot tell
   // Filled in by the Sampler, not by the Inventory:
-  int pgid = 0;           // the process group (0: unknown, e.g. the process has exited)
-  model::JobId job = 0;   // the job owning that process group (0: none)
+  int pgid = 0;          // the process group (0: unknown, e.g. the process has exited)
+  model::JobId job = 0;  // the job owning that process group (0: none)
 };
 
 struct GpuSample {

@@ -17,7 +17,10 @@ nlohmann::json ToJson(const GpuSample& s) {
   if (s.processes) {
     procs = nlohmann::json::array();
     for (const auto& p : *s.processes) {
-      procs.push_back({{"pid", p.pid}, {"usedMemoryMiB", Opt(p.used_memory)}, {"pgid", p.pgid}, {"job", p.job}});
+      procs.push_back({{"pid", p.pid},
+                       {"usedMemoryMiB", Opt(p.used_memory)},
+                       {"pgid", p.pgid},
+                       {"job", p.job}});
     }
   }
   return {{"node", s.node},
@@ -45,7 +48,8 @@ nlohmann::json ToJson(const GpuStatus& g) {
   j["idleForMs"] = g.idle_for;
   nlohmann::json holders = nlohmann::json::array();
   for (const auto& h : g.holders) {
-    holders.push_back({{"job", h.job}, {"user", h.user}, {"queue", h.queue}, {"share", FormatMilli(h.share)}});
+    holders.push_back(
+        {{"job", h.job}, {"user", h.user}, {"queue", h.queue}, {"share", FormatMilli(h.share)}});
   }
   j["holders"] = holders;
   return j;
@@ -68,10 +72,14 @@ nlohmann::json ToJson(const JobUsage& u) {
 }
 
 nlohmann::json ToJson(const HistoryPoint& p) {
-  return {{"time", FormatTime(p.time)},        {"util", Known(p.util)},
-          {"utilMax", Known(p.util_max)},      {"memoryUsedMiB", Known(p.memory_used)},
-          {"memoryMaxMiB", Known(p.memory_max)}, {"temperatureC", Known(p.temperature)},
-          {"powerMilliwatts", Known(p.power_mw)}, {"smClockMHz", Known(p.sm_clock)},
+  return {{"time", FormatTime(p.time)},
+          {"util", Known(p.util)},
+          {"utilMax", Known(p.util_max)},
+          {"memoryUsedMiB", Known(p.memory_used)},
+          {"memoryMaxMiB", Known(p.memory_max)},
+          {"temperatureC", Known(p.temperature)},
+          {"powerMilliwatts", Known(p.power_mw)},
+          {"smClockMHz", Known(p.sm_clock)},
           {"samples", p.samples}};
 }
 

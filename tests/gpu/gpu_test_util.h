@@ -63,9 +63,15 @@ inline nlohmann::json FakeDevice(int index, int util = 0) {
   char uuid[64], bus[32];
   std::snprintf(uuid, sizeof(uuid), "GPU-00000000-1111-2222-3333-%012d", index);
   std::snprintf(bus, sizeof(bus), "00000000:%02X:00.0", 0x10 + index);
-  return {{"name", "NVIDIA H100 80GB HBM3"}, {"uuid", uuid}, {"pci_bus_id", bus},
-          {"memory_total_mib", 81559},       {"utilization", util}, {"temperature", 40 + index},
-          {"power_mw", 70000 + index * 1000}, {"sm_clock_mhz", 1980}, {"processes", nlohmann::json::array()}};
+  return {{"name", "NVIDIA H100 80GB HBM3"},
+          {"uuid", uuid},
+          {"pci_bus_id", bus},
+          {"memory_total_mib", 81559},
+          {"utilization", util},
+          {"temperature", 40 + index},
+          {"power_mw", 70000 + index * 1000},
+          {"sm_clock_mhz", 1980},
+          {"processes", nlohmann::json::array()}};
 }
 
 // A child process (sleep) leading its own process group, as berth-shim makes

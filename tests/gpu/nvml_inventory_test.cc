@@ -69,7 +69,8 @@ TEST_F(NvmlInventoryTest, NvSwitchJoinsAllSwitchedGpus) {
 TEST_F(NvmlInventoryTest, SamplesEveryReading) {
   json d = FakeDevice(0, 42);
   d["memory_utilization"] = 7;
-  d["processes"] = {{{"pid", 1234}, {"used_memory_mib", 2048}}, {{"pid", 1235}, {"used_memory_mib", nullptr}}};
+  d["processes"] = {{{"pid", 1234}, {"used_memory_mib", 2048}},
+                    {{"pid", 1235}, {"used_memory_mib", nullptr}}};
   config_.Write({{"devices", {d}}});
   auto inv = Make();
   ASSERT_NE(inv, nullptr);
@@ -99,7 +100,8 @@ TEST_F(NvmlInventoryTest, SamplesEveryReading) {
 
 TEST_F(NvmlInventoryTest, ManyProcessesGrowTheBuffer) {
   json d = FakeDevice(0);
-  for (int i = 0; i < 50; ++i) d["processes"].push_back({{"pid", 5000 + i}, {"used_memory_mib", 10}});
+  for (int i = 0; i < 50; ++i)
+    d["processes"].push_back({{"pid", 5000 + i}, {"used_memory_mib", 10}});
   config_.Write({{"devices", {d}}});
   auto inv = Make();
   ASSERT_NE(inv, nullptr);
@@ -237,7 +239,8 @@ TEST_F(NvmlInventoryTest, InitErrorIsReported) {
   o.library_path = FakeNvmlPath();
   auto inv = MakeNvmlInventory(o);
   ASSERT_FALSE(inv.ok());
-  EXPECT_NE(inv.status().message().find("Driver Not Loaded (9)"), std::string::npos) << inv.status().message();
+  EXPECT_NE(inv.status().message().find("Driver Not Loaded (9)"), std::string::npos)
+      << inv.status().message();
 }
 
 TEST_F(NvmlInventoryTest, NoDevicesIsUnavailable) {

@@ -31,26 +31,31 @@ TEST(PrometheusTest, EscapesLabelValues) {
   GpuSample s = MakeSample("host \"x\"", 0, 5);
   s.model = "GPU \\ 80GB\n";
   std::string m = RenderPrometheus({Status(s)}, {});
-  EXPECT_NE(m.find("modelName=\"GPU \\\\ 80GB\\n\",Hostname=\"host \\\"x\\\"\""), std::string::npos) << m;
+  EXPECT_NE(m.find("modelName=\"GPU \\\\ 80GB\\n\",Hostname=\"host \\\"x\\\"\""), std::string::npos)
+      << m;
 }
 
 TEST(PrometheusTest, EveryFamilyHasHelpAndTypeOnce) {
-  std::string m = RenderPrometheus({Status(MakeSample("n", 0, 5)), Status(MakeSample("n", 1, 7))}, {});
-  for (const char* f : {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_GPU_TEMP",
-                        "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_SM_CLOCK", "berth_gpu_up",
-                        "berth_gpu_idle_allocated_seconds_total"}) {
+  std::string m =
+      RenderPrometheus({Status(MakeSample("n", 0, 5)), Status(MakeSample("n", 1, 7))}, {});
+  for (const char* f : {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
+                        "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_SM_CLOCK",
+                        "berth_gpu_up", "berth_gpu_idle_allocated_seconds_total"}) {
     EXPECT_EQ(Count(m, std::string("# HELP ") + f + " "), 1) << f;
     EXPECT_EQ(Count(m, std::string("# TYPE ") + f + " "), 1) << f;
   }
   EXPECT_NE(m.find("# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n"), std::string::npos);
-  EXPECT_NE(m.find("DCGM_FI_DEV_POWER_USAGE{gpu=\"1\",UUID=\"GPU-test-1\",modelName=\"Test GPU\",Hostname=\"n\"} 300\n"),
+  EXPECT_NE(m.find("DCGM_FI_DEV_POWER_USAGE{gpu=\"1\",UUID=\"GPU-test-1\",modelName=\"Test "
+                   "GPU\",Hostname=\"n\"} 300\n"),
             std::string::npos)
       << m;
-  EXPECT_NE(m.find("DCGM_FI_DEV_FB_FREE{gpu=\"0\",UUID=\"GPU-test-0\",modelName=\"Test GPU\",Hostname=\"n\"} 80920\n"),
+  EXPECT_NE(m.find("DCGM_FI_DEV_FB_FREE{gpu=\"0\",UUID=\"GPU-test-0\",modelName=\"Test "
+                   "GPU\",Hostname=\"n\"} 80920\n"),
             std::string::npos);
   // Every non-comment line is `name{labels} value`.
   std::istringstream in(m);
-  std::regex line(R"([a-zA-Z_:][a-zA-Z0-9_:]*\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\} -?[0-9.e+]+)");
+  std::regex line(
+      R"([a-zA-Z_:][a-zA-Z0-9_:]*\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\} -?[0-9.e+]+)");
   for (std::string l; std::getline(in, l);) {
     if (l.rfind("# ", 0) == 0) continue;
     EXPECT_TRUE(std::regex_match(l, line)) << l;
@@ -58,11 +63,13 @@ TEST(PrometheusTest, EveryFamilyHasHelpAndTypeOnce) {
 }
 
 TEST(PrometheusTest, SharedGpuJoinsHolders) {
-  std::string m = RenderPrometheus(
-      {Status(MakeSample("n", 0, 5), {{"n", 0, 3, "ann", "a", 250}, {"n", 0, 4, "ben", "a", 250},
-                                      {"n", 0, 5, "ann", "b", 500}})},
-      {});
-  EXPECT_NE(m.find("Hostname=\"n\",job=\"3,4,5\",user=\"ann,ben\",queue=\"a,b\"} 5\n"), std::string::npos) << m;
+  std::string m = RenderPrometheus({Status(MakeSample("n", 0, 5), {{"n", 0, 3, "ann", "a", 250},
+                                                                   {"n", 0, 4, "ben", "a", 250},
+                                                                   {"n", 0, 5, "ann", "b", 500}})},
+                                   {});
+  EXPECT_NE(m.find("Hostname=\"n\",job=\"3,4,5\",user=\"ann,ben\",queue=\"a,b\"} 5\n"),
+            std::string::npos)
+      << m;
 }
 
 TEST(PrometheusTest, JobLabelNameIsConfigurable) {
@@ -73,9 +80,12 @@ TEST(PrometheusTest, JobLabelNameIsConfigurable) {
   u.idle_milli_gpu_ms = 1500 * 1000;  // 1.5 GPU seconds
   MetricsOptions o;
   o.job_label = "berth_job";
-  std::string m = RenderPrometheus({Status(MakeSample("n", 0, 5), {{"n", 0, 9, "al", "q", 1000}})}, {u}, o);
-  EXPECT_NE(m.find("berth_gpu_idle_allocated_seconds_total{berth_job=\"9\",user=\"al\",queue=\"q\"} 1.5\n"),
-            std::string::npos)
+  std::string m =
+      RenderPrometheus({Status(MakeSample("n", 0, 5), {{"n", 0, 9, "al", "q", 1000}})}, {u}, o);
+  EXPECT_NE(
+      m.find(
+          "berth_gpu_idle_allocated_seconds_total{berth_job=\"9\",user=\"al\",queue=\"q\"} 1.5\n"),
+      std::string::npos)
       << m;
   EXPECT_NE(m.find(",berth_job=\"9\",user=\"al\""), std::string::npos);
 }
@@ -103,10 +113,10 @@ TEST(PrometheusTest, PromtoolParsesTheOutput) {
   u.job = 3;
   u.user = "an \"x\"";
   u.queue = "q";
-  std::string m = RenderPrometheus(
-      {Status(MakeSample("n", 0, 5), {{"n", 0, 3, "an \"x\"", "q", 1000}}), Status(MakeSample("n", 1, 7)),
-       Status(lost)},
-      {u});
+  std::string m =
+      RenderPrometheus({Status(MakeSample("n", 0, 5), {{"n", 0, 3, "an \"x\"", "q", 1000}}),
+                        Status(MakeSample("n", 1, 7)), Status(lost)},
+                       {u});
   std::string file = dir.path() + "/metrics.txt";
   std::ofstream(file) << m;
   std::string cmd = "/usr/bin/promtool check metrics < " + file + " 2>&1";

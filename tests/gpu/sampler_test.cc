@@ -107,14 +107,16 @@ TEST_F(SamplerNvmlTest, AttributesProcessesToJobsByProcessGroup) {
   EXPECT_EQ(v[0].job, 42);
   ASSERT_TRUE(sampler_->Job(42).has_value());
   EXPECT_EQ(sampler_->Job(42)->violations, 1);
-  EXPECT_NE(RenderPrometheus(*sampler_).find("berth_gpu_violations_total{job=\"42\",user=\"\",queue=\"\"} 1\n"),
+  EXPECT_NE(RenderPrometheus(*sampler_).find(
+                "berth_gpu_violations_total{job=\"42\",user=\"\",queue=\"\"} 1\n"),
             std::string::npos);
 }
 
 TEST_F(SamplerNvmlTest, ProcessOfNoJobIsNotAttributed) {
   ChildGroup child;
   json d0 = FakeDevice(0, 60);
-  d0["processes"] = {{{"pid", child.pid()}, {"used_memory_mib", 100}}, {{"pid", 999999999}, {"used_memory_mib", 5}}};
+  d0["processes"] = {{{"pid", child.pid()}, {"used_memory_mib", 100}},
+                     {{"pid", 999999999}, {"used_memory_mib", 5}}};
   ASSERT_NO_FATAL_FAILURE(Start({{"devices", {d0}}}));
   sampler_->SetProcessGroups({{child.pid() + 100000, 3}});
   auto events = sampler_->Tick();
@@ -130,10 +132,11 @@ TEST_F(SamplerNvmlTest, ChangingUtilizationSeenAcrossTicksAndInMetrics) {
   sampler_->SetAssignments({{"node-a", 0, 12, "carol", "default", kWholeGpu}});
   sampler_->Tick();
   std::string m1 = RenderPrometheus(*sampler_);
-  EXPECT_NE(m1.find("DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",UUID=\"GPU-00000000-1111-2222-3333-000000000000\","
-                    "modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"node-a\",job=\"12\",user=\"carol\","
-                    "queue=\"default\"} 20\n"),
-            std::string::npos)
+  EXPECT_NE(
+      m1.find("DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",UUID=\"GPU-00000000-1111-2222-3333-000000000000\","
+              "modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"node-a\",job=\"12\",user=\"carol\","
+              "queue=\"default\"} 20\n"),
+      std::string::npos)
       << m1;
 
   config_.Write({{"devices", {FakeDevice(0, 85)}}});
@@ -242,8 +245,9 @@ class SamplerTest : public ::testing::Test {
 };
 
 TEST_F(SamplerTest, IdleAllocationRaisesOneEventAndCountsIdleSeconds) {
-  sampler_->SetAssignments({{"n", 0, 1, "alice", "q", kWholeGpu}, {"n", 1, 2, "bob", "q", kWholeGpu}});
-  sampler_->Tick();  // t=0: both jobs seen
+  sampler_->SetAssignments(
+      {{"n", 0, 1, "alice", "q", kWholeGpu}, {"n", 1, 2, "bob", "q", kWholeGpu}});
+  sampler_->Tick();       // t=0: both jobs seen
   auto events = Run(59);  // t=59 s: idle for 59 s, not yet a minute
   EXPECT_TRUE(events.empty());
   EXPECT_EQ(sampler_->Job(1)->idle_milli_gpu_ms, 0);
@@ -272,10 +276,11 @@ TEST_F(SamplerTest, IdleAllocationRaisesOneEventAndCountsIdleSeconds) {
   EXPECT_DOUBLE_EQ(sampler_->Job(1)->IdleGpuSeconds(), 90.0);
 
   std::string m = RenderPrometheus(*sampler_);
-  EXPECT_NE(m.find("# TYPE berth_gpu_idle_allocated_seconds_total counter\n"
-                   "berth_gpu_idle_allocated_seconds_total{job=\"1\",user=\"alice\",queue=\"q\"} 90\n"
-                   "berth_gpu_idle_allocated_seconds_total{job=\"2\",user=\"bob\",queue=\"q\"} 0\n"),
-            std::string::npos)
+  EXPECT_NE(
+      m.find("# TYPE berth_gpu_idle_allocated_seconds_total counter\n"
+             "berth_gpu_idle_allocated_seconds_total{job=\"1\",user=\"alice\",queue=\"q\"} 90\n"
+             "berth_gpu_idle_allocated_seconds_total{job=\"2\",user=\"bob\",queue=\"q\"} 0\n"),
+      std::string::npos)
       << m;
 }
 

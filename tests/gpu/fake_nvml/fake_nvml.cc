@@ -73,7 +73,8 @@ void Reload() {
     return;
   }
   if (s.have_stat && st.st_ino == s.last_stat.st_ino && st.st_size == s.last_stat.st_size &&
-      st.st_mtim.tv_sec == s.last_stat.st_mtim.tv_sec && st.st_mtim.tv_nsec == s.last_stat.st_mtim.tv_nsec) {
+      st.st_mtim.tv_sec == s.last_stat.st_mtim.tv_sec &&
+      st.st_mtim.tv_nsec == s.last_stat.st_mtim.tv_nsec) {
     return;
   }
   std::ifstream in(path);
@@ -104,7 +105,8 @@ double Value(const json& v, double def) {
   if (v.is_array()) {
     double t = Elapsed(), out = def;
     for (const auto& step : v) {
-      if (step.is_array() && step.size() == 2 && step[0].get<double>() <= t) out = step[1].get<double>();
+      if (step.is_array() && step.size() == 2 && step[0].get<double>() <= t)
+        out = step[1].get<double>();
     }
     return out;
   }
@@ -143,10 +145,10 @@ nvmlReturn_t Lookup(nvmlDevice_t h, const json** out) {
   return NVML_SUCCESS;
 }
 
-#define DEVICE_OR_RETURN(handle, field)           \
-  std::lock_guard<std::mutex> lock(S().mu);       \
-  const json* dev = nullptr;                      \
-  if (nvmlReturn_t r0 = Lookup(handle, &dev); r0 != NVML_SUCCESS) return r0; \
+#define DEVICE_OR_RETURN(handle, field)                                        \
+  std::lock_guard<std::mutex> lock(S().mu);                                    \
+  const json* dev = nullptr;                                                   \
+  if (nvmlReturn_t r0 = Lookup(handle, &dev); r0 != NVML_SUCCESS) return r0;   \
   if (nvmlReturn_t r1 = FieldCode(*dev, field); r1 != NVML_SUCCESS) return r1; \
   const json& d = *dev
 
@@ -166,7 +168,8 @@ std::string BusId(const json& d, size_t index) {
 void FillPci(const std::string& bus_id, nvmlPciInfo_t* pci) {
   std::memset(pci, 0, sizeof(*pci));
   std::snprintf(pci->busId, sizeof(pci->busId), "%s", bus_id.c_str());
-  std::snprintf(pci->busIdLegacy, sizeof(pci->busIdLegacy), "%s", bus_id.c_str() + (bus_id.size() > 12 ? 4 : 0));
+  std::snprintf(pci->busIdLegacy, sizeof(pci->busIdLegacy), "%s",
+                bus_id.c_str() + (bus_id.size() > 12 ? 4 : 0));
   unsigned dom = 0, bus = 0, dev = 0;
   std::sscanf(bus_id.c_str(), "%x:%x:%x", &dom, &bus, &dev);
   pci->domain = dom;
@@ -175,13 +178,16 @@ void FillPci(const std::string& bus_id, nvmlPciInfo_t* pci) {
   pci->pciDeviceId = 0x233010DE;
 }
 
-unsigned long long MiBToBytes(double mib) { return static_cast<unsigned long long>(mib) * 1024ULL * 1024ULL; }
+unsigned long long MiBToBytes(double mib) {
+  return static_cast<unsigned long long>(mib) * 1024ULL * 1024ULL;
+}
 
 double UsedMiB(const json& d) {
   if (d.contains("memory_used_mib")) return Field(d, "memory_used_mib", 0);
   double sum = 0;
   for (const auto& p : d.value("processes", json::array())) {
-    if (p.contains("used_memory_mib") && p["used_memory_mib"].is_number()) sum += p["used_memory_mib"].get<double>();
+    if (p.contains("used_memory_mib") && p["used_memory_mib"].is_number())
+      sum += p["used_memory_mib"].get<double>();
   }
   return sum;
 }
@@ -231,15 +237,24 @@ FAKE_EXPORT nvmlReturn_t nvmlShutdown(void) {
 
 FAKE_EXPORT const char* nvmlErrorString(nvmlReturn_t r) {
   switch (r) {
-    case NVML_SUCCESS: return "Success";
-    case NVML_ERROR_UNINITIALIZED: return "Uninitialized";
-    case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
-    case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
-    case NVML_ERROR_NO_PERMISSION: return "Insufficient Permissions";
-    case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
-    case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
-    case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
-    default: return "Unknown Error";
+    case NVML_SUCCESS:
+      return "Success";
+    case NVML_ERROR_UNINITIALIZED:
+      return "Uninitialized";
+    case NVML_ERROR_INVALID_ARGUMENT:
+      return "Invalid Argument";
+    case NVML_ERROR_NOT_SUPPORTED:
+      return "Not Supported";
+    case NVML_ERROR_NO_PERMISSION:
+      return "Insufficient Permissions";
+    case NVML_ERROR_INSUFFICIENT_SIZE:
+      return "Insufficient Size";
+    case NVML_ERROR_DRIVER_NOT_LOADED:
+      return "Driver Not Loaded";
+    case NVML_ERROR_GPU_IS_LOST:
+      return "GPU is lost";
+    default:
+      return "Unknown Error";
   }
 }
 
@@ -299,7 +314,8 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t h, nvmlUtili
   return NVML_SUCCESS;
 }
 
-FAKE_EXPORT nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t h, nvmlTemperatureSensors_t sensor, unsigned* t) {
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t h, nvmlTemperatureSensors_t sensor,
+                                                  unsigned* t) {
   DEVICE_OR_RETURN(h, "temperature");
   if (t == nullptr || sensor != NVML_TEMPERATURE_GPU) return NVML_ERROR_INVALID_ARGUMENT;
   *t = static_cast<unsigned>(Field(d, "temperature", 35));
@@ -316,7 +332,8 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t h, unsigned* p) {
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t h, nvmlClockType_t type, unsigned* c) {
   DEVICE_OR_RETURN(h, "clock");
   if (c == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
-  *c = static_cast<unsigned>(type == NVML_CLOCK_SM ? Field(d, "sm_clock_mhz", 1980) : Field(d, "mem_clock_mhz", 2619));
+  *c = static_cast<unsigned>(type == NVML_CLOCK_SM ? Field(d, "sm_clock_mhz", 1980)
+                                                   : Field(d, "mem_clock_mhz", 2619));
   return NVML_SUCCESS;
 }
 
@@ -346,7 +363,8 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetTopologyCommonAncestor(nvmlDevice_t a, nvm
   return NVML_SUCCESS;
 }
 
-FAKE_EXPORT nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t h, unsigned link, nvmlEnableState_t* active) {
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t h, unsigned link,
+                                                  nvmlEnableState_t* active) {
   DEVICE_OR_RETURN(h, "nvlink");
   if (active == nullptr || link >= NVML_NVLINK_MAX_LINKS) return NVML_ERROR_INVALID_ARGUMENT;
   json peers = d.value("nvlink_peers", json::array());
@@ -356,7 +374,8 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t h, unsigned link,
   return NVML_SUCCESS;
 }
 
-FAKE_EXPORT nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t h, unsigned link, nvmlPciInfo_t* pci) {
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t h, unsigned link,
+                                                             nvmlPciInfo_t* pci) {
   DEVICE_OR_RETURN(h, "nvlink");
   if (pci == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
   if (d.value("nvswitch", false)) {
@@ -373,7 +392,8 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t h, uns
   return NVML_SUCCESS;
 }
 
-FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t h, unsigned* current, unsigned* pending) {
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t h, unsigned* current,
+                                              unsigned* pending) {
   DEVICE_OR_RETURN(h, "mig");
   if (current == nullptr || pending == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
   *current = *pending = d.value("mig", false) ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
