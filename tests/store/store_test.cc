@@ -3,8 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -769,6 +773,70 @@ TEST_F(StoreTest, ReadsOnTheWriterConnectionWithoutSpecCacheGiveTheSameResults) 
   auto events = store->EventsSince(0, 0);
   ASSERT_TRUE(events.ok());
   EXPECT_EQ(events->size(), 3u);
+}
+
+// A real process submits from 4 threads and reports each acknowledged id
+// through a pipe; it is SIGKILLed mid-stream. Every acknowledged job must be
+// in the file afterwards, with its JobSubmitted event.
+TEST_F(StoreTest, AcknowledgedSubmissionsSurviveAKilledProcess) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    auto s = Store::Open(path_);
+    if (!s.ok()) _exit(2);
+    Store* store = s->get();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([store, fd = fds[1], t] {
+        for (int i = 0;; ++i) {
+          auto id = store->SubmitJob(Spec("k" + std::to_string(t) + "-" + std::to_string(i)), i);
+          if (!id.ok()) _exit(3);
+          JobId v = *id;
+          if (write(fd, &v, sizeof v) != static_cast<ssize_t>(sizeof v)) _exit(4);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    _exit(0);
+  }
+  close(fds[1]);
+  std::vector<JobId> acked;
+  JobId v;
+  while (acked.size() < 100 && read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) {
+    acked.push_back(v);
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with status " << status;
+  while (read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) acked.push_back(v);
+  close(fds[0]);
+  ASSERT_GE(acked.size(), 100u);
+
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
+  for (JobId id : acked) {
+    auto job = store->GetJob(id);
+    ASSERT_TRUE(job.ok()) << "acknowledged job " << id << " lost: " << job.status().ToString();
+    auto events = store->EventsSince(0, 0, id);
+    ASSERT_TRUE(events.ok());
+    ASSERT_EQ(events->size(), 1u);
+    EXPECT_EQ((*events)[0].type, "JobSubmitted");
+  }
+  // Nothing half-written: every stored job has exactly its one event.
+  auto jobs = store->ListJobs({});
+  ASSERT_TRUE(jobs.ok());
+  auto events = store->EventsSince(0, 0);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(jobs->size(), events->size());
+  EXPECT_GE(jobs->size(), acked.size());
+  // And the next id is above every one handed out before the crash.
+  auto next = store->SubmitJob(Spec("after"), 0);
+  ASSERT_TRUE(next.ok());
+  EXPECT_GT(*next, *std::max_element(acked.begin(), acked.end()));
 }
 
 TEST_F(StoreTest, InMemoryStoreWorks) {
