@@ -360,9 +360,12 @@ Result<JobId> Store::SubmitJob(const JobSpec& spec, TimeMs now) {
       m.pending.pop_front();
     }
     l.unlock();
-    {
+    try {
       std::lock_guard<std::mutex> w(m.write_mu);
       m.CommitSubmitBatch(batch);
+    } catch (const std::exception& e) {  // e.g. bad_alloc: never strand the followers
+      for (SubmitRequest* r : batch)
+        r->result = Internal(std::string("store: submit job: ") + e.what());
     }
     l.lock();
     for (SubmitRequest* r : batch) r->done = true;
