@@ -364,6 +364,10 @@ Result<JobId> Store::SubmitJob(const JobSpec& spec, TimeMs now) {
       std::lock_guard<std::mutex> w(m.write_mu);
       m.CommitSubmitBatch(batch);
     } catch (const std::exception& e) {  // e.g. bad_alloc: never strand the followers
+      {
+        std::lock_guard<std::mutex> w(m.write_mu);
+        m.writer->Rollback();
+      }
       for (SubmitRequest* r : batch)
         r->result = Internal(std::string("store: submit job: ") + e.what());
     }
