@@ -389,7 +389,7 @@ void FrameworkScheduler::Cycle::Grow() {
     for (int i : order) {
       const JobRequest& r = *running[i].req;
       if (alive[i] + static_cast<int>(extra[i].size()) >= MaxTasks(r)) continue;
-      if (!state.MayFit(r.task, 1)) continue;
+      if (!state.MayFit(r.task, 1) || !policy.MayGrow(r, r.task.gpus, ctx)) continue;
       auto p = state.Place(r.task, 1, policy.NodeFilter(running[i], ctx));
       if (!p) continue;
       policy.Reserve(r, r.task.gpus, ctx);

@@ -86,6 +86,8 @@ class Policy {
   virtual void Unreserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) {
     ctx.queue_usage[job.queue] -= amount;
   }
+  // Whether an elastic job may take `extra` more milli-GPU of idle capacity.
+  virtual bool MayGrow(const JobRequest& job, MilliGpu extra, CycleContext& ctx) { return true; }
   // PostFilter: whether `victim` may lose GPUs so that `job` starts.
   virtual bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
     return false;

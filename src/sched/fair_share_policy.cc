@@ -1,0 +1,55 @@
+// fairshare: every queue is guaranteed a share of the GPUs (weights from
+// queue.<name>.share, 1 for unlisted queues, split among the queues that want
+// GPUs now). Idle share may be borrowed by any queue; a queue below its
+// guarantee takes it back by preempting the newest jobs of queues above
+// theirs. Queues furthest below their guarantee go first; within a queue,
+// higher priority first, then arrival order, and a higher-priority job may
+// preempt a lower-priority job of the same queue.
+#include <algorithm>
+
+#include "sched/policy.h"
+#include "sched/queue_shares.h"
+
+namespace berth::sched {
+
+namespace {
+
+class FairSharePolicy final : public Policy {
+ public:
+  explicit FairSharePolicy(QueueShares shares) : Policy("fairshare"), shares_(std::move(shares)) {}
+
+  void BeginCycle(CycleContext& ctx) override { shares_.Compute(ctx, ctx.state->capacity()); }
+
+  PriorityKey Key(const JobRequest& job, bool running, const CycleContext& ctx) const override {
+    auto it = ctx.queue_usage.find(job.queue);
+    MilliGpu used = it == ctx.queue_usage.end() ? 0 : it->second;
+    MilliGpu g = std::max<MilliGpu>(1, shares_.Guarantee(job.queue));
+    return {used * 1000 / g, -job.priority, job.submit_time};
+  }
+
+  bool Preempts() const override { return true; }
+
+  bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const override {
+    const std::string& q = job.req->queue;
+    const std::string& vq = victim.req->queue;
+    if (q == vq) return victim.req->priority < job.req->priority;
+    auto usage = [&](const std::string& name) {
+      auto it = ctx.queue_usage.find(name);
+      return it == ctx.queue_usage.end() ? MilliGpu{0} : it->second;
+    };
+    // Reclaim: the job's queue stays within its guarantee, the victim's is above its own.
+    return usage(q) + job.Gpus() <= shares_.Guarantee(q) && usage(vq) > shares_.Guarantee(vq);
+  }
+
+ private:
+  QueueShares shares_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Policy>> MakeFairSharePolicy(PolicyOptions& options) {
+  ASSIGN_OR_RETURN(QueueShares shares, QueueShares::FromOptions(options, true));
+  return std::unique_ptr<Policy>(new FairSharePolicy(std::move(shares)));
+}
+
+}  // namespace berth::sched

@@ -1,0 +1,139 @@
+#include "sched/las_policy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <unordered_set>
+
+namespace berth::sched {
+
+LasPolicy::LasPolicy(std::string name, LasOptions options)
+    : Policy(std::move(name)), options_(std::move(options)) {}
+
+DurationMs LasPolicy::Attained(const JobRequest& job) const {
+  auto it = offset_.find(job.id);
+  return it == offset_.end() ? job.attained_service : std::max<DurationMs>(0, job.attained_service - it->second);
+}
+
+int LasPolicy::Level(DurationMs attained) const {
+  return static_cast<int>(std::upper_bound(options_.thresholds.begin(), options_.thresholds.end(), attained) -
+                          options_.thresholds.begin());
+}
+
+void LasPolicy::BeginCycle(CycleContext& ctx) {
+  if (options_.promote_knob <= 0) return;
+  for (const JobRequest& j : ctx.input->pending) {
+    if (j.last_run_time <= 0 || Level(Attained(j)) == 0) continue;
+    TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
+    if (ctx.now - since >= static_cast<DurationMs>(options_.promote_knob * j.last_run_time)) {
+      offset_[j.id] = j.attained_service;  // promoted to the top level
+    }
+  }
+  if (offset_.size() > 4 * (ctx.input->pending.size() + ctx.input->running.size()) + 64) {
+    std::unordered_set<JobId> live;
+    for (const auto& j : ctx.input->pending) live.insert(j.id);
+    for (const auto& r : ctx.input->running) live.insert(r.request.id);
+    for (auto it = offset_.begin(); it != offset_.end();) it = live.count(it->first) ? std::next(it) : offset_.erase(it);
+  }
+}
+
+PriorityKey LasPolicy::Key(const JobRequest& job, bool running, const CycleContext& ctx) const {
+  DurationMs attained = Attained(job);
+  int level = Level(attained);
+  if (options_.least_attained_within_level) return {level, attained, job.submit_time};
+  return {level, job.submit_time, job.id};
+}
+
+bool LasPolicy::MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
+  if (victim.key[0] <= job.key[0]) return false;  // only lower-priority levels
+  if (options_.min_run > 0 && ctx.now - victim.run->start_time < options_.min_run) return false;
+  return true;
+}
+
+TimeMs LasPolicy::RecheckAt(const CycleContext& ctx) const {
+  if (ctx.input->pending.empty()) return 0;
+  TimeMs next = std::numeric_limits<TimeMs>::max();
+  for (const RunningJob& r : ctx.input->running) {
+    DurationMs attained = Attained(r.request);
+    int level = Level(attained);
+    MilliGpu held = 0;
+    for (const auto& p : r.placements) held += p.gpu_share * static_cast<MilliGpu>(p.gpus.size());
+    if (level < static_cast<int>(options_.thresholds.size()) && held > 0) {
+      DurationMs left = options_.thresholds[level] - attained;
+      next = std::min(next, ctx.now + std::max<DurationMs>(1, left * kWholeGpu / held + 1));
+    }
+    if (options_.min_run > 0 && r.start_time + options_.min_run > ctx.now) {
+      next = std::min(next, r.start_time + options_.min_run);
+    }
+  }
+  if (options_.promote_knob > 0) {
+    for (const JobRequest& j : ctx.input->pending) {
+      if (j.last_run_time <= 0 || Level(Attained(j)) == 0) continue;
+      TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
+      next = std::min(next, since + static_cast<DurationMs>(options_.promote_knob * j.last_run_time));
+    }
+  }
+  if (next == std::numeric_limits<TimeMs>::max()) return 0;
+  return std::max(next, ctx.now + options_.recheck_floor);
+}
+
+namespace {
+
+Result<std::vector<DurationMs>> ParseThresholds(const std::string& key, const std::string& text) {
+  std::vector<DurationMs> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      double v = std::stod(item, &used);
+      if (used != item.size() || v <= 0) throw std::invalid_argument("");
+      out.push_back(static_cast<DurationMs>(std::llround(v * 1000)));
+    } catch (const std::exception&) {
+      return InvalidArgument("option " + key + ": expected increasing GPU-seconds like 3600,36000, got \"" + text + "\"");
+    }
+    if (out.size() > 1 && out.back() <= out[out.size() - 2]) {
+      return InvalidArgument("option " + key + ": thresholds must increase, got \"" + text + "\"");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// Tiresias (Gu et al., NSDI'19) discretized 2D-LAS: K queues cut at GPU-time
+// thresholds, FIFO within a queue, preemption only across queues, and the
+// PROMOTEKNOB starvation guard. Defaults: 2 queues at 1 GPU-hour, knob 8.
+Result<std::unique_ptr<Policy>> MakeTiresiasPolicy(PolicyOptions& options) {
+  LasOptions o;
+  std::string th = options.GetString("thresholds", "3600");
+  ASSIGN_OR_RETURN(o.thresholds, ParseThresholds("thresholds", th));
+  ASSIGN_OR_RETURN(o.promote_knob, options.GetDouble("promote_knob", 8));
+  o.least_attained_within_level = false;
+  return std::unique_ptr<Policy>(new LasPolicy("tiresias", o));
+}
+
+// dynamic, Berth's default: many finely spaced LAS levels (geometric, from
+// 5 GPU-minutes by x2), least attained first within a level, a starvation
+// guard, and no preemption of a job in its first minutes (a restart costs
+// about 30 s). Placement (consolidation, best-fit, fractions), backfilling
+// around jobs that do not fit yet and elastic grow/shrink come from the core.
+Result<std::unique_ptr<Policy>> MakeDynamicPolicy(PolicyOptions& options) {
+  LasOptions o;
+  ASSIGN_OR_RETURN(double base, options.GetDouble("base_gpu_s", 300));
+  ASSIGN_OR_RETURN(double factor, options.GetDouble("factor", 2));
+  ASSIGN_OR_RETURN(int64_t levels, options.GetInt("levels", 16));
+  ASSIGN_OR_RETURN(o.promote_knob, options.GetDouble("promote_knob", 8));
+  ASSIGN_OR_RETURN(double min_run_s, options.GetDouble("min_run_s", 300));
+  if (base <= 0 || factor <= 1 || levels < 1 || levels > 64) {
+    return InvalidArgument("options base_gpu_s > 0, factor > 1 and 1 <= levels <= 64 required");
+  }
+  double t = base;
+  for (int64_t i = 0; i + 1 < levels; ++i, t *= factor) o.thresholds.push_back(static_cast<DurationMs>(t * 1000));
+  o.least_attained_within_level = true;
+  o.min_run = static_cast<DurationMs>(min_run_s * 1000);
+  return std::unique_ptr<Policy>(new LasPolicy("dynamic", o));
+}
+
+}  // namespace berth::sched

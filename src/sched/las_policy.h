@@ -1,0 +1,48 @@
+// Least-attained-service scheduling with discretized priority levels, the
+// family behind `tiresias` and `dynamic`.
+//
+// A job's attained service is the GPU-time it has received (GPUs x time,
+// Tiresias' "2D" age). Levels are cut at increasing thresholds; a job in a
+// lower level always goes first and may preempt jobs in higher levels, never
+// jobs in its own level. Within a level jobs go in arrival order (Tiresias) or
+// least attained first (dynamic). A job that has waited more than
+// `promote_knob` times its last run is promoted to the top level and its
+// attained service counted from zero again (Tiresias' starvation guard).
+#pragma once
+
+#include <unordered_map>
+#include <vector>
+
+#include "sched/policy.h"
+
+namespace berth::sched {
+
+struct LasOptions {
+  std::vector<DurationMs> thresholds;  // GPU-ms, increasing; levels = thresholds + 1
+  bool least_attained_within_level = false;
+  double promote_knob = 0;             // 0: no starvation guard
+  DurationMs min_run = 0;              // a job that (re)started less than this ago is not preempted
+  DurationMs recheck_floor = kSecond;  // the earliest next time-driven cycle
+};
+
+class LasPolicy : public Policy {
+ public:
+  LasPolicy(std::string name, LasOptions options);
+
+  void BeginCycle(CycleContext& ctx) override;
+  PriorityKey Key(const JobRequest& job, bool running, const CycleContext& ctx) const override;
+  bool Preempts() const override { return true; }
+  bool KeyOrderedPreemption() const override { return true; }
+  bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const override;
+  TimeMs RecheckAt(const CycleContext& ctx) const override;
+
+  // Attained service counted since the job's last promotion.
+  DurationMs Attained(const JobRequest& job) const;
+  int Level(DurationMs attained) const;
+
+ private:
+  LasOptions options_;
+  std::unordered_map<JobId, DurationMs> offset_;  // attained service at promotion
+};
+
+}  // namespace berth::sched

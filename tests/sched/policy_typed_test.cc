@@ -1,0 +1,254 @@
+// One suite that every policy must pass: gang all-or-nothing, no deadlock
+// between gangs, consolidation, fractional packing, reclaim/preemption with
+// requeue (or, for non-preemptive policies, no preemption at all), elastic
+// grow and shrink, and "never" told apart from "not now".
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "sched/scheduler.h"
+#include "sched_test_util.h"
+
+namespace berth::sched {
+namespace {
+
+using namespace testing;  // NOLINT
+
+struct Fifo { static constexpr const char* kName = "fifo"; static constexpr bool kPreempts = false; };
+struct Backfill { static constexpr const char* kName = "backfill"; static constexpr bool kPreempts = false; };
+struct Tiresias { static constexpr const char* kName = "tiresias"; static constexpr bool kPreempts = true; };
+struct Static { static constexpr const char* kName = "static"; static constexpr bool kPreempts = false; };
+struct FairShare { static constexpr const char* kName = "fairshare"; static constexpr bool kPreempts = true; };
+struct SrtfOracle { static constexpr const char* kName = "srtf-oracle"; static constexpr bool kPreempts = true; };
+struct Dynamic { static constexpr const char* kName = "dynamic"; static constexpr bool kPreempts = true; };
+
+template <typename P>
+class PolicyTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Scheduler> Make() {
+    auto s = Scheduler::Create({P::kName, {}, 7});
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return std::move(s).value();
+  }
+  // Every bind is whole: as many placements as tasks (elastic: within
+  // min..max), each task's GPUs distinct and nobody's GPU given twice.
+  static void ExpectSound(const Decisions& d, const SchedulerInput& in) {
+    std::set<std::tuple<std::string, int>> whole;
+    for (const Bind& b : d.binds) {
+      const JobRequest* req = nullptr;
+      for (const auto& p : in.pending) {
+        if (p.id == b.job) req = &p;
+      }
+      ASSERT_NE(req, nullptr) << "bound job " << b.job << " was not pending";
+      int lo = req->min_tasks > 0 ? req->min_tasks : req->tasks;
+      int hi = req->max_tasks > 0 ? req->max_tasks : req->tasks;
+      EXPECT_GE(static_cast<int>(b.placements.size()), lo);
+      EXPECT_LE(static_cast<int>(b.placements.size()), hi);
+      for (const auto& p : b.placements) {
+        if (p.gpu_share < 1000) continue;
+        for (int g : p.gpus) EXPECT_TRUE(whole.insert({p.node, g}).second) << p.node << ":" << g << " twice";
+      }
+    }
+  }
+};
+
+using AllPolicies = ::testing::Types<Fifo, Backfill, Tiresias, Static, FairShare, SrtfOracle, Dynamic>;
+class PolicyNames {
+ public:
+  template <typename T>
+  static std::string GetName(int) {
+    std::string n = T::kName;
+    for (char& c : n) c = c == '-' ? '_' : c;
+    return n;
+  }
+};
+TYPED_TEST_SUITE(PolicyTest, AllPolicies, PolicyNames);
+
+TYPED_TEST(PolicyTest, GangIsAllOrNothing) {
+  auto cluster = MakeCluster(2, 4);
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.running = {MakeRunning(MakeJob(1, 1000), {{"n0", {0}, 1000}})};
+  JobRequest gang = MakeJob(2, 1000, 8);
+  gang.preemptible = false;
+  in.running[0].request.preemptible = false;
+  in.pending = {gang, MakeJob(3, 1000, 2)};
+  Decisions d = this->Make()->Schedule(in);
+  EXPECT_EQ(FindBind(d, 2), nullptr) << "8 tasks cannot start on 7 free GPUs";
+  ASSERT_NE(FindWait(d, 2), nullptr);
+  EXPECT_FALSE(FindWait(d, 2)->never);
+  EXPECT_TRUE(d.preemptions.empty());
+  this->ExpectSound(d, in);
+}
+
+TYPED_TEST(PolicyTest, GangsNeverDeadlock) {
+  // Two 6-task gangs on 8 GPUs: exactly one starts whole, the other waits
+  // holding nothing, and starts when the first ends.
+  auto cluster = MakeCluster(2, 4);
+  auto s = this->Make();
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.pending = {MakeJob(1, 1000, 6), MakeJob(2, 1000, 6)};
+  Decisions d = s->Schedule(in);
+  ASSERT_EQ(d.binds.size(), 1u);
+  EXPECT_EQ(d.binds[0].placements.size(), 6u);
+  this->ExpectSound(d, in);
+  JobId first = d.binds[0].job, second = first == 1 ? 2 : 1;
+  // The first finishes: the second must start now.
+  in.pending = {MakeJob(second, 1000, 6)};
+  in.now = 10 * kMinute;
+  d = s->Schedule(in);
+  ASSERT_NE(FindBind(d, second), nullptr);
+  EXPECT_EQ(FindBind(d, second)->placements.size(), 6u);
+}
+
+TYPED_TEST(PolicyTest, ConsolidatesAGangOnOneNode) {
+  auto cluster = MakeCluster(4, 8);
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.running = {MakeRunning(MakeJob(1, 1000), {{"n1", {0}, 1000}})};
+  in.pending = {MakeJob(2, 1000, 8)};
+  Decisions d = this->Make()->Schedule(in);
+  const Bind* b = FindBind(d, 2);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(NodesUsed(b->placements), 1);
+  EXPECT_NE(b->placements[0].node, "n1");
+}
+
+TYPED_TEST(PolicyTest, PacksFractionsOntoOneGpu) {
+  auto cluster = MakeCluster(2, 2);
+  SchedulerInput in;
+  in.cluster = &cluster;
+  for (int i = 1; i <= 4; ++i) in.pending.push_back(MakeJob(i, 250));
+  in.pending.push_back(MakeJob(5, 2000));
+  Decisions d = this->Make()->Schedule(in);
+  ASSERT_EQ(d.binds.size(), 5u);
+  std::set<std::pair<std::string, int>> gpus;
+  for (int i = 1; i <= 4; ++i) {
+    const auto& p = FindBind(d, i)->placements[0];
+    gpus.insert({p.node, p.gpus[0]});
+    EXPECT_EQ(p.gpu_share, 250);
+  }
+  EXPECT_EQ(gpus.size(), 1u) << "four quarters share one GPU";
+  EXPECT_EQ(NodesUsed(FindBind(d, 5)->placements), 1) << "the 2-GPU job still finds a whole node";
+}
+
+TYPED_TEST(PolicyTest, ReclaimsByPreemptionAndRequeues) {
+  // A long-running 4-GPU job of queue a holds the whole node; a short 2-GPU
+  // job of queue b arrives. Preemptive policies take the node back (LAS: a
+  // lot of attained service; SRTF: far more left; fair share: queue a is
+  // above its half, b below); the others let the new job wait.
+  auto cluster = MakeCluster(1, 4);
+  auto s = this->Make();
+  JobRequest old_job = MakeJob(1, 1000, 4, 1, "a");
+  old_job.attained_service = 100 * kHour * 4;
+  old_job.expected_duration = 1000 * kHour;
+  old_job.progress = 25 * kHour;
+  JobRequest fresh = MakeJob(2, 1000, 2, 25 * kHour, "b");
+  fresh.expected_duration = kHour;
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.now = 25 * kHour;
+  in.running = {MakeRunning(old_job, {{"n0", {0}, 1000}, {"n0", {1}, 1000}, {"n0", {2}, 1000}, {"n0", {3}, 1000}}, 0)};
+  in.pending = {fresh};
+  Decisions d = s->Schedule(in);
+  this->ExpectSound(d, in);
+  if (!TypeParam::kPreempts) {
+    EXPECT_TRUE(d.preemptions.empty());
+    EXPECT_EQ(FindBind(d, 2), nullptr);
+    return;
+  }
+  ASSERT_TRUE(Preempted(d, 1)) << TypeParam::kName;
+  ASSERT_NE(FindBind(d, 2), nullptr);
+  EXPECT_EQ(FindBind(d, 2)->placements.size(), 2u);
+  // Requeued: next cycle the preempted job is pending again; it needs 4 GPUs,
+  // only 2 are free, and it must not preempt the job that took them.
+  JobRequest requeued = old_job;
+  requeued.queued_since = in.now;
+  requeued.last_run_time = in.now;
+  SchedulerInput next;
+  next.cluster = &cluster;
+  next.now = in.now + kSecond;
+  next.running = {MakeRunning(fresh, FindBind(d, 2)->placements, in.now)};
+  next.pending = {requeued};
+  Decisions d2 = s->Schedule(next);
+  EXPECT_TRUE(d2.preemptions.empty());
+  EXPECT_EQ(FindBind(d2, 1), nullptr);
+  ASSERT_NE(FindWait(d2, 1), nullptr);
+  EXPECT_FALSE(FindWait(d2, 1)->never);
+  // When the short job ends, the requeued one starts again.
+  next.running.clear();
+  next.now += kHour;
+  Decisions d3 = s->Schedule(next);
+  ASSERT_NE(FindBind(d3, 1), nullptr);
+  EXPECT_EQ(FindBind(d3, 1)->placements.size(), 4u);
+}
+
+TYPED_TEST(PolicyTest, ElasticJobGrowsIntoIdleGpusAndShrinksForOthers) {
+  auto cluster = MakeCluster(1, 8);
+  auto s = this->Make();
+  JobRequest e = MakeJob(1, 1000, 2, 1, "a");
+  e.min_tasks = 1;
+  e.max_tasks = 8;
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.running = {MakeRunning(e, {{"n0", {0}, 1000}, {"n0", {1}, 1000}})};
+  Decisions d = s->Schedule(in);
+  const Resize* grow = FindResize(d, 1);
+  ASSERT_NE(grow, nullptr) << "nobody waits: the elastic job grows";
+  EXPECT_EQ(grow->placements.size(), 8u);
+  EXPECT_EQ(grow->placements[0].gpus, std::vector<int>{0});  // its old tasks stay where they are
+
+  // Grown to 8; a 4-GPU job of another queue arrives: the borrowed GPUs go
+  // back (shrink to 4), nothing is preempted.
+  SchedulerInput in2;
+  in2.cluster = &cluster;
+  in2.now = kMinute;
+  in2.running = {MakeRunning(e, grow->placements)};
+  in2.pending = {MakeJob(2, 1000, 4, kMinute, "b")};
+  Decisions d2 = s->Schedule(in2);
+  EXPECT_TRUE(d2.preemptions.empty());
+  ASSERT_NE(FindBind(d2, 2), nullptr);
+  const Resize* shrink = FindResize(d2, 1);
+  ASSERT_NE(shrink, nullptr);
+  EXPECT_EQ(shrink->placements.size(), 4u);
+  EXPECT_GE(shrink->placements.size(), 2u) << "never below what it asked for without preemption";
+}
+
+TYPED_TEST(PolicyTest, ToldNeverApartFromNotNow) {
+  auto cluster = MakeCluster(2, 8);
+  auto s = this->Make();
+  EXPECT_EQ(s->CheckFeasible(MakeJob(1, 16000), cluster).code(), StatusCode::kUnschedulable);
+  EXPECT_TRUE(s->CheckFeasible(MakeJob(1, 8000, 2), cluster).ok());
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.pending = {MakeJob(1, 16000), MakeJob(2, 1000, 20), MakeJob(3, 8000)};
+  Decisions d = s->Schedule(in);
+  ASSERT_NE(FindWait(d, 1), nullptr);
+  EXPECT_TRUE(FindWait(d, 1)->never);
+  ASSERT_NE(FindWait(d, 2), nullptr);
+  EXPECT_TRUE(FindWait(d, 2)->never);
+  EXPECT_NE(FindBind(d, 3), nullptr);
+}
+
+TYPED_TEST(PolicyTest, SameInputSameDecisions) {
+  auto cluster = MakeCluster(4, 8);
+  SchedulerInput in;
+  in.cluster = &cluster;
+  for (int i = 1; i <= 40; ++i) in.pending.push_back(MakeJob(i, (i % 3 == 0) ? 500 : 1000, 1 + i % 4, i));
+  Decisions a = this->Make()->Schedule(in);
+  Decisions b = this->Make()->Schedule(in);
+  ASSERT_EQ(a.binds.size(), b.binds.size());
+  for (size_t i = 0; i < a.binds.size(); ++i) {
+    EXPECT_EQ(a.binds[i].job, b.binds[i].job);
+    ASSERT_EQ(a.binds[i].placements.size(), b.binds[i].placements.size());
+    for (size_t k = 0; k < a.binds[i].placements.size(); ++k) {
+      EXPECT_EQ(a.binds[i].placements[k].node, b.binds[i].placements[k].node);
+      EXPECT_EQ(a.binds[i].placements[k].gpus, b.binds[i].placements[k].gpus);
+    }
+  }
+  this->ExpectSound(a, in);
+}
+
+}  // namespace
+}  // namespace berth::sched
