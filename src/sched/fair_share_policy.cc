@@ -6,6 +6,7 @@
 // higher priority first, then arrival order, and a higher-priority job may
 // preempt a lower-priority job of the same queue.
 #include <algorithm>
+#include <unordered_map>
 
 #include "sched/policy.h"
 #include "sched/queue_shares.h"
@@ -18,7 +19,23 @@ class FairSharePolicy final : public Policy {
  public:
   explicit FairSharePolicy(QueueShares shares) : Policy("fairshare"), shares_(std::move(shares)) {}
 
-  void BeginCycle(CycleContext& ctx) override { shares_.Compute(ctx, ctx.state->capacity()); }
+  void BeginCycle(CycleContext& ctx) override {
+    shares_.Compute(ctx, ctx.state->capacity());
+    min_running_priority_.clear();
+    for (const RunningJob& r : ctx.input->running) {
+      auto [it, fresh] = min_running_priority_.emplace(r.request.queue, r.request.priority);
+      if (!fresh) it->second = std::min(it->second, r.request.priority);
+    }
+  }
+
+  bool MayPreemptAny(const JobView& job, const CycleContext& ctx) const override {
+    const std::string& q = job.req->queue;
+    auto it = min_running_priority_.find(q);
+    if (it != min_running_priority_.end() && it->second < job.req->priority) return true;
+    auto u = ctx.queue_usage.find(q);
+    MilliGpu used = u == ctx.queue_usage.end() ? 0 : u->second;
+    return used + job.Gpus() <= shares_.Guarantee(q);
+  }
 
   PriorityKey Key(const JobRequest& job, bool running, const CycleContext& ctx) const override {
     auto it = ctx.queue_usage.find(job.queue);
@@ -43,6 +60,7 @@ class FairSharePolicy final : public Policy {
 
  private:
   QueueShares shares_;
+  std::unordered_map<std::string, int64_t> min_running_priority_;
 };
 
 }  // namespace

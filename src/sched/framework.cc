@@ -281,7 +281,7 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
   const JobRequest& r = *j.req;
   int lo = MinTasks(r);
   MilliGpu need = r.task.gpus * lo;
-  bool can_preempt = policy.Preempts();
+  bool can_preempt = policy.Preempts() && policy.MayPreemptAny(j, ctx);
   MilliGpu borrowed = Borrowed();
   if (borrowed == 0 && !can_preempt) return std::nullopt;
   // Upper bound on what preemption could free, to give up early.

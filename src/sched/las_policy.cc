@@ -16,6 +16,11 @@ DurationMs LasPolicy::Attained(const JobRequest& job) const {
   return it == offset_.end() ? job.attained_service : std::max<DurationMs>(0, job.attained_service - it->second);
 }
 
+DurationMs LasPolicy::Executed(const JobRequest& job) {
+  int64_t gpus = (job.task.gpus * job.tasks + kWholeGpu - 1) / kWholeGpu;
+  return job.attained_service / std::max<int64_t>(1, gpus);
+}
+
 int LasPolicy::Level(DurationMs attained) const {
   return static_cast<int>(std::upper_bound(options_.thresholds.begin(), options_.thresholds.end(), attained) -
                           options_.thresholds.begin());
@@ -24,9 +29,9 @@ int LasPolicy::Level(DurationMs attained) const {
 void LasPolicy::BeginCycle(CycleContext& ctx) {
   if (options_.promote_knob <= 0) return;
   for (const JobRequest& j : ctx.input->pending) {
-    if (j.last_run_time <= 0 || Level(Attained(j)) == 0) continue;
+    if (Level(Attained(j)) == 0) continue;
     TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
-    if (ctx.now - since >= static_cast<DurationMs>(options_.promote_knob * j.last_run_time)) {
+    if (ctx.now - since >= static_cast<DurationMs>(options_.promote_knob * Executed(j))) {
       offset_[j.id] = j.attained_service;  // promoted to the top level
     }
   }
@@ -69,9 +74,9 @@ TimeMs LasPolicy::RecheckAt(const CycleContext& ctx) const {
   }
   if (options_.promote_knob > 0) {
     for (const JobRequest& j : ctx.input->pending) {
-      if (j.last_run_time <= 0 || Level(Attained(j)) == 0) continue;
+      if (Level(Attained(j)) == 0) continue;
       TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
-      next = std::min(next, since + static_cast<DurationMs>(options_.promote_knob * j.last_run_time));
+      next = std::min(next, since + static_cast<DurationMs>(options_.promote_knob * Executed(j)));
     }
   }
   if (next == std::numeric_limits<TimeMs>::max()) return 0;

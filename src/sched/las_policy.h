@@ -6,7 +6,7 @@
 // lower level always goes first and may preempt jobs in higher levels, never
 // jobs in its own level. Within a level jobs go in arrival order (Tiresias) or
 // least attained first (dynamic). A job that has waited more than
-// `promote_knob` times its last run is promoted to the top level and its
+// `promote_knob` times the time it has run in all is promoted to the top level and its
 // attained service counted from zero again (Tiresias' starvation guard).
 #pragma once
 
@@ -39,6 +39,8 @@ class LasPolicy : public Policy {
   // Attained service counted since the job's last promotion.
   DurationMs Attained(const JobRequest& job) const;
   int Level(DurationMs attained) const;
+  // Wall time the job has run in all (attained service over its GPUs).
+  static DurationMs Executed(const JobRequest& job);
 
  private:
   LasOptions options_;

@@ -92,6 +92,8 @@ class Policy {
   virtual bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
     return false;
   }
+  // Cheap pre-check: false if MayPreempt would refuse every victim for `job`.
+  virtual bool MayPreemptAny(const JobView& job, const CycleContext& ctx) const { return true; }
   // True if MayPreempt only ever allows victims whose key is higher than the
   // job's (lets the framework skip hopeless preemption searches quickly).
   virtual bool KeyOrderedPreemption() const { return false; }
