@@ -82,6 +82,20 @@ Status JobController::Start() {
     if (a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) {
       known.push_back({id, 0, a.job.attempts});
       ++live;
+      // The task's pid, from its JobStarted event, for GPU process attribution.
+      if (a.job.state == JobState::kRunning) {
+        auto evs = store_.EventsSince(0, 1000000, id);
+        if (evs.ok()) {
+          for (const auto& e : *evs) {
+            if (e.type == "JobStarted" && e.data.is_object() && e.data.contains("externalId")) {
+              try {
+                a.pid = std::stoi(e.data["externalId"].get<std::string>());
+              } catch (const std::exception&) {
+              }
+            }
+          }
+        }
+      }
     } else if (a.job.state == JobState::kPending) {
       ++pending;
     }
@@ -200,6 +214,17 @@ std::string JobController::WaitingReason(JobId id) const {
   std::lock_guard<std::mutex> l(mu_);
   auto it = waiting_reason_.find(id);
   return it == waiting_reason_.end() ? "" : it->second;
+}
+
+std::map<int, JobId> JobController::ProcessGroups() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return process_groups_;
+}
+
+void JobController::RecordEvent(const std::string& type, JobId job, const std::string& message,
+                                const nlohmann::json& data) {
+  Status st = store_.AppendEvent(type, job, message, clock_.Now(), data);
+  if (!st.ok()) spdlog::warn("could not record {} for job {}: {}", type, job, st.ToString());
 }
 
 std::vector<JobController::GpuHolder> JobController::GpuHolders() const {
@@ -362,6 +387,11 @@ void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
   switch (ev.type) {
     case exec::TaskEventType::kStarted: {
       if (a.job.state != JobState::kScheduled) return;
+      try {
+        a.pid = ev.external_id.empty() ? 0 : std::stoi(ev.external_id);
+      } catch (const std::exception&) {
+        a.pid = 0;
+      }
       store::JobUpdate u;
       u.start_time = ev.time ? ev.time : now;
       Move(a, JobState::kRunning, u, "JobStarted", "running" + (ev.external_id.empty() ? std::string() : " as pid " + ev.external_id), data);
@@ -574,6 +604,8 @@ void JobController::StartTask(Active& a) {
   t.argv = j.spec.command;
   t.env = options_.task_env;
   for (const auto& [k, v] : j.spec.env) t.env[k] = v;
+  // GPU indices are NVML's (PCI bus order); make CUDA number them the same way.
+  t.env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
   t.env["BERTH_JOB_NAME"] = j.spec.name;
   t.env["BERTH_USER"] = j.spec.user;
   t.env["BERTH_QUEUE"] = j.spec.queue;
@@ -607,9 +639,12 @@ void JobController::PersistIntents() {
 void JobController::PublishHolders() {
   holders_dirty_ = false;
   std::vector<GpuHolder> holders;
+  std::map<int, JobId> groups;
   int64_t allocated = 0;
   for (JobId id : bound_) {
-    const Job& j = active_.at(id).job;
+    const Active& a = active_.at(id);
+    const Job& j = a.job;
+    if (a.pid > 0) groups[a.pid] = id;
     for (int g : j.placement.gpus) {
       holders.push_back({j.placement.node, g, j.id, j.spec.user, j.spec.queue, j.spec.name,
                          j.placement.gpu_share});
@@ -620,6 +655,7 @@ void JobController::PublishHolders() {
   for (const model::NodeInfo& n : inventory_.Nodes()) total += static_cast<int64_t>(n.gpus.size()) * kWholeGpu;
   std::lock_guard<std::mutex> l(mu_);
   holders_ = std::move(holders);
+  process_groups_ = std::move(groups);
   stats_.active_by_state_queue = counts_;
   stats_.gpus_allocated_milli = allocated;
   stats_.gpus_total_milli = total;

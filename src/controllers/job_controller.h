@@ -88,6 +88,12 @@ class JobController {
     MilliGpu share = 0;
   };
   std::vector<GpuHolder> GpuHolders() const;
+  // Process group -> job for tasks running on this machine (each task leads
+  // its own process group), for attributing GPU processes to jobs.
+  std::map<int, JobId> ProcessGroups() const;
+  // Appends a job-related event to the store (telemetry findings).
+  void RecordEvent(const std::string& type, JobId job, const std::string& message,
+                   const nlohmann::json& data = nullptr);
 
   // Counters for /metrics.
   struct Stats {
@@ -119,6 +125,7 @@ class JobController {
   struct Active {
     Job job;
     StopIntent intent = StopIntent::kNone;
+    int pid = 0;  // the task's pid (= its process group) once started, if local
   };
   struct Input {
     enum Kind { kSubmitted, kCancel, kTaskEvent } kind;
@@ -159,6 +166,7 @@ class JobController {
   bool stop_ = false;
   bool dirty_ = true;  // a cycle is due
   std::vector<GpuHolder> holders_;
+  std::map<int, JobId> process_groups_;
   std::map<JobId, std::string> waiting_reason_;
   Stats stats_;
   std::thread thread_;

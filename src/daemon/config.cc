@@ -80,6 +80,18 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
     if (auto st = ex.Int("logCapMiB", &c->log_cap_mib); !st.ok()) return ctx(st);
     if (auto st = ex.CheckNoUnknown(); !st.ok()) return ctx(st);
   }
+  model::SpecReader tel = r.Child("telemetry");
+  if (tel.IsMap()) {
+    if (auto st = tel.Duration("interval", &c->telemetry_interval); !st.ok()) return ctx(st);
+    if (c->telemetry_interval < 100)
+      return ctx(InvalidArgument("telemetry.interval: must be at least 100ms"));
+    int64_t pct = c->idle_util_percent;
+    if (auto st = tel.Int("idleUtilPercent", &pct); !st.ok()) return ctx(st);
+    if (pct < 0 || pct > 100) return ctx(InvalidArgument("telemetry.idleUtilPercent: must be in 0..100"));
+    c->idle_util_percent = static_cast<int>(pct);
+    if (auto st = tel.Duration("idleAfter", &c->idle_after); !st.ok()) return ctx(st);
+    if (auto st = tel.CheckNoUnknown(); !st.ok()) return ctx(st);
+  }
   if (auto st = r.CheckNoUnknown(); !st.ok()) return ctx(st);
   return Status::Ok();
 }

@@ -11,11 +11,16 @@
 //     synchronous: FULL     # or NORMAL
 //   executor:
 //     logCapMiB: 100
+//   telemetry:
+//     interval: 1s          # GPU sampling period
+//     idleUtilPercent: 5    # a held GPU below this utilization is idle
+//     idleAfter: 5m         # idle this long -> a GpuIdle event and idle GPU-seconds
 #pragma once
 
 #include <map>
 #include <string>
 
+#include "common/clock.h"
 #include "common/status.h"
 
 namespace berth::daemon {
@@ -30,6 +35,9 @@ struct DaemonConfig {
   std::map<std::string, std::string> scheduler_options;
   std::string synchronous = "FULL";
   int64_t log_cap_mib = 100;
+  DurationMs telemetry_interval = 1000;  // GPU sampling period
+  int idle_util_percent = 5;             // a held GPU below this is idle
+  DurationMs idle_after = 5 * 60 * 1000; // idle this long -> GpuIdle event
 };
 
 // $BERTH_DATA_DIR, else $XDG_DATA_HOME/berth, else ~/.local/share/berth.

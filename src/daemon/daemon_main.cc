@@ -7,6 +7,9 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +22,9 @@
 #include "daemon/config.h"
 #include "exec/local_executor.h"
 #include "gpu/inventory.h"
+#include "gpu/prometheus.h"
+#include "gpu/sampler.h"
+#include "gpu/telemetry_json.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
 
@@ -128,14 +134,88 @@ int Run(int argc, char** argv) {
   Status st = controller.Start();
   if (!st.ok()) return Fail(st.message());
 
+  // GPU telemetry: sample every interval, tell the sampler who holds what,
+  // and record what it finds (idle allocations, violations, lost GPUs).
+  gpu::SamplerOptions gopts;
+  gopts.interval = cfg.telemetry_interval;
+  gopts.idle_util_percent = cfg.idle_util_percent;
+  gopts.idle_after = cfg.idle_after;
+  gpu::Sampler sampler(clock, *inventory, gopts);
+  std::mutex tel_mu;
+  std::condition_variable tel_cv;
+  bool tel_stop = false;
+  std::thread telemetry([&] {
+    std::unique_lock<std::mutex> l(tel_mu);
+    while (!tel_stop) {
+      l.unlock();
+      std::vector<gpu::Assignment> assignments;
+      for (const auto& h : controller.GpuHolders())
+        assignments.push_back({h.node, h.gpu, h.job, h.user, h.queue, h.share});
+      sampler.SetAssignments(std::move(assignments));
+      sampler.SetProcessGroups(controller.ProcessGroups());
+      for (const gpu::GpuEvent& ev : sampler.Tick()) {
+        std::string type = ev.type == gpu::GpuEventType::kIdleAllocation ? "GpuIdle"
+                           : ev.type == gpu::GpuEventType::kIdleEnded    ? "GpuBusy"
+                           : ev.type == gpu::GpuEventType::kViolation    ? "GpuViolation"
+                           : ev.type == gpu::GpuEventType::kGpuLost      ? "GpuLost"
+                           : ev.type == gpu::GpuEventType::kGpuRecovered ? "GpuRecovered"
+                                                                         : "GpuReadFailed";
+        nlohmann::json data = {{"node", ev.gpu.node}, {"gpu", ev.gpu.index}, {"uuid", ev.uuid}};
+        if (ev.pid) data["pid"] = ev.pid;
+        if (ev.idle_for) data["idleForMs"] = ev.idle_for;
+        if (ev.type == gpu::GpuEventType::kIdleAllocation || ev.type == gpu::GpuEventType::kViolation ||
+            ev.type == gpu::GpuEventType::kGpuLost)
+          spdlog::warn("{}", ev.message);
+        controller.RecordEvent(type, ev.job, ev.message, data);
+      }
+      l.lock();
+      tel_cv.wait_for(l, std::chrono::milliseconds(cfg.telemetry_interval), [&] { return tel_stop; });
+    }
+  });
+  auto stop_telemetry = [&] {
+    {
+      std::lock_guard<std::mutex> l(tel_mu);
+      tel_stop = true;
+    }
+    tel_cv.notify_all();
+    if (telemetry.joinable()) telemetry.join();
+  };
+
+  api::ApiHooks hooks;
+  hooks.extra_metrics = [&] { return gpu::RenderPrometheus(sampler); };
+  hooks.gpu_telemetry = [&](const std::string& node, int index) -> nlohmann::json {
+    auto g = sampler.Gpu({node, index});
+    if (!g || g->time == 0) return nullptr;
+    const gpu::GpuSample& s = g->sample;
+    nlohmann::json t = gpu::ToJson(*g);
+    // The fields `berth gpus` shows, under stable names.
+    t["utilization"] = s.util_percent ? nlohmann::json(*s.util_percent) : nlohmann::json(nullptr);
+    if (s.memory_used) t["memoryUsedMiB"] = *s.memory_used;
+    t["temperatureC"] = s.temperature_c ? nlohmann::json(*s.temperature_c) : nlohmann::json(nullptr);
+    t["powerW"] = s.power_mw ? nlohmann::json(*s.power_mw / 1000.0) : nlohmann::json(nullptr);
+    t["lost"] = s.lost;
+    return t;
+  };
+  hooks.job_usage = [&](model::JobId id) -> nlohmann::json {
+    auto u = sampler.Job(id);
+    if (!u) return nullptr;
+    nlohmann::json j = gpu::ToJson(*u);
+    j["avgUtilization"] = u->AvgUtil();
+    j["peakUtilization"] = u->peak_util;
+    j["avgMemoryMiB"] = u->AvgMemory();
+    j["peakMemoryMiB"] = u->peak_memory;
+    return j;
+  };
+
   api::ServerOptions aopts;
   aopts.host = cfg.host;
   aopts.port = cfg.port;
   aopts.version = BERTH_VERSION;
   aopts.policy = cfg.policy;
-  api::ApiServer server(controller, **store, **executor, *inventory, clock, aopts);
+  api::ApiServer server(controller, **store, **executor, *inventory, clock, aopts, hooks);
   st = server.Start();
   if (!st.ok()) {
+    stop_telemetry();
     controller.Stop();
     (*executor)->Shutdown();
     return Fail(st.message());
@@ -155,6 +235,7 @@ int Run(int argc, char** argv) {
   sigwait(&sigs, &sig);
   spdlog::info("received {}, shutting down (running tasks keep running)", strsignal(sig));
   server.Stop();
+  stop_telemetry();
   controller.Stop();
   (*executor)->Shutdown();
   spdlog::info("berthd stopped");

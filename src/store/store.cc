@@ -170,6 +170,15 @@ struct Store::Impl {
   // The one writer connection.
   std::mutex write_mu;
   std::unique_ptr<Conn> writer;
+  std::string writer_sync;  // the writer's current PRAGMA synchronous (write_mu)
+
+  // Sets the writer's synchronous level before a write (write_mu held).
+  Status UseSync(const std::string& level) {
+    if (writer_sync == level) return Status::Ok();
+    RETURN_IF_ERROR(writer->Exec("PRAGMA synchronous = " + level, "set synchronous " + level));
+    writer_sync = level;
+    return Status::Ok();
+  }
 
   // Idle read connections (WAL lets them read while the writer commits).
   std::mutex pool_mu;
@@ -303,6 +312,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
   impl->options = options;
   ASSIGN_OR_RETURN(std::string sync, NormalizeSynchronous(options.synchronous));
   impl->options.synchronous = sync;
+  ASSIGN_OR_RETURN(std::string state_sync, NormalizeSynchronous(options.state_synchronous));
+  impl->options.state_synchronous = state_sync;
   if (impl->options.max_submit_batch < 1) impl->options.max_submit_batch = 1;
   impl->shared_reader = path.empty() || path == ":memory:" || !options.read_connections;
   impl->specs =
@@ -319,6 +330,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
     return IoError("store: open " + path + ": could not switch to WAL journal mode (got \"" + mode +
                    "\")");
   RETURN_IF_ERROR(w.Exec("PRAGMA synchronous = " + sync, "open " + path + ": set synchronous"));
+  impl->writer_sync = sync;
   RETURN_IF_ERROR(w.Exec("PRAGMA foreign_keys = ON", "open " + path + ": enable foreign keys"));
   ASSIGN_OR_RETURN(impl->schema_version, ApplyMigrations(w, SchemaMigrations(), path));
   ASSIGN_OR_RETURN(impl->last_seq, w.QueryInt("SELECT COALESCE(MAX(seq), 0) FROM events",
@@ -362,6 +374,8 @@ Result<JobId> Store::SubmitJob(const JobSpec& spec, TimeMs now) {
     l.unlock();
     try {
       std::lock_guard<std::mutex> w(m.write_mu);
+      Status sync = m.UseSync(m.options.synchronous);
+      if (!sync.ok()) throw std::runtime_error(sync.message());
       m.CommitSubmitBatch(batch);
     } catch (const std::exception& e) {  // e.g. bad_alloc: never strand the followers
       {
@@ -484,6 +498,7 @@ Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& 
 
   Impl& m = *impl_;
   std::lock_guard<std::mutex> w(m.write_mu);
+  RETURN_IF_ERROR(m.UseSync(m.options.state_synchronous));
   Conn& c = *m.writer;
   RETURN_IF_ERROR(c.Begin(op + ": begin"));
   auto body = [&]() -> Result<int64_t> {
@@ -550,6 +565,7 @@ Status Store::AppendEvent(const std::string& type, JobId job, const std::string&
 
   Impl& m = *impl_;
   std::lock_guard<std::mutex> w(m.write_mu);
+  RETURN_IF_ERROR(m.UseSync(m.options.state_synchronous));
   Conn& c = *m.writer;
   RETURN_IF_ERROR(c.Begin(op + ": begin"));
   auto body = [&]() -> Result<int64_t> {
@@ -629,6 +645,7 @@ Status Store::PutMeta(const std::string& key, const std::string& value) {
       "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
   const std::string op = "put meta " + key;
   std::lock_guard<std::mutex> w(impl_->write_mu);
+  RETURN_IF_ERROR(impl_->UseSync(impl_->options.state_synchronous));
   ASSIGN_OR_RETURN(sqlite3_stmt * raw, impl_->writer->Prepare(kSql, op));
   Stmt st(raw);
   st.Bind(1, std::string_view(key));

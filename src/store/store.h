@@ -32,6 +32,12 @@ struct StoreOptions {
   // "FULL" (default: a commit survives power loss) or "NORMAL" (survives a
   // process crash; faster). See docs/operations.md.
   std::string synchronous = "FULL";
+  // Durability of state transitions, events and meta writes. NORMAL (the
+  // default) survives a crash of berthd but not a power loss, which would end
+  // the tasks anyway: a transition lost that way is redone from what the
+  // executor reports. The next FULL commit (a submission) makes every earlier
+  // commit durable too. Set it to FULL to fsync every transition.
+  std::string state_synchronous = "NORMAL";
   // How long a statement waits for a lock held by another connection or
   // process before it fails with Unavailable.
   int busy_timeout_ms = 5000;

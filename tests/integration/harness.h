@@ -104,7 +104,8 @@ inline CommandResult RunCommand(const std::vector<std::string>& args,
 // A berthd process with its own data directory and a free port.
 class Daemon {
  public:
-  explicit Daemon(std::vector<std::string> extra_args = {}) : extra_(std::move(extra_args)) {}
+  explicit Daemon(std::vector<std::string> extra_args = {}, std::vector<std::string> env = {})
+      : extra_(std::move(extra_args)), env_(std::move(env)) {}
   ~Daemon() { Stop(); }
 
   const std::string& data_dir() const { return dir_.path(); }
@@ -119,6 +120,7 @@ class Daemon {
       ::dup2(log, 1);
       ::dup2(log, 2);
       ::setpgid(0, 0);
+      for (const auto& kv : env_) ::putenv(const_cast<char*>(kv.c_str()));
       std::vector<std::string> args = {BinDir() + "/berthd", "--listen", "127.0.0.1:0", "--data-dir",
                                        dir_.path()};
       args.insert(args.end(), extra_.begin(), extra_.end());
@@ -171,6 +173,11 @@ class Daemon {
     auto r = api.Get(path);
     return r.ok() ? *r : nlohmann::json();
   }
+  std::string GetText(const std::string& path) const {
+    cli::ApiClient api(url_);
+    auto r = api.GetText(path);
+    return r.ok() ? *r : "";
+  }
   nlohmann::json Job(const std::string& id) const { return Get("/api/v1/jobs/" + id); }
   std::string State(const std::string& id) const {
     auto j = Job(id);
@@ -179,6 +186,7 @@ class Daemon {
 
  private:
   std::vector<std::string> extra_;
+  std::vector<std::string> env_;
   TempDir dir_;
   pid_t pid_ = 0;
   std::string url_;
