@@ -31,16 +31,18 @@ json ErrorJson(const Status& st) {
   return {{"error", {{"code", StatusCodeName(st.code()), }, {"message", st.message()}}}};
 }
 
-namespace {
-
-void Reply(httplib::Response& res, int status, const json& body) {
+void ReplyJson(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump() + "\n", "application/json");
 }
 
 void ReplyError(httplib::Response& res, const Status& st) {
-  Reply(res, HttpStatusFor(st), ErrorJson(st));
+  ReplyJson(res, HttpStatusFor(st), ErrorJson(st));
 }
+
+namespace {
+
+void Reply(httplib::Response& res, int status, const json& body) { ReplyJson(res, status, body); }
 
 Result<JobId> ParseId(const std::string& s) {
   try {
@@ -433,6 +435,8 @@ void ApiServer::Routes() {
     res.status = 200;
     res.set_content(out, "text/plain; version=0.0.4; charset=utf-8");
   });
+
+  if (hooks_.extra_routes) hooks_.extra_routes(s);
 
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;

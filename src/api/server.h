@@ -25,6 +25,7 @@
 
 namespace httplib {
 class Server;
+struct Response;
 }
 
 namespace berth::api {
@@ -45,6 +46,8 @@ struct ApiHooks {
   std::function<nlohmann::json(const std::string& node, int gpu)> gpu_telemetry;
   // A job's GPU usage over its life, or null.
   std::function<nlohmann::json(model::JobId)> job_usage;
+  // Registers more routes (pipelines, ...) on the server before it starts.
+  std::function<void(httplib::Server&)> extra_routes;
 };
 
 class ApiServer {
@@ -79,5 +82,9 @@ class ApiServer {
 // HTTP status for a Status code (400, 404, 409, 422, 503, 500).
 int HttpStatusFor(const Status& st);
 nlohmann::json ErrorJson(const Status& st);
+// Replies with `body` as JSON, or with the JSON error for `st`. For route
+// handlers registered through ApiHooks::extra_routes too.
+void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body);
+void ReplyError(httplib::Response& res, const Status& st);
 
 }  // namespace berth::api

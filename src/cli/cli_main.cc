@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cli/client.h"
+#include "cli/commands.h"
 #include "cli/table.h"
 #include "common/clock.h"
 #include "common/quantity.h"
@@ -26,13 +27,6 @@
 #endif
 
 namespace berth::cli {
-namespace {
-
-using nlohmann::json;
-
-constexpr int kExitError = 1;   // the request failed (server said no)
-constexpr int kExitUsage = 2;   // bad flags or input
-constexpr int kExitNoServer = 3;
 
 int Report(const Status& st) {
   std::cerr << "berth: error: " << st.message() << "\n";
@@ -41,6 +35,11 @@ int Report(const Status& st) {
     return kExitUsage;
   return kExitError;
 }
+
+namespace {
+
+using nlohmann::json;
+
 
 std::string DefaultServer() {
   if (const char* s = std::getenv("BERTH_SERVER"); s && *s) return s;
@@ -425,11 +424,20 @@ int Main(int argc, char** argv) {
   gpus_cmd->add_flag("-w,--watch", watch, "refresh every 2 s");
   gpus_cmd->add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
 
+  // Command groups defined in their own files.
+  std::vector<Command> commands;
+  for (auto group : {AddSimCommands}) {
+    auto added = group(app);
+    commands.insert(commands.end(), added.begin(), added.end());
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : kExitUsage;
   }
+  for (const Command& c : commands)
+    if (c.app->parsed()) return c.run();
 
   if (up->parsed()) {
     std::vector<std::string> dargs;

@@ -1,0 +1,32 @@
+// Command groups of the berth CLI live in their own files and register here:
+// each Add*Commands adds its subcommands to the app and returns, for each, the
+// function to run when it was the one given. `server` is read at run time
+// (after parsing) for the daemon's URL.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cli/client.h"
+
+namespace berth::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+// Exit codes shared by every command.
+constexpr int kExitError = 1;     // the request failed (the server said no)
+constexpr int kExitUsage = 2;     // bad flags or input
+constexpr int kExitNoServer = 3;  // berthd could not be reached
+
+// Prints "berth: error: ..." and returns the exit code for `st`.
+int Report(const Status& st);
+
+// berth sim: replays a trace through the scheduler on a virtual clock.
+std::vector<Command> AddSimCommands(CLI::App& app);
+
+}  // namespace berth::cli
