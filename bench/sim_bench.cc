@@ -4,6 +4,7 @@
 //   berth_sim_bench [--trace FILE] [--cluster 64x8,48x8] [--policies a,b] [--json]
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> policies = berth::sched::Scheduler::Policies();
   std::string window;
   bool json = false;
+  std::map<std::string, std::string> policy_options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -39,6 +41,11 @@ int main(int argc, char** argv) {
     else if (a == "--policies") policies = Split(next());
     else if (a == "--window") window = next();
     else if (a == "--json") json = true;
+    else if (a == "--option") {
+      std::string kv = next();
+      auto eq = kv.find('=');
+      policy_options[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    }
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
@@ -65,6 +72,7 @@ int main(int argc, char** argv) {
       o.nodes = shape->first;
       o.gpus_per_node = shape->second;
       o.policy = p;
+      o.policy_options = policy_options;
       if (!window.empty()) {
         auto w = berth::sim::ParseWindow(window);
         if (!w.ok()) return 2;

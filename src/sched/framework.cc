@@ -273,6 +273,30 @@ struct FrameworkScheduler::Cycle {
   }
 
   std::optional<std::vector<TaskPlacement>> TryReclaim(const JobView& j);
+  std::optional<std::vector<TaskPlacement>> TryReclaimCached(const JobView& j) {
+    // With key-ordered preemption, later jobs (no better keys) of a shape
+    // that failed fail too, until a reclaim succeeds and frees something.
+    const JobRequest& r = *j.req;
+    bool cacheable = policy.KeyOrderedPreemption();
+    auto shape = std::make_tuple(r.task.gpus * MinTasks(r), MinTasks(r), r.task.cpu, r.task.memory);
+    if (cacheable && failed_reclaims.count(shape)) return std::nullopt;
+    auto p = TryReclaim(j);
+    if (p) {
+      failed_reclaims.clear();
+    } else if (cacheable) {
+      failed_reclaims.insert(shape);
+    }
+    return p;
+  }
+  // ExplainNoFit, cached per shape while the state does not change.
+  const std::string& NoFitReason(const JobRequest& r) {
+    auto shape = std::make_tuple(r.task.gpus, MinTasks(r), r.task.cpu, r.task.memory);
+    auto it = reasons.find(shape);
+    if (it == reasons.end()) it = reasons.emplace(shape, state.ExplainNoFit(r.task, MinTasks(r))).first;
+    return it->second;
+  }
+  std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> failed_reclaims;
+  std::map<std::tuple<MilliGpu, int, MilliCpu, MiB>, std::string> reasons;
   void Grow();
   Decisions Run();
 };
@@ -487,17 +511,16 @@ Decisions FrameworkScheduler::Cycle::Run() {
       continue;
     }
     auto placed = TryPlace(j, r.tasks, MinTasks(r));
-    if (!placed) placed = TryReclaim(j);
+    if (!placed) placed = TryReclaimCached(j);
     if (placed) {
       policy.Reserve(r, r.task.gpus * static_cast<MilliGpu>(placed->size()), ctx);
       out.binds.push_back({r.id, std::move(*placed)});
+      reasons.clear();
       continue;
     }
     if (auto v = policy.OnNoFit(j, ctx)) blocked = Verdict{v->plugin, v->reason, false};
     waiting_not_now = true;
-    if (in.explain_waiting) {
-      out.waiting.push_back({r.id, false, "gang", state.ExplainNoFit(r.task, MinTasks(r))});
-    }
+    if (in.explain_waiting) out.waiting.push_back({r.id, false, "gang", NoFitReason(r)});
   }
   // Shrinks: running jobs that lost some (not all) tasks.
   for (int i = 0; i < nr; ++i) {

@@ -28,6 +28,22 @@ int LasPolicy::Level(DurationMs attained) const {
 
 void LasPolicy::BeginCycle(CycleContext& ctx) {
   if (options_.promote_knob <= 0) return;
+  if (options_.lease_mode) {
+    for (const JobRequest& j : ctx.input->pending) {
+      if (Level(j.attained_service) == 0 || Leased(j.id, ctx.now)) continue;
+      TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
+      DurationMs waited = ctx.now - since;
+      if (waited >= static_cast<DurationMs>(options_.promote_knob * std::max(j.last_run_time, options_.min_lease))) {
+        lease_until_[j.id] = ctx.now + static_cast<DurationMs>(waited / options_.promote_knob);
+      }
+    }
+    if (lease_until_.size() > 2 * (ctx.input->pending.size() + ctx.input->running.size()) + 64) {
+      for (auto it = lease_until_.begin(); it != lease_until_.end();) {
+        it = it->second <= ctx.now ? lease_until_.erase(it) : std::next(it);
+      }
+    }
+    return;
+  }
   for (const JobRequest& j : ctx.input->pending) {
     if (Level(Attained(j)) == 0) continue;
     TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
@@ -44,15 +60,21 @@ void LasPolicy::BeginCycle(CycleContext& ctx) {
 }
 
 PriorityKey LasPolicy::Key(const JobRequest& job, bool running, const CycleContext& ctx) const {
+  if (options_.lease_mode && Leased(job.id, ctx.now)) return {0, 0, job.submit_time};
   DurationMs attained = Attained(job);
   int level = Level(attained);
-  if (options_.least_attained_within_level) return {level, attained, job.submit_time};
+  // The last level is FIFO, as in Tiresias: the longest jobs are served in
+  // arrival order rather than all deferred to the end.
+  if (options_.least_attained_within_level && level < static_cast<int>(options_.thresholds.size())) {
+    return {level, attained, job.submit_time};
+  }
   return {level, job.submit_time, job.id};
 }
 
 bool LasPolicy::MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
   if (victim.key[0] <= job.key[0]) return false;  // only lower-priority levels
   if (options_.min_run > 0 && ctx.now - victim.run->start_time < options_.min_run) return false;
+  if (options_.lease_mode && Leased(victim.req->id, ctx.now)) return false;
   return true;
 }
 
@@ -72,7 +94,18 @@ TimeMs LasPolicy::RecheckAt(const CycleContext& ctx) const {
       next = std::min(next, r.start_time + options_.min_run);
     }
   }
-  if (options_.promote_knob > 0) {
+  if (options_.lease_mode) {
+    for (const RunningJob& r : ctx.input->running) {
+      auto it = lease_until_.find(r.request.id);
+      if (it != lease_until_.end() && it->second > ctx.now) next = std::min(next, it->second);
+    }
+    for (const JobRequest& j : ctx.input->pending) {
+      if (Level(j.attained_service) == 0 || Leased(j.id, ctx.now)) continue;
+      TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
+      next = std::min(next, since + static_cast<DurationMs>(options_.promote_knob *
+                                                            std::max(j.last_run_time, options_.min_lease)));
+    }
+  } else if (options_.promote_knob > 0) {
     for (const JobRequest& j : ctx.input->pending) {
       if (Level(Attained(j)) == 0) continue;
       TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
@@ -119,18 +152,24 @@ Result<std::unique_ptr<Policy>> MakeTiresiasPolicy(PolicyOptions& options) {
   return std::unique_ptr<Policy>(new LasPolicy("tiresias", o));
 }
 
-// dynamic, Berth's default: many finely spaced LAS levels (geometric, from
-// 5 GPU-minutes by x2), least attained first within a level, a starvation
-// guard, and no preemption of a job in its first minutes (a restart costs
-// about 30 s). Placement (consolidation, best-fit, fractions), backfilling
+// dynamic, Berth's default: 12 finely spaced LAS levels (geometric, from
+// 5 GPU-minutes by x2, up to 85 GPU-hours), least attained first within a
+// level but FIFO in the last one, Tiresias' starvation guard with knob 2
+// (guard=lease: the lease variant, measured worse), and no preemption of a
+// job in its first 5 minutes (a restart costs about 30 s). Placement (consolidation, best-fit, fractions), backfilling
 // around jobs that do not fit yet and elastic grow/shrink come from the core.
 Result<std::unique_ptr<Policy>> MakeDynamicPolicy(PolicyOptions& options) {
   LasOptions o;
   ASSIGN_OR_RETURN(double base, options.GetDouble("base_gpu_s", 300));
   ASSIGN_OR_RETURN(double factor, options.GetDouble("factor", 2));
-  ASSIGN_OR_RETURN(int64_t levels, options.GetInt("levels", 16));
-  ASSIGN_OR_RETURN(o.promote_knob, options.GetDouble("promote_knob", 8));
+  ASSIGN_OR_RETURN(int64_t levels, options.GetInt("levels", 12));
+  ASSIGN_OR_RETURN(o.promote_knob, options.GetDouble("promote_knob", 2));
   ASSIGN_OR_RETURN(double min_run_s, options.GetDouble("min_run_s", 300));
+  ASSIGN_OR_RETURN(double min_lease_s, options.GetDouble("min_lease_s", 3600));
+  std::string guard = options.GetString("guard", "reset");
+  if (guard != "lease" && guard != "reset") return InvalidArgument("option guard: expected lease or reset, got \"" + guard + "\"");
+  o.lease_mode = guard == "lease";
+  o.min_lease = static_cast<DurationMs>(min_lease_s * 1000);
   if (base <= 0 || factor <= 1 || levels < 1 || levels > 64) {
     return InvalidArgument("options base_gpu_s > 0, factor > 1 and 1 <= levels <= 64 required");
   }

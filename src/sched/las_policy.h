@@ -23,6 +23,13 @@ struct LasOptions {
   double promote_knob = 0;             // 0: no starvation guard
   DurationMs min_run = 0;              // a job that (re)started less than this ago is not preempted
   DurationMs recheck_floor = kSecond;  // the earliest next time-driven cycle
+  // Lease mode (dynamic) instead of Tiresias' reset: a job of level >= 1
+  // that has waited promote_knob x max(its last run, min_lease) gets a lease
+  // of (time waited / promote_knob): top level and not preemptible until it
+  // ends. Long jobs so get at least 1 / (1 + knob) of the time, in runs of at
+  // least min_lease, which bounds their slowdown and the makespan.
+  bool lease_mode = false;
+  DurationMs min_lease = kHour;
 };
 
 class LasPolicy : public Policy {
@@ -44,7 +51,12 @@ class LasPolicy : public Policy {
 
  private:
   LasOptions options_;
+  bool Leased(JobId id, TimeMs now) const {
+    auto it = lease_until_.find(id);
+    return it != lease_until_.end() && it->second > now;
+  }
   std::unordered_map<JobId, DurationMs> offset_;  // attained service at promotion
+  std::unordered_map<JobId, TimeMs> lease_until_;
 };
 
 }  // namespace berth::sched
