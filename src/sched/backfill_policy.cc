@@ -44,6 +44,7 @@ class BackfillPolicy final : public Policy {
       use_extra_ = true;
       return std::nullopt;
     }
+    if (!ctx.input->explain_waiting) return Verdict{"backfill", "", false};
     return Verdict{"backfill", "would delay job " + std::to_string(reserved_) + ", reserved to start " +
                                    (shadow_ == kForever ? std::string("when running jobs end")
                                                         : "in " + FormatDuration(shadow_ - ctx.now)),

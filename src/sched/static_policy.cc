@@ -22,6 +22,7 @@ class StaticPolicy final : public Policy {
     MilliGpu used = ctx.queue_usage[q];
     MilliGpu quota = shares_.Guarantee(q);
     if (used == 0 || used + job.Gpus() <= quota) return std::nullopt;
+    if (!ctx.input->explain_waiting) return Verdict{"static", "", false};
     return Verdict{"static", "queue " + q + " uses " + FormatMilli(used) + " of its quota of " + FormatMilli(quota) +
                                  " GPUs",
                    false};
