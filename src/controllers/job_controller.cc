@@ -242,7 +242,7 @@ void JobController::Loop() {
   TimeMs last_resync = clock_.Now();
   while (true) {
     DurationMs wait = options_.resync_interval;
-    if (dirty_) wait = std::max<DurationMs>(0, last_cycle_ + options_.submit_batch_window - clock_.Now());
+    if (dirty_) wait = std::max<DurationMs>(0, last_cycle_ + batch_window_ - clock_.Now());
     cv_.wait_for(l, std::chrono::milliseconds(wait), [&] { return stop_ || !inputs_.empty(); });
     if (stop_) break;
     std::deque<Input> batch;
@@ -259,9 +259,15 @@ void JobController::Loop() {
     }
     // Only submissions while others already wait: batch them (see
     // submit_batch_window); anything else runs a cycle now.
-    bool defer = dirty_ && !capacity_changed_ && jobs_waiting_ &&
-                 now < last_cycle_ + options_.submit_batch_window;
-    if (!defer) RunCycle();
+    bool defer = dirty_ && !capacity_changed_ && jobs_waiting_ && now < last_cycle_ + batch_window_;
+    if (!defer) {
+      // Cycles are O(pending jobs): when they get costly, batch longer so
+      // that scheduling takes at most about a fifth of this thread's time.
+      int64_t t0 = MonotonicNanos();
+      RunCycle();
+      DurationMs cost = (MonotonicNanos() - t0) / 1'000'000;
+      batch_window_ = std::min<DurationMs>(std::max(options_.submit_batch_window, 4 * cost), 200);
+    }
     if (holders_dirty_) PublishHolders();
     l.lock();
     busy_ = false;

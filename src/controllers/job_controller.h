@@ -178,6 +178,7 @@ class JobController {
   bool capacity_changed_ = true;  // something other than a submission happened since the last cycle
   bool jobs_waiting_ = false;     // the last cycle left jobs waiting
   TimeMs last_cycle_ = 0;
+  DurationMs batch_window_ = 0;  // the current window: the option, or more when cycles are costly
   bool holders_dirty_ = true;
 };
 
