@@ -21,6 +21,7 @@ class FairSharePolicy final : public Policy {
 
   void BeginCycle(CycleContext& ctx) override {
     shares_.Compute(ctx, ctx.state->capacity());
+    last_now_ = -1;
     min_running_priority_.clear();
     for (const RunningJob& r : ctx.input->running) {
       auto [it, fresh] = min_running_priority_.emplace(r.request.queue, r.request.priority);
@@ -38,10 +39,15 @@ class FairSharePolicy final : public Policy {
   }
 
   PriorityKey Key(const JobRequest& job, bool running, const CycleContext& ctx) const override {
-    auto it = ctx.queue_usage.find(job.queue);
-    MilliGpu used = it == ctx.queue_usage.end() ? 0 : it->second;
-    MilliGpu g = std::max<MilliGpu>(1, shares_.Guarantee(job.queue));
-    return {used * 1000 / g, -job.priority, job.submit_time};
+    // Jobs of one queue tend to come in runs: remember the last queue's ratio.
+    if (job.queue != last_queue_ || ctx.now != last_now_) {
+      auto it = ctx.queue_usage.find(job.queue);
+      MilliGpu used = it == ctx.queue_usage.end() ? 0 : it->second;
+      last_ratio_ = used * 1000 / std::max<MilliGpu>(1, shares_.Guarantee(job.queue));
+      last_queue_ = job.queue;
+      last_now_ = ctx.now;
+    }
+    return {last_ratio_, -job.priority, job.submit_time};
   }
 
   bool Preempts() const override { return true; }
@@ -61,6 +67,9 @@ class FairSharePolicy final : public Policy {
  private:
   QueueShares shares_;
   std::unordered_map<std::string, int64_t> min_running_priority_;
+  mutable std::string last_queue_;
+  mutable TimeMs last_now_ = -1;
+  mutable int64_t last_ratio_ = 0;
 };
 
 }  // namespace

@@ -34,8 +34,14 @@ Result<QueueShares> QueueShares::FromOptions(PolicyOptions& options, bool weight
 
 void QueueShares::Compute(const CycleContext& ctx, MilliGpu capacity) {
   std::set<std::string> seen;
-  for (const auto& j : ctx.input->pending) seen.insert(j.queue);
-  for (const auto& r : ctx.input->running) seen.insert(r.request.queue);
+  const std::string* last = nullptr;
+  auto see = [&](const std::string& q) {
+    if (last != nullptr && *last == q) return;  // jobs of one queue come in runs
+    seen.insert(q);
+    last = &q;
+  };
+  for (const auto& j : ctx.input->pending) see(j.queue);
+  for (const auto& r : ctx.input->running) see(r.request.queue);
   guarantee_.clear();
   if (weights_) {
     // Weights of the queues that want something now; unlisted queues weigh 1.

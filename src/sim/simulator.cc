@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <queue>
 #include <set>
@@ -283,6 +284,28 @@ nlohmann::json ToJson(const SimReport& r) {
           {"queues", queues},
           {"ignored", r.ignored},
           {"sim_wall_s", r.sim_wall_s}};
+}
+
+std::string ToText(const SimReport& r) {
+  char buf[512];
+  std::string out;
+  std::snprintf(buf, sizeof buf,
+                "policy %s on %s: %d jobs (%d completed, %d unfinished, %d rejected)\n"
+                "JCT avg %.2f h, p50 %.2f h, p99 %.2f h; queueing avg %.2f h; makespan %.2f d\n"
+                "GPU utilization %.3f; preemptions %lld; resizes %lld; fairness %.2f; %lld cycles in %.1f s\n",
+                r.policy.c_str(), r.cluster.c_str(), r.jobs, r.completed, r.unfinished, r.rejected, r.avg_jct_s / 3600,
+                r.p50_jct_s / 3600, r.p99_jct_s / 3600, r.avg_queue_delay_s / 3600, r.makespan_s / 86400,
+                r.gpu_utilization, static_cast<long long>(r.preemptions), static_cast<long long>(r.resizes),
+                r.fairness, static_cast<long long>(r.cycles), r.sim_wall_s);
+  out += buf;
+  for (const auto& [name, q] : r.queues) {
+    std::snprintf(buf, sizeof buf, "  queue %-12s %6d jobs  JCT %8.2f h  queueing %8.2f h  slowdown %7.2f  usage %5.1f%% (demand %5.1f%%)\n",
+                  name.c_str(), q.jobs, q.avg_jct_s / 3600, q.avg_queue_delay_s / 3600, q.avg_slowdown,
+                  100 * q.usage_share, 100 * q.demand_share);
+    out += buf;
+  }
+  for (const auto& i : r.ignored) out += "ignored: " + i + "\n";
+  return out;
 }
 
 }  // namespace berth::sim

@@ -91,6 +91,9 @@ Result<SimReport> RunSimulation(const SimOptions& options);
 // makespan_s, gpu_utilization, preemptions, jobs, and the rest of the report.
 nlohmann::json ToJson(const SimReport& report);
 
+// A few lines for people: the headline figures, then one line per queue.
+std::string ToText(const SimReport& report);
+
 // "64x8" -> {64, 8}. InvalidArgument naming the flag otherwise.
 Result<std::pair<int, int>> ParseClusterShape(const std::string& text);
 // "FROM:TO" in seconds, each with an optional unit s, m, h or d ("0:7d",

@@ -176,6 +176,9 @@ TEST(SimulatorTest, JsonHasTheAgreedFieldsAndIsDeterministic) {
   EXPECT_LE(ja["gpu_utilization"].get<double>(), 1.0);
   EXPECT_EQ(ja["queues"].size(), 3u);
   EXPECT_EQ(ja["jobs"].get<int>(), 400);
+  std::string text = ToText(*a);
+  EXPECT_NE(text.find("policy dynamic on 7x8: 400 jobs"), std::string::npos) << text;
+  EXPECT_NE(text.find("queue alpha"), std::string::npos) << text;
 }
 
 TEST(SimulatorTest, EveryPolicyFinishesEveryJobAndDynamicBeatsFifo) {
