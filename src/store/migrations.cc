@@ -43,6 +43,67 @@ CREATE TABLE meta (
   value TEXT NOT NULL
 ) WITHOUT ROWID;
 )sql"},
+      // Pipelines (src/store/pipeline_store.h): runs, their nodes, the
+      // memoization cache and cron schedules.
+      {2, "pipeline runs, nodes, memo cache and cron schedules",
+       R"sql(
+CREATE TABLE pipeline_runs (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  name         TEXT    NOT NULL,
+  user         TEXT    NOT NULL DEFAULT '',
+  state        TEXT    NOT NULL,
+  spec         TEXT    NOT NULL,
+  parameters   TEXT    NOT NULL DEFAULT '{}',
+  cron         TEXT    NOT NULL DEFAULT '',
+  created      INTEGER NOT NULL,
+  started      INTEGER NOT NULL DEFAULT 0,
+  ended        INTEGER NOT NULL DEFAULT 0,
+  message      TEXT    NOT NULL DEFAULT '',
+  stopping     TEXT    NOT NULL DEFAULT '',
+  suspended    INTEGER NOT NULL DEFAULT 0,
+  artifact_dir TEXT    NOT NULL DEFAULT '',
+  retried_from INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX pipeline_runs_by_state ON pipeline_runs(state, id);
+CREATE INDEX pipeline_runs_by_cron ON pipeline_runs(cron, id);
+
+CREATE TABLE pipeline_nodes (
+  run_id     INTEGER NOT NULL REFERENCES pipeline_runs(id) ON DELETE CASCADE,
+  name       TEXT    NOT NULL,
+  step       TEXT    NOT NULL,
+  idx        INTEGER NOT NULL DEFAULT -1,
+  item       TEXT    NOT NULL DEFAULT '',
+  state      TEXT    NOT NULL,
+  job_id     INTEGER NOT NULL DEFAULT 0,
+  attempts   INTEGER NOT NULL DEFAULT 0,
+  exit_code  INTEGER,
+  start_time INTEGER NOT NULL DEFAULT 0,
+  end_time   INTEGER NOT NULL DEFAULT 0,
+  next_at    INTEGER NOT NULL DEFAULT 0,
+  outputs    TEXT    NOT NULL DEFAULT '{}',
+  message    TEXT    NOT NULL DEFAULT '',
+  cached     INTEGER NOT NULL DEFAULT 0,
+  gpus       TEXT    NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+CREATE INDEX pipeline_nodes_by_job ON pipeline_nodes(job_id);
+
+CREATE TABLE pipeline_memo (
+  key     TEXT PRIMARY KEY,
+  outputs TEXT    NOT NULL,
+  created INTEGER NOT NULL,
+  run_id  INTEGER NOT NULL,
+  node    TEXT    NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE pipeline_crons (
+  name      TEXT PRIMARY KEY,
+  spec      TEXT    NOT NULL,
+  suspended INTEGER NOT NULL DEFAULT 0,
+  last_time INTEGER NOT NULL DEFAULT 0,
+  created   INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql"},
   };
   return kSteps;
 }

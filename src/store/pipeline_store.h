@@ -1,0 +1,100 @@
+// Pipeline state in berth.db (tables from migration 2): runs, their nodes
+// (one per step, per fan-out child and the exit handler), the memoization
+// cache, cron schedules and the pipeline controller's event-log cursor.
+//
+// It opens its own connection to the database the Store already migrated;
+// every Save* is one transaction, so a crash leaves each run at a whole
+// step of its life. Thread-safe (one mutex around the connection).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "store/sqlite_conn.h"
+
+namespace berth::store {
+
+struct NodeRecord {
+  std::string name;  // "train", "fan(3)", "onExit"
+  std::string step;  // the step spec it runs
+  int64_t index = -1;  // fan-out child index, -1 otherwise
+  std::string item;  // the child's item (JSON text)
+  std::string state = "Pending";  // Pending Running Succeeded Failed Skipped Omitted Cancelled
+  int64_t job_id = 0;
+  int64_t attempts = 0;
+  std::optional<int64_t> exit_code;
+  TimeMs start_time = 0, end_time = 0;
+  TimeMs next_at = 0;  // a retry waits until then
+  nlohmann::json outputs = nlohmann::json::object();  // {parameters:{}, result, artifacts:{}}
+  std::string message;
+  bool cached = false;
+  std::string gpus;  // "0,1" when known
+};
+
+struct RunRecord {
+  int64_t id = 0;
+  std::string name, user;
+  std::string state = "Running";  // Running Succeeded Failed Cancelled
+  std::string spec;               // the Pipeline document (YAML or JSON text)
+  std::map<std::string, std::string> parameters;
+  std::string cron;  // the schedule that made it, if any
+  TimeMs created = 0, started = 0, ended = 0;
+  std::string message;
+  std::string stopping;  // "", "cancel", "timeout": why it is being stopped
+  bool suspended = false;
+  std::string artifact_dir;
+  int64_t retried_from = 0;
+  std::map<std::string, NodeRecord> nodes;
+};
+
+struct CronRecord {
+  std::string name;
+  std::string spec;  // the CronPipeline document
+  bool suspended = false;
+  TimeMs last_time = 0;  // the last fire time acted on
+  TimeMs created = 0;
+};
+
+class PipelineStore {
+ public:
+  // Opens `db_path` (already migrated by Store::Open).
+  static Result<std::unique_ptr<PipelineStore>> Open(const std::string& db_path, int busy_timeout_ms = 5000);
+
+  // Inserts the run and its nodes; sets run->id.
+  Status CreateRun(RunRecord* run);
+  // Writes the run's row and the named nodes in one transaction.
+  Status SaveRun(const RunRecord& run, const std::vector<std::string>& nodes);
+  Result<RunRecord> GetRun(int64_t id);
+  // Newest first, without nodes. active_only: Running runs. cron: only runs of that schedule.
+  Result<std::vector<RunRecord>> ListRuns(int64_t limit, bool active_only, const std::string& cron = "");
+
+  // The memoized outputs under `key` and when they were stored.
+  Result<std::optional<std::pair<nlohmann::json, TimeMs>>> GetMemo(const std::string& key);
+  Status PutMemo(const std::string& key, const nlohmann::json& outputs, TimeMs now, int64_t run,
+                 const std::string& node);
+
+  Status PutCron(const CronRecord& c);
+  Result<std::optional<CronRecord>> GetCron(const std::string& name);
+  Result<std::vector<CronRecord>> ListCrons();
+  Status DeleteCron(const std::string& name);
+
+  Result<int64_t> GetCursor();
+  Status PutCursor(int64_t seq);
+
+ private:
+  explicit PipelineStore(std::unique_ptr<Conn> conn) : conn_(std::move(conn)) {}
+  Status SaveNode(int64_t run, const NodeRecord& n);
+  Status WriteRun(const RunRecord& run);
+  std::mutex mu_;
+  std::unique_ptr<Conn> conn_;
+};
+
+}  // namespace berth::store
