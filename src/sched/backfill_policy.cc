@@ -33,6 +33,21 @@ class BackfillPolicy final : public Policy {
     shadow_ = kForever;
     extra_ = 0;
     use_extra_ = false;
+    min_need_ = std::numeric_limits<MilliGpu>::max();
+    min_est_ = kForever;
+    for (const JobRequest& j : ctx.input->pending) {
+      min_need_ = std::min(min_need_, j.task.gpus * (j.min_tasks > 0 ? std::min(j.min_tasks, j.tasks) : j.tasks));
+      DurationMs est = Estimate(j);
+      if (est >= 0) min_est_ = std::min<TimeMs>(min_est_, est);
+    }
+  }
+
+  // Nothing left can start: too few free GPUs for the smallest job, or a
+  // reservation that no remaining job could finish before nor fit beside.
+  bool Saturated(const CycleContext& ctx) const override {
+    if (ctx.state->free_gpu() < min_need_) return true;
+    if (reserved_ == 0 || extra_ >= min_need_) return false;
+    return shadow_ == kForever || min_est_ == kForever || ctx.now + min_est_ > shadow_;
   }
 
   std::optional<Verdict> Admit(const JobView& job, CycleContext& ctx) override {
@@ -94,6 +109,8 @@ class BackfillPolicy final : public Policy {
   TimeMs shadow_ = kForever;
   MilliGpu extra_ = 0;
   bool use_extra_ = false;
+  MilliGpu min_need_ = 0;
+  TimeMs min_est_ = kForever;
 };
 
 }  // namespace

@@ -490,7 +490,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
     const JobRequest& r = *j.req;
     if (!in.explain_waiting) {
       // Nothing later can start: stop (the caller asked for no explanations).
-      if (blocked) break;
+      if (blocked || policy.Saturated(ctx)) break;
       if (state.free_gpu() == 0 && cpu_only == 0 && Borrowed() == 0) {
         if (!policy.Preempts()) break;
         if (key_ordered && VictimBound(j) == 0) break;

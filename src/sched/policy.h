@@ -98,6 +98,9 @@ class Policy {
   // job's (lets the framework skip hopeless preemption searches quickly).
   virtual bool KeyOrderedPreemption() const { return false; }
   virtual bool Preempts() const { return false; }
+  // True once no later pending job can be admitted this cycle (lets a cycle
+  // that explains nothing stop early).
+  virtual bool Saturated(const CycleContext& ctx) const { return false; }
   // When to run another cycle even if nothing changes (Decisions::recheck_at); 0: never.
   virtual TimeMs RecheckAt(const CycleContext& ctx) const { return 0; }
   // After `job` found no place (even with preemption). Returns a verdict to
