@@ -490,10 +490,13 @@ Decisions FrameworkScheduler::Cycle::Run() {
     const JobRequest& r = *j.req;
     if (!in.explain_waiting) {
       // Nothing later can start: stop (the caller asked for no explanations).
-      if (blocked || policy.Saturated(ctx)) break;
-      if (state.free_gpu() == 0 && cpu_only == 0 && Borrowed() == 0) {
-        if (!policy.Preempts()) break;
-        if (key_ordered && VictimBound(j) == 0) break;
+      bool stop = blocked || policy.Saturated(ctx);
+      if (!stop && state.free_gpu() == 0 && cpu_only == 0 && Borrowed() == 0) {
+        stop = !policy.Preempts() || (key_ordered && VictimBound(j) == 0);
+      }
+      if (stop) {
+        waiting_not_now = true;
+        break;
       }
     }
     std::string never = NeverReason(r, limits);

@@ -250,5 +250,49 @@ TYPED_TEST(PolicyTest, SameInputSameDecisions) {
   this->ExpectSound(a, in);
 }
 
+TYPED_TEST(PolicyTest, StoppingEarlyWithoutExplanationsChangesNoDecision) {
+  // explain_waiting = false lets a cycle stop once nothing else can start;
+  // binds and preemptions must be exactly those of a full cycle.
+  auto cluster = MakeCluster(6, 8);
+  Rng rng(11);
+  for (int round = 0; round < 20; ++round) {
+    SchedulerInput in;
+    in.cluster = &cluster;
+    in.now = 50 * kHour;
+    auto full = this->Make();
+    auto quiet = this->Make();
+    // Fill some nodes with running jobs, then queue a mix.
+    JobId id = 1;
+    for (int n = 0; n < 6; ++n) {
+      int used = static_cast<int>(rng() % 9);
+      for (int g = 0; g < used; ++g) {
+        JobRequest r = MakeJob(id++, 1000, 1, static_cast<TimeMs>(rng() % kHour), "q" + std::to_string(rng() % 3));
+        r.attained_service = static_cast<DurationMs>(rng() % (20 * kHour));
+        r.expected_duration = r.attained_service + static_cast<DurationMs>(rng() % (10 * kHour));
+        r.progress = r.attained_service;
+        in.running.push_back(MakeRunning(r, {{"n" + std::to_string(n), {g}, 1000}}, static_cast<TimeMs>(rng() % (40 * kHour))));
+      }
+    }
+    for (int i = 0; i < 60; ++i) {
+      static const MilliGpu kSizes[] = {500, 1000, 2000, 4000, 8000};
+      JobRequest p = MakeJob(id++, kSizes[rng() % 5], 1 + static_cast<int>(rng() % 2),
+                             kHour + static_cast<TimeMs>(rng() % kHour), "q" + std::to_string(rng() % 3));
+      p.expected_duration = static_cast<DurationMs>(rng() % (10 * kHour));
+      in.pending.push_back(p);
+    }
+    Decisions a = full->Schedule(in);
+    in.explain_waiting = false;
+    Decisions b = quiet->Schedule(in);
+    ASSERT_EQ(a.binds.size(), b.binds.size()) << "round " << round;
+    for (size_t i = 0; i < a.binds.size(); ++i) {
+      EXPECT_EQ(a.binds[i].job, b.binds[i].job);
+      EXPECT_EQ(a.binds[i].placements.size(), b.binds[i].placements.size());
+    }
+    ASSERT_EQ(a.preemptions.size(), b.preemptions.size()) << "round " << round;
+    for (size_t i = 0; i < a.preemptions.size(); ++i) EXPECT_EQ(a.preemptions[i].job, b.preemptions[i].job);
+    this->ExpectSound(a, in);
+  }
+}
+
 }  // namespace
 }  // namespace berth::sched
