@@ -6,6 +6,7 @@
 // higher priority first, then arrival order, and a higher-priority job may
 // preempt a lower-priority job of the same queue.
 #include <algorithm>
+#include <limits>
 #include <unordered_map>
 
 #include "sched/policy.h"
@@ -27,6 +28,34 @@ class FairSharePolicy final : public Policy {
       auto [it, fresh] = min_running_priority_.emplace(r.request.queue, r.request.priority);
       if (!fresh) it->second = std::min(it->second, r.request.priority);
     }
+    // Per pending queue: its smallest request and highest priority.
+    waiting_.clear();
+    min_need_ = std::numeric_limits<MilliGpu>::max();
+    Waiting* last = nullptr;
+    const std::string* last_name = nullptr;
+    for (const JobRequest& j : ctx.input->pending) {
+      if (last_name == nullptr || *last_name != j.queue) {
+        last = &waiting_.emplace(j.queue, Waiting{}).first->second;
+        last_name = &j.queue;
+      }
+      MilliGpu need = j.task.gpus * (j.min_tasks > 0 ? std::min(j.min_tasks, j.tasks) : j.tasks);
+      last->min_need = std::min(last->min_need, need);
+      last->max_priority = std::max(last->max_priority, j.priority);
+      min_need_ = std::min(min_need_, need);
+    }
+  }
+
+  // No free GPUs for anyone and no queue that could reclaim or preempt by priority.
+  bool Saturated(const CycleContext& ctx) const override {
+    if (ctx.state->free_gpu() >= min_need_) return false;
+    for (const auto& [q, w] : waiting_) {
+      auto it = min_running_priority_.find(q);
+      if (it != min_running_priority_.end() && it->second < w.max_priority) return false;
+      auto u = ctx.queue_usage.find(q);
+      MilliGpu used = u == ctx.queue_usage.end() ? 0 : u->second;
+      if (used + w.min_need <= shares_.Guarantee(q)) return false;
+    }
+    return true;
   }
 
   bool MayPreemptAny(const JobView& job, const CycleContext& ctx) const override {
@@ -67,6 +96,12 @@ class FairSharePolicy final : public Policy {
  private:
   QueueShares shares_;
   std::unordered_map<std::string, int64_t> min_running_priority_;
+  struct Waiting {
+    MilliGpu min_need = std::numeric_limits<MilliGpu>::max();
+    int64_t max_priority = std::numeric_limits<int64_t>::min();
+  };
+  std::unordered_map<std::string, Waiting> waiting_;
+  MilliGpu min_need_ = 0;
   mutable std::string last_queue_;
   mutable TimeMs last_now_ = -1;
   mutable int64_t last_ratio_ = 0;

@@ -490,7 +490,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
     const JobRequest& r = *j.req;
     if (!in.explain_waiting) {
       // Nothing later can start: stop (the caller asked for no explanations).
-      bool stop = blocked || policy.Saturated(ctx);
+      bool stop = blocked || (policy.Saturated(ctx) && Borrowed() == 0);
       if (!stop && state.free_gpu() == 0 && cpu_only == 0 && Borrowed() == 0) {
         stop = !policy.Preempts() || (key_ordered && VictimBound(j) == 0);
       }
