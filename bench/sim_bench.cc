@@ -3,6 +3,7 @@
 // docs/scheduling.md). Usage:
 //   berth_sim_bench [--trace FILE] [--cluster 64x8,48x8] [--policies a,b] [--json]
 #include <cstdio>
+#include <ctime>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -57,8 +58,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!json) {
-    std::printf("| cluster | policy | avg JCT (h) | p50 JCT (h) | p99 JCT (h) | avg queue (h) | makespan (d) | GPU util | preemptions | fairness | sim time (s) |\n");
-    std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    std::printf("| cluster | policy | avg JCT (h) | p50 JCT (h) | p99 JCT (h) | avg queue (h) | makespan (d) | GPU util | preemptions | fairness | sim wall (s) | sim CPU (s) |\n");
+    std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   }
   for (const auto& c : clusters) {
     auto shape = berth::sim::ParseClusterShape(c);
@@ -79,7 +80,9 @@ int main(int argc, char** argv) {
         o.window_from = w->first;
         o.window_to = w->second;
       }
+      std::clock_t cpu0 = std::clock();  // process CPU time, to report speed on a shared machine
       auto r = berth::sim::RunSimulation(o);
+      double cpu_s = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
       if (!r.ok()) {
         std::fprintf(stderr, "%s %s: %s\n", c.c_str(), p.c_str(), r.status().ToString().c_str());
         continue;
@@ -87,10 +90,10 @@ int main(int argc, char** argv) {
       if (json) {
         std::printf("%s\n", berth::sim::ToJson(*r).dump().c_str());
       } else {
-        std::printf("| %s | %s | %.2f | %.2f | %.1f | %.2f | %.1f | %.3f | %lld | %.2f | %.1f |\n", c.c_str(),
+        std::printf("| %s | %s | %.2f | %.2f | %.1f | %.2f | %.1f | %.3f | %lld | %.2f | %.1f | %.1f |\n", c.c_str(),
                     p.c_str(), r->avg_jct_s / 3600, r->p50_jct_s / 3600, r->p99_jct_s / 3600,
                     r->avg_queue_delay_s / 3600, r->makespan_s / 86400, r->gpu_utilization,
-                    static_cast<long long>(r->preemptions), r->fairness, r->sim_wall_s);
+                    static_cast<long long>(r->preemptions), r->fairness, r->sim_wall_s, cpu_s);
       }
       std::fflush(stdout);
     }
