@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh
+scripts/build.sh berthd berth berth-shim
 export PATH="$PWD/build/bin:$PATH"
 export BERTH_DATA_DIR="${BERTH_DATA_DIR:-$PWD/.berth}"
 

@@ -171,7 +171,8 @@ Result<Job> JobController::Submit(JobSpec spec) {
   job.submit_time = now;
   {
     std::lock_guard<std::mutex> l(mu_);
-    Input in{Input::kSubmitted};
+    Input in;
+    in.kind = Input::kSubmitted;
     in.job = job;
     inputs_.push_back(std::move(in));
   }
@@ -185,7 +186,8 @@ Result<Job> JobController::Cancel(JobId id) {
   {
     std::lock_guard<std::mutex> l(mu_);
     if (stop_) return Unavailable("the daemon is shutting down");
-    Input in{Input::kCancel};
+    Input in;
+    in.kind = Input::kCancel;
     in.id = id;
     in.reply = reply;
     inputs_.push_back(std::move(in));
@@ -197,7 +199,8 @@ Result<Job> JobController::Cancel(JobId id) {
 void JobController::OnTaskEvent(const exec::TaskEvent& event) {
   {
     std::lock_guard<std::mutex> l(mu_);
-    Input in{Input::kTaskEvent};
+    Input in;
+    in.kind = Input::kTaskEvent;
     in.event = event;
     inputs_.push_back(std::move(in));
   }

@@ -128,7 +128,7 @@ class JobController {
     int pid = 0;  // the task's pid (= its process group) once started, if local
   };
   struct Input {
-    enum Kind { kSubmitted, kCancel, kTaskEvent } kind;
+    enum Kind { kSubmitted, kCancel, kTaskEvent } kind = kSubmitted;
     Job job;
     JobId id = 0;
     exec::TaskEvent event;

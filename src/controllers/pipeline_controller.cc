@@ -1,0 +1,1069 @@
+#include "controllers/pipeline_controller.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/log.h"
+
+namespace berth::controllers {
+namespace {
+
+using nlohmann::json;
+using store::NodeRecord;
+using store::RunRecord;
+namespace fs = std::filesystem;
+
+constexpr char kExitNode[] = "onExit";
+constexpr size_t kMaxOutput = 256 * 1024;
+
+bool Terminal(const std::string& s) {
+  return s == "Succeeded" || s == "Failed" || s == "Skipped" || s == "Omitted" || s == "Cancelled";
+}
+bool RunTerminal(const std::string& s) { return s == "Succeeded" || s == "Failed" || s == "Cancelled"; }
+
+std::string TrimRight(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  return s;
+}
+
+std::string ReadSmall(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = static_cast<bool>(in);
+  if (!in) return "";
+  std::string s;
+  s.resize(kMaxOutput);
+  in.read(s.data(), kMaxOutput);
+  s.resize(in.gcount());
+  return s;
+}
+
+std::string ChildName(const std::string& step, int64_t i) { return step + "(" + std::to_string(i) + ")"; }
+
+std::string Resolve(const std::string& dir, const std::string& p) {
+  if (!p.empty() && p[0] == '/') return p;
+  return dir + "/" + p;
+}
+
+}  // namespace
+
+PipelineController::PipelineController(store::Store& store, store::PipelineStore& pstore, StepJobs jobs,
+                                       const Clock& clock, PipelineControllerOptions options)
+    : store_(store), pstore_(pstore), jobs_(std::move(jobs)), clock_(clock), options_(std::move(options)) {}
+
+PipelineController::~PipelineController() { Stop(); }
+
+Status PipelineController::Start() {
+  std::lock_guard<std::mutex> l(mu_);
+  std::error_code ec;
+  fs::create_directories(options_.artifact_root, ec);
+  if (ec) return IoError("artifact root " + options_.artifact_root + ": " + ec.message());
+  ASSIGN_OR_RETURN(int64_t cursor, pstore_.GetCursor());
+  cursor_ = cursor > 0 ? cursor : store_.LastEventSeq();
+  ASSIGN_OR_RETURN(auto runs, pstore_.ListRuns(0, true));
+  for (const auto& r : runs) {
+    ASSIGN_OR_RETURN(RunRecord full, pstore_.GetRun(r.id));
+    auto spec = model::ParsePipelineSpec(full.spec);
+    auto rs = std::make_unique<RunState>();
+    rs->rec = std::move(full);
+    if (!spec.ok()) {
+      rs->rec.state = "Failed";
+      rs->rec.message = "spec no longer valid: " + spec.status().message();
+      rs->rec.ended = clock_.Now();
+      Save(*rs);
+      continue;
+    }
+    rs->spec = std::move(*spec);
+    for (auto& [name, n] : rs->rec.nodes)
+      if (n.state == "Running" && n.job_id) job_index_[n.job_id] = {rs->rec.id, name};
+    active_[rs->rec.id] = std::move(rs);
+  }
+  // Jobs that ended while the daemon was down: their events may be before the cursor.
+  for (auto& [id, rs] : active_) {
+    for (auto& [name, n] : rs->rec.nodes) {
+      if (n.state != "Running" || !n.job_id) continue;
+      auto job = store_.GetJob(n.job_id);
+      if (job.ok() && model::IsTerminal(job->state)) OnJobEnded(*rs, name, *job);
+    }
+    Advance(*rs);
+  }
+  ASSIGN_OR_RETURN(auto crons, pstore_.ListCrons());
+  for (const auto& c : crons) {
+    auto cs = LoadCron(c);
+    if (cs.ok()) crons_.emplace(c.name, std::move(*cs));
+    else spdlog::warn("cron pipeline {}: {}", c.name, cs.status().message());
+  }
+  stop_ = false;
+  thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+void PipelineController::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void PipelineController::Loop() {
+  while (!stop_) {
+    int64_t seen;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      PassLocked();
+      seen = cursor_;
+    }
+    store_.WaitForEvent(seen, options_.tick);
+  }
+}
+
+void PipelineController::RunOnce() {
+  std::lock_guard<std::mutex> l(mu_);
+  PassLocked();
+}
+
+void PipelineController::PassLocked() {
+  ProcessEventsLocked();
+  TimeMs now = clock_.Now();
+  for (auto it = active_.begin(); it != active_.end();) {
+    RunState& rs = *it->second;
+    // Timers: retries' backoff and timeouts are checked on every pass.
+    Advance(rs);
+    if (RunTerminal(rs.rec.state)) it = active_.erase(it);
+    else ++it;
+  }
+  (void)now;
+  CronTickLocked();
+}
+
+void PipelineController::ProcessEventsLocked() {
+  for (;;) {
+    auto events = store_.EventsSince(cursor_, 4096);
+    if (!events.ok() || events->empty()) return;
+    for (const auto& e : *events) {
+      cursor_ = e.seq;
+      if (!e.job) continue;
+      auto it = job_index_.find(e.job);
+      if (it == job_index_.end()) continue;
+      auto run = active_.find(it->second.first);
+      if (run == active_.end()) continue;
+      if (e.type == "JobStarted") {
+        auto n = run->second->rec.nodes.find(it->second.second);
+        if (n != run->second->rec.nodes.end()) {
+          n->second.start_time = e.time;
+          run->second->dirty.insert(n->first);
+        }
+        continue;
+      }
+      if (e.state != "Succeeded" && e.state != "Failed" && e.state != "Cancelled") continue;
+      auto job = store_.GetJob(e.job);
+      if (!job.ok() || !model::IsTerminal(job->state)) continue;
+      OnJobEnded(*run->second, it->second.second, *job);
+    }
+    for (auto& [id, rs] : active_) Save(*rs);
+    Status st = pstore_.PutCursor(cursor_);
+    if (!st.ok()) spdlog::warn("pipelines: {}", st.message());
+    if (events->size() < 4096) return;
+  }
+}
+
+const model::StepSpec* PipelineController::StepOf(const RunState& rs, const NodeRecord& n) const {
+  if (n.name == kExitNode && rs.spec.on_exit) return &*rs.spec.on_exit;
+  return rs.spec.Step(n.step);
+}
+
+void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const model::Job& job) {
+  job_index_.erase(job.id);
+  auto it = rs.rec.nodes.find(name);
+  if (it == rs.rec.nodes.end()) return;
+  NodeRecord& n = it->second;
+  if (n.state != "Running" || n.job_id != job.id) return;
+  const model::StepSpec* step = StepOf(rs, n);
+  rs.dirty.insert(name);
+  n.end_time = job.end_time ? job.end_time : clock_.Now();
+  if (job.start_time) n.start_time = job.start_time;
+  if (job.exit_code) n.exit_code = *job.exit_code;
+  else n.exit_code.reset();
+  std::string gpus;
+  for (int g : job.placement.gpus) gpus += (gpus.empty() ? "" : ",") + std::to_string(g);
+  n.gpus = gpus;
+  if (!step) {
+    n.state = "Failed";
+    n.message = "step spec missing";
+    return;
+  }
+  if (job.state == model::JobState::kSucceeded) {
+    Status st = CollectOutputs(rs, n, *step, job);
+    if (!st.ok()) return FailOrRetry(rs, n, *step, st.message(), true);
+    n.state = "Succeeded";
+    n.message = "";
+    if (!step->memoize_key.empty() && n.outputs.contains("memoKey")) {
+      Status ms = pstore_.PutMemo(n.outputs["memoKey"].get<std::string>(), n.outputs, clock_.Now(),
+                                  rs.rec.id, n.name);
+      if (!ms.ok()) spdlog::warn("pipelines: memo: {}", ms.message());
+    }
+    return;
+  }
+  if (!rs.rec.stopping.empty() || job.state == model::JobState::kCancelled) {
+    n.state = job.state == model::JobState::kCancelled ? "Cancelled" : "Failed";
+    n.message = rs.rec.stopping == "timeout" ? "pipeline timeout" : job.message;
+    if (n.message.empty()) n.message = job.state == model::JobState::kCancelled ? "cancelled" : "failed";
+    if (rs.rec.stopping.empty()) return FailOrRetry(rs, n, *step, "job cancelled", false);
+    return;
+  }
+  std::string msg = job.exit_code ? "exit code " + std::to_string(*job.exit_code) : "";
+  if (!job.message.empty()) msg += (msg.empty() ? "" : ": ") + job.message;
+  FailOrRetry(rs, n, *step, msg.empty() ? "failed" : msg, job.exit_code.has_value());
+}
+
+void PipelineController::FailOrRetry(RunState& rs, NodeRecord& n, const model::StepSpec& step,
+                                     const std::string& message, bool process_ran) {
+  rs.dirty.insert(n.name);
+  const auto& r = step.retry;
+  bool policy_ok = r.policy == model::RetryPolicy::kAlways ||
+                   (r.policy == model::RetryPolicy::kOnFailure && process_ran) ||
+                   (r.policy == model::RetryPolicy::kOnError && !process_ran);
+  if (rs.rec.stopping.empty() && policy_ok && n.attempts <= r.limit) {
+    double backoff = static_cast<double>(r.backoff) * std::pow(r.factor, static_cast<double>(n.attempts - 1));
+    if (r.max_backoff > 0) backoff = std::min(backoff, static_cast<double>(r.max_backoff));
+    n.state = "Pending";
+    n.job_id = 0;
+    n.next_at = clock_.Now() + static_cast<DurationMs>(backoff);
+    n.message = "attempt " + std::to_string(n.attempts) + " failed (" + message + "); retrying";
+    return;
+  }
+  n.state = "Failed";
+  n.message = message;
+  if (!n.end_time) n.end_time = clock_.Now();
+}
+
+Status PipelineController::CollectOutputs(RunState& rs, NodeRecord& n, const model::StepSpec& step,
+                                          const model::Job& job) {
+  bool ok = false;
+  std::string stdout_text;
+  if (jobs_.log_path) {
+    std::string p = jobs_.log_path(job);
+    stdout_text = ReadSmall(p + ".1", &ok) + ReadSmall(p, &ok);
+  }
+  json& out = n.outputs;
+  out["result"] = TrimRight(stdout_text);
+  std::string workdir = job.spec.working_dir;
+  for (const auto& p : step.output_parameters) {
+    if (p.stdout) {
+      out["parameters"][p.name] = TrimRight(stdout_text);
+      continue;
+    }
+    std::string path = Resolve(workdir, p.path);
+    std::string v = ReadSmall(path, &ok);
+    if (!ok) return NotFound("outputs.parameters." + p.name + ": the step wrote no file " + path);
+    out["parameters"][p.name] = TrimRight(v);
+  }
+  for (const auto& a : step.output_artifacts) {
+    std::string src = Resolve(workdir, a.path);
+    std::error_code ec;
+    if (!fs::exists(src, ec)) return NotFound("outputs.artifacts." + a.name + ": the step produced no " + src);
+    std::string dst = rs.rec.artifact_dir + "/artifacts/" + n.name + "/" + a.name;
+    fs::remove_all(dst, ec);
+    fs::create_directories(fs::path(dst).parent_path(), ec);
+    fs::copy(src, dst, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+    if (ec) return IoError("outputs.artifacts." + a.name + ": copy " + src + " to " + dst + ": " + ec.message());
+    out["artifacts"][a.name] = dst;
+  }
+  return Status::Ok();
+}
+
+std::function<std::optional<std::string>(const std::string&)> PipelineController::Lookup(
+    const RunState& rs, const NodeRecord& self) {
+  return [&rs, &self](const std::string& ref) -> std::optional<std::string> {
+    std::vector<std::string> p;
+    std::stringstream ss(ref);
+    for (std::string x; std::getline(ss, x, '.');) p.push_back(x);
+    if (p.empty()) return std::nullopt;
+    if (p[0] == "item") {
+      json item;
+      try {
+        item = json::parse(self.item);
+      } catch (...) {
+        return std::nullopt;
+      }
+      if (p.size() == 1) return item.is_string() ? item.get<std::string>() : item.dump();
+      if (p.size() == 2 && item.is_object() && item.contains(p[1]))
+        return item[p[1]].is_string() ? item[p[1]].get<std::string>() : item[p[1]].dump();
+      return std::nullopt;
+    }
+    if (p[0] == "inputs" && p.size() == 3) {
+      auto it = rs.rec.parameters.find(p[2]);
+      if (it == rs.rec.parameters.end()) return std::nullopt;
+      return it->second;
+    }
+    if (p[0] == "pipeline" && p.size() == 2) {
+      if (p[1] == "name") return rs.rec.name;
+      if (p[1] == "runId") return std::to_string(rs.rec.id);
+      if (p[1] == "status") {
+        if (rs.rec.stopping == "cancel") return std::string("Cancelled");
+        for (const auto& [name, n] : rs.rec.nodes)
+          if (name != kExitNode && (n.state == "Failed" || n.state == "Omitted")) return std::string("Failed");
+        return std::string(rs.rec.stopping == "timeout" ? "Failed" : "Succeeded");
+      }
+      return std::nullopt;
+    }
+    if (p[0] == "steps" && p.size() >= 3) {
+      auto it = rs.rec.nodes.find(p[1]);
+      if (it == rs.rec.nodes.end()) return std::nullopt;
+      const NodeRecord& n = it->second;
+      if (p.size() == 3 && p[2] == "status") return n.state;
+      if (p.size() == 3 && p[2] == "exitCode") return n.exit_code ? std::to_string(*n.exit_code) : "";
+      if (p.size() == 4 && p[3] == "result" && n.outputs.contains("result")) {
+        const json& v = n.outputs["result"];
+        return v.is_string() ? v.get<std::string>() : v.dump();
+      }
+      if (p.size() == 5 && n.outputs.contains(p[3]) && n.outputs[p[3]].contains(p[4])) {
+        const json& v = n.outputs[p[3]][p[4]];
+        return v.is_string() ? v.get<std::string>() : v.dump();
+      }
+    }
+    return std::nullopt;
+  };
+}
+
+void PipelineController::Launch(RunState& rs, NodeRecord& n, const model::StepSpec& step) {
+  rs.dirty.insert(n.name);
+  n.attempts++;
+  n.next_at = 0;
+  n.exit_code.reset();
+  auto lookup = Lookup(rs, n);
+  auto sub = [&](const std::string& field, const std::string& text) -> Result<std::string> {
+    auto r = model::Substitute(text, lookup);
+    if (!r.ok()) return InvalidArgument(field + ": " + r.status().message() + " (not produced at run time)");
+    return r;
+  };
+  auto fail = [&](const std::string& msg) {
+    n.state = "Failed";
+    n.message = msg;
+    n.start_time = n.end_time = clock_.Now();
+  };
+  model::JobSpec js;
+  if (!step.script.empty()) {
+    auto s = sub("script", step.script);
+    if (!s.ok()) return fail(s.status().message());
+    js.command = {"/bin/sh", "-c", *s};
+  } else {
+    for (size_t i = 0; i < step.command.size(); ++i) {
+      auto s = sub("command[" + std::to_string(i) + "]", step.command[i]);
+      if (!s.ok()) return fail(s.status().message());
+      js.command.push_back(*s);
+    }
+  }
+  for (const auto& [k, v] : step.env) {
+    auto s = sub("env." + k, v);
+    if (!s.ok()) return fail(s.status().message());
+    js.env[k] = *s;
+  }
+  std::string workdir = rs.rec.artifact_dir + "/work/" + n.name;
+  if (!step.working_dir.empty()) {
+    auto s = sub("workingDir", step.working_dir);
+    if (!s.ok()) return fail(s.status().message());
+    workdir = *s;
+  }
+  std::error_code ec;
+  fs::create_directories(workdir, ec);
+  if (ec) return fail("workingDir " + workdir + ": " + ec.message());
+  for (const auto& a : step.input_artifacts) {
+    auto src = sub("inputs.artifacts." + a.name, a.from);
+    if (!src.ok()) return fail(src.status().message());
+    std::string dst = Resolve(workdir, a.path);
+    fs::remove_all(dst, ec);
+    fs::create_directories(fs::path(dst).parent_path(), ec);
+    fs::copy(*src, dst, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+    if (ec) return fail("inputs.artifacts." + a.name + ": copy " + *src + " to " + dst + ": " + ec.message());
+  }
+  js.name = rs.rec.name + "-" + std::to_string(rs.rec.id) + "-" + n.name;
+  for (char& c : js.name)
+    if (c == '(' || c == ')') c = '-';
+  while (!js.name.empty() && js.name.back() == '-') js.name.pop_back();
+  js.user = rs.rec.user;
+  js.queue = step.queue;
+  js.priority = step.priority;
+  js.working_dir = workdir;
+  js.resources = step.resources;
+  js.time_limit = step.timeout;
+  js.env["BERTH_PIPELINE_RUN"] = std::to_string(rs.rec.id);
+  js.env["BERTH_PIPELINE_STEP"] = n.step;
+  js.env["BERTH_PIPELINE_NODE"] = n.name;
+  js.env["BERTH_ARTIFACT_DIR"] = rs.rec.artifact_dir;
+  js.labels["berth.pipeline/run"] = std::to_string(rs.rec.id);
+  js.labels["berth.pipeline/step"] = n.step;
+  js.labels["berth.pipeline/node"] = n.name;
+  auto job = jobs_.submit(js);
+  if (!job.ok()) {
+    n.start_time = n.end_time = clock_.Now();
+    return FailOrRetry(rs, n, step, "submit: " + job.status().message(), false);
+  }
+  n.state = "Running";
+  n.job_id = job->id;
+  n.start_time = 0;
+  n.end_time = 0;
+  n.message = "";
+  job_index_[job->id] = {rs.rec.id, n.name};
+}
+
+void PipelineController::Advance(RunState& rs) {
+  for (int i = 0; i < 1000 && AdvanceOnce(rs); ++i) {
+  }
+  Save(rs);
+}
+
+// One pass over the run's nodes; true if something changed that may let more happen.
+bool PipelineController::AdvanceOnce(RunState& rs) {
+  if (RunTerminal(rs.rec.state)) return false;
+  TimeMs now = clock_.Now();
+  bool progress = false;
+  auto& nodes = rs.rec.nodes;
+  if (rs.rec.stopping.empty() && rs.spec.timeout > 0 && rs.rec.started > 0 &&
+      now >= rs.rec.started + rs.spec.timeout) {
+    rs.rec.stopping = "timeout";
+    rs.rec.message = "pipeline timeout after " + FormatDuration(rs.spec.timeout);
+    rs.changed = true;
+    for (auto& [name, n] : nodes)
+      if (n.state == "Running" && n.job_id && name != kExitNode) (void)jobs_.cancel(n.job_id);
+  }
+  const bool stopping = !rs.rec.stopping.empty();
+  // Children of fan-out steps, and how many leaf nodes run now.
+  std::map<std::string, std::vector<NodeRecord*>> children;
+  int64_t running = 0;
+  for (auto& [name, n] : nodes) {
+    if (n.index >= 0) children[n.step].push_back(&n);
+    if (n.state == "Running" && n.job_id) ++running;
+  }
+  for (auto& [step, list] : children)
+    std::sort(list.begin(), list.end(), [](auto* a, auto* b) { return a->index < b->index; });
+  auto can_launch = [&] {
+    return !stopping && !rs.rec.suspended && (rs.spec.parallelism <= 0 || running < rs.spec.parallelism);
+  };
+  auto mark = [&](NodeRecord& n, const std::string& state, const std::string& msg) {
+    n.state = state;
+    n.message = msg;
+    if (!n.end_time) n.end_time = now;
+    rs.dirty.insert(n.name);
+    progress = true;
+  };
+  auto launch = [&](NodeRecord& n, const model::StepSpec& step) {
+    // Memoization: a recent enough success under the same key is reused.
+    if (!step.memoize_key.empty()) {
+      auto key = model::Substitute(step.memoize_key, Lookup(rs, n));
+      if (key.ok()) {
+        auto hit = pstore_.GetMemo(*key);
+        if (hit.ok() && *hit &&
+            (step.memoize_max_age <= 0 || now - (*hit)->second <= step.memoize_max_age)) {
+          n.outputs = (*hit)->first;
+          n.cached = true;
+          n.start_time = now;
+          mark(n, "Succeeded", "memoized result reused");
+          return;
+        }
+        n.outputs["memoKey"] = *key;
+      }
+    }
+    Launch(rs, n, step);
+    if (n.state == "Running") ++running;
+    progress = true;
+  };
+
+  for (const model::StepSpec& step : rs.spec.steps) {
+    NodeRecord& n = nodes[step.name];
+    if (n.name.empty()) {
+      n.name = n.step = step.name;
+      rs.dirty.insert(n.name);
+    }
+    if (Terminal(n.state)) continue;
+    if (n.state == "Running" && n.index < 0 && n.job_id == 0) {
+      // An expanded fan-out group: launch children, then sum them up.
+      auto& kids = children[step.name];
+      bool all_done = true, any_failed = false;
+      int64_t kids_running =
+          std::count_if(kids.begin(), kids.end(), [](auto* k) { return k->state == "Running"; });
+      for (NodeRecord* c : kids) {
+        if (stopping && c->state == "Pending") mark(*c, "Cancelled", "run " + rs.rec.stopping);
+        if (c->state == "Pending" && c->next_at <= now && can_launch() &&
+            (step.parallelism <= 0 || kids_running < step.parallelism)) {
+          launch(*c, step);
+          if (c->state == "Running") ++kids_running;
+        }
+        if (!Terminal(c->state)) all_done = false;
+        if (c->state == "Failed" || c->state == "Cancelled") any_failed = true;
+      }
+      if (all_done) {
+        json params = json::object(), results = json::array();
+        for (const auto& p : step.output_parameters) {
+          json list = json::array();
+          for (NodeRecord* c : kids)
+            if (c->outputs.contains("parameters") && c->outputs["parameters"].contains(p.name))
+              list.push_back(c->outputs["parameters"][p.name]);
+          params[p.name] = list.dump();
+        }
+        for (NodeRecord* c : kids) results.push_back(c->outputs.value("result", ""));
+        n.outputs["parameters"] = params;
+        n.outputs["result"] = results.dump();
+        mark(n, any_failed ? "Failed" : "Succeeded",
+             any_failed ? "some fan-out children failed" : "");
+      }
+      continue;
+    }
+    if (n.state == "Running") continue;
+    // Pending: are the dependencies done, and does the trigger rule let it run?
+    if (stopping) {
+      mark(n, "Cancelled", "run " + rs.rec.stopping);
+      continue;
+    }
+    if (n.job_id == 0 && n.attempts > 0) {  // waiting to retry
+      if (n.next_at <= now && can_launch()) launch(n, step);
+      continue;
+    }
+    int total = 0, done = 0, succeeded = 0, failed = 0, upstream_failed = 0;
+    for (const auto& d : step.dependencies) {
+      const NodeRecord& dn = nodes[d];
+      ++total;
+      if (Terminal(dn.state)) ++done;
+      if (dn.state == "Succeeded") ++succeeded;
+      if (dn.state == "Failed" || dn.state == "Cancelled") ++failed;
+      if (dn.state == "Omitted") ++upstream_failed;
+    }
+    bool ready = false;
+    switch (step.trigger) {
+      case model::TriggerRule::kAllSuccess:
+        if (failed + upstream_failed > 0) {
+          mark(n, "Omitted", "upstream step failed");
+          continue;
+        }
+        ready = done == total;
+        break;
+      case model::TriggerRule::kNoneFailed:
+        if (failed > 0) {
+          mark(n, "Omitted", "upstream step failed");
+          continue;
+        }
+        ready = done == total;
+        break;
+      case model::TriggerRule::kAllDone:
+        ready = done == total;
+        break;
+      case model::TriggerRule::kOneFailed:
+        if (failed > 0) ready = true;
+        else if (done == total) {
+          mark(n, "Skipped", "no upstream step failed (triggerRule one_failed)");
+          continue;
+        }
+        break;
+      case model::TriggerRule::kOneSuccess:
+        if (succeeded > 0) ready = true;
+        else if (done == total) {
+          mark(n, "Omitted", "no upstream step succeeded (triggerRule one_success)");
+          continue;
+        }
+        break;
+    }
+    if (!ready || !can_launch()) continue;
+    if (!step.when.empty()) {
+      auto expr = model::Substitute(step.when, Lookup(rs, n));
+      if (!expr.ok()) {
+        mark(n, "Failed", "when: " + expr.status().message());
+        continue;
+      }
+      auto v = model::EvaluateCondition(*expr);
+      if (!v.ok()) {
+        mark(n, "Failed", "when: " + v.status().message());
+        continue;
+      }
+      if (!*v) {
+        n.start_time = now;
+        mark(n, "Skipped", "when \"" + *expr + "\" is false");
+        continue;
+      }
+    }
+    if (step.FansOut()) {
+      json items;
+      if (step.with_items) {
+        items = *step.with_items;
+      } else {
+        auto text = model::Substitute(step.with_param, Lookup(rs, n));
+        if (!text.ok()) {
+          mark(n, "Failed", "withParam: " + text.status().message());
+          continue;
+        }
+        try {
+          items = json::parse(*text);
+        } catch (const json::exception& e) {
+          mark(n, "Failed", "withParam: not a JSON list: " + *text);
+          continue;
+        }
+        if (!items.is_array()) {
+          mark(n, "Failed", "withParam: not a JSON list: " + *text);
+          continue;
+        }
+      }
+      n.state = "Running";
+      n.start_time = now;
+      n.outputs["children"] = items.size();
+      rs.dirty.insert(n.name);
+      progress = true;
+      for (size_t i = 0; i < items.size(); ++i) {
+        NodeRecord c;
+        c.name = ChildName(step.name, static_cast<int64_t>(i));
+        c.step = step.name;
+        c.index = static_cast<int64_t>(i);
+        c.item = items[i].dump();
+        nodes[c.name] = c;
+        rs.dirty.insert(c.name);
+      }
+      continue;  // children launch on the next pass
+    }
+    n.start_time = now;
+    launch(n, step);
+  }
+
+  // All DAG nodes done: the exit handler, then the run's end.
+  bool dag_done = true;
+  for (const auto& [name, n] : nodes)
+    if (name != kExitNode && !Terminal(n.state)) dag_done = false;
+  if (!dag_done) return progress;
+  if (rs.spec.on_exit) {
+    NodeRecord& e = nodes[kExitNode];
+    if (e.name.empty()) {
+      e.name = e.step = kExitNode;
+      rs.dirty.insert(e.name);
+    }
+    if (e.state == "Pending" && !(e.attempts > 0 && e.next_at > now)) {
+      Launch(rs, e, *rs.spec.on_exit);
+      return true;
+    }
+    if (!Terminal(e.state)) return progress;
+  }
+  Finish(rs);
+  return false;
+}
+
+void PipelineController::Finish(RunState& rs) {
+  bool failed = false;
+  std::string why;
+  for (const auto& [name, n] : rs.rec.nodes)
+    if (n.state == "Failed" && n.index < 0) {
+      failed = true;
+      if (why.empty()) why = "step " + name + " failed: " + n.message;
+    }
+  if (rs.rec.stopping == "cancel") {
+    rs.rec.state = "Cancelled";
+    if (rs.rec.message.empty()) rs.rec.message = "cancelled";
+  } else if (rs.rec.stopping == "timeout" || failed) {
+    rs.rec.state = "Failed";
+    if (rs.rec.message.empty()) rs.rec.message = why;
+  } else {
+    rs.rec.state = "Succeeded";
+    rs.rec.message = "";
+  }
+  rs.rec.ended = clock_.Now();
+  rs.changed = true;
+  Save(rs);
+  Event("PipelineRun" + rs.rec.state, rs.rec, rs.rec.message);
+}
+
+void PipelineController::Save(RunState& rs) {
+  if (rs.dirty.empty() && !rs.changed) return;
+  std::vector<std::string> names(rs.dirty.begin(), rs.dirty.end());
+  Status st = pstore_.SaveRun(rs.rec, names);
+  if (!st.ok()) {
+    spdlog::error("pipelines: run {}: {}", rs.rec.id, st.message());
+    return;
+  }
+  rs.dirty.clear();
+  rs.changed = false;
+}
+
+void PipelineController::Event(const std::string& type, const RunRecord& rec, const std::string& message) {
+  Status st = store_.AppendEvent(type, 0, message, clock_.Now(),
+                                 json{{"pipelineRun", rec.id}, {"pipeline", rec.name}, {"state", rec.state}});
+  if (!st.ok()) spdlog::warn("pipelines: event: {}", st.message());
+}
+
+Result<int64_t> PipelineController::SubmitLocked(const std::string& spec_text,
+                                                 const std::map<std::string, std::string>& params,
+                                                 const std::string& user, const std::string& cron,
+                                                 TimeMs scheduled_time) {
+  ASSIGN_OR_RETURN(model::PipelineSpec spec, model::ParsePipelineSpec(spec_text));
+  ASSIGN_OR_RETURN(auto resolved, model::ResolveParameters(spec, params));
+  auto rs = std::make_unique<RunState>();
+  RunRecord& r = rs->rec;
+  r.name = spec.name;
+  r.user = !user.empty() ? user : spec.user;
+  r.state = "Running";
+  r.spec = spec_text;
+  r.parameters = resolved;
+  if (scheduled_time) r.parameters["@scheduledTime"] = FormatTime(scheduled_time);
+  r.cron = cron;
+  r.created = r.started = clock_.Now();
+  for (const auto& s : spec.steps) {
+    NodeRecord n;
+    n.name = n.step = s.name;
+    r.nodes[n.name] = n;
+  }
+  RETURN_IF_ERROR(pstore_.CreateRun(&r));
+  r.artifact_dir = options_.artifact_root + "/run-" + std::to_string(r.id);
+  rs->changed = true;
+  rs->spec = std::move(spec);
+  std::error_code ec;
+  fs::create_directories(r.artifact_dir, ec);
+  // Artifact dir is derived from the id, so it is written right after the insert.
+  // The artifact directory is named after the id, so it is saved right after the insert.
+  RETURN_IF_ERROR(pstore_.SaveRun(r, {}));
+  int64_t id = r.id;
+  Event("PipelineRunCreated", r, "");
+  Advance(*rs);
+  active_[id] = std::move(rs);
+  return id;
+}
+
+Result<RunRecord> PipelineController::Submit(const std::string& spec_text,
+                                             const std::map<std::string, std::string>& params,
+                                             const std::string& user, const std::string& cron,
+                                             TimeMs scheduled_time) {
+  int64_t id;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ASSIGN_OR_RETURN(id, SubmitLocked(spec_text, params, user, cron, scheduled_time));
+  }
+  return GetRun(id);
+}
+
+Result<RunRecord> PipelineController::Snapshot(int64_t id) {
+  auto it = active_.find(id);
+  if (it != active_.end()) return it->second->rec;
+  return pstore_.GetRun(id);
+}
+
+Result<RunRecord> PipelineController::GetRun(int64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  return Snapshot(id);
+}
+
+Result<std::vector<RunRecord>> PipelineController::ListRuns(int64_t limit) {
+  std::lock_guard<std::mutex> l(mu_);
+  ASSIGN_OR_RETURN(auto runs, pstore_.ListRuns(limit, false));
+  for (auto& r : runs) {
+    auto it = active_.find(r.id);
+    if (it != active_.end()) r = it->second->rec;
+  }
+  return runs;
+}
+
+Result<RunRecord> PipelineController::Cancel(int64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = active_.find(id);
+  if (it == active_.end()) {
+    ASSIGN_OR_RETURN(RunRecord r, pstore_.GetRun(id));
+    return FailedPrecondition("pipeline run " + std::to_string(id) + " already ended (" + r.state + ")");
+  }
+  RunState& rs = *it->second;
+  if (rs.rec.stopping.empty()) {
+    rs.rec.stopping = "cancel";
+    rs.rec.message = "cancelled";
+    rs.changed = true;
+    for (auto& [name, n] : rs.rec.nodes)
+      if (n.state == "Running" && n.job_id && name != kExitNode) (void)jobs_.cancel(n.job_id);
+    Event("PipelineRunCancelling", rs.rec, "");
+  }
+  Advance(rs);
+  RunRecord out = rs.rec;
+  if (RunTerminal(rs.rec.state)) active_.erase(it);
+  return out;
+}
+
+Result<RunRecord> PipelineController::Suspend(int64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = active_.find(id);
+  if (it == active_.end()) return FailedPrecondition("pipeline run " + std::to_string(id) + " is not running");
+  it->second->rec.suspended = true;
+  it->second->changed = true;
+  Save(*it->second);
+  Event("PipelineRunSuspended", it->second->rec, "");
+  return it->second->rec;
+}
+
+Result<RunRecord> PipelineController::Resume(int64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = active_.find(id);
+  if (it == active_.end()) return FailedPrecondition("pipeline run " + std::to_string(id) + " is not running");
+  it->second->rec.suspended = false;
+  it->second->changed = true;
+  Advance(*it->second);
+  Event("PipelineRunResumed", it->second->rec, "");
+  return it->second->rec;
+}
+
+Result<RunRecord> PipelineController::Retry(int64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (active_.count(id)) return FailedPrecondition("pipeline run " + std::to_string(id) + " is still running");
+  ASSIGN_OR_RETURN(RunRecord r, pstore_.GetRun(id));
+  if (r.state != "Failed" && r.state != "Cancelled")
+    return FailedPrecondition("pipeline run " + std::to_string(id) + " is " + r.state + "; only Failed or Cancelled runs can be retried");
+  ASSIGN_OR_RETURN(model::PipelineSpec spec, model::ParsePipelineSpec(r.spec));
+  auto rs = std::make_unique<RunState>();
+  rs->spec = std::move(spec);
+  std::vector<std::string> all;
+  for (auto& [name, n] : r.nodes) {
+    all.push_back(name);
+    bool redo = n.state == "Failed" || n.state == "Omitted" || n.state == "Cancelled" || name == kExitNode;
+    if (!redo) continue;
+    bool expanded_group = n.index < 0 && n.outputs.contains("children");
+    NodeRecord fresh;
+    fresh.name = n.name;
+    fresh.step = n.step;
+    fresh.index = n.index;
+    fresh.item = n.item;
+    if (expanded_group) {
+      fresh.state = "Running";
+      fresh.outputs["children"] = n.outputs["children"];
+      fresh.start_time = n.start_time;
+    }
+    n = fresh;
+  }
+  r.state = "Running";
+  r.stopping = "";
+  r.message = "";
+  r.ended = 0;
+  r.started = clock_.Now();
+  rs->rec = std::move(r);
+  rs->dirty.insert(all.begin(), all.end());
+  rs->changed = true;
+  Save(*rs);
+  Event("PipelineRunRetried", rs->rec, "");
+  Advance(*rs);
+  RunRecord out = rs->rec;
+  if (!RunTerminal(out.state)) active_[id] = std::move(rs);
+  return out;
+}
+
+Result<RunRecord> PipelineController::Resubmit(int64_t id) {
+  ASSIGN_OR_RETURN(RunRecord r, GetRun(id));
+  std::map<std::string, std::string> params;
+  for (const auto& [k, v] : r.parameters)
+    if (k.empty() || k[0] != '@') params[k] = v;
+  return Submit(r.spec, params, r.user, r.cron);
+}
+
+Result<std::string> PipelineController::Logs(int64_t id, const std::string& node) {
+  ASSIGN_OR_RETURN(RunRecord r, GetRun(id));
+  auto it = r.nodes.find(node);
+  if (it == r.nodes.end()) return NotFound("pipeline run " + std::to_string(id) + " has no step " + node);
+  if (!it->second.job_id) return std::string();
+  ASSIGN_OR_RETURN(model::Job job, store_.GetJob(it->second.job_id));
+  if (job.attempts == 0 || !jobs_.log_path) return std::string();
+  bool ok = false;
+  std::string p = jobs_.log_path(job);
+  std::ifstream a(p + ".1"), b(p);
+  std::stringstream ss;
+  if (a) ss << a.rdbuf();
+  if (b) ss << b.rdbuf();
+  (void)ok;
+  return ss.str();
+}
+
+// ---- cron ----
+
+Result<PipelineController::CronState> PipelineController::LoadCron(const store::CronRecord& rec) {
+  ASSIGN_OR_RETURN(auto spec, model::ParseCronPipelineSpec(rec.spec));
+  ASSIGN_OR_RETURN(auto sched, model::CronSchedule::Parse(spec.schedule));
+  ASSIGN_OR_RETURN(auto tz, model::TimeZone::Load(spec.timezone));
+  return CronState{rec, std::move(spec), std::move(sched), std::move(tz)};
+}
+
+Result<store::CronRecord> PipelineController::CreateCron(const std::string& text) {
+  ASSIGN_OR_RETURN(auto spec, model::ParseCronPipelineSpec(text));
+  std::lock_guard<std::mutex> l(mu_);
+  store::CronRecord rec;
+  rec.name = spec.name;
+  rec.spec = text;
+  rec.suspended = spec.suspend;
+  rec.created = clock_.Now();
+  rec.last_time = rec.created;
+  auto old = crons_.find(spec.name);
+  if (old != crons_.end()) rec.last_time = std::max(old->second.rec.last_time, rec.created);
+  ASSIGN_OR_RETURN(CronState cs, LoadCron(rec));
+  RETURN_IF_ERROR(pstore_.PutCron(rec));
+  crons_.erase(spec.name);
+  crons_.emplace(spec.name, std::move(cs));
+  return rec;
+}
+
+Result<std::vector<store::CronRecord>> PipelineController::ListCrons() {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<store::CronRecord> out;
+  for (const auto& [name, c] : crons_) out.push_back(c.rec);
+  return out;
+}
+
+Result<store::CronRecord> PipelineController::GetCron(const std::string& name) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = crons_.find(name);
+  if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
+  return it->second.rec;
+}
+
+Result<store::CronRecord> PipelineController::SetCronSuspended(const std::string& name, bool suspended) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = crons_.find(name);
+  if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
+  it->second.rec.suspended = suspended;
+  // Resuming does not catch up on the times missed while suspended.
+  if (!suspended) it->second.rec.last_time = std::max(it->second.rec.last_time, clock_.Now());
+  RETURN_IF_ERROR(pstore_.PutCron(it->second.rec));
+  return it->second.rec;
+}
+
+Status PipelineController::DeleteCron(const std::string& name) {
+  std::lock_guard<std::mutex> l(mu_);
+  RETURN_IF_ERROR(pstore_.DeleteCron(name));
+  crons_.erase(name);
+  return Status::Ok();
+}
+
+Result<TimeMs> PipelineController::NextFire(const std::string& name, TimeMs after) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = crons_.find(name);
+  if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
+  auto next = it->second.schedule.Next(after, it->second.tz);
+  return next ? *next : 0;
+}
+
+Result<std::vector<int64_t>> PipelineController::Backfill(const std::string& name, TimeMs from, TimeMs to) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = crons_.find(name);
+  if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
+  if (to < from) return InvalidArgument("backfill: the end is before the start");
+  std::vector<int64_t> ids;
+  const CronState& c = it->second;
+  for (auto t = c.schedule.Next(from - 1, c.tz); t && *t <= to; t = c.schedule.Next(*t, c.tz)) {
+    if (ids.size() >= 1000) return InvalidArgument("backfill: more than 1000 fire times in the range");
+    ASSIGN_OR_RETURN(int64_t id, SubmitLocked(c.spec.pipeline_text, c.spec.parameters, "", name, *t));
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+void PipelineController::CronTickLocked() {
+  TimeMs now = clock_.Now();
+  for (auto& [name, c] : crons_) {
+    if (c.rec.suspended) continue;
+    // The latest fire time in (last_time, now]; missed earlier ones are not
+    // caught up (use Backfill for that).
+    std::optional<TimeMs> due;
+    for (auto t = c.schedule.Next(c.rec.last_time, c.tz); t && *t <= now; t = c.schedule.Next(*t, c.tz)) due = t;
+    if (!due) continue;
+    c.rec.last_time = *due;
+    Status st = pstore_.PutCron(c.rec);
+    if (!st.ok()) spdlog::warn("cron pipeline {}: {}", name, st.message());
+    std::vector<int64_t> running;
+    for (auto& [id, rs] : active_)
+      if (rs->rec.cron == name && !RunTerminal(rs->rec.state)) running.push_back(id);
+    if (!running.empty() && c.spec.concurrency == model::ConcurrencyPolicy::kForbid) {
+      spdlog::info("cron pipeline {}: skipping {}: a run is still active (Forbid)", name, FormatTime(*due));
+      continue;
+    }
+    if (c.spec.concurrency == model::ConcurrencyPolicy::kReplace) {
+      for (int64_t id : running) {
+        RunState& rs = *active_[id];
+        if (!rs.rec.stopping.empty()) continue;
+        rs.rec.stopping = "cancel";
+        rs.rec.message = "replaced by a newer scheduled run";
+        rs.changed = true;
+        for (auto& [nn, n] : rs.rec.nodes)
+          if (n.state == "Running" && n.job_id && nn != kExitNode) (void)jobs_.cancel(n.job_id);
+        Advance(rs);
+      }
+    }
+    auto id = SubmitLocked(c.spec.pipeline_text, c.spec.parameters, "", name, *due);
+    if (!id.ok()) spdlog::warn("cron pipeline {}: {}", name, id.status().message());
+  }
+}
+
+// ---- JSON ----
+
+json RunToJson(const RunRecord& run) {
+  json j = {{"id", run.id},
+            {"name", run.name},
+            {"user", run.user},
+            {"state", run.state},
+            {"created", FormatTime(run.created)},
+            {"started", FormatTime(run.started)},
+            {"ended", FormatTime(run.ended)},
+            {"message", run.message},
+            {"suspended", run.suspended},
+            {"stopping", run.stopping},
+            {"cron", run.cron},
+            {"artifactDir", run.artifact_dir}};
+  json params = json::object();
+  for (const auto& [k, v] : run.parameters) {
+    if (k == "@scheduledTime") j["scheduledTime"] = v;
+    else params[k] = v;
+  }
+  j["parameters"] = params;
+  auto spec = model::ParsePipelineSpec(run.spec);
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<std::string>> deps;
+  if (spec.ok()) {
+    for (const auto& s : spec->steps) {
+      order.push_back(s.name);
+      deps[s.name] = s.dependencies;
+      std::vector<const NodeRecord*> kids;
+      for (const auto& [name, n] : run.nodes)
+        if (n.step == s.name && n.index >= 0) kids.push_back(&n);
+      std::sort(kids.begin(), kids.end(), [](auto* a, auto* b) { return a->index < b->index; });
+      for (auto* k : kids) order.push_back(k->name);
+    }
+    if (run.nodes.count(kExitNode)) order.push_back(kExitNode);
+  }
+  for (const auto& [name, n] : run.nodes)
+    if (std::find(order.begin(), order.end(), name) == order.end()) order.push_back(name);
+  json nodes = json::array();
+  for (const auto& name : order) {
+    auto it = run.nodes.find(name);
+    if (it == run.nodes.end()) continue;
+    const NodeRecord& n = it->second;
+    json o = n.outputs;
+    o.erase("memoKey");
+    o.erase("children");
+    json nj = {{"name", n.name},       {"step", n.step},
+               {"state", n.state},     {"jobId", n.job_id},
+               {"attempts", n.attempts},
+               {"exitCode", n.exit_code ? json(*n.exit_code) : json(nullptr)},
+               {"startTime", FormatTime(n.start_time)},
+               {"endTime", FormatTime(n.end_time)},
+               {"durationMs", n.end_time && n.start_time ? n.end_time - n.start_time : 0},
+               {"gpus", n.gpus},       {"message", n.message},
+               {"cached", n.cached},   {"outputs", o},
+               {"dependencies", n.index >= 0 ? json::array() : json(deps[n.step])}};
+    if (n.index >= 0) {
+      nj["index"] = n.index;
+      nj["item"] = n.item;
+    }
+    nodes.push_back(nj);
+  }
+  j["nodes"] = nodes;
+  return j;
+}
+
+json CronToJson(const store::CronRecord& c, TimeMs next_fire) {
+  json j = {{"name", c.name},
+            {"suspended", c.suspended},
+            {"lastScheduleTime", FormatTime(c.last_time)},
+            {"nextScheduleTime", FormatTime(next_fire)},
+            {"created", FormatTime(c.created)}};
+  auto spec = model::ParseCronPipelineSpec(c.spec);
+  if (spec.ok()) {
+    j["schedule"] = spec->schedule;
+    j["timezone"] = spec->timezone;
+    j["concurrencyPolicy"] = model::ConcurrencyPolicyName(spec->concurrency);
+    j["pipeline"] = spec->pipeline_spec.name;
+  }
+  return j;
+}
+
+}  // namespace berth::controllers

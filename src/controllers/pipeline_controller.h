@@ -1,0 +1,153 @@
+// The pipeline controller runs Pipeline runs: each step becomes an ordinary
+// Job (submitted through the job controller, so GPU steps go through the one
+// scheduler), labelled with the run and the step. Its own thread follows the
+// store's event log from a cursor persisted in the store and advances the
+// runs whose step jobs ended; run and node state live in the pipeline tables
+// and every change is one transaction, so a restarted daemon rebuilds the
+// runs from the store, reconciles them with the jobs' states and goes on.
+//
+// Threading: every public method may be called from any thread; one mutex
+// serialises them with the controller thread.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "model/cron.h"
+#include "model/job.h"
+#include "model/pipeline.h"
+#include "store/pipeline_store.h"
+#include "store/store.h"
+
+namespace berth::controllers {
+
+// How the controller runs step jobs (the JobController in berthd; fakes in tests).
+struct StepJobs {
+  std::function<Result<model::Job>(model::JobSpec)> submit;
+  std::function<Status(model::JobId)> cancel;
+  // The file holding a finished job's stdout and stderr.
+  std::function<std::string(const model::Job&)> log_path;
+};
+
+struct PipelineControllerOptions {
+  // Runs' artifact and work directories: <artifact_root>/run-<id>/ (may be an NFS mount).
+  std::string artifact_root;
+  // Longest sleep between passes (timers: retries' backoff, timeouts, cron).
+  DurationMs tick = 200;
+};
+
+class PipelineController {
+ public:
+  PipelineController(store::Store& store, store::PipelineStore& pstore, StepJobs jobs,
+                     const Clock& clock, PipelineControllerOptions options);
+  ~PipelineController();
+
+  // Loads the active runs and schedules, reconciles them with their jobs'
+  // states and starts the controller thread.
+  Status Start();
+  void Stop();
+
+  // Validates the document, resolves the parameters and stores a new run
+  // (durable when this returns); its first steps start on the next pass.
+  Result<store::RunRecord> Submit(const std::string& spec_text,
+                                  const std::map<std::string, std::string>& params,
+                                  const std::string& user, const std::string& cron = "",
+                                  TimeMs scheduled_time = 0);
+  Result<store::RunRecord> GetRun(int64_t id);
+  Result<std::vector<store::RunRecord>> ListRuns(int64_t limit);
+  // Cancel stops the running steps and skips the rest; the exit handler still runs.
+  Result<store::RunRecord> Cancel(int64_t id);
+  // Suspend starts no new step until Resume; running steps go on.
+  Result<store::RunRecord> Suspend(int64_t id);
+  Result<store::RunRecord> Resume(int64_t id);
+  // Retries a Failed or Cancelled run from its failed steps, keeping the ones that succeeded.
+  Result<store::RunRecord> Retry(int64_t id);
+  // A new run of the same document and parameters.
+  Result<store::RunRecord> Resubmit(int64_t id);
+  // A step's (or fan-out child's) output log.
+  Result<std::string> Logs(int64_t id, const std::string& node);
+
+  // Cron schedules (kind: CronPipeline). Create replaces one of the same name.
+  Result<store::CronRecord> CreateCron(const std::string& text);
+  Result<std::vector<store::CronRecord>> ListCrons();
+  Result<store::CronRecord> GetCron(const std::string& name);
+  Result<store::CronRecord> SetCronSuspended(const std::string& name, bool suspended);
+  Status DeleteCron(const std::string& name);
+  // Starts one run per fire time in [from, to] (catch-up of missed runs).
+  Result<std::vector<int64_t>> Backfill(const std::string& name, TimeMs from, TimeMs to);
+  // The next fire time of a schedule after `after` (0 if it never fires).
+  Result<TimeMs> NextFire(const std::string& name, TimeMs after);
+
+  // Runs one pass now (events, timers, cron): for tests on a ManualClock.
+  void RunOnce();
+
+ private:
+  struct RunState {
+    store::RunRecord rec;
+    model::PipelineSpec spec;
+    std::set<std::string> dirty;  // nodes to save
+    bool changed = false;          // the run row changed
+  };
+  struct CronState {
+    store::CronRecord rec;
+    model::CronPipelineSpec spec;
+    model::CronSchedule schedule;
+    model::TimeZone tz;
+  };
+
+  void Loop();
+  void PassLocked();
+  void ProcessEventsLocked();
+  void OnJobEnded(RunState& rs, const std::string& node, const model::Job& job);
+  void Advance(RunState& rs);
+  bool AdvanceOnce(RunState& rs);
+  void Launch(RunState& rs, store::NodeRecord& node, const model::StepSpec& step);
+  void FailOrRetry(RunState& rs, store::NodeRecord& node, const model::StepSpec& step,
+                   const std::string& message, bool process_ran);
+  Status CollectOutputs(RunState& rs, store::NodeRecord& node, const model::StepSpec& step,
+                        const model::Job& job);
+  void Finish(RunState& rs);
+  void Save(RunState& rs);
+  void CronTickLocked();
+  Result<int64_t> SubmitLocked(const std::string& spec_text, const std::map<std::string, std::string>& params,
+                               const std::string& user, const std::string& cron, TimeMs scheduled_time);
+  Result<store::RunRecord> Snapshot(int64_t id);
+  void Event(const std::string& type, const store::RunRecord& rec, const std::string& message);
+  Result<CronState> LoadCron(const store::CronRecord& rec);
+  const model::StepSpec* StepOf(const RunState& rs, const store::NodeRecord& n) const;
+  std::function<std::optional<std::string>(const std::string&)> Lookup(const RunState& rs,
+                                                                         const store::NodeRecord& n);
+
+  store::Store& store_;
+  store::PipelineStore& pstore_;
+  StepJobs jobs_;
+  const Clock& clock_;
+  PipelineControllerOptions options_;
+
+  std::mutex mu_;
+  std::map<int64_t, std::unique_ptr<RunState>> active_;
+  std::map<model::JobId, std::pair<int64_t, std::string>> job_index_;
+  std::map<std::string, CronState> crons_;
+  int64_t cursor_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The API form of a run: {id, name, user, state, ..., nodes: [{name, step,
+// state, jobId, exitCode, startTime, endTime, gpus, dependencies, ...}]} with
+// nodes in a topological order (fan-out children after their step).
+nlohmann::json RunToJson(const store::RunRecord& run);
+nlohmann::json CronToJson(const store::CronRecord& cron, TimeMs next_fire);
+
+}  // namespace berth::controllers
