@@ -307,7 +307,7 @@ json BuildRunSpec(const std::vector<std::string>& command, const std::string& na
 }
 
 std::string Pct(const json& t, const char* key) {
-  if (!t.contains(key) || t[key].is_null()) return "-";
+  if (!t.contains(key) || !t[key].is_number()) return "-";
   std::ostringstream s;
   s << static_cast<int>(t[key].get<double>() + 0.5) << "%";
   return s.str();
@@ -320,13 +320,14 @@ void PrintGpus(const json& reply) {
       json tel = g.value("telemetry", json::object());
       std::string mem = "-", temp = "-", power = "-";
       int64_t total = g.value("memoryMiB", int64_t{0});
-      if (tel.contains("memoryUsedMiB"))
+      auto num = [&](const char* k) { return tel.contains(k) && tel[k].is_number(); };
+      if (num("memoryUsedMiB"))
         mem = std::to_string(tel["memoryUsedMiB"].get<int64_t>()) + "/" + std::to_string(total) + " MiB";
       else
         mem = "-/" + std::to_string(total) + " MiB";
-      if (tel.contains("temperatureC") && !tel["temperatureC"].is_null())
+      if (num("temperatureC"))
         temp = std::to_string(tel["temperatureC"].get<int>()) + "C";
-      if (tel.contains("powerW") && !tel["powerW"].is_null()) {
+      if (num("powerW")) {
         std::ostringstream s;
         s << static_cast<int>(tel["powerW"].get<double>() + 0.5) << "W";
         power = s.str();
@@ -426,7 +427,7 @@ int Main(int argc, char** argv) {
 
   // Command groups defined in their own files.
   std::vector<Command> commands;
-  for (auto group : {AddSimCommands}) {
+  for (auto group : {AddSimCommands, AddPipelineCommands}) {
     auto added = group(app);
     commands.insert(commands.end(), added.begin(), added.end());
   }

@@ -29,4 +29,7 @@ int Report(const Status& st);
 // berth sim: replays a trace through the scheduler on a virtual clock.
 std::vector<Command> AddSimCommands(CLI::App& app);
 
+// berth pipeline: runs of DAGs of steps and their cron schedules (pipeline_cmd.cc).
+std::vector<Command> AddPipelineCommands(CLI::App& app);
+
 }  // namespace berth::cli

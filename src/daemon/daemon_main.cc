@@ -15,10 +15,12 @@
 #include <fstream>
 #include <iostream>
 
+#include "api/pipeline_routes.h"  // pipelines
 #include "api/server.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "controllers/job_controller.h"
+#include "controllers/pipeline_controller.h"  // pipelines
 #include "daemon/config.h"
 #include "exec/local_executor.h"
 #include "gpu/inventory.h"
@@ -26,6 +28,7 @@
 #include "gpu/sampler.h"
 #include "gpu/telemetry_json.h"
 #include "sched/scheduler.h"
+#include "store/pipeline_store.h"  // pipelines
 #include "store/store.h"
 
 #ifndef BERTH_VERSION
@@ -134,6 +137,21 @@ int Run(int argc, char** argv) {
   Status st = controller.Start();
   if (!st.ok()) return Fail(st.message());
 
+  // --- pipelines: step jobs go through the job controller; state in berth.db.
+  auto pstore = store::PipelineStore::Open(cfg.data_dir + "/berth.db");
+  if (!pstore.ok()) return Fail(pstore.status().message());
+  controllers::StepJobs step_jobs;
+  step_jobs.submit = [&](model::JobSpec spec) { return controller.Submit(std::move(spec)); };
+  step_jobs.cancel = [&](model::JobId id) { return controller.Cancel(id).status(); };
+  step_jobs.log_path = [&](const model::Job& j) { return (*executor)->LogPath({j.id, 0, j.attempts}); };
+  controllers::PipelineControllerOptions popts;
+  const char* artifact_root = std::getenv("BERTH_ARTIFACT_ROOT");
+  popts.artifact_root = artifact_root && *artifact_root ? artifact_root : cfg.data_dir + "/artifacts";
+  controllers::PipelineController pipelines(**store, **pstore, step_jobs, clock, popts);
+  st = pipelines.Start();
+  if (!st.ok()) return Fail(st.message());
+  // --- end pipelines
+
   // GPU telemetry: sample every interval, tell the sampler who holds what,
   // and record what it finds (idle allocations, violations, lost GPUs).
   gpu::SamplerOptions gopts;
@@ -183,6 +201,7 @@ int Run(int argc, char** argv) {
 
   api::ApiHooks hooks;
   hooks.extra_metrics = [&] { return gpu::RenderPrometheus(sampler); };
+  hooks.extra_routes = [&](httplib::Server& s) { api::RegisterPipelineRoutes(s, pipelines, clock); };  // pipelines
   hooks.gpu_telemetry = [&](const std::string& node, int index) -> nlohmann::json {
     auto g = sampler.Gpu({node, index});
     if (!g || g->time == 0) return nullptr;
@@ -216,6 +235,7 @@ int Run(int argc, char** argv) {
   st = server.Start();
   if (!st.ok()) {
     stop_telemetry();
+    pipelines.Stop();  // pipelines
     controller.Stop();
     (*executor)->Shutdown();
     return Fail(st.message());
@@ -236,6 +256,7 @@ int Run(int argc, char** argv) {
   spdlog::info("received {}, shutting down (running tasks keep running)", strsignal(sig));
   server.Stop();
   stop_telemetry();
+  pipelines.Stop();  // pipelines
   controller.Stop();
   (*executor)->Shutdown();
   spdlog::info("berthd stopped");

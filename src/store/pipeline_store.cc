@@ -57,7 +57,7 @@ Status PipelineStore::WriteRun(const RunRecord& r) {
   const std::string op = "pipeline store: save run " + std::to_string(r.id);
   ASSIGN_OR_RETURN(sqlite3_stmt * raw,
                    conn_->Prepare("UPDATE pipeline_runs SET state=?, started=?, ended=?, message=?, "
-                                  "stopping=?, suspended=?, spec=?, parameters=? WHERE id=?",
+                                  "stopping=?, suspended=?, spec=?, parameters=?, artifact_dir=? WHERE id=?",
                                   op));
   Stmt s(raw);
   B(s, 1, r.state);
@@ -68,7 +68,8 @@ Status PipelineStore::WriteRun(const RunRecord& r) {
   B(s, 6, static_cast<int64_t>(r.suspended));
   B(s, 7, r.spec);
   B(s, 8, json(r.parameters).dump());
-  B(s, 9, r.id);
+  B(s, 9, r.artifact_dir);
+  B(s, 10, r.id);
   return s.Run(op);
 }
 

@@ -1,0 +1,27 @@
+// REST routes for pipelines and cron schedules:
+//   POST /api/v1/pipelines/runs                {"spec": TEXT, "parameters": {k: v}, "user": U}
+//   GET  /api/v1/pipelines/runs?limit=N        newest first (without nodes)
+//   GET  /api/v1/pipelines/runs/{id}           the run with its nodes (the DAG)
+//   GET  /api/v1/pipelines/runs/{id}/logs?step=NODE   text
+//   POST /api/v1/pipelines/runs/{id}/{cancel|suspend|resume|retry|resubmit}
+//   POST /api/v1/pipelines/validate            {"spec": TEXT} -> {"valid": true} or the error
+//   POST /api/v1/cronpipelines                 {"spec": TEXT}
+//   GET  /api/v1/cronpipelines[/{name}]
+//   POST /api/v1/cronpipelines/{name}/{suspend|resume}
+//   POST /api/v1/cronpipelines/{name}/backfill {"from": RFC3339|ms, "to": ...}
+//   DELETE /api/v1/cronpipelines/{name}        (also POST .../{name}/delete)
+#pragma once
+
+#include "common/clock.h"
+#include "controllers/pipeline_controller.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace berth::api {
+
+void RegisterPipelineRoutes(httplib::Server& server, controllers::PipelineController& pipelines,
+                            const Clock& clock);
+
+}  // namespace berth::api
