@@ -60,6 +60,18 @@ TEST(Jobs, ConcurrentJobsGetDisjointGpusAndTheThirdWaits) {
   EXPECT_EQ(api_gpus, ga);
   EXPECT_EQ(ja["gpuUuids"].size(), 2u);
 
+  // berth gpus shows each declared GPU and the job holding it.
+  CommandResult gpus = d.Cli({"gpus"});
+  EXPECT_EQ(gpus.exit_code, 0) << gpus.err;
+  EXPECT_NE(gpus.out.find("Simulated GPU"), std::string::npos) << gpus.out;
+  for (const std::string& g : ga) {
+    std::string row = "  " + g + "    Simulated GPU";
+    size_t at = gpus.out.find(row);
+    ASSERT_NE(at, std::string::npos) << gpus.out;
+    std::string line = gpus.out.substr(at, gpus.out.find('\n', at) - at);
+    EXPECT_NE(line.find(" " + a + " "), std::string::npos) << line;
+  }
+
   std::string c = Submit(d, {"--gpus", "2"}, Waiter(work.path(), 0));
   ASSERT_TRUE(WaitFor([&] { return d.State(c) == "Pending"; }));
   // It stays pending while both run: check the API's reason for waiting.
