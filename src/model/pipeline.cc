@@ -357,8 +357,7 @@ Result<PipelineSpec> ParseFromNode(const YAML::Node& root) {
   RETURN_IF_ERROR(doc.String("kind", &kind, true));
   if (kind != "Pipeline") return InvalidArgument("kind: must be Pipeline, got \"" + kind + "\"");
   PipelineSpec spec;
-  SpecReader meta(root["metadata"], "metadata");
-  doc.Child("metadata");
+  SpecReader meta = doc.Child("metadata");
   if (meta.IsMap()) {
     RETURN_IF_ERROR(meta.String("name", &spec.name));
     RETURN_IF_ERROR(meta.String("user", &spec.user));

@@ -1,0 +1,47 @@
+// Helpers for the pipeline integration tests: start runs through the CLI and
+// wait for their states through the API.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace berth::testing {
+
+inline std::string StartRun(const Daemon& d, const std::string& dir, const std::string& yaml,
+                            std::vector<std::string> params = {}) {
+  static int n = 0;
+  std::string file = dir + "/pipeline-" + std::to_string(++n) + ".yaml";
+  WriteFile(file, yaml);
+  std::vector<std::string> args = {"pipeline", "run", "-f", file};
+  for (const auto& p : params) args.insert(args.end(), {"-p", p});
+  CommandResult r = d.Cli(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return Trim(r.out);
+}
+
+inline nlohmann::json GetRun(const Daemon& d, const std::string& id) {
+  return d.Get("/api/v1/pipelines/runs/" + id);
+}
+
+inline nlohmann::json WaitRunEnd(const Daemon& d, const std::string& id,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  nlohmann::json run;
+  WaitFor(
+      [&] {
+        run = GetRun(d, id);
+        std::string s = run.is_object() ? run.value("state", "") : "";
+        return s == "Succeeded" || s == "Failed" || s == "Cancelled";
+      },
+      timeout);
+  return run;
+}
+
+inline nlohmann::json Node(const nlohmann::json& run, const std::string& name) {
+  if (run.is_object())
+    for (const auto& n : run["nodes"])
+      if (n["name"] == name) return n;
+  return nlohmann::json::object();
+}
+
+}  // namespace berth::testing
