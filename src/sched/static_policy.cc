@@ -4,6 +4,7 @@
 // jobs go in arrival order, and a job that cannot start holds back the rest
 // of its queue (each queue is its own fifo). No preemption. A queue with nothing running may always start
 // one job, even one larger than its quota, so no job waits forever.
+#include <unordered_map>
 #include <unordered_set>
 
 #include "sched/policy.h"
@@ -20,24 +21,29 @@ class StaticPolicy final : public Policy {
   void BeginCycle(CycleContext& ctx) override {
     shares_.Compute(ctx, ctx.state->capacity());
     closed_.clear();
-    std::unordered_set<std::string> queues;
+    left_.clear();
+    int* count = nullptr;
     const std::string* last = nullptr;
     for (const auto& j : ctx.input->pending) {
-      if (last == nullptr || *last != j.queue) queues.insert(j.queue);
+      if (last == nullptr || *last != j.queue) count = &left_[j.queue];
       last = &j.queue;
+      ++*count;
     }
-    pending_queues_ = queues.size();
+    open_ = static_cast<int>(left_.size());
   }
 
-  bool Saturated(const CycleContext& ctx) const override { return closed_.size() >= pending_queues_; }
+  // Every queue with pending jobs is closed or has had all its jobs tried.
+  bool Saturated(const CycleContext& ctx) const override { return open_ <= 0; }
 
   std::optional<Verdict> OnNoFit(const JobView& job, CycleContext& ctx) override {
-    closed_.insert(job.req->queue);
+    Close(job.req->queue);
     return std::nullopt;
   }
 
   std::optional<Verdict> Admit(const JobView& job, CycleContext& ctx) override {
     const std::string& q = job.req->queue;
+    auto it = left_.find(q);
+    if (it != left_.end() && --it->second == 0 && !closed_.count(q)) --open_;
     if (closed_.count(q)) {
       if (!ctx.input->explain_waiting) return Verdict{"static", "", false};
       return Verdict{"static", "queue " + q + " waits behind its first job", false};
@@ -45,7 +51,7 @@ class StaticPolicy final : public Policy {
     MilliGpu used = ctx.queue_usage[q];
     MilliGpu quota = shares_.Guarantee(q);
     if (used == 0 || used + job.Gpus() <= quota) return std::nullopt;
-    closed_.insert(q);
+    Close(q);
     if (!ctx.input->explain_waiting) return Verdict{"static", "", false};
     return Verdict{"static", "queue " + q + " uses " + FormatMilli(used) + " of its quota of " + FormatMilli(quota) +
                                  " GPUs",
@@ -57,9 +63,16 @@ class StaticPolicy final : public Policy {
   }
 
  private:
+  void Close(const std::string& q) {
+    if (!closed_.insert(q).second) return;
+    auto it = left_.find(q);
+    if (it != left_.end() && it->second > 0) --open_;
+  }
+
   QueueShares shares_;
-  std::unordered_set<std::string> closed_;  // queues whose head cannot start this cycle
-  size_t pending_queues_ = 0;
+  std::unordered_set<std::string> closed_;           // queues whose head cannot start this cycle
+  std::unordered_map<std::string, int> left_;        // pending jobs per queue not yet tried
+  int open_ = 0;                                     // queues neither closed nor fully tried
 };
 
 }  // namespace
