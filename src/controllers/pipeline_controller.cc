@@ -1,6 +1,7 @@
 #include "controllers/pipeline_controller.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -394,21 +395,52 @@ void PipelineController::Launch(RunState& rs, NodeRecord& n, const model::StepSp
   js.labels["berth.pipeline/run"] = std::to_string(rs.rec.id);
   js.labels["berth.pipeline/step"] = n.step;
   js.labels["berth.pipeline/node"] = n.name;
-  auto job = jobs_.submit(js);
-  if (!job.ok()) {
-    n.start_time = n.end_time = clock_.Now();
-    return FailOrRetry(rs, n, step, "submit: " + job.status().message(), false);
-  }
   n.state = "Running";
-  n.job_id = job->id;
+  n.job_id = 0;  // set by FlushSubmits at the end of this pass
   n.start_time = 0;
   n.end_time = 0;
   n.message = "";
-  job_index_[job->id] = {rs.rec.id, n.name};
+  rs.to_submit.emplace_back(n.name, std::move(js));
+}
+
+void PipelineController::FlushSubmits(RunState& rs) {
+  if (rs.to_submit.empty()) return;
+  auto batch = std::move(rs.to_submit);
+  rs.to_submit.clear();
+  std::vector<std::optional<Result<model::Job>>> results(batch.size());
+  if (batch.size() == 1) {
+    results[0] = jobs_.submit(batch[0].second);
+  } else {
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> workers;
+    size_t n = std::min<size_t>(batch.size(), 32);
+    for (size_t w = 0; w < n; ++w)
+      workers.emplace_back([&] {
+        for (size_t i; (i = next++) < batch.size();) results[i] = jobs_.submit(batch[i].second);
+      });
+    for (auto& t : workers) t.join();
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    NodeRecord& node = rs.rec.nodes[batch[i].first];
+    rs.dirty.insert(node.name);
+    const Result<model::Job>& job = *results[i];
+    if (!job.ok()) {
+      node.start_time = node.end_time = clock_.Now();
+      const model::StepSpec* step = StepOf(rs, node);
+      node.state = "Failed";
+      if (step) FailOrRetry(rs, node, *step, "submit: " + job.status().message(), false);
+      continue;
+    }
+    node.job_id = job->id;
+    job_index_[job->id] = {rs.rec.id, node.name};
+  }
 }
 
 void PipelineController::Advance(RunState& rs) {
-  for (int i = 0; i < 1000 && AdvanceOnce(rs); ++i) {
+  for (int i = 0; i < 1000; ++i) {
+    bool more = AdvanceOnce(rs);
+    FlushSubmits(rs);
+    if (!more) break;
   }
   Save(rs);
 }
@@ -476,7 +508,7 @@ bool PipelineController::AdvanceOnce(RunState& rs) {
       rs.dirty.insert(n.name);
     }
     if (Terminal(n.state)) continue;
-    if (n.state == "Running" && n.index < 0 && n.job_id == 0) {
+    if (n.state == "Running" && n.index < 0 && n.outputs.contains("children")) {
       // An expanded fan-out group: launch children, then sum them up.
       auto& kids = children[step.name];
       bool all_done = true, any_failed = false;

@@ -98,6 +98,9 @@ class PipelineController {
     model::PipelineSpec spec;
     std::set<std::string> dirty;  // nodes to save
     bool changed = false;          // the run row changed
+    // Launched nodes whose jobs are not submitted yet: submitted together
+    // (concurrently, so the store group-commits them) at the end of a pass.
+    std::vector<std::pair<std::string, model::JobSpec>> to_submit;
   };
   struct CronState {
     store::CronRecord rec;
@@ -117,6 +120,7 @@ class PipelineController {
                    const std::string& message, bool process_ran);
   Status CollectOutputs(RunState& rs, store::NodeRecord& node, const model::StepSpec& step,
                         const model::Job& job);
+  void FlushSubmits(RunState& rs);
   void Finish(RunState& rs);
   void Save(RunState& rs);
   void CronTickLocked();
