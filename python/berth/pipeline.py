@@ -203,7 +203,7 @@ def _function_script(fn, kwargs, python):
         args[k] = str(v) if isinstance(v, (StepRef, Param)) else v
     # Templates are substituted by berthd before the script runs; values from
     # outputs arrive as text, and are decoded as JSON when they are JSON.
-    body = (src + "\n\nimport json as _j\n"
+    body = src + ("\n\nimport json as _j\n"
             "def _arg(v):\n"
             "    try:\n        return _j.loads(v)\n    except Exception:\n        return v\n"
             "_args = {k: (_arg(v) if isinstance(v, str) else v) for k, v in _j.loads(%r).items()}\n"
@@ -236,10 +236,11 @@ def task(_fn=None, *, name=None, python="python3", **step_kwargs):
             while any(s.name == step_name for s in p.steps):
                 step_name, i = "%s-%d" % (base, i), i + 1
             deps = list(after) + [v for v in kwargs.values() if isinstance(v, StepRef)]
-            outputs = dict(step_kwargs.pop("outputs", {}) or {})
+            extra = dict(step_kwargs)
+            outputs = dict(extra.pop("outputs", {}) or {})
             outputs.setdefault("return", RETURN_FILE)
             s = p.step(step_name, script=_function_script(fn, kwargs, python), after=deps,
-                       outputs=outputs, **step_kwargs)
+                       outputs=outputs, **extra)
             return s.output("return")
 
         call.__wrapped__ = fn

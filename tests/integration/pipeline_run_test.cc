@@ -286,6 +286,30 @@ spec:
   EXPECT_EQ(Trim(d_.GetText("/api/v1/pipelines/runs/" + id + "/logs?step=last")), "got two");
 }
 
+TEST_F(PipelineTest, TheExampleMlPipelineRunsOnDeclaredGpus) {
+  std::string yaml = ReadFile(std::string(BERTH_SOURCE_DIR) + "/examples/pipelines/ml-pipeline.yaml");
+  ASSERT_FALSE(yaml.empty());
+  auto run = WaitRunEnd(d_, StartRun(d_, work_.path(), yaml));
+  ASSERT_EQ(run["state"], "Succeeded") << run.dump(2);
+  for (int i = 0; i < 3; ++i) {
+    auto t = Node(run, "train(" + std::to_string(i) + ")");
+    EXPECT_EQ(t["state"], "Succeeded");
+    EXPECT_EQ(t["gpus"].get<std::string>().size(), 1u) << t.dump();  // one GPU each
+  }
+  EXPECT_EQ(Node(run, "evaluate")["outputs"]["parameters"]["best"], "0.875");
+  EXPECT_EQ(Node(run, "deploy")["state"], "Succeeded");
+  // A higher bar: the deploy step is skipped.
+  auto strict = WaitRunEnd(d_, StartRun(d_, work_.path(), yaml, {"threshold=0.9"}));
+  ASSERT_EQ(strict["state"], "Succeeded");
+  EXPECT_EQ(Node(strict, "deploy")["state"], "Skipped");
+  // Resubmit starts a new run with the same document and parameters.
+  CommandResult r = d_.Cli({"pipeline", "resubmit", strict["id"].dump()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto again = WaitRunEnd(d_, Trim(r.out));
+  EXPECT_EQ(again["parameters"]["threshold"], "0.9");
+  EXPECT_EQ(Node(again, "deploy")["state"], "Skipped");
+}
+
 TEST_F(PipelineTest, BadSpecsAreRejectedNamingStepAndField) {
   auto reject = [&](const std::string& yaml) {
     std::string file = work_ / "bad.yaml";
