@@ -106,7 +106,22 @@ class Daemon {
  public:
   explicit Daemon(std::vector<std::string> extra_args = {}, std::vector<std::string> env = {})
       : extra_(std::move(extra_args)), env_(std::move(env)) {}
-  ~Daemon() { Stop(); }
+  // Cancels whatever is still active (tasks outlive berthd by design, so a
+  // test must not leave them behind), then stops the daemon.
+  ~Daemon() {
+    if (Alive() && !url_.empty()) {
+      cli::ApiClient api(url_);
+      auto active = api.Get("/api/v1/jobs?state=Pending,Scheduled,Running,Preempted");
+      if (active.ok()) {
+        for (const auto& j : (*active)["items"]) (void)api.Post("/api/v1/jobs/" + j["id"].dump() + "/cancel", "");
+        WaitFor([&] {
+          auto left = api.Get("/api/v1/jobs?state=Pending,Scheduled,Running,Preempted");
+          return left.ok() && (*left)["items"].empty();
+        }, std::chrono::seconds(10));
+      }
+    }
+    Stop();
+  }
 
   const std::string& data_dir() const { return dir_.path(); }
   const std::string& url() const { return url_; }
