@@ -467,8 +467,15 @@ Decisions FrameworkScheduler::Cycle::Run() {
     pending[i].key = policy.Key(in.pending[i], false, ctx);
   }
   // A heap rather than a sort: most cycles stop long before the last job.
-  std::vector<int> order(pending.size());
-  std::iota(order.begin(), order.end(), 0);
+  std::vector<int> order;
+  order.reserve(pending.size());
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (in.explain_waiting || policy.MayStartThisCycle(i, ctx)) {
+      order.push_back(static_cast<int>(i));
+    } else {
+      waiting_not_now = true;
+    }
+  }
   auto worse = [&](int a, int b) {
     const PriorityKey& ka = pending[a].key;
     const PriorityKey& kb = pending[b].key;

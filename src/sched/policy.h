@@ -98,6 +98,9 @@ class Policy {
   // job's (lets the framework skip hopeless preemption searches quickly).
   virtual bool KeyOrderedPreemption() const { return false; }
   virtual bool Preempts() const { return false; }
+  // Whether pending job `index` (of input.pending) could start in this cycle
+  // at all. Jobs that cannot are left out of a cycle that explains nothing.
+  virtual bool MayStartThisCycle(size_t index, const CycleContext& ctx) const { return true; }
   // True once no later pending job can be admitted this cycle (lets a cycle
   // that explains nothing stop early).
   virtual bool Saturated(const CycleContext& ctx) const { return false; }

@@ -4,6 +4,7 @@
 // jobs go in arrival order, and a job that cannot start holds back the rest
 // of its queue (each queue is its own fifo). No preemption. A queue with nothing running may always start
 // one job, even one larger than its quota, so no job waits forever.
+#include <limits>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -30,7 +31,43 @@ class StaticPolicy final : public Policy {
       ++*count;
     }
     open_ = static_cast<int>(left_.size());
+    // Each queue is a fifo: in arrival order, only the jobs that fit in what
+    // is left of its quota (and the first that does not) can be tried.
+    const auto& pend = ctx.input->pending;
+    bool arrival_order = true;
+    for (size_t i = 1; i < pend.size() && arrival_order; ++i) {
+      arrival_order = pend[i - 1].submit_time < pend[i].submit_time ||
+                      (pend[i - 1].submit_time == pend[i].submit_time && pend[i - 1].id < pend[i].id);
+    }
+    if (!arrival_order) {  // the shortcut needs the input in arrival order
+      may_start_.assign(pend.size(), true);
+      return;
+    }
+    may_start_.assign(ctx.input->pending.size(), false);
+    std::unordered_map<std::string, MilliGpu> room;
+    std::unordered_map<std::string, bool> done;
+    for (size_t i = 0; i < ctx.input->pending.size(); ++i) {
+      const JobRequest& j = ctx.input->pending[i];
+      bool& d = done[j.queue];
+      if (d) continue;
+      auto it = room.find(j.queue);
+      if (it == room.end()) {
+        MilliGpu used = ctx.queue_usage.count(j.queue) ? ctx.queue_usage.at(j.queue) : 0;
+        it = room.emplace(j.queue, used == 0 ? std::numeric_limits<MilliGpu>::max() / 4
+                                             : shares_.Guarantee(j.queue) - used).first;
+      }
+      may_start_[i] = true;
+      MilliGpu need = j.task.gpus * j.tasks;
+      if (need > it->second) {
+        d = true;
+      } else {
+        it->second = it->second == std::numeric_limits<MilliGpu>::max() / 4 ? shares_.Guarantee(j.queue) - need
+                                                                              : it->second - need;
+      }
+    }
   }
+
+  bool MayStartThisCycle(size_t index, const CycleContext& ctx) const override { return may_start_[index]; }
 
   // Every queue with pending jobs is closed or has had all its jobs tried.
   bool Saturated(const CycleContext& ctx) const override { return open_ <= 0; }
@@ -73,6 +110,7 @@ class StaticPolicy final : public Policy {
   std::unordered_set<std::string> closed_;           // queues whose head cannot start this cycle
   std::unordered_map<std::string, int> left_;        // pending jobs per queue not yet tried
   int open_ = 0;                                     // queues neither closed nor fully tried
+  std::vector<bool> may_start_;                      // per pending job, this cycle
 };
 
 }  // namespace

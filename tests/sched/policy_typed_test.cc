@@ -280,6 +280,11 @@ TYPED_TEST(PolicyTest, StoppingEarlyWithoutExplanationsChangesNoDecision) {
       p.expected_duration = static_cast<DurationMs>(rng() % (10 * kHour));
       in.pending.push_back(p);
     }
+    if (round % 2 == 0) {  // arrival order, as the daemon and the simulator pass it
+      std::sort(in.pending.begin(), in.pending.end(), [](const JobRequest& x, const JobRequest& y) {
+        return x.submit_time != y.submit_time ? x.submit_time < y.submit_time : x.id < y.id;
+      });
+    }
     Decisions a = full->Schedule(in);
     in.explain_waiting = false;
     Decisions b = quiet->Schedule(in);
