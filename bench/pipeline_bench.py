@@ -44,7 +44,20 @@ def run(client, p):
     wall = (time.monotonic() - start) * 1000
     leaves = [n for n in r["nodes"] if n["jobId"]]
     own = [ms(n["endTime"]) - ms(n["startTime"]) for n in leaves]
-    return wall, own, len(leaves)
+    return wall, own, len(leaves), r, rid
+
+
+def chain_breakdown(client, r):
+    """Mean ms from a step's end to the next step's job submission (pipeline
+    controller) and from submission to start (job controller and executor)."""
+    leaves = [n for n in r["nodes"] if n["jobId"]]
+    to_submit, to_start = [], []
+    for prev, cur in zip(leaves, leaves[1:]):
+        job = client._request("GET", "/api/v1/jobs/%d" % cur["jobId"])
+        sub = ms(job["submitTime"])
+        to_submit.append(sub - ms(prev["endTime"]))
+        to_start.append(ms(cur["startTime"]) - sub)
+    return sum(to_submit) / len(to_submit), sum(to_start) / len(to_start)
 
 
 def main():
@@ -69,16 +82,25 @@ def main():
             prev = None
             for i in range(args.chain):
                 prev = p.step("s%d" % i, command=["true"], after=[prev] if prev else [])
-        wall, own, n = run(client, p)
+        wall, own, n, r, _ = run(client, p)
         overhead = wall - sum(own)
         print("chain:  %d steps  wall %.0f ms  steps' own %.0f ms  overhead %.0f ms = %.1f ms/step (target < 10)"
               % (n, wall, sum(own), overhead, overhead / n))
+        a, b = chain_breakdown(client, r)
+        print("        per step: end -> next submitted %.1f ms (pipeline controller), submitted -> started "
+              "%.1f ms (job path)" % (a, b))
 
         with Pipeline("fanout") as p:
             p.step("fan", command=["true"], with_items=list(range(args.fanout)))
-        wall, own, n = run(client, p)
+        wall, own, n, r, _ = run(client, p)
         print("fanout: %d items  wall %.0f ms  longest child %.0f ms  overhead %.0f ms (target < 5000)"
               % (n, wall, max(own), wall - max(own)))
+        leaves = [x for x in r["nodes"] if x["jobId"]]
+        last = client._request("GET", "/api/v1/jobs/%d" % max(x["jobId"] for x in leaves))
+        created = ms(r["created"])
+        print("        all %d jobs submitted %.0f ms after the run was created; last step ended at %.0f ms; "
+              "run ended at %.0f ms" % (n, ms(last["submitTime"]) - created,
+                                         max(ms(x["endTime"]) for x in leaves) - created, ms(r["ended"]) - created))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
