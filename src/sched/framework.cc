@@ -488,6 +488,16 @@ Decisions FrameworkScheduler::Cycle::Run() {
   int cpu_only = 0;
   for (const JobRequest& p : in.pending) cpu_only += p.task.gpus == 0 ? 1 : 0;
   const bool key_ordered = policy.Preempts() && policy.KeyOrderedPreemption();
+  // Distinct request shapes among pending jobs: once every shape has failed
+  // both placement and preemption, no later job can start.
+  size_t shapes = 0;
+  if (key_ordered && !in.explain_waiting) {
+    std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> seen;
+    for (const JobRequest& p : in.pending) {
+      seen.insert(std::make_tuple(p.task.gpus * MinTasks(p), MinTasks(p), p.task.cpu, p.task.memory));
+    }
+    shapes = seen.size();
+  }
 
   std::optional<Verdict> blocked;
   while (!order.empty()) {
@@ -501,6 +511,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
       if (!stop && state.free_gpu() == 0 && cpu_only == 0 && Borrowed() == 0) {
         stop = !policy.Preempts() || (key_ordered && VictimBound(j) == 0);
       }
+      if (!stop && key_ordered && shapes > 0 && failed_reclaims.size() >= shapes && Borrowed() == 0) stop = true;
       if (stop) {
         waiting_not_now = true;
         break;
