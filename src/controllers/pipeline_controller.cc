@@ -63,6 +63,7 @@ Status PipelineController::Start() {
   if (ec) return IoError("artifact root " + options_.artifact_root + ": " + ec.message());
   ASSIGN_OR_RETURN(int64_t cursor, pstore_.GetCursor());
   cursor_ = cursor > 0 ? cursor : store_.LastEventSeq();
+  saved_cursor_ = cursor_;
   ASSIGN_OR_RETURN(auto runs, pstore_.ListRuns(0, true));
   for (const auto& r : runs) {
     ASSIGN_OR_RETURN(RunRecord full, pstore_.GetRun(r.id));
@@ -141,11 +142,13 @@ void PipelineController::ProcessEventsLocked() {
   for (;;) {
     auto events = store_.EventsSince(cursor_, 4096);
     if (!events.ok() || events->empty()) return;
+    bool relevant = false;
     for (const auto& e : *events) {
       cursor_ = e.seq;
       if (!e.job) continue;
       auto it = job_index_.find(e.job);
       if (it == job_index_.end()) continue;
+      relevant = true;
       auto run = active_.find(it->second.first);
       if (run == active_.end()) continue;
       if (e.type == "JobStarted") {
@@ -162,8 +165,14 @@ void PipelineController::ProcessEventsLocked() {
       OnJobEnded(*run->second, it->second.second, *job);
     }
     for (auto& [id, rs] : active_) Save(*rs);
-    Status st = pstore_.PutCursor(cursor_);
-    if (!st.ok()) spdlog::warn("pipelines: {}", st.message());
+    // The cursor only saves re-reading events after a restart (Start
+    // reconciles running steps with their jobs anyway), so it is written
+    // when pipeline jobs moved or every 10,000 events, not on every event.
+    if (relevant || cursor_ - saved_cursor_ >= 10000) {
+      Status st = pstore_.PutCursor(cursor_);
+      if (st.ok()) saved_cursor_ = cursor_;
+      else spdlog::warn("pipelines: {}", st.message());
+    }
     if (events->size() < 4096) return;
   }
 }

@@ -144,6 +144,7 @@ class PipelineController {
   std::map<model::JobId, std::pair<int64_t, std::string>> job_index_;
   std::map<std::string, CronState> crons_;
   int64_t cursor_ = 0;
+  int64_t saved_cursor_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -232,6 +232,24 @@ spec:
   EXPECT_EQ(Trim(d_.GetText("/api/v1/pipelines/runs/" + id + "/logs?step=report")), "slow ended Failed");
 }
 
+TEST_F(PipelineTest, PipelineTimeoutCancelsTheRunningStepsAndFailsTheRun) {
+  std::string id = StartRun(d_, work_.path(), R"(
+kind: Pipeline
+metadata: {name: bounded}
+spec:
+  timeout: 1s
+  onExit: {script: "echo {{pipeline.status}} > )" + (work_ / "exit") + R"("}
+  steps:
+  - name: slow
+    command: [sleep, "30"]
+)");
+  auto run = WaitRunEnd(d_, id);
+  EXPECT_EQ(run["state"], "Failed");
+  EXPECT_NE(run["message"].get<std::string>().find("pipeline timeout"), std::string::npos) << run["message"];
+  EXPECT_EQ(Node(run, "slow")["state"], "Cancelled");
+  EXPECT_EQ(Trim(ReadFile(work_ / "exit")), "Failed");
+}
+
 TEST_F(PipelineTest, SuspendHoldsNewStepsUntilResume) {
   std::string release = work_ / "release";
   std::string id = StartRun(d_, work_.path(), R"(
