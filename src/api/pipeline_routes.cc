@@ -30,7 +30,8 @@ Result<json> Body(const httplib::Request& req) {
 // RFC 3339 ("2026-01-02T03:04:05Z", fraction optional) or ms since the epoch.
 Result<TimeMs> ParseTimeArg(const json& v, const std::string& field) {
   if (v.is_number_integer()) return v.get<TimeMs>();
-  if (!v.is_string()) return InvalidArgument(field + ": must be a time (RFC 3339) or ms since the epoch");
+  if (!v.is_string())
+    return InvalidArgument(field + ": must be a time (RFC 3339) or ms since the epoch");
   std::string s = v.get<std::string>();
   int y, mo, d, h = 0, mi = 0, sec = 0;
   if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &sec) < 3)
@@ -40,7 +41,8 @@ Result<TimeMs> ParseTimeArg(const json& v, const std::string& field) {
 
 }  // namespace
 
-void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController& p, const Clock& clock) {
+void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController& p,
+                            const Clock& clock) {
   using controllers::RunToJson;
   s.Post("/api/v1/pipelines/runs", [&p](const httplib::Request& req, httplib::Response& res) {
     auto body = Body(req);
@@ -50,11 +52,13 @@ void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController&
     std::map<std::string, std::string> params;
     if (body->contains("parameters") && (*body)["parameters"].is_object())
       for (auto it = (*body)["parameters"].begin(); it != (*body)["parameters"].end(); ++it)
-        params[it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+        params[it.key()] =
+            it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
     std::string text = (*body)["spec"].get<std::string>();
     auto kind = model::DocumentKind(text);
     if (kind.ok() && *kind == "CronPipeline")
-      return ReplyError(res, InvalidArgument("kind: CronPipeline documents go to /api/v1/cronpipelines"));
+      return ReplyError(
+          res, InvalidArgument("kind: CronPipeline documents go to /api/v1/cronpipelines"));
     auto run = p.Submit(text, params, body->value("user", ""));
     if (!run.ok()) return ReplyError(res, run.status());
     ReplyJson(res, 201, RunToJson(*run));
@@ -65,8 +69,10 @@ void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController&
     std::string text = body->value("spec", "");
     auto kind = model::DocumentKind(text);
     Status st = kind.ok() ? Status::Ok() : kind.status();
-    if (st.ok() && *kind == "CronPipeline") st = model::ParseCronPipelineSpec(text).status();
-    else if (st.ok()) st = model::ParsePipelineSpec(text).status();
+    if (st.ok() && *kind == "CronPipeline")
+      st = model::ParseCronPipelineSpec(text).status();
+    else if (st.ok())
+      st = model::ParsePipelineSpec(text).status();
     if (!st.ok()) return ReplyError(res, st);
     ReplyJson(res, 200, json{{"valid", true}});
   });
@@ -82,21 +88,23 @@ void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController&
     }
     ReplyJson(res, 200, out);
   });
-  s.Get(R"(/api/v1/pipelines/runs/([^/]+))", [&p](const httplib::Request& req, httplib::Response& res) {
-    auto id = RunId(req.matches[1]);
-    if (!id.ok()) return ReplyError(res, id.status());
-    auto run = p.GetRun(*id);
-    if (!run.ok()) return ReplyError(res, run.status());
-    ReplyJson(res, 200, RunToJson(*run));
-  });
-  s.Get(R"(/api/v1/pipelines/runs/([^/]+)/logs)", [&p](const httplib::Request& req, httplib::Response& res) {
-    auto id = RunId(req.matches[1]);
-    if (!id.ok()) return ReplyError(res, id.status());
-    auto text = p.Logs(*id, req.get_param_value("step"));
-    if (!text.ok()) return ReplyError(res, text.status());
-    res.status = 200;
-    res.set_content(*text, "text/plain; charset=utf-8");
-  });
+  s.Get(R"(/api/v1/pipelines/runs/([^/]+))",
+        [&p](const httplib::Request& req, httplib::Response& res) {
+          auto id = RunId(req.matches[1]);
+          if (!id.ok()) return ReplyError(res, id.status());
+          auto run = p.GetRun(*id);
+          if (!run.ok()) return ReplyError(res, run.status());
+          ReplyJson(res, 200, RunToJson(*run));
+        });
+  s.Get(R"(/api/v1/pipelines/runs/([^/]+)/logs)",
+        [&p](const httplib::Request& req, httplib::Response& res) {
+          auto id = RunId(req.matches[1]);
+          if (!id.ok()) return ReplyError(res, id.status());
+          auto text = p.Logs(*id, req.get_param_value("step"));
+          if (!text.ok()) return ReplyError(res, text.status());
+          res.status = 200;
+          res.set_content(*text, "text/plain; charset=utf-8");
+        });
   s.Post(R"(/api/v1/pipelines/runs/([^/]+)/(cancel|suspend|resume|retry|resubmit))",
          [&p](const httplib::Request& req, httplib::Response& res) {
            auto id = RunId(req.matches[1]);
@@ -115,13 +123,14 @@ void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController&
     auto next = p.NextFire(c.name, std::max(c.last_time, clock.Now()));
     return controllers::CronToJson(c, next.ok() && !c.suspended ? *next : 0);
   };
-  s.Post("/api/v1/cronpipelines", [&p, cron_json](const httplib::Request& req, httplib::Response& res) {
-    auto body = Body(req);
-    if (!body.ok()) return ReplyError(res, body.status());
-    auto c = p.CreateCron(body->value("spec", ""));
-    if (!c.ok()) return ReplyError(res, c.status());
-    ReplyJson(res, 201, cron_json(*c));
-  });
+  s.Post("/api/v1/cronpipelines",
+         [&p, cron_json](const httplib::Request& req, httplib::Response& res) {
+           auto body = Body(req);
+           if (!body.ok()) return ReplyError(res, body.status());
+           auto c = p.CreateCron(body->value("spec", ""));
+           if (!c.ok()) return ReplyError(res, c.status());
+           ReplyJson(res, 201, cron_json(*c));
+         });
   s.Get("/api/v1/cronpipelines", [&p, cron_json](const httplib::Request&, httplib::Response& res) {
     auto all = p.ListCrons();
     if (!all.ok()) return ReplyError(res, all.status());
@@ -129,11 +138,12 @@ void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController&
     for (const auto& c : *all) out.push_back(cron_json(c));
     ReplyJson(res, 200, out);
   });
-  s.Get(R"(/api/v1/cronpipelines/([^/]+))", [&p, cron_json](const httplib::Request& req, httplib::Response& res) {
-    auto c = p.GetCron(req.matches[1]);
-    if (!c.ok()) return ReplyError(res, c.status());
-    ReplyJson(res, 200, cron_json(*c));
-  });
+  s.Get(R"(/api/v1/cronpipelines/([^/]+))",
+        [&p, cron_json](const httplib::Request& req, httplib::Response& res) {
+          auto c = p.GetCron(req.matches[1]);
+          if (!c.ok()) return ReplyError(res, c.status());
+          ReplyJson(res, 200, cron_json(*c));
+        });
   auto del = [&p](const httplib::Request& req, httplib::Response& res) {
     Status st = p.DeleteCron(req.matches[1]);
     if (!st.ok()) return ReplyError(res, st);
@@ -147,17 +157,18 @@ void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController&
            if (!c.ok()) return ReplyError(res, c.status());
            ReplyJson(res, 200, cron_json(*c));
          });
-  s.Post(R"(/api/v1/cronpipelines/([^/]+)/backfill)", [&p](const httplib::Request& req, httplib::Response& res) {
-    auto body = Body(req);
-    if (!body.ok()) return ReplyError(res, body.status());
-    auto from = ParseTimeArg(body->value("from", json()), "from");
-    if (!from.ok()) return ReplyError(res, from.status());
-    auto to = ParseTimeArg(body->value("to", json()), "to");
-    if (!to.ok()) return ReplyError(res, to.status());
-    auto ids = p.Backfill(req.matches[1], *from, *to);
-    if (!ids.ok()) return ReplyError(res, ids.status());
-    ReplyJson(res, 201, json{{"runs", *ids}});
-  });
+  s.Post(R"(/api/v1/cronpipelines/([^/]+)/backfill)",
+         [&p](const httplib::Request& req, httplib::Response& res) {
+           auto body = Body(req);
+           if (!body.ok()) return ReplyError(res, body.status());
+           auto from = ParseTimeArg(body->value("from", json()), "from");
+           if (!from.ok()) return ReplyError(res, from.status());
+           auto to = ParseTimeArg(body->value("to", json()), "to");
+           if (!to.ok()) return ReplyError(res, to.status());
+           auto ids = p.Backfill(req.matches[1], *from, *to);
+           if (!ids.ok()) return ReplyError(res, ids.status());
+           ReplyJson(res, 201, json{{"runs", *ids}});
+         });
 }
 
 }  // namespace berth::api

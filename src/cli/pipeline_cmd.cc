@@ -49,10 +49,12 @@ std::string Dur(int64_t ms) { return ms > 0 ? FormatDuration(ms) : ""; }
 void PrintRun(const json& run) {
   std::cout << "Run " << S(run, "id") << " (" << S(run, "name") << "): " << S(run, "state");
   if (run.value("suspended", false)) std::cout << " (suspended)";
-  if (!S(run, "stopping").empty() && S(run, "state") == "Running") std::cout << " (stopping: " << S(run, "stopping") << ")";
+  if (!S(run, "stopping").empty() && S(run, "state") == "Running")
+    std::cout << " (stopping: " << S(run, "stopping") << ")";
   std::cout << "\n";
   if (!S(run, "message").empty()) std::cout << "Message: " << S(run, "message") << "\n";
-  if (!S(run, "cron").empty()) std::cout << "Schedule: " << S(run, "cron") << " " << S(run, "scheduledTime") << "\n";
+  if (!S(run, "cron").empty())
+    std::cout << "Schedule: " << S(run, "cron") << " " << S(run, "scheduledTime") << "\n";
   std::cout << "Artifacts: " << S(run, "artifactDir") << "\n";
   const json& nodes = run.value("nodes", json::array());
   std::map<std::string, std::vector<std::string>> kids;  // parent -> children in the tree
@@ -82,8 +84,9 @@ void PrintRun(const json& run) {
         }
         std::string msg = S(n, "message");
         if (n.value("cached", false) && msg.empty()) msg = "cached";
-        t.Add({label + after, S(n, "state"), n.value("jobId", 0) ? S(n, "jobId") : "", S(n, "exitCode"),
-               S(n, "gpus"), S(n, "attempts"), Dur(n.value("durationMs", int64_t{0})), msg});
+        t.Add({label + after, S(n, "state"), n.value("jobId", 0) ? S(n, "jobId") : "",
+               S(n, "exitCode"), S(n, "gpus"), S(n, "attempts"),
+               Dur(n.value("durationMs", int64_t{0})), msg});
         std::string child_prefix = root ? "" : prefix + (last ? "    " : "|   ");
         const auto& ch = kids[name];
         for (size_t i = 0; i < ch.size(); ++i) walk(ch[i], child_prefix, i + 1 == ch.size(), false);
@@ -96,13 +99,17 @@ std::string httplib_encode(const std::string& s) {
   std::string out;
   const char* hex = "0123456789ABCDEF";
   for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.') out += static_cast<char>(c);
-    else out += std::string("%") + hex[c >> 4] + hex[c & 15];
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.')
+      out += static_cast<char>(c);
+    else
+      out += std::string("%") + hex[c >> 4] + hex[c & 15];
   }
   return out;
 }
 
-bool RunTerminal(const std::string& s) { return s == "Succeeded" || s == "Failed" || s == "Cancelled"; }
+bool RunTerminal(const std::string& s) {
+  return s == "Succeeded" || s == "Failed" || s == "Cancelled";
+}
 
 int WaitRun(ApiClient& api, const std::string& id) {
   for (;;) {
@@ -121,7 +128,8 @@ int WaitRun(ApiClient& api, const std::string& id) {
 
 std::vector<Command> AddPipelineCommands(CLI::App& app) {
   CLI::App* root = &app;
-  auto* p = app.add_subcommand("pipeline", "run DAGs of steps (kind: Pipeline) and their schedules");
+  auto* p =
+      app.add_subcommand("pipeline", "run DAGs of steps (kind: Pipeline) and their schedules");
   p->require_subcommand(1);
   std::vector<Command> out;
 
@@ -131,7 +139,8 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
     bool wait = false;
   };
   auto ra = std::make_shared<RunArgs>();
-  auto* run = p->add_subcommand("run", "start a run of a Pipeline document (a CronPipeline creates a schedule)");
+  auto* run = p->add_subcommand(
+      "run", "start a run of a Pipeline document (a CronPipeline creates a schedule)");
   run->add_option("-f,--file", ra->file, "the document (YAML or JSON; - for stdin)")->required();
   run->add_option("-p,--param", ra->params, "a parameter: key=value (repeatable)");
   run->add_flag("-w,--wait", ra->wait, "wait for the run to end; exit 0 only if it succeeded");
@@ -157,8 +166,9 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
                    std::string user = ra->user;
                    if (user.empty())
                      if (const char* u = std::getenv("USER")) user = u;
-                   auto r = api.Post("/api/v1/pipelines/runs",
-                                     json{{"spec", *text}, {"parameters", params}, {"user", user}}.dump());
+                   auto r = api.Post(
+                       "/api/v1/pipelines/runs",
+                       json{{"spec", *text}, {"parameters", params}, {"user", user}}.dump());
                    if (!r.ok()) return Report(r.status());
                    std::string id = S(*r, "id");
                    std::cout << id << "\n" << std::flush;
@@ -167,15 +177,17 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
                  }});
 
   auto vfile = std::make_shared<std::string>();
-  auto* validate = p->add_subcommand("validate", "check a Pipeline or CronPipeline document offline");
+  auto* validate =
+      p->add_subcommand("validate", "check a Pipeline or CronPipeline document offline");
   validate->add_option("-f,--file", *vfile, "the document")->required();
   out.push_back({validate, [vfile]() -> int {
                    auto text = ReadSpecFile(*vfile);
                    if (!text.ok()) return Report(text.status());
                    auto kind = model::DocumentKind(*text);
                    if (!kind.ok()) return Report(kind.status());
-                   Status st = *kind == "CronPipeline" ? model::ParseCronPipelineSpec(*text).status()
-                                                       : model::ParsePipelineSpec(*text).status();
+                   Status st = *kind == "CronPipeline"
+                                   ? model::ParseCronPipelineSpec(*text).status()
+                                   : model::ParsePipelineSpec(*text).status();
                    if (!st.ok()) return Report(st);
                    std::cout << "valid\n";
                    return 0;
@@ -193,29 +205,33 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
                    ApiClient api(ServerUrl(*root));
                    auto r = api.Get("/api/v1/pipelines/runs/" + ga->id);
                    if (!r.ok()) return Report(r.status());
-                   if (ga->json_out) std::cout << r->dump(2) << "\n";
-                   else PrintRun(*r);
+                   if (ga->json_out)
+                     std::cout << r->dump(2) << "\n";
+                   else
+                     PrintRun(*r);
                    return 0;
                  }});
 
   auto* list = p->add_subcommand("list", "list runs, newest first");
-  out.push_back({list, [root]() -> int {
-                   ApiClient api(ServerUrl(*root));
-                   auto r = api.Get("/api/v1/pipelines/runs?limit=100");
-                   if (!r.ok()) return Report(r.status());
-                   Table t({"ID", "NAME", "STATE", "USER", "CREATED", "ENDED", "SCHEDULE", "MESSAGE"});
-                   for (const auto& run : *r)
-                     t.Add({S(run, "id"), S(run, "name"), S(run, "state"), S(run, "user"), S(run, "created"),
-                            S(run, "ended"), S(run, "cron"), S(run, "message")});
-                   t.Print(std::cout);
-                   return 0;
-                 }});
+  out.push_back(
+      {list, [root]() -> int {
+         ApiClient api(ServerUrl(*root));
+         auto r = api.Get("/api/v1/pipelines/runs?limit=100");
+         if (!r.ok()) return Report(r.status());
+         Table t({"ID", "NAME", "STATE", "USER", "CREATED", "ENDED", "SCHEDULE", "MESSAGE"});
+         for (const auto& run : *r)
+           t.Add({S(run, "id"), S(run, "name"), S(run, "state"), S(run, "user"), S(run, "created"),
+                  S(run, "ended"), S(run, "cron"), S(run, "message")});
+         t.Print(std::cout);
+         return 0;
+       }});
 
   struct LogArgs {
     std::string id, step;
   };
   auto la = std::make_shared<LogArgs>();
-  auto* logs = p->add_subcommand("logs", "print a step's output (every step's when STEP is left out)");
+  auto* logs =
+      p->add_subcommand("logs", "print a step's output (every step's when STEP is left out)");
   logs->add_option("RUN", la->id, "run id")->required();
   logs->add_option("STEP", la->step, "step, or fan-out child like fan(3)");
   out.push_back({logs, [root, la]() -> int {
@@ -230,8 +246,8 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
                        if (n.value("jobId", 0)) steps.push_back(S(n, "name"));
                    }
                    for (const auto& s : steps) {
-                     auto text = api.GetText("/api/v1/pipelines/runs/" + la->id + "/logs?step=" +
-                                             httplib_encode(s));
+                     auto text = api.GetText("/api/v1/pipelines/runs/" + la->id +
+                                             "/logs?step=" + httplib_encode(s));
                      if (!text.ok()) return Report(text.status());
                      if (la->step.empty()) std::cout << "==> " << s << " <==\n";
                      std::cout << *text;
@@ -241,11 +257,12 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
 
   for (const char* action : {"cancel", "suspend", "resume", "retry", "resubmit"}) {
     auto id = std::make_shared<std::string>();
-    std::string help = std::string(action) == "cancel"    ? "cancel a run (the exit handler still runs)"
-                       : std::string(action) == "suspend" ? "start no new steps until resumed"
-                       : std::string(action) == "resume"  ? "resume a suspended run"
-                       : std::string(action) == "retry"   ? "retry a failed run from its failed steps"
-                                                          : "start a new run with the same document and parameters";
+    std::string help =
+        std::string(action) == "cancel"    ? "cancel a run (the exit handler still runs)"
+        : std::string(action) == "suspend" ? "start no new steps until resumed"
+        : std::string(action) == "resume"  ? "resume a suspended run"
+        : std::string(action) == "retry"   ? "retry a failed run from its failed steps"
+                                         : "start a new run with the same document and parameters";
     auto* c = p->add_subcommand(action, help);
     c->add_option("RUN", *id, "run id")->required();
     std::string a = action;
@@ -253,8 +270,11 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
                      ApiClient api(ServerUrl(*root));
                      auto r = api.Post("/api/v1/pipelines/runs/" + *id + "/" + a, "{}");
                      if (!r.ok()) return Report(r.status());
-                     if (a == "resubmit") std::cout << S(*r, "id") << "\n";
-                     else std::cout << S(*r, "id") << " " << S(*r, "state") << (r->value("suspended", false) ? " (suspended)" : "") << "\n";
+                     if (a == "resubmit")
+                       std::cout << S(*r, "id") << "\n";
+                     else
+                       std::cout << S(*r, "id") << " " << S(*r, "state")
+                                 << (r->value("suspended", false) ? " (suspended)" : "") << "\n";
                      return 0;
                    }});
   }
@@ -281,8 +301,9 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
                    if (!r.ok()) return Report(r.status());
                    Table t({"NAME", "SCHEDULE", "TIMEZONE", "POLICY", "SUSPENDED", "LAST", "NEXT"});
                    for (const auto& c : *r)
-                     t.Add({S(c, "name"), S(c, "schedule"), S(c, "timezone"), S(c, "concurrencyPolicy"),
-                            S(c, "suspended"), S(c, "lastScheduleTime"), S(c, "nextScheduleTime")});
+                     t.Add({S(c, "name"), S(c, "schedule"), S(c, "timezone"),
+                            S(c, "concurrencyPolicy"), S(c, "suspended"), S(c, "lastScheduleTime"),
+                            S(c, "nextScheduleTime")});
                    t.Print(std::cout);
                    return 0;
                  }});
@@ -293,10 +314,11 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
     std::string a = action;
     out.push_back({c, [root, name, a]() -> int {
                      ApiClient api(ServerUrl(*root));
-                     Result<json> r = a == "get" ? api.Get("/api/v1/cronpipelines/" + *name)
-                                      : a == "delete"
-                                          ? api.Post("/api/v1/cronpipelines/" + *name + "/delete", "{}")
-                                          : api.Post("/api/v1/cronpipelines/" + *name + "/" + a, "{}");
+                     Result<json> r =
+                         a == "get" ? api.Get("/api/v1/cronpipelines/" + *name)
+                         : a == "delete"
+                             ? api.Post("/api/v1/cronpipelines/" + *name + "/delete", "{}")
+                             : api.Post("/api/v1/cronpipelines/" + *name + "/" + a, "{}");
                      if (!r.ok()) return Report(r.status());
                      std::cout << r->dump(2) << "\n";
                      return 0;
@@ -306,9 +328,11 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
     std::string name, from, to;
   };
   auto ba = std::make_shared<BackfillArgs>();
-  auto* backfill = cron->add_subcommand("backfill", "start the runs a schedule would have started in a range");
+  auto* backfill =
+      cron->add_subcommand("backfill", "start the runs a schedule would have started in a range");
   backfill->add_option("NAME", ba->name, "schedule name")->required();
-  backfill->add_option("--from", ba->from, "start (RFC 3339, e.g. 2026-11-01T00:00:00Z)")->required();
+  backfill->add_option("--from", ba->from, "start (RFC 3339, e.g. 2026-11-01T00:00:00Z)")
+      ->required();
   backfill->add_option("--to", ba->to, "end, inclusive")->required();
   out.push_back({backfill, [root, ba]() -> int {
                    ApiClient api(ServerUrl(*root));

@@ -23,10 +23,14 @@ constexpr size_t kMaxOutput = 256 * 1024;
 bool Terminal(const std::string& s) {
   return s == "Succeeded" || s == "Failed" || s == "Skipped" || s == "Omitted" || s == "Cancelled";
 }
-bool RunTerminal(const std::string& s) { return s == "Succeeded" || s == "Failed" || s == "Cancelled"; }
+bool RunTerminal(const std::string& s) {
+  return s == "Succeeded" || s == "Failed" || s == "Cancelled";
+}
 
 std::string TrimRight(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  while (!s.empty() &&
+         (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
+    s.pop_back();
   return s;
 }
 
@@ -41,7 +45,9 @@ std::string ReadSmall(const std::string& path, bool* ok) {
   return s;
 }
 
-std::string ChildName(const std::string& step, int64_t i) { return step + "(" + std::to_string(i) + ")"; }
+std::string ChildName(const std::string& step, int64_t i) {
+  return step + "(" + std::to_string(i) + ")";
+}
 
 std::string Resolve(const std::string& dir, const std::string& p) {
   if (!p.empty() && p[0] == '/') return p;
@@ -50,9 +56,14 @@ std::string Resolve(const std::string& dir, const std::string& p) {
 
 }  // namespace
 
-PipelineController::PipelineController(store::Store& store, store::PipelineStore& pstore, StepJobs jobs,
-                                       const Clock& clock, PipelineControllerOptions options)
-    : store_(store), pstore_(pstore), jobs_(std::move(jobs)), clock_(clock), options_(std::move(options)) {}
+PipelineController::PipelineController(store::Store& store, store::PipelineStore& pstore,
+                                       StepJobs jobs, const Clock& clock,
+                                       PipelineControllerOptions options)
+    : store_(store),
+      pstore_(pstore),
+      jobs_(std::move(jobs)),
+      clock_(clock),
+      options_(std::move(options)) {}
 
 PipelineController::~PipelineController() { Stop(); }
 
@@ -94,8 +105,10 @@ Status PipelineController::Start() {
   ASSIGN_OR_RETURN(auto crons, pstore_.ListCrons());
   for (const auto& c : crons) {
     auto cs = LoadCron(c);
-    if (cs.ok()) crons_.emplace(c.name, std::move(*cs));
-    else spdlog::warn("cron pipeline {}: {}", c.name, cs.status().message());
+    if (cs.ok())
+      crons_.emplace(c.name, std::move(*cs));
+    else
+      spdlog::warn("cron pipeline {}: {}", c.name, cs.status().message());
   }
   stop_ = false;
   thread_ = std::thread([this] { Loop(); });
@@ -131,8 +144,10 @@ void PipelineController::PassLocked() {
     RunState& rs = *it->second;
     // Timers: retries' backoff and timeouts are checked on every pass.
     Advance(rs);
-    if (RunTerminal(rs.rec.state)) it = active_.erase(it);
-    else ++it;
+    if (RunTerminal(rs.rec.state))
+      it = active_.erase(it);
+    else
+      ++it;
   }
   (void)now;
   CronTickLocked();
@@ -170,8 +185,10 @@ void PipelineController::ProcessEventsLocked() {
     // when pipeline jobs moved or every 10,000 events, not on every event.
     if (relevant || cursor_ - saved_cursor_ >= 10000) {
       Status st = pstore_.PutCursor(cursor_);
-      if (st.ok()) saved_cursor_ = cursor_;
-      else spdlog::warn("pipelines: {}", st.message());
+      if (st.ok())
+        saved_cursor_ = cursor_;
+      else
+        spdlog::warn("pipelines: {}", st.message());
     }
     if (events->size() < 4096) return;
   }
@@ -192,8 +209,10 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
   rs.dirty.insert(name);
   n.end_time = job.end_time ? job.end_time : clock_.Now();
   if (job.start_time) n.start_time = job.start_time;
-  if (job.exit_code) n.exit_code = *job.exit_code;
-  else n.exit_code.reset();
+  if (job.exit_code)
+    n.exit_code = *job.exit_code;
+  else
+    n.exit_code.reset();
   std::string gpus;
   for (int g : job.placement.gpus) gpus += (gpus.empty() ? "" : ",") + std::to_string(g);
   n.gpus = gpus;
@@ -217,7 +236,8 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
   if (!rs.rec.stopping.empty() || job.state == model::JobState::kCancelled) {
     n.state = job.state == model::JobState::kCancelled ? "Cancelled" : "Failed";
     n.message = rs.rec.stopping == "timeout" ? "pipeline timeout" : job.message;
-    if (n.message.empty()) n.message = job.state == model::JobState::kCancelled ? "cancelled" : "failed";
+    if (n.message.empty())
+      n.message = job.state == model::JobState::kCancelled ? "cancelled" : "failed";
     if (rs.rec.stopping.empty()) return FailOrRetry(rs, n, *step, "job cancelled", false);
     return;
   }
@@ -234,7 +254,8 @@ void PipelineController::FailOrRetry(RunState& rs, NodeRecord& n, const model::S
                    (r.policy == model::RetryPolicy::kOnFailure && process_ran) ||
                    (r.policy == model::RetryPolicy::kOnError && !process_ran);
   if (rs.rec.stopping.empty() && policy_ok && n.attempts <= r.limit) {
-    double backoff = static_cast<double>(r.backoff) * std::pow(r.factor, static_cast<double>(n.attempts - 1));
+    double backoff =
+        static_cast<double>(r.backoff) * std::pow(r.factor, static_cast<double>(n.attempts - 1));
     if (r.max_backoff > 0) backoff = std::min(backoff, static_cast<double>(r.max_backoff));
     n.state = "Pending";
     n.job_id = 0;
@@ -271,12 +292,15 @@ Status PipelineController::CollectOutputs(RunState& rs, NodeRecord& n, const mod
   for (const auto& a : step.output_artifacts) {
     std::string src = Resolve(workdir, a.path);
     std::error_code ec;
-    if (!fs::exists(src, ec)) return NotFound("outputs.artifacts." + a.name + ": the step produced no " + src);
+    if (!fs::exists(src, ec))
+      return NotFound("outputs.artifacts." + a.name + ": the step produced no " + src);
     std::string dst = rs.rec.artifact_dir + "/artifacts/" + n.name + "/" + a.name;
     fs::remove_all(dst, ec);
     fs::create_directories(fs::path(dst).parent_path(), ec);
     fs::copy(src, dst, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
-    if (ec) return IoError("outputs.artifacts." + a.name + ": copy " + src + " to " + dst + ": " + ec.message());
+    if (ec)
+      return IoError("outputs.artifacts." + a.name + ": copy " + src + " to " + dst + ": " +
+                     ec.message());
     out["artifacts"][a.name] = dst;
   }
   return Status::Ok();
@@ -312,7 +336,8 @@ std::function<std::optional<std::string>(const std::string&)> PipelineController
       if (p[1] == "status") {
         if (rs.rec.stopping == "cancel") return std::string("Cancelled");
         for (const auto& [name, n] : rs.rec.nodes)
-          if (name != kExitNode && (n.state == "Failed" || n.state == "Omitted")) return std::string("Failed");
+          if (name != kExitNode && (n.state == "Failed" || n.state == "Omitted"))
+            return std::string("Failed");
         return std::string(rs.rec.stopping == "timeout" ? "Failed" : "Succeeded");
       }
       return std::nullopt;
@@ -322,7 +347,8 @@ std::function<std::optional<std::string>(const std::string&)> PipelineController
       if (it == rs.rec.nodes.end()) return std::nullopt;
       const NodeRecord& n = it->second;
       if (p.size() == 3 && p[2] == "status") return n.state;
-      if (p.size() == 3 && p[2] == "exitCode") return n.exit_code ? std::to_string(*n.exit_code) : "";
+      if (p.size() == 3 && p[2] == "exitCode")
+        return n.exit_code ? std::to_string(*n.exit_code) : "";
       if (p.size() == 4 && p[3] == "result" && n.outputs.contains("result")) {
         const json& v = n.outputs["result"];
         return v.is_string() ? v.get<std::string>() : v.dump();
@@ -344,7 +370,8 @@ void PipelineController::Launch(RunState& rs, NodeRecord& n, const model::StepSp
   auto lookup = Lookup(rs, n);
   auto sub = [&](const std::string& field, const std::string& text) -> Result<std::string> {
     auto r = model::Substitute(text, lookup);
-    if (!r.ok()) return InvalidArgument(field + ": " + r.status().message() + " (not produced at run time)");
+    if (!r.ok())
+      return InvalidArgument(field + ": " + r.status().message() + " (not produced at run time)");
     return r;
   };
   auto fail = [&](const std::string& msg) {
@@ -385,7 +412,9 @@ void PipelineController::Launch(RunState& rs, NodeRecord& n, const model::StepSp
     fs::remove_all(dst, ec);
     fs::create_directories(fs::path(dst).parent_path(), ec);
     fs::copy(*src, dst, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
-    if (ec) return fail("inputs.artifacts." + a.name + ": copy " + *src + " to " + dst + ": " + ec.message());
+    if (ec)
+      return fail("inputs.artifacts." + a.name + ": copy " + *src + " to " + dst + ": " +
+                  ec.message());
   }
   js.name = rs.rec.name + "-" + std::to_string(rs.rec.id) + "-" + n.name;
   for (char& c : js.name)
@@ -479,7 +508,8 @@ bool PipelineController::AdvanceOnce(RunState& rs) {
   for (auto& [step, list] : children)
     std::sort(list.begin(), list.end(), [](auto* a, auto* b) { return a->index < b->index; });
   auto can_launch = [&] {
-    return !stopping && !rs.rec.suspended && (rs.spec.parallelism <= 0 || running < rs.spec.parallelism);
+    return !stopping && !rs.rec.suspended &&
+           (rs.spec.parallelism <= 0 || running < rs.spec.parallelism);
   };
   auto mark = [&](NodeRecord& n, const std::string& state, const std::string& msg) {
     n.state = state;
@@ -589,14 +619,16 @@ bool PipelineController::AdvanceOnce(RunState& rs) {
         ready = done == total;
         break;
       case model::TriggerRule::kOneFailed:
-        if (failed > 0) ready = true;
+        if (failed > 0)
+          ready = true;
         else if (done == total) {
           mark(n, "Skipped", "no upstream step failed (triggerRule one_failed)");
           continue;
         }
         break;
       case model::TriggerRule::kOneSuccess:
-        if (succeeded > 0) ready = true;
+        if (succeeded > 0)
+          ready = true;
         else if (done == total) {
           mark(n, "Omitted", "no upstream step succeeded (triggerRule one_success)");
           continue;
@@ -719,9 +751,11 @@ void PipelineController::Save(RunState& rs) {
   rs.changed = false;
 }
 
-void PipelineController::Event(const std::string& type, const RunRecord& rec, const std::string& message) {
-  Status st = store_.AppendEvent(type, 0, message, clock_.Now(),
-                                 json{{"pipelineRun", rec.id}, {"pipeline", rec.name}, {"state", rec.state}});
+void PipelineController::Event(const std::string& type, const RunRecord& rec,
+                               const std::string& message) {
+  Status st = store_.AppendEvent(
+      type, 0, message, clock_.Now(),
+      json{{"pipelineRun", rec.id}, {"pipeline", rec.name}, {"state", rec.state}});
   if (!st.ok()) spdlog::warn("pipelines: event: {}", st.message());
 }
 
@@ -800,7 +834,8 @@ Result<RunRecord> PipelineController::Cancel(int64_t id) {
   auto it = active_.find(id);
   if (it == active_.end()) {
     ASSIGN_OR_RETURN(RunRecord r, pstore_.GetRun(id));
-    return FailedPrecondition("pipeline run " + std::to_string(id) + " already ended (" + r.state + ")");
+    return FailedPrecondition("pipeline run " + std::to_string(id) + " already ended (" + r.state +
+                              ")");
   }
   RunState& rs = *it->second;
   if (rs.rec.stopping.empty()) {
@@ -820,7 +855,8 @@ Result<RunRecord> PipelineController::Cancel(int64_t id) {
 Result<RunRecord> PipelineController::Suspend(int64_t id) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = active_.find(id);
-  if (it == active_.end()) return FailedPrecondition("pipeline run " + std::to_string(id) + " is not running");
+  if (it == active_.end())
+    return FailedPrecondition("pipeline run " + std::to_string(id) + " is not running");
   it->second->rec.suspended = true;
   it->second->changed = true;
   Save(*it->second);
@@ -831,7 +867,8 @@ Result<RunRecord> PipelineController::Suspend(int64_t id) {
 Result<RunRecord> PipelineController::Resume(int64_t id) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = active_.find(id);
-  if (it == active_.end()) return FailedPrecondition("pipeline run " + std::to_string(id) + " is not running");
+  if (it == active_.end())
+    return FailedPrecondition("pipeline run " + std::to_string(id) + " is not running");
   it->second->rec.suspended = false;
   it->second->changed = true;
   Advance(*it->second);
@@ -841,17 +878,20 @@ Result<RunRecord> PipelineController::Resume(int64_t id) {
 
 Result<RunRecord> PipelineController::Retry(int64_t id) {
   std::lock_guard<std::mutex> l(mu_);
-  if (active_.count(id)) return FailedPrecondition("pipeline run " + std::to_string(id) + " is still running");
+  if (active_.count(id))
+    return FailedPrecondition("pipeline run " + std::to_string(id) + " is still running");
   ASSIGN_OR_RETURN(RunRecord r, pstore_.GetRun(id));
   if (r.state != "Failed" && r.state != "Cancelled")
-    return FailedPrecondition("pipeline run " + std::to_string(id) + " is " + r.state + "; only Failed or Cancelled runs can be retried");
+    return FailedPrecondition("pipeline run " + std::to_string(id) + " is " + r.state +
+                              "; only Failed or Cancelled runs can be retried");
   ASSIGN_OR_RETURN(model::PipelineSpec spec, model::ParsePipelineSpec(r.spec));
   auto rs = std::make_unique<RunState>();
   rs->spec = std::move(spec);
   std::vector<std::string> all;
   for (auto& [name, n] : r.nodes) {
     all.push_back(name);
-    bool redo = n.state == "Failed" || n.state == "Omitted" || n.state == "Cancelled" || name == kExitNode;
+    bool redo =
+        n.state == "Failed" || n.state == "Omitted" || n.state == "Cancelled" || name == kExitNode;
     if (!redo) continue;
     bool expanded_group = n.index < 0 && n.outputs.contains("children");
     NodeRecord fresh;
@@ -893,7 +933,8 @@ Result<RunRecord> PipelineController::Resubmit(int64_t id) {
 Result<std::string> PipelineController::Logs(int64_t id, const std::string& node) {
   ASSIGN_OR_RETURN(RunRecord r, GetRun(id));
   auto it = r.nodes.find(node);
-  if (it == r.nodes.end()) return NotFound("pipeline run " + std::to_string(id) + " has no step " + node);
+  if (it == r.nodes.end())
+    return NotFound("pipeline run " + std::to_string(id) + " has no step " + node);
   if (!it->second.job_id) return std::string();
   ASSIGN_OR_RETURN(model::Job job, store_.GetJob(it->second.job_id));
   if (job.attempts == 0 || !jobs_.log_path) return std::string();
@@ -948,7 +989,8 @@ Result<store::CronRecord> PipelineController::GetCron(const std::string& name) {
   return it->second.rec;
 }
 
-Result<store::CronRecord> PipelineController::SetCronSuspended(const std::string& name, bool suspended) {
+Result<store::CronRecord> PipelineController::SetCronSuspended(const std::string& name,
+                                                               bool suspended) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = crons_.find(name);
   if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
@@ -974,7 +1016,8 @@ Result<TimeMs> PipelineController::NextFire(const std::string& name, TimeMs afte
   return next ? *next : 0;
 }
 
-Result<std::vector<int64_t>> PipelineController::Backfill(const std::string& name, TimeMs from, TimeMs to) {
+Result<std::vector<int64_t>> PipelineController::Backfill(const std::string& name, TimeMs from,
+                                                          TimeMs to) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = crons_.find(name);
   if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
@@ -982,8 +1025,10 @@ Result<std::vector<int64_t>> PipelineController::Backfill(const std::string& nam
   std::vector<int64_t> ids;
   const CronState& c = it->second;
   for (auto t = c.schedule.Next(from - 1, c.tz); t && *t <= to; t = c.schedule.Next(*t, c.tz)) {
-    if (ids.size() >= 1000) return InvalidArgument("backfill: more than 1000 fire times in the range");
-    ASSIGN_OR_RETURN(int64_t id, SubmitLocked(c.spec.pipeline_text, c.spec.parameters, "", name, *t));
+    if (ids.size() >= 1000)
+      return InvalidArgument("backfill: more than 1000 fire times in the range");
+    ASSIGN_OR_RETURN(int64_t id,
+                     SubmitLocked(c.spec.pipeline_text, c.spec.parameters, "", name, *t));
     ids.push_back(id);
   }
   return ids;
@@ -996,7 +1041,9 @@ void PipelineController::CronTickLocked() {
     // The latest fire time in (last_time, now]; missed earlier ones are not
     // caught up (use Backfill for that).
     std::optional<TimeMs> due;
-    for (auto t = c.schedule.Next(c.rec.last_time, c.tz); t && *t <= now; t = c.schedule.Next(*t, c.tz)) due = t;
+    for (auto t = c.schedule.Next(c.rec.last_time, c.tz); t && *t <= now;
+         t = c.schedule.Next(*t, c.tz))
+      due = t;
     if (!due) continue;
     c.rec.last_time = *due;
     Status st = pstore_.PutCron(c.rec);
@@ -1005,7 +1052,8 @@ void PipelineController::CronTickLocked() {
     for (auto& [id, rs] : active_)
       if (rs->rec.cron == name && !RunTerminal(rs->rec.state)) running.push_back(id);
     if (!running.empty() && c.spec.concurrency == model::ConcurrencyPolicy::kForbid) {
-      spdlog::info("cron pipeline {}: skipping {}: a run is still active (Forbid)", name, FormatTime(*due));
+      spdlog::info("cron pipeline {}: skipping {}: a run is still active (Forbid)", name,
+                   FormatTime(*due));
       continue;
     }
     if (c.spec.concurrency == model::ConcurrencyPolicy::kReplace) {
@@ -1042,8 +1090,10 @@ json RunToJson(const RunRecord& run) {
             {"artifactDir", run.artifact_dir}};
   json params = json::object();
   for (const auto& [k, v] : run.parameters) {
-    if (k == "@scheduledTime") j["scheduledTime"] = v;
-    else params[k] = v;
+    if (k == "@scheduledTime")
+      j["scheduledTime"] = v;
+    else
+      params[k] = v;
   }
   j["parameters"] = params;
   auto spec = model::ParsePipelineSpec(run.spec);
@@ -1071,15 +1121,19 @@ json RunToJson(const RunRecord& run) {
     json o = n.outputs;
     o.erase("memoKey");
     o.erase("children");
-    json nj = {{"name", n.name},       {"step", n.step},
-               {"state", n.state},     {"jobId", n.job_id},
+    json nj = {{"name", n.name},
+               {"step", n.step},
+               {"state", n.state},
+               {"jobId", n.job_id},
                {"attempts", n.attempts},
                {"exitCode", n.exit_code ? json(*n.exit_code) : json(nullptr)},
                {"startTime", FormatTime(n.start_time)},
                {"endTime", FormatTime(n.end_time)},
                {"durationMs", n.end_time && n.start_time ? n.end_time - n.start_time : 0},
-               {"gpus", n.gpus},       {"message", n.message},
-               {"cached", n.cached},   {"outputs", o},
+               {"gpus", n.gpus},
+               {"message", n.message},
+               {"cached", n.cached},
+               {"outputs", o},
                {"dependencies", n.index >= 0 ? json::array() : json(deps[n.step])}};
     if (n.index >= 0) {
       nj["index"] = n.index;

@@ -10,13 +10,12 @@
 // serialises them with the controller thread.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
@@ -97,7 +96,7 @@ class PipelineController {
     store::RunRecord rec;
     model::PipelineSpec spec;
     std::set<std::string> dirty;  // nodes to save
-    bool changed = false;          // the run row changed
+    bool changed = false;         // the run row changed
     // Launched nodes whose jobs are not submitted yet: submitted together
     // (concurrently, so the store group-commits them) at the end of a pass.
     std::vector<std::pair<std::string, model::JobSpec>> to_submit;
@@ -124,14 +123,16 @@ class PipelineController {
   void Finish(RunState& rs);
   void Save(RunState& rs);
   void CronTickLocked();
-  Result<int64_t> SubmitLocked(const std::string& spec_text, const std::map<std::string, std::string>& params,
-                               const std::string& user, const std::string& cron, TimeMs scheduled_time);
+  Result<int64_t> SubmitLocked(const std::string& spec_text,
+                               const std::map<std::string, std::string>& params,
+                               const std::string& user, const std::string& cron,
+                               TimeMs scheduled_time);
   Result<store::RunRecord> Snapshot(int64_t id);
   void Event(const std::string& type, const store::RunRecord& rec, const std::string& message);
   Result<CronState> LoadCron(const store::CronRecord& rec);
   const model::StepSpec* StepOf(const RunState& rs, const store::NodeRecord& n) const;
   std::function<std::optional<std::string>(const std::string&)> Lookup(const RunState& rs,
-                                                                         const store::NodeRecord& n);
+                                                                       const store::NodeRecord& n);
 
   store::Store& store_;
   store::PipelineStore& pstore_;

@@ -17,7 +17,8 @@ int64_t ReadBE(const std::string& b, size_t pos, int n) {
 
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
-const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
+const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                         "jul", "aug", "sep", "oct", "nov", "dec"};
 const char* kDays[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
 Result<int> ParseValue(const std::string& s, const std::string& field, int lo, int hi,
@@ -28,11 +29,13 @@ Result<int> ParseValue(const std::string& s, const std::string& field, int lo, i
     for (int i = 0; i <= hi - name_base && i < 12; ++i)
       if (names[i] && lower == names[i]) return i + name_base;
   }
-  if (s.empty() || !std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+  if (s.empty() || !std::all_of(s.begin(), s.end(),
+                                [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
     return InvalidArgument(field + ": \"" + s + "\" is not a number");
   int v = std::stoi(s);
   if (v < lo || v > hi)
-    return InvalidArgument(field + ": " + s + " is out of range " + std::to_string(lo) + "-" + std::to_string(hi));
+    return InvalidArgument(field + ": " + s + " is out of range " + std::to_string(lo) + "-" +
+                           std::to_string(hi));
   return v;
 }
 
@@ -104,7 +107,8 @@ Result<TimeZone> TimeZone::Load(const std::string& name, const std::string& zone
   if (name.find("..") != std::string::npos || name[0] == '/')
     return InvalidArgument("unknown time zone \"" + name + "\"");
   std::ifstream in(zoneinfo_dir + "/" + name, std::ios::binary);
-  if (!in) return InvalidArgument("unknown time zone \"" + name + "\" (no file in " + zoneinfo_dir + ")");
+  if (!in)
+    return InvalidArgument("unknown time zone \"" + name + "\" (no file in " + zoneinfo_dir + ")");
   std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto bad = [&] { return InvalidArgument("time zone \"" + name + "\": not a valid TZif file"); };
   if (b.size() < 44 || b.compare(0, 4, "TZif") != 0) return bad();
@@ -114,8 +118,8 @@ Result<TimeZone> TimeZone::Load(const std::string& name, const std::string& zone
             leapcnt = ReadBE(b, pos + 28, 4), timecnt = ReadBE(b, pos + 32, 4),
             typecnt = ReadBE(b, pos + 36, 4), charcnt = ReadBE(b, pos + 40, 4);
     size_t p = pos + 44;
-    size_t need = timecnt * time_size + timecnt + typecnt * 6 + charcnt + leapcnt * (time_size + 4) +
-                  isstdcnt + isutcnt;
+    size_t need = timecnt * time_size + timecnt + typecnt * 6 + charcnt +
+                  leapcnt * (time_size + 4) + isstdcnt + isutcnt;
     if (b.size() < p + need || typecnt <= 0) return bad();
     std::vector<int64_t> times(timecnt);
     for (int64_t i = 0; i < timecnt; ++i) times[i] = ReadBE(b, p + i * time_size, time_size);
@@ -181,7 +185,8 @@ Result<CronSchedule> CronSchedule::Parse(const std::string& expr_in) {
   std::vector<std::string> f;
   for (std::string x; ss >> x;) f.push_back(x);
   if (f.size() != 5)
-    return InvalidArgument("\"" + expr + "\": needs 5 fields (minute hour day-of-month month day-of-week), got " +
+    return InvalidArgument("\"" + expr +
+                           "\": needs 5 fields (minute hour day-of-month month day-of-week), got " +
                            std::to_string(f.size()));
   CronSchedule c;
   c.expr_ = expr;

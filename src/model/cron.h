@@ -28,7 +28,8 @@ namespace berth::model {
 class TimeZone {
  public:
   // "UTC", "Europe/Berlin", ... InvalidArgument for an unknown zone.
-  static Result<TimeZone> Load(const std::string& name, const std::string& zoneinfo_dir = "/usr/share/zoneinfo");
+  static Result<TimeZone> Load(const std::string& name,
+                               const std::string& zoneinfo_dir = "/usr/share/zoneinfo");
   static TimeZone Utc();
   // Seconds east of UTC in effect at `utc_seconds`.
   int64_t OffsetAt(int64_t utc_seconds) const;

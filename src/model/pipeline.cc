@@ -107,14 +107,21 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
     if (s->parallelism < 0) return r.Error("parallelism", "must be >= 0");
     std::string rule;
     RETURN_IF_ERROR(r.String("triggerRule", &rule));
-    if (rule.empty() || rule == "all_success") s->trigger = TriggerRule::kAllSuccess;
-    else if (rule == "all_done") s->trigger = TriggerRule::kAllDone;
-    else if (rule == "one_failed") s->trigger = TriggerRule::kOneFailed;
-    else if (rule == "one_success") s->trigger = TriggerRule::kOneSuccess;
-    else if (rule == "none_failed") s->trigger = TriggerRule::kNoneFailed;
+    if (rule.empty() || rule == "all_success")
+      s->trigger = TriggerRule::kAllSuccess;
+    else if (rule == "all_done")
+      s->trigger = TriggerRule::kAllDone;
+    else if (rule == "one_failed")
+      s->trigger = TriggerRule::kOneFailed;
+    else if (rule == "one_success")
+      s->trigger = TriggerRule::kOneSuccess;
+    else if (rule == "none_failed")
+      s->trigger = TriggerRule::kNoneFailed;
     else
-      return r.Error("triggerRule", "must be all_success, all_done, one_failed, one_success or "
-                                    "none_failed, got \"" + rule + "\"");
+      return r.Error("triggerRule",
+                     "must be all_success, all_done, one_failed, one_success or "
+                     "none_failed, got \"" +
+                         rule + "\"");
   }
   if (r.Has("inputs")) {
     SpecReader in = r.Child("inputs");
@@ -160,10 +167,15 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
     if (s->retry.limit < 0) return rs.Error("limit", "must be >= 0");
     std::string policy;
     RETURN_IF_ERROR(rs.String("retryPolicy", &policy));
-    if (policy.empty() || policy == "Always") s->retry.policy = RetryPolicy::kAlways;
-    else if (policy == "OnFailure") s->retry.policy = RetryPolicy::kOnFailure;
-    else if (policy == "OnError") s->retry.policy = RetryPolicy::kOnError;
-    else return rs.Error("retryPolicy", "must be Always, OnFailure or OnError, got \"" + policy + "\"");
+    if (policy.empty() || policy == "Always")
+      s->retry.policy = RetryPolicy::kAlways;
+    else if (policy == "OnFailure")
+      s->retry.policy = RetryPolicy::kOnFailure;
+    else if (policy == "OnError")
+      s->retry.policy = RetryPolicy::kOnError;
+    else
+      return rs.Error("retryPolicy",
+                      "must be Always, OnFailure or OnError, got \"" + policy + "\"");
     if (rs.Has("backoff")) {
       SpecReader b = rs.Child("backoff");
       RETURN_IF_ERROR(b.Duration("duration", &s->retry.backoff));
@@ -206,7 +218,8 @@ std::string CheckRef(const PipelineSpec& spec, const StepSpec& step, bool is_exi
     return out;
   }();
   if (parts[0] == "item") {
-    if (!allow_item || !step.FansOut()) return "{{item}} is only defined in a step with withItems or withParam";
+    if (!allow_item || !step.FansOut())
+      return "{{item}} is only defined in a step with withItems or withParam";
     return parts.size() <= 2 ? "" : "item has no field " + ref.substr(5);
   }
   if (parts[0] == "inputs" && parts.size() == 3 && parts[1] == "parameters") {
@@ -248,7 +261,8 @@ Status CheckTemplates(const PipelineSpec& spec, const StepSpec& step, const std:
     for (const std::string& ref : TemplateRefs(text)) {
       std::string why = CheckRef(spec, step, is_exit, ancestors, ref, allow_item);
       if (!why.empty())
-        return InvalidArgument(base + "." + field + ": undefined reference {{" + ref + "}}: " + why);
+        return InvalidArgument(base + "." + field + ": undefined reference {{" + ref +
+                               "}}: " + why);
     }
     return Status::Ok();
   };
@@ -267,12 +281,14 @@ Status CheckTemplates(const PipelineSpec& spec, const StepSpec& step, const std:
     if (refs.size() != 1 || refs[0].rfind("steps.", 0) != 0 ||
         refs[0].find(".outputs.artifacts.") == std::string::npos)
       return InvalidArgument(base + "." + field +
-                             ": must be {{steps.STEP.outputs.artifacts.NAME}}, got \"" + a.from + "\"");
+                             ": must be {{steps.STEP.outputs.artifacts.NAME}}, got \"" + a.from +
+                             "\"");
     RETURN_IF_ERROR(check(field, a.from, false));
   }
   if (!step.when.empty()) {
     std::string dummy = step.when;
-    auto probe = Substitute(dummy, [](const std::string&) { return std::optional<std::string>("0"); });
+    auto probe =
+        Substitute(dummy, [](const std::string&) { return std::optional<std::string>("0"); });
     if (probe.ok()) {
       auto ok = EvaluateCondition(*probe);
       if (!ok.ok()) return InvalidArgument(base + ".when: " + ok.status().message());
@@ -297,8 +313,8 @@ Status Validate(PipelineSpec& spec) {
         return InvalidArgument(base + ".dependencies[" + std::to_string(j) + "]: unknown step \"" +
                                s.dependencies[j] + "\"");
       if (s.dependencies[j] == s.name)
-        return InvalidArgument(base + ".dependencies[" + std::to_string(j) +
-                               "]: cycle: " + s.name + " -> " + s.name);
+        return InvalidArgument(base + ".dependencies[" + std::to_string(j) + "]: cycle: " + s.name +
+                               " -> " + s.name);
     }
   }
   // Depth-first search for cycles; the order of finishing is a topological order.
@@ -413,7 +429,8 @@ class CondParser {
     auto v = Or();
     if (!v.ok()) return v;
     Skip();
-    if (i_ != s_.size()) return InvalidArgument("unexpected \"" + s_.substr(i_) + "\" in condition \"" + s_ + "\"");
+    if (i_ != s_.size())
+      return InvalidArgument("unexpected \"" + s_.substr(i_) + "\" in condition \"" + s_ + "\"");
     return v;
   }
 
@@ -460,7 +477,8 @@ class CondParser {
     char q = s_[i_];
     if (q == '"' || q == '\'') {
       size_t end = s_.find(q, i_ + 1);
-      if (end == std::string::npos) return InvalidArgument("unterminated quote in condition \"" + s_ + "\"");
+      if (end == std::string::npos)
+        return InvalidArgument("unterminated quote in condition \"" + s_ + "\"");
       std::string v = s_.substr(i_ + 1, end - i_ - 1);
       i_ = end + 1;
       return v;
@@ -469,10 +487,14 @@ class CondParser {
     while (i_ < s_.size() && !std::isspace(static_cast<unsigned char>(s_[i_])) &&
            std::string("()<>=!&|").find(s_[i_]) == std::string::npos)
       ++i_;
-    if (i_ == start) return InvalidArgument("expected a value at \"" + s_.substr(start) + "\" in condition \"" + s_ + "\"");
+    if (i_ == start)
+      return InvalidArgument("expected a value at \"" + s_.substr(start) + "\" in condition \"" +
+                             s_ + "\"");
     return s_.substr(start, i_ - start);
   }
-  static bool Truthy(const std::string& v) { return !(v.empty() || v == "false" || v == "0" || v == "False"); }
+  static bool Truthy(const std::string& v) {
+    return !(v.empty() || v == "false" || v == "0" || v == "False");
+  }
   static std::optional<double> Num(const std::string& v) {
     if (v.empty()) return std::nullopt;
     char* end = nullptr;
@@ -512,20 +534,28 @@ class CondParser {
 
 const char* TriggerRuleName(TriggerRule r) {
   switch (r) {
-    case TriggerRule::kAllSuccess: return "all_success";
-    case TriggerRule::kAllDone: return "all_done";
-    case TriggerRule::kOneFailed: return "one_failed";
-    case TriggerRule::kOneSuccess: return "one_success";
-    case TriggerRule::kNoneFailed: return "none_failed";
+    case TriggerRule::kAllSuccess:
+      return "all_success";
+    case TriggerRule::kAllDone:
+      return "all_done";
+    case TriggerRule::kOneFailed:
+      return "one_failed";
+    case TriggerRule::kOneSuccess:
+      return "one_success";
+    case TriggerRule::kNoneFailed:
+      return "none_failed";
   }
   return "?";
 }
 
 const char* ConcurrencyPolicyName(ConcurrencyPolicy p) {
   switch (p) {
-    case ConcurrencyPolicy::kAllow: return "Allow";
-    case ConcurrencyPolicy::kForbid: return "Forbid";
-    case ConcurrencyPolicy::kReplace: return "Replace";
+    case ConcurrencyPolicy::kAllow:
+      return "Allow";
+    case ConcurrencyPolicy::kForbid:
+      return "Forbid";
+    case ConcurrencyPolicy::kReplace:
+      return "Replace";
   }
   return "?";
 }
@@ -612,10 +642,15 @@ Result<CronPipelineSpec> ParseCronPipelineSpec(const std::string& text) {
     if (!tz.ok()) return s.Error("timezone", tz.status().message());
     std::string policy;
     RETURN_IF_ERROR(s.String("concurrencyPolicy", &policy));
-    if (policy.empty() || policy == "Allow") c.concurrency = ConcurrencyPolicy::kAllow;
-    else if (policy == "Forbid") c.concurrency = ConcurrencyPolicy::kForbid;
-    else if (policy == "Replace") c.concurrency = ConcurrencyPolicy::kReplace;
-    else return s.Error("concurrencyPolicy", "must be Allow, Forbid or Replace, got \"" + policy + "\"");
+    if (policy.empty() || policy == "Allow")
+      c.concurrency = ConcurrencyPolicy::kAllow;
+    else if (policy == "Forbid")
+      c.concurrency = ConcurrencyPolicy::kForbid;
+    else if (policy == "Replace")
+      c.concurrency = ConcurrencyPolicy::kReplace;
+    else
+      return s.Error("concurrencyPolicy",
+                     "must be Allow, Forbid or Replace, got \"" + policy + "\"");
     RETURN_IF_ERROR(s.Bool("suspend", &c.suspend));
     RETURN_IF_ERROR(s.StringMap("parameters", &c.parameters));
     SpecReader p = s.Child("pipeline");
@@ -642,12 +677,14 @@ Result<std::map<std::string, std::string>> ResolveParameters(
   for (const auto& [k, v] : given) {
     bool known = false;
     for (const auto& p : spec.parameters) known = known || p.name == k;
-    if (!known) return InvalidArgument("parameter " + k + ": the pipeline declares no such parameter");
+    if (!known)
+      return InvalidArgument("parameter " + k + ": the pipeline declares no such parameter");
     out[k] = v;
   }
   for (const auto& p : spec.parameters) {
     if (out.count(p.name)) continue;
-    if (!p.value) return InvalidArgument("parameter " + p.name + ": is required (no default value)");
+    if (!p.value)
+      return InvalidArgument("parameter " + p.name + ": is required (no default value)");
     out[p.name] = *p.value;
   }
   return out;

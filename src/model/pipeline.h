@@ -35,10 +35,9 @@
 // output parameters are JSON lists of its children's values.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -94,7 +93,7 @@ struct StepSpec {
   RetryStrategy retry;
   DurationMs timeout = 0;
   TriggerRule trigger = TriggerRule::kAllSuccess;
-  std::string memoize_key;  // empty: no memoization
+  std::string memoize_key;         // empty: no memoization
   DurationMs memoize_max_age = 0;  // 0: forever
 
   bool FansOut() const { return with_items.has_value() || !with_param.empty(); }
@@ -112,7 +111,7 @@ struct PipelineSpec {
   std::vector<PipelineParameter> parameters;
   int64_t parallelism = 0;
   DurationMs timeout = 0;
-  std::vector<StepSpec> steps;  // in a topological order after validation
+  std::vector<StepSpec> steps;      // in a topological order after validation
   std::optional<StepSpec> on_exit;  // named "onExit"
 
   const StepSpec* Step(const std::string& name) const;
@@ -123,12 +122,12 @@ const char* ConcurrencyPolicyName(ConcurrencyPolicy p);
 
 struct CronPipelineSpec {
   std::string name;
-  std::string schedule;   // 5 fields or @hourly, @daily, ...
+  std::string schedule;  // 5 fields or @hourly, @daily, ...
   std::string timezone = "UTC";
   ConcurrencyPolicy concurrency = ConcurrencyPolicy::kAllow;
   bool suspend = false;
   std::map<std::string, std::string> parameters;  // passed to each run
-  std::string pipeline_text;  // the Pipeline document the schedule runs (YAML)
+  std::string pipeline_text;                      // the Pipeline document the schedule runs (YAML)
   PipelineSpec pipeline_spec;
 };
 

@@ -32,7 +32,8 @@ RunRecord ReadRun(Stmt& s) {
   r.spec = s.Text(4);
   json p = ParseJson(s.Text(5), json::object());
   for (auto it = p.begin(); it != p.end(); ++it)
-    r.parameters[it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+    r.parameters[it.key()] =
+        it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
   r.cron = s.Text(6);
   r.created = s.Int(7);
   r.started = s.Int(8);
@@ -47,18 +48,22 @@ RunRecord ReadRun(Stmt& s) {
 
 }  // namespace
 
-Result<std::unique_ptr<PipelineStore>> PipelineStore::Open(const std::string& db_path, int busy_timeout_ms) {
-  ASSIGN_OR_RETURN(auto conn, Conn::Open(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, busy_timeout_ms));
-  RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", "pipeline store: pragmas"));
+Result<std::unique_ptr<PipelineStore>> PipelineStore::Open(const std::string& db_path,
+                                                           int busy_timeout_ms) {
+  ASSIGN_OR_RETURN(auto conn, Conn::Open(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
+                                         busy_timeout_ms));
+  RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+                             "pipeline store: pragmas"));
   return std::unique_ptr<PipelineStore>(new PipelineStore(std::move(conn)));
 }
 
 Status PipelineStore::WriteRun(const RunRecord& r) {
   const std::string op = "pipeline store: save run " + std::to_string(r.id);
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                   conn_->Prepare("UPDATE pipeline_runs SET state=?, started=?, ended=?, message=?, "
-                                  "stopping=?, suspended=?, spec=?, parameters=?, artifact_dir=? WHERE id=?",
-                                  op));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * raw,
+      conn_->Prepare("UPDATE pipeline_runs SET state=?, started=?, ended=?, message=?, "
+                     "stopping=?, suspended=?, spec=?, parameters=?, artifact_dir=? WHERE id=?",
+                     op));
   Stmt s(raw);
   B(s, 1, r.state);
   B(s, 2, r.started);
@@ -75,12 +80,13 @@ Status PipelineStore::WriteRun(const RunRecord& r) {
 
 Status PipelineStore::SaveNode(int64_t run, const NodeRecord& n) {
   const std::string op = "pipeline store: save node " + n.name;
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                   conn_->Prepare("INSERT OR REPLACE INTO pipeline_nodes (run_id, name, step, idx, item, "
-                                  "state, job_id, attempts, exit_code, start_time, end_time, next_at, "
-                                  "outputs, message, cached, gpus) VALUES "
-                                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                  op));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * raw,
+      conn_->Prepare("INSERT OR REPLACE INTO pipeline_nodes (run_id, name, step, idx, item, "
+                     "state, job_id, attempts, exit_code, start_time, end_time, next_at, "
+                     "outputs, message, cached, gpus) VALUES "
+                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     op));
   Stmt s(raw);
   B(s, 1, run);
   B(s, 2, n.name);
@@ -106,11 +112,12 @@ Status PipelineStore::CreateRun(RunRecord* r) {
   const std::string op = "pipeline store: create run";
   RETURN_IF_ERROR(conn_->Begin(op));
   auto body = [&]() -> Status {
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                     conn_->Prepare("INSERT INTO pipeline_runs (name, user, state, spec, parameters, cron, "
-                                    "created, started, artifact_dir, retried_from) VALUES "
-                                    "(?,?,?,?,?,?,?,?,?,?)",
-                                    op));
+    ASSIGN_OR_RETURN(
+        sqlite3_stmt * raw,
+        conn_->Prepare("INSERT INTO pipeline_runs (name, user, state, spec, parameters, cron, "
+                       "created, started, artifact_dir, retried_from) VALUES "
+                       "(?,?,?,?,?,?,?,?,?,?)",
+                       op));
     {
       Stmt s(raw);
       B(s, 1, r->name);
@@ -156,19 +163,21 @@ Result<RunRecord> PipelineStore::GetRun(int64_t id) {
   const std::string op = "pipeline store: get run " + std::to_string(id);
   RunRecord r;
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                     conn_->Prepare(std::string("SELECT ") + kRunCols + " FROM pipeline_runs WHERE id=?", op));
+    ASSIGN_OR_RETURN(
+        sqlite3_stmt * raw,
+        conn_->Prepare(std::string("SELECT ") + kRunCols + " FROM pipeline_runs WHERE id=?", op));
     Stmt s(raw);
     B(s, 1, id);
     ASSIGN_OR_RETURN(bool row, s.Step(op));
     if (!row) return NotFound("pipeline run " + std::to_string(id) + " not found");
     r = ReadRun(s);
   }
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                   conn_->Prepare("SELECT name, step, idx, item, state, job_id, attempts, exit_code, "
-                                  "start_time, end_time, next_at, outputs, message, cached, gpus "
-                                  "FROM pipeline_nodes WHERE run_id=?",
-                                  op));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * raw,
+      conn_->Prepare("SELECT name, step, idx, item, state, job_id, attempts, exit_code, "
+                     "start_time, end_time, next_at, outputs, message, cached, gpus "
+                     "FROM pipeline_nodes WHERE run_id=?",
+                     op));
   Stmt s(raw);
   B(s, 1, id);
   for (;;) {
@@ -195,10 +204,12 @@ Result<RunRecord> PipelineStore::GetRun(int64_t id) {
   return r;
 }
 
-Result<std::vector<RunRecord>> PipelineStore::ListRuns(int64_t limit, bool active_only, const std::string& cron) {
+Result<std::vector<RunRecord>> PipelineStore::ListRuns(int64_t limit, bool active_only,
+                                                       const std::string& cron) {
   std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: list runs";
-  std::string sql = std::string("SELECT ") + kRunCols + " FROM pipeline_runs WHERE (?1 = 0 OR state = 'Running') " +
+  std::string sql = std::string("SELECT ") + kRunCols +
+                    " FROM pipeline_runs WHERE (?1 = 0 OR state = 'Running') " +
                     "AND (?2 = '' OR cron = ?2) ORDER BY id DESC LIMIT ?3";
   ASSIGN_OR_RETURN(sqlite3_stmt * raw, conn_->Prepare(sql, op));
   Stmt s(raw);
@@ -214,10 +225,12 @@ Result<std::vector<RunRecord>> PipelineStore::ListRuns(int64_t limit, bool activ
   return out;
 }
 
-Result<std::optional<std::pair<nlohmann::json, TimeMs>>> PipelineStore::GetMemo(const std::string& key) {
+Result<std::optional<std::pair<nlohmann::json, TimeMs>>> PipelineStore::GetMemo(
+    const std::string& key) {
   std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: get memo";
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw, conn_->Prepare("SELECT outputs, created FROM pipeline_memo WHERE key=?", op));
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   conn_->Prepare("SELECT outputs, created FROM pipeline_memo WHERE key=?", op));
   Stmt s(raw);
   B(s, 1, key);
   ASSIGN_OR_RETURN(bool row, s.Step(op));
@@ -226,14 +239,15 @@ Result<std::optional<std::pair<nlohmann::json, TimeMs>>> PipelineStore::GetMemo(
       std::make_pair(ParseJson(s.Text(0), json::object()), s.Int(1)));
 }
 
-Status PipelineStore::PutMemo(const std::string& key, const nlohmann::json& outputs, TimeMs now, int64_t run,
-                              const std::string& node) {
+Status PipelineStore::PutMemo(const std::string& key, const nlohmann::json& outputs, TimeMs now,
+                              int64_t run, const std::string& node) {
   std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: put memo";
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                   conn_->Prepare("INSERT OR REPLACE INTO pipeline_memo (key, outputs, created, run_id, node) "
-                                  "VALUES (?,?,?,?,?)",
-                                  op));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * raw,
+      conn_->Prepare("INSERT OR REPLACE INTO pipeline_memo (key, outputs, created, run_id, node) "
+                     "VALUES (?,?,?,?,?)",
+                     op));
   Stmt s(raw);
   B(s, 1, key);
   B(s, 2, outputs.dump());
@@ -246,10 +260,11 @@ Status PipelineStore::PutMemo(const std::string& key, const nlohmann::json& outp
 Status PipelineStore::PutCron(const CronRecord& c) {
   std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: put cron " + c.name;
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                   conn_->Prepare("INSERT OR REPLACE INTO pipeline_crons (name, spec, suspended, last_time, "
-                                  "created) VALUES (?,?,?,?,?)",
-                                  op));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * raw,
+      conn_->Prepare("INSERT OR REPLACE INTO pipeline_crons (name, spec, suspended, last_time, "
+                     "created) VALUES (?,?,?,?,?)",
+                     op));
   Stmt s(raw);
   B(s, 1, c.name);
   B(s, 2, c.spec);
@@ -269,10 +284,11 @@ Result<std::optional<CronRecord>> PipelineStore::GetCron(const std::string& name
 Result<std::vector<CronRecord>> PipelineStore::ListCrons() {
   std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: list crons";
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                   conn_->Prepare("SELECT name, spec, suspended, last_time, created FROM pipeline_crons "
-                                  "ORDER BY name",
-                                  op));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * raw,
+      conn_->Prepare("SELECT name, spec, suspended, last_time, created FROM pipeline_crons "
+                     "ORDER BY name",
+                     op));
   Stmt s(raw);
   std::vector<CronRecord> out;
   for (;;) {
@@ -292,7 +308,8 @@ Result<std::vector<CronRecord>> PipelineStore::ListCrons() {
 Status PipelineStore::DeleteCron(const std::string& name) {
   std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: delete cron " + name;
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw, conn_->Prepare("DELETE FROM pipeline_crons WHERE name=?", op));
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   conn_->Prepare("DELETE FROM pipeline_crons WHERE name=?", op));
   Stmt s(raw);
   B(s, 1, name);
   RETURN_IF_ERROR(s.Run(op));
@@ -303,7 +320,8 @@ Status PipelineStore::DeleteCron(const std::string& name) {
 Result<int64_t> PipelineStore::GetCursor() {
   std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: get cursor";
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw, conn_->Prepare("SELECT value FROM meta WHERE key='pipeline.cursor'", op));
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                   conn_->Prepare("SELECT value FROM meta WHERE key='pipeline.cursor'", op));
   Stmt s(raw);
   ASSIGN_OR_RETURN(bool row, s.Step(op));
   if (!row) return int64_t{0};
@@ -313,8 +331,9 @@ Result<int64_t> PipelineStore::GetCursor() {
 Status PipelineStore::PutCursor(int64_t seq) {
   std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: put cursor";
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                   conn_->Prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('pipeline.cursor', ?)", op));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * raw,
+      conn_->Prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('pipeline.cursor', ?)", op));
   Stmt s(raw);
   B(s, 1, std::to_string(seq));
   return s.Run(op);

@@ -7,11 +7,10 @@
 // step of its life. Thread-safe (one mutex around the connection).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,16 +22,16 @@
 namespace berth::store {
 
 struct NodeRecord {
-  std::string name;  // "train", "fan(3)", "onExit"
-  std::string step;  // the step spec it runs
-  int64_t index = -1;  // fan-out child index, -1 otherwise
-  std::string item;  // the child's item (JSON text)
+  std::string name;               // "train", "fan(3)", "onExit"
+  std::string step;               // the step spec it runs
+  int64_t index = -1;             // fan-out child index, -1 otherwise
+  std::string item;               // the child's item (JSON text)
   std::string state = "Pending";  // Pending Running Succeeded Failed Skipped Omitted Cancelled
   int64_t job_id = 0;
   int64_t attempts = 0;
   std::optional<int64_t> exit_code;
   TimeMs start_time = 0, end_time = 0;
-  TimeMs next_at = 0;  // a retry waits until then
+  TimeMs next_at = 0;                                 // a retry waits until then
   nlohmann::json outputs = nlohmann::json::object();  // {parameters:{}, result, artifacts:{}}
   std::string message;
   bool cached = false;
@@ -66,7 +65,8 @@ struct CronRecord {
 class PipelineStore {
  public:
   // Opens `db_path` (already migrated by Store::Open).
-  static Result<std::unique_ptr<PipelineStore>> Open(const std::string& db_path, int busy_timeout_ms = 5000);
+  static Result<std::unique_ptr<PipelineStore>> Open(const std::string& db_path,
+                                                     int busy_timeout_ms = 5000);
 
   // Inserts the run and its nodes; sets run->id.
   Status CreateRun(RunRecord* run);
@@ -74,7 +74,8 @@ class PipelineStore {
   Status SaveRun(const RunRecord& run, const std::vector<std::string>& nodes);
   Result<RunRecord> GetRun(int64_t id);
   // Newest first, without nodes. active_only: Running runs. cron: only runs of that schedule.
-  Result<std::vector<RunRecord>> ListRuns(int64_t limit, bool active_only, const std::string& cron = "");
+  Result<std::vector<RunRecord>> ListRuns(int64_t limit, bool active_only,
+                                          const std::string& cron = "");
 
   // The memoized outputs under `key` and when they were stored.
   Result<std::optional<std::pair<nlohmann::json, TimeMs>>> GetMemo(const std::string& key);

@@ -41,20 +41,24 @@ class CronTest : public ::testing::Test {
     jobs.submit = [this](model::JobSpec spec) -> Result<model::Job> {
       TimeMs now = clock_.Now();
       ASSIGN_OR_RETURN(model::JobId id, store_->SubmitJob(spec, now));
-      RETURN_IF_ERROR(store_->Transition(id, model::JobState::kPending, model::JobState::kScheduled, {}, "", "", now));
-      RETURN_IF_ERROR(store_->Transition(id, model::JobState::kScheduled, model::JobState::kRunning, {}, "", "", now));
+      RETURN_IF_ERROR(store_->Transition(id, model::JobState::kPending, model::JobState::kScheduled,
+                                         {}, "", "", now));
+      RETURN_IF_ERROR(store_->Transition(id, model::JobState::kScheduled, model::JobState::kRunning,
+                                         {}, "", "", now));
       if (finish_) {
         store::JobUpdate u;
         u.exit_code = 0;
         u.end_time = now;
-        RETURN_IF_ERROR(store_->Transition(id, model::JobState::kRunning, model::JobState::kSucceeded, u, "JobExited", "", now));
+        RETURN_IF_ERROR(store_->Transition(id, model::JobState::kRunning,
+                                           model::JobState::kSucceeded, u, "JobExited", "", now));
       }
       return store_->GetJob(id);
     };
     jobs.cancel = [this](model::JobId id) {
       auto j = store_->GetJob(id);
       if (!j.ok() || model::IsTerminal(j->state)) return Status::Ok();
-      return store_->Transition(id, j->state, model::JobState::kCancelled, {}, "JobCancelled", "", clock_.Now());
+      return store_->Transition(id, j->state, model::JobState::kCancelled, {}, "JobCancelled", "",
+                                clock_.Now());
     };
     PipelineControllerOptions opts;
     opts.artifact_root = dir_ + "/artifacts";
@@ -74,7 +78,8 @@ class CronTest : public ::testing::Test {
                    const std::string& tz = "UTC") {
     return "kind: CronPipeline\nmetadata: {name: " + name + "}\nspec:\n  schedule: '" + schedule +
            "'\n  timezone: " + tz + "\n  concurrencyPolicy: " + policy +
-           "\n  pipeline: {kind: Pipeline, metadata: {name: p}, spec: {steps: [{name: a, command: [echo, hi]}]}}\n";
+           "\n  pipeline: {kind: Pipeline, metadata: {name: p}, spec: {steps: [{name: a, command: "
+           "[echo, hi]}]}}\n";
   }
   void Tick(DurationMs d) {
     clock_.Advance(d);
@@ -100,7 +105,10 @@ TEST_F(CronTest, FiresOnTheVirtualClockWithoutCatchingUpAndBackfillsOnRequest) {
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].parameters["@scheduledTime"], "2026-01-01T00:05:00.000Z");
   // Its step job ends at once (fake): the run succeeds through the event log.
-  ASSERT_TRUE(WaitUntil([&] { ctl_->RunOnce(); return Runs("every5")[0].state == "Succeeded"; }));
+  ASSERT_TRUE(WaitUntil([&] {
+    ctl_->RunOnce();
+    return Runs("every5")[0].state == "Succeeded";
+  }));
   Tick(20 * kMinute);  // 00:25:30: four fire times passed; only the latest runs
   runs = Runs("every5");
   ASSERT_EQ(runs.size(), 2u);
@@ -122,7 +130,10 @@ TEST_F(CronTest, ForbidSkipsWhileARunIsActiveAndReplaceCancelsIt) {
   EXPECT_EQ(Runs("forbid").size(), 1u);  // skipped: the first is still running
   auto replaced = Runs("replace");
   ASSERT_EQ(replaced.size(), 2u);
-  ASSERT_TRUE(WaitUntil([&] { ctl_->RunOnce(); return Runs("replace")[1].state == "Cancelled"; }));
+  ASSERT_TRUE(WaitUntil([&] {
+    ctl_->RunOnce();
+    return Runs("replace")[1].state == "Cancelled";
+  }));
   EXPECT_EQ(Runs("replace")[0].state, "Running");
   // Suspended schedules do not fire.
   ASSERT_TRUE(ctl_->SetCronSuspended("forbid", true).ok());
@@ -136,7 +147,7 @@ TEST_F(CronTest, TimeZoneOfTheSchedule) {
   auto next = ctl_->NextFire("berlin", Utc(2026, 7, 1));
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(*next, Utc(2026, 7, 1, 7));  // 09:00 CEST
-  Tick(7 * kHour + 59 * kMinute);  // 07:59:30 UTC = 08:59:30 CET
+  Tick(7 * kHour + 59 * kMinute);        // 07:59:30 UTC = 08:59:30 CET
   EXPECT_EQ(Runs("berlin").size(), 0u);
   Tick(kMinute);  // 09:00:30 CET
   EXPECT_EQ(Runs("berlin").size(), 1u);

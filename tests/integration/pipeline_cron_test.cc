@@ -38,8 +38,8 @@ spec:
   EXPECT_FALSE(got["nextScheduleTime"].get<std::string>().empty());
 
   // Three fire times in the range: three runs, each with the schedule's parameters.
-  CommandResult b = d.Cli({"pipeline", "cron", "backfill", "hourly", "--from", "2026-11-01T00:00:00Z", "--to",
-                           "2026-11-01T02:00:00Z"});
+  CommandResult b = d.Cli({"pipeline", "cron", "backfill", "hourly", "--from",
+                           "2026-11-01T00:00:00Z", "--to", "2026-11-01T02:00:00Z"});
   ASSERT_EQ(b.exit_code, 0) << b.err;
   std::stringstream ids(b.out);
   std::vector<std::string> runs;

@@ -17,13 +17,15 @@ class PipelineTest : public ::testing::Test {
 };
 
 TEST_F(PipelineTest, OutputsArtifactsFanInWhenAndExitHandler) {
-  std::string id = StartRun(d_, work_.path(), R"(
+  std::string id = StartRun(d_, work_.path(),
+                            R"(
 apiVersion: berth/v1
 kind: Pipeline
 metadata: {name: demo}
 spec:
   parameters: [{name: threshold, value: "5"}]
-  onExit: {script: "echo {{pipeline.status}} > )" + work_.path() + R"(/exit"}
+  onExit: {script: "echo {{pipeline.status}} > )" +
+                                work_.path() + R"(/exit"}
   steps:
   - name: prep
     script: "echo '[\"a\",\"b\",\"c\"]' > list.txt; mkdir -p out; echo payload > out/data.txt; echo 7"
@@ -91,7 +93,9 @@ spec:
 
 TEST_F(PipelineTest, FanOutOf100WithParallelism10AndFanIn) {
   std::string log = work_ / "conc";
-  std::string id = StartRun(d_, work_.path(), R"(
+  std::string id =
+      StartRun(d_, work_.path(),
+               R"(
 kind: Pipeline
 metadata: {name: wide}
 spec:
@@ -103,7 +107,8 @@ spec:
     dependencies: [gen]
     withParam: "{{steps.gen.outputs.parameters.items}}"
     parallelism: 10
-    script: "echo + >> )" + log + R"(; sleep 0.05; echo - >> )" + log + R"(; echo $(( {{item}} * 2 )) "
+    script: "echo + >> )" +
+                   log + R"(; sleep 0.05; echo - >> )" + log + R"(; echo $(( {{item}} * 2 )) "
     outputs: {parameters: [{name: double, valueFrom: {stdout: true}}]}
   - name: sum
     dependencies: [work]
@@ -132,7 +137,8 @@ spec:
   parameters: [{name: key}]
   steps:
   - name: expensive
-    script: "echo ran >> )" + (work_ / "count") + R"(; echo result-{{inputs.parameters.key}}"
+    script: "echo ran >> )" +
+                     (work_ / "count") + R"(; echo result-{{inputs.parameters.key}}"
     outputs: {parameters: [{name: out, valueFrom: {stdout: true}}]}
     memoize: {key: "expensive-{{inputs.parameters.key}}", maxAge: 1h}
   - name: use
@@ -178,7 +184,8 @@ spec:
   EXPECT_EQ(Node(run, "b")["state"], "Failed");
   EXPECT_EQ(Node(run, "c")["state"], "Omitted");
   EXPECT_EQ(Node(run, "cleanup")["state"], "Succeeded");
-  EXPECT_NE(run["message"].get<std::string>().find("step b failed"), std::string::npos) << run["message"];
+  EXPECT_NE(run["message"].get<std::string>().find("step b failed"), std::string::npos)
+      << run["message"];
   WriteFile(flag, "");
   CommandResult r = d_.Cli({"pipeline", "retry", id});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -189,11 +196,13 @@ spec:
 }
 
 TEST_F(PipelineTest, CancelStopsStepsAndStillRunsTheExitHandler) {
-  std::string id = StartRun(d_, work_.path(), R"(
+  std::string id = StartRun(d_, work_.path(),
+                            R"(
 kind: Pipeline
 metadata: {name: long}
 spec:
-  onExit: {script: "echo {{pipeline.status}} > )" + (work_ / "exit") + R"("}
+  onExit: {script: "echo {{pipeline.status}} > )" +
+                                (work_ / "exit") + R"("}
   steps:
   - name: sleeper
     command: [sleep, "30"]
@@ -229,23 +238,27 @@ spec:
   EXPECT_EQ(run["state"], "Failed");
   EXPECT_EQ(Node(run, "slow")["state"], "Failed");
   EXPECT_EQ(Node(run, "report")["state"], "Succeeded");
-  EXPECT_EQ(Trim(d_.GetText("/api/v1/pipelines/runs/" + id + "/logs?step=report")), "slow ended Failed");
+  EXPECT_EQ(Trim(d_.GetText("/api/v1/pipelines/runs/" + id + "/logs?step=report")),
+            "slow ended Failed");
 }
 
 TEST_F(PipelineTest, PipelineTimeoutCancelsTheRunningStepsAndFailsTheRun) {
-  std::string id = StartRun(d_, work_.path(), R"(
+  std::string id = StartRun(d_, work_.path(),
+                            R"(
 kind: Pipeline
 metadata: {name: bounded}
 spec:
   timeout: 1s
-  onExit: {script: "echo {{pipeline.status}} > )" + (work_ / "exit") + R"("}
+  onExit: {script: "echo {{pipeline.status}} > )" +
+                                (work_ / "exit") + R"("}
   steps:
   - name: slow
     command: [sleep, "30"]
 )");
   auto run = WaitRunEnd(d_, id);
   EXPECT_EQ(run["state"], "Failed");
-  EXPECT_NE(run["message"].get<std::string>().find("pipeline timeout"), std::string::npos) << run["message"];
+  EXPECT_NE(run["message"].get<std::string>().find("pipeline timeout"), std::string::npos)
+      << run["message"];
   EXPECT_EQ(Node(run, "slow")["state"], "Cancelled");
   EXPECT_EQ(Trim(ReadFile(work_ / "exit")), "Failed");
 }
@@ -305,7 +318,8 @@ spec:
 }
 
 TEST_F(PipelineTest, TheExampleMlPipelineRunsOnDeclaredGpus) {
-  std::string yaml = ReadFile(std::string(BERTH_SOURCE_DIR) + "/examples/pipelines/ml-pipeline.yaml");
+  std::string yaml =
+      ReadFile(std::string(BERTH_SOURCE_DIR) + "/examples/pipelines/ml-pipeline.yaml");
   ASSERT_FALSE(yaml.empty());
   auto run = WaitRunEnd(d_, StartRun(d_, work_.path(), yaml));
   ASSERT_EQ(run["state"], "Succeeded") << run.dump(2);
@@ -351,7 +365,9 @@ spec:
   steps:
   - {name: a, command: [true], dependencies: [nope]}
 )");
-  EXPECT_NE(unknown.find("spec.steps[0](a).dependencies[0]: unknown step \"nope\""), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("spec.steps[0](a).dependencies[0]: unknown step \"nope\""),
+            std::string::npos)
+      << unknown;
   std::string undefined = reject(R"(
 kind: Pipeline
 spec:

@@ -1,8 +1,8 @@
 // Cron expressions and time zones: fixed cases, DST edges, and Next checked
 // against a minute-by-minute brute force over many expressions and zones.
-#include <gtest/gtest.h>
-
 #include "model/cron.h"
+
+#include <gtest/gtest.h>
 
 namespace berth::model {
 namespace {
@@ -102,10 +102,11 @@ bool BruteMatch(const CronSchedule& c, const TimeZone& tz, int64_t t) {
 }
 
 TEST(Cron, NextAgreesWithBruteForce) {
-  const char* exprs[] = {"*/7 * * * *", "0 */5 * * *", "30 2 * * *",   "15 1-3 * * SUN",
-                         "0 0 1,31 * *", "0 12 * * 1-5", "59 23 * * 6",  "0 3 13 * FRI",
-                         "*/20 2 25-31 3,10 *"};
-  const char* zones[] = {"UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"};
+  const char* exprs[] = {"*/7 * * * *",    "0 */5 * * *",  "30 2 * * *",
+                         "15 1-3 * * SUN", "0 0 1,31 * *", "0 12 * * 1-5",
+                         "59 23 * * 6",    "0 3 13 * FRI", "*/20 2 25-31 3,10 *"};
+  const char* zones[] = {"UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe",
+                         "Asia/Kolkata"};
   // Windows around both 2026 European DST changes.
   const TimeMs starts[] = {Utc(2026, 3, 20), Utc(2026, 10, 18)};
   for (const char* zn : zones) {

@@ -41,7 +41,8 @@ spec:
   ASSERT_EQ(r->steps.size(), 3u);
   EXPECT_EQ(r->steps[0].name, "prep");
   EXPECT_EQ(r->steps[1].name, "train");
-  EXPECT_EQ(r->steps[1].command, (std::vector<std::string>{"python", "train.py", "--lr", "{{inputs.parameters.lr}}"}));
+  EXPECT_EQ(r->steps[1].command,
+            (std::vector<std::string>{"python", "train.py", "--lr", "{{inputs.parameters.lr}}"}));
   EXPECT_EQ(r->steps[1].resources.gpus, 1000);
   EXPECT_EQ(r->steps[1].retry.limit, 3);
   EXPECT_EQ(r->steps[1].retry.backoff, 1000);
@@ -53,7 +54,8 @@ spec:
   auto params = ResolveParameters(*r, {{"epochs", "3"}});
   ASSERT_TRUE(params.ok());
   EXPECT_EQ((*params)["lr"], "0.1");
-  EXPECT_EQ(ResolveParameters(*r, {}).status().message(), "parameter epochs: is required (no default value)");
+  EXPECT_EQ(ResolveParameters(*r, {}).status().message(),
+            "parameter epochs: is required (no default value)");
   EXPECT_EQ(ResolveParameters(*r, {{"epochs", "1"}, {"lr2", "1"}}).status().message(),
             "parameter lr2: the pipeline declares no such parameter");
 }
@@ -67,46 +69,69 @@ spec:
   - {name: b, command: [x], dependencies: [a]}
 )"),
             "spec.steps[1](b).dependencies: cycle: a -> b -> a");
-  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], dependencies: [a]}\n"),
-            "spec.steps[0](a).dependencies[0]: cycle: a -> a");
+  EXPECT_EQ(
+      Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], dependencies: [a]}\n"),
+      "spec.steps[0](a).dependencies[0]: cycle: a -> a");
 }
 
 TEST(PipelineSpec, RejectsBadStructureNamingTheField) {
-  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], dependencies: [zz]}\n"),
-            "spec.steps[0](a).dependencies[0]: unknown step \"zz\"");
-  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x]}\n  - {name: a, command: [x]}\n"),
+  EXPECT_EQ(
+      Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], dependencies: [zz]}\n"),
+      "spec.steps[0](a).dependencies[0]: unknown step \"zz\"");
+  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x]}\n  - {name: a, "
+                  "command: [x]}\n"),
             "spec.steps[1](a).name: duplicate step name \"a\"");
-  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a}\n"), "spec.steps[0].command: is required (or script)");
-  EXPECT_NE(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], retries: 3}\n").find("spec.steps[0].retries"),
+  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a}\n"),
+            "spec.steps[0].command: is required (or script)");
+  EXPECT_NE(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], retries: 3}\n")
+                .find("spec.steps[0].retries"),
             std::string::npos);
-  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], triggerRule: sometimes}\n"),
-            "spec.steps[0].triggerRule: must be all_success, all_done, one_failed, one_success or none_failed, got \"sometimes\"");
-  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps: []\n"), "spec.steps: must list at least one step");
+  EXPECT_EQ(
+      Error(
+          "kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], triggerRule: sometimes}\n"),
+      "spec.steps[0].triggerRule: must be all_success, all_done, one_failed, one_success or "
+      "none_failed, got \"sometimes\"");
+  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps: []\n"),
+            "spec.steps: must list at least one step");
   EXPECT_EQ(Error("kind: Job\nspec: {}\n"), "kind: must be Pipeline, got \"Job\"");
 }
 
 TEST(PipelineSpec, RejectsUndefinedTemplateReferences) {
-  auto err = [](const std::string& steps) { return Error("kind: Pipeline\nspec:\n  parameters: [{name: p, value: v}]\n  steps:\n" + steps); };
+  auto err = [](const std::string& steps) {
+    return Error("kind: Pipeline\nspec:\n  parameters: [{name: p, value: v}]\n  steps:\n" + steps);
+  };
   EXPECT_EQ(err("  - {name: a, command: [echo, '{{inputs.parameters.q}}']}\n"),
-            "spec.steps[0](a).command[1]: undefined reference {{inputs.parameters.q}}: no pipeline parameter named q");
+            "spec.steps[0](a).command[1]: undefined reference {{inputs.parameters.q}}: no pipeline "
+            "parameter named q");
   EXPECT_EQ(err("  - {name: a, command: [echo, '{{item}}']}\n"),
-            "spec.steps[0](a).command[1]: undefined reference {{item}}: {{item}} is only defined in a step with withItems or withParam");
-  EXPECT_EQ(err("  - {name: a, command: [x], outputs: {parameters: [{name: o, valueFrom: {stdout: true}}]}}\n"
+            "spec.steps[0](a).command[1]: undefined reference {{item}}: {{item}} is only defined "
+            "in a step with withItems or withParam");
+  EXPECT_EQ(err("  - {name: a, command: [x], outputs: {parameters: [{name: o, valueFrom: {stdout: "
+                "true}}]}}\n"
                 "  - {name: b, command: [echo, '{{steps.a.outputs.parameters.o}}']}\n"),
-            "spec.steps[1](b).command[1]: undefined reference {{steps.a.outputs.parameters.o}}: step a is not a dependency of b");
-  EXPECT_EQ(err("  - {name: a, command: [x]}\n  - {name: b, dependencies: [a], script: 'echo {{steps.a.outputs.parameters.o}}'}\n"),
-            "spec.steps[1](b).script: undefined reference {{steps.a.outputs.parameters.o}}: step a has no output parameter o");
+            "spec.steps[1](b).command[1]: undefined reference {{steps.a.outputs.parameters.o}}: "
+            "step a is not a dependency of b");
+  EXPECT_EQ(err("  - {name: a, command: [x]}\n  - {name: b, dependencies: [a], script: 'echo "
+                "{{steps.a.outputs.parameters.o}}'}\n"),
+            "spec.steps[1](b).script: undefined reference {{steps.a.outputs.parameters.o}}: step a "
+            "has no output parameter o");
   EXPECT_EQ(err("  - {name: b, command: [x], env: {X: '{{steps.zz.status}}'}}\n"),
             "spec.steps[0](b).env.X: undefined reference {{steps.zz.status}}: no step named zz");
   EXPECT_EQ(err("  - {name: b, command: [x], when: '{{pipeline.status}} == ok'}\n"),
-            "spec.steps[0](b).when: undefined reference {{pipeline.status}}: pipeline.status is only defined in onExit");
-  EXPECT_EQ(err("  - {name: b, command: [x], when: '1 >'}\n"), "spec.steps[0](b).when: condition \"1 >\" ends early");
-  EXPECT_EQ(err("  - {name: a, command: [x], withItems: [1, 2], inputs: {artifacts: [{name: m, from: '{{steps.a.outputs.artifacts.m}}', path: m}]}}\n"),
-            "spec.steps[0](a).inputs.artifacts[0].from: undefined reference {{steps.a.outputs.artifacts.m}}: step a is not a dependency of a");
+            "spec.steps[0](b).when: undefined reference {{pipeline.status}}: pipeline.status is "
+            "only defined in onExit");
+  EXPECT_EQ(err("  - {name: b, command: [x], when: '1 >'}\n"),
+            "spec.steps[0](b).when: condition \"1 >\" ends early");
+  EXPECT_EQ(err("  - {name: a, command: [x], withItems: [1, 2], inputs: {artifacts: [{name: m, "
+                "from: '{{steps.a.outputs.artifacts.m}}', path: m}]}}\n"),
+            "spec.steps[0](a).inputs.artifacts[0].from: undefined reference "
+            "{{steps.a.outputs.artifacts.m}}: step a is not a dependency of a");
   // Transitive dependencies may be referenced; {{item}} in a fan-out step is fine.
-  EXPECT_EQ(err("  - {name: a, command: [x], outputs: {parameters: [{name: o, valueFrom: {stdout: true}}]}}\n"
+  EXPECT_EQ(err("  - {name: a, command: [x], outputs: {parameters: [{name: o, valueFrom: {stdout: "
+                "true}}]}}\n"
                 "  - {name: b, dependencies: [a], command: [x]}\n"
-                "  - {name: c, dependencies: [b], withItems: [{k: 1}], command: [echo, '{{steps.a.outputs.parameters.o}}', '{{item.k}}']}\n"),
+                "  - {name: c, dependencies: [b], withItems: [{k: 1}], command: [echo, "
+                "'{{steps.a.outputs.parameters.o}}', '{{item.k}}']}\n"),
             "ok");
 }
 
@@ -146,11 +171,14 @@ spec:
   EXPECT_EQ(c->concurrency, ConcurrencyPolicy::kForbid);
   EXPECT_EQ(c->pipeline_spec.name, "train");
   auto bad = [](const std::string& extra) {
-    auto r = ParseCronPipelineSpec("kind: CronPipeline\nmetadata: {name: n}\nspec:\n" + extra +
-                                   "  pipeline: {kind: Pipeline, spec: {steps: [{name: a, command: [x]}]}}\n");
+    auto r = ParseCronPipelineSpec(
+        "kind: CronPipeline\nmetadata: {name: n}\nspec:\n" + extra +
+        "  pipeline: {kind: Pipeline, spec: {steps: [{name: a, command: [x]}]}}\n");
     return r.ok() ? "ok" : r.status().message();
   };
-  EXPECT_EQ(bad("  schedule: '* * * *'\n"), "spec.schedule: \"* * * *\": needs 5 fields (minute hour day-of-month month day-of-week), got 4");
+  EXPECT_EQ(bad("  schedule: '* * * *'\n"),
+            "spec.schedule: \"* * * *\": needs 5 fields (minute hour day-of-month month "
+            "day-of-week), got 4");
   EXPECT_EQ(bad("  schedule: '@daily'\n  timezone: Nowhere/City\n"),
             "spec.timezone: unknown time zone \"Nowhere/City\" (no file in /usr/share/zoneinfo)");
   EXPECT_EQ(bad("  schedule: '@daily'\n  concurrencyPolicy: Sometimes\n"),
