@@ -76,6 +76,12 @@ void PrintRun(const json& run) {
       [&](const std::string& name, const std::string& prefix, bool last, bool root) {
         const json& n = *by_name[name];
         std::string label = root ? name : prefix + (last ? "`-- " : "|-- ") + name;
+        if (n.contains("item")) {  // a fan-out child: show its item
+          std::string item = S(n, "item");
+          if (item.size() >= 2 && item.front() == '"') item = item.substr(1, item.size() - 2);
+          if (item.size() > 24) item = item.substr(0, 21) + "...";
+          label += " [" + item + "]";
+        }
         std::string after;
         if (n.contains("dependencies") && n["dependencies"].size() > 1) {
           for (size_t i = 1; i < n["dependencies"].size(); ++i)
