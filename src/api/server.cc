@@ -219,6 +219,13 @@ void ApiServer::Routes() {
     auto job = store_.GetJob(*id);
     if (!job.ok()) return ReplyError(res, job.status());
     json j = model::JobToJson(*job);
+    if (job->spec.training) {
+      auto ts = store_.GetMeta("training." + std::to_string(*id));
+      if (ts.ok() && *ts) {
+        json t = json::parse(**ts, nullptr, false);
+        if (!t.is_discarded()) j["training"] = t;
+      }
+    }
     if (job->state == JobState::kPending) {
       std::string why = controller_.WaitingReason(*id);
       if (!why.empty()) j["waitingReason"] = why;
@@ -246,10 +253,22 @@ void ApiServer::Routes() {
     auto job = store_.GetJob(*id);
     if (!job.ok()) return ReplyError(res, job.status());
     JobId jid = *id;
+    int worker = 0;  // training jobs: ?worker=N reads rank N's log
+    if (req.has_param("worker")) {
+      try {
+        worker = std::stoi(req.get_param_value("worker"));
+      } catch (const std::exception&) {
+        worker = -1;
+      }
+      int workers = job->spec.training ? job->spec.training->MaxWorkers() : 1;
+      if (worker < 0 || worker >= workers)
+        return ReplyError(res, InvalidArgument("worker: must be a rank from 0 to " +
+                                               std::to_string(workers - 1)));
+    }
     if (!Truthy(req.get_param_value("follow"))) {
       std::string out;
       if (job->attempts > 0) {
-        std::string path = executor_.LogPath({jid, 0, job->attempts});
+        std::string path = executor_.LogPath({jid, worker, job->attempts});
         out = ReadFrom(path + ".1", 0, 1 << 30) + ReadFrom(path, 0, 1 << 30);
       }
       res.status = 200;
@@ -268,7 +287,7 @@ void ApiServer::Routes() {
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
-        "text/event-stream", [this, jid, st](size_t, httplib::DataSink& sink) {
+        "text/event-stream", [this, jid, worker, st](size_t, httplib::DataSink& sink) {
           if (stopping_) {
             sink.done();
             return true;
@@ -290,7 +309,7 @@ void ApiServer::Routes() {
           }
           std::string chunk;
           if (st->attempt > 0) {
-            chunk = ReadFrom(executor_.LogPath({jid, 0, st->attempt}), st->offset, 1 << 20);
+            chunk = ReadFrom(executor_.LogPath({jid, worker, st->attempt}), st->offset, 1 << 20);
             st->offset += static_cast<int64_t>(chunk.size());
           }
           bool terminal = model::IsTerminal(job->state);

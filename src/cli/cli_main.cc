@@ -130,6 +130,21 @@ void PrintJob(const json& j) {
   row("Started:", Str(j, "startTime"));
   row("Ended:", Str(j, "endTime"));
   row("Run time:", Runtime(j));
+  if (j.contains("training") && j["training"].is_object()) {  // training jobs
+    const json& t = j["training"];
+    row("World size:", Str(t, "worldSize"));
+    row("Restarts:", Str(t, "restarts") + " (" + Str(t, "restartsLeft") + " left)");
+    row("Resizes:", Str(t, "resizes"));
+    std::string hist;
+    for (const auto& h : t.value("worldSizeHistory", json::array()))
+      hist += (hist.empty() ? "" : " -> ") + Str(h, "worldSize");
+    row("Size history:", hist);
+    row("Last failure:", Str(t, "lastFailure"));
+    for (const auto& w : t.value("workers", json::array())) {
+      row("Worker " + Str(w, "rank") + ":", Str(w, "node") + " GPU " + GpuList(w) + " " + Str(w, "state") +
+                                               (Str(w, "exitCode").empty() ? "" : " exit " + Str(w, "exitCode")));
+    }
+  }
   if (j.contains("gpuUsage") && j["gpuUsage"].is_object()) {
     const json& u = j["gpuUsage"];
     std::ostringstream s;
@@ -410,6 +425,8 @@ int Main(int argc, char** argv) {
   bool follow = false;
   logs->add_option("id", id, "job id")->required();
   logs->add_flag("-f,--follow", follow, "keep printing until the job ends");
+  int log_worker = -1;
+  logs->add_option("--worker", log_worker, "training jobs: this worker's (rank's) output");
   auto* cancel = app.add_subcommand("cancel", "cancel jobs (SIGTERM, grace period, SIGKILL)");
   std::vector<std::string> ids;
   cancel->add_option("ids", ids, "job ids")->required();
@@ -427,7 +444,7 @@ int Main(int argc, char** argv) {
 
   // Command groups defined in their own files.
   std::vector<Command> commands;
-  for (auto group : {AddSimCommands, AddPipelineCommands}) {
+  for (auto group : {AddSimCommands, AddPipelineCommands, AddTrainCommands}) {
     auto added = group(app);
     commands.insert(commands.end(), added.begin(), added.end());
   }
@@ -515,8 +532,14 @@ int Main(int argc, char** argv) {
     }
     Table t({"ID", "NAME", "USER", "QUEUE", "STATE", "GPUS", "NODE", "ASSIGNED", "AGE", "RUNTIME", "EXIT"});
     for (const auto& j : (*r)["items"]) {
+      std::string node = Str(j, "node"), assigned = GpuList(j);
+      if (j.contains("workers")) {  // training job: one node:gpus entry per worker
+        assigned.clear();
+        for (const auto& w : j["workers"]) assigned += (assigned.empty() ? "" : " ") + Str(w, "node") + ":" + GpuList(w);
+        node = std::to_string(j["workers"].size()) + " workers";
+      }
       t.Add({j["id"].dump(), Str(j, "name"), Str(j, "user"), Str(j, "queue"), Str(j, "state"),
-             GpuRequest(j), Str(j, "node"), GpuList(j), Age(ParseTime(Str(j, "submitTime"))),
+             GpuRequest(j), node, assigned, Age(ParseTime(Str(j, "submitTime"))),
              Runtime(j), Str(j, "exitCode")});
     }
     t.Print(std::cout);
@@ -530,11 +553,21 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (logs->parsed()) {
-    if (follow) {
+    std::string wq = log_worker >= 0 ? "worker=" + std::to_string(log_worker) : "";
+    if (follow && log_worker < 0) {
       auto end = FollowLogs(api, id);
       return end.ok() ? 0 : Report(end.status());
     }
-    auto r = api.GetText("/api/v1/jobs/" + id + "/logs");
+    if (follow) {
+      Status st = api.Stream("/api/v1/jobs/" + id + "/logs?follow=true&" + wq,
+                             [&](const std::string& event, const std::string& data) {
+                               if (event == "end") return false;
+                               std::cout << data << "\n" << std::flush;
+                               return true;
+                             });
+      return st.ok() ? 0 : Report(st);
+    }
+    auto r = api.GetText("/api/v1/jobs/" + id + "/logs" + (wq.empty() ? "" : "?" + wq));
     if (!r.ok()) return Report(r.status());
     std::cout << *r << std::flush;
     return 0;

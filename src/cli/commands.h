@@ -32,4 +32,7 @@ std::vector<Command> AddSimCommands(CLI::App& app);
 // berth pipeline: runs of DAGs of steps and their cron schedules (pipeline_cmd.cc).
 std::vector<Command> AddPipelineCommands(CLI::App& app);
 
+// berth train: distributed training jobs (train_cmd.cc).
+std::vector<Command> AddTrainCommands(CLI::App& app);
+
 }  // namespace berth::cli

@@ -18,7 +18,8 @@ namespace {
 const char* IntentName(StopIntent i) {
   switch (i) {
     case StopIntent::kCancel: return "cancel";
-    case StopIntent::kPreempt: return "preempt";
+    case StopIntent::kPreempt:
+    case StopIntent::kResize: return "preempt";
     default: return "";
   }
 }
@@ -69,6 +70,16 @@ Status JobController::Start() {
     if (it != intents.end()) a.intent = it->second;
     counts_[{model::JobStateName(a.job.state), a.job.spec.queue}]++;
     if (a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) bound_.insert(a.job.id);
+    if (a.job.spec.training) {
+      auto saved_status = store_.GetMeta("training." + std::to_string(a.job.id));
+      if (saved_status.ok() && *saved_status) {
+        a.status = nlohmann::json::parse(**saved_status, nullptr, false);
+        if (a.status.is_discarded()) a.status = nlohmann::json::object();
+      }
+      if (!a.status.is_object()) a.status = nlohmann::json::object();
+      a.workers.resize(a.job.placement.workers.size());
+      for (Worker& w : a.workers) w.state = a.job.state == JobState::kRunning ? "Running" : "Pending";
+    }
     active_[a.job.id] = std::move(a);
   }
   int pending = 0, live = 0;
@@ -79,7 +90,10 @@ Status JobController::Start() {
       u.clear_placement = true;
       Move(a, JobState::kPending, u, "JobRequeued", "requeued after preemption");
     }
-    if (a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) {
+    if ((a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) && a.job.spec.training) {
+      for (size_t r = 0; r < a.workers.size(); ++r) known.push_back({id, static_cast<int>(r), a.job.attempts});
+      ++live;
+    } else if (a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) {
       known.push_back({id, 0, a.job.attempts});
       ++live;
       // The task's pid, from its JobStarted event, for GPU process attribution.
@@ -290,6 +304,11 @@ void JobController::Handle(const Input& in) {
     case Input::kSubmitted: {
       Active a;
       a.job = in.job;
+      if (a.job.spec.training) {
+        a.status = {{"restarts", 0}, {"resizes", 0}, {"worldSizeHistory", nlohmann::json::array()},
+                    {"workers", nlohmann::json::array()}};
+        SaveTrainingStatus(a);
+      }
       counts_[{model::JobStateName(a.job.state), a.job.spec.queue}]++;
       active_[a.job.id] = std::move(a);
       holders_dirty_ = true;
@@ -369,7 +388,12 @@ Result<Job> JobController::HandleCancel(JobId id) {
     Finish(a, JobState::kCancelled, u, "JobCancelled", "cancelled while pending", nullptr);
     return store_.GetJob(id);
   }
-  if (a.intent != StopIntent::kCancel) {
+  if (a.intent != StopIntent::kCancel && a.job.spec.training) {
+    a.intent = StopIntent::kCancel;
+    PersistIntents();
+    StopGang(a, a.job.spec.termination_grace);
+    (void)store_.AppendEvent("JobCancelRequested", id, "stopping all workers", clock_.Now());
+  } else if (a.intent != StopIntent::kCancel) {
     a.intent = StopIntent::kCancel;
     PersistIntents();
     Status st = executor_.Stop({id, 0, a.job.attempts}, a.job.spec.termination_grace);
@@ -388,6 +412,7 @@ void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
   auto it = active_.find(ev.key.job);
   if (it == active_.end()) return;  // a late report for a job that already ended
   Active& a = it->second;
+  if (a.job.spec.training) return HandleGangEvent(a, ev);
   if (ev.key.attempt != a.job.attempts || ev.key.task != 0) return;  // stale attempt
   TimeMs now = clock_.Now();
   nlohmann::json data = {{"attempt", ev.key.attempt}};
@@ -488,6 +513,14 @@ sched::JobRequest JobController::ToRequest(const Job& job) const {
   r.task.cpu = job.spec.resources.cpu;
   r.task.memory = job.spec.resources.memory;
   r.tasks = 1;
+  if (job.spec.training) {
+    const model::TrainingSpec& t = *job.spec.training;
+    r.tasks = t.MaxWorkers();
+    if (t.IsElastic()) {
+      r.min_tasks = t.MinWorkers();
+      r.max_tasks = t.MaxWorkers();
+    }
+  }
   r.time_limit = job.spec.time_limit;
   return r;
 }
@@ -530,13 +563,10 @@ void JobController::RunCycle() {
       r.request = ToRequest(j);
       r.request.preemptible = a.intent == StopIntent::kNone;
       r.start_time = j.start_time ? j.start_time : j.schedule_time;
-      r.request.attained_service =
-          (input.now - r.start_time) * std::max<MilliGpu>(j.spec.resources.gpus, 0) / kWholeGpu;
-      sched::TaskPlacement p;
-      p.node = j.placement.node;
-      p.gpus = j.placement.gpus;
-      p.gpu_share = j.placement.gpu_share;
-      r.placements.push_back(p);
+      r.placements = TaskPlacements(j);
+      r.request.attained_service = (input.now - r.start_time) *
+                                   std::max<MilliGpu>(j.spec.resources.gpus, 0) *
+                                   static_cast<int64_t>(r.placements.size()) / kWholeGpu;
       input.running.push_back(std::move(r));
     }
   }
@@ -556,6 +586,10 @@ void JobController::RunCycle() {
     a.intent = StopIntent::kPreempt;
     PersistIntents();
     (void)store_.AppendEvent("JobPreempting", a.job.id, p.reason, input.now);
+    if (a.job.spec.training) {
+      StopGang(a, a.job.spec.termination_grace);
+      continue;
+    }
     Status st = executor_.Stop({a.job.id, 0, a.job.attempts}, a.job.spec.termination_grace);
     if (!st.ok()) spdlog::warn("job {}: stop for preemption failed: {}", a.job.id, st.ToString());
   }
@@ -564,23 +598,37 @@ void JobController::RunCycle() {
     if (it == active_.end() || it->second.job.state != JobState::kPending || b.placements.empty())
       continue;
     Active& a = it->second;
-    model::Placement pl;
-    pl.node = b.placements[0].node;
-    pl.gpus = b.placements[0].gpus;
-    pl.gpu_share = b.placements[0].gpu_share;
-    for (const sched::NodeState& n : snap.nodes) {
-      if (n.name != pl.node) continue;
-      for (int g : pl.gpus) {
-        for (const sched::GpuState& gs : n.gpus)
-          if (gs.index == g) pl.gpu_uuids.push_back(gs.uuid);
+    auto to_placement = [&](const sched::TaskPlacement& tp) {
+      model::Placement pl;
+      pl.node = tp.node;
+      pl.gpus = tp.gpus;
+      pl.gpu_share = tp.gpu_share;
+      for (const sched::NodeState& n : snap.nodes) {
+        if (n.name != pl.node) continue;
+        for (int g : pl.gpus) {
+          for (const sched::GpuState& gs : n.gpus)
+            if (gs.index == g) pl.gpu_uuids.push_back(gs.uuid);
+        }
       }
+      return pl;
+    };
+    model::Placement pl = to_placement(b.placements[0]);
+    if (a.job.spec.training) {
+      for (const sched::TaskPlacement& tp : b.placements) pl.workers.push_back(to_placement(tp));
     }
     store::JobUpdate u;
     u.schedule_time = input.now;
     u.placement = pl;
     u.attempts = a.job.attempts + 1;
     std::string where = pl.node;
-    if (!pl.gpus.empty()) {
+    if (a.job.spec.training) {
+      where = std::to_string(pl.workers.size()) + " worker(s):";
+      for (size_t r = 0; r < pl.workers.size(); ++r) {
+        where += (r ? "; " : " ") + pl.workers[r].node;
+        for (size_t i = 0; i < pl.workers[r].gpus.size(); ++i)
+          where += (i ? "," : " GPU ") + std::to_string(pl.workers[r].gpus[i]);
+      }
+    } else if (!pl.gpus.empty()) {
       where += " GPU";
       for (size_t i = 0; i < pl.gpus.size(); ++i) where += (i ? "," : " ") + std::to_string(pl.gpus[i]);
     }
@@ -598,6 +646,29 @@ void JobController::RunCycle() {
     }
     StartTask(a);
   }
+  for (const sched::Resize& rz : d.resizes) {
+    auto it = active_.find(rz.job);
+    if (it == active_.end() || it->second.intent != StopIntent::kNone || !it->second.job.spec.training ||
+        it->second.gang_failing || it->second.job.state != JobState::kRunning)
+      continue;
+    Active& a = it->second;
+    const model::TrainingSpec& t = *a.job.spec.training;
+    int resizes = a.status.value("resizes", 0);
+    if (t.elastic.max_restarts >= 0 && resizes >= t.elastic.max_restarts) continue;
+    int from = static_cast<int>(a.workers.size());
+    int to = static_cast<int>(rz.placements.size());
+    if (to == from || to < t.MinWorkers()) continue;
+    a.status["resizes"] = resizes + 1;
+    a.status["pendingResize"] = to;
+    SaveTrainingStatus(a);
+    a.intent = StopIntent::kResize;
+    PersistIntents();
+    (void)store_.AppendEvent(to > from ? "TrainingGrowing" : "TrainingShrinking", a.job.id,
+                             "resizing from " + std::to_string(from) + " to " + std::to_string(to) +
+                                 " worker(s): SIGTERM (checkpoint), then relaunch",
+                             input.now, {{"from", from}, {"to", to}});
+    StopGang(a, a.job.spec.termination_grace);
+  }
   std::lock_guard<std::mutex> l(mu_);
   for (const sched::Wait& w : d.waiting) {
     waiting_reason_[w.job] = (w.never ? "cannot run on this cluster: " : "") + w.reason +
@@ -607,6 +678,7 @@ void JobController::RunCycle() {
 }
 
 void JobController::StartTask(Active& a) {
+  if (a.job.spec.training) return StartGang(a);
   const Job& j = a.job;
   exec::TaskSpec t;
   t.key = {j.id, 0, j.attempts};
@@ -654,10 +726,16 @@ void JobController::PublishHolders() {
     const Active& a = active_.at(id);
     const Job& j = a.job;
     if (a.pid > 0) groups[a.pid] = id;
-    for (int g : j.placement.gpus) {
-      holders.push_back({j.placement.node, g, j.id, j.spec.user, j.spec.queue, j.spec.name,
-                         j.placement.gpu_share});
-      allocated += j.placement.gpu_share;
+    for (const Worker& w : a.workers)
+      if (w.pid > 0) groups[w.pid] = id;
+    std::vector<const model::Placement*> parts;
+    if (j.placement.workers.empty()) parts.push_back(&j.placement);
+    for (const model::Placement& w : j.placement.workers) parts.push_back(&w);
+    for (const model::Placement* p : parts) {
+      for (int g : p->gpus) {
+        holders.push_back({p->node, g, j.id, j.spec.user, j.spec.queue, j.spec.name, p->gpu_share});
+        allocated += p->gpu_share;
+      }
     }
   }
   int64_t total = 0;

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -48,12 +49,16 @@ struct JobControllerOptions {
   // Reject at submit a command that cannot be found on this machine (local
   // executor only: other engines resolve commands on their nodes).
   bool check_commands_locally = true;
+  // Training jobs: BERTH_CHECKPOINT_DIR is <checkpoint_root>/job-<id>. Empty:
+  // "checkpoints" beside the executor's run directories (the data dir).
+  std::string checkpoint_root;
 };
 
 // Why a job is being stopped; persisted so a restarted daemon finishes the job
 // the way it was asked to (a cancelled job stays Cancelled, a preempted one is
 // requeued).
-enum class StopIntent { kNone, kCancel, kPreempt };
+// kResize (elastic grow/shrink) is persisted as "preempt": both requeue.
+enum class StopIntent { kNone, kCancel, kPreempt, kResize };
 
 class JobController {
  public:
@@ -122,10 +127,25 @@ class JobController {
   std::string WaitingReason(JobId id) const;
 
  private:
+  // One worker (task) of a training job's current attempt.
+  struct Worker {
+    std::string state = "Pending";  // Pending, Running, Succeeded, Failed
+    std::optional<int> exit_code;
+    int pid = 0;
+    bool ended = false;
+  };
   struct Active {
     Job job;
     StopIntent intent = StopIntent::kNone;
     int pid = 0;  // the task's pid (= its process group) once started, if local
+    // Training jobs (spec.training set): the gang of the current attempt.
+    std::vector<Worker> workers;
+    bool gang_failing = false;  // a worker failed: the others are being stopped
+    int failed_rank = -1;
+    int failed_code = 0;
+    std::string failure;       // "worker 1 exited with code 3"
+    bool unstarted_lost = false;  // lost before it ever started: requeue
+    nlohmann::json status;     // persisted training status (meta "training.<id>")
   };
   struct Input {
     enum Kind { kSubmitted, kCancel, kTaskEvent } kind = kSubmitted;
@@ -141,6 +161,14 @@ class JobController {
   Result<Job> HandleCancel(JobId id);
   void RunCycle();
   void StartTask(Active& a);
+  // Training jobs (job_controller.cc, gang section): one executor task per worker.
+  void StartGang(Active& a);
+  void HandleGangEvent(Active& a, const exec::TaskEvent& ev);
+  void StopGang(Active& a, DurationMs grace);
+  void EndGang(Active& a);
+  void SaveTrainingStatus(Active& a);
+  std::vector<sched::TaskPlacement> TaskPlacements(const Job& job) const;
+  std::string CheckpointDir(JobId id) const;
   void Finish(Active& a, model::JobState to, const store::JobUpdate& update, const std::string& type,
               const std::string& message, const nlohmann::json& data);
   bool Move(Active& a, model::JobState to, store::JobUpdate update, const std::string& type,

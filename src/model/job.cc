@@ -62,7 +62,8 @@ Result<JobSpec> ParseJobSpec(const std::string& text) {
   if (api_version != "berth/v1")
     return doc.Error("apiVersion", "must be \"berth/v1\", got \"" + api_version + "\"");
   RETURN_IF_ERROR(doc.String("kind", &kind, true));
-  if (kind != "Job") return doc.Error("kind", "must be \"Job\" here, got \"" + kind + "\"");
+  if (kind != "Job" && kind != "TrainingJob")
+    return doc.Error("kind", "must be \"Job\" or \"TrainingJob\" here, got \"" + kind + "\"");
 
   SpecReader meta = doc.Child("metadata");
   if (meta.node().IsDefined() && !meta.node().IsNull()) {
@@ -99,6 +100,14 @@ Result<JobSpec> ParseJobSpec(const std::string& text) {
     RETURN_IF_ERROR(res.Memory("memory", &spec.resources.memory));
     RETURN_IF_ERROR(res.CheckNoUnknown());
   }
+  if (kind == "TrainingJob") {
+    TrainingSpec t;
+    int64_t gpus_per_worker = -1;
+    RETURN_IF_ERROR(ParseTrainingFields(s, &t, &gpus_per_worker));
+    if (gpus_per_worker >= 0) spec.resources.gpus = gpus_per_worker;
+    if (t.active_deadline > 0 && spec.time_limit == 0) spec.time_limit = t.active_deadline;
+    spec.training = t;
+  }
   RETURN_IF_ERROR(s.CheckNoUnknown());
   RETURN_IF_ERROR(doc.CheckNoUnknown());
   RETURN_IF_ERROR(ValidateJobSpec(spec));
@@ -125,6 +134,7 @@ Status ValidateJobSpec(const JobSpec& spec) {
   }
   if (!spec.working_dir.empty() && spec.working_dir[0] != '/')
     return InvalidArgument("spec.workingDir: must be an absolute path, got \"" + spec.working_dir + "\"");
+  if (spec.training) RETURN_IF_ERROR(ValidateTrainingSpec(*spec.training));
   return Status::Ok();
 }
 
@@ -143,7 +153,11 @@ nlohmann::json JobSpecToJson(const JobSpec& spec) {
   if (!spec.env.empty()) s["env"] = spec.env;
   if (!spec.working_dir.empty()) s["workingDir"] = spec.working_dir;
   if (spec.time_limit > 0) s["timeLimit"] = std::to_string(spec.time_limit) + "ms";
-  return {{"apiVersion", "berth/v1"}, {"kind", "Job"}, {"metadata", meta}, {"spec", s}};
+  if (spec.training) AddTrainingFields(*spec.training, s);
+  return {{"apiVersion", "berth/v1"},
+          {"kind", spec.training ? "TrainingJob" : "Job"},
+          {"metadata", meta},
+          {"spec", s}};
 }
 
 nlohmann::json JobToJson(const Job& job) {
@@ -167,6 +181,15 @@ nlohmann::json JobToJson(const Job& job) {
       {"attempts", job.attempts},
       {"spec", JobSpecToJson(job.spec)},
   };
+  if (job.spec.training) {
+    j["kind"] = "TrainingJob";
+    nlohmann::json workers = nlohmann::json::array();
+    for (size_t i = 0; i < job.placement.workers.size(); ++i) {
+      const Placement& w = job.placement.workers[i];
+      workers.push_back({{"rank", i}, {"node", w.node}, {"gpus", w.gpus}});
+    }
+    j["workers"] = workers;
+  }
   return j;
 }
 

@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/quantity.h"
 #include "common/status.h"
+#include "model/training.h"
 
 namespace berth::model {
 
@@ -50,6 +51,8 @@ struct JobSpec {
   DurationMs time_limit = 0;  // 0: none
   DurationMs termination_grace = 30 * kSecond;
   std::map<std::string, std::string> labels;
+  // Set for kind: TrainingJob (see model/training.h): resources are per worker.
+  std::optional<TrainingSpec> training;
 };
 
 // Where a job runs: the node and the GPU indices (and UUIDs) on it.
@@ -58,6 +61,9 @@ struct Placement {
   std::vector<int> gpus;
   std::vector<std::string> gpu_uuids;
   MilliGpu gpu_share = 0;  // per GPU: 1000 for whole GPUs, less for a fraction
+  // Training jobs: one placement per worker (rank order); the fields above
+  // then repeat worker 0's. Empty for single-task jobs.
+  std::vector<Placement> workers;
 };
 
 struct Job {

@@ -27,18 +27,30 @@ const char* const kEventColumns = "seq, time, type, job_id, state, message, data
 std::string JobName(JobId id) { return "job " + std::to_string(id); }
 
 json PlacementToJson(const model::Placement& p) {
-  return {{"node", p.node}, {"gpus", p.gpus}, {"gpuUuids", p.gpu_uuids}, {"gpuShare", p.gpu_share}};
+  json j = {{"node", p.node}, {"gpus", p.gpus}, {"gpuUuids", p.gpu_uuids}, {"gpuShare", p.gpu_share}};
+  if (!p.workers.empty()) {
+    json w = json::array();
+    for (const model::Placement& x : p.workers) w.push_back(PlacementToJson(x));
+    j["workers"] = w;
+  }
+  return j;
+}
+
+model::Placement PlacementFromJsonValue(const json& j) {
+  model::Placement p;
+  p.node = j.at("node").get<std::string>();
+  p.gpus = j.at("gpus").get<std::vector<int>>();
+  p.gpu_uuids = j.at("gpuUuids").get<std::vector<std::string>>();
+  p.gpu_share = j.at("gpuShare").get<MilliGpu>();
+  if (j.contains("workers")) {
+    for (const json& w : j["workers"]) p.workers.push_back(PlacementFromJsonValue(w));
+  }
+  return p;
 }
 
 Result<model::Placement> PlacementFromJson(const std::string& text, JobId id) {
   try {
-    json j = json::parse(text);
-    model::Placement p;
-    p.node = j.at("node").get<std::string>();
-    p.gpus = j.at("gpus").get<std::vector<int>>();
-    p.gpu_uuids = j.at("gpuUuids").get<std::vector<std::string>>();
-    p.gpu_share = j.at("gpuShare").get<MilliGpu>();
-    return p;
+    return PlacementFromJsonValue(json::parse(text));
   } catch (const json::exception& e) {
     return Internal("store: " + JobName(id) + ": stored placement is not valid: " + e.what());
   }

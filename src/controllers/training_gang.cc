@@ -1,0 +1,327 @@
+// The job controller's gang section: training jobs (spec.training) run one
+// executor task per worker (TaskKey.task = rank) with the torch.distributed
+// environment. Any worker failing stops the whole gang; once every worker of
+// the attempt has ended, the gang is either finished or relaunched.
+//
+// A relaunch (restart after a failure, preemption, elastic resize) goes
+// Running -> Preempted -> Pending and the scheduler binds the gang again: an
+// elastic job is then bound at whatever size between min and max fits.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "common/log.h"
+#include "controllers/job_controller.h"
+
+namespace berth::controllers {
+
+using model::JobState;
+
+namespace {
+
+// A port free on this machine now (bind to port 0); 0 when none is found.
+int FreeLocalPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = 0;
+  int port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+std::string DescribeExit(int code) {
+  if (code > 128 && code < 128 + 65) {
+    const char* d = sigabbrev_np(code - 128);
+    if (d) return "was killed by SIG" + std::string(d) + " (exit code " + std::to_string(code) + ")";
+  }
+  return "exited with code " + std::to_string(code);
+}
+
+}  // namespace
+
+std::string JobController::CheckpointDir(JobId id) const {
+  std::string root = options_.checkpoint_root;
+  if (root.empty()) {
+    // <data>/runs/<key>/output.log -> <data>/checkpoints
+    std::filesystem::path log = executor_.LogPath({id, 0, 1});
+    root = (log.parent_path().parent_path().parent_path() / "checkpoints").string();
+  }
+  return root + "/job-" + std::to_string(id);
+}
+
+std::vector<sched::TaskPlacement> JobController::TaskPlacements(const Job& j) const {
+  std::vector<sched::TaskPlacement> out;
+  std::vector<const model::Placement*> parts;
+  if (j.placement.workers.empty()) parts.push_back(&j.placement);
+  for (const model::Placement& w : j.placement.workers) parts.push_back(&w);
+  for (const model::Placement* p : parts) {
+    sched::TaskPlacement tp;
+    tp.node = p->node;
+    tp.gpus = p->gpus;
+    tp.gpu_share = p->gpu_share;
+    out.push_back(std::move(tp));
+  }
+  return out;
+}
+
+void JobController::SaveTrainingStatus(Active& a) {
+  nlohmann::json workers = nlohmann::json::array();
+  for (size_t r = 0; r < a.workers.size(); ++r) {
+    const Worker& w = a.workers[r];
+    nlohmann::json x = {{"rank", r}, {"state", w.state}};
+    if (r < a.job.placement.workers.size()) {
+      x["node"] = a.job.placement.workers[r].node;
+      x["gpus"] = a.job.placement.workers[r].gpus;
+    }
+    if (w.exit_code) x["exitCode"] = *w.exit_code;
+    workers.push_back(std::move(x));
+  }
+  a.status["workers"] = workers;
+  a.status["worldSize"] = a.workers.size();
+  const model::TrainingSpec& t = *a.job.spec.training;
+  a.status["restartsLeft"] = std::max(0, t.backoff_limit - a.status.value("restarts", 0));
+  Status st = store_.PutMeta("training." + std::to_string(a.job.id), a.status.dump());
+  if (!st.ok()) spdlog::warn("job {}: could not save training status: {}", a.job.id, st.ToString());
+}
+
+void JobController::StartGang(Active& a) {
+  const Job& j = a.job;
+  const model::TrainingSpec& t = *j.spec.training;
+  const std::vector<model::Placement>& ws = j.placement.workers;
+  int n = static_cast<int>(ws.size());
+  a.workers.assign(n, Worker{});
+  a.gang_failing = false;
+  a.failed_rank = -1;
+  a.failed_code = 0;
+  a.failure.clear();
+  a.unstarted_lost = false;
+
+  std::map<std::string, std::string> addresses;
+  for (const model::NodeInfo& node : inventory_.Nodes()) addresses[node.name] = node.address;
+  bool local = executor_.Name() == "local";
+  std::string master = local ? "127.0.0.1" : addresses[ws[0].node];
+  if (master.empty()) master = ws[0].node;
+  int port = local ? FreeLocalPort() : 0;
+  if (port == 0) port = 29500 + static_cast<int>(j.id % 1000);
+  // Node ranks in order of first appearance; local ranks within a node.
+  std::map<std::string, int> node_rank, on_node;
+  for (const model::Placement& w : ws) {
+    if (!node_rank.count(w.node)) node_rank.emplace(w.node, static_cast<int>(node_rank.size()));
+    on_node[w.node]++;
+  }
+  std::string ckpt = CheckpointDir(j.id);
+  std::error_code ec;
+  std::filesystem::create_directories(ckpt, ec);
+  if (ec) spdlog::warn("job {}: cannot create checkpoint dir {}: {}", j.id, ckpt, ec.message());
+
+  nlohmann::json hist = a.status.value("worldSizeHistory", nlohmann::json::array());
+  hist.push_back({{"time", clock_.Now()}, {"attempt", j.attempts}, {"worldSize", n}});
+  a.status["worldSizeHistory"] = hist;
+  a.status.erase("pendingResize");
+  a.status["masterAddr"] = master;
+  a.status["masterPort"] = port;
+  SaveTrainingStatus(a);
+
+  int procs = t.procs_per_worker;
+  std::map<std::string, int> seen;
+  for (int r = 0; r < n; ++r) {
+    const model::Placement& w = ws[r];
+    exec::TaskSpec ts;
+    ts.key = {j.id, r, j.attempts};
+    ts.argv = j.spec.command;
+    ts.env = options_.task_env;
+    for (const auto& [k, v] : j.spec.env) ts.env[k] = v;
+    int local_rank = seen[w.node]++;
+    ts.env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+    ts.env["BERTH_JOB_NAME"] = j.spec.name;
+    ts.env["BERTH_USER"] = j.spec.user;
+    ts.env["BERTH_QUEUE"] = j.spec.queue;
+    ts.env["BERTH_CHECKPOINT_DIR"] = ckpt;
+    ts.env["BERTH_WORLD_SIZE"] = std::to_string(n);
+    ts.env["BERTH_WORKER_RANK"] = std::to_string(r);
+    ts.env["BERTH_RESTARTS"] = std::to_string(a.status.value("restarts", 0));
+    ts.env["MASTER_ADDR"] = master;
+    ts.env["MASTER_PORT"] = std::to_string(port);
+    ts.env["WORLD_SIZE"] = std::to_string(n * procs);
+    ts.env["RANK"] = std::to_string(r * procs);
+    ts.env["LOCAL_RANK"] = std::to_string(procs == 1 ? local_rank : 0);
+    ts.env["LOCAL_WORLD_SIZE"] = std::to_string(procs == 1 ? on_node[w.node] : procs);
+    ts.env["NODE_RANK"] = std::to_string(node_rank[w.node]);
+    ts.env["PET_NNODES"] = std::to_string(n);
+    ts.env["PET_NODE_RANK"] = std::to_string(r);
+    ts.env["PET_NPROC_PER_NODE"] = std::to_string(procs);
+    ts.env["PET_MASTER_ADDR"] = master;
+    ts.env["PET_MASTER_PORT"] = std::to_string(port);
+    ts.working_dir = j.spec.working_dir;
+    ts.node = w.node;
+    ts.gpus = w.gpus;
+    ts.gpu_uuids = w.gpu_uuids;
+    ts.gpu_share = w.gpu_share;
+    ts.cpu_limit = j.spec.resources.cpu;
+    ts.memory_limit = j.spec.resources.memory;
+    ts.time_limit = j.spec.time_limit;
+    ts.termination_grace = j.spec.termination_grace;
+    Status st = executor_.Start(ts);
+    if (!st.ok()) {
+      // Report it as this worker's start failure: the gang logic stops the rest.
+      exec::TaskEvent ev;
+      ev.key = ts.key;
+      ev.type = exec::TaskEventType::kStartFailed;
+      ev.time = clock_.Now();
+      ev.exit_code = 127;
+      ev.message = st.message();
+      for (int rest = r + 1; rest < n; ++rest) {
+        a.workers[rest].ended = true;
+        a.workers[rest].state = "NotStarted";
+      }
+      HandleGangEvent(a, ev);  // may end the job (and erase `a`)
+      return;
+    }
+  }
+}
+
+void JobController::StopGang(Active& a, DurationMs grace) {
+  for (size_t r = 0; r < a.workers.size(); ++r) {
+    if (a.workers[r].ended) continue;
+    Status st = executor_.Stop({a.job.id, static_cast<int>(r), a.job.attempts}, grace);
+    if (!st.ok()) spdlog::warn("job {} worker {}: stop failed: {}", a.job.id, r, st.ToString());
+  }
+}
+
+void JobController::HandleGangEvent(Active& a, const exec::TaskEvent& ev) {
+  if (ev.key.attempt != a.job.attempts) return;  // stale attempt
+  if (a.job.state != JobState::kScheduled && a.job.state != JobState::kRunning) return;
+  if (ev.key.task < 0 || ev.key.task >= static_cast<int>(a.workers.size())) return;
+  Worker& w = a.workers[ev.key.task];
+  holders_dirty_ = true;
+  if (ev.type == exec::TaskEventType::kStarted) {
+    if (w.ended) return;
+    w.state = "Running";
+    try {
+      w.pid = ev.external_id.empty() ? 0 : std::stoi(ev.external_id);
+    } catch (const std::exception&) {
+      w.pid = 0;
+    }
+    if (a.job.state == JobState::kScheduled) {
+      store::JobUpdate u;
+      u.start_time = ev.time ? ev.time : clock_.Now();
+      Move(a, JobState::kRunning, u, "JobStarted",
+           "running " + std::to_string(a.workers.size()) + " worker(s)",
+           {{"attempt", ev.key.attempt}, {"worker", ev.key.task}});
+    }
+    SaveTrainingStatus(a);
+    return;
+  }
+  if (w.ended) return;
+  w.ended = true;
+  int code = ev.exit_code.value_or(ev.signal ? 128 + ev.signal : -1);
+  if (ev.type == exec::TaskEventType::kStartFailed && !ev.exit_code) code = 127;
+  if (ev.type == exec::TaskEventType::kLost && a.job.state == JobState::kScheduled &&
+      w.state == "Pending")
+    a.unstarted_lost = true;
+  w.exit_code = code;
+  w.state = code == 0 ? "Succeeded" : "Failed";
+  if (code != 0 && a.intent == StopIntent::kNone && !a.gang_failing && !a.unstarted_lost) {
+    a.gang_failing = true;
+    a.failed_rank = ev.key.task;
+    a.failed_code = code;
+    a.failure = "worker " + std::to_string(ev.key.task) + " " +
+                (ev.type == exec::TaskEventType::kStartFailed ? "failed to start (" + ev.message + ")"
+                 : ev.type == exec::TaskEventType::kLost     ? "was lost (" + ev.message + ")"
+                                                             : DescribeExit(code));
+    (void)store_.AppendEvent("TrainingWorkerFailed", a.job.id, a.failure + "; stopping the gang",
+                             clock_.Now(), {{"worker", ev.key.task}, {"exitCode", code}});
+    StopGang(a, a.job.spec.termination_grace);
+  }
+  bool all = true;
+  for (const Worker& x : a.workers) all = all && x.ended;
+  SaveTrainingStatus(a);
+  if (all) EndGang(a);
+}
+
+void JobController::EndGang(Active& a) {
+  const model::TrainingSpec& t = *a.job.spec.training;
+  TimeMs now = clock_.Now();
+  auto requeue = [&](const std::string& type, const std::string& msg, const nlohmann::json& data) {
+    store::JobUpdate p;
+    p.end_time = now;
+    Move(a, JobState::kPreempted, p, type, msg, data);
+    store::JobUpdate q;
+    q.clear_placement = true;
+    q.clear_exit_code = true;
+    q.end_time = 0;
+    q.start_time = 0;
+    q.schedule_time = 0;
+    Move(a, JobState::kPending, q, "JobRequeued", msg);
+  };
+  if (a.intent == StopIntent::kCancel) {
+    store::JobUpdate u;
+    u.end_time = now;
+    Finish(a, JobState::kCancelled, u, "JobCancelled", "cancelled", nullptr);
+    return;
+  }
+  if (a.intent == StopIntent::kPreempt || a.intent == StopIntent::kResize) {
+    bool resize = a.intent == StopIntent::kResize;
+    a.intent = StopIntent::kNone;
+    PersistIntents();
+    requeue(resize ? "TrainingResized" : "JobPreempted",
+            resize ? "checkpointed for an elastic resize; relaunching" : "preempted; requeued", nullptr);
+    if (!resize) {
+      std::lock_guard<std::mutex> l(mu_);
+      stats_.preemptions++;
+    }
+    return;
+  }
+  if (a.unstarted_lost && !a.gang_failing) {
+    requeue("JobLost", "workers were never started; requeued", nullptr);
+    return;
+  }
+  if (!a.gang_failing) {
+    store::JobUpdate u;
+    u.end_time = now;
+    u.exit_code = 0;
+    Finish(a, JobState::kSucceeded, u, "JobExited",
+           "all " + std::to_string(a.workers.size()) + " worker(s) exited with code 0", nullptr);
+    return;
+  }
+  int restarts = a.status.value("restarts", 0);
+  int left = t.backoff_limit - restarts;
+  bool retryable = model::IsRetryable(t, a.failed_code);
+  nlohmann::json data = {{"worker", a.failed_rank}, {"exitCode", a.failed_code}};
+  a.status["lastFailure"] = a.failure;
+  if (retryable && left > 0) {
+    a.status["restarts"] = restarts + 1;
+    SaveTrainingStatus(a);
+    data["restartsLeft"] = left - 1;
+    requeue("TrainingRestart",
+            a.failure + "; restarting the gang (" + std::to_string(left - 1) + " restart(s) left)", data);
+    return;
+  }
+  std::string why = !retryable ? (t.restart_policy == model::RestartPolicy::kNever
+                                      ? "restartPolicy Never"
+                                      : "exit code " + std::to_string(a.failed_code) +
+                                            " is not retried under restartPolicy ExitCode")
+                               : "backoffLimit " + std::to_string(t.backoff_limit) + " reached";
+  SaveTrainingStatus(a);
+  store::JobUpdate u;
+  u.end_time = now;
+  u.exit_code = a.failed_code;
+  data["restartsLeft"] = std::max(0, left);
+  Finish(a, JobState::kFailed, u, "JobFailed",
+         a.failure + "; " + why + " (" + std::to_string(std::max(0, left)) + " restart(s) left)", data);
+}
+
+}  // namespace berth::controllers
