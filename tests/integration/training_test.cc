@@ -231,6 +231,35 @@ TEST(Training, ElasticJobStartsAtTheFreeSizeGrowsAndShrinks) {
   EXPECT_GE(r0["worlds"].size(), 2u);  // the loss history spans resizes
 }
 
+TEST(Training, DaemonRestartRecoversEveryWorkerOfTheGang) {
+  TempDir work;
+  Daemon d({"--gpus", "2"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  std::string dir = work.path();
+  std::string script = "touch " + dir + "/up.$RANK; while [ ! -e " + dir + "/release.$RANK ]; do sleep 0.02; done; "
+                       "exit $RANK";  // worker 1 fails after the restart
+  std::string id = Submit(d, work, TrainDoc("survivor", {{"workers", 2}, {"restartPolicy", "Never"},
+                                                         {"terminationGracePeriodSeconds", 5},
+                                                         {"command", {"/bin/sh", "-c", script}}}));
+  ASSERT_TRUE(WaitFor([&] {
+    return std::filesystem::exists(work / "up.0") && std::filesystem::exists(work / "up.1") &&
+           d.State(id) == "Running";
+  })) << d.Job(id).dump();
+  d.Kill();
+  WriteFile(work / "release.0", "");  // worker 0 ends with 0 while the daemon is down
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  EXPECT_EQ(d.State(id), "Running");
+  WriteFile(work / "release.1", "");
+  ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Failed"; })) << d.Job(id).dump();
+  json job = d.Job(id);
+  EXPECT_EQ(job["attempts"], 1);
+  EXPECT_NE(job["message"].get<std::string>().find("worker 1 exited with code 1; restartPolicy Never"),
+            std::string::npos)
+      << job.dump();
+  EXPECT_EQ(job["training"]["workers"][0]["state"], "Succeeded");
+  EXPECT_EQ(job["training"]["workers"][0]["exitCode"], 0);
+}
+
 TEST(Training, BadSpecsAreRejectedWithClearErrors) {
   TempDir work;
   Daemon d({"--gpus", "2"});
