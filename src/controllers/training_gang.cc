@@ -135,6 +135,14 @@ void JobController::StartGang(Active& a) {
   a.status["masterPort"] = port;
   SaveTrainingStatus(a);
 
+  // activeDeadlineSeconds counts from the first launch, across restarts.
+  DurationMs time_limit = j.spec.time_limit;
+  if (t.active_deadline > 0) {
+    TimeMs first = a.status.value("firstStart", clock_.Now());
+    a.status["firstStart"] = first;
+    DurationMs left = std::max<DurationMs>(kSecond, t.active_deadline - (clock_.Now() - first));
+    time_limit = time_limit > 0 ? std::min(time_limit, left) : left;
+  }
   int procs = t.procs_per_worker;
   std::map<std::string, int> seen;
   for (int r = 0; r < n; ++r) {
@@ -172,7 +180,7 @@ void JobController::StartGang(Active& a) {
     ts.gpu_share = w.gpu_share;
     ts.cpu_limit = j.spec.resources.cpu;
     ts.memory_limit = j.spec.resources.memory;
-    ts.time_limit = j.spec.time_limit;
+    ts.time_limit = time_limit;
     ts.termination_grace = j.spec.termination_grace;
     Status st = executor_.Start(ts);
     if (!st.ok()) {
@@ -300,6 +308,9 @@ void JobController::EndGang(Active& a) {
   int restarts = a.status.value("restarts", 0);
   int left = t.backoff_limit - restarts;
   bool retryable = model::IsRetryable(t, a.failed_code);
+  bool past_deadline = t.active_deadline > 0 && a.status.contains("firstStart") &&
+                       now - a.status.value("firstStart", now) >= t.active_deadline;
+  if (past_deadline) retryable = false;
   nlohmann::json data = {{"worker", a.failed_rank}, {"exitCode", a.failed_code}};
   a.status["lastFailure"] = a.failure;
   if (retryable && left > 0) {
@@ -310,7 +321,8 @@ void JobController::EndGang(Active& a) {
             a.failure + "; restarting the gang (" + std::to_string(left - 1) + " restart(s) left)", data);
     return;
   }
-  std::string why = !retryable ? (t.restart_policy == model::RestartPolicy::kNever
+  std::string why = past_deadline ? "activeDeadlineSeconds " + std::to_string(t.active_deadline / kSecond) + " exceeded"
+                    : !retryable ? (t.restart_policy == model::RestartPolicy::kNever
                                       ? "restartPolicy Never"
                                       : "exit code " + std::to_string(a.failed_code) +
                                             " is not retried under restartPolicy ExitCode")

@@ -260,6 +260,21 @@ TEST(Training, DaemonRestartRecoversEveryWorkerOfTheGang) {
   EXPECT_EQ(job["training"]["workers"][0]["exitCode"], 0);
 }
 
+TEST(Training, ActiveDeadlineEndsTheJobWithoutRestarts) {
+  TempDir work;
+  Daemon d({"--gpus", "2"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  std::string id = Submit(d, work, TrainDoc("slow", {{"workers", 2}, {"backoffLimit", 3},
+                                                     {"activeDeadlineSeconds", 1},
+                                                     {"terminationGracePeriodSeconds", 1},
+                                                     {"command", {"/bin/sh", "-c", "sleep 30"}}}));
+  ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Failed"; })) << d.Job(id).dump();
+  json job = d.Job(id);
+  EXPECT_EQ(job["attempts"], 1);
+  EXPECT_NE(job["message"].get<std::string>().find("activeDeadlineSeconds 1 exceeded"), std::string::npos)
+      << job.dump();
+}
+
 TEST(Training, BadSpecsAreRejectedWithClearErrors) {
   TempDir work;
   Daemon d({"--gpus", "2"});
