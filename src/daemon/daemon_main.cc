@@ -132,6 +132,7 @@ int Run(int argc, char** argv) {
                     ":" + std::to_string(cfg.port);
   controllers::JobControllerOptions copts;
   copts.task_env["BERTH_SERVER"] = url;
+  copts.checkpoint_root = cfg.data_dir + "/checkpoints";
   controllers::JobController controller(**store, **scheduler, **executor, *inventory, clock, copts);
   controller_ptr = &controller;
   Status st = controller.Start();
