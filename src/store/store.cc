@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include <functional>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -190,6 +192,46 @@ struct Store::Impl {
     RETURN_IF_ERROR(writer->Exec("PRAGMA synchronous = " + level, "set synchronous " + level));
     writer_sync = level;
     return Status::Ok();
+  }
+
+  // Runs `body` as one write transaction on the writer with the state
+  // durability level, then wakes event waiters up to the seq `body` returns.
+  // Rolls back on any error.
+  Status StateWrite(const std::string& op, const std::function<Result<int64_t>(Conn&)>& body) {
+    std::lock_guard<std::mutex> w(write_mu);
+    RETURN_IF_ERROR(UseSync(options.state_synchronous));
+    Conn& c = *writer;
+    RETURN_IF_ERROR(c.Begin(op + ": begin"));
+    Result<int64_t> seq = body(c);
+    Status st = seq.status();
+    if (st.ok()) st = c.Commit(op + ": commit");
+    if (!st.ok()) {
+      c.Rollback();
+      return st;
+    }
+    Published(*seq);
+    return Status::Ok();
+  }
+
+  // Appends one row to the event log inside the caller's transaction and
+  // returns its seq. job 0: an event about no job.
+  static Result<int64_t> InsertEvent(Conn& c, const std::string& op, TimeMs now,
+                                     const std::string& type, JobId job, std::string_view state,
+                                     const std::string& message,
+                                     const std::optional<std::string>& data_json) {
+    static const std::string kInsert =
+        "INSERT INTO events (time, type, job_id, state, message, data) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kInsert, op + ": insert event"));
+    Stmt st(raw);
+    st.Bind(1, now);
+    st.Bind(2, std::string_view(type));
+    if (job != 0) st.Bind(3, job);
+    st.Bind(4, state);
+    st.Bind(5, std::string_view(message));
+    st.Bind(6, data_json);
+    RETURN_IF_ERROR(st.Run(op + ": insert event"));
+    return sqlite3_last_insert_rowid(c.db());
   }
 
   // Idle read connections (WAL lets them read while the writer commits).
@@ -504,16 +546,7 @@ Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& 
       " placement = CASE WHEN ?8 IS NOT NULL THEN ?8 WHEN ?9 THEN NULL ELSE placement END,"
       " attempts = COALESCE(?10, attempts)"
       " WHERE id = ?11";
-  static const std::string kInsertEvent =
-      "INSERT INTO events (time, type, job_id, state, message, data) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-
-  Impl& m = *impl_;
-  std::lock_guard<std::mutex> w(m.write_mu);
-  RETURN_IF_ERROR(m.UseSync(m.options.state_synchronous));
-  Conn& c = *m.writer;
-  RETURN_IF_ERROR(c.Begin(op + ": begin"));
-  auto body = [&]() -> Result<int64_t> {
+  return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
     {
       ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read state"));
       Stmt st(raw);
@@ -541,28 +574,8 @@ Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& 
       st.Bind(11, id);
       RETURN_IF_ERROR(st.Run(op + ": update job"));
     }
-    {
-      ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kInsertEvent, op + ": insert event"));
-      Stmt st(raw);
-      st.Bind(1, now);
-      st.Bind(2, std::string_view(type));
-      st.Bind(3, id);
-      st.Bind(4, std::string_view(model::JobStateName(to)));
-      st.Bind(5, std::string_view(message));
-      st.Bind(6, data_json);
-      RETURN_IF_ERROR(st.Run(op + ": insert event"));
-    }
-    return sqlite3_last_insert_rowid(c.db());
-  };
-  Result<int64_t> seq = body();
-  Status st = seq.status();
-  if (st.ok()) st = c.Commit(op + ": commit");
-  if (!st.ok()) {
-    c.Rollback();
-    return st;
-  }
-  m.Published(*seq);
-  return Status::Ok();
+    return Impl::InsertEvent(c, op, now, type, id, model::JobStateName(to), message, data_json);
+  });
 }
 
 Status Store::AppendEvent(const std::string& type, JobId job, const std::string& message,
@@ -571,16 +584,7 @@ Status Store::AppendEvent(const std::string& type, JobId job, const std::string&
   const std::string op = "append event " + type + (job != 0 ? " for " + JobName(job) : "");
   ASSIGN_OR_RETURN(std::optional<std::string> data_json, DumpJson(data, "event data"));
   static const std::string kSelect = "SELECT state FROM jobs WHERE id = ?1";
-  static const std::string kInsert =
-      "INSERT INTO events (time, type, job_id, state, message, data) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-
-  Impl& m = *impl_;
-  std::lock_guard<std::mutex> w(m.write_mu);
-  RETURN_IF_ERROR(m.UseSync(m.options.state_synchronous));
-  Conn& c = *m.writer;
-  RETURN_IF_ERROR(c.Begin(op + ": begin"));
-  auto body = [&]() -> Result<int64_t> {
+  return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
     std::string state;
     if (job != 0) {
       ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read job"));
@@ -590,26 +594,8 @@ Status Store::AppendEvent(const std::string& type, JobId job, const std::string&
       if (!row) return NotFound(op + ": " + JobName(job) + " not found");
       state = st.Text(0);
     }
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kInsert, op));
-    Stmt st(raw);
-    st.Bind(1, now);
-    st.Bind(2, std::string_view(type));
-    if (job != 0) st.Bind(3, job);
-    st.Bind(4, std::string_view(state));
-    st.Bind(5, std::string_view(message));
-    st.Bind(6, data_json);
-    RETURN_IF_ERROR(st.Run(op));
-    return sqlite3_last_insert_rowid(c.db());
-  };
-  Result<int64_t> seq = body();
-  Status st = seq.status();
-  if (st.ok()) st = c.Commit(op + ": commit");
-  if (!st.ok()) {
-    c.Rollback();
-    return st;
-  }
-  m.Published(*seq);
-  return Status::Ok();
+    return Impl::InsertEvent(c, op, now, type, job, state, message, data_json);
+  });
 }
 
 Result<std::vector<Event>> Store::EventsSince(int64_t after, int64_t limit, JobId job) const {
