@@ -3,7 +3,9 @@
 // and 16-GPU gangs of two 8-GPU tasks). The first cycle fills the empty
 // cluster; then, each cycle, 5% of the running jobs end and as many new jobs
 // arrive. Prints placements per second and cycle latency per policy.
-// Usage: berth_sched_bench [--policies a,b] [--cycles N] [--pending N] [--quiet-waits]
+// Usage: berth_sched_bench [--policies a,b] [--cycles N] [--pending N] [--quiet-waits] [--per-cycle]
+// (--per-cycle: one line per cycle with its latency, binds and preemptions, on stderr, and a
+// digest of all decisions, to check that a speedup decides exactly as before)
 #include <algorithm>
 #include <cstdio>
 #include <random>
@@ -38,6 +40,8 @@ JobRequest RandomJob(JobId id, TimeMs now, Rng& rng) {
   return j;
 }
 
+uint64_t Mix(uint64_t h, uint64_t v) { return (h ^ v) * 1099511628211ull; }
+
 double Percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -52,6 +56,7 @@ int main(int argc, char** argv) {
   int cycles = 30;
   int pending_target = 100000;
   bool explain = true;
+  bool per_cycle = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--policies" && i + 1 < argc) {
@@ -65,6 +70,8 @@ int main(int argc, char** argv) {
       pending_target = std::stoi(argv[++i]);
     } else if (a == "--quiet-waits") {
       explain = false;
+    } else if (a == "--per-cycle") {
+      per_cycle = true;
     } else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
@@ -97,6 +104,7 @@ int main(int argc, char** argv) {
     int64_t placements = 0;
     double total_s = 0, first_ms = 0;
     int64_t first_placements = 0;
+    uint64_t digest = 1469598103934665603ull;
     for (int c = 0; c < cycles; ++c) {
       in.now = c * kMinute;
       int64_t t0 = MonotonicNanos();
@@ -105,6 +113,22 @@ int main(int argc, char** argv) {
       latencies.push_back(secs * 1000);
       total_s += secs;
       placements += static_cast<int64_t>(d.binds.size());
+      for (const Bind& b : d.binds) {
+        digest = Mix(digest, static_cast<uint64_t>(b.job));
+        for (const TaskPlacement& p : b.placements) {
+          for (char ch : p.node) digest = Mix(digest, static_cast<uint64_t>(ch));
+          for (int g : p.gpus) digest = Mix(digest, static_cast<uint64_t>(g));
+          digest = Mix(digest, static_cast<uint64_t>(p.gpu_share));
+        }
+      }
+      for (const Preempt& p : d.preemptions) digest = Mix(digest, static_cast<uint64_t>(p.job) << 1);
+      for (const Resize& r : d.resizes) digest = Mix(digest, static_cast<uint64_t>(r.job) << 2 | r.placements.size());
+      for (const auto& w : d.waiting) digest = Mix(digest, static_cast<uint64_t>(w.job) << 3 | (w.never ? 1 : 0));
+      if (per_cycle) {
+        std::fprintf(stderr, "%s cycle %d: %.1f ms, %zu binds, %zu preemptions, %zu resizes, %zu waiting, %zu running\n",
+                     name.c_str(), c, secs * 1000, d.binds.size(), d.preemptions.size(), d.resizes.size(),
+                     d.waiting.size(), in.running.size());
+      }
       if (c == 0) {
         first_ms = secs * 1000;
         first_placements = static_cast<int64_t>(d.binds.size());
@@ -143,6 +167,7 @@ int main(int argc, char** argv) {
     std::printf("| %s | %.1f | %lld | %.0f | %.1f | %.1f |\n", name.c_str(), first_ms,
                 static_cast<long long>(first_placements), total_s > 0 ? placements / total_s : 0,
                 Percentile(latencies, 0.5), Percentile(latencies, 0.99));
+    if (per_cycle) std::fprintf(stderr, "%s decisions digest %016llx\n", name.c_str(), static_cast<unsigned long long>(digest));
     std::fflush(stdout);
   }
   return 0;
