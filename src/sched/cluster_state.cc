@@ -51,8 +51,31 @@ ClusterState::ClusterState(const ClusterSnapshot& cluster) {
     node_index_[n.name] = static_cast<int>(nodes_.size());
     nodes_.push_back(std::move(n));
   }
-  by_whole_free_.resize(max_gpus_ + 1);
-  for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) by_whole_free_[nodes_[i].whole_free].insert(i);
+  by_whole_free_.assign(max_gpus_ + 1, std::vector<uint64_t>((nodes_.size() + 63) / 64, 0));
+  bucket_size_.assign(max_gpus_ + 1, 0);
+  for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) BucketInsert(nodes_[i].whole_free, i);
+}
+
+int ClusterState::NextInBucket(int k, int from) const {
+  const std::vector<uint64_t>& bits = by_whole_free_[k];
+  size_t w = static_cast<size_t>(from) / 64;
+  if (w >= bits.size()) return -1;
+  uint64_t word = bits[w] & (~uint64_t{0} << (from % 64));
+  while (word == 0) {
+    if (++w >= bits.size()) return -1;
+    word = bits[w];
+  }
+  return static_cast<int>(w * 64 + __builtin_ctzll(word));
+}
+
+void ClusterState::BucketInsert(int k, int i) {
+  by_whole_free_[k][i / 64] |= uint64_t{1} << (i % 64);
+  ++bucket_size_[k];
+}
+
+void ClusterState::BucketErase(int k, int i) {
+  by_whole_free_[k][i / 64] &= ~(uint64_t{1} << (i % 64));
+  --bucket_size_[k];
 }
 
 int ClusterState::NodeIndex(const std::string& name) const {
@@ -63,10 +86,10 @@ int ClusterState::NodeIndex(const std::string& name) const {
 void ClusterState::SetWholeFree(int i, int value) {
   Node& n = nodes_[i];
   if (n.whole_free == value) return;
-  by_whole_free_[n.whole_free].erase(i);
+  BucketErase(n.whole_free, i);
   free_whole_ += value - n.whole_free;
   n.whole_free = value;
-  by_whole_free_[value].insert(i);
+  BucketInsert(value, i);
 }
 
 void ClusterState::UpdatePartial(int node, int gpu, MilliGpu old_free) {
@@ -75,7 +98,7 @@ void ClusterState::UpdatePartial(int node, int gpu, MilliGpu old_free) {
   if (g.usable && g.free > 0 && g.free < kWholeGpu) partial_.insert({g.free, node, gpu});
 }
 
-void ClusterState::Take(const std::vector<TaskPlacement>& placements, const TaskRequest& task) {
+void ClusterState::Take(std::span<const TaskPlacement> placements, const TaskRequest& task) {
   for (const TaskPlacement& p : placements) {
     int i = NodeIndex(p.node);
     if (i < 0) continue;
@@ -100,7 +123,7 @@ void ClusterState::Take(const std::vector<TaskPlacement>& placements, const Task
   }
 }
 
-void ClusterState::Give(const std::vector<TaskPlacement>& placements, const TaskRequest& task) {
+void ClusterState::Give(std::span<const TaskPlacement> placements, const TaskRequest& task) {
   for (const TaskPlacement& p : placements) {
     int i = NodeIndex(p.node);
     if (i < 0) continue;
@@ -125,34 +148,46 @@ void ClusterState::Give(const std::vector<TaskPlacement>& placements, const Task
   }
 }
 
-bool ClusterState::IsFree(const std::vector<TaskPlacement>& placements, const TaskRequest& task) const {
+bool ClusterState::IsFree(std::span<const TaskPlacement> placements, const TaskRequest& task) const {
   // Several tasks may share a node (and, for fractions, a GPU): add up per node.
-  std::unordered_map<int, std::pair<MilliCpu, MiB>> node_need;
-  std::map<std::pair<int, int>, std::pair<MilliGpu, MiB>> gpu_need;
+  gpu_need_.clear();
+  node_need_.clear();
   for (const TaskPlacement& p : placements) {
     int i = NodeIndex(p.node);
     if (i < 0) return false;
     MilliGpu share = ShareOf(p, task);
     for (int gi : p.gpus) {
       if (gi < 0 || gi >= static_cast<int>(nodes_[i].gpus.size())) return false;
-      auto& need = gpu_need[{i, gi}];
-      need.first += share;
-      need.second += share >= kWholeGpu ? 0 : task.gpu_memory;
+      gpu_need_.emplace_back(i, gi, share, share >= kWholeGpu ? 0 : task.gpu_memory);
     }
-    auto& nn = node_need[i];
-    nn.first += task.cpu;
-    nn.second += task.memory;
+    node_need_.emplace_back(i, task.cpu, task.memory);
   }
-  for (const auto& [key, need] : gpu_need) {
-    const Gpu& g = nodes_[key.first].gpus[key.second];
-    if (!g.usable || g.free < need.first) return false;
-    if (need.first >= kWholeGpu && g.free != kWholeGpu) return false;
-    if (g.mem_total > 0 && need.second > g.mem_free) return false;
+  std::sort(gpu_need_.begin(), gpu_need_.end());
+  for (size_t a = 0; a < gpu_need_.size();) {
+    auto [i, gi, milli, mem] = gpu_need_[a];
+    size_t b = a + 1;
+    for (; b < gpu_need_.size() && std::get<0>(gpu_need_[b]) == i && std::get<1>(gpu_need_[b]) == gi; ++b) {
+      milli += std::get<2>(gpu_need_[b]);
+      mem += std::get<3>(gpu_need_[b]);
+    }
+    a = b;
+    const Gpu& g = nodes_[i].gpus[gi];
+    if (!g.usable || g.free < milli) return false;
+    if (milli >= kWholeGpu && g.free != kWholeGpu) return false;
+    if (g.mem_total > 0 && mem > g.mem_free) return false;
   }
-  for (const auto& [i, need] : node_need) {
+  std::sort(node_need_.begin(), node_need_.end());
+  for (size_t a = 0; a < node_need_.size();) {
+    auto [i, cpu, mem] = node_need_[a];
+    size_t b = a + 1;
+    for (; b < node_need_.size() && std::get<0>(node_need_[b]) == i; ++b) {
+      cpu += std::get<1>(node_need_[b]);
+      mem += std::get<2>(node_need_[b]);
+    }
+    a = b;
     const Node& n = nodes_[i];
-    if (n.cpu_scheduled && n.cpu_free < need.first) return false;
-    if (n.mem_scheduled && n.mem_free < need.second) return false;
+    if (n.cpu_scheduled && n.cpu_free < cpu) return false;
+    if (n.mem_scheduled && n.mem_free < mem) return false;
   }
   return true;
 }
@@ -163,13 +198,6 @@ int ClusterState::CpuMemCapacity(int i, const TaskRequest& task) const {
   if (n.cpu_scheduled && task.cpu > 0) cap = std::min<int64_t>(cap, std::max<int64_t>(0, n.cpu_free / task.cpu));
   if (n.mem_scheduled && task.memory > 0) cap = std::min<int64_t>(cap, std::max<int64_t>(0, n.mem_free / task.memory));
   return cap;
-}
-
-bool ClusterState::MayFit(const TaskRequest& task, int tasks) const {
-  int whole = WholeGpusPerTask(task);
-  if (whole > 0) return static_cast<int64_t>(whole) * tasks <= free_whole_;
-  if (task.gpus > 0) return task.gpus * tasks <= free_milli_;
-  return true;
 }
 
 std::vector<int> ClusterState::PickGpus(int node, int count) const {
@@ -221,7 +249,7 @@ std::vector<int> ClusterState::PickGpus(int node, int count) const {
 int ClusterState::FindBestFit(int need, int copies, const TaskRequest& task,
                               const std::function<bool(int)>* ok) const {
   for (int k = std::max(need, 0); k <= max_gpus_; ++k) {
-    for (int i : by_whole_free_[k]) {
+    for (int i = NextInBucket(k, 0); i >= 0; i = NextInBucket(k, i + 1)) {
       if (ok && !(*ok)(i)) continue;
       if (CpuMemCapacity(i, task) >= copies) return i;
     }
@@ -233,7 +261,7 @@ int ClusterState::FindLargest(int per_task, const TaskRequest& task, const std::
   int best = -1, best_cap = 0;
   for (int k = max_gpus_; k >= per_task && k > 0; --k) {
     if (best_cap >= k / per_task) break;  // no node in lower buckets holds more tasks
-    for (int i : by_whole_free_[k]) {
+    for (int i = NextInBucket(k, 0); i >= 0; i = NextInBucket(k, i + 1)) {
       if (ok && !(*ok)(i)) continue;
       int cap = std::min(k / per_task, CpuMemCapacity(i, task));
       if (cap > best_cap) {
@@ -264,7 +292,7 @@ std::optional<TaskPlacement> ClusterState::PlaceFraction(const TaskRequest& task
   if (node < 0) {
     // Open a fresh GPU on the node with the fewest free whole GPUs.
     for (int k = 1; k <= max_gpus_ && node < 0; ++k) {
-      for (int i : by_whole_free_[k]) {
+      for (int i = NextInBucket(k, 0); i >= 0; i = NextInBucket(k, i + 1)) {
         if (ok && !(*ok)(i)) continue;
         if (CpuMemCapacity(i, task) < 1) continue;
         const Node& n = nodes_[i];
@@ -281,7 +309,7 @@ std::optional<TaskPlacement> ClusterState::PlaceFraction(const TaskRequest& task
   }
   if (node < 0) return std::nullopt;
   TaskPlacement p{nodes_[node].name, {gpu}, task.gpus};
-  Take({p}, task);
+  Take(std::span<const TaskPlacement>(&p, 1), task);
   return p;
 }
 
@@ -289,11 +317,11 @@ std::optional<TaskPlacement> ClusterState::PlaceCpuOnly(const TaskRequest& task,
                                                         const std::function<bool(int)>* ok) {
   // Prefer nodes without free GPUs, so GPU nodes stay whole.
   for (int k = 0; k <= max_gpus_; ++k) {
-    for (int i : by_whole_free_[k]) {
+    for (int i = NextInBucket(k, 0); i >= 0; i = NextInBucket(k, i + 1)) {
       if (ok && !(*ok)(i)) continue;
       if (CpuMemCapacity(i, task) < 1) continue;
       TaskPlacement p{nodes_[i].name, {}, 0};
-      Take({p}, task);
+      Take(std::span<const TaskPlacement>(&p, 1), task);
       return p;
     }
   }
@@ -336,7 +364,7 @@ std::optional<std::vector<TaskPlacement>> ClusterState::Place(const TaskRequest&
     }
     for (int t = 0; t < here; ++t) {
       TaskPlacement p{nodes_[node].name, PickGpus(node, per_task), kWholeGpu};
-      Take({p}, task);
+      Take(std::span<const TaskPlacement>(&p, 1), task);
       out.push_back(std::move(p));
     }
     remaining -= here;
@@ -350,7 +378,7 @@ std::string ClusterState::ExplainNoFit(const TaskRequest& task, int tasks) const
   if (per_task > 0) {
     int largest = 0;
     for (int k = max_gpus_; k >= 0; --k) {
-      if (!by_whole_free_[k].empty()) {
+      if (bucket_size_[k] > 0) {
         largest = k;
         break;
       }

@@ -9,9 +9,11 @@
 // never hold partial allocations. Not thread-safe; one per cycle.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -28,11 +30,11 @@ class ClusterState {
 
   // Reserves placements for `task` (a running job's, or a rollback). Unknown
   // nodes or GPUs are ignored; amounts never go below zero.
-  void Take(const std::vector<TaskPlacement>& placements, const TaskRequest& task);
+  void Take(std::span<const TaskPlacement> placements, const TaskRequest& task);
   // Unreserves what Take reserved for the same arguments.
-  void Give(const std::vector<TaskPlacement>& placements, const TaskRequest& task);
+  void Give(std::span<const TaskPlacement> placements, const TaskRequest& task);
   // Whether Take(placements, task) would find everything free now.
-  bool IsFree(const std::vector<TaskPlacement>& placements, const TaskRequest& task) const;
+  bool IsFree(std::span<const TaskPlacement> placements, const TaskRequest& task) const;
 
   // Places `tasks` copies of `task` and reserves them, or returns nullopt and
   // changes nothing. `node_ok`, if set, filters nodes by index.
@@ -40,7 +42,12 @@ class ClusterState {
                                                   const std::function<bool(int)>* node_ok = nullptr);
 
   // Cheap necessary condition for Place: enough free GPU in total.
-  bool MayFit(const TaskRequest& task, int tasks) const;
+  bool MayFit(const TaskRequest& task, int tasks) const {
+    int whole = task.gpus >= kWholeGpu ? static_cast<int>(task.gpus / kWholeGpu) : 0;
+    if (whole > 0) return static_cast<int64_t>(whole) * tasks <= free_whole_;
+    if (task.gpus > 0) return task.gpus * tasks <= free_milli_;
+    return true;
+  }
 
   // "needs 2x4 GPUs; 3 free, at most 2 on one node": why Place failed now.
   std::string ExplainNoFit(const TaskRequest& task, int tasks) const;
@@ -81,17 +88,26 @@ class ClusterState {
   int FindBestFit(int need, int copies, const TaskRequest& task, const std::function<bool(int)>* ok) const;
   // The node with the most free whole GPUs that fits at least one task.
   int FindLargest(int per_task, const TaskRequest& task, const std::function<bool(int)>* ok) const;
+  // Buckets of nodes by free whole GPUs, as bitsets so that nodes are
+  // visited in index order and moves cost no allocation.
+  int NextInBucket(int k, int from) const;  // first node >= from in bucket k, or -1
+  void BucketInsert(int k, int i);
+  void BucketErase(int k, int i);
   std::optional<TaskPlacement> PlaceFraction(const TaskRequest& task, const std::function<bool(int)>* ok);
   std::optional<TaskPlacement> PlaceCpuOnly(const TaskRequest& task, const std::function<bool(int)>* ok);
 
   std::vector<Node> nodes_;
   std::unordered_map<std::string, int> node_index_;
-  std::vector<std::set<int>> by_whole_free_;  // bucket k: nodes with k free whole GPUs
+  std::vector<std::vector<uint64_t>> by_whole_free_;  // bucket k: nodes with k free whole GPUs (bits)
+  std::vector<int> bucket_size_;                      // nodes per bucket
   std::set<std::tuple<MilliGpu, int, int>> partial_;  // (free, node, gpu) for shared GPUs
   MilliGpu free_milli_ = 0;
   MilliGpu capacity_milli_ = 0;
   int free_whole_ = 0;
   int max_gpus_ = 0;
+  // Scratch for IsFree: (node, gpu, milli-GPU, GPU memory) and (node, CPU, memory) needs.
+  mutable std::vector<std::tuple<int, int, MilliGpu, MiB>> gpu_need_;
+  mutable std::vector<std::tuple<int, MilliCpu, MiB>> node_need_;
 };
 
 }  // namespace berth::sched
