@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 #include <numeric>
+#include <span>
 #include <set>
 #include <tuple>
 
@@ -166,6 +167,21 @@ std::string NeverReason(const JobRequest& job, const Limits& l) {
   return "";
 }
 
+// Whether NeverReason(job, l) is "" (a cheap check; NeverReason says why not).
+bool MayEverRun(const JobRequest& job, const Limits& l) {
+  const TaskRequest& t = job.task;
+  if (job.tasks < 1 || t.gpus < 0 || (t.gpus > kWholeGpu && t.gpus % kWholeGpu != 0)) return false;
+  if (t.gpus >= kWholeGpu) {
+    int64_t per = t.gpus / kWholeGpu;
+    if (per > l.max_node_gpus || per * MinTasks(job) > l.total_gpus) return false;
+  } else if (t.gpus > 0) {
+    if (l.total_gpus == 0 || (l.gpu_memory_known && t.gpu_memory > l.max_gpu_memory)) return false;
+  }
+  if (!l.cpu_unscheduled && t.cpu > l.max_node_cpu) return false;
+  if (!l.memory_unscheduled && t.memory > l.max_node_memory) return false;
+  return true;
+}
+
 inline bool KeyLess(const PriorityKey& a, const PriorityKey& b) {
   if (a[0] != b[0]) return a[0] < b[0];
   if (a[1] != b[1]) return a[1] < b[1];
@@ -191,8 +207,21 @@ class FrameworkScheduler final : public Scheduler {
 
   Decisions Schedule(const SchedulerInput& input) override;
 
+  // A pending job in the cycle's heap: its key and arrival position.
+  struct HeapEntry {
+    PriorityKey key;
+    int order;
+  };
+  // Per-cycle arrays kept between cycles, so a cycle over 100,000 pending
+  // jobs allocates (and faults in) nothing new.
+  struct Buffers {
+    std::vector<JobView> pending;
+    std::vector<HeapEntry> heap;
+  };
+
  private:
   struct Cycle;
+  Buffers buffers_;
   std::string name_;
   std::unique_ptr<Policy> policy_;
   Rng rng_;
@@ -200,6 +229,7 @@ class FrameworkScheduler final : public Scheduler {
 
 // One cycle's working state.
 struct FrameworkScheduler::Cycle {
+  Buffers& buf;
   Policy& policy;
   const SchedulerInput& in;
   ClusterState state;
@@ -214,8 +244,8 @@ struct FrameworkScheduler::Cycle {
   std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> failed_shapes;  // did not fit, no preemption since
   bool waiting_not_now = false;
 
-  Cycle(Policy& p, const SchedulerInput& input, Rng& rng)
-      : policy(p), in(input), state(*input.cluster), limits(ComputeLimits(*input.cluster)) {
+  Cycle(Buffers& b, Policy& p, const SchedulerInput& input, Rng& rng)
+      : buf(b), policy(p), in(input), state(*input.cluster), limits(ComputeLimits(*input.cluster)) {
     ctx.now = input.now;
     ctx.input = &input;
     ctx.state = &state;
@@ -229,13 +259,13 @@ struct FrameworkScheduler::Cycle {
 
   void Release(int r, int from, int to) {  // gives back placements[from..to) of running job r
     const RunningJob& rj = *running[r].run;
-    std::vector<TaskPlacement> ps(rj.placements.begin() + from, rj.placements.begin() + to);
+    std::span<const TaskPlacement> ps(rj.placements.data() + from, rj.placements.data() + to);
     state.Give(ps, rj.request.task);
     policy.Unreserve(rj.request, rj.request.task.gpus * (to - from), ctx);
   }
   bool Retake(int r, int from, int to) {
     const RunningJob& rj = *running[r].run;
-    std::vector<TaskPlacement> ps(rj.placements.begin() + from, rj.placements.begin() + to);
+    std::span<const TaskPlacement> ps(rj.placements.data() + from, rj.placements.data() + to);
     if (!state.IsFree(ps, rj.request.task)) return false;
     state.Take(ps, rj.request.task);
     policy.Reserve(rj.request, rj.request.task.gpus * (to - from), ctx);
@@ -297,6 +327,30 @@ struct FrameworkScheduler::Cycle {
   }
   std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> failed_reclaims;
   std::map<std::tuple<MilliGpu, int, MilliCpu, MiB>, std::string> reasons;
+  // The number of distinct reclaim shapes among pending jobs.
+  size_t CountShapes() const {
+    using Shape = std::tuple<MilliGpu, int, MilliCpu, MiB>;
+    std::vector<Shape> seen;  // few shapes in practice: a linear scan beats a tree
+    std::set<Shape> many;
+    size_t last = 0;
+    for (const JobRequest& p : in.pending) {
+      Shape s = std::make_tuple(p.task.gpus * MinTasks(p), MinTasks(p), p.task.cpu, p.task.memory);
+      if (!many.empty()) {
+        many.insert(s);
+        continue;
+      }
+      if (last < seen.size() && seen[last] == s) continue;
+      auto it = std::find(seen.begin(), seen.end(), s);
+      if (it != seen.end()) {
+        last = it - seen.begin();
+        continue;
+      }
+      seen.push_back(s);
+      last = seen.size() - 1;
+      if (seen.size() > 64) many.insert(seen.begin(), seen.end());
+    }
+    return many.empty() ? seen.size() : many.size();
+  }
   void Grow();
   Decisions Run();
 };
@@ -460,29 +514,30 @@ Decisions FrameworkScheduler::Cycle::Run() {
                                                     static_cast<MilliGpu>(running[victim_order[k]].run->placements.size());
     }
   }
-  std::vector<JobView> pending(in.pending.size());
+  std::vector<JobView>& pending = buf.pending;
+  pending.resize(in.pending.size());
   for (size_t i = 0; i < in.pending.size(); ++i) {
     pending[i].req = &in.pending[i];
+    pending[i].run = nullptr;
     pending[i].order = static_cast<int>(i);
     pending[i].key = policy.Key(in.pending[i], false, ctx);
   }
   // A heap rather than a sort: most cycles stop long before the last job.
-  std::vector<int> order;
+  std::vector<HeapEntry>& order = buf.heap;
+  order.clear();
   order.reserve(pending.size());
   for (size_t i = 0; i < pending.size(); ++i) {
     if (in.explain_waiting || policy.MayStartThisCycle(i, ctx)) {
-      order.push_back(static_cast<int>(i));
+      order.push_back({pending[i].key, static_cast<int>(i)});
     } else {
       waiting_not_now = true;
     }
   }
-  auto worse = [&](int a, int b) {
-    const PriorityKey& ka = pending[a].key;
-    const PriorityKey& kb = pending[b].key;
-    if (ka[0] != kb[0]) return ka[0] > kb[0];
-    if (ka[1] != kb[1]) return ka[1] > kb[1];
-    if (ka[2] != kb[2]) return ka[2] > kb[2];
-    return pending[a].order > pending[b].order;
+  auto worse = [](const HeapEntry& a, const HeapEntry& b) {
+    if (a.key[0] != b.key[0]) return a.key[0] > b.key[0];
+    if (a.key[1] != b.key[1]) return a.key[1] > b.key[1];
+    if (a.key[2] != b.key[2]) return a.key[2] > b.key[2];
+    return a.order > b.order;
   };
   std::make_heap(order.begin(), order.end(), worse);
   int cpu_only = 0;
@@ -491,18 +546,12 @@ Decisions FrameworkScheduler::Cycle::Run() {
   // Distinct request shapes among pending jobs: once every shape has failed
   // both placement and preemption, no later job can start.
   size_t shapes = 0;
-  if (key_ordered && !in.explain_waiting) {
-    std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> seen;
-    for (const JobRequest& p : in.pending) {
-      seen.insert(std::make_tuple(p.task.gpus * MinTasks(p), MinTasks(p), p.task.cpu, p.task.memory));
-    }
-    shapes = seen.size();
-  }
+  if (key_ordered && !in.explain_waiting) shapes = CountShapes();
 
   std::optional<Verdict> blocked;
   while (!order.empty()) {
     std::pop_heap(order.begin(), order.end(), worse);
-    const JobView& j = pending[order.back()];
+    const JobView& j = pending[order.back().order];
     order.pop_back();
     const JobRequest& r = *j.req;
     if (!in.explain_waiting) {
@@ -517,9 +566,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
         break;
       }
     }
-    std::string never = NeverReason(r, limits);
-    if (!never.empty()) {
-      Wait(j, {"feasibility", never, true});
+    if (!MayEverRun(r, limits)) {
+      Wait(j, {"feasibility", NeverReason(r, limits), true});
       continue;
     }
     if (blocked) {
@@ -559,7 +607,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
 
 Decisions FrameworkScheduler::Schedule(const SchedulerInput& input) {
   if (input.cluster == nullptr) return {};
-  Cycle cycle(*policy_, input, rng_);
+  Cycle cycle(buffers_, *policy_, input, rng_);
   return cycle.Run();
 }
 
