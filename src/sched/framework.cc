@@ -1,11 +1,13 @@
 // The scheduling cycle every policy shares (see policy.h), the policy
 // registry behind Scheduler::Create, and PolicyOptions.
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <numeric>
 #include <span>
 #include <set>
 #include <tuple>
+#include <unordered_set>
 
 #include "sched/policy.h"
 
@@ -14,6 +16,57 @@ namespace berth::sched {
 MilliGpu JobView::Gpus() const {
   int tasks = run ? static_cast<int>(run->placements.size()) : req->tasks;
   return req->task.gpus * tasks;
+}
+
+// ------------------------------------------------------------ queue index
+
+void QueueIndex::Clear() {
+  names_.clear();
+  prefixes_.clear();
+  map_.clear();
+  last_ = -1;
+}
+
+uint64_t QueueIndex::Prefix(const std::string& s) {
+  uint64_t p = 0;
+  std::memcpy(&p, s.data(), std::min<size_t>(s.size(), sizeof p));
+  return p;
+}
+
+int QueueIndex::Scan(const std::string& queue, uint64_t prefix) const {
+  if (!map_.empty()) {
+    auto it = map_.find(queue);
+    return it == map_.end() ? -1 : it->second;
+  }
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (prefixes_[i] == prefix && names_[i] == queue) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int QueueIndex::Lookup(const std::string& queue) const {
+  if (last_ >= 0 && names_[last_] == queue) return last_;
+  int i = Scan(queue, Prefix(queue));
+  if (i >= 0) last_ = i;
+  return i;
+}
+
+int QueueIndex::Find(const std::string& queue) {
+  if (last_ >= 0 && names_[last_] == queue) return last_;
+  uint64_t prefix = Prefix(queue);
+  int i = Scan(queue, prefix);
+  if (i < 0) {
+    i = static_cast<int>(names_.size());
+    names_.push_back(queue);
+    prefixes_.push_back(prefix);
+    if (!map_.empty()) {
+      map_.emplace(queue, i);
+    } else if (names_.size() > 32) {
+      for (size_t k = 0; k < names_.size(); ++k) map_.emplace(names_[k], static_cast<int>(k));
+    }
+  }
+  last_ = i;
+  return i;
 }
 
 // ---------------------------------------------------------------- options
@@ -215,6 +268,7 @@ class FrameworkScheduler final : public Scheduler {
   // Per-cycle arrays kept between cycles, so a cycle over 100,000 pending
   // jobs allocates (and faults in) nothing new.
   struct Buffers {
+    CycleContext ctx;
     std::vector<JobView> pending;
     std::vector<HeapEntry> heap;
   };
@@ -233,7 +287,7 @@ struct FrameworkScheduler::Cycle {
   Policy& policy;
   const SchedulerInput& in;
   ClusterState state;
-  CycleContext ctx;
+  CycleContext& ctx;
   Decisions out;
   Limits limits;
   std::vector<JobView> running;
@@ -245,11 +299,19 @@ struct FrameworkScheduler::Cycle {
   bool waiting_not_now = false;
 
   Cycle(Buffers& b, Policy& p, const SchedulerInput& input, Rng& rng)
-      : buf(b), policy(p), in(input), state(*input.cluster), limits(ComputeLimits(*input.cluster)) {
+      : buf(b), policy(p), in(input), state(*input.cluster), ctx(b.ctx), limits(ComputeLimits(*input.cluster)) {
     ctx.now = input.now;
     ctx.input = &input;
     ctx.state = &state;
     ctx.rng = &rng;
+    ctx.queues.Clear();
+    ctx.pending_queue.resize(input.pending.size());
+    for (size_t i = 0; i < input.pending.size(); ++i) ctx.pending_queue[i] = ctx.queues.Find(input.pending[i].queue);
+    ctx.running_queue.resize(input.running.size());
+    for (size_t i = 0; i < input.running.size(); ++i) {
+      ctx.running_queue[i] = ctx.queues.Find(input.running[i].request.queue);
+    }
+    ctx.queue_usage.assign(ctx.queues.size(), 0);
   }
 
   void Wait(const JobView& j, const Verdict& v) {
@@ -350,6 +412,37 @@ struct FrameworkScheduler::Cycle {
       if (seen.size() > 64) many.insert(seen.begin(), seen.end());
     }
     return many.empty() ? seen.size() : many.size();
+  }
+  // Failure classes (Policy::FailureClass) with the request fields that placement and preemption read.
+  using Combo = std::tuple<int64_t, int64_t, MilliGpu, int, int, MilliCpu, MiB, MiB>;
+  struct ComboHash {
+    size_t operator()(const Combo& c) const {
+      uint64_t h = 1469598103934665603ull;
+      auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+      mix(std::get<0>(c)), mix(std::get<1>(c)), mix(std::get<2>(c)), mix(std::get<3>(c));
+      mix(std::get<4>(c)), mix(std::get<5>(c)), mix(std::get<6>(c)), mix(std::get<7>(c));
+      return h;
+    }
+  };
+  static Combo MakeCombo(const std::pair<int64_t, int64_t>& cls, const JobRequest& r) {
+    return {cls.first, cls.second, r.task.gpus, r.tasks, MinTasks(r), r.task.cpu, r.task.memory, r.task.gpu_memory};
+  }
+  std::unordered_set<Combo, ComboHash> failed_combos;  // failed to place and preempt since the last placement
+  size_t combos_total = 0;  // distinct combos among pending jobs (0: not counted yet)
+  // The distinct combos among all pending jobs; SIZE_MAX if a job has no class.
+  size_t CountCombos() {
+    if (combos_total > 0) return combos_total;
+    std::unordered_set<Combo, ComboHash> all;
+    std::pair<int64_t, int64_t> cls;
+    for (const JobView& p : buf.pending) {
+      if (!policy.FailureClass(p, ctx, &cls)) {
+        combos_total = SIZE_MAX;
+        return combos_total;
+      }
+      all.insert(MakeCombo(cls, *p.req));
+    }
+    combos_total = std::max<size_t>(1, all.size());
+    return combos_total;
   }
   void Grow();
   Decisions Run();
@@ -494,7 +587,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
     running[i].order = i;
     alive[i] = static_cast<int>(rj.placements.size());
     state.Take(rj.placements, rj.request.task);
-    ctx.queue_usage[rj.request.queue] += rj.request.task.gpus * alive[i];
+    ctx.queue_usage[ctx.running_queue[i]] += rj.request.task.gpus * alive[i];
     if (alive[i] > rj.request.tasks) elastic_running.push_back(i);
   }
   policy.BeginCycle(ctx);
@@ -561,6 +654,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
         stop = !policy.Preempts() || (key_ordered && VictimBound(j) == 0);
       }
       if (!stop && key_ordered && shapes > 0 && failed_reclaims.size() >= shapes && Borrowed() == 0) stop = true;
+      // Every class and request among pending jobs failed since the last placement.
+      if (!stop && failed_combos.size() >= 8 && failed_combos.size() >= CountCombos()) stop = true;
       if (stop) {
         waiting_not_now = true;
         break;
@@ -579,13 +674,21 @@ Decisions FrameworkScheduler::Cycle::Run() {
       Wait(j, *v);
       continue;
     }
-    auto placed = TryPlace(j, r.tasks, MinTasks(r));
-    if (!placed) placed = TryReclaimCached(j);
-    if (placed) {
-      policy.Reserve(r, r.task.gpus * static_cast<MilliGpu>(placed->size()), ctx);
-      out.binds.push_back({r.id, std::move(*placed)});
-      reasons.clear();
-      continue;
+    std::pair<int64_t, int64_t> cls;
+    const bool classed = policy.FailureClass(j, ctx, &cls);
+    Combo combo;
+    if (classed) combo = MakeCombo(cls, r);
+    if (!classed || !failed_combos.count(combo)) {
+      auto placed = TryPlace(j, r.tasks, MinTasks(r));
+      if (!placed) placed = TryReclaimCached(j);
+      if (placed) {
+        policy.Reserve(r, r.task.gpus * static_cast<MilliGpu>(placed->size()), ctx);
+        out.binds.push_back({r.id, std::move(*placed)});
+        reasons.clear();
+        failed_combos.clear();
+        continue;
+      }
+      if (classed) failed_combos.insert(combo);
     }
     if (auto v = policy.OnNoFit(j, ctx)) blocked = Verdict{v->plugin, v->reason, false};
     waiting_not_now = true;

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -48,13 +49,48 @@ struct JobView {
   MilliGpu Gpus() const;
 };
 
+// Queue names to small dense indices. Jobs of a cycle name few queues, and
+// often in runs, so a lookup compares with the last hit, then scans a short
+// list by length and first bytes before it hashes.
+class QueueIndex {
+ public:
+  void Clear();
+  // The queue's index, added if new.
+  int Find(const std::string& queue);
+  // The queue's index, or -1.
+  int Lookup(const std::string& queue) const;
+  const std::string& name(int i) const { return names_[i]; }
+  int size() const { return static_cast<int>(names_.size()); }
+
+ private:
+  static uint64_t Prefix(const std::string& s);
+  int Scan(const std::string& queue, uint64_t prefix) const;
+  std::vector<std::string> names_;
+  std::vector<uint64_t> prefixes_;  // first 8 bytes of each name
+  std::unordered_map<std::string, int> map_;  // once there are many queues
+  mutable int last_ = -1;
+};
+
 struct CycleContext {
   TimeMs now = 0;
   const SchedulerInput* input = nullptr;
   ClusterState* state = nullptr;
   Rng* rng = nullptr;
-  // Milli-GPU allocated per queue, updated by Reserve/Unreserve during the cycle.
-  std::unordered_map<std::string, MilliGpu> queue_usage;
+  // Every queue named by a pending or running job of the cycle, and each
+  // job's queue index (by position in input.pending / input.running).
+  QueueIndex queues;
+  std::vector<int> pending_queue;
+  std::vector<int> running_queue;
+  // Milli-GPU allocated per queue index, updated by Reserve/Unreserve during the cycle.
+  std::vector<MilliGpu> queue_usage;
+
+  int QueueOf(const JobView& j) const { return j.running() ? running_queue[j.order] : pending_queue[j.order]; }
+  int QueueOf(const JobRequest& j) const { return queues.Lookup(j.queue); }
+  MilliGpu Usage(int queue) const { return queue < 0 ? 0 : queue_usage[queue]; }
+  void AddUsage(const JobRequest& j, MilliGpu amount) {
+    int q = QueueOf(j);
+    if (q >= 0) queue_usage[q] += amount;
+  }
 };
 
 struct Verdict {
@@ -80,12 +116,8 @@ class Policy {
   // Filter: a node predicate for this job, or nullptr for every node.
   virtual const std::function<bool(int)>* NodeFilter(const JobView& job, CycleContext& ctx) { return nullptr; }
   // Reserve / Unreserve: called for every placement taken or given back.
-  virtual void Reserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) {
-    ctx.queue_usage[job.queue] += amount;
-  }
-  virtual void Unreserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) {
-    ctx.queue_usage[job.queue] -= amount;
-  }
+  virtual void Reserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) { ctx.AddUsage(job, amount); }
+  virtual void Unreserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) { ctx.AddUsage(job, -amount); }
   // Whether an elastic job may take `extra` more milli-GPU of idle capacity.
   virtual bool MayGrow(const JobRequest& job, MilliGpu extra, CycleContext& ctx) { return true; }
   // PostFilter: whether `victim` may lose GPUs so that `job` starts.
@@ -109,6 +141,14 @@ class Policy {
   // After `job` found no place (even with preemption). Returns a verdict to
   // block every later job (head-of-line), or nullopt to go on with the next.
   virtual std::optional<Verdict> OnNoFit(const JobView& job, CycleContext& ctx) { return std::nullopt; }
+  // A promise that lets the framework skip jobs bound to fail: pending jobs
+  // of one class (*cls equal) with equal requests get the same answers from
+  // Admit, NodeFilter, MayPreemptAny, MayPreempt and OnNoFit as long as
+  // nothing is placed, so once one of them fails to place and to preempt,
+  // the others are not tried until a job is placed. false: no promise.
+  virtual bool FailureClass(const JobView& job, const CycleContext& ctx, std::pair<int64_t, int64_t>* cls) const {
+    return false;
+  }
 
  private:
   std::string name_;

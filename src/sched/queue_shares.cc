@@ -1,6 +1,7 @@
 #include "sched/queue_shares.h"
 
 #include <cmath>
+#include <algorithm>
 #include <set>
 
 namespace berth::sched {
@@ -33,22 +34,21 @@ Result<QueueShares> QueueShares::FromOptions(PolicyOptions& options, bool weight
 }
 
 void QueueShares::Compute(const CycleContext& ctx, MilliGpu capacity) {
-  std::set<std::string> seen;
-  const std::string* last = nullptr;
-  auto see = [&](const std::string& q) {
-    if (last != nullptr && *last == q) return;  // jobs of one queue come in runs
-    seen.insert(q);
-    last = &q;
+  // The cycle's queues in name order (sums are added in that order).
+  std::vector<int> seen(ctx.queues.size());
+  for (int i = 0; i < ctx.queues.size(); ++i) seen[i] = i;
+  std::sort(seen.begin(), seen.end(), [&](int a, int b) { return ctx.queues.name(a) < ctx.queues.name(b); });
+  guarantee_.assign(ctx.queues.size(), 0);
+  auto given = [&](int q, double fallback) {
+    auto it = given_.find(ctx.queues.name(q));
+    return it == given_.end() ? fallback : it->second;
   };
-  for (const auto& j : ctx.input->pending) see(j.queue);
-  for (const auto& r : ctx.input->running) see(r.request.queue);
-  guarantee_.clear();
   if (weights_) {
     // Weights of the queues that want something now; unlisted queues weigh 1.
     double total = 0;
-    for (const auto& q : seen) total += given_.count(q) ? given_.at(q) : 1.0;
-    for (const auto& q : seen) {
-      double w = given_.count(q) ? given_.at(q) : 1.0;
+    for (int q : seen) total += given(q, 1.0);
+    for (int q : seen) {
+      double w = given(q, 1.0);
       guarantee_[q] = total > 0 ? static_cast<MilliGpu>(std::floor(capacity * w / total)) : 0;
     }
     return;
@@ -56,17 +56,9 @@ void QueueShares::Compute(const CycleContext& ctx, MilliGpu capacity) {
   double listed = 0;
   int unlisted = 0;
   for (const auto& [q, v] : given_) listed += v;
-  for (const auto& q : seen) unlisted += given_.count(q) ? 0 : 1;
+  for (int q : seen) unlisted += given_.count(ctx.queues.name(q)) ? 0 : 1;
   double rest = unlisted > 0 ? std::max(0.0, 1.0 - listed) / unlisted : 0;
-  for (const auto& q : seen) {
-    double f = given_.count(q) ? given_.at(q) : rest;
-    guarantee_[q] = static_cast<MilliGpu>(std::floor(capacity * f));
-  }
-}
-
-MilliGpu QueueShares::Guarantee(const std::string& queue) const {
-  auto it = guarantee_.find(queue);
-  return it == guarantee_.end() ? 0 : it->second;
+  for (int q : seen) guarantee_[q] = static_cast<MilliGpu>(std::floor(capacity * given(q, rest)));
 }
 
 }  // namespace berth::sched

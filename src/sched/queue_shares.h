@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "sched/policy.h"
 
@@ -18,12 +19,13 @@ class QueueShares {
 
   // Milli-GPU each queue seen in `ctx` (pending or running) is guaranteed.
   void Compute(const CycleContext& ctx, MilliGpu capacity);
-  MilliGpu Guarantee(const std::string& queue) const;
+  // By queue index of the cycle (ctx.queues).
+  MilliGpu Guarantee(int queue) const { return queue < 0 ? 0 : guarantee_[queue]; }
 
  private:
   std::map<std::string, double> given_;
   bool weights_ = false;
-  std::unordered_map<std::string, MilliGpu> guarantee_;
+  std::vector<MilliGpu> guarantee_;
 };
 
 }  // namespace berth::sched

@@ -5,8 +5,7 @@
 // of its queue (each queue is its own fifo). No preemption. A queue with nothing running may always start
 // one job, even one larger than its quota, so no job waits forever.
 #include <limits>
-#include <unordered_map>
-#include <unordered_set>
+#include <vector>
 
 #include "sched/policy.h"
 #include "sched/queue_shares.h"
@@ -21,16 +20,12 @@ class StaticPolicy final : public Policy {
 
   void BeginCycle(CycleContext& ctx) override {
     shares_.Compute(ctx, ctx.state->capacity());
-    closed_.clear();
-    left_.clear();
-    int* count = nullptr;
-    const std::string* last = nullptr;
-    for (const auto& j : ctx.input->pending) {
-      if (last == nullptr || *last != j.queue) count = &left_[j.queue];
-      last = &j.queue;
-      ++*count;
-    }
-    open_ = static_cast<int>(left_.size());
+    const int nq = ctx.queues.size();
+    closed_.assign(nq, false);
+    left_.assign(nq, 0);
+    for (int q : ctx.pending_queue) ++left_[q];
+    open_ = 0;
+    for (int q = 0; q < nq; ++q) open_ += left_[q] > 0 ? 1 : 0;
     // Each queue is a fifo: in arrival order, only the jobs that fit in what
     // is left of its quota (and the first that does not) can be tried.
     const auto& pend = ctx.input->pending;
@@ -43,26 +38,27 @@ class StaticPolicy final : public Policy {
       may_start_.assign(pend.size(), true);
       return;
     }
-    may_start_.assign(ctx.input->pending.size(), false);
-    std::unordered_map<std::string, MilliGpu> room;
-    std::unordered_map<std::string, bool> done;
-    for (size_t i = 0; i < ctx.input->pending.size(); ++i) {
-      const JobRequest& j = ctx.input->pending[i];
-      bool& d = done[j.queue];
-      if (d) continue;
-      auto it = room.find(j.queue);
-      if (it == room.end()) {
-        MilliGpu used = ctx.queue_usage.count(j.queue) ? ctx.queue_usage.at(j.queue) : 0;
-        it = room.emplace(j.queue, used == 0 ? std::numeric_limits<MilliGpu>::max() / 4
-                                             : shares_.Guarantee(j.queue) - used).first;
+    may_start_.assign(pend.size(), false);
+    constexpr MilliGpu kUnset = std::numeric_limits<MilliGpu>::max() / 4;
+    std::vector<MilliGpu> room(nq, std::numeric_limits<MilliGpu>::min());  // min: not computed yet
+    std::vector<bool> done(nq, false);
+    int open = nq;
+    for (size_t i = 0; i < pend.size() && open > 0; ++i) {
+      const JobRequest& j = pend[i];
+      int q = ctx.pending_queue[i];
+      if (done[q]) continue;
+      MilliGpu& r = room[q];
+      if (r == std::numeric_limits<MilliGpu>::min()) {
+        MilliGpu used = ctx.queue_usage[q];
+        r = used == 0 ? kUnset : shares_.Guarantee(q) - used;
       }
       may_start_[i] = true;
       MilliGpu need = j.task.gpus * j.tasks;
-      if (need > it->second) {
-        d = true;
+      if (need > r) {
+        done[q] = true;
+        --open;
       } else {
-        it->second = it->second == std::numeric_limits<MilliGpu>::max() / 4 ? shares_.Guarantee(j.queue) - need
-                                                                              : it->second - need;
+        r = r == kUnset ? shares_.Guarantee(q) - need : r - need;
       }
     }
   }
@@ -73,44 +69,45 @@ class StaticPolicy final : public Policy {
   bool Saturated(const CycleContext& ctx) const override { return open_ <= 0; }
 
   std::optional<Verdict> OnNoFit(const JobView& job, CycleContext& ctx) override {
-    Close(job.req->queue);
+    Close(ctx.QueueOf(job));
     return std::nullopt;
   }
 
   std::optional<Verdict> Admit(const JobView& job, CycleContext& ctx) override {
-    const std::string& q = job.req->queue;
-    auto it = left_.find(q);
-    if (it != left_.end() && --it->second == 0 && !closed_.count(q)) --open_;
-    if (closed_.count(q)) {
+    int q = ctx.QueueOf(job);
+    if (--left_[q] == 0 && !closed_[q]) --open_;
+    const std::string& name = job.req->queue;
+    if (closed_[q]) {
       if (!ctx.input->explain_waiting) return Verdict{"static", "", false};
-      return Verdict{"static", "queue " + q + " waits behind its first job", false};
+      return Verdict{"static", "queue " + name + " waits behind its first job", false};
     }
     MilliGpu used = ctx.queue_usage[q];
     MilliGpu quota = shares_.Guarantee(q);
     if (used == 0 || used + job.Gpus() <= quota) return std::nullopt;
     Close(q);
     if (!ctx.input->explain_waiting) return Verdict{"static", "", false};
-    return Verdict{"static", "queue " + q + " uses " + FormatMilli(used) + " of its quota of " + FormatMilli(quota) +
-                                 " GPUs",
+    return Verdict{"static", "queue " + name + " uses " + FormatMilli(used) + " of its quota of " +
+                                 FormatMilli(quota) + " GPUs",
                    false};
   }
 
   bool MayGrow(const JobRequest& job, MilliGpu extra, CycleContext& ctx) override {
-    return ctx.queue_usage[job.queue] + extra <= shares_.Guarantee(job.queue);
+    int q = ctx.QueueOf(job);
+    return ctx.Usage(q) + extra <= shares_.Guarantee(q);
   }
 
  private:
-  void Close(const std::string& q) {
-    if (!closed_.insert(q).second) return;
-    auto it = left_.find(q);
-    if (it != left_.end() && it->second > 0) --open_;
+  void Close(int q) {
+    if (closed_[q]) return;
+    closed_[q] = true;
+    if (left_[q] > 0) --open_;
   }
 
   QueueShares shares_;
-  std::unordered_set<std::string> closed_;           // queues whose head cannot start this cycle
-  std::unordered_map<std::string, int> left_;        // pending jobs per queue not yet tried
-  int open_ = 0;                                     // queues neither closed nor fully tried
-  std::vector<bool> may_start_;                      // per pending job, this cycle
+  std::vector<bool> closed_;  // per queue index: its head cannot start this cycle
+  std::vector<int> left_;     // per queue index: pending jobs not yet tried
+  int open_ = 0;              // queues neither closed nor fully tried
+  std::vector<bool> may_start_;  // per pending job, this cycle
 };
 
 }  // namespace
