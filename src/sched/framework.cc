@@ -24,7 +24,6 @@ void QueueIndex::Clear() {
   names_.clear();
   prefixes_.clear();
   map_.clear();
-  last_ = -1;
 }
 
 uint64_t QueueIndex::Prefix(const std::string& s) {
@@ -38,21 +37,19 @@ int QueueIndex::Scan(const std::string& queue, uint64_t prefix) const {
     auto it = map_.find(queue);
     return it == map_.end() ? -1 : it->second;
   }
+  const size_t size = queue.size();
   for (size_t i = 0; i < names_.size(); ++i) {
-    if (prefixes_[i] == prefix && names_[i] == queue) return static_cast<int>(i);
+    if (prefixes_[i] != prefix || names_[i].size() != size) continue;
+    if (size <= sizeof prefix || names_[i] == queue) return static_cast<int>(i);
   }
   return -1;
 }
 
 int QueueIndex::Lookup(const std::string& queue) const {
-  if (last_ >= 0 && names_[last_] == queue) return last_;
-  int i = Scan(queue, Prefix(queue));
-  if (i >= 0) last_ = i;
-  return i;
+  return Scan(queue, Prefix(queue));
 }
 
 int QueueIndex::Find(const std::string& queue) {
-  if (last_ >= 0 && names_[last_] == queue) return last_;
   uint64_t prefix = Prefix(queue);
   int i = Scan(queue, prefix);
   if (i < 0) {
@@ -65,7 +62,6 @@ int QueueIndex::Find(const std::string& queue) {
       for (size_t k = 0; k < names_.size(); ++k) map_.emplace(names_[k], static_cast<int>(k));
     }
   }
-  last_ = i;
   return i;
 }
 
@@ -429,6 +425,7 @@ struct FrameworkScheduler::Cycle {
   }
   std::unordered_set<Combo, ComboHash> failed_combos;  // failed to place and preempt since the last placement
   size_t combos_total = 0;  // distinct combos among pending jobs (0: not counted yet)
+  size_t since_placed = 0;  // jobs visited since the last placement
   // The distinct combos among all pending jobs; SIZE_MAX if a job has no class.
   size_t CountCombos() {
     if (combos_total > 0) return combos_total;
@@ -609,7 +606,9 @@ Decisions FrameworkScheduler::Cycle::Run() {
   }
   std::vector<JobView>& pending = buf.pending;
   pending.resize(in.pending.size());
+  int cpu_only = 0;
   for (size_t i = 0; i < in.pending.size(); ++i) {
+    cpu_only += in.pending[i].task.gpus == 0 ? 1 : 0;
     pending[i].req = &in.pending[i];
     pending[i].run = nullptr;
     pending[i].order = static_cast<int>(i);
@@ -633,8 +632,10 @@ Decisions FrameworkScheduler::Cycle::Run() {
     return a.order > b.order;
   };
   std::make_heap(order.begin(), order.end(), worse);
-  int cpu_only = 0;
-  for (const JobRequest& p : in.pending) cpu_only += p.task.gpus == 0 ? 1 : 0;
+  bool sorted = false;
+  size_t popped = 0;
+  constexpr size_t kPrefetch = 12;
+  const size_t heap_size = order.size();
   const bool key_ordered = policy.Preempts() && policy.KeyOrderedPreemption();
   // Distinct request shapes among pending jobs: once every shape has failed
   // both placement and preemption, no later job can start.
@@ -643,7 +644,22 @@ Decisions FrameworkScheduler::Cycle::Run() {
 
   std::optional<Verdict> blocked;
   while (!order.empty()) {
-    std::pop_heap(order.begin(), order.end(), worse);
+    // A cycle that goes on past an eighth of the heap will likely visit
+    // most of it: sorting what is left (worst first) is then cheaper than
+    // popping it. The order is the same (the keys and positions are a total order).
+    if (!sorted && ++popped > heap_size / 8 && order.size() > 1024) {
+      std::sort(order.begin(), order.end(), worse);
+      sorted = true;
+    }
+    if (!sorted) {
+      std::pop_heap(order.begin(), order.end(), worse);
+    } else if (order.size() > kPrefetch) {
+      // Jobs are visited in key order, scattered in memory: fetch ahead.
+      int next = order[order.size() - 1 - kPrefetch].order;
+      __builtin_prefetch(&pending[next]);
+      const char* ahead = reinterpret_cast<const char*>(&in.pending[next]);
+      for (size_t line = 0; line < sizeof(JobRequest); line += 64) __builtin_prefetch(ahead + line);
+    }
     const JobView& j = pending[order.back().order];
     order.pop_back();
     const JobRequest& r = *j.req;
@@ -655,7 +671,10 @@ Decisions FrameworkScheduler::Cycle::Run() {
       }
       if (!stop && key_ordered && shapes > 0 && failed_reclaims.size() >= shapes && Borrowed() == 0) stop = true;
       // Every class and request among pending jobs failed since the last placement.
-      if (!stop && failed_combos.size() >= 8 && failed_combos.size() >= CountCombos()) stop = true;
+      // (Counted once a cycle, and only after a long run without placements.)
+      if (!stop && failed_combos.size() >= 8 && ++since_placed > 4096 && failed_combos.size() >= CountCombos()) {
+        stop = true;
+      }
       if (stop) {
         waiting_not_now = true;
         break;
@@ -686,6 +705,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
         out.binds.push_back({r.id, std::move(*placed)});
         reasons.clear();
         failed_combos.clear();
+        since_placed = 0;
         continue;
       }
       if (classed) failed_combos.insert(combo);

@@ -49,9 +49,9 @@ struct JobView {
   MilliGpu Gpus() const;
 };
 
-// Queue names to small dense indices. Jobs of a cycle name few queues, and
-// often in runs, so a lookup compares with the last hit, then scans a short
-// list by length and first bytes before it hashes.
+// Queue names to small dense indices. Jobs of a cycle name few queues, so a
+// lookup scans a short list by first bytes and length (names of up to 8
+// bytes need no other comparison); past 32 queues it hashes.
 class QueueIndex {
  public:
   void Clear();
@@ -68,7 +68,6 @@ class QueueIndex {
   std::vector<std::string> names_;
   std::vector<uint64_t> prefixes_;  // first 8 bytes of each name
   std::unordered_map<std::string, int> map_;  // once there are many queues
-  mutable int last_ = -1;
 };
 
 struct CycleContext {
@@ -85,7 +84,13 @@ struct CycleContext {
   std::vector<MilliGpu> queue_usage;
 
   int QueueOf(const JobView& j) const { return j.running() ? running_queue[j.order] : pending_queue[j.order]; }
-  int QueueOf(const JobRequest& j) const { return queues.Lookup(j.queue); }
+  // For a job of input.pending or input.running (found by address), or any other.
+  int QueueOf(const JobRequest& j) const {
+    const auto& p = input->pending;
+    std::less<const JobRequest*> before;
+    if (!p.empty() && !before(&j, p.data()) && before(&j, p.data() + p.size())) return pending_queue[&j - p.data()];
+    return queues.Lookup(j.queue);
+  }
   MilliGpu Usage(int queue) const { return queue < 0 ? 0 : queue_usage[queue]; }
   void AddUsage(const JobRequest& j, MilliGpu amount) {
     int q = QueueOf(j);
