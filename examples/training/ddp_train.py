@@ -37,6 +37,20 @@ def save(path, obj):
     os.replace(tmp, path)
 
 
+def leave(code):
+    """Wait for every rank, then exit without tearing the process group down.
+
+    destroy_process_group() (and interpreter teardown with a live gloo group)
+    can hang one rank after the others have gone (pytorch/pytorch#75097); once
+    all ranks have passed the barrier nothing is left to synchronise, so exit
+    directly.
+    """
+    dist.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main():
     signal.signal(signal.SIGTERM, on_term)
     rank = int(os.environ.get("RANK", "0"))
@@ -89,9 +103,7 @@ def main():
             checkpoint()
             if rank == 0:
                 print(f"stopping at step {step} (SIGTERM): checkpointed", flush=True)
-            dist.barrier()
-            dist.destroy_process_group()
-            return 0
+            leave(0)
         if rank == fail_rank and step == fail_step and restarts < fail_times:
             print(f"rank {rank}: simulated crash at step {step}", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
@@ -125,9 +137,7 @@ def main():
         json.dump(result, f)
     if rank == 0:
         print(f"done: loss {result['first_loss']:.5f} -> {result['final_loss']:.5f}", flush=True)
-    dist.barrier()
-    dist.destroy_process_group()
-    return 0
+    leave(0)
 
 
 if __name__ == "__main__":

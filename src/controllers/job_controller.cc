@@ -259,6 +259,8 @@ void JobController::Loop() {
   TimeMs last_resync = clock_.Now();
   while (true) {
     DurationMs wait = options_.resync_interval;
+    TimeMs timer = NextTimer();
+    if (timer > 0) wait = std::min<DurationMs>(wait, std::max<DurationMs>(0, timer - clock_.Now()));
     if (dirty_) wait = std::max<DurationMs>(0, last_cycle_ + batch_window_ - clock_.Now());
     cv_.wait_for(l, std::chrono::milliseconds(wait), [&] { return stop_ || !inputs_.empty(); });
     if (stop_) break;
@@ -269,6 +271,13 @@ void JobController::Loop() {
     for (const Input& in : batch) Handle(in);
     TimeMs now = clock_.Now();
     if (!batch.empty()) dirty_ = true;
+    if (recheck_at_ > 0 && now >= std::max(recheck_at_, last_cycle_ + options_.min_recheck_interval)) {
+      // The policy's priorities moved (attained service crossed a threshold).
+      recheck_at_ = 0;
+      dirty_ = true;
+      capacity_changed_ = true;
+    }
+    RunGangDeadlines(now);
     if (now - last_resync >= options_.resync_interval) {
       dirty_ = true;
       capacity_changed_ = true;
@@ -328,6 +337,17 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
   TimeMs now = clock_.Now();
   JobState from = a.job.state;
   if (!update.message) update.message = message;
+  if (to == JobState::kPreempted && (from == JobState::kRunning || from == JobState::kScheduled)) {
+    // The attempt ends in a requeue: keep what it received, so a preempted
+    // job does not look new to least-attained-service policies.
+    TimeMs end = update.end_time && *update.end_time > 0 ? *update.end_time : now;
+    DurationMs run = a.job.start_time > 0 ? std::max<DurationMs>(0, end - a.job.start_time) : 0;
+    int64_t tasks = std::max<int64_t>(1, static_cast<int64_t>(a.job.placement.workers.size()));
+    update.attained_service =
+        a.job.attained_service + run * std::max<MilliGpu>(a.job.spec.resources.gpus, 0) * tasks / kWholeGpu;
+    update.last_run_time = run;
+  }
+  if (to == JobState::kPending && from == JobState::kPreempted) update.queued_since = now;
   Status st = store_.Transition(a.job.id, from, to, update, type, message, now, data);
   if (!st.ok()) {
     spdlog::error("job {}: {} -> {} refused by the store: {}", a.job.id, model::JobStateName(from),
@@ -352,6 +372,9 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
   if (update.placement) a.job.placement = *update.placement;
   if (update.clear_placement) a.job.placement = {};
   if (update.attempts) a.job.attempts = *update.attempts;
+  if (update.attained_service) a.job.attained_service = *update.attained_service;
+  if (update.last_run_time) a.job.last_run_time = *update.last_run_time;
+  if (update.queued_since) a.job.queued_since = *update.queued_since;
   a.job.message = *update.message;
   return true;
 }
@@ -522,6 +545,9 @@ sched::JobRequest JobController::ToRequest(const Job& job) const {
     }
   }
   r.time_limit = job.spec.time_limit;
+  r.attained_service = job.attained_service;
+  r.last_run_time = job.last_run_time;
+  r.queued_since = job.queued_since;
   return r;
 }
 
@@ -551,6 +577,7 @@ void JobController::RunCycle() {
   capacity_changed_ = false;
   last_cycle_ = clock_.Now();
   sched::ClusterSnapshot snap = Snapshot();
+  std::map<std::pair<std::string, int>, JobId> releasing;  // (node, gpu) -> job being stopped
   sched::SchedulerInput input;
   input.now = clock_.Now();
   input.cluster = &snap;
@@ -559,14 +586,22 @@ void JobController::RunCycle() {
     if (j.state == JobState::kPending) {
       input.pending.push_back(ToRequest(j));
     } else if (j.state == JobState::kScheduled || j.state == JobState::kRunning) {
+      if (a.intent != StopIntent::kNone) {
+        // Being stopped (preempted, resized, cancelled): the scheduler plans
+        // with its GPUs free, so it does not pick more victims for the same
+        // need, but nothing is started on them until the job lets go.
+        for (const sched::TaskPlacement& tp : TaskPlacements(j))
+          for (int g : tp.gpus) releasing[{tp.node, g}] = j.id;
+        continue;
+      }
       sched::RunningJob r;
       r.request = ToRequest(j);
       r.request.preemptible = a.intent == StopIntent::kNone;
       r.start_time = j.start_time ? j.start_time : j.schedule_time;
       r.placements = TaskPlacements(j);
-      r.request.attained_service = (input.now - r.start_time) *
-                                   std::max<MilliGpu>(j.spec.resources.gpus, 0) *
-                                   static_cast<int64_t>(r.placements.size()) / kWholeGpu;
+      r.request.attained_service = j.attained_service + std::max<DurationMs>(0, input.now - r.start_time) *
+                                                            std::max<MilliGpu>(j.spec.resources.gpus, 0) *
+                                                            static_cast<int64_t>(r.placements.size()) / kWholeGpu;
       input.running.push_back(std::move(r));
     }
   }
@@ -578,12 +613,15 @@ void JobController::RunCycle() {
   }
   sched::Decisions d = scheduler_.Schedule(input);
   jobs_waiting_ = !d.waiting.empty();
+  recheck_at_ = d.recheck_at;
 
   for (const sched::Preempt& p : d.preemptions) {
     auto it = active_.find(p.job);
     if (it == active_.end() || it->second.intent != StopIntent::kNone) continue;
     Active& a = it->second;
     a.intent = StopIntent::kPreempt;
+    for (const sched::TaskPlacement& tp : TaskPlacements(a.job))
+      for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
     PersistIntents();
     (void)store_.AppendEvent("JobPreempting", a.job.id, p.reason, input.now);
     if (a.job.spec.training) {
@@ -593,11 +631,52 @@ void JobController::RunCycle() {
     Status st = executor_.Stop({a.job.id, 0, a.job.attempts}, a.job.spec.termination_grace);
     if (!st.ok()) spdlog::warn("job {}: stop for preemption failed: {}", a.job.id, st.ToString());
   }
+  for (const sched::Resize& rz : d.resizes) {
+    auto it = active_.find(rz.job);
+    if (it == active_.end() || it->second.intent != StopIntent::kNone || !it->second.job.spec.training ||
+        it->second.gang_failing || it->second.job.state != JobState::kRunning)
+      continue;
+    Active& a = it->second;
+    const model::TrainingSpec& t = *a.job.spec.training;
+    int resizes = a.status.value("resizes", 0);
+    if (t.elastic.max_restarts >= 0 && resizes >= t.elastic.max_restarts) continue;
+    int from = static_cast<int>(a.workers.size());
+    int to = static_cast<int>(rz.placements.size());
+    if (to == from || to < t.MinWorkers()) continue;
+    a.status["resizes"] = resizes + 1;
+    a.status["pendingResize"] = to;
+    SaveTrainingStatus(a);
+    a.intent = StopIntent::kResize;
+    for (const sched::TaskPlacement& tp : TaskPlacements(a.job))
+      for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
+    PersistIntents();
+    (void)store_.AppendEvent(to > from ? "TrainingGrowing" : "TrainingShrinking", a.job.id,
+                             "resizing from " + std::to_string(from) + " to " + std::to_string(to) +
+                                 " worker(s): SIGTERM (checkpoint), then relaunch",
+                             input.now, {{"from", from}, {"to", to}});
+    StopGang(a, a.job.spec.termination_grace);
+  }
   for (const sched::Bind& b : d.binds) {
     auto it = active_.find(b.job);
     if (it == active_.end() || it->second.job.state != JobState::kPending || b.placements.empty())
       continue;
     Active& a = it->second;
+    std::string held;
+    for (const sched::TaskPlacement& tp : b.placements) {
+      for (int g : tp.gpus) {
+        auto r = releasing.find({tp.node, g});
+        if (r != releasing.end() && held.empty())
+          held = "waiting for job " + std::to_string(r->second) + " to release GPU " + std::to_string(g) +
+                 " on " + tp.node + " (it is being stopped)";
+      }
+    }
+    if (!held.empty()) {
+      // Bound again by the cycle that runs when that job has ended.
+      jobs_waiting_ = true;
+      std::lock_guard<std::mutex> l(mu_);
+      waiting_reason_[a.job.id] = held;
+      continue;
+    }
     auto to_placement = [&](const sched::TaskPlacement& tp) {
       model::Placement pl;
       pl.node = tp.node;
@@ -645,29 +724,6 @@ void JobController::RunCycle() {
       waiting_reason_.erase(a.job.id);
     }
     StartTask(a);
-  }
-  for (const sched::Resize& rz : d.resizes) {
-    auto it = active_.find(rz.job);
-    if (it == active_.end() || it->second.intent != StopIntent::kNone || !it->second.job.spec.training ||
-        it->second.gang_failing || it->second.job.state != JobState::kRunning)
-      continue;
-    Active& a = it->second;
-    const model::TrainingSpec& t = *a.job.spec.training;
-    int resizes = a.status.value("resizes", 0);
-    if (t.elastic.max_restarts >= 0 && resizes >= t.elastic.max_restarts) continue;
-    int from = static_cast<int>(a.workers.size());
-    int to = static_cast<int>(rz.placements.size());
-    if (to == from || to < t.MinWorkers()) continue;
-    a.status["resizes"] = resizes + 1;
-    a.status["pendingResize"] = to;
-    SaveTrainingStatus(a);
-    a.intent = StopIntent::kResize;
-    PersistIntents();
-    (void)store_.AppendEvent(to > from ? "TrainingGrowing" : "TrainingShrinking", a.job.id,
-                             "resizing from " + std::to_string(from) + " to " + std::to_string(to) +
-                                 " worker(s): SIGTERM (checkpoint), then relaunch",
-                             input.now, {{"from", from}, {"to", to}});
-    StopGang(a, a.job.spec.termination_grace);
   }
   std::lock_guard<std::mutex> l(mu_);
   for (const sched::Wait& w : d.waiting) {

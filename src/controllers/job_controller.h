@@ -44,6 +44,9 @@ struct JobControllerOptions {
   // most this often, so a burst of submissions is scheduled in batches
   // instead of one full cycle per job. A freed GPU triggers a cycle at once.
   DurationMs submit_batch_window = 5;
+  // A policy whose priorities move with time (Decisions::recheck_at) gets a
+  // cycle at that time, but never sooner than this after the last one.
+  DurationMs min_recheck_interval = 100;
   // Environment added to every task (BERTH_SERVER, ...).
   std::map<std::string, std::string> task_env;
   // Reject at submit a command that cannot be found on this machine (local
@@ -145,6 +148,7 @@ class JobController {
     int failed_code = 0;
     std::string failure;       // "worker 1 exited with code 3"
     bool unstarted_lost = false;  // lost before it ever started: requeue
+    bool finishing = false;       // worker 0 succeeded, stragglers past the grace are being stopped
     nlohmann::json status;     // persisted training status (meta "training.<id>")
   };
   struct Input {
@@ -167,6 +171,11 @@ class JobController {
   void StopGang(Active& a, DurationMs grace);
   void EndGang(Active& a);
   void SaveTrainingStatus(Active& a);
+  // successPolicy Worker0: stops the workers that outlived worker 0 by more
+  // than the grace period.
+  void RunGangDeadlines(TimeMs now);
+  // The earliest time the loop must wake for (recheck, gang deadline); 0: none.
+  TimeMs NextTimer() const;
   std::vector<sched::TaskPlacement> TaskPlacements(const Job& job) const;
   std::string CheckpointDir(JobId id) const;
   void Finish(Active& a, model::JobState to, const store::JobUpdate& update, const std::string& type,
@@ -208,6 +217,8 @@ class JobController {
   TimeMs last_cycle_ = 0;
   DurationMs batch_window_ = 0;  // the current window: the option, or more when cycles are costly
   bool holders_dirty_ = true;
+  TimeMs recheck_at_ = 0;                  // the last cycle's Decisions::recheck_at
+  std::map<JobId, TimeMs> gang_deadlines_;  // worker 0 succeeded: stop the rest at this time
 };
 
 }  // namespace berth::controllers

@@ -104,6 +104,8 @@ void JobController::StartGang(Active& a) {
   int n = static_cast<int>(ws.size());
   a.workers.assign(n, Worker{});
   a.gang_failing = false;
+  a.finishing = false;
+  gang_deadlines_.erase(j.id);
   a.failed_rank = -1;
   a.failed_code = 0;
   a.failure.clear();
@@ -241,8 +243,8 @@ void JobController::HandleGangEvent(Active& a, const exec::TaskEvent& ev) {
       w.state == "Pending")
     a.unstarted_lost = true;
   w.exit_code = code;
-  w.state = code == 0 ? "Succeeded" : "Failed";
-  if (code != 0 && a.intent == StopIntent::kNone && !a.gang_failing && !a.unstarted_lost) {
+  w.state = code == 0 ? "Succeeded" : a.finishing ? "Stopped" : "Failed";
+  if (code != 0 && a.intent == StopIntent::kNone && !a.gang_failing && !a.unstarted_lost && !a.finishing) {
     a.gang_failing = true;
     a.failed_rank = ev.key.task;
     a.failed_code = code;
@@ -256,8 +258,52 @@ void JobController::HandleGangEvent(Active& a, const exec::TaskEvent& ev) {
   }
   bool all = true;
   for (const Worker& x : a.workers) all = all && x.ended;
+  if (!all && ev.key.task == 0 && code == 0 && a.intent == StopIntent::kNone && !a.gang_failing &&
+      a.job.spec.training->success_policy == model::SuccessPolicy::kWorker0 && !gang_deadlines_.count(a.job.id)) {
+    DurationMs grace = a.job.spec.termination_grace;
+    gang_deadlines_[a.job.id] = clock_.Now() + grace;
+    (void)store_.AppendEvent("TrainingFinishing", a.job.id,
+                             "worker 0 succeeded; the other workers have " + std::to_string(grace / kSecond) +
+                                 "s to exit (successPolicy Worker0)",
+                             clock_.Now());
+  }
   SaveTrainingStatus(a);
-  if (all) EndGang(a);
+  if (all) {
+    gang_deadlines_.erase(a.job.id);
+    EndGang(a);
+  }
+}
+
+TimeMs JobController::NextTimer() const {
+  TimeMs next = 0;
+  if (recheck_at_ > 0) next = std::max(recheck_at_, last_cycle_ + options_.min_recheck_interval);
+  for (const auto& [id, at] : gang_deadlines_) next = next == 0 ? at : std::min(next, at);
+  return next;
+}
+
+void JobController::RunGangDeadlines(TimeMs now) {
+  for (auto it = gang_deadlines_.begin(); it != gang_deadlines_.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    JobId id = it->first;
+    it = gang_deadlines_.erase(it);
+    auto a = active_.find(id);
+    if (a == active_.end() || a->second.intent != StopIntent::kNone || a->second.gang_failing ||
+        (a->second.job.state != JobState::kScheduled && a->second.job.state != JobState::kRunning))
+      continue;
+    Active& act = a->second;
+    act.finishing = true;
+    std::string ranks;
+    for (size_t r = 0; r < act.workers.size(); ++r)
+      if (!act.workers[r].ended) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+    (void)store_.AppendEvent("TrainingStragglersStopped", id,
+                             "worker 0 succeeded " + std::to_string(act.job.spec.termination_grace / kSecond) +
+                                 "s ago; stopping worker(s) " + ranks + " (successPolicy Worker0)",
+                             now);
+    StopGang(act, act.job.spec.termination_grace);
+  }
 }
 
 void JobController::EndGang(Active& a) {
@@ -301,8 +347,13 @@ void JobController::EndGang(Active& a) {
     store::JobUpdate u;
     u.end_time = now;
     u.exit_code = 0;
+    int stopped = 0;
+    for (const Worker& w : a.workers) stopped += w.state == "Stopped" ? 1 : 0;
     Finish(a, JobState::kSucceeded, u, "JobExited",
-           "all " + std::to_string(a.workers.size()) + " worker(s) exited with code 0", nullptr);
+           stopped == 0 ? "all " + std::to_string(a.workers.size()) + " worker(s) exited with code 0"
+                        : "worker 0 succeeded; " + std::to_string(stopped) +
+                              " worker(s) still running after the grace period were stopped",
+           nullptr);
     return;
   }
   int restarts = a.status.value("restarts", 0);

@@ -66,6 +66,10 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
   if (sched.IsMap()) {
     if (auto st = sched.String("policy", &c->policy); !st.ok()) return ctx(st);
     if (auto st = sched.StringMap("options", &c->scheduler_options); !st.ok()) return ctx(st);
+    if (auto st = sched.Duration("resyncInterval", &c->resync_interval); !st.ok()) return ctx(st);
+    if (c->resync_interval < 100 || c->resync_interval > 3600 * 1000)
+      return ctx(InvalidArgument("scheduler.resyncInterval: must be between 100ms and 1h, got " +
+                                 std::to_string(c->resync_interval) + "ms"));
     if (auto st = sched.CheckNoUnknown(); !st.ok()) return ctx(st);
   }
   model::SpecReader store = r.Child("store");

@@ -33,6 +33,8 @@ struct DaemonConfig {
   std::string log_level = "info";
   std::string policy = "fifo";
   std::map<std::string, std::string> scheduler_options;
+  // A scheduling cycle runs at least this often even when nothing changes.
+  DurationMs resync_interval = 5000;
   std::string synchronous = "FULL";
   int64_t log_cap_mib = 100;
   DurationMs telemetry_interval = 1000;  // GPU sampling period

@@ -133,6 +133,7 @@ int Run(int argc, char** argv) {
   controllers::JobControllerOptions copts;
   copts.task_env["BERTH_SERVER"] = url;
   copts.checkpoint_root = cfg.data_dir + "/checkpoints";
+  copts.resync_interval = cfg.resync_interval;
   controllers::JobController controller(**store, **scheduler, **executor, *inventory, clock, copts);
   controller_ptr = &controller;
   Status st = controller.Start();

@@ -181,6 +181,8 @@ nlohmann::json JobToJson(const Job& job) {
       {"attempts", job.attempts},
       {"spec", JobSpecToJson(job.spec)},
   };
+  if (job.attained_service > 0) j["attainedGpuSeconds"] = job.attained_service / 1000.0;
+  if (job.queued_since > 0) j["requeuedTime"] = FormatTime(job.queued_since);
   if (job.spec.training) {
     j["kind"] = "TrainingJob";
     nlohmann::json workers = nlohmann::json::array();

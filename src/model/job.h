@@ -78,6 +78,13 @@ struct Job {
   std::string message;  // why it is in its state ("command not found: foo", ...)
   Placement placement;
   int attempts = 0;  // how many times it was started (requeues add one)
+  // Service of the attempts that ended in a requeue (preemption, elastic
+  // resize, gang restart), for the scheduler's least-attained-service
+  // policies: GPU-milliseconds in all, the wall time of the last such run,
+  // and when the job last re-entered the queue (0: never requeued).
+  DurationMs attained_service = 0;
+  DurationMs last_run_time = 0;
+  TimeMs queued_since = 0;
 };
 
 // Parses a job document (YAML or JSON):

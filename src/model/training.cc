@@ -15,6 +15,10 @@ const char* RestartPolicyName(RestartPolicy p) {
   return "OnFailure";
 }
 
+const char* SuccessPolicyName(SuccessPolicy p) {
+  return p == SuccessPolicy::kAllWorkers ? "AllWorkers" : "Worker0";
+}
+
 Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_worker) {
   int64_t v = t->workers;
   RETURN_IF_ERROR(s.Int("workers", &v));
@@ -33,6 +37,11 @@ Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_wor
   else if (policy == "OnFailure") t->restart_policy = RestartPolicy::kOnFailure;
   else if (policy == "ExitCode") t->restart_policy = RestartPolicy::kExitCode;
   else return s.Error("restartPolicy", "must be Never, OnFailure or ExitCode, got \"" + policy + "\"");
+  std::string success = SuccessPolicyName(t->success_policy);
+  RETURN_IF_ERROR(s.String("successPolicy", &success));
+  if (success == "Worker0") t->success_policy = SuccessPolicy::kWorker0;
+  else if (success == "AllWorkers") t->success_policy = SuccessPolicy::kAllWorkers;
+  else return s.Error("successPolicy", "must be Worker0 or AllWorkers, got \"" + success + "\"");
   std::vector<std::string> codes;
   RETURN_IF_ERROR(s.StringList("retryExitCodes", &codes));
   for (const std::string& c : codes) {
@@ -94,6 +103,7 @@ void AddTrainingFields(const TrainingSpec& t, nlohmann::json& s) {
   s["workers"] = t.workers;
   s["procsPerWorker"] = t.procs_per_worker;
   s["restartPolicy"] = RestartPolicyName(t.restart_policy);
+  s["successPolicy"] = SuccessPolicyName(t.success_policy);
   if (!t.retry_exit_codes.empty()) {
     std::vector<std::string> codes;
     for (int c : t.retry_exit_codes) codes.push_back(std::to_string(c));

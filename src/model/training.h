@@ -24,6 +24,15 @@ class SpecReader;
 enum class RestartPolicy { kNever, kOnFailure, kExitCode };
 const char* RestartPolicyName(RestartPolicy p);  // "Never", "OnFailure", "ExitCode"
 
+// When a gang has succeeded. kWorker0: once worker 0 (the master) exits 0,
+// the others get terminationGracePeriodSeconds to exit on their own; any
+// still running then are stopped and not held against the job (a straggler
+// hung in teardown must not hold its GPU). A worker that fails on its own
+// still fails the gang. kAllWorkers: every worker must exit 0, however long
+// that takes.
+enum class SuccessPolicy { kWorker0, kAllWorkers };
+const char* SuccessPolicyName(SuccessPolicy p);  // "Worker0", "AllWorkers"
+
 struct ElasticPolicy {
   int min_replicas = 0;  // 0: not elastic
   int max_replicas = 0;
@@ -34,6 +43,7 @@ struct TrainingSpec {
   int workers = 1;           // the gang size (elastic: the most workers wanted)
   int procs_per_worker = 1;  // processes per worker (LOCAL_WORLD_SIZE / PET_NPROC_PER_NODE)
   RestartPolicy restart_policy = RestartPolicy::kOnFailure;
+  SuccessPolicy success_policy = SuccessPolicy::kWorker0;
   std::vector<int> retry_exit_codes;  // ExitCode: retried codes besides 128+signal
   int backoff_limit = 3;              // gang restarts after failures
   DurationMs active_deadline = 0;     // 0: none

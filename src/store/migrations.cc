@@ -104,6 +104,14 @@ CREATE TABLE pipeline_crons (
   created   INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql"},
+      // What a job received in attempts that ended in a requeue, so that
+      // least-attained-service scheduling survives preemption and restarts.
+      {3, "attained service of requeued jobs",
+       R"sql(
+ALTER TABLE jobs ADD COLUMN service_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN last_run_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN queued_since INTEGER NOT NULL DEFAULT 0;
+)sql"},
   };
   return kSteps;
 }

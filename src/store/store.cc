@@ -22,7 +22,7 @@ constexpr size_t kMaxIdleReaders = 16;
 
 const char* const kJobColumns =
     "id, state, spec, submit_time, schedule_time, start_time, end_time, exit_code, message, "
-    "placement, attempts";
+    "placement, attempts, service_ms, last_run_ms, queued_since";
 
 const char* const kEventColumns = "seq, time, type, job_id, state, message, data";
 
@@ -126,6 +126,9 @@ Result<Job> ReadJobRow(const Stmt& st, SpecCache& cache) {
     ASSIGN_OR_RETURN(job.placement, PlacementFromJson(st.Text(9), job.id));
   }
   job.attempts = static_cast<int>(st.Int(10));
+  job.attained_service = st.Int(11);
+  job.last_run_time = st.Int(12);
+  job.queued_since = st.Int(13);
   return job;
 }
 
@@ -544,7 +547,10 @@ Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& 
       " exit_code = CASE WHEN ?5 IS NOT NULL THEN ?5 WHEN ?6 THEN NULL ELSE exit_code END,"
       " message = COALESCE(?7, message),"
       " placement = CASE WHEN ?8 IS NOT NULL THEN ?8 WHEN ?9 THEN NULL ELSE placement END,"
-      " attempts = COALESCE(?10, attempts)"
+      " attempts = COALESCE(?10, attempts),"
+      " service_ms = COALESCE(?12, service_ms),"
+      " last_run_ms = COALESCE(?13, last_run_ms),"
+      " queued_since = COALESCE(?14, queued_since)"
       " WHERE id = ?11";
   return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
     {
@@ -572,6 +578,9 @@ Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& 
       st.Bind(9, int64_t{update.clear_placement ? 1 : 0});
       if (update.attempts) st.Bind(10, int64_t{*update.attempts});
       st.Bind(11, id);
+      st.Bind(12, update.attained_service);
+      st.Bind(13, update.last_run_time);
+      st.Bind(14, update.queued_since);
       RETURN_IF_ERROR(st.Run(op + ": update job"));
     }
     return Impl::InsertEvent(c, op, now, type, id, model::JobStateName(to), message, data_json);

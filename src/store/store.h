@@ -70,6 +70,9 @@ struct JobUpdate {
   std::optional<std::string> message;
   std::optional<model::Placement> placement;
   std::optional<int> attempts;
+  std::optional<DurationMs> attained_service;  // model::Job's fields of the same names
+  std::optional<DurationMs> last_run_time;
+  std::optional<TimeMs> queued_since;
   bool clear_exit_code = false;
   bool clear_placement = false;
 };

@@ -32,7 +32,10 @@ class TempDir {
     std::string tmpl = (std::filesystem::temp_directory_path() / "berth-test-XXXXXX").string();
     path_ = ::mkdtemp(tmpl.data());
   }
+  // BERTH_TEST_KEEP=1 keeps the directories (daemon logs, run dirs) for a post-mortem.
   ~TempDir() {
+    const char* keep = std::getenv("BERTH_TEST_KEEP");
+    if (keep && *keep && std::string(keep) != "0") return;
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }

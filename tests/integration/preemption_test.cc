@@ -8,6 +8,8 @@
 namespace berth::testing {
 namespace {
 
+using nlohmann::json;
+
 std::string JobYaml(const std::string& name, int priority, int gpus, int grace_s, const std::string& script) {
   nlohmann::json doc = {
       {"apiVersion", "berth/v1"},
@@ -38,25 +40,41 @@ TEST_P(Preemption, HigherPriorityJobPreemptsAndTheVictimIsRequeued) {
   Daemon d({"--gpus", "2", "--policy", GetParam()});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
 
-  // The victim checkpoints on SIGTERM (records it) and exits; on its second
-  // attempt it finishes at once.
+  // The victim checkpoints on SIGTERM (records it, then holds on until the
+  // test lets it go) and exits; on its second attempt it finishes at once.
   std::string low = SubmitDoc(
       d, work,
       JobYaml("low", 0, 2, 30,
               "echo \"start $BERTH_ATTEMPT\" >> " + dir + "/low.log; "
               "if [ \"$BERTH_ATTEMPT\" -gt 1 ]; then exit 0; fi; "
-              "trap 'echo \"term $BERTH_ATTEMPT\" >> " + dir + "/low.log; exit 143' TERM; "
+              "trap 'echo \"term $BERTH_ATTEMPT\" >> " + dir + "/low.log; while [ ! -e " + dir +
+                  "/let_go ]; do sleep 0.02; done; echo low-exit >> " + dir + "/order; exit 143' TERM; "
               "while true; do sleep 0.02; done"));
   ASSERT_TRUE(WaitFor([&] { return ReadFile(work / "low.log").find("start 1") != std::string::npos; }));
 
   std::string high = SubmitDoc(
       d, work,
       JobYaml("high", 10, 2, 30,
-              "echo run >> " + dir + "/high.log; while [ ! -e " + dir + "/release ]; do sleep 0.02; done"));
-  // The victim got SIGTERM, was requeued, and the high-priority job runs.
+              "echo high-start >> " + dir + "/order; while [ ! -e " + dir + "/release ]; do sleep 0.02; done"));
+  // The victim got SIGTERM; while it checkpoints it still holds the GPUs, so
+  // the high-priority job waits for them (and nothing else is preempted).
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(work / "low.log").find("term 1") != std::string::npos; }));
+  ASSERT_TRUE(WaitFor([&] {
+    json h = d.Job(high);
+    return h.value("waitingReason", "").find("to release GPU") != std::string::npos;
+  })) << d.Job(high).dump();
+  EXPECT_EQ(d.State(high), "Pending");
+  EXPECT_EQ(d.State(low), "Running");
+  WriteFile(work / "let_go", "");
+  // Then it is requeued, and the high-priority job runs.
   ASSERT_TRUE(WaitFor([&] { return d.State(high) == "Running"; })) << d.Job(low).dump();
-  EXPECT_NE(ReadFile(work / "low.log").find("term 1"), std::string::npos);
   EXPECT_EQ(d.State(low), "Pending");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(work / "order").find("high-start") != std::string::npos; }));
+  EXPECT_EQ(ReadFile(work / "order"), "low-exit\nhigh-start\n");
+  // What the first attempt received is kept for the scheduler (2 GPUs for a while).
+  json requeued = d.Job(low);
+  EXPECT_GT(requeued.value("attainedGpuSeconds", 0.0), 0.0) << requeued.dump();
+  EXPECT_TRUE(requeued.contains("requeuedTime")) << requeued.dump();
   bool saw_preempted = false, saw_requeued = false;
   auto events = d.Get("/api/v1/events?job=" + low);
   for (const auto& e : events["items"]) {
@@ -105,6 +123,44 @@ TEST_P(EveryPolicy, RunsJobsToCompletion) {
 INSTANTIATE_TEST_SUITE_P(Policies, EveryPolicy,
                          ::testing::Values("fifo", "backfill", "tiresias", "static", "fairshare",
                                            "srtf-oracle", "dynamic"));
+
+// A least-attained-service policy in the daemon: with a 1 GPU-second
+// threshold and a one-hour resync, only the policy's own recheck time can
+// wake the cycle that demotes the running job; the job keeps its attained
+// service across the preemption, so a newer job goes before it.
+TEST(LeastAttainedService, RecheckDemotesARunningJobAndServiceSurvivesRequeue) {
+  TempDir work;
+  const std::string dir = work.path();
+  WriteFile(work / "berthd.yaml",
+            "scheduler:\n  policy: tiresias\n  resyncInterval: 1h\n"
+            "  options: {thresholds: \"1\", promote_knob: \"1000\"}\n");
+  Daemon d({"--gpus", "1", "--config", work / "berthd.yaml"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  auto waiter = [&](const std::string& name) {
+    return "echo " + name + "-$BERTH_ATTEMPT >> " + dir + "/order; "
+           "if [ \"$BERTH_ATTEMPT\" -gt 1 ]; then exit 0; fi; "
+           "trap 'exit 143' TERM; while [ ! -e " + dir + "/release-" + name + " ]; do sleep 0.02; done";
+  };
+  std::string a = SubmitDoc(d, work, JobYaml("a", 0, 1, 30, waiter("a")));
+  ASSERT_TRUE(WaitFor([&] { return d.State(a) == "Running"; }));
+  std::string b = SubmitDoc(d, work, JobYaml("b", 0, 1, 30, waiter("b")));
+  // b waits behind a (same level, FIFO) until a crosses 1 GPU-second.
+  ASSERT_TRUE(WaitFor([&] { return d.State(b) == "Running"; })) << d.Job(a).dump() << d.Job(b).dump();
+  ASSERT_TRUE(WaitFor([&] { return d.State(a) == "Pending"; })) << d.Job(a).dump();
+  json ja = d.Job(a);
+  EXPECT_GE(ja.value("attainedGpuSeconds", 0.0), 1.0) << ja.dump();
+  // c arrives while b runs; when b ends, c (no service yet) goes before a.
+  std::string c = SubmitDoc(d, work, JobYaml("c", 0, 1, 30, waiter("c")));
+  ASSERT_TRUE(WaitFor([&] { return d.State(c) == "Pending"; }));
+  WriteFile(work / "release-b", "");
+  ASSERT_TRUE(WaitFor([&] { return d.State(c) == "Running"; })) << d.Job(a).dump() << d.Job(c).dump();
+  EXPECT_EQ(d.State(a), "Pending");
+  WriteFile(work / "release-c", "");
+  ASSERT_TRUE(WaitFor([&] { return d.State(a) == "Succeeded"; })) << d.Job(a).dump();
+  EXPECT_EQ(d.State(b), "Succeeded");
+  EXPECT_EQ(d.State(c), "Succeeded");
+  EXPECT_EQ(ReadFile(work / "order"), "a-1\nb-1\nc-1\na-2\n");
+}
 
 TEST(PreemptionGrace, AVictimIgnoringSigtermIsKilledAfterItsGrace) {
   TempDir work;

@@ -231,6 +231,57 @@ TEST(Training, ElasticJobStartsAtTheFreeSizeGrowsAndShrinks) {
   EXPECT_GE(r0["worlds"].size(), 2u);  // the loss history spans resizes
 }
 
+// successPolicy: under Worker0 (the default) a worker that outlives worker 0
+// by more than the grace period is stopped and the job succeeds; under
+// AllWorkers the job waits for it. Worker 1 ignores SIGTERM and would write
+// `survived` 4 s after it started.
+json StragglerDoc(const TempDir& work, const std::string& policy) {
+  std::string script = "if [ \"$RANK\" = 0 ]; then exit 0; fi; trap '' TERM; sleep 4; touch " + work.path() +
+                       "/survived; exit 0";
+  json spec = {{"workers", 2},
+               {"command", {"/bin/sh", "-c", script}},
+               {"terminationGracePeriodSeconds", 1}};
+  if (!policy.empty()) spec["successPolicy"] = policy;
+  return TrainDoc("straggler", spec);
+}
+
+TEST(Training, Worker0SuccessStopsAStragglerAfterTheGrace) {
+  TempDir work;
+  Daemon d({"--gpus", "2"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  std::string id = Submit(d, work, StragglerDoc(work, ""));
+  ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Succeeded" || d.State(id) == "Failed"; },
+                      std::chrono::seconds(30)))
+      << d.Job(id).dump();
+  json job = d.Job(id);
+  EXPECT_EQ(job["state"], "Succeeded") << job.dump();
+  EXPECT_EQ(job["spec"]["spec"]["successPolicy"], "Worker0");
+  EXPECT_NE(job["message"].get<std::string>().find("1 worker(s) still running after the grace period were stopped"),
+            std::string::npos)
+      << job.dump();
+  EXPECT_EQ(job["training"]["workers"][0]["state"], "Succeeded");
+  EXPECT_EQ(job["training"]["workers"][1]["state"], "Stopped");
+  EXPECT_FALSE(std::filesystem::exists(work / "survived"));  // SIGKILLed after its grace
+  json events = d.Get("/api/v1/events?job=" + id);
+  std::string types;
+  for (const auto& e : events["items"]) types += e["type"].get<std::string>() + " ";
+  EXPECT_NE(types.find("TrainingFinishing TrainingStragglersStopped"), std::string::npos) << types;
+}
+
+TEST(Training, AllWorkersSuccessWaitsForEveryWorker) {
+  TempDir work;
+  Daemon d({"--gpus", "2"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  std::string id = Submit(d, work, StragglerDoc(work, "AllWorkers"));
+  ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Succeeded" || d.State(id) == "Failed"; },
+                      std::chrono::seconds(30)))
+      << d.Job(id).dump();
+  json job = d.Job(id);
+  EXPECT_EQ(job["state"], "Succeeded") << job.dump();
+  EXPECT_EQ(job["message"], "all 2 worker(s) exited with code 0");
+  EXPECT_TRUE(std::filesystem::exists(work / "survived"));
+}
+
 TEST(Training, DaemonRestartRecoversEveryWorkerOfTheGang) {
   TempDir work;
   Daemon d({"--gpus", "2"});

@@ -16,6 +16,7 @@ spec:
   gpusPerWorker: 2
   procsPerWorker: 4
   restartPolicy: ExitCode
+  successPolicy: AllWorkers
   retryExitCodes: [75]
   backoffLimit: 5
   activeDeadlineSeconds: 600
@@ -27,6 +28,7 @@ spec:
   EXPECT_EQ(spec->resources.gpus, 2000);
   EXPECT_EQ(spec->training->procs_per_worker, 4);
   EXPECT_EQ(spec->training->restart_policy, RestartPolicy::kExitCode);
+  EXPECT_EQ(spec->training->success_policy, SuccessPolicy::kAllWorkers);
   EXPECT_EQ(spec->training->MinWorkers(), 2);
   EXPECT_EQ(spec->training->MaxWorkers(), 6);
   EXPECT_EQ(spec->time_limit, 600 * kSecond);
@@ -36,6 +38,10 @@ spec:
   EXPECT_EQ(JobSpecToJson(*again), JobSpecToJson(*spec));
   EXPECT_EQ(again->training->retry_exit_codes, std::vector<int>{75});
   EXPECT_EQ(again->training->elastic.max_restarts, 7);
+  EXPECT_EQ(again->training->success_policy, SuccessPolicy::kAllWorkers);
+  auto plain = ParseJobSpec("apiVersion: berth/v1\nkind: TrainingJob\nspec:\n  command: [x]\n");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->training->success_policy, SuccessPolicy::kWorker0);
 }
 
 TEST(TrainingSpec, RestartPolicyDecidesWhichExitCodesAreRetried) {
@@ -60,6 +66,8 @@ TEST(TrainingSpec, BadFieldsNameTheField) {
   EXPECT_NE(bad("  elasticPolicy: {minReplicas: 3, maxReplicas: 1}\n").find("spec.elasticPolicy.maxReplicas"),
             std::string::npos);
   EXPECT_NE(bad("  restartPolicy: Always\n").find("spec.restartPolicy"), std::string::npos);
+  EXPECT_NE(bad("  successPolicy: Chief\n").find("spec.successPolicy: must be Worker0 or AllWorkers, got \"Chief\""),
+            std::string::npos);
   EXPECT_NE(bad("  elasticPolicy: {minReplicas: 0}\n").find("minReplicas: must be >= 1"), std::string::npos);
   // A plain Job does not take training fields.
   auto job = ParseJobSpec("apiVersion: berth/v1\nkind: Job\nspec:\n  command: [x]\n  workers: 2\n");
