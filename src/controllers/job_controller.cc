@@ -271,7 +271,7 @@ void JobController::Loop() {
     for (const Input& in : batch) Handle(in);
     TimeMs now = clock_.Now();
     if (!batch.empty()) dirty_ = true;
-    if (recheck_at_ > 0 && now >= std::max(recheck_at_, last_cycle_ + options_.min_recheck_interval)) {
+    if (recheck_at_ > 0 && now >= RecheckTime()) {
       // The policy's priorities moved (attained service crossed a threshold).
       recheck_at_ = 0;
       dirty_ = true;
@@ -292,6 +292,7 @@ void JobController::Loop() {
       int64_t t0 = MonotonicNanos();
       RunCycle();
       DurationMs cost = (MonotonicNanos() - t0) / 1'000'000;
+      last_cycle_cost_ = cost;
       batch_window_ = std::min<DurationMs>(std::max(options_.submit_batch_window, 4 * cost), 200);
     }
     if (holders_dirty_) PublishHolders();

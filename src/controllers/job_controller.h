@@ -45,7 +45,8 @@ struct JobControllerOptions {
   // instead of one full cycle per job. A freed GPU triggers a cycle at once.
   DurationMs submit_batch_window = 5;
   // A policy whose priorities move with time (Decisions::recheck_at) gets a
-  // cycle at that time, but never sooner than this after the last one.
+  // cycle at that time, but never sooner than this (or four times the last
+  // cycle's cost) after the last one.
   DurationMs min_recheck_interval = 100;
   // Environment added to every task (BERTH_SERVER, ...).
   std::map<std::string, std::string> task_env;
@@ -176,6 +177,8 @@ class JobController {
   void RunGangDeadlines(TimeMs now);
   // The earliest time the loop must wake for (recheck, gang deadline); 0: none.
   TimeMs NextTimer() const;
+  // When the policy's recheck may run: its time, spaced from the last cycle.
+  TimeMs RecheckTime() const;
   std::vector<sched::TaskPlacement> TaskPlacements(const Job& job) const;
   std::string CheckpointDir(JobId id) const;
   void Finish(Active& a, model::JobState to, const store::JobUpdate& update, const std::string& type,
@@ -217,7 +220,8 @@ class JobController {
   TimeMs last_cycle_ = 0;
   DurationMs batch_window_ = 0;  // the current window: the option, or more when cycles are costly
   bool holders_dirty_ = true;
-  TimeMs recheck_at_ = 0;                  // the last cycle's Decisions::recheck_at
+  TimeMs recheck_at_ = 0;
+  DurationMs last_cycle_cost_ = 0;                  // the last cycle's Decisions::recheck_at
   std::map<JobId, TimeMs> gang_deadlines_;  // worker 0 succeeded: stop the rest at this time
 };
 
