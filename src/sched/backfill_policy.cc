@@ -27,6 +27,7 @@ DurationMs Estimate(const JobRequest& job) {
 class BackfillPolicy final : public Policy {
  public:
   BackfillPolicy() : Policy("backfill") {}
+  bool UsesQueues() const override { return false; }
 
   void BeginCycle(CycleContext& ctx) override {
     reserved_ = 0;

@@ -98,9 +98,11 @@ void ClusterState::UpdatePartial(int node, int gpu, MilliGpu old_free) {
   if (g.usable && g.free > 0 && g.free < kWholeGpu) partial_.insert({g.free, node, gpu});
 }
 
-void ClusterState::Take(std::span<const TaskPlacement> placements, const TaskRequest& task) {
-  for (const TaskPlacement& p : placements) {
-    int i = NodeIndex(p.node);
+void ClusterState::Take(std::span<const TaskPlacement> placements, const TaskRequest& task,
+                        const int* nodes) {
+  for (size_t k = 0; k < placements.size(); ++k) {
+    const TaskPlacement& p = placements[k];
+    int i = nodes ? nodes[k] : NodeIndex(p.node);
     if (i < 0) continue;
     Node& n = nodes_[i];
     MilliGpu share = ShareOf(p, task);
@@ -123,9 +125,11 @@ void ClusterState::Take(std::span<const TaskPlacement> placements, const TaskReq
   }
 }
 
-void ClusterState::Give(std::span<const TaskPlacement> placements, const TaskRequest& task) {
-  for (const TaskPlacement& p : placements) {
-    int i = NodeIndex(p.node);
+void ClusterState::Give(std::span<const TaskPlacement> placements, const TaskRequest& task,
+                        const int* nodes) {
+  for (size_t k = 0; k < placements.size(); ++k) {
+    const TaskPlacement& p = placements[k];
+    int i = nodes ? nodes[k] : NodeIndex(p.node);
     if (i < 0) continue;
     Node& n = nodes_[i];
     MilliGpu share = ShareOf(p, task);
@@ -148,12 +152,14 @@ void ClusterState::Give(std::span<const TaskPlacement> placements, const TaskReq
   }
 }
 
-bool ClusterState::IsFree(std::span<const TaskPlacement> placements, const TaskRequest& task) const {
+bool ClusterState::IsFree(std::span<const TaskPlacement> placements, const TaskRequest& task,
+                        const int* nodes) const {
   // Several tasks may share a node (and, for fractions, a GPU): add up per node.
   gpu_need_.clear();
   node_need_.clear();
-  for (const TaskPlacement& p : placements) {
-    int i = NodeIndex(p.node);
+  for (size_t k = 0; k < placements.size(); ++k) {
+    const TaskPlacement& p = placements[k];
+    int i = nodes ? nodes[k] : NodeIndex(p.node);
     if (i < 0) return false;
     MilliGpu share = ShareOf(p, task);
     for (int gi : p.gpus) {

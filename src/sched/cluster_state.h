@@ -30,11 +30,12 @@ class ClusterState {
 
   // Reserves placements for `task` (a running job's, or a rollback). Unknown
   // nodes or GPUs are ignored; amounts never go below zero.
-  void Take(std::span<const TaskPlacement> placements, const TaskRequest& task);
+  // `nodes`, if given, holds NodeIndex(placements[k].node) for each k (saves the lookups).
+  void Take(std::span<const TaskPlacement> placements, const TaskRequest& task, const int* nodes = nullptr);
   // Unreserves what Take reserved for the same arguments.
-  void Give(std::span<const TaskPlacement> placements, const TaskRequest& task);
+  void Give(std::span<const TaskPlacement> placements, const TaskRequest& task, const int* nodes = nullptr);
   // Whether Take(placements, task) would find everything free now.
-  bool IsFree(std::span<const TaskPlacement> placements, const TaskRequest& task) const;
+  bool IsFree(std::span<const TaskPlacement> placements, const TaskRequest& task, const int* nodes = nullptr) const;
 
   // Places `tasks` copies of `task` and reserves them, or returns nullopt and
   // changes nothing. `node_ok`, if set, filters nodes by index.

@@ -10,6 +10,7 @@ namespace {
 class FifoPolicy final : public Policy {
  public:
   FifoPolicy() : Policy("fifo") {}
+  bool UsesQueues() const override { return false; }
 
   std::optional<Verdict> OnNoFit(const JobView& job, CycleContext& ctx) override {
     return Verdict{"fifo", "waiting behind job " + std::to_string(job.req->id) + ", first in line", false};

@@ -265,6 +265,8 @@ class FrameworkScheduler final : public Scheduler {
   // jobs allocates (and faults in) nothing new.
   struct Buffers {
     CycleContext ctx;
+    std::vector<int> run_nodes;     // node index of every running job's placements, flat
+    std::vector<int> run_node_off;  // running job i's start in run_nodes
     std::vector<JobView> pending;
     std::vector<HeapEntry> heap;
   };
@@ -290,6 +292,22 @@ struct FrameworkScheduler::Cycle {
   std::vector<int> alive;         // tasks still held, per running job (placements[0..alive))
   std::vector<int> victim_order;  // running jobs, highest key (worst) first
   std::vector<MilliGpu> victim_prefix;  // GPU held by victim_order[0..i)
+  // Positions of victim_order still worth visiting: a victim preempted by an
+  // earlier reclaim of this cycle, not preemptible, or refused by the policy
+  // for every job (Policy::VictimEligible) is skipped (union-find "next").
+  std::vector<int> victim_next;
+  std::vector<int> victim_pos;  // running job -> position in victim_order
+  size_t NextVictim(size_t k) {
+    size_t root = k;
+    while (root < victim_next.size() && victim_next[root] != static_cast<int>(root)) root = victim_next[root];
+    while (k < victim_next.size() && victim_next[k] != static_cast<int>(k)) {
+      size_t up = victim_next[k];
+      victim_next[k] = static_cast<int>(root);
+      k = up;
+    }
+    return root;
+  }
+  void DropVictim(int v) { victim_next[victim_pos[v]] = victim_pos[v] + 1; }
   std::vector<int> elastic_running;     // running jobs with tasks above their request
   std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> failed_shapes;  // did not fit, no preemption since
   bool waiting_not_now = false;
@@ -301,11 +319,15 @@ struct FrameworkScheduler::Cycle {
     ctx.state = &state;
     ctx.rng = &rng;
     ctx.queues.Clear();
-    ctx.pending_queue.resize(input.pending.size());
-    for (size_t i = 0; i < input.pending.size(); ++i) ctx.pending_queue[i] = ctx.queues.Find(input.pending[i].queue);
-    ctx.running_queue.resize(input.running.size());
-    for (size_t i = 0; i < input.running.size(); ++i) {
-      ctx.running_queue[i] = ctx.queues.Find(input.running[i].request.queue);
+    ctx.pending_queue.clear();
+    ctx.running_queue.clear();
+    if (p.UsesQueues()) {
+      ctx.pending_queue.resize(input.pending.size());
+      for (size_t i = 0; i < input.pending.size(); ++i) ctx.pending_queue[i] = ctx.queues.Find(input.pending[i].queue);
+      ctx.running_queue.resize(input.running.size());
+      for (size_t i = 0; i < input.running.size(); ++i) {
+        ctx.running_queue[i] = ctx.queues.Find(input.running[i].request.queue);
+      }
     }
     ctx.queue_usage.assign(ctx.queues.size(), 0);
   }
@@ -318,14 +340,15 @@ struct FrameworkScheduler::Cycle {
   void Release(int r, int from, int to) {  // gives back placements[from..to) of running job r
     const RunningJob& rj = *running[r].run;
     std::span<const TaskPlacement> ps(rj.placements.data() + from, rj.placements.data() + to);
-    state.Give(ps, rj.request.task);
+    state.Give(ps, rj.request.task, &buf.run_nodes[buf.run_node_off[r] + from]);
     policy.Unreserve(rj.request, rj.request.task.gpus * (to - from), ctx);
   }
   bool Retake(int r, int from, int to) {
     const RunningJob& rj = *running[r].run;
     std::span<const TaskPlacement> ps(rj.placements.data() + from, rj.placements.data() + to);
-    if (!state.IsFree(ps, rj.request.task)) return false;
-    state.Take(ps, rj.request.task);
+    const int* nodes = &buf.run_nodes[buf.run_node_off[r] + from];
+    if (!state.IsFree(ps, rj.request.task, nodes)) return false;
+    state.Take(ps, rj.request.task, nodes);
     policy.Reserve(rj.request, rj.request.task.gpus * (to - from), ctx);
     return true;
   }
@@ -385,30 +408,33 @@ struct FrameworkScheduler::Cycle {
   }
   std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> failed_reclaims;
   std::map<std::tuple<MilliGpu, int, MilliCpu, MiB>, std::string> reasons;
-  // The number of distinct reclaim shapes among pending jobs.
-  size_t CountShapes() const {
-    using Shape = std::tuple<MilliGpu, int, MilliCpu, MiB>;
-    std::vector<Shape> seen;  // few shapes in practice: a linear scan beats a tree
-    std::set<Shape> many;
-    size_t last = 0;
-    for (const JobRequest& p : in.pending) {
+  // Counts the distinct reclaim shapes among pending jobs.
+  class ShapeCounter {
+   public:
+    void Add(const JobRequest& p) {
       Shape s = std::make_tuple(p.task.gpus * MinTasks(p), MinTasks(p), p.task.cpu, p.task.memory);
-      if (!many.empty()) {
-        many.insert(s);
-        continue;
+      if (!many_.empty()) {
+        many_.insert(s);
+        return;
       }
-      if (last < seen.size() && seen[last] == s) continue;
-      auto it = std::find(seen.begin(), seen.end(), s);
-      if (it != seen.end()) {
-        last = it - seen.begin();
-        continue;
+      if (last_ < seen_.size() && seen_[last_] == s) return;
+      auto it = std::find(seen_.begin(), seen_.end(), s);  // few shapes in practice: a scan beats a tree
+      if (it != seen_.end()) {
+        last_ = it - seen_.begin();
+        return;
       }
-      seen.push_back(s);
-      last = seen.size() - 1;
-      if (seen.size() > 64) many.insert(seen.begin(), seen.end());
+      seen_.push_back(s);
+      last_ = seen_.size() - 1;
+      if (seen_.size() > 64) many_.insert(seen_.begin(), seen_.end());
     }
-    return many.empty() ? seen.size() : many.size();
-  }
+    size_t Count() const { return many_.empty() ? seen_.size() : many_.size(); }
+
+   private:
+    using Shape = std::tuple<MilliGpu, int, MilliCpu, MiB>;
+    std::vector<Shape> seen_;
+    std::set<Shape> many_;
+    size_t last_ = 0;
+  };
   // Failure classes (Policy::FailureClass) with the request fields that placement and preemption read.
   using Combo = std::tuple<int64_t, int64_t, MilliGpu, int, int, MilliCpu, MiB, MiB>;
   struct ComboHash {
@@ -485,7 +511,7 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
   // 2. Victims the policy allows, worst first: shrink elastic ones to their
   //    minimum, then preempt.
   if (!ok && can_preempt) {
-    for (size_t k = 0; k < bound && !ok; ++k) {
+    for (size_t k = NextVictim(0); k < bound && !ok; k = NextVictim(k + 1)) {
       int v = victim_order[k];
       if (alive[v] == 0 || !running[v].req->preemptible) continue;
       if (!policy.MayPreempt(j, running[v], ctx)) continue;
@@ -512,25 +538,34 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
   }
   // Spare every released unit whose GPUs the new job did not need, best
   // victims first; tasks stay a prefix of each job's placements.
-  std::vector<int> original(running.size(), -1);
-  for (const Unit& u : released) original[u.job] = std::max(original[u.job], u.to);
-  std::vector<bool> stop(running.size(), false);
+  std::vector<std::pair<int, int>> original;  // (job, tasks it held), in release order
+  for (const Unit& u : released) {
+    bool seen = false;
+    for (auto& o : original) {
+      if (o.first == u.job) o.second = std::max(o.second, u.to), seen = true;
+    }
+    if (!seen) original.push_back({u.job, u.to});
+  }
+  std::vector<int> stopped;
   for (auto it = released.rbegin(); it != released.rend(); ++it) {
-    if (stop[it->job] || alive[it->job] != it->from) {
-      stop[it->job] = true;
+    bool stop = std::find(stopped.begin(), stopped.end(), it->job) != stopped.end();
+    if (stop || alive[it->job] != it->from) {
+      if (!stop) stopped.push_back(it->job);
       continue;
     }
     if (Retake(it->job, it->from, it->to)) {
       alive[it->job] = it->to;
     } else {
-      stop[it->job] = true;
+      stopped.push_back(it->job);
     }
   }
-  for (int v = 0; v < static_cast<int>(running.size()); ++v) {
-    if (original[v] < 0 || alive[v] == original[v]) continue;
+  std::sort(original.begin(), original.end());
+  for (const auto& [v, had] : original) {
+    if (alive[v] == had) continue;
     if (alive[v] == 0) {
       out.preemptions.push_back({running[v].req->id, "preempted by " + policy.name() + " for job " +
                                                           std::to_string(r.id)});
+      if (!victim_next.empty()) DropVictim(v);
     }
   }
   failed_shapes.clear();
@@ -577,14 +612,21 @@ Decisions FrameworkScheduler::Cycle::Run() {
   const int nr = static_cast<int>(in.running.size());
   running.resize(nr);
   alive.resize(nr);
+  buf.run_node_off.resize(nr + 1);
+  buf.run_nodes.clear();
+  for (int i = 0; i < nr; ++i) {
+    buf.run_node_off[i] = static_cast<int>(buf.run_nodes.size());
+    for (const TaskPlacement& p : in.running[i].placements) buf.run_nodes.push_back(state.NodeIndex(p.node));
+  }
+  buf.run_node_off[nr] = static_cast<int>(buf.run_nodes.size());
   for (int i = 0; i < nr; ++i) {
     const RunningJob& rj = in.running[i];
     running[i].req = &rj.request;
     running[i].run = &rj;
     running[i].order = i;
     alive[i] = static_cast<int>(rj.placements.size());
-    state.Take(rj.placements, rj.request.task);
-    ctx.queue_usage[ctx.running_queue[i]] += rj.request.task.gpus * alive[i];
+    state.Take(rj.placements, rj.request.task, &buf.run_nodes[buf.run_node_off[i]]);
+    if (!ctx.running_queue.empty()) ctx.queue_usage[ctx.running_queue[i]] += rj.request.task.gpus * alive[i];
     if (alive[i] > rj.request.tasks) elastic_running.push_back(i);
   }
   policy.BeginCycle(ctx);
@@ -598,6 +640,15 @@ Decisions FrameworkScheduler::Cycle::Run() {
       }
       return running[a].run->start_time > running[b].run->start_time;  // least work lost first
     });
+    victim_next.resize(nr + 1);
+    victim_pos.resize(nr);
+    for (int k = 0; k < nr; ++k) {
+      int v = victim_order[k];
+      victim_pos[v] = k;
+      bool skip = !running[v].req->preemptible || !policy.VictimEligible(running[v], ctx);
+      victim_next[k] = skip ? k + 1 : k;
+    }
+    victim_next[nr] = nr;
     victim_prefix.assign(nr + 1, 0);
     for (int k = 0; k < nr; ++k) {
       victim_prefix[k + 1] = victim_prefix[k] + running[victim_order[k]].req->task.gpus *
@@ -607,8 +658,14 @@ Decisions FrameworkScheduler::Cycle::Run() {
   std::vector<JobView>& pending = buf.pending;
   pending.resize(in.pending.size());
   int cpu_only = 0;
+  const bool key_ordered = policy.Preempts() && policy.KeyOrderedPreemption();
+  // Distinct request shapes among pending jobs: once every shape has failed
+  // both placement and preemption, no later job can start.
+  ShapeCounter shape_counter;
+  const bool count_shapes = key_ordered && !in.explain_waiting;
   for (size_t i = 0; i < in.pending.size(); ++i) {
     cpu_only += in.pending[i].task.gpus == 0 ? 1 : 0;
+    if (count_shapes) shape_counter.Add(in.pending[i]);
     pending[i].req = &in.pending[i];
     pending[i].run = nullptr;
     pending[i].order = static_cast<int>(i);
@@ -636,11 +693,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
   size_t popped = 0;
   constexpr size_t kPrefetch = 12;
   const size_t heap_size = order.size();
-  const bool key_ordered = policy.Preempts() && policy.KeyOrderedPreemption();
-  // Distinct request shapes among pending jobs: once every shape has failed
-  // both placement and preemption, no later job can start.
-  size_t shapes = 0;
-  if (key_ordered && !in.explain_waiting) shapes = CountShapes();
+  const size_t shapes = count_shapes ? shape_counter.Count() : 0;
 
   std::optional<Verdict> blocked;
   while (!order.empty()) {

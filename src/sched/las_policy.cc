@@ -78,6 +78,12 @@ bool LasPolicy::MayPreempt(const JobView& job, const JobView& victim, const Cycl
   return true;
 }
 
+bool LasPolicy::VictimEligible(const JobView& victim, const CycleContext& ctx) const {
+  if (options_.min_run > 0 && ctx.now - victim.run->start_time < options_.min_run) return false;
+  if (options_.lease_mode && Leased(victim.req->id, ctx.now)) return false;
+  return true;
+}
+
 TimeMs LasPolicy::RecheckAt(const CycleContext& ctx) const {
   if (ctx.input->pending.empty()) return 0;
   TimeMs next = std::numeric_limits<TimeMs>::max();

@@ -36,11 +36,13 @@ class LasPolicy : public Policy {
  public:
   LasPolicy(std::string name, LasOptions options);
 
+  bool UsesQueues() const override { return false; }
   void BeginCycle(CycleContext& ctx) override;
   PriorityKey Key(const JobRequest& job, bool running, const CycleContext& ctx) const override;
   bool Preempts() const override { return true; }
   bool KeyOrderedPreemption() const override { return true; }
   bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const override;
+  bool VictimEligible(const JobView& victim, const CycleContext& ctx) const override;
   TimeMs RecheckAt(const CycleContext& ctx) const override;
 
   // Attained service counted since the job's last promotion.

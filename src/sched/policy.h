@@ -88,7 +88,9 @@ struct CycleContext {
   int QueueOf(const JobRequest& j) const {
     const auto& p = input->pending;
     std::less<const JobRequest*> before;
-    if (!p.empty() && !before(&j, p.data()) && before(&j, p.data() + p.size())) return pending_queue[&j - p.data()];
+    if (pending_queue.size() == p.size() && !p.empty() && !before(&j, p.data()) && before(&j, p.data() + p.size())) {
+      return pending_queue[&j - p.data()];
+    }
     return queues.Lookup(j.queue);
   }
   MilliGpu Usage(int queue) const { return queue < 0 ? 0 : queue_usage[queue]; }
@@ -110,6 +112,9 @@ class Policy {
   virtual ~Policy() = default;
   const std::string& name() const { return name_; }
 
+  // Whether the policy reads queues (CycleContext::queues, queue_usage); if
+  // not, the cycle does not index them.
+  virtual bool UsesQueues() const { return true; }
   // Once per cycle, after running jobs are reserved and before keys are computed.
   virtual void BeginCycle(CycleContext& ctx) {}
   // QueueSort. Default: arrival order (submit time, then id).
@@ -129,6 +134,9 @@ class Policy {
   virtual bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
     return false;
   }
+  // False if MayPreempt refuses `victim` for every job this cycle (checked
+  // once a cycle, so that reclaims skip it).
+  virtual bool VictimEligible(const JobView& victim, const CycleContext& ctx) const { return true; }
   // Cheap pre-check: false if MayPreempt would refuse every victim for `job`.
   virtual bool MayPreemptAny(const JobView& job, const CycleContext& ctx) const { return true; }
   // True if MayPreempt only ever allows victims whose key is higher than the

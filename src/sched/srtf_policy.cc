@@ -13,6 +13,7 @@ namespace {
 class SrtfOraclePolicy final : public Policy {
  public:
   SrtfOraclePolicy() : Policy("srtf-oracle") {}
+  bool UsesQueues() const override { return false; }
 
   PriorityKey Key(const JobRequest& job, bool running, const CycleContext& ctx) const override {
     if (job.expected_duration < 0) return {std::numeric_limits<int64_t>::max(), job.submit_time, job.id};
