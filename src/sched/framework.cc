@@ -269,6 +269,7 @@ class FrameworkScheduler final : public Scheduler {
     std::vector<int> run_node_off;  // running job i's start in run_nodes
     std::vector<JobView> pending;
     std::vector<HeapEntry> heap;
+    bool visit_most = false;  // the last cycle visited more than half its pending jobs
   };
 
  private:
@@ -688,8 +689,14 @@ Decisions FrameworkScheduler::Cycle::Run() {
     if (a.key[2] != b.key[2]) return a.key[2] > b.key[2];
     return a.order > b.order;
   };
-  std::make_heap(order.begin(), order.end(), worse);
-  bool sorted = false;
+  // The last cycle visited most of its jobs: this one likely will too, so
+  // it sorts at once (see below) rather than building a heap first.
+  bool sorted = buf.visit_most && order.size() > 1024;
+  if (sorted) {
+    std::sort(order.begin(), order.end(), worse);
+  } else {
+    std::make_heap(order.begin(), order.end(), worse);
+  }
   size_t popped = 0;
   constexpr size_t kPrefetch = 12;
   const size_t heap_size = order.size();
@@ -767,6 +774,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
     waiting_not_now = true;
     if (in.explain_waiting) out.waiting.push_back({r.id, false, "gang", NoFitReason(r)});
   }
+  buf.visit_most = heap_size > 1024 && order.size() < heap_size / 2;
   // Shrinks: running jobs that lost some (not all) tasks.
   for (int i = 0; i < nr; ++i) {
     int had = static_cast<int>(in.running[i].placements.size());
