@@ -32,6 +32,7 @@ class BackfillPolicy final : public Policy {
   void BeginCycle(CycleContext& ctx) override {
     reserved_ = 0;
     shadow_ = kForever;
+    delay_reason_ = {};
     extra_ = 0;
     use_extra_ = false;
     min_need_ = std::numeric_limits<MilliGpu>::max();
@@ -60,11 +61,13 @@ class BackfillPolicy final : public Policy {
       use_extra_ = true;
       return std::nullopt;
     }
-    if (!ctx.input->explain_waiting) return Verdict{"backfill", "", false};
-    return Verdict{"backfill", "would delay job " + std::to_string(reserved_) + ", reserved to start " +
-                                   (shadow_ == kForever ? std::string("when running jobs end")
-                                                        : "in " + FormatDuration(shadow_ - ctx.now)),
-                   false};
+    if (!ctx.input->explain_waiting) return Verdict{"backfill", {}, false};
+    if (delay_reason_.empty()) {  // one text for every job the reservation holds back
+      delay_reason_ = "would delay job " + std::to_string(reserved_) + ", reserved to start " +
+                      (shadow_ == kForever ? std::string("when running jobs end")
+                                           : "in " + FormatDuration(shadow_ - ctx.now));
+    }
+    return Verdict{"backfill", delay_reason_, false};
   }
 
   void Reserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) override {
@@ -77,6 +80,7 @@ class BackfillPolicy final : public Policy {
     use_extra_ = false;
     if (reserved_ != 0) return std::nullopt;
     reserved_ = job.req->id;
+    delay_reason_ = {};
     // Replay running jobs' ends on the free count until the job fits.
     std::vector<std::pair<TimeMs, MilliGpu>> ends;
     for (const RunningJob& r : ctx.input->running) {
@@ -107,6 +111,7 @@ class BackfillPolicy final : public Policy {
 
  private:
   JobId reserved_ = 0;
+  SharedText delay_reason_;  // built at the first job the reservation holds back
   TimeMs shadow_ = kForever;
   MilliGpu extra_ = 0;
   bool use_extra_ = false;

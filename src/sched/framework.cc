@@ -335,7 +335,7 @@ struct FrameworkScheduler::Cycle {
 
   void Wait(const JobView& j, const Verdict& v) {
     if (!v.never) waiting_not_now = true;
-    if (v.never || in.explain_waiting) out.waiting.push_back({j.req->id, v.never, v.plugin, v.reason});
+    if (v.never || in.explain_waiting) out.waiting.push_back(sched::Wait{j.req->id, v.never, v.plugin, v.reason});
   }
 
   void Release(int r, int from, int to) {  // gives back placements[from..to) of running job r
@@ -401,14 +401,14 @@ struct FrameworkScheduler::Cycle {
     return p;
   }
   // ExplainNoFit, cached per shape while the state does not change.
-  const std::string& NoFitReason(const JobRequest& r) {
+  const SharedText& NoFitReason(const JobRequest& r) {
     auto shape = std::make_tuple(r.task.gpus, MinTasks(r), r.task.cpu, r.task.memory);
     auto it = reasons.find(shape);
     if (it == reasons.end()) it = reasons.emplace(shape, state.ExplainNoFit(r.task, MinTasks(r))).first;
     return it->second;
   }
   std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> failed_reclaims;
-  std::map<std::tuple<MilliGpu, int, MilliCpu, MiB>, std::string> reasons;
+  std::map<std::tuple<MilliGpu, int, MilliCpu, MiB>, SharedText> reasons;
   // Counts the distinct reclaim shapes among pending jobs.
   class ShapeCounter {
    public:
@@ -702,6 +702,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
   const size_t heap_size = order.size();
   const size_t shapes = count_shapes ? shape_counter.Count() : 0;
 
+  if (in.explain_waiting) out.waiting.reserve(order.size());
   std::optional<Verdict> blocked;
   while (!order.empty()) {
     // A cycle that goes on past an eighth of the heap will likely visit

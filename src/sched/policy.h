@@ -102,7 +102,7 @@ struct CycleContext {
 
 struct Verdict {
   std::string plugin;
-  std::string reason;
+  SharedText reason;  // a policy that gives many jobs one reason builds it once and returns copies
   bool never = false;
 };
 

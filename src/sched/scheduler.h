@@ -12,6 +12,7 @@
 #pragma once
 
 #include <map>
+#include <ostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -119,11 +120,41 @@ struct Resize {
   std::vector<TaskPlacement> placements;
 };
 
+// Immutable text that many values share: most of 100,000 waiting jobs wait
+// for the same reason, so a cycle builds each reason once and every Wait
+// holding it shares it. Reads as a const std::string& (and concatenates
+// with strings like one).
+class SharedText {
+ public:
+  SharedText() = default;
+  SharedText(std::string text) : text_(std::make_shared<const std::string>(std::move(text))) {}  // NOLINT
+  SharedText(const char* text) : SharedText(std::string(text)) {}                                // NOLINT
+  const std::string& str() const { return text_ ? *text_ : Empty(); }
+  operator const std::string&() const { return str(); }  // NOLINT
+  bool empty() const { return str().empty(); }
+  size_t find(const std::string& s, size_t pos = 0) const { return str().find(s, pos); }
+  friend bool operator==(const SharedText& a, const SharedText& b) { return a.str() == b.str(); }
+  friend bool operator==(const SharedText& a, const std::string& b) { return a.str() == b; }
+  friend bool operator==(const SharedText& a, const char* b) { return a.str() == b; }
+  friend std::string operator+(const std::string& a, const SharedText& b) { return a + b.str(); }
+  friend std::string operator+(const char* a, const SharedText& b) { return a + b.str(); }
+  friend std::string operator+(const SharedText& a, const std::string& b) { return a.str() + b; }
+  friend std::string operator+(const SharedText& a, const char* b) { return a.str() + b; }
+  friend std::ostream& operator<<(std::ostream& os, const SharedText& t) { return os << t.str(); }
+
+ private:
+  static const std::string& Empty() {
+    static const std::string empty;
+    return empty;
+  }
+  std::shared_ptr<const std::string> text_;
+};
+
 struct Wait {
   JobId job = 0;
   bool never = false;   // true: no cluster state would ever fit it ("infeasible")
   std::string plugin;   // which plugin decided
-  std::string reason;
+  SharedText reason;    // shared among the jobs that wait for the same reason
 };
 
 struct Decisions {

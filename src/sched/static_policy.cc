@@ -22,6 +22,7 @@ class StaticPolicy final : public Policy {
     shares_.Compute(ctx, ctx.state->capacity());
     const int nq = ctx.queues.size();
     closed_.assign(nq, false);
+    behind_.assign(nq, SharedText());
     left_.assign(nq, 0);
     for (int q : ctx.pending_queue) ++left_[q];
     open_ = 0;
@@ -78,14 +79,15 @@ class StaticPolicy final : public Policy {
     if (--left_[q] == 0 && !closed_[q]) --open_;
     const std::string& name = job.req->queue;
     if (closed_[q]) {
-      if (!ctx.input->explain_waiting) return Verdict{"static", "", false};
-      return Verdict{"static", "queue " + name + " waits behind its first job", false};
+      if (!ctx.input->explain_waiting) return Verdict{"static", {}, false};
+      if (behind_[q].empty()) behind_[q] = "queue " + name + " waits behind its first job";
+      return Verdict{"static", behind_[q], false};
     }
     MilliGpu used = ctx.queue_usage[q];
     MilliGpu quota = shares_.Guarantee(q);
     if (used == 0 || used + job.Gpus() <= quota) return std::nullopt;
     Close(q);
-    if (!ctx.input->explain_waiting) return Verdict{"static", "", false};
+    if (!ctx.input->explain_waiting) return Verdict{"static", {}, false};
     return Verdict{"static", "queue " + name + " uses " + FormatMilli(used) + " of its quota of " +
                                  FormatMilli(quota) + " GPUs",
                    false};
@@ -105,6 +107,7 @@ class StaticPolicy final : public Policy {
 
   QueueShares shares_;
   std::vector<bool> closed_;  // per queue index: its head cannot start this cycle
+  std::vector<SharedText> behind_;  // per queue index: the reason of the jobs behind its head
   std::vector<int> left_;     // per queue index: pending jobs not yet tried
   int open_ = 0;              // queues neither closed nor fully tried
   std::vector<bool> may_start_;  // per pending job, this cycle
