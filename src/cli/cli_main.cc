@@ -16,6 +16,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/spec_defaults.h"
 #include "cli/table.h"
 #include "common/clock.h"
 #include "common/quantity.h"
@@ -397,7 +398,7 @@ int Main(int argc, char** argv) {
   run->add_option("--priority", priority, "priority (higher runs first where the policy allows)");
   run->add_option("--time-limit", time_limit, "time limit (e.g. 2h, 90s)");
   run->add_option("-e,--env", envs, "KEY=VALUE (or KEY to pass this shell's value)");
-  run->add_option("--workdir", workdir, "working directory (absolute)");
+  run->add_option("--workdir", workdir, "working directory (absolute; default: the current directory)");
   run->add_flag("-w,--wait", wait, "stream the logs and exit with the job's exit code");
   run->add_option("command", command, "the command and its arguments (after --)")->required();
   auto* submit = app.add_subcommand("submit", "submit a job document (YAML or JSON)");
@@ -493,6 +494,7 @@ int Main(int argc, char** argv) {
         auto r = model::ParseMemory(memory);
         if (!r.ok()) return Report(InvalidArgument("--memory: " + r.status().message()));
       }
+      if (workdir.empty()) workdir = CurrentDir();
       body = BuildRunSpec(command, name, queue, priority, gpus, cpu, memory, time_limit, envs, workdir).dump();
     } else {
       std::stringstream ss;
@@ -503,7 +505,7 @@ int Main(int argc, char** argv) {
         if (!in) return Report(InvalidArgument("-f: cannot read \"" + file + "\""));
         ss << in.rdbuf();
       }
-      body = ss.str();
+      body = WithDefaultWorkingDir(ss.str(), CurrentDir());
       wait = submit_wait;
     }
     auto job = api.Post("/api/v1/jobs", body, "application/yaml");

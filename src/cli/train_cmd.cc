@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/spec_defaults.h"
 
 namespace berth::cli {
 namespace {
@@ -26,7 +27,7 @@ int RunTrain(const TrainFlags& f, const std::string& server) {
     ss << in.rdbuf();
   }
   ApiClient api(server);
-  auto job = api.Post("/api/v1/jobs", ss.str(), "application/yaml");
+  auto job = api.Post("/api/v1/jobs", WithDefaultWorkingDir(ss.str(), CurrentDir()), "application/yaml");
   if (!job.ok()) return Report(job.status());
   std::string id = (*job)["id"].dump();
   if (!f.wait) {

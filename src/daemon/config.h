@@ -5,7 +5,8 @@
 //   gpus: 4                 # declare N simulated GPUs (machines without NVIDIA GPUs)
 //   logLevel: info
 //   scheduler:
-//     policy: fifo
+//     policy: dynamic       # the default
+//     resyncInterval: 5s
 //     options: {key: value}
 //   store:
 //     synchronous: FULL     # or NORMAL
@@ -31,7 +32,7 @@ struct DaemonConfig {
   std::string data_dir;  // default: DefaultDataDir()
   int gpus = -1;         // -1: discover (NVML), else declare this many
   std::string log_level = "info";
-  std::string policy = "fifo";
+  std::string policy = "dynamic";  // Berth's default (docs/scheduling.md)
   std::map<std::string, std::string> scheduler_options;
   // A scheduling cycle runs at least this often even when nothing changes.
   DurationMs resync_interval = 5000;

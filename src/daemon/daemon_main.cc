@@ -1,5 +1,8 @@
 // berthd: the Berth daemon. Usually started by `berth up`.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -38,6 +41,25 @@
 namespace berth::daemon {
 namespace {
 
+// A TCP port free on `host` now (the kernel picks it); 0 when none.
+int PickFreePort(const std::string& host) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  if (host == "0.0.0.0" || host.empty() || ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  int port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+
 int Fail(const std::string& msg) {
   std::cerr << "berthd: " << msg << "\n";
   return 2;
@@ -52,7 +74,7 @@ int Run(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "directory for berth.db, logs and run directories");
   app.add_option("--gpus", gpus, "declare N simulated GPUs (for machines without NVIDIA GPUs)")
       ->check(CLI::Range(0, 1024));
-  app.add_option("--policy", policy, "scheduling policy (default fifo)");
+  app.add_option("--policy", policy, "scheduling policy (default dynamic)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
   app.set_version_flag("--version", BERTH_VERSION);
   try {
@@ -128,6 +150,12 @@ int Run(int argc, char** argv) {
   });
   if (!executor.ok()) return Fail(executor.status().message());
 
+  if (cfg.port == 0) {
+    // Tasks are told BERTH_SERVER before the API server binds: pick the
+    // free port now rather than hand them ":0".
+    cfg.port = PickFreePort(cfg.host);
+    if (cfg.port == 0) return Fail("--listen: no free port on " + cfg.host);
+  }
   std::string url = "http://" + (cfg.host == "0.0.0.0" ? std::string("127.0.0.1") : cfg.host) +
                     ":" + std::to_string(cfg.port);
   controllers::JobControllerOptions copts;

@@ -103,6 +103,42 @@ TEST(Jobs, RunWaitStreamsLogsAndExitsWithTheJobsCode) {
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
 }
 
+// Like srun and sbatch, a job without workingDir runs where berth was called
+// (relative paths in the command work); tasks reach the daemon through
+// BERTH_SERVER, the address it really listens on (even with --listen :0).
+TEST(Jobs, RunsInTheCallersDirectoryAndKnowsTheServer) {
+  TempDir work;
+  Daemon d({"--gpus", "1"});
+  ASSERT_TRUE(d.Start());
+  WriteFile(work / "probe.sh", "echo \"pwd=$(pwd)\"; echo \"server=$BERTH_SERVER\"\n");
+  auto berth_in = [&](const std::string& dir, std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/env", "-C", dir, BinDir() + "/berth", "--server", d.url()});
+    return RunCommand(args);
+  };
+  CommandResult r = berth_in(work.path(), {"run", "--wait", "--", "/bin/sh", "probe.sh"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("pwd=" + work.path() + "\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("server=" + d.url() + "\n"), std::string::npos) << r.out;
+  EXPECT_EQ(d.url().find(":0"), std::string::npos) << d.url();
+
+  // A document without workingDir gets the caller's directory; one with it keeps it.
+  WriteFile(work / "job.yaml", "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/sh, probe.sh]\n"
+                               "  env: {STEPS: \"080\"}\n");
+  r = berth_in(work.path(), {"submit", "-f", "job.yaml", "--wait"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("pwd=" + work.path() + "\n"), std::string::npos) << r.out;
+  WriteFile(work / "pinned.yaml", "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/sh, -c, pwd]\n"
+                                  "  workingDir: /tmp\n");
+  r = berth_in(work.path(), {"submit", "-f", "pinned.yaml", "--wait"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("/tmp\n"), std::string::npos) << r.out;
+  // Malformed documents still get berthd's error with the line.
+  WriteFile(work / "bad.yaml", "apiVersion: berth/v1\nkind: Job\nspec: [unclosed\n");
+  r = berth_in(work.path(), {"submit", "-f", "bad.yaml"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("line"), std::string::npos) << r.err;
+}
+
 TEST(Jobs, GetShowsTheFieldsProgramsNeed) {
   Daemon d({"--gpus", "2"});
   ASSERT_TRUE(d.Start());
