@@ -691,9 +691,14 @@ Decisions FrameworkScheduler::Cycle::Run() {
   };
   // The last cycle visited most of its jobs: this one likely will too, so
   // it sorts at once (see below) rather than building a heap first.
-  bool sorted = buf.visit_most && order.size() > 1024;
+  // Pending jobs often come best first already (arrival order under an
+  // arrival-order key): then reversing them is all the sorting needed.
+  bool sorted = std::is_sorted(order.rbegin(), order.rend(), worse);
   if (sorted) {
+    std::reverse(order.begin(), order.end());
+  } else if (buf.visit_most && order.size() > 1024) {
     std::sort(order.begin(), order.end(), worse);
+    sorted = true;
   } else {
     std::make_heap(order.begin(), order.end(), worse);
   }
