@@ -270,7 +270,55 @@ class FrameworkScheduler final : public Scheduler {
     std::vector<JobView> pending;
     std::vector<HeapEntry> heap;
     bool visit_most = false;  // the last cycle visited more than half its pending jobs
+    std::vector<HeapEntry> scratch;
   };
+  static bool Worse(const HeapEntry& a, const HeapEntry& b) {
+    if (a.key[0] != b.key[0]) return a.key[0] > b.key[0];
+    if (a.key[1] != b.key[1]) return a.key[1] > b.key[1];
+    if (a.key[2] != b.key[2]) return a.key[2] > b.key[2];
+    return a.order > b.order;
+  }
+  // Sorts worst first. Keys often take few first values (a level, a queue's
+  // ratio), and within one the jobs often come in order already: then a
+  // counting sort on the first value and a check (or reversal) of each
+  // bucket replace most of the comparison sort.
+  static void SortWorstFirst(std::vector<HeapEntry>& v, std::vector<HeapEntry>& tmp) {
+    std::vector<int64_t> firsts;
+    size_t last = 0;
+    for (const HeapEntry& e : v) {
+      if (last < firsts.size() && firsts[last] == e.key[0]) continue;
+      auto it = std::find(firsts.begin(), firsts.end(), e.key[0]);
+      if (it == firsts.end()) {
+        if (firsts.size() >= 64) {
+          std::sort(v.begin(), v.end(), Worse);
+          return;
+        }
+        it = firsts.insert(firsts.end(), e.key[0]);
+      }
+      last = it - firsts.begin();
+    }
+    std::sort(firsts.begin(), firsts.end(), std::greater<int64_t>());  // worst (largest) first
+    auto bucket = [&](int64_t k) {
+      return static_cast<size_t>(std::lower_bound(firsts.begin(), firsts.end(), k, std::greater<int64_t>()) -
+                                 firsts.begin());
+    };
+    std::vector<size_t> start(firsts.size() + 1, 0);
+    for (const HeapEntry& e : v) ++start[bucket(e.key[0]) + 1];
+    for (size_t b = 0; b < firsts.size(); ++b) start[b + 1] += start[b];
+    tmp.resize(v.size());
+    std::vector<size_t> at(start.begin(), start.end() - 1);
+    for (const HeapEntry& e : v) tmp[at[bucket(e.key[0])]++] = e;
+    for (size_t b = 0; b < firsts.size(); ++b) {
+      auto first = tmp.begin() + start[b], end = tmp.begin() + start[b + 1];
+      if (std::is_sorted(first, end, Worse)) continue;
+      if (std::is_sorted(std::make_reverse_iterator(end), std::make_reverse_iterator(first), Worse)) {
+        std::reverse(first, end);
+      } else {
+        std::sort(first, end, Worse);
+      }
+    }
+    v.swap(tmp);
+  }
 
  private:
   struct Cycle;
@@ -468,6 +516,16 @@ struct FrameworkScheduler::Cycle {
     combos_total = std::max<size_t>(1, all.size());
     return combos_total;
   }
+  // A cycle that explains nothing, of a policy that does not preempt, on a
+  // full cluster: no pending job can start (nor elastic job grow, as some wait).
+  bool NothingCanStart() const {
+    if (in.explain_waiting || in.pending.empty() || policy.Preempts() || !elastic_running.empty()) return false;
+    if (state.free_gpu() != 0) return false;
+    for (const JobRequest& p : in.pending) {
+      if (p.task.gpus == 0) return false;
+    }
+    return true;
+  }
   void Grow();
   Decisions Run();
 };
@@ -631,6 +689,12 @@ Decisions FrameworkScheduler::Cycle::Run() {
     if (alive[i] > rj.request.tasks) elastic_running.push_back(i);
   }
   policy.BeginCycle(ctx);
+  if (NothingCanStart()) {
+    // What the loop below would find at its first job: no free GPU, no job
+    // without GPUs, nothing borrowed and no preemption. Skip keys and order.
+    out.recheck_at = policy.RecheckAt(ctx);
+    return std::move(out);
+  }
   for (int i = 0; i < nr; ++i) running[i].key = policy.Key(*running[i].req, true, ctx);
   if (policy.Preempts()) {
     victim_order.resize(nr);
@@ -683,21 +747,14 @@ Decisions FrameworkScheduler::Cycle::Run() {
       waiting_not_now = true;
     }
   }
-  auto worse = [](const HeapEntry& a, const HeapEntry& b) {
-    if (a.key[0] != b.key[0]) return a.key[0] > b.key[0];
-    if (a.key[1] != b.key[1]) return a.key[1] > b.key[1];
-    if (a.key[2] != b.key[2]) return a.key[2] > b.key[2];
-    return a.order > b.order;
-  };
-  // The last cycle visited most of its jobs: this one likely will too, so
-  // it sorts at once (see below) rather than building a heap first.
+  auto worse = [](const HeapEntry& a, const HeapEntry& b) { return Worse(a, b); };
   // Pending jobs often come best first already (arrival order under an
   // arrival-order key): then reversing them is all the sorting needed.
   bool sorted = std::is_sorted(order.rbegin(), order.rend(), worse);
   if (sorted) {
     std::reverse(order.begin(), order.end());
   } else if (buf.visit_most && order.size() > 1024) {
-    std::sort(order.begin(), order.end(), worse);
+    SortWorstFirst(order, buf.scratch);
     sorted = true;
   } else {
     std::make_heap(order.begin(), order.end(), worse);
@@ -714,7 +771,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
     // most of it: sorting what is left (worst first) is then cheaper than
     // popping it. The order is the same (the keys and positions are a total order).
     if (!sorted && ++popped > heap_size / 8 && order.size() > 1024) {
-      std::sort(order.begin(), order.end(), worse);
+      SortWorstFirst(order, buf.scratch);
       sorted = true;
     }
     if (!sorted) {
