@@ -27,6 +27,7 @@ int LasPolicy::Level(DurationMs attained) const {
 }
 
 void LasPolicy::BeginCycle(CycleContext& ctx) {
+  pending_attained_.clear();
   if (options_.promote_knob <= 0) return;
   if (options_.lease_mode) {
     for (const JobRequest& j : ctx.input->pending) {
@@ -44,11 +45,17 @@ void LasPolicy::BeginCycle(CycleContext& ctx) {
     }
     return;
   }
-  for (const JobRequest& j : ctx.input->pending) {
-    if (Level(Attained(j)) == 0) continue;
+  const auto& pend = ctx.input->pending;
+  pending_attained_.resize(pend.size());
+  for (size_t i = 0; i < pend.size(); ++i) {
+    const JobRequest& j = pend[i];
+    DurationMs attained = Attained(j);
+    pending_attained_[i] = attained;
+    if (Level(attained) == 0) continue;
     TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
     if (ctx.now - since >= static_cast<DurationMs>(options_.promote_knob * Executed(j))) {
       offset_[j.id] = j.attained_service;  // promoted to the top level
+      pending_attained_[i] = 0;
     }
   }
   if (offset_.size() > 4 * (ctx.input->pending.size() + ctx.input->running.size()) + 64) {
@@ -61,7 +68,8 @@ void LasPolicy::BeginCycle(CycleContext& ctx) {
 
 PriorityKey LasPolicy::Key(const JobRequest& job, bool running, const CycleContext& ctx) const {
   if (options_.lease_mode && Leased(job.id, ctx.now)) return {0, 0, job.submit_time};
-  DurationMs attained = Attained(job);
+  int i = running ? -1 : ctx.PendingIndex(job);
+  DurationMs attained = i >= 0 && i < static_cast<int>(pending_attained_.size()) ? pending_attained_[i] : Attained(job);
   int level = Level(attained);
   // The last level is FIFO, as in Tiresias: the longest jobs are served in
   // arrival order rather than all deferred to the end.
@@ -112,8 +120,11 @@ TimeMs LasPolicy::RecheckAt(const CycleContext& ctx) const {
                                                             std::max(j.last_run_time, options_.min_lease)));
     }
   } else if (options_.promote_knob > 0) {
-    for (const JobRequest& j : ctx.input->pending) {
-      if (Level(Attained(j)) == 0) continue;
+    const auto& pend = ctx.input->pending;
+    const bool cached = pending_attained_.size() == pend.size();
+    for (size_t i = 0; i < pend.size(); ++i) {
+      const JobRequest& j = pend[i];
+      if (Level(cached ? pending_attained_[i] : Attained(j)) == 0) continue;
       TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
       next = std::min(next, since + static_cast<DurationMs>(options_.promote_knob * Executed(j)));
     }

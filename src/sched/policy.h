@@ -84,14 +84,17 @@ struct CycleContext {
   std::vector<MilliGpu> queue_usage;
 
   int QueueOf(const JobView& j) const { return j.running() ? running_queue[j.order] : pending_queue[j.order]; }
-  // For a job of input.pending or input.running (found by address), or any other.
-  int QueueOf(const JobRequest& j) const {
+  // The position of `j` in input.pending if it is one of them (by address), or -1.
+  int PendingIndex(const JobRequest& j) const {
     const auto& p = input->pending;
     std::less<const JobRequest*> before;
-    if (pending_queue.size() == p.size() && !p.empty() && !before(&j, p.data()) && before(&j, p.data() + p.size())) {
-      return pending_queue[&j - p.data()];
-    }
-    return queues.Lookup(j.queue);
+    if (p.empty() || before(&j, p.data()) || !before(&j, p.data() + p.size())) return -1;
+    return static_cast<int>(&j - p.data());
+  }
+  // For a job of input.pending (found by address), or any other.
+  int QueueOf(const JobRequest& j) const {
+    int i = pending_queue.size() == input->pending.size() ? PendingIndex(j) : -1;
+    return i >= 0 ? pending_queue[i] : queues.Lookup(j.queue);
   }
   MilliGpu Usage(int queue) const { return queue < 0 ? 0 : queue_usage[queue]; }
   void AddUsage(const JobRequest& j, MilliGpu amount) {
