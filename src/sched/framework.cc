@@ -780,8 +780,9 @@ Decisions FrameworkScheduler::Cycle::Run() {
       // Jobs are visited in key order, scattered in memory: fetch ahead.
       int next = order[order.size() - 1 - kPrefetch].order;
       __builtin_prefetch(&pending[next]);
-      const char* ahead = reinterpret_cast<const char*>(&in.pending[next]);
-      for (size_t line = 0; line < sizeof(JobRequest); line += 64) __builtin_prefetch(ahead + line);
+      // The fields a visit reads (priority to the task shape), not the whole request.
+      __builtin_prefetch(&in.pending[next].priority);
+      __builtin_prefetch(&in.pending[next].min_tasks);
     }
     const JobView& j = pending[order.back().order];
     order.pop_back();
