@@ -24,45 +24,55 @@ void QueueIndex::Clear() {
   names_.clear();
   prefixes_.clear();
   map_.clear();
+  table_.fill(0);
+  last_ = -1;
 }
 
 uint64_t QueueIndex::Prefix(const std::string& s) {
   uint64_t p = 0;
   std::memcpy(&p, s.data(), std::min<size_t>(s.size(), sizeof p));
-  return p;
+  return p ^ (static_cast<uint64_t>(s.size()) << 59);  // names of up to 8 bytes differ in p
+}
+
+bool QueueIndex::Is(int i, const std::string& queue, uint64_t prefix) const {
+  return prefixes_[i] == prefix && names_[i].size() == queue.size() &&
+         (queue.size() <= sizeof prefix || names_[i] == queue);
 }
 
 int QueueIndex::Scan(const std::string& queue, uint64_t prefix) const {
+  if (last_ >= 0 && Is(last_, queue, prefix)) return last_;  // jobs of one queue often come in runs
   if (!map_.empty()) {
     auto it = map_.find(queue);
-    return it == map_.end() ? -1 : it->second;
+    return it == map_.end() ? -1 : (last_ = it->second);
   }
-  const size_t size = queue.size();
-  for (size_t i = 0; i < names_.size(); ++i) {
-    if (prefixes_[i] != prefix || names_[i].size() != size) continue;
-    if (size <= sizeof prefix || names_[i] == queue) return static_cast<int>(i);
+  for (size_t slot = Slot(prefix);; slot = (slot + 1) % kSlots) {
+    int i = table_[slot] - 1;
+    if (i < 0) return -1;
+    if (Is(i, queue, prefix)) return last_ = i;
   }
-  return -1;
 }
 
-int QueueIndex::Lookup(const std::string& queue) const {
-  return Scan(queue, Prefix(queue));
-}
+int QueueIndex::Lookup(const std::string& queue) const { return Scan(queue, Prefix(queue)); }
 
 int QueueIndex::Find(const std::string& queue) {
   uint64_t prefix = Prefix(queue);
   int i = Scan(queue, prefix);
-  if (i < 0) {
-    i = static_cast<int>(names_.size());
-    names_.push_back(queue);
-    prefixes_.push_back(prefix);
-    if (!map_.empty()) {
-      map_.emplace(queue, i);
-    } else if (names_.size() > 32) {
+  if (i >= 0) return i;
+  i = static_cast<int>(names_.size());
+  names_.push_back(queue);
+  prefixes_.push_back(prefix);
+  if (names_.size() > kSlots / 2) {  // the table stays at most half full; then hash
+    if (map_.empty()) {
       for (size_t k = 0; k < names_.size(); ++k) map_.emplace(names_[k], static_cast<int>(k));
+    } else {
+      map_.emplace(queue, i);
     }
+  } else {
+    size_t slot = Slot(prefix);
+    while (table_[slot] != 0) slot = (slot + 1) % kSlots;
+    table_[slot] = static_cast<int16_t>(i + 1);
   }
-  return i;
+  return last_ = i;
 }
 
 // ---------------------------------------------------------------- options

@@ -49,9 +49,10 @@ struct JobView {
   MilliGpu Gpus() const;
 };
 
-// Queue names to small dense indices. Jobs of a cycle name few queues, so a
-// lookup scans a short list by first bytes and length (names of up to 8
-// bytes need no other comparison); past 32 queues it hashes.
+// Queue names to small dense indices. A cycle's jobs name few queues, often
+// in runs: a lookup checks the last hit, then a small open-addressed table
+// keyed by the name's first 8 bytes and length (names of up to 8 bytes need
+// no other comparison); past 64 queues it hashes the names.
 class QueueIndex {
  public:
   void Clear();
@@ -63,11 +64,16 @@ class QueueIndex {
   int size() const { return static_cast<int>(names_.size()); }
 
  private:
+  static constexpr size_t kSlots = 128;
   static uint64_t Prefix(const std::string& s);
+  static size_t Slot(uint64_t prefix) { return (prefix * 0x9E3779B97F4A7C15ull) >> 57; }  // 0..127
+  bool Is(int i, const std::string& queue, uint64_t prefix) const;
   int Scan(const std::string& queue, uint64_t prefix) const;
   std::vector<std::string> names_;
-  std::vector<uint64_t> prefixes_;  // first 8 bytes of each name
+  std::vector<uint64_t> prefixes_;  // Prefix() of each name
+  std::array<int16_t, kSlots> table_{};  // index + 1, 0: empty
   std::unordered_map<std::string, int> map_;  // once there are many queues
+  mutable int last_ = -1;
 };
 
 struct CycleContext {
