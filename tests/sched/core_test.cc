@@ -5,6 +5,7 @@
 #include <set>
 
 #include "sched/cluster_state.h"
+#include "sched/policy.h"
 #include "sched/scheduler.h"
 #include "sched_test_util.h"
 
@@ -260,6 +261,47 @@ TEST(ClusterStateTest, TakeAndGiveAreInverses) {
   EXPECT_EQ(s.free_gpu(), 8000);
   EXPECT_EQ(s.free_whole_gpus(), 8);
   EXPECT_TRUE(s.IsFree(*p2, whole));
+}
+
+TEST(QueueIndexTest, FindsEveryNameWhateverItsLengthOrCount) {
+  QueueIndex q;
+  // Names that share their first 8 bytes, short ones, an empty one, and
+  // enough of them to outgrow the small table.
+  std::vector<std::string> names = {"", "a", "research", "research-vision", "research-speech", "7f04ca"};
+  for (int i = 0; i < 150; ++i) names.push_back("team-" + std::to_string(i));
+  for (size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(q.Find(names[i]), static_cast<int>(i)) << names[i];
+    if (i == 20) EXPECT_EQ(q.Lookup("nobody-here"), -1);
+  }
+  EXPECT_EQ(q.size(), static_cast<int>(names.size()));
+  for (size_t i = names.size(); i-- > 0;) {
+    EXPECT_EQ(q.Find(names[i]), static_cast<int>(i)) << names[i];
+    EXPECT_EQ(q.Lookup(names[i]), static_cast<int>(i)) << names[i];
+    EXPECT_EQ(q.name(static_cast<int>(i)), names[i]);
+  }
+  EXPECT_EQ(q.Lookup("research-visio"), -1);
+  EXPECT_EQ(q.Lookup("team-150"), -1);
+  q.Clear();
+  EXPECT_EQ(q.size(), 0);
+  EXPECT_EQ(q.Lookup("a"), -1);
+  EXPECT_EQ(q.Find("research-speech"), 0);
+}
+
+TEST(SharedTextTest, ReadsAndConcatenatesLikeAString) {
+  SharedText none;
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(none.str(), "");
+  SharedText why = std::string("needs 2 task(s) x 8 GPU; 3 whole GPU(s) free, at most 2 on one node");
+  SharedText copy = why;  // shares the text
+  EXPECT_EQ(&copy.str(), &why.str());
+  EXPECT_EQ(copy, why);
+  // The daemon's job controller builds its message this way.
+  bool never = true;
+  std::string plugin = "gang";
+  std::string msg = (never ? "cannot run on this cluster: " : "") + why + (plugin.empty() ? "" : " [" + plugin + "]");
+  EXPECT_EQ(msg, "cannot run on this cluster: needs 2 task(s) x 8 GPU; 3 whole GPU(s) free, at most 2 on one node [gang]");
+  const std::string& as_string = why;
+  EXPECT_NE(as_string.find("at most 2"), std::string::npos);
 }
 
 }  // namespace
