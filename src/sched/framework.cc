@@ -318,13 +318,24 @@ class FrameworkScheduler final : public Scheduler {
     tmp.resize(v.size());
     std::vector<size_t> at(start.begin(), start.end() - 1);
     for (const HeapEntry& e : v) tmp[at[bucket(e.key[0])]++] = e;
+    std::vector<size_t> runs;
     for (size_t b = 0; b < firsts.size(); ++b) {
       auto first = tmp.begin() + start[b], end = tmp.begin() + start[b + 1];
       if (std::is_sorted(first, end, Worse)) continue;
-      if (std::is_sorted(std::make_reverse_iterator(end), std::make_reverse_iterator(first), Worse)) {
-        std::reverse(first, end);
-      } else {
+      // Mostly best first (arrival order, with requeued jobs appended):
+      // reverse, then merge the few worst-first runs left, if they are few.
+      if (!Worse(*first, *(end - 1))) std::reverse(first, end);
+      runs.assign(1, 0);
+      for (auto it = first + 1; it < end && runs.size() <= 16; ++it) {
+        if (Worse(*it, *(it - 1))) runs.push_back(it - first);
+      }
+      if (runs.size() > 16) {
         std::sort(first, end, Worse);
+        continue;
+      }
+      for (size_t r = 1; r < runs.size(); ++r) {
+        auto mid = first + runs[r], to = r + 1 < runs.size() ? first + runs[r + 1] : end;
+        std::inplace_merge(first, mid, to, Worse);
       }
     }
     v.swap(tmp);
