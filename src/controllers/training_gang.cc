@@ -116,8 +116,18 @@ void JobController::StartGang(Active& a) {
   bool local = executor_.Name() == "local";
   std::string master = local ? "127.0.0.1" : addresses[ws[0].node];
   if (master.empty()) master = ws[0].node;
-  int port = local ? FreeLocalPort() : 0;
-  if (port == 0) port = 29500 + static_cast<int>(j.id % 1000);
+  // A port free now and not handed to another live gang (whose master may
+  // not have bound it yet).
+  std::set<int> taken;
+  for (const auto& [id, other] : active_)
+    if (id != j.id && other.job.spec.training && other.status.is_object())
+      taken.insert(other.status.value("masterPort", 0));
+  int port = 0;
+  for (int tries = 0; local && tries < 16 && (port == 0 || taken.count(port)); ++tries) port = FreeLocalPort();
+  if (port == 0 || taken.count(port)) {
+    port = 29500 + static_cast<int>(j.id % 1000);
+    while (taken.count(port)) ++port;
+  }
   // Node ranks in order of first appearance; local ranks within a node.
   std::map<std::string, int> node_rank, on_node;
   for (const model::Placement& w : ws) {

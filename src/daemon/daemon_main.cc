@@ -12,6 +12,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <cstring>
 #include <filesystem>
@@ -189,6 +190,18 @@ int Run(int argc, char** argv) {
   gopts.idle_util_percent = cfg.idle_util_percent;
   gopts.idle_after = cfg.idle_after;
   gpu::Sampler sampler(clock, *inventory, gopts);
+  // A job's GPU usage as the API shows it (`gpuUsage`).
+  auto usage_json = [](const gpu::JobUsage& u) {
+    nlohmann::json j = gpu::ToJson(u);
+    j["avgUtilization"] = u.AvgUtil();
+    j["peakUtilization"] = u.peak_util;
+    j["avgMemoryMiB"] = u.AvgMemory();
+    j["peakMemoryMiB"] = u.peak_memory;
+    return j;
+  };
+  // Usage of jobs that no longer hold GPUs is kept in the store (meta
+  // "usage.<id>"), so `berth get` shows it after berthd restarts.
+  std::set<model::JobId> usage_saved;
   std::mutex tel_mu;
   std::condition_variable tel_cv;
   bool tel_stop = false;
@@ -215,6 +228,16 @@ int Run(int argc, char** argv) {
             ev.type == gpu::GpuEventType::kGpuLost)
           spdlog::warn("{}", ev.message);
         controller.RecordEvent(type, ev.job, ev.message, data);
+      }
+      for (const gpu::JobUsage& u : sampler.Jobs()) {
+        if (u.active) {
+          usage_saved.erase(u.job);
+          continue;
+        }
+        if (u.job == 0 || usage_saved.count(u.job)) continue;
+        Status put = (*store)->PutMeta("usage." + std::to_string(u.job), usage_json(u).dump());
+        if (put.ok()) usage_saved.insert(u.job);
+        else spdlog::warn("job {}: could not save its GPU usage: {}", u.job, put.ToString());
       }
       l.lock();
       tel_cv.wait_for(l, std::chrono::milliseconds(cfg.telemetry_interval), [&] { return tel_stop; });
@@ -246,14 +269,11 @@ int Run(int argc, char** argv) {
     return t;
   };
   hooks.job_usage = [&](model::JobId id) -> nlohmann::json {
-    auto u = sampler.Job(id);
-    if (!u) return nullptr;
-    nlohmann::json j = gpu::ToJson(*u);
-    j["avgUtilization"] = u->AvgUtil();
-    j["peakUtilization"] = u->peak_util;
-    j["avgMemoryMiB"] = u->AvgMemory();
-    j["peakMemoryMiB"] = u->peak_memory;
-    return j;
+    if (auto u = sampler.Job(id)) return usage_json(*u);
+    auto saved = (*store)->GetMeta("usage." + std::to_string(id));
+    if (!saved.ok() || !*saved) return nullptr;
+    nlohmann::json j = nlohmann::json::parse(**saved, nullptr, false);
+    return j.is_discarded() ? nlohmann::json(nullptr) : j;
   };
 
   api::ServerOptions aopts;

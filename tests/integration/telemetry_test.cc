@@ -139,6 +139,22 @@ TEST_F(Telemetry, DiscoveredGpusAndLiveUtilizationReachMetricsWithTheJobsLabels)
   EXPECT_EQ(got["gpuUsage"]["peakMemoryMiB"], 4096);
   CommandResult human = daemon_->Cli({"get", id});
   EXPECT_NE(human.out.find("GPU usage:"), std::string::npos) << human.out;
+
+  // The job ends; its usage over its life is kept in the store and shown
+  // after berthd restarts.
+  WriteFile(work_ / "release", "");
+  ASSERT_TRUE(WaitFor([&] { return daemon_->State(id) == "Succeeded"; }));
+  ASSERT_TRUE(WaitFor([&] {
+    auto j = daemon_->Job(id);
+    return j.contains("gpuUsage") && j["gpuUsage"].value("active", true) == false;
+  })) << daemon_->Job(id).dump();
+  daemon_->Stop();
+  ASSERT_TRUE(daemon_->Start()) << ReadFile(daemon_->data_dir() + "/berthd.log");
+  auto after = nlohmann::json::parse(daemon_->Cli({"get", id, "-o", "json"}).out);
+  ASSERT_TRUE(after.contains("gpuUsage")) << after.dump();
+  EXPECT_EQ(after["gpuUsage"]["peakUtilization"], 73);
+  EXPECT_EQ(after["gpuUsage"]["peakMemoryMiB"], 4096);
+  EXPECT_GT(after["gpuUsage"]["allocatedGpuSeconds"].get<double>(), 0.0);
 }
 
 TEST_F(Telemetry, IdleAllocationsAndViolationsBecomeEvents) {

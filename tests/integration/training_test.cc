@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 #include "harness.h"
 
@@ -102,6 +103,36 @@ TEST(Training, GangGetsTorchEnvironment) {
     EXPECT_EQ(this_port, port);  // one port per job, the same for every worker
     EXPECT_NE(env.find("PET_MASTER_PORT=" + port + "\n"), std::string::npos) << env;
   }
+}
+
+// Gangs started in the same cycle each get their own rendezvous port.
+TEST(Training, ConcurrentGangsGetDistinctMasterPorts) {
+  TempDir work;
+  Daemon d({"--gpus", "4"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  std::string dir = work.path();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    std::string script = "echo $MASTER_PORT > " + dir + "/port." + std::to_string(i) + "; while [ ! -e " + dir +
+                         "/release ]; do sleep 0.02; done";
+    ids.push_back(Submit(d, work, TrainDoc("g" + std::to_string(i), {{"workers", 1}, {"gpusPerWorker", 1},
+                                                                       {"command", {"/bin/sh", "-c", script}}})));
+  }
+  std::set<std::string> ports;
+  ASSERT_TRUE(WaitFor([&] {
+    ports.clear();
+    for (int i = 0; i < 4; ++i) {
+      std::string p = Trim(ReadFile(work / ("port." + std::to_string(i))));
+      if (!p.empty()) ports.insert(p);
+    }
+    bool all = true;
+    for (int i = 0; i < 4; ++i) all = all && !Trim(ReadFile(work / ("port." + std::to_string(i)))).empty();
+    return all;
+  }));
+  EXPECT_EQ(ports.size(), 4u);
+  WriteFile(work / "release", "");
+  for (const std::string& id : ids)
+    ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Succeeded"; })) << d.Job(id).dump();
 }
 
 TEST(Training, FailedWorkerRestartsTheGangThenFailsWhenBackoffIsExhausted) {
