@@ -24,14 +24,45 @@ ClusterState::ClusterState(const ClusterSnapshot& cluster) {
   for (const NodeState& ns : cluster.nodes) {
     Node n;
     n.name = ns.name;
+    node_index_[n.name] = static_cast<int>(nodes_.size());
+    nodes_.push_back(std::move(n));
+  }
+  Init(cluster);
+}
+
+bool ClusterState::Reset(const ClusterSnapshot& cluster) {
+  if (nodes_.size() != cluster.nodes.size()) return false;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i].name != cluster.nodes[i].name) return false;
+  }
+  Init(cluster);
+  return true;
+}
+
+void ClusterState::Init(const ClusterSnapshot& cluster) {
+  partial_.clear();
+  free_milli_ = 0;
+  capacity_milli_ = 0;
+  free_whole_ = 0;
+  max_gpus_ = 0;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const NodeState& ns = cluster.nodes[i];
+    Node& n = nodes_[i];
     n.cpu_scheduled = ns.cpu > 0;
     n.mem_scheduled = ns.memory > 0;
     n.cpu_free = ns.cpu;
     n.mem_free = ns.memory;
+    n.whole_free = 0;
     int max_index = -1;
     for (const GpuState& g : ns.gpus) max_index = std::max(max_index, g.index);
     n.gpus.resize(max_index + 1);
-    for (Gpu& g : n.gpus) g.usable = false;
+    for (Gpu& g : n.gpus) {
+      g.free = 0;
+      g.mem_free = 0;
+      g.mem_total = 0;
+      g.usable = false;
+      g.peers.clear();
+    }
     for (const GpuState& gs : ns.gpus) {
       if (gs.index < 0) continue;
       Gpu& g = n.gpus[gs.index];
@@ -48,10 +79,9 @@ ClusterState::ClusterState(const ClusterSnapshot& cluster) {
     }
     free_whole_ += n.whole_free;
     max_gpus_ = std::max(max_gpus_, n.whole_free);
-    node_index_[n.name] = static_cast<int>(nodes_.size());
-    nodes_.push_back(std::move(n));
   }
-  by_whole_free_.assign(max_gpus_ + 1, std::vector<uint64_t>((nodes_.size() + 63) / 64, 0));
+  by_whole_free_.resize(max_gpus_ + 1);
+  for (auto& bits : by_whole_free_) bits.assign((nodes_.size() + 63) / 64, 0);
   bucket_size_.assign(max_gpus_ + 1, 0);
   for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) BucketInsert(nodes_[i].whole_free, i);
 }

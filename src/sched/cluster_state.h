@@ -27,6 +27,10 @@ class ClusterState {
  public:
   // All healthy GPUs free. Unhealthy GPUs are never offered.
   explicit ClusterState(const ClusterSnapshot& cluster);
+  // Back to the state the constructor would build from `cluster`, reusing
+  // this one's memory; false (and unusable until reset) if `cluster` has
+  // other nodes than the one this was built from.
+  bool Reset(const ClusterSnapshot& cluster);
 
   // Reserves placements for `task` (a running job's, or a rollback). Unknown
   // nodes or GPUs are ignored; amounts never go below zero.
@@ -80,6 +84,7 @@ class ClusterState {
     bool mem_scheduled = false;
   };
 
+  void Init(const ClusterSnapshot& cluster);  // everything but the node names and index
   // How many copies of `task` fit on node i by CPU and memory (large if unscheduled).
   int CpuMemCapacity(int i, const TaskRequest& task) const;
   void SetWholeFree(int i, int value);

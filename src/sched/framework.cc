@@ -274,6 +274,7 @@ class FrameworkScheduler final : public Scheduler {
   // Per-cycle arrays kept between cycles, so a cycle over 100,000 pending
   // jobs allocates (and faults in) nothing new.
   struct Buffers {
+    std::optional<ClusterState> state;  // reset in place while the nodes stay the same
     CycleContext ctx;
     std::vector<int> run_nodes;     // node index of every running job's placements, flat
     std::vector<int> run_node_off;  // running job i's start in run_nodes
@@ -354,7 +355,7 @@ struct FrameworkScheduler::Cycle {
   Buffers& buf;
   Policy& policy;
   const SchedulerInput& in;
-  ClusterState state;
+  ClusterState& state;
   CycleContext& ctx;
   Decisions out;
   Limits limits;
@@ -383,7 +384,7 @@ struct FrameworkScheduler::Cycle {
   bool waiting_not_now = false;
 
   Cycle(Buffers& b, Policy& p, const SchedulerInput& input, Rng& rng)
-      : buf(b), policy(p), in(input), state(*input.cluster), ctx(b.ctx), limits(ComputeLimits(*input.cluster)) {
+      : buf(b), policy(p), in(input), state(*b.state), ctx(b.ctx), limits(ComputeLimits(*input.cluster)) {
     ctx.now = input.now;
     ctx.input = &input;
     ctx.state = &state;
@@ -876,6 +877,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
 
 Decisions FrameworkScheduler::Schedule(const SchedulerInput& input) {
   if (input.cluster == nullptr) return {};
+  if (!buffers_.state || !buffers_.state->Reset(*input.cluster)) buffers_.state.emplace(*input.cluster);
   Cycle cycle(buffers_, *policy_, input, rng_);
   return cycle.Run();
 }

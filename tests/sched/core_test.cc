@@ -263,6 +263,30 @@ TEST(ClusterStateTest, TakeAndGiveAreInverses) {
   EXPECT_TRUE(s.IsFree(*p2, whole));
 }
 
+TEST(ClusterStateTest, ResetIsAFreshState) {
+  auto cluster = MakeCluster(3, 8);
+  ClusterState used(cluster);
+  ASSERT_TRUE(used.Place({2000, 0, 0, 0}, 3));
+  ASSERT_TRUE(used.Place({250, 1000, 0, 0}, 5));
+  cluster.nodes[1].gpus[3].healthy = false;  // same nodes, other health: still a reset
+  ASSERT_TRUE(used.Reset(cluster));
+  ClusterState fresh(cluster);
+  EXPECT_EQ(used.free_gpu(), fresh.free_gpu());
+  EXPECT_EQ(used.free_whole_gpus(), fresh.free_whole_gpus());
+  EXPECT_EQ(used.capacity(), fresh.capacity());
+  for (TaskRequest t : {TaskRequest{8000, 0, 0, 0}, TaskRequest{1000, 0, 0, 0}, TaskRequest{500, 1000, 0, 0}}) {
+    auto a = used.Place(t, 2);
+    auto b = fresh.Place(t, 2);
+    ASSERT_EQ(a.has_value(), b.has_value());
+    if (!a) continue;
+    for (size_t k = 0; k < a->size(); ++k) {
+      EXPECT_EQ((*a)[k].node, (*b)[k].node);
+      EXPECT_EQ((*a)[k].gpus, (*b)[k].gpus);
+    }
+  }
+  EXPECT_FALSE(used.Reset(MakeCluster(4, 8))) << "other nodes need a new state";
+}
+
 TEST(QueueIndexTest, FindsEveryNameWhateverItsLengthOrCount) {
   QueueIndex q;
   // Names that share their first 8 bytes, short ones, an empty one, and
