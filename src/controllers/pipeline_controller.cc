@@ -177,7 +177,9 @@ void PipelineController::ProcessEventsLocked() {
       if (e.state != "Succeeded" && e.state != "Failed" && e.state != "Cancelled") continue;
       auto job = store_.GetJob(e.job);
       if (!job.ok() || !model::IsTerminal(job->state)) continue;
-      OnJobEnded(*run->second, it->second.second, *job);
+      // A copy: OnJobEnded erases the job_index_ entry that holds the name.
+      std::string node = it->second.second;
+      OnJobEnded(*run->second, node, *job);
     }
     for (auto& [id, rs] : active_) Save(*rs);
     // The cursor only saves re-reading events after a restart (Start
@@ -243,7 +245,13 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
   }
   std::string msg = job.exit_code ? "exit code " + std::to_string(*job.exit_code) : "";
   if (!job.message.empty()) msg += (msg.empty() ? "" : ": ") + job.message;
-  FailOrRetry(rs, n, *step, msg.empty() ? "failed" : msg, job.exit_code.has_value());
+  // The job controller gives a task that could not be started (command not
+  // found, bad working directory) exit code 127 and a "failed to start"
+  // message: that is an error (retryPolicy OnError), not a failure of a
+  // process that ran (OnFailure).
+  bool process_ran =
+      job.exit_code.has_value() && job.message.rfind("failed to start", 0) == std::string::npos;
+  FailOrRetry(rs, n, *step, msg.empty() ? "failed" : msg, process_ran);
 }
 
 void PipelineController::FailOrRetry(RunState& rs, NodeRecord& n, const model::StepSpec& step,

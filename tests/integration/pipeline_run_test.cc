@@ -280,11 +280,21 @@ spec:
   ASSERT_EQ(d_.Cli({"pipeline", "suspend", id}).exit_code, 0);
   WriteFile(release, "");
   ASSERT_TRUE(WaitFor([&] { return Node(GetRun(d_, id), "a")["state"] == "Succeeded"; }));
-  // Held: b does not start while the run is suspended (checked over a few passes).
-  for (int i = 0; i < 5; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(60));
-    EXPECT_EQ(Node(GetRun(d_, id), "b")["state"], "Pending");
-  }
+  // Held: b does not start while the run is suspended. The pass that saw a
+  // end would have launched b; a whole other run started afterwards and run
+  // to its end shows that the controller made further passes meanwhile.
+  EXPECT_EQ(Node(GetRun(d_, id), "b")["state"], "Pending");
+  auto other = WaitRunEnd(d_, StartRun(d_, work_.path(), R"(
+kind: Pipeline
+metadata: {name: meanwhile}
+spec:
+  steps:
+  - {name: x, command: [echo, x]}
+  - {name: y, dependencies: [x], command: [echo, y]}
+)"));
+  ASSERT_EQ(other["state"], "Succeeded") << other.dump(2);
+  EXPECT_EQ(Node(GetRun(d_, id), "b")["state"], "Pending");
+  EXPECT_EQ(Node(GetRun(d_, id), "b")["jobId"], 0);
   ASSERT_EQ(d_.Cli({"pipeline", "resume", id}).exit_code, 0);
   EXPECT_EQ(WaitRunEnd(d_, id)["state"], "Succeeded");
 }
@@ -306,10 +316,15 @@ spec:
     dependencies: [wait]
     command: [echo, "got {{steps.wait.outputs.parameters.v}}"]
 )");
-  ASSERT_TRUE(WaitFor([&] { return Node(GetRun(d_, id), "wait")["state"] == "Running"; }));
+  nlohmann::json wait;
+  ASSERT_TRUE(WaitFor([&] {
+    wait = Node(GetRun(d_, id), "wait");
+    return wait["state"] == "Running" && wait["jobId"].get<int64_t>() > 0;
+  }));
   d_.Kill();
   WriteFile(release, "");  // the step ends while berthd is down
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(WaitFor([&] { return TaskStatusWritten(d_, wait["jobId"].get<int64_t>()); }))
+      << "the step's task did not end";
   ASSERT_TRUE(d_.Start()) << ReadFile(d_.data_dir() + "/berthd.log");
   auto run = WaitRunEnd(d_, id);
   ASSERT_EQ(run["state"], "Succeeded") << run.dump(2);

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "harness.h"
 
 namespace berth::testing {
@@ -42,6 +44,19 @@ inline nlohmann::json Node(const nlohmann::json& run, const std::string& name) {
     for (const auto& n : run["nodes"])
       if (n["name"] == name) return n;
   return nlohmann::json::object();
+}
+
+// Whether berth-shim has recorded the end of job `job_id`'s task: the
+// status.json in its run directory (written even while berthd is down).
+inline bool TaskStatusWritten(const Daemon& d, int64_t job_id) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it(d.data_dir() + "/runs", ec);
+  if (ec) return false;
+  for (const auto& e : it)
+    if (e.path().filename().string().rfind("job-" + std::to_string(job_id) + ".", 0) == 0 &&
+        std::filesystem::exists(e.path() / "status.json", ec))
+      return true;
+  return false;
 }
 
 }  // namespace berth::testing
