@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -226,6 +228,16 @@ int Up(const std::vector<std::string>& daemon_args, bool detach, const std::stri
   std::string dir = data_dir.empty() ? daemon::DefaultDataDir() : data_dir;
   std::filesystem::create_directories(dir);
   std::string log = dir + "/berthd.log";
+  // berthd writes its actual address to berthd.url once it listens (the only
+  // way to learn the port of --listen HOST:0): a file replaced after the fork
+  // is this daemon's, an older one a previous daemon's.
+  std::string url_file = dir + "/berthd.url";
+  auto url_stamp = [&url_file] {
+    struct stat st {};
+    if (::stat(url_file.c_str(), &st) != 0) return std::pair<ino_t, int64_t>{0, 0};
+    return std::pair<ino_t, int64_t>{st.st_ino, st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
+  };
+  auto old_stamp = url_stamp();
   pid_t pid = ::fork();
   if (pid < 0) {
     std::cerr << "berth: fork: " << std::strerror(errno) << "\n";
@@ -241,9 +253,15 @@ int Up(const std::vector<std::string>& daemon_args, bool detach, const std::stri
     std::fprintf(stderr, "berth: cannot start %s: %s\n", berthd.c_str(), std::strerror(errno));
     ::_exit(127);
   }
-  ApiClient api(server);
+  std::string url = server;
   int64_t deadline = MonotonicNanos() + 20'000'000'000LL;
   while (MonotonicNanos() < deadline) {
+    if (auto stamp = url_stamp(); stamp.first != 0 && stamp != old_stamp) {
+      std::string actual;
+      std::ifstream(url_file) >> actual;
+      if (!actual.empty()) url = actual;
+    }
+    ApiClient api(url);
     int status;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
       std::cerr << "berth: berthd exited during start-up; its log (" << log << ") ends with:\n";
@@ -256,22 +274,30 @@ int Up(const std::vector<std::string>& daemon_args, bool detach, const std::stri
     }
     auto h = api.Get("/healthz");
     if (h.ok()) {
-      std::cout << "berthd " << h->value("version", "") << " is up at " << server << " (pid " << pid
+      std::cout << "berthd " << h->value("version", "") << " is up at " << url << " (pid " << pid
                 << ", " << h->value("inventory", "") << ", policy " << h->value("policy", "")
                 << "); log: " << log << "\n";
       return 0;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  std::cerr << "berth: berthd did not answer at " << server << " within 20 s; see " << log << "\n";
+  std::cerr << "berth: berthd did not answer at " << url << " within 20 s; see " << log << "\n";
   return kExitError;
 }
 
 int Down(const std::string& data_dir) {
   std::string dir = data_dir.empty() ? daemon::DefaultDataDir() : data_dir;
-  std::ifstream in(dir + "/berthd.lock");
+  std::string lock_path = dir + "/berthd.lock";
+  std::ifstream in(lock_path);
   pid_t pid = 0;
-  if (!(in >> pid) || pid <= 0 || ::kill(pid, 0) != 0) {
+  // A running berthd holds the lock; a lock file nobody holds names a daemon
+  // that has exited (its pid may be a zombie or belong to another process now).
+  bool held = false;
+  if (int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+    held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+  }
+  if (!held || !(in >> pid) || pid <= 0 || ::kill(pid, 0) != 0) {
     std::cerr << "berth: no berthd is running for " << dir << "\n";
     return kExitError;
   }
