@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "harness.h"
+#include "../require_tools.h"
 
 namespace berth::testing {
 namespace {
@@ -188,7 +189,7 @@ TEST_F(Telemetry, IdleAllocationsAndViolationsBecomeEvents) {
 
 TEST_F(Telemetry, RealPrometheusScrapesTheJobsGpuUtilization) {
   const char* prom = "/usr/bin/prometheus";
-  if (::access(prom, X_OK) != 0) GTEST_SKIP() << "prometheus is not installed (scripts/install-deps.sh --test installs it)";
+  if (::access(prom, X_OK) != 0) BERTH_SKIP_UNLESS_REQUIRED("prometheus is not installed (scripts/install-deps.sh --test installs it)");
   std::string id = StartJob();
   int gpu = daemon_->Job(id)["gpus"][0];
   int pid = std::stoi(ReadFile(work_ / ("pid." + id)));

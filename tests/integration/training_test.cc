@@ -8,6 +8,7 @@
 #include <set>
 
 #include "harness.h"
+#include "../require_tools.h"
 
 namespace berth::testing {
 namespace {
@@ -40,7 +41,7 @@ std::string CheckpointDir(const Daemon& d, const std::string& id) {
 }
 
 TEST(Training, TwoWorkerDdpRunTrainsInLockstep) {
-  if (!HaveTorch()) GTEST_SKIP() << "python3-torch is not installed (scripts/install-deps.sh)";
+  if (!HaveTorch()) BERTH_SKIP_UNLESS_REQUIRED("python3-torch is not installed (scripts/install-deps.sh --test)");
   TempDir work;
   Daemon d({"--gpus", "2"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
@@ -205,7 +206,7 @@ std::string ShJob(const std::string& name, int priority, int gpus, const std::st
 }
 
 TEST(Training, ElasticJobStartsAtTheFreeSizeGrowsAndShrinks) {
-  if (!HaveTorch()) GTEST_SKIP() << "python3-torch is not installed (scripts/install-deps.sh)";
+  if (!HaveTorch()) BERTH_SKIP_UNLESS_REQUIRED("python3-torch is not installed (scripts/install-deps.sh --test)");
   TempDir work;
   Daemon d({"--gpus", "3", "--policy", "fairshare"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
