@@ -289,6 +289,9 @@ class FrameworkScheduler final : public Scheduler {
     if (a.key[2] != b.key[2]) return a.key[2] > b.key[2];
     return a.order > b.order;
   }
+  struct WorseFn {  // inlined where a function pointer would not be
+    bool operator()(const HeapEntry& a, const HeapEntry& b) const { return Worse(a, b); }
+  };
   // Sorts worst first. Keys often take few first values (a level, a queue's
   // ratio), and within one the jobs often come in order already: then a
   // counting sort on the first value and a check (or reversal) of each
@@ -301,7 +304,7 @@ class FrameworkScheduler final : public Scheduler {
       auto it = std::find(firsts.begin(), firsts.end(), e.key[0]);
       if (it == firsts.end()) {
         if (firsts.size() >= 64) {
-          std::sort(v.begin(), v.end(), Worse);
+          std::sort(v.begin(), v.end(), WorseFn{});
           return;
         }
         it = firsts.insert(firsts.end(), e.key[0]);
@@ -322,7 +325,7 @@ class FrameworkScheduler final : public Scheduler {
     std::vector<size_t> runs;
     for (size_t b = 0; b < firsts.size(); ++b) {
       auto first = tmp.begin() + start[b], end = tmp.begin() + start[b + 1];
-      if (std::is_sorted(first, end, Worse)) continue;
+      if (std::is_sorted(first, end, WorseFn{})) continue;
       // Mostly best first (arrival order, with requeued jobs appended):
       // reverse, then merge the few worst-first runs left, if they are few.
       if (!Worse(*first, *(end - 1))) std::reverse(first, end);
@@ -331,12 +334,12 @@ class FrameworkScheduler final : public Scheduler {
         if (Worse(*it, *(it - 1))) runs.push_back(it - first);
       }
       if (runs.size() > 16) {
-        std::sort(first, end, Worse);
+        std::sort(first, end, WorseFn{});
         continue;
       }
       for (size_t r = 1; r < runs.size(); ++r) {
         auto mid = first + runs[r], to = r + 1 < runs.size() ? first + runs[r + 1] : end;
-        std::inplace_merge(first, mid, to, Worse);
+        std::inplace_merge(first, mid, to, WorseFn{});
       }
     }
     v.swap(tmp);
