@@ -57,6 +57,7 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
     if (auto st = ParseListen(listen, &c->host, &c->port); !st.ok()) return ctx(st);
   }
   if (auto st = r.String("dataDir", &c->data_dir); !st.ok()) return ctx(st);
+  if (auto st = r.String("artifactRoot", &c->artifact_root); !st.ok()) return ctx(st);
   int64_t gpus = c->gpus;
   if (auto st = r.Int("gpus", &gpus); !st.ok()) return ctx(st);
   if (gpus < -1 || gpus > 1024) return ctx(InvalidArgument("gpus: must be in 0..1024, got " + std::to_string(gpus)));

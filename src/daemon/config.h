@@ -2,6 +2,7 @@
 //
 //   listen: 127.0.0.1:7420
 //   dataDir: /var/lib/berth
+//   artifactRoot: /mnt/nfs/berth-artifacts   # pipeline artifacts (default: <dataDir>/artifacts)
 //   gpus: 4                 # declare N simulated GPUs (machines without NVIDIA GPUs)
 //   logLevel: info
 //   scheduler:
@@ -30,6 +31,9 @@ struct DaemonConfig {
   std::string host = "127.0.0.1";
   int port = 7420;
   std::string data_dir;  // default: DefaultDataDir()
+  // Pipeline runs' artifact directories; empty: <data_dir>/artifacts.
+  // $BERTH_ARTIFACT_ROOT wins over it.
+  std::string artifact_root;
   int gpus = -1;         // -1: discover (NVML), else declare this many
   std::string log_level = "info";
   std::string policy = "dynamic";  // Berth's default (docs/scheduling.md)

@@ -177,7 +177,9 @@ int Run(int argc, char** argv) {
   step_jobs.log_path = [&](const model::Job& j) { return (*executor)->LogPath({j.id, 0, j.attempts}); };
   controllers::PipelineControllerOptions popts;
   const char* artifact_root = std::getenv("BERTH_ARTIFACT_ROOT");
-  popts.artifact_root = artifact_root && *artifact_root ? artifact_root : cfg.data_dir + "/artifacts";
+  popts.artifact_root = artifact_root && *artifact_root ? std::string(artifact_root)
+                         : !cfg.artifact_root.empty()   ? cfg.artifact_root
+                                                         : cfg.data_dir + "/artifacts";
   controllers::PipelineController pipelines(**store, **pstore, step_jobs, clock, popts);
   st = pipelines.Start();
   if (!st.ok()) return Fail(st.message());

@@ -257,6 +257,41 @@ spec:
   EXPECT_EQ(Node(run, "a-fan-out-step-with-a-long-name(1)")["state"], "Succeeded");
 }
 
+// The artifact root: `artifactRoot` in berthd's config file, and
+// $BERTH_ARTIFACT_ROOT, which wins over it.
+TEST(PipelineArtifactRoot, ConfigKeyAndEnvironment) {
+  TempDir dir;
+  std::string config = dir / "berthd.yaml";
+  WriteFile(config, "artifactRoot: " + (dir / "from-config") + "\n");
+  const std::string yaml = R"(
+kind: Pipeline
+metadata: {name: where}
+spec:
+  steps:
+  - name: produce
+    script: "echo hi > out.txt"
+    outputs: {artifacts: [{name: out, path: out.txt}]}
+)";
+  {
+    Daemon d({"--gpus", "0", "--config", config});
+    ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+    auto run = WaitRunEnd(d, StartRun(d, dir.path(), yaml));
+    ASSERT_EQ(run["state"], "Succeeded") << run.dump(2);
+    std::string root = dir / "from-config";
+    EXPECT_EQ(run["artifactDir"].get<std::string>().rfind(root + "/run-", 0), 0u) << run.dump(2);
+    EXPECT_EQ(Trim(ReadFile(run["artifactDir"].get<std::string>() + "/artifacts/produce/out")),
+              "hi");
+  }
+  {
+    Daemon d({"--gpus", "0", "--config", config}, {"BERTH_ARTIFACT_ROOT=" + (dir / "from-env")});
+    ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+    auto run = WaitRunEnd(d, StartRun(d, dir.path(), yaml));
+    ASSERT_EQ(run["state"], "Succeeded") << run.dump(2);
+    EXPECT_EQ(run["artifactDir"].get<std::string>().rfind(dir / "from-env/run-", 0), 0u)
+        << run.dump(2);
+  }
+}
+
 // Every Pipeline under examples/pipelines/ runs to success (CronPipelines are
 // only validated, and a Python SDK example is run by the SDK's tests).
 TEST_F(PipelineFeatureTest, EveryExamplePipelineSucceeds) {
