@@ -524,22 +524,19 @@ struct FrameworkScheduler::Cycle {
     return {cls.first, cls.second, r.task.gpus, r.tasks, MinTasks(r), r.task.cpu, r.task.memory, r.task.gpu_memory};
   }
   std::unordered_set<Combo, ComboHash> failed_combos;  // failed to place and preempt since the last placement
-  size_t combos_total = 0;  // distinct combos among pending jobs (0: not counted yet)
   size_t since_placed = 0;  // jobs visited since the last placement
-  // The distinct combos among all pending jobs; SIZE_MAX if a job has no class.
-  size_t CountCombos() {
-    if (combos_total > 0) return combos_total;
-    std::unordered_set<Combo, ComboHash> all;
+  bool Failed(const JobView& v) {
     std::pair<int64_t, int64_t> cls;
-    for (const JobView& p : buf.pending) {
-      if (!policy.FailureClass(p, ctx, &cls)) {
-        combos_total = SIZE_MAX;
-        return combos_total;
-      }
-      all.insert(MakeCombo(cls, *p.req));
+    return policy.FailureClass(v, ctx, &cls) && failed_combos.count(MakeCombo(cls, *v.req)) > 0;
+  }
+  // Whether `j` and every job left in `rest` belong to a class and request
+  // that failed since the last placement (so none of them can start).
+  bool AllFailed(const JobView& j, const std::vector<HeapEntry>& rest) {
+    if (!Failed(j)) return false;
+    for (const HeapEntry& e : rest) {
+      if (!Failed(buf.pending[e.order])) return false;
     }
-    combos_total = std::max<size_t>(1, all.size());
-    return combos_total;
+    return true;
   }
   // A cycle that explains nothing, of a policy that does not preempt, on a
   // full cluster: no pending job can start (nor elastic job grow, as some wait).
@@ -819,11 +816,9 @@ Decisions FrameworkScheduler::Cycle::Run() {
         stop = !policy.Preempts() || (key_ordered && VictimBound(j) == 0);
       }
       if (!stop && key_ordered && shapes > 0 && failed_reclaims.size() >= shapes && Borrowed() == 0) stop = true;
-      // Every class and request among pending jobs failed since the last placement.
-      // (Counted once a cycle, and only after a long run without placements.)
-      if (!stop && failed_combos.size() >= 8 && ++since_placed > 4096 && failed_combos.size() >= CountCombos()) {
-        stop = true;
-      }
+      // Every job left failed, by its class and request, since the last
+      // placement (checked every 2,048 jobs visited without a placement).
+      if (!stop && !failed_combos.empty() && ++since_placed % 2048 == 0 && AllFailed(j, order)) stop = true;
       if (stop) {
         waiting_not_now = true;
         break;
