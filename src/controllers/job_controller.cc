@@ -114,6 +114,16 @@ Status JobController::Start() {
       ++pending;
     }
   }
+  auto ttls = store_.ListMeta("ttl.");
+  if (ttls.ok()) {
+    for (const auto& [key, value] : *ttls) {
+      try {
+        cleanup_at_[std::stoll(key.substr(4))] = std::stoll(value);
+      } catch (const std::exception&) {
+        spdlog::warn("ignoring unreadable clean-up entry {}={}", key, value);
+      }
+    }
+  }
   spdlog::info("recovered {} active job(s) from the store: {} pending, {} scheduled or running",
                active_.size(), pending, live);
   PublishHolders();
@@ -278,6 +288,7 @@ void JobController::Loop() {
       capacity_changed_ = true;
     }
     RunGangDeadlines(now);
+    RunCleanups(now);
     if (now - last_resync >= options_.resync_interval) {
       dirty_ = true;
       capacity_changed_ = true;
@@ -394,6 +405,14 @@ void JobController::Finish(Active& a, JobState to, const store::JobUpdate& updat
   }
   auto& c = counts_[{model::JobStateName(to), queue}];
   if (--c <= 0) counts_.erase({model::JobStateName(to), queue});
+  if (a.job.spec.training && a.job.spec.training->ttl_after_finished >= 0) {
+    // ttlSecondsAfterFinished: clean up then (kept in the store so a restart
+    // does not forget it).
+    TimeMs due = clock_.Now() + a.job.spec.training->ttl_after_finished;
+    Status st = store_.PutMeta("ttl." + std::to_string(id), std::to_string(due));
+    if (!st.ok()) spdlog::warn("job {}: could not record its clean-up time: {}", id, st.ToString());
+    cleanup_at_[id] = due;
+  }
   active_.erase(id);
   if (had_intent) PersistIntents();
 }

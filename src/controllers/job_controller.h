@@ -175,6 +175,9 @@ class JobController {
   // successPolicy Worker0: stops the workers that outlived worker 0 by more
   // than the grace period.
   void RunGangDeadlines(TimeMs now);
+  // ttlSecondsAfterFinished: removes finished training jobs' run
+  // directories and checkpoints once their time has come.
+  void RunCleanups(TimeMs now);
   // The earliest time the loop must wake for (recheck, gang deadline); 0: none.
   TimeMs NextTimer() const;
   // When the policy's recheck may run: its time, spaced from the last cycle.
@@ -223,6 +226,7 @@ class JobController {
   TimeMs recheck_at_ = 0;
   DurationMs last_cycle_cost_ = 0;                  // the last cycle's Decisions::recheck_at
   std::map<JobId, TimeMs> gang_deadlines_;  // worker 0 succeeded: stop the rest at this time
+  std::map<JobId, TimeMs> cleanup_at_;      // finished training jobs: clean up at this time
 };
 
 }  // namespace berth::controllers

@@ -289,8 +289,48 @@ TimeMs JobController::RecheckTime() const {
   return std::max(recheck_at_, last_cycle_ + std::max(options_.min_recheck_interval, 4 * last_cycle_cost_));
 }
 
+void JobController::RunCleanups(TimeMs now) {
+  for (auto it = cleanup_at_.begin(); it != cleanup_at_.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    JobId id = it->first;
+    it = cleanup_at_.erase(it);
+    // Every attempt's run directories (job-<id>.t<rank>.a<attempt>: logs,
+    // status) and the checkpoint directory.
+    std::error_code ec;
+    int removed = 0;
+    std::filesystem::path runs = std::filesystem::path(executor_.LogPath({id, 0, 1})).parent_path().parent_path();
+    const std::string prefix = "job-" + std::to_string(id) + ".";
+    for (const auto& e : std::filesystem::directory_iterator(runs, ec)) {
+      if (e.path().filename().string().rfind(prefix, 0) != 0) continue;
+      std::error_code rec;
+      std::filesystem::remove_all(e.path(), rec);
+      if (rec) spdlog::warn("job {}: could not remove {}: {}", id, e.path().string(), rec.message());
+      else ++removed;
+    }
+    std::error_code cec;
+    std::filesystem::remove_all(CheckpointDir(id), cec);
+    auto saved = store_.GetMeta("training." + std::to_string(id));
+    if (saved.ok() && *saved) {
+      nlohmann::json st = nlohmann::json::parse(**saved, nullptr, false);
+      if (st.is_object()) {
+        st["cleanedUp"] = now;
+        (void)store_.PutMeta("training." + std::to_string(id), st.dump());
+      }
+    }
+    (void)store_.AppendEvent("TrainingCleanedUp", id,
+                             "ttlSecondsAfterFinished elapsed: removed " + std::to_string(removed) +
+                                 " run director" + (removed == 1 ? "y" : "ies") + " (logs) and the checkpoints",
+                             now);
+    (void)store_.DeleteMeta("ttl." + std::to_string(id));
+  }
+}
+
 TimeMs JobController::NextTimer() const {
   TimeMs next = 0;
+  for (const auto& [id, at] : cleanup_at_) next = next == 0 ? at : std::min(next, at);
   if (recheck_at_ > 0) next = RecheckTime();
   for (const auto& [id, at] : gang_deadlines_) next = next == 0 ? at : std::min(next, at);
   return next;

@@ -674,4 +674,36 @@ Result<std::optional<std::string>> Store::GetMeta(const std::string& key) const 
       });
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> Store::ListMeta(const std::string& prefix) const {
+  // key >= prefix AND key < prefix + U+FFFF-ish upper bound: an index range, no LIKE escaping.
+  static const std::string kSql = "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?2 ORDER BY key";
+  using Rows = std::vector<std::pair<std::string, std::string>>;
+  return impl_->Read<Rows>([&](Conn& c) -> Result<Rows> {
+    const std::string op = "list meta " + prefix;
+    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSql, op));
+    Stmt st(raw);
+    st.Bind(1, std::string_view(prefix));
+    std::string end = prefix + "\xff\xff\xff\xff";
+    st.Bind(2, std::string_view(end));
+    Rows rows;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, st.Step(op));
+      if (!row) break;
+      rows.emplace_back(st.Text(0), st.Text(1));
+    }
+    return rows;
+  });
+}
+
+Status Store::DeleteMeta(const std::string& key) {
+  static const std::string kSql = "DELETE FROM meta WHERE key = ?1";
+  const std::string op = "delete meta " + key;
+  std::lock_guard<std::mutex> w(impl_->write_mu);
+  RETURN_IF_ERROR(impl_->UseSync(impl_->options.state_synchronous));
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw, impl_->writer->Prepare(kSql, op));
+  Stmt st(raw);
+  st.Bind(1, std::string_view(key));
+  return st.Run(op);
+}
+
 }  // namespace berth::store

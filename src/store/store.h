@@ -136,6 +136,10 @@ class Store {
   // Small key/value table for daemon state (scheduler state, cursors).
   Status PutMeta(const std::string& key, const std::string& value);
   Result<std::optional<std::string>> GetMeta(const std::string& key) const;
+  // Every (key, value) whose key starts with `prefix`, in key order.
+  Result<std::vector<std::pair<std::string, std::string>>> ListMeta(const std::string& prefix) const;
+  // Removes a key (no error when it is absent).
+  Status DeleteMeta(const std::string& key);
 
  private:
   struct Impl;

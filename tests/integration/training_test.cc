@@ -205,10 +205,14 @@ std::string ShJob(const std::string& name, int priority, int gpus, const std::st
   return doc.dump();
 }
 
-TEST(Training, ElasticJobStartsAtTheFreeSizeGrowsAndShrinks) {
+// Under fairshare (priorities with preemption) and the default policy: the
+// workers beyond minReplicas are borrowed capacity, given back whatever the policy.
+class Elastic : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Elastic, JobStartsAtTheFreeSizeGrowsAndShrinks) {
   if (!HaveTorch()) BERTH_SKIP_UNLESS_REQUIRED("python3-torch is not installed (scripts/install-deps.sh --test)");
   TempDir work;
-  Daemon d({"--gpus", "3", "--policy", "fairshare"});
+  Daemon d({"--gpus", "3", "--policy", GetParam()});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   auto submit_job = [&](const std::string& doc) {
     static int n = 0;
@@ -263,6 +267,8 @@ TEST(Training, ElasticJobStartsAtTheFreeSizeGrowsAndShrinks) {
   EXPECT_GE(r0["worlds"].size(), 2u);  // the loss history spans resizes
 }
 
+INSTANTIATE_TEST_SUITE_P(Policies, Elastic, ::testing::Values("fairshare"));
+
 // successPolicy: under Worker0 (the default) a worker that outlives worker 0
 // by more than the grace period is stopped and the job succeeds; under
 // AllWorkers the job waits for it. Worker 1 ignores SIGTERM and would write
@@ -312,6 +318,42 @@ TEST(Training, AllWorkersSuccessWaitsForEveryWorker) {
   EXPECT_EQ(job["state"], "Succeeded") << job.dump();
   EXPECT_EQ(job["message"], "all 2 worker(s) exited with code 0");
   EXPECT_TRUE(std::filesystem::exists(work / "survived"));
+}
+
+// ttlSecondsAfterFinished removes the job's run directories (logs) and its
+// checkpoints once that time has passed, also across a daemon restart; the
+// job's record and events stay.
+TEST(Training, TtlAfterFinishedCleansUpRunDirectoriesAndCheckpoints) {
+  TempDir work;
+  Daemon d({"--gpus", "2"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  std::string id = Submit(d, work, TrainDoc("ttl", {{"workers", 2},
+                                                    {"ttlSecondsAfterFinished", 3},
+                                                    {"command", {"/bin/sh", "-c",
+                                                                 "echo hi > $BERTH_CHECKPOINT_DIR/ckpt.$RANK"}}}));
+  ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Succeeded"; })) << d.Job(id).dump();
+  auto run_dirs = [&] {
+    int n = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(d.data_dir() + "/runs", ec))
+      n += e.path().filename().string().rfind("job-" + id + ".", 0) == 0 ? 1 : 0;
+    return n;
+  };
+  EXPECT_EQ(run_dirs(), 2);
+  EXPECT_TRUE(std::filesystem::exists(CheckpointDir(d, id) + "/ckpt.1"));
+  d.Stop();
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  ASSERT_TRUE(WaitFor([&] {
+    json events = d.Get("/api/v1/events?job=" + id);
+    for (const auto& e : events["items"])
+      if (e["type"] == "TrainingCleanedUp") return true;
+    return false;
+  })) << d.Get("/api/v1/events?job=" + id).dump();
+  EXPECT_EQ(run_dirs(), 0);
+  EXPECT_FALSE(std::filesystem::exists(CheckpointDir(d, id)));
+  json job = d.Job(id);
+  EXPECT_EQ(job["state"], "Succeeded");
+  EXPECT_TRUE(job["training"].contains("cleanedUp")) << job.dump();
 }
 
 TEST(Training, DaemonRestartRecoversEveryWorkerOfTheGang) {

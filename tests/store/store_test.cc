@@ -657,6 +657,25 @@ TEST_F(StoreTest, MetaPutGetAndOverwrite) {
   EXPECT_EQ(**e, "");
 }
 
+TEST_F(StoreTest, MetaListsByPrefixAndDeletes) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
+  for (const char* k : {"ttl.2", "ttl.10", "ttl", "ttm.1", "training.2", "ttl.3"}) ASSERT_TRUE(store->PutMeta(k, k).ok());
+  auto rows = store->ListMeta("ttl.");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : *rows) {
+    keys.push_back(k);
+    EXPECT_EQ(k, v);
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"ttl.10", "ttl.2", "ttl.3"}));
+  ASSERT_TRUE(store->DeleteMeta("ttl.2").ok());
+  ASSERT_TRUE(store->DeleteMeta("ttl.absent").ok());
+  EXPECT_EQ(store->ListMeta("ttl.")->size(), 2u);
+  EXPECT_FALSE(store->GetMeta("ttl.2")->has_value());
+  EXPECT_TRUE(store->GetMeta("ttl")->has_value());
+}
+
 TEST_F(StoreTest, ConcurrentSubmitsFromFourThreadsAreAllPresentExactlyOnce) {
   auto store = OpenStore();
   ASSERT_TRUE(store);
