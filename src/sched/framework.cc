@@ -756,14 +756,16 @@ Decisions FrameworkScheduler::Cycle::Run() {
     pending[i].req = &in.pending[i];
     pending[i].run = nullptr;
     pending[i].order = static_cast<int>(i);
-    pending[i].key = policy.Key(in.pending[i], false, ctx);
+    // Jobs left out of this cycle are never visited: no key needed.
+    pending[i].may_start = in.explain_waiting || policy.MayStartThisCycle(i, ctx);
+    pending[i].key = pending[i].may_start ? policy.Key(in.pending[i], false, ctx) : PriorityKey{};
   }
   // A heap rather than a sort: most cycles stop long before the last job.
   std::vector<HeapEntry>& order = buf.heap;
   order.clear();
   order.reserve(pending.size());
   for (size_t i = 0; i < pending.size(); ++i) {
-    if (in.explain_waiting || policy.MayStartThisCycle(i, ctx)) {
+    if (pending[i].may_start) {
       order.push_back({pending[i].key, static_cast<int>(i)});
     } else {
       waiting_not_now = true;

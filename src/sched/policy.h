@@ -43,6 +43,7 @@ struct JobView {
   const RunningJob* run = nullptr;  // set for running jobs
   PriorityKey key{};
   int order = 0;  // position in the input (arrival order for pending jobs)
+  bool may_start = true;  // pending: tried in this cycle (Policy::MayStartThisCycle)
 
   bool running() const { return run != nullptr; }
   // Milli-GPU the job holds (running) or asks for now (pending).
