@@ -461,6 +461,15 @@ void ApiServer::Routes() {
     if (!res.body.empty()) return;
     if (res.status == 404)
       return Reply(res, 404, ErrorJson(NotFound("no route for " + req.method + " " + req.path)));
+    // cpp-httplib's own refusals (a malformed request, a body over the
+    // limit) are the client's doing: invalid_argument, as docs/api.md says,
+    // keeping the HTTP status cpp-httplib chose.
+    if (res.status == 413)
+      return Reply(res, 413, ErrorJson(InvalidArgument("request body is larger than 16 MiB")));
+    if (res.status / 100 == 4)
+      return Reply(res, res.status,
+                   ErrorJson(InvalidArgument("HTTP " + std::to_string(res.status) + ": cannot serve " +
+                                             req.method + " " + req.path)));
     Reply(res, res.status, ErrorJson(Status(StatusCode::kInternal, "HTTP " + std::to_string(res.status))));
   });
 }

@@ -336,6 +336,11 @@ TEST(Api, ErrorRepliesHaveTheDocumentedStatusAndShape) {
   ExpectErrorBody(http->Get("/api/v1/nothing-here"), 404, "not_found", "/api/v1/nothing-here");
   ExpectErrorBody(http->Get("/api/v1/jobs/abc"), 400, "invalid_argument", "job id");
   ExpectErrorBody(http->Get("/api/v1/jobs?state=Sleeping"), 400, "invalid_argument", "state");
+  ExpectErrorBody(http->Get("/api/v1/events?after=x"), 400, "invalid_argument", "after");
+  ExpectErrorBody(http->Put("/api/v1/jobs", "{}", "application/json"), 404, "not_found",
+                  "no route for PUT /api/v1/jobs");
+  // A body over the limit is refused by cpp-httplib itself: still the documented JSON.
+  ExpectErrorBody(post(std::string((16 << 20) + 1, ' ')), 413, "invalid_argument", "larger than 16 MiB");
 
   // Cancelling a job that already ended: 409 failed_precondition, for both
   // spellings of cancel; the job keeps its state.
