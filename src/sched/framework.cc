@@ -444,7 +444,8 @@ struct FrameworkScheduler::Cycle {
   MilliGpu Borrowed() const {
     MilliGpu b = 0;
     for (int e : elastic_running) {
-      if (alive[e] > running[e].req->tasks) b += running[e].req->task.gpus * (alive[e] - running[e].req->tasks);
+      int lo = MinTasks(*running[e].req);
+      if (alive[e] > lo) b += running[e].req->task.gpus * (alive[e] - lo);
     }
     return b;
   }
@@ -580,7 +581,7 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
   };
   // 1. Borrowed elastic tasks, newest task first.
   for (int e : elastic_running) {
-    int req = running[e].req->tasks;
+    int req = MinTasks(*running[e].req);
     while (!ok && alive[e] > req) {
       Release(e, alive[e] - 1, alive[e]);
       released.push_back({e, alive[e] - 1, alive[e]});
@@ -708,7 +709,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
     alive[i] = static_cast<int>(rj.placements.size());
     state.Take(rj.placements, rj.request.task, &buf.run_nodes[buf.run_node_off[i]]);
     if (!ctx.running_queue.empty()) ctx.queue_usage[ctx.running_queue[i]] += rj.request.task.gpus * alive[i];
-    if (alive[i] > rj.request.tasks) elastic_running.push_back(i);
+    if (alive[i] > MinTasks(rj.request)) elastic_running.push_back(i);
   }
   policy.BeginCycle(ctx);
   if (NothingCanStart()) {

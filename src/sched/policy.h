@@ -16,8 +16,9 @@
 //              be preempted (or elastic jobs shrunk below their request) for it.
 //   OnNoFit()  what a job that could not be placed means for later jobs.
 //
-// Borrowed elastic capacity (tasks above a job's request) is always given back
-// before anything is preempted, whatever the policy.
+// Borrowed elastic capacity (an elastic job's tasks above its minimum: it got
+// them because they were idle) is always given back before anything is
+// preempted, whatever the policy.
 #pragma once
 
 #include <array>

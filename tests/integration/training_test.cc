@@ -267,7 +267,7 @@ TEST_P(Elastic, JobStartsAtTheFreeSizeGrowsAndShrinks) {
   EXPECT_GE(r0["worlds"].size(), 2u);  // the loss history spans resizes
 }
 
-INSTANTIATE_TEST_SUITE_P(Policies, Elastic, ::testing::Values("fairshare"));
+INSTANTIATE_TEST_SUITE_P(Policies, Elastic, ::testing::Values("fairshare", "dynamic"));
 
 // successPolicy: under Worker0 (the default) a worker that outlives worker 0
 // by more than the grace period is stopped and the job succeeds; under

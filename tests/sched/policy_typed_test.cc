@@ -215,6 +215,29 @@ TYPED_TEST(PolicyTest, ElasticJobGrowsIntoIdleGpusAndShrinksForOthers) {
   EXPECT_GE(shrink->placements.size(), 2u) << "never below what it asked for without preemption";
 }
 
+// The daemon asks for an elastic job's maximum (tasks = max) so that it
+// starts as large as the cluster allows; everything above its minimum is
+// still borrowed and goes back to a waiting job under every policy, even one
+// that never preempts or protects young jobs.
+TYPED_TEST(PolicyTest, ElasticTasksAboveTheMinimumAreBorrowed) {
+  auto cluster = MakeCluster(1, 3);
+  auto s = this->Make();
+  JobRequest e = MakeJob(1, 1000, 4, 0, "a");
+  e.min_tasks = 1;
+  e.max_tasks = 4;
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.now = 10 * kSecond;
+  in.running = {MakeRunning(e, {{"n0", {0}, 1000}, {"n0", {1}, 1000}, {"n0", {2}, 1000}})};
+  in.pending = {MakeJob(2, 2000, 1, 5 * kSecond, "b")};
+  Decisions d = s->Schedule(in);
+  EXPECT_TRUE(d.preemptions.empty());
+  ASSERT_NE(FindBind(d, 2), nullptr) << "the borrowed GPUs go back";
+  const Resize* shrink = FindResize(d, 1);
+  ASSERT_NE(shrink, nullptr);
+  EXPECT_EQ(shrink->placements.size(), 1u);
+}
+
 TYPED_TEST(PolicyTest, ToldNeverApartFromNotNow) {
   auto cluster = MakeCluster(2, 8);
   auto s = this->Make();
