@@ -120,6 +120,9 @@ Status ApiServer::Start() {
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_tcp_nodelay(true);
   server_->set_keep_alive_max_count(100000);
+  // An idle keep-alive connection holds a worker until this passes, and
+  // shutdown waits for it: keep it short (busy clients are not idle).
+  server_->set_keep_alive_timeout(1);
   server_->set_payload_max_length(16 << 20);
   server_->set_read_timeout(30, 0);
   server_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
