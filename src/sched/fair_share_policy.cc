@@ -85,6 +85,7 @@ class FairSharePolicy final : public Policy {
     *cls = {ctx.QueueOf(job), job.req->priority};
     return true;
   }
+  bool UsesFailureClasses() const override { return true; }
 
  private:
   QueueShares shares_;

@@ -247,6 +247,62 @@ inline bool KeyLess(const PriorityKey& a, const PriorityKey& b) {
   return a[2] < b[2];
 }
 
+// Failure classes (Policy::FailureClass) with the request fields that
+// placement and preemption read.
+using Combo = std::tuple<int64_t, int64_t, MilliGpu, int, int, MilliCpu, MiB, MiB>;
+
+Combo MakeCombo(const std::pair<int64_t, int64_t>& cls, const JobRequest& r) {
+  return {cls.first, cls.second, r.task.gpus, r.tasks, MinTasks(r), r.task.cpu, r.task.memory, r.task.gpu_memory};
+}
+
+// Combos to small dense indices (a cycle's pending jobs fall in few), so that
+// a visit checks its class with one array read instead of hashing a tuple.
+class ClassIndex {
+ public:
+  void Clear() {
+    combos_.clear();
+    table_.assign(256, -1);
+  }
+  int size() const { return static_cast<int>(combos_.size()); }
+  int Find(const Combo& c) {
+    size_t mask = table_.size() - 1;
+    for (size_t slot = Hash(c) & mask;; slot = (slot + 1) & mask) {
+      int i = table_[slot];
+      if (i < 0) break;
+      if (combos_[i] == c) return i;
+    }
+    combos_.push_back(c);
+    if (combos_.size() * 2 > table_.size()) {
+      table_.assign(table_.size() * 2, -1);
+      for (size_t k = 0; k < combos_.size(); ++k) Insert(static_cast<int>(k));
+    } else {
+      Insert(size() - 1);
+    }
+    return size() - 1;
+  }
+
+ private:
+  static size_t Hash(const Combo& c) {
+    uint64_t h = static_cast<uint64_t>(std::get<0>(c)) * 0x9E3779B97F4A7C15ull ^
+                 static_cast<uint64_t>(std::get<1>(c)) * 0xC2B2AE3D27D4EB4Full ^
+                 static_cast<uint64_t>(std::get<2>(c)) * 0x165667B19E3779F9ull ^
+                 static_cast<uint64_t>(std::get<3>(c)) * 0xD6E8FEB86659FD93ull ^
+                 static_cast<uint64_t>(std::get<4>(c)) * 0xFF51AFD7ED558CCDull ^
+                 static_cast<uint64_t>(std::get<5>(c)) * 0xC4CEB9FE1A85EC53ull ^
+                 static_cast<uint64_t>(std::get<6>(c)) * 0x27D4EB2F165667C5ull ^
+                 static_cast<uint64_t>(std::get<7>(c)) * 0x94D049BB133111EBull;
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
+  void Insert(int i) {
+    size_t mask = table_.size() - 1;
+    size_t slot = Hash(combos_[i]) & mask;
+    while (table_[slot] >= 0) slot = (slot + 1) & mask;
+    table_[slot] = i;
+  }
+  std::vector<Combo> combos_;
+  std::vector<int> table_;
+};
+
 class FrameworkScheduler final : public Scheduler {
  public:
   FrameworkScheduler(std::string name, std::unique_ptr<Policy> policy, uint64_t seed)
@@ -270,6 +326,7 @@ class FrameworkScheduler final : public Scheduler {
   struct HeapEntry {
     PriorityKey key;
     int order;
+    int cls = -1;  // the job's failure class and request (Cycle::classes), -1: none
   };
   // Per-cycle arrays kept between cycles, so a cycle over 100,000 pending
   // jobs allocates (and faults in) nothing new.
@@ -282,6 +339,9 @@ class FrameworkScheduler final : public Scheduler {
     std::vector<HeapEntry> heap;
     bool visit_most = false;  // the last cycle visited more than half its pending jobs
     std::vector<HeapEntry> scratch;
+    std::vector<uint8_t> sort_ids;
+    ClassIndex classes;  // the cycle's failure classes with requests, interned
+    std::vector<uint32_t> failed_gen;  // per class: the generation in which it failed
   };
   static bool Worse(const HeapEntry& a, const HeapEntry& b) {
     if (a.key[0] != b.key[0]) return a.key[0] > b.key[0];
@@ -295,35 +355,49 @@ class FrameworkScheduler final : public Scheduler {
   // Sorts worst first. Keys often take few first values (a level, a queue's
   // ratio), and within one the jobs often come in order already: then a
   // counting sort on the first value and a check (or reversal) of each
-  // bucket replace most of the comparison sort.
-  static void SortWorstFirst(std::vector<HeapEntry>& v, std::vector<HeapEntry>& tmp) {
-    std::vector<int64_t> firsts;
-    size_t last = 0;
-    for (const HeapEntry& e : v) {
-      if (last < firsts.size() && firsts[last] == e.key[0]) continue;
-      auto it = std::find(firsts.begin(), firsts.end(), e.key[0]);
-      if (it == firsts.end()) {
-        if (firsts.size() >= 64) {
+  // bucket replace most of the comparison sort. `ids` is scratch space.
+  static void SortWorstFirst(std::vector<HeapEntry>& v, std::vector<HeapEntry>& tmp, std::vector<uint8_t>& ids) {
+    // The distinct first values (at most 64), found through a small
+    // open-addressed table: one probe per entry, no search.
+    constexpr size_t kMaxFirsts = 64, kSlots = 128;
+    std::array<int64_t, kMaxFirsts> firsts{};
+    std::array<int8_t, kSlots> table;
+    table.fill(-1);
+    size_t nf = 0;
+    ids.resize(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      const int64_t k = v[i].key[0];
+      size_t slot = (static_cast<uint64_t>(k) * 0x9E3779B97F4A7C15ull) >> 57;  // 0..127
+      int id;
+      while ((id = table[slot]) >= 0 && firsts[id] != k) slot = (slot + 1) % kSlots;
+      if (id < 0) {
+        if (nf == kMaxFirsts) {
           std::sort(v.begin(), v.end(), WorseFn{});
           return;
         }
-        it = firsts.insert(firsts.end(), e.key[0]);
+        id = static_cast<int>(nf);
+        firsts[nf++] = k;
+        table[slot] = static_cast<int8_t>(id);
       }
-      last = it - firsts.begin();
+      ids[i] = static_cast<uint8_t>(id);
     }
-    std::sort(firsts.begin(), firsts.end(), std::greater<int64_t>());  // worst (largest) first
-    auto bucket = [&](int64_t k) {
-      return static_cast<size_t>(std::lower_bound(firsts.begin(), firsts.end(), k, std::greater<int64_t>()) -
-                                 firsts.begin());
-    };
-    std::vector<size_t> start(firsts.size() + 1, 0);
-    for (const HeapEntry& e : v) ++start[bucket(e.key[0]) + 1];
-    for (size_t b = 0; b < firsts.size(); ++b) start[b + 1] += start[b];
+    // Buckets worst (largest first value) first.
+    std::array<uint8_t, kMaxFirsts> by{}, rank{};
+    for (size_t b = 0; b < nf; ++b) by[b] = static_cast<uint8_t>(b);
+    std::sort(by.begin(), by.begin() + nf, [&](uint8_t a, uint8_t b) { return firsts[a] > firsts[b]; });
+    for (size_t r = 0; r < nf; ++r) rank[by[r]] = static_cast<uint8_t>(r);
+    std::array<size_t, kMaxFirsts + 1> start{};
+    for (size_t i = 0; i < v.size(); ++i) {
+      ids[i] = rank[ids[i]];
+      ++start[ids[i] + 1];
+    }
+    for (size_t b = 0; b < nf; ++b) start[b + 1] += start[b];
     tmp.resize(v.size());
-    std::vector<size_t> at(start.begin(), start.end() - 1);
-    for (const HeapEntry& e : v) tmp[at[bucket(e.key[0])]++] = e;
+    std::array<size_t, kMaxFirsts> at{};
+    std::copy(start.begin(), start.begin() + nf, at.begin());
+    for (size_t i = 0; i < v.size(); ++i) tmp[at[ids[i]]++] = v[i];
     std::vector<size_t> runs;
-    for (size_t b = 0; b < firsts.size(); ++b) {
+    for (size_t b = 0; b < nf; ++b) {
       auto first = tmp.begin() + start[b], end = tmp.begin() + start[b + 1];
       if (std::is_sorted(first, end, WorseFn{})) continue;
       // Mostly best first (arrival order, with requeued jobs appended):
@@ -510,32 +584,25 @@ struct FrameworkScheduler::Cycle {
     std::set<Shape> many_;
     size_t last_ = 0;
   };
-  // Failure classes (Policy::FailureClass) with the request fields that placement and preemption read.
-  using Combo = std::tuple<int64_t, int64_t, MilliGpu, int, int, MilliCpu, MiB, MiB>;
-  struct ComboHash {
-    size_t operator()(const Combo& c) const {
-      uint64_t h = 1469598103934665603ull;
-      auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
-      mix(std::get<0>(c)), mix(std::get<1>(c)), mix(std::get<2>(c)), mix(std::get<3>(c));
-      mix(std::get<4>(c)), mix(std::get<5>(c)), mix(std::get<6>(c)), mix(std::get<7>(c));
-      return h;
-    }
-  };
-  static Combo MakeCombo(const std::pair<int64_t, int64_t>& cls, const JobRequest& r) {
-    return {cls.first, cls.second, r.task.gpus, r.tasks, MinTasks(r), r.task.cpu, r.task.memory, r.task.gpu_memory};
-  }
-  std::unordered_set<Combo, ComboHash> failed_combos;  // failed to place and preempt since the last placement
+  // Failure classes that failed to place and to preempt since the last
+  // placement: failed_gen[c] == gen (a placement clears them all by ++gen).
+  uint32_t gen = 1;
+  size_t failed_count = 0;
   size_t since_placed = 0;  // jobs visited since the last placement
-  bool Failed(const JobView& v) {
-    std::pair<int64_t, int64_t> cls;
-    return policy.FailureClass(v, ctx, &cls) && failed_combos.count(MakeCombo(cls, *v.req)) > 0;
+  bool IsFailed(int c) const { return c >= 0 && buf.failed_gen[c] == gen; }
+  void MarkFailed(int c) {
+    if (buf.failed_gen[c] != gen) buf.failed_gen[c] = gen, ++failed_count;
+  }
+  void ClearFailed() {
+    ++gen;
+    failed_count = 0;
   }
   // Whether `j` and every job left in `rest` belong to a class and request
   // that failed since the last placement (so none of them can start).
-  bool AllFailed(const JobView& j, const std::vector<HeapEntry>& rest) {
-    if (!Failed(j)) return false;
+  bool AllFailed(const HeapEntry& j, const std::vector<HeapEntry>& rest) const {
+    if (!IsFailed(j.cls)) return false;
     for (const HeapEntry& e : rest) {
-      if (!Failed(buf.pending[e.order])) return false;
+      if (!IsFailed(e.cls)) return false;
     }
     return true;
   }
@@ -751,27 +818,35 @@ Decisions FrameworkScheduler::Cycle::Run() {
   // both placement and preemption, no later job can start.
   ShapeCounter shape_counter;
   const bool count_shapes = key_ordered && !in.explain_waiting;
-  for (size_t i = 0; i < in.pending.size(); ++i) {
-    cpu_only += in.pending[i].task.gpus == 0 ? 1 : 0;
-    if (count_shapes) shape_counter.Add(in.pending[i]);
-    pending[i].req = &in.pending[i];
-    pending[i].run = nullptr;
-    pending[i].order = static_cast<int>(i);
-    // Jobs left out of this cycle are never visited: no key needed.
-    pending[i].may_start = in.explain_waiting || policy.MayStartThisCycle(i, ctx);
-    pending[i].key = pending[i].may_start ? policy.Key(in.pending[i], false, ctx) : PriorityKey{};
-  }
+  // Each job's failure class and request, interned once a cycle, rides in
+  // its heap entry: a visit checks it without reading the job.
+  const bool classes = policy.UsesFailureClasses();
+  buf.classes.Clear();
   // A heap rather than a sort: most cycles stop long before the last job.
   std::vector<HeapEntry>& order = buf.heap;
   order.clear();
   order.reserve(pending.size());
-  for (size_t i = 0; i < pending.size(); ++i) {
-    if (pending[i].may_start) {
-      order.push_back({pending[i].key, static_cast<int>(i)});
-    } else {
+  for (size_t i = 0; i < in.pending.size(); ++i) {
+    cpu_only += in.pending[i].task.gpus == 0 ? 1 : 0;
+    if (count_shapes) shape_counter.Add(in.pending[i]);
+    JobView& v = pending[i];
+    v.req = &in.pending[i];
+    v.run = nullptr;
+    v.order = static_cast<int>(i);
+    // Jobs left out of this cycle are never visited: no key needed.
+    v.may_start = in.explain_waiting || policy.MayStartThisCycle(i, ctx);
+    if (!v.may_start) {
+      v.key = PriorityKey{};
       waiting_not_now = true;
+      continue;
     }
+    v.key = policy.Key(in.pending[i], false, ctx);
+    int cls = -1;
+    std::pair<int64_t, int64_t> c;
+    if (classes && policy.FailureClass(v, ctx, &c)) cls = buf.classes.Find(MakeCombo(c, in.pending[i]));
+    order.push_back({v.key, static_cast<int>(i), cls});
   }
+  buf.failed_gen.assign(buf.classes.size(), 0);
   auto worse = [](const HeapEntry& a, const HeapEntry& b) { return Worse(a, b); };
   // Pending jobs often come best first already (arrival order under an
   // arrival-order key): then reversing them is all the sorting needed.
@@ -779,7 +854,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
   if (sorted) {
     std::reverse(order.begin(), order.end());
   } else if (buf.visit_most && order.size() > 1024) {
-    SortWorstFirst(order, buf.scratch);
+    SortWorstFirst(order, buf.scratch, buf.sort_ids);
     sorted = true;
   } else {
     std::make_heap(order.begin(), order.end(), worse);
@@ -796,20 +871,25 @@ Decisions FrameworkScheduler::Cycle::Run() {
     // most of it: sorting what is left (worst first) is then cheaper than
     // popping it. The order is the same (the keys and positions are a total order).
     if (!sorted && ++popped > heap_size / 8 && order.size() > 1024) {
-      SortWorstFirst(order, buf.scratch);
+      SortWorstFirst(order, buf.scratch, buf.sort_ids);
       sorted = true;
     }
     if (!sorted) {
       std::pop_heap(order.begin(), order.end(), worse);
     } else if (order.size() > kPrefetch) {
-      // Jobs are visited in key order, scattered in memory: fetch ahead.
-      int next = order[order.size() - 1 - kPrefetch].order;
-      __builtin_prefetch(&pending[next]);
-      // The fields a visit reads (priority to the task shape), not the whole request.
-      __builtin_prefetch(&in.pending[next].priority);
-      __builtin_prefetch(&in.pending[next].min_tasks);
+      // Jobs are visited in key order, scattered in memory: fetch ahead
+      // (unless its class has failed: then the visit reads nothing of it).
+      const HeapEntry& ahead = order[order.size() - 1 - kPrefetch];
+      if (!IsFailed(ahead.cls) || in.explain_waiting) {
+        int next = ahead.order;
+        __builtin_prefetch(&pending[next]);
+        // The fields a visit reads (priority to the task shape), not the whole request.
+        __builtin_prefetch(&in.pending[next].priority);
+        __builtin_prefetch(&in.pending[next].min_tasks);
+      }
     }
-    const JobView& j = pending[order.back().order];
+    const HeapEntry top = order.back();
+    const JobView& j = pending[top.order];
     order.pop_back();
     const JobRequest& r = *j.req;
     if (!in.explain_waiting) {
@@ -821,11 +901,21 @@ Decisions FrameworkScheduler::Cycle::Run() {
       if (!stop && key_ordered && shapes > 0 && failed_reclaims.size() >= shapes && Borrowed() == 0) stop = true;
       // Every job left failed, by its class and request, since the last
       // placement (checked every 2,048 jobs visited without a placement).
-      if (!stop && !failed_combos.empty() && ++since_placed % 2048 == 0 && AllFailed(j, order)) stop = true;
+      if (!stop && failed_count > 0 && ++since_placed % 2048 == 0 && AllFailed(top, order)) stop = true;
       if (stop) {
         waiting_not_now = true;
         break;
       }
+    }
+    if (IsFailed(top.cls) && !blocked) {
+      // A job of the class and request of one that failed to place and to
+      // preempt since the last placement: by Policy::FailureClass' promise
+      // it may ever run (MayEverRun reads only the request), Admit lets it
+      // through, placement and preemption fail, and OnNoFit blocks nothing
+      // (or `blocked` would be set).
+      waiting_not_now = true;
+      if (in.explain_waiting) out.waiting.push_back({r.id, false, "gang", NoFitReason(r)});
+      continue;
     }
     if (!MayEverRun(r, limits)) {
       Wait(j, {"feasibility", NeverReason(r, limits), true});
@@ -840,22 +930,18 @@ Decisions FrameworkScheduler::Cycle::Run() {
       Wait(j, *v);
       continue;
     }
-    std::pair<int64_t, int64_t> cls;
-    const bool classed = policy.FailureClass(j, ctx, &cls);
-    Combo combo;
-    if (classed) combo = MakeCombo(cls, r);
-    if (!classed || !failed_combos.count(combo)) {
+    {  // (a job whose class failed was skipped above)
       auto placed = TryPlace(j, r.tasks, MinTasks(r));
       if (!placed) placed = TryReclaimCached(j);
       if (placed) {
         policy.Reserve(r, r.task.gpus * static_cast<MilliGpu>(placed->size()), ctx);
         out.binds.push_back({r.id, std::move(*placed)});
         reasons.clear();
-        failed_combos.clear();
+        ClearFailed();
         since_placed = 0;
         continue;
       }
-      if (classed) failed_combos.insert(combo);
+      if (top.cls >= 0) MarkFailed(top.cls);
     }
     if (auto v = policy.OnNoFit(j, ctx)) blocked = Verdict{v->plugin, v->reason, false};
     waiting_not_now = true;

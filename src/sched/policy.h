@@ -170,9 +170,15 @@ class Policy {
   // Admit, NodeFilter, MayPreemptAny, MayPreempt and OnNoFit as long as
   // nothing is placed, so once one of them fails to place and to preempt,
   // the others are not tried until a job is placed. false: no promise.
+  // The framework asks once a cycle per pending job it may try (after
+  // BeginCycle and the job's key): a job's class must not change within a
+  // cycle. A job of a failed class and request is skipped without asking
+  // Admit or OnNoFit.
   virtual bool FailureClass(const JobView& job, const CycleContext& ctx, std::pair<int64_t, int64_t>* cls) const {
     return false;
   }
+  // Whether FailureClass ever returns true (if not, the cycle does not ask it).
+  virtual bool UsesFailureClasses() const { return false; }
 
  private:
   std::string name_;
