@@ -6,7 +6,8 @@
 // time and by the thread's CPU time (steadier on a shared machine).
 // Usage: berth_sched_bench [--policies a,b] [--cycles N] [--pending N] [--quiet-waits] [--per-cycle]
 // (--per-cycle: one line per cycle with its latency, binds and preemptions, on stderr, and a
-// digest of all decisions, to check that a speedup decides exactly as before)
+// digest of all decisions, with each wait's plugin and reason, to check that a speedup decides
+// and explains exactly as before)
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -138,7 +139,15 @@ int main(int argc, char** argv) {
       }
       for (const Preempt& p : d.preemptions) digest = Mix(digest, static_cast<uint64_t>(p.job) << 1);
       for (const Resize& r : d.resizes) digest = Mix(digest, static_cast<uint64_t>(r.job) << 2 | r.placements.size());
-      for (const auto& w : d.waiting) digest = Mix(digest, static_cast<uint64_t>(w.job) << 3 | (w.never ? 1 : 0));
+      for (const auto& w : d.waiting) {
+        digest = Mix(digest, static_cast<uint64_t>(w.job) << 3 | (w.never ? 1 : 0));
+        if (!per_cycle) continue;
+        // With --per-cycle the digest covers what each wait says, too.
+        const std::string& plugin = w.plugin;
+        const std::string& reason = w.reason;
+        for (char ch : plugin) digest = Mix(digest, static_cast<uint64_t>(ch));
+        for (char ch : reason) digest = Mix(digest, static_cast<uint64_t>(ch));
+      }
       if (per_cycle) {
         std::fprintf(stderr, "%s cycle %d: %.1f ms, %zu binds, %zu preemptions, %zu resizes, %zu waiting, %zu running\n",
                      name.c_str(), c, secs * 1000, d.binds.size(), d.preemptions.size(), d.resizes.size(),
