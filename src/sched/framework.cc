@@ -482,8 +482,38 @@ struct FrameworkScheduler::Cycle {
 
   void Wait(const JobView& j, const Verdict& v) {
     if (!v.never) waiting_not_now = true;
-    if (v.never || in.explain_waiting) out.waiting.push_back(sched::Wait{j.req->id, v.never, v.plugin, v.reason});
+    if (v.never || in.explain_waiting) out.waiting.push_back({j.req->id, v.never, Plugin(v.plugin), Keep(v.reason)});
   }
+  // Waits refer to their texts, which out.texts holds (each once).
+  TextRef Keep(const SharedText& text) {
+    const auto& t = text.shared();
+    if (!t) return TextRef();
+    const std::string* p = t.get();
+    // A direct-mapped cache of texts kept: a cycle's waits have few reasons.
+    const std::string*& slot = kept_cache[(reinterpret_cast<uintptr_t>(p) >> 4) % kept_cache.size()];
+    if (slot != p) {
+      slot = p;
+      if (kept.insert(p).second) out.texts.push_back(t);
+    }
+    return TextRef(p);
+  }
+  TextRef Plugin(const std::string& name) {
+    if (last_plugin >= 0 && *out.texts[plugins[last_plugin].second] == name) return plugins[last_plugin].first;
+    for (size_t i = 0; i < plugins.size(); ++i) {
+      if (*out.texts[plugins[i].second] == name) {
+        last_plugin = static_cast<int>(i);
+        return plugins[i].first;
+      }
+    }
+    out.texts.push_back(std::make_shared<const std::string>(name));
+    plugins.push_back({TextRef(out.texts.back().get()), out.texts.size() - 1});
+    last_plugin = static_cast<int>(plugins.size()) - 1;
+    return plugins.back().first;
+  }
+  std::array<const std::string*, 64> kept_cache{};
+  std::unordered_set<const std::string*> kept;
+  std::vector<std::pair<TextRef, size_t>> plugins;  // and its place in out.texts
+  int last_plugin = -1;
 
   void Release(int r, int from, int to) {  // gives back placements[from..to) of running job r
     const RunningJob& rj = *running[r].run;
@@ -549,14 +579,14 @@ struct FrameworkScheduler::Cycle {
     return p;
   }
   // ExplainNoFit, cached per shape while the state does not change.
-  const SharedText& NoFitReason(const JobRequest& r) {
+  TextRef NoFitReason(const JobRequest& r) {
     auto shape = std::make_tuple(r.task.gpus, MinTasks(r), r.task.cpu, r.task.memory);
     auto it = reasons.find(shape);
-    if (it == reasons.end()) it = reasons.emplace(shape, state.ExplainNoFit(r.task, MinTasks(r))).first;
+    if (it == reasons.end()) it = reasons.emplace(shape, Keep(state.ExplainNoFit(r.task, MinTasks(r)))).first;
     return it->second;
   }
   std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> failed_reclaims;
-  std::map<std::tuple<MilliGpu, int, MilliCpu, MiB>, SharedText> reasons;
+  std::map<std::tuple<MilliGpu, int, MilliCpu, MiB>, TextRef> reasons;
   // Counts the distinct reclaim shapes among pending jobs.
   class ShapeCounter {
    public:
@@ -866,6 +896,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
 
   if (in.explain_waiting) out.waiting.reserve(order.size());
   std::optional<Verdict> blocked;
+  TextRef blocked_plugin, blocked_reason;
+  const TextRef gang = in.explain_waiting ? Plugin("gang") : TextRef();
   while (!order.empty()) {
     // A cycle that goes on past an eighth of the heap will likely visit
     // most of it: sorting what is left (worst first) is then cheaper than
@@ -914,7 +946,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
       // through, placement and preemption fail, and OnNoFit blocks nothing
       // (or `blocked` would be set).
       waiting_not_now = true;
-      if (in.explain_waiting) out.waiting.push_back({r.id, false, "gang", NoFitReason(r)});
+      if (in.explain_waiting) out.waiting.push_back({r.id, false, gang, NoFitReason(r)});
       continue;
     }
     if (!MayEverRun(r, limits)) {
@@ -923,7 +955,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
     }
     if (blocked) {
       waiting_not_now = true;
-      if (in.explain_waiting) out.waiting.push_back({r.id, false, blocked->plugin, blocked->reason});
+      if (in.explain_waiting) out.waiting.push_back({r.id, false, blocked_plugin, blocked_reason});
       continue;
     }
     if (auto v = policy.Admit(j, ctx)) {
@@ -943,9 +975,12 @@ Decisions FrameworkScheduler::Cycle::Run() {
       }
       if (top.cls >= 0) MarkFailed(top.cls);
     }
-    if (auto v = policy.OnNoFit(j, ctx)) blocked = Verdict{v->plugin, v->reason, false};
+    if (auto v = policy.OnNoFit(j, ctx)) {
+      blocked = Verdict{v->plugin, v->reason, false};
+      if (in.explain_waiting) blocked_plugin = Plugin(v->plugin), blocked_reason = Keep(v->reason);
+    }
     waiting_not_now = true;
-    if (in.explain_waiting) out.waiting.push_back({r.id, false, "gang", NoFitReason(r)});
+    if (in.explain_waiting) out.waiting.push_back({r.id, false, gang, NoFitReason(r)});
   }
   buf.visit_most = heap_size > 1024 && order.size() < heap_size / 2;
   // Shrinks: running jobs that lost some (not all) tasks.

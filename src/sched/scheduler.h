@@ -120,41 +120,69 @@ struct Resize {
   std::vector<TaskPlacement> placements;
 };
 
+// What reads as a const std::string& and compares and concatenates like one
+// (Derived::str() gives the text).
+template <typename Derived>
+class TextOps {
+ public:
+  operator const std::string&() const { return self().str(); }  // NOLINT
+  bool empty() const { return self().str().empty(); }
+  size_t find(const std::string& s, size_t pos = 0) const { return self().str().find(s, pos); }
+  friend bool operator==(const Derived& a, const Derived& b) { return a.str() == b.str(); }
+  friend bool operator==(const Derived& a, const std::string& b) { return a.str() == b; }
+  friend bool operator==(const Derived& a, const char* b) { return a.str() == b; }
+  friend std::string operator+(const std::string& a, const Derived& b) { return a + b.str(); }
+  friend std::string operator+(const char* a, const Derived& b) { return a + b.str(); }
+  friend std::string operator+(const Derived& a, const std::string& b) { return a.str() + b; }
+  friend std::string operator+(const Derived& a, const char* b) { return a.str() + b; }
+  friend std::ostream& operator<<(std::ostream& os, const Derived& t) { return os << t.str(); }
+
+ protected:
+  static const std::string& Empty() {
+    static const std::string empty;
+    return empty;
+  }
+
+ private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+};
+
 // Immutable text that many values share: most of 100,000 waiting jobs wait
-// for the same reason, so a cycle builds each reason once and every Wait
-// holding it shares it. Reads as a const std::string& (and concatenates
-// with strings like one).
-class SharedText {
+// for the same reason, so a cycle builds each reason once and every value
+// holding it shares it.
+class SharedText : public TextOps<SharedText> {
  public:
   SharedText() = default;
   SharedText(std::string text) : text_(std::make_shared<const std::string>(std::move(text))) {}  // NOLINT
   SharedText(const char* text) : SharedText(std::string(text)) {}                                // NOLINT
   const std::string& str() const { return text_ ? *text_ : Empty(); }
-  operator const std::string&() const { return str(); }  // NOLINT
-  bool empty() const { return str().empty(); }
-  size_t find(const std::string& s, size_t pos = 0) const { return str().find(s, pos); }
-  friend bool operator==(const SharedText& a, const SharedText& b) { return a.str() == b.str(); }
-  friend bool operator==(const SharedText& a, const std::string& b) { return a.str() == b; }
-  friend bool operator==(const SharedText& a, const char* b) { return a.str() == b; }
-  friend std::string operator+(const std::string& a, const SharedText& b) { return a + b.str(); }
-  friend std::string operator+(const char* a, const SharedText& b) { return a + b.str(); }
-  friend std::string operator+(const SharedText& a, const std::string& b) { return a.str() + b; }
-  friend std::string operator+(const SharedText& a, const char* b) { return a.str() + b; }
-  friend std::ostream& operator<<(std::ostream& os, const SharedText& t) { return os << t.str(); }
+  const std::shared_ptr<const std::string>& shared() const { return text_; }
 
  private:
-  static const std::string& Empty() {
-    static const std::string empty;
-    return empty;
-  }
   std::shared_ptr<const std::string> text_;
 };
 
+// Text held by a Decisions (Decisions::texts), referred to by its waits:
+// 8 bytes to copy, nothing to count or free. Valid while the Decisions it
+// came from, or a copy of it, lives.
+class TextRef : public TextOps<TextRef> {
+ public:
+  TextRef() = default;
+  explicit TextRef(const std::string* text) : text_(text) {}
+  const std::string& str() const { return text_ ? *text_ : Empty(); }
+
+ private:
+  const std::string* text_ = nullptr;
+};
+
+// A job left waiting: 32 bytes, its plugin and reason shared with the other
+// waits of the cycle (most of 100,000 wait for a few reasons) and held by
+// the Decisions they came in (do not keep a Wait past it).
 struct Wait {
   JobId job = 0;
-  bool never = false;   // true: no cluster state would ever fit it ("infeasible")
-  std::string plugin;   // which plugin decided
-  SharedText reason;    // shared among the jobs that wait for the same reason
+  bool never = false;  // true: no cluster state would ever fit it ("infeasible")
+  TextRef plugin;      // which plugin decided
+  TextRef reason;
 };
 
 struct Decisions {
@@ -162,6 +190,8 @@ struct Decisions {
   std::vector<Preempt> preemptions;
   std::vector<Resize> resizes;
   std::vector<Wait> waiting;
+  // The texts waiting's plugins and reasons refer to (copies share them).
+  std::vector<std::shared_ptr<const std::string>> texts;
   // When the policy wants another cycle even if nothing else changes (its
   // priorities move with time, e.g. attained service); 0: only on changes.
   TimeMs recheck_at = 0;
