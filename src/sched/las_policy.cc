@@ -28,6 +28,7 @@ int LasPolicy::Level(DurationMs attained) const {
 
 void LasPolicy::BeginCycle(CycleContext& ctx) {
   pending_attained_.clear();
+  pending_level_.clear();
   if (options_.promote_knob <= 0) return;
   if (options_.lease_mode) {
     for (const JobRequest& j : ctx.input->pending) {
@@ -47,15 +48,19 @@ void LasPolicy::BeginCycle(CycleContext& ctx) {
   }
   const auto& pend = ctx.input->pending;
   pending_attained_.resize(pend.size());
+  pending_level_.resize(pend.size());
   for (size_t i = 0; i < pend.size(); ++i) {
     const JobRequest& j = pend[i];
     DurationMs attained = Attained(j);
     pending_attained_[i] = attained;
-    if (Level(attained) == 0) continue;
+    int level = Level(attained);
+    pending_level_[i] = level;
+    if (level == 0) continue;
     TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
     if (ctx.now - since >= static_cast<DurationMs>(options_.promote_knob * Executed(j))) {
       offset_[j.id] = j.attained_service;  // promoted to the top level
       pending_attained_[i] = 0;
+      pending_level_[i] = Level(0);
     }
   }
   if (offset_.size() > 4 * (ctx.input->pending.size() + ctx.input->running.size()) + 64) {
@@ -69,8 +74,9 @@ void LasPolicy::BeginCycle(CycleContext& ctx) {
 PriorityKey LasPolicy::Key(const JobRequest& job, bool running, const CycleContext& ctx) const {
   if (options_.lease_mode && Leased(job.id, ctx.now)) return {0, 0, job.submit_time};
   int i = running ? -1 : ctx.PendingIndex(job);
-  DurationMs attained = i >= 0 && i < static_cast<int>(pending_attained_.size()) ? pending_attained_[i] : Attained(job);
-  int level = Level(attained);
+  const bool cached = i >= 0 && i < static_cast<int>(pending_attained_.size());
+  DurationMs attained = cached ? pending_attained_[i] : Attained(job);
+  int level = cached ? pending_level_[i] : Level(attained);
   // The last level is FIFO, as in Tiresias: the longest jobs are served in
   // arrival order rather than all deferred to the end.
   if (options_.least_attained_within_level && level < static_cast<int>(options_.thresholds.size())) {
@@ -124,7 +130,7 @@ TimeMs LasPolicy::RecheckAt(const CycleContext& ctx) const {
     const bool cached = pending_attained_.size() == pend.size();
     for (size_t i = 0; i < pend.size(); ++i) {
       const JobRequest& j = pend[i];
-      if (Level(cached ? pending_attained_[i] : Attained(j)) == 0) continue;
+      if ((cached ? pending_level_[i] : Level(Attained(j))) == 0) continue;
       TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
       next = std::min(next, since + static_cast<DurationMs>(options_.promote_knob * Executed(j)));
     }

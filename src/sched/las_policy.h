@@ -60,6 +60,7 @@ class LasPolicy : public Policy {
   std::unordered_map<JobId, DurationMs> offset_;  // attained service at promotion
   std::unordered_map<JobId, TimeMs> lease_until_;
   std::vector<DurationMs> pending_attained_;  // Attained() per pending job this cycle (reset mode)
+  std::vector<int> pending_level_;             // and its Level()
 };
 
 }  // namespace berth::sched
