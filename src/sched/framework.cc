@@ -303,6 +303,50 @@ class ClassIndex {
   std::vector<int> table_;
 };
 
+// A request shape (GPU, tasks, CPU, memory).
+using Shape = std::tuple<MilliGpu, int, MilliCpu, MiB>;
+
+// A map keyed by request shapes: a cycle meets few, so a scan of a flat
+// array (the last hit first) beats a tree; past 32 it keeps a tree.
+template <typename V>
+class ShapeMap {
+ public:
+  V* Find(const Shape& s) {
+    if (!tree_.empty()) {
+      auto it = tree_.find(s);
+      return it == tree_.end() ? nullptr : &it->second;
+    }
+    if (last_ < flat_.size() && flat_[last_].first == s) return &flat_[last_].second;
+    for (size_t i = 0; i < flat_.size(); ++i) {
+      if (flat_[i].first == s) return &flat_[last_ = i].second;
+    }
+    return nullptr;
+  }
+  bool Has(const Shape& s) { return Find(s) != nullptr; }
+  // Adds `s` (if new) with `v`.
+  V& Add(const Shape& s, V v = V()) {
+    if (V* found = Find(s)) return *found;
+    if (tree_.empty() && flat_.size() < 32) {
+      flat_.push_back({s, std::move(v)});
+      return flat_[last_ = flat_.size() - 1].second;
+    }
+    if (tree_.empty()) tree_.insert(flat_.begin(), flat_.end());
+    flat_.clear();
+    return tree_.emplace(s, std::move(v)).first->second;
+  }
+  size_t size() const { return tree_.empty() ? flat_.size() : tree_.size(); }
+  void clear() {
+    flat_.clear();
+    tree_.clear();
+    last_ = 0;
+  }
+
+ private:
+  std::vector<std::pair<Shape, V>> flat_;
+  std::map<Shape, V> tree_;
+  size_t last_ = 0;
+};
+
 class FrameworkScheduler final : public Scheduler {
  public:
   FrameworkScheduler(std::string name, std::unique_ptr<Policy> policy, uint64_t seed)
@@ -457,7 +501,7 @@ struct FrameworkScheduler::Cycle {
   }
   void DropVictim(int v) { victim_next[victim_pos[v]] = victim_pos[v] + 1; }
   std::vector<int> elastic_running;     // running jobs with tasks above their request
-  std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> failed_shapes;  // did not fit, no preemption since
+  ShapeMap<bool> failed_shapes;  // did not fit, no preemption since
   bool waiting_not_now = false;
 
   Cycle(Buffers& b, Policy& p, const SchedulerInput& input, Rng& rng)
@@ -534,14 +578,14 @@ struct FrameworkScheduler::Cycle {
   std::optional<std::vector<TaskPlacement>> TryPlace(const JobView& j, int hi, int lo) {
     const JobRequest& r = *j.req;
     auto shape = std::make_tuple(r.task.gpus * lo, r.task.gpus >= kWholeGpu ? lo : 1, r.task.cpu, r.task.memory);
-    if (failed_shapes.count(shape)) return std::nullopt;
+    if (failed_shapes.Has(shape)) return std::nullopt;
     const auto* filter = policy.NodeFilter(j, ctx);
     for (int n = hi; n >= lo; --n) {
       if (!state.MayFit(r.task, n)) continue;
       auto p = state.Place(r.task, n, filter);
       if (p) return p;
     }
-    if (!filter && r.task.gpus >= kWholeGpu) failed_shapes.insert(shape);
+    if (!filter && r.task.gpus >= kWholeGpu) failed_shapes.Add(shape);
     return std::nullopt;
   }
 
@@ -569,24 +613,23 @@ struct FrameworkScheduler::Cycle {
     const JobRequest& r = *j.req;
     bool cacheable = policy.KeyOrderedPreemption();
     auto shape = std::make_tuple(r.task.gpus * MinTasks(r), MinTasks(r), r.task.cpu, r.task.memory);
-    if (cacheable && failed_reclaims.count(shape)) return std::nullopt;
+    if (cacheable && failed_reclaims.Has(shape)) return std::nullopt;
     auto p = TryReclaim(j);
     if (p) {
       failed_reclaims.clear();
     } else if (cacheable) {
-      failed_reclaims.insert(shape);
+      failed_reclaims.Add(shape);
     }
     return p;
   }
   // ExplainNoFit, cached per shape while the state does not change.
   TextRef NoFitReason(const JobRequest& r) {
     auto shape = std::make_tuple(r.task.gpus, MinTasks(r), r.task.cpu, r.task.memory);
-    auto it = reasons.find(shape);
-    if (it == reasons.end()) it = reasons.emplace(shape, Keep(state.ExplainNoFit(r.task, MinTasks(r)))).first;
-    return it->second;
+    if (TextRef* known = reasons.Find(shape)) return *known;
+    return reasons.Add(shape, Keep(state.ExplainNoFit(r.task, MinTasks(r))));
   }
-  std::set<std::tuple<MilliGpu, int, MilliCpu, MiB>> failed_reclaims;
-  std::map<std::tuple<MilliGpu, int, MilliCpu, MiB>, TextRef> reasons;
+  ShapeMap<bool> failed_reclaims;
+  ShapeMap<TextRef> reasons;
   // Counts the distinct reclaim shapes among pending jobs.
   class ShapeCounter {
    public:
