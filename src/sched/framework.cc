@@ -964,9 +964,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
       }
     }
     const HeapEntry top = order.back();
-    const JobView& j = pending[top.order];
+    const JobView& j = pending[top.order];  // (read only where needed: a skipped visit reads nothing of it)
     order.pop_back();
-    const JobRequest& r = *j.req;
     if (!in.explain_waiting) {
       // Nothing later can start: stop (the caller asked for no explanations).
       bool stop = blocked || (policy.Saturated(ctx) && Borrowed() == 0);
@@ -989,9 +988,10 @@ Decisions FrameworkScheduler::Cycle::Run() {
       // through, placement and preemption fail, and OnNoFit blocks nothing
       // (or `blocked` would be set).
       waiting_not_now = true;
-      if (in.explain_waiting) out.waiting.push_back({r.id, false, gang, NoFitReason(r)});
+      if (in.explain_waiting) out.waiting.push_back({j.req->id, false, gang, NoFitReason(*j.req)});
       continue;
     }
+    const JobRequest& r = *j.req;
     if (!MayEverRun(r, limits)) {
       Wait(j, {"feasibility", NeverReason(r, limits), true});
       continue;
