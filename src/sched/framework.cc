@@ -386,6 +386,8 @@ class FrameworkScheduler final : public Scheduler {
     std::vector<uint8_t> sort_ids;
     ClassIndex classes;  // the cycle's failure classes with requests, interned
     std::vector<uint32_t> failed_gen;  // per class: the generation in which it failed
+    std::vector<TextRef> class_reason;  // per class: its no-fit reason, while class_reason_gen is current
+    std::vector<uint32_t> class_reason_gen;
   };
   static bool Worse(const HeapEntry& a, const HeapEntry& b) {
     if (a.key[0] != b.key[0]) return a.key[0] > b.key[0];
@@ -920,6 +922,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
     order.push_back({v.key, static_cast<int>(i), cls});
   }
   buf.failed_gen.assign(buf.classes.size(), 0);
+  buf.class_reason.assign(buf.classes.size(), TextRef());
+  buf.class_reason_gen.assign(buf.classes.size(), 0);
   auto worse = [](const HeapEntry& a, const HeapEntry& b) { return Worse(a, b); };
   // Pending jobs often come best first already (arrival order under an
   // arrival-order key): then reversing them is all the sorting needed.
@@ -961,6 +965,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
         // The fields a visit reads (priority to the task shape), not the whole request.
         __builtin_prefetch(&in.pending[next].priority);
         __builtin_prefetch(&in.pending[next].min_tasks);
+        if (in.explain_waiting) __builtin_prefetch(&in.pending[next].id);  // a wait names the job
       }
     }
     const HeapEntry top = order.back();
@@ -988,7 +993,14 @@ Decisions FrameworkScheduler::Cycle::Run() {
       // through, placement and preemption fail, and OnNoFit blocks nothing
       // (or `blocked` would be set).
       waiting_not_now = true;
-      if (in.explain_waiting) out.waiting.push_back({j.req->id, false, gang, NoFitReason(*j.req)});
+      if (in.explain_waiting) {
+        const JobRequest& failed = in.pending[top.order];
+        if (buf.class_reason_gen[top.cls] != gen) {  // the class's reason, kept until the next placement
+          buf.class_reason[top.cls] = NoFitReason(failed);
+          buf.class_reason_gen[top.cls] = gen;
+        }
+        out.waiting.push_back({failed.id, false, gang, buf.class_reason[top.cls]});
+      }
       continue;
     }
     const JobRequest& r = *j.req;
