@@ -30,7 +30,11 @@ void QueueIndex::Clear() {
 
 uint64_t QueueIndex::Prefix(const std::string& s) {
   uint64_t p = 0;
-  std::memcpy(&p, s.data(), std::min<size_t>(s.size(), sizeof p));
+  if (s.size() >= sizeof p) {
+    std::memcpy(&p, s.data(), sizeof p);  // a fixed size: no call
+  } else {
+    for (size_t k = 0; k < s.size(); ++k) p |= static_cast<uint64_t>(static_cast<unsigned char>(s[k])) << (8 * k);
+  }
   return p ^ (static_cast<uint64_t>(s.size()) << 59);  // names of up to 8 bytes differ in p
 }
 
