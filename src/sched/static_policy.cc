@@ -30,6 +30,9 @@ class StaticPolicy final : public Policy {
     // Each queue is a fifo: in arrival order, only the jobs that fit in what
     // is left of its quota (and the first that does not) can be tried.
     const auto& pend = ctx.input->pending;
+    may_start_.clear();
+    // A cycle that explains every wait tries every job (MayStartThisCycle is not asked).
+    if (ctx.input->explain_waiting) return;
     bool arrival_order = true;
     for (size_t i = 1; i < pend.size() && arrival_order; ++i) {
       arrival_order = pend[i - 1].submit_time < pend[i].submit_time ||
