@@ -934,7 +934,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
   bool sorted = std::is_sorted(order.rbegin(), order.rend(), worse);
   if (sorted) {
     std::reverse(order.begin(), order.end());
-  } else if (buf.visit_most && order.size() > 1024) {
+  } else if ((buf.visit_most || in.explain_waiting) && order.size() > 1024) {
+    // (a cycle that explains every wait visits every job)
     SortWorstFirst(order, buf.scratch, buf.sort_ids);
     sorted = true;
   } else {
