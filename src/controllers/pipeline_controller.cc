@@ -245,12 +245,11 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
   }
   std::string msg = job.exit_code ? "exit code " + std::to_string(*job.exit_code) : "";
   if (!job.message.empty()) msg += (msg.empty() ? "" : ": ") + job.message;
-  // The job controller gives a task that could not be started (command not
-  // found, bad working directory) exit code 127 and a "failed to start"
-  // message: that is an error (retryPolicy OnError), not a failure of a
+  // A task that could not be started (command not found, bad working
+  // directory) ends without ever having run (no start time) and with exit
+  // code 127: that is an error (retryPolicy OnError), not a failure of a
   // process that ran (OnFailure).
-  bool process_ran =
-      job.exit_code.has_value() && job.message.rfind("failed to start", 0) == std::string::npos;
+  bool process_ran = job.exit_code.has_value() && job.start_time > 0;
   FailOrRetry(rs, n, *step, msg.empty() ? "failed" : msg, process_ran);
 }
 
