@@ -328,5 +328,42 @@ TEST(SharedTextTest, ReadsAndConcatenatesLikeAString) {
   EXPECT_NE(as_string.find("at most 2"), std::string::npos);
 }
 
+TEST(WaitTest, WaitsShareTheirTextsWhichLiveWithTheDecisionsAndItsCopies) {
+  auto cluster = MakeCluster(1, 4);
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.pending = {MakeJob(1, 2000), MakeJob(2, 4000), MakeJob(3, 1000), MakeJob(4, 1000), MakeJob(5, 64000)};
+  Decisions copy;
+  {
+    Decisions d = Fifo()->Schedule(in);
+    ASSERT_EQ(d.waiting.size(), 4u);
+    const Wait* w3 = FindWait(d, 3);
+    const Wait* w4 = FindWait(d, 4);
+    ASSERT_NE(w3, nullptr);
+    ASSERT_NE(w4, nullptr);
+    // Jobs behind one head wait for one reason: the same text, held once.
+    EXPECT_EQ(&w3->reason.str(), &w4->reason.str());
+    EXPECT_EQ(&w3->plugin.str(), &w4->plugin.str());
+    EXPECT_EQ(d.texts.size(), 6u) << "three plugins (gang, fifo, feasibility), one reason each";
+    copy = d;
+  }  // the original is gone; the copy holds the texts
+  const Wait* w2 = FindWait(copy, 2);
+  const Wait* w5 = FindWait(copy, 5);
+  ASSERT_NE(w2, nullptr);
+  ASSERT_NE(w5, nullptr);
+  EXPECT_EQ(w2->plugin, "gang");
+  EXPECT_FALSE(w2->reason.empty());
+  EXPECT_TRUE(w5->never);
+  EXPECT_EQ(w5->plugin, "feasibility");
+  // The daemon's job controller builds its message this way.
+  std::string msg = (w5->never ? "cannot run on this cluster: " : "") + w5->reason +
+                    (w5->plugin.empty() ? "" : " [" + w5->plugin + "]");
+  EXPECT_EQ(msg, "cannot run on this cluster: " + w5->reason.str() + " [feasibility]");
+  EXPECT_NE(msg.find("GPU"), std::string::npos);
+  TextRef none;
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(none, "");
+}
+
 }  // namespace
 }  // namespace berth::sched
