@@ -7,15 +7,13 @@
 // Running -> Preempted -> Pending and the scheduler binds the gang again: an
 // elastic job is then bound at whatever size between min and max fits.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <set>
 
 #include "common/log.h"
+#include "common/net.h"
 #include "controllers/job_controller.h"
 
 namespace berth::controllers {
@@ -23,24 +21,6 @@ namespace berth::controllers {
 using model::JobState;
 
 namespace {
-
-// A port free on this machine now (bind to port 0); 0 when none is found.
-int FreeLocalPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_ANY);
-  addr.sin_port = 0;
-  int port = 0;
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 std::string DescribeExit(int code) {
   if (code > 128 && code < 128 + 65) {
@@ -123,7 +103,7 @@ void JobController::StartGang(Active& a) {
     if (id != j.id && other.job.spec.training && other.status.is_object())
       taken.insert(other.status.value("masterPort", 0));
   int port = 0;
-  for (int tries = 0; local && tries < 16 && (port == 0 || taken.count(port)); ++tries) port = FreeLocalPort();
+  for (int tries = 0; local && tries < 16 && (port == 0 || taken.count(port)); ++tries) port = FreeTcpPort();
   if (port == 0 || taken.count(port)) {
     port = 29500 + static_cast<int>(j.id % 1000);
     while (taken.count(port)) ++port;

@@ -1,8 +1,5 @@
 // berthd: the Berth daemon. Usually started by `berth up`.
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -23,6 +20,7 @@
 #include "api/server.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "controllers/job_controller.h"
 #include "controllers/pipeline_controller.h"  // pipelines
 #include "daemon/config.h"
@@ -41,24 +39,6 @@
 
 namespace berth::daemon {
 namespace {
-
-// A TCP port free on `host` now (the kernel picks it); 0 when none.
-int PickFreePort(const std::string& host) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = 0;
-  if (host == "0.0.0.0" || host.empty() || ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-  int port = 0;
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
 
 
 int Fail(const std::string& msg) {
@@ -154,7 +134,7 @@ int Run(int argc, char** argv) {
   if (cfg.port == 0) {
     // Tasks are told BERTH_SERVER before the API server binds: pick the
     // free port now rather than hand them ":0".
-    cfg.port = PickFreePort(cfg.host);
+    cfg.port = FreeTcpPort(cfg.host);
     if (cfg.port == 0) return Fail("--listen: no free port on " + cfg.host);
   }
   std::string url = "http://" + (cfg.host == "0.0.0.0" ? std::string("127.0.0.1") : cfg.host) +

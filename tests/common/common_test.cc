@@ -1,4 +1,10 @@
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/net.h"
 
 #include <thread>
 
@@ -58,6 +64,27 @@ TEST(Quantity, FormatsMilliUnits) {
   EXPECT_EQ(FormatMilli(2000), "2");
   EXPECT_EQ(FormatMilli(500), "0.5");
   EXPECT_EQ(FormatMilli(125), "0.125");
+}
+
+}  // namespace
+}  // namespace berth
+
+namespace berth {
+namespace {
+
+TEST(FreeTcpPort, GivesAPortThatCanBeBound) {
+  int port = FreeTcpPort("127.0.0.1");
+  ASSERT_GT(port, 0);
+  ASSERT_LT(port, 65536);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ::close(fd);
+  EXPECT_GT(FreeTcpPort(), 0);  // any address
 }
 
 }  // namespace

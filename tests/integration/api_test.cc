@@ -26,14 +26,6 @@ std::string Waiter(const std::string& dir) {
 
 void Release(const std::string& dir, const std::string& id) { WriteFile(dir + "/release." + id, ""); }
 
-std::string Submit(const Daemon& d, const std::vector<std::string>& flags, const std::string& script) {
-  std::vector<std::string> args = {"run"};
-  args.insert(args.end(), flags.begin(), flags.end());
-  args.insert(args.end(), {"--", "/bin/sh", "-c", script});
-  CommandResult r = d.Cli(args);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return Trim(r.out);
-}
 
 // host and port of "http://H:P".
 std::pair<std::string, int> HostPort(const std::string& url) {
@@ -207,7 +199,7 @@ TEST(Api, EventStreamDeliversAJobsLifecycleInOrder) {
   EXPECT_EQ(all.status(), 200);
   EXPECT_EQ(all.content_type().rfind("text/event-stream", 0), 0u) << all.content_type();
 
-  std::string id = Submit(d, {"--gpus", "1"}, "exit 0");
+  std::string id = SubmitScript(d, {"--gpus", "1"}, "exit 0");
   const std::vector<std::string> want = {"JobSubmitted", "JobScheduled", "JobStarted", "JobExited"};
   EXPECT_TRUE(WaitFor([&] { return Lifecycle(all.events(), id).size() >= want.size(); }, 10s))
       << d.Get("/api/v1/events").dump();
@@ -249,14 +241,14 @@ TEST(Api, BerthEventsPrintsAndFollowsTheLog) {
 
   // `berth events -f -o json --job ID` prints each event as one JSON line as
   // it happens: start it before the job exists.
-  std::string first = Submit(d, {"--gpus", "1"}, "exit 3");
+  std::string first = SubmitScript(d, {"--gpus", "1"}, "exit 3");
   ASSERT_TRUE(WaitFor([&] { return d.State(first) == "Failed"; }, 10s));
   std::string next = std::to_string(std::stoll(first) + 1);
   std::string out = work / "events.out";
   pid_t follower = Spawn({BinDir() + "/berth", "--server", d.url(), "events", "-f", "-o", "json",
                           "--job", next},
                          out);
-  std::string second = Submit(d, {"--gpus", "1"}, Waiter(work.path()));
+  std::string second = SubmitScript(d, {"--gpus", "1"}, Waiter(work.path()));
   ASSERT_EQ(second, next);
   ASSERT_TRUE(WaitFor([&] { return ReadFile(out).find("JobStarted") != std::string::npos; }, 10s))
       << ReadFile(out);
@@ -436,14 +428,14 @@ TEST(Api, MetricsCountQueueWaitAndFreeGpus) {
   EXPECT_EQ(metric("berth_gpus_allocated"), 0);
   EXPECT_EQ(metric("berth_queue_wait_seconds_count"), 0);
 
-  std::string a = Submit(d, {"--gpus", "1"}, Waiter(work.path()));
-  std::string b = Submit(d, {"--gpus", "1"}, Waiter(work.path()));
+  std::string a = SubmitScript(d, {"--gpus", "1"}, Waiter(work.path()));
+  std::string b = SubmitScript(d, {"--gpus", "1"}, Waiter(work.path()));
   ASSERT_TRUE(WaitFor([&] { return d.State(a) == "Running" && d.State(b) == "Running"; }, 10s));
   EXPECT_TRUE(WaitFor([&] { return metric("berth_gpus_free") == 0; }, 5s)) << d.GetText("/metrics");
   EXPECT_EQ(metric("berth_gpus_allocated"), 2);
 
   // A third waits until the first is released.
-  std::string c = Submit(d, {"--gpus", "1"}, Waiter(work.path()));
+  std::string c = SubmitScript(d, {"--gpus", "1"}, Waiter(work.path()));
   ASSERT_TRUE(WaitFor([&] { return d.State(c) == "Pending"; }, 5s));
   ASSERT_TRUE(WaitFor([&] { return !d.Job(c).value("waitingReason", "").empty(); }, 5s));
   Release(work.path(), a);
@@ -504,7 +496,7 @@ TEST(Api, GpusJsonListsDeclaredGpusWithTheirAllocation) {
     EXPECT_TRUE(g["jobs"].is_array() && g["jobs"].empty());
   }
 
-  std::string id = Submit(d, {"--gpus", "1", "--name", "holder"}, Waiter(work.path()));
+  std::string id = SubmitScript(d, {"--gpus", "1", "--name", "holder"}, Waiter(work.path()));
   ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Running"; }, 10s));
   json held = gpus();
   int gpu = d.Job(id)["gpus"][0];

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -213,6 +215,16 @@ class Daemon {
 inline std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
+}
+
+// `berth run [flags] -- /bin/sh -c script` against `d`; returns the job id.
+inline std::string SubmitScript(const Daemon& d, const std::vector<std::string>& flags, const std::string& script) {
+  std::vector<std::string> args = {"run"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  args.insert(args.end(), {"--", "/bin/sh", "-c", script});
+  CommandResult r = d.Cli(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return Trim(r.out);
 }
 
 }  // namespace berth::testing

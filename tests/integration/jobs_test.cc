@@ -18,14 +18,6 @@ std::string Waiter(const std::string& dir, int code) {
          std::to_string(code);
 }
 
-std::string Submit(const Daemon& d, const std::vector<std::string>& flags, const std::string& script) {
-  std::vector<std::string> args = {"run"};
-  args.insert(args.end(), flags.begin(), flags.end());
-  args.insert(args.end(), {"--", "/bin/sh", "-c", script});
-  CommandResult r = d.Cli(args);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return Trim(r.out);
-}
 
 std::set<std::string> Split(const std::string& csv) {
   std::set<std::string> out;
@@ -39,8 +31,8 @@ TEST(Jobs, ConcurrentJobsGetDisjointGpusAndTheThirdWaits) {
   Daemon d({"--gpus", "4"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
 
-  std::string a = Submit(d, {"--gpus", "2"}, Waiter(work.path(), 0));
-  std::string b = Submit(d, {"--gpus", "2"}, Waiter(work.path(), 0));
+  std::string a = SubmitScript(d, {"--gpus", "2"}, Waiter(work.path(), 0));
+  std::string b = SubmitScript(d, {"--gpus", "2"}, Waiter(work.path(), 0));
   ASSERT_TRUE(WaitFor([&] { return d.State(a) == "Running" && d.State(b) == "Running"; }));
   ASSERT_TRUE(WaitFor([&] {
     return !ReadFile(work / ("gpus." + a)).empty() && !ReadFile(work / ("gpus." + b)).empty();
@@ -72,7 +64,7 @@ TEST(Jobs, ConcurrentJobsGetDisjointGpusAndTheThirdWaits) {
     EXPECT_NE(line.find(" " + a + " "), std::string::npos) << line;
   }
 
-  std::string c = Submit(d, {"--gpus", "2"}, Waiter(work.path(), 0));
+  std::string c = SubmitScript(d, {"--gpus", "2"}, Waiter(work.path(), 0));
   ASSERT_TRUE(WaitFor([&] { return d.State(c) == "Pending"; }));
   // It stays pending while both run: check the API's reason for waiting.
   auto jc = d.Job(c);
@@ -171,7 +163,7 @@ TEST(Jobs, CancelStopsARunningJobWithSigterm) {
   TempDir work;
   Daemon d({"--gpus", "1"});
   ASSERT_TRUE(d.Start());
-  std::string id = Submit(d, {"--gpus", "1"},
+  std::string id = SubmitScript(d, {"--gpus", "1"},
                           "trap 'echo got-term > " + work.path() + "/term; exit 0' TERM; echo ready > " +
                               work.path() + "/ready; while true; do sleep 0.05; done");
   ASSERT_TRUE(WaitFor([&] { return !ReadFile(work / "ready").empty(); }));
@@ -181,8 +173,8 @@ TEST(Jobs, CancelStopsARunningJobWithSigterm) {
   EXPECT_EQ(Trim(ReadFile(work / "term")), "got-term");
 
   // A pending job is cancelled at once; cancelling twice is an error.
-  std::string p = Submit(d, {"--gpus", "1"}, "sleep 30");
-  std::string q = Submit(d, {"--gpus", "1"}, "true");
+  std::string p = SubmitScript(d, {"--gpus", "1"}, "sleep 30");
+  std::string q = SubmitScript(d, {"--gpus", "1"}, "true");
   ASSERT_TRUE(WaitFor([&] { return d.State(p) == "Running"; }));
   EXPECT_EQ(d.State(q), "Pending");
   EXPECT_EQ(d.Cli({"cancel", q}).exit_code, 0);
@@ -198,7 +190,7 @@ TEST(Jobs, LogsFollowSeesOutputAsItIsWritten) {
   TempDir work;
   Daemon d({"--gpus", "1"});
   ASSERT_TRUE(d.Start());
-  std::string id = Submit(d, {}, "echo first; while [ ! -e " + work.path() + "/go ]; do sleep 0.02; done; echo second");
+  std::string id = SubmitScript(d, {}, "echo first; while [ ! -e " + work.path() + "/go ]; do sleep 0.02; done; echo second");
   ASSERT_TRUE(WaitFor([&] { return d.Cli({"logs", id}).out.find("first") != std::string::npos; }));
   WriteFile(work / "go", "");
   CommandResult f = d.Cli({"logs", "-f", id});
@@ -252,7 +244,7 @@ TEST(Jobs, BadInputGetsClearErrorsAndTheDaemonStaysUp) {
   std::string script = work / "vanish.sh";
   WriteFile(script, "#!/bin/sh\nexit 0\n");
   ::chmod(script.c_str(), 0755);
-  std::string blocker = Submit(d, {"--gpus", "4"}, "while [ ! -e " + work.path() + "/release ]; do sleep 0.02; done");
+  std::string blocker = SubmitScript(d, {"--gpus", "4"}, "while [ ! -e " + work.path() + "/release ]; do sleep 0.02; done");
   CommandResult queued = d.Cli({"run", "--gpus", "1", "--", script});
   ASSERT_EQ(queued.exit_code, 0) << queued.err;
   std::string vid = Trim(queued.out);

@@ -13,12 +13,7 @@
 namespace berth::testing {
 namespace {
 
-class PipelineFeatureTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_TRUE(d_.Start()) << ReadFile(d_.data_dir() + "/berthd.log"); }
-  Daemon d_{{"--gpus", "4"}};
-  TempDir work_;
-};
+class PipelineFeatureTest : public PipelineDaemonTest {};
 
 TEST_F(PipelineFeatureTest, WithItemsFansOutOverObjectsAndScalarsWithParallelism) {
   std::string log = work_ / "conc";

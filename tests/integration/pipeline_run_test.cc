@@ -9,12 +9,7 @@
 namespace berth::testing {
 namespace {
 
-class PipelineTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_TRUE(d_.Start()) << ReadFile(d_.data_dir() + "/berthd.log"); }
-  Daemon d_{{"--gpus", "4"}};
-  TempDir work_;
-};
+class PipelineTest : public PipelineDaemonTest {};
 
 TEST_F(PipelineTest, OutputsArtifactsFanInWhenAndExitHandler) {
   std::string id = StartRun(d_, work_.path(),

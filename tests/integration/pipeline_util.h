@@ -59,4 +59,12 @@ inline bool TaskStatusWritten(const Daemon& d, int64_t job_id) {
   return false;
 }
 
+// A berthd with 4 declared GPUs and a scratch directory, for pipeline tests.
+class PipelineDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(d_.Start()) << ReadFile(d_.data_dir() + "/berthd.log"); }
+  Daemon d_{{"--gpus", "4"}};
+  TempDir work_;
+};
+
 }  // namespace berth::testing
