@@ -124,7 +124,7 @@ INSTANTIATE_TEST_SUITE_P(Policies, EveryPolicy,
                          ::testing::Values("fifo", "backfill", "tiresias", "static", "fairshare",
                                            "srtf-oracle", "dynamic"));
 
-// A least-attained-service policy in the daemon: with a 1 GPU-second
+// A least-attained-service policy in the daemon: with a 3 GPU-second
 // threshold and a one-hour resync, only the policy's own recheck time can
 // wake the cycle that demotes the running job; the job keeps its attained
 // service across the preemption, so a newer job goes before it.
@@ -133,7 +133,7 @@ TEST(LeastAttainedService, RecheckDemotesARunningJobAndServiceSurvivesRequeue) {
   const std::string dir = work.path();
   WriteFile(work / "berthd.yaml",
             "scheduler:\n  policy: tiresias\n  resyncInterval: 1h\n"
-            "  options: {thresholds: \"1\", promote_knob: \"1000\"}\n");
+            "  options: {thresholds: \"3\", promote_knob: \"1000\"}\n");
   Daemon d({"--gpus", "1", "--config", work / "berthd.yaml"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   auto waiter = [&](const std::string& name) {
@@ -144,11 +144,12 @@ TEST(LeastAttainedService, RecheckDemotesARunningJobAndServiceSurvivesRequeue) {
   std::string a = SubmitDoc(d, work, JobYaml("a", 0, 1, 30, waiter("a")));
   ASSERT_TRUE(WaitFor([&] { return d.State(a) == "Running"; }));
   std::string b = SubmitDoc(d, work, JobYaml("b", 0, 1, 30, waiter("b")));
-  // b waits behind a (same level, FIFO) until a crosses 1 GPU-second.
+  // b waits behind a (same level, FIFO) until a crosses 3 GPU-seconds; b
+  // then has as long before it would be demoted in turn.
   ASSERT_TRUE(WaitFor([&] { return d.State(b) == "Running"; })) << d.Job(a).dump() << d.Job(b).dump();
   ASSERT_TRUE(WaitFor([&] { return d.State(a) == "Pending"; })) << d.Job(a).dump();
   json ja = d.Job(a);
-  EXPECT_GE(ja.value("attainedGpuSeconds", 0.0), 1.0) << ja.dump();
+  EXPECT_GE(ja.value("attainedGpuSeconds", 0.0), 3.0) << ja.dump();
   // c arrives while b runs; when b ends, c (no service yet) goes before a.
   std::string c = SubmitDoc(d, work, JobYaml("c", 0, 1, 30, waiter("c")));
   ASSERT_TRUE(WaitFor([&] { return d.State(c) == "Pending"; }));
