@@ -899,7 +899,9 @@ Decisions FrameworkScheduler::Cycle::Run() {
   const bool count_shapes = key_ordered && !in.explain_waiting;
   // Each job's failure class and request, interned once a cycle, rides in
   // its heap entry: a visit checks it without reading the job.
-  const bool classes = policy.UsesFailureClasses();
+  // (A quiet cycle of a key-ordered policy stops once every request shape
+  // failed to reclaim, usually long before classes repay their interning.)
+  const bool classes = policy.UsesFailureClasses() && (in.explain_waiting || !key_ordered);
   buf.classes.Clear();
   // A heap rather than a sort: most cycles stop long before the last job.
   std::vector<HeapEntry>& order = buf.heap;

@@ -43,6 +43,14 @@ class LasPolicy : public Policy {
   bool KeyOrderedPreemption() const override { return true; }
   bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const override;
   bool VictimEligible(const JobView& victim, const CycleContext& ctx) const override;
+  // MayPreempt reads the job only through its level (key[0]); the victims
+  // it allows (all of a higher level) lie within any same-level job's
+  // VictimBound; Admit, NodeFilter and OnNoFit are the defaults.
+  bool FailureClass(const JobView& job, const CycleContext& ctx, std::pair<int64_t, int64_t>* cls) const override {
+    *cls = {job.key[0], 0};
+    return true;
+  }
+  bool UsesFailureClasses() const override { return true; }
   TimeMs RecheckAt(const CycleContext& ctx) const override;
 
   // Attained service counted since the job's last promotion.
