@@ -910,22 +910,23 @@ Decisions FrameworkScheduler::Cycle::Run() {
   for (size_t i = 0; i < in.pending.size(); ++i) {
     cpu_only += in.pending[i].task.gpus == 0 ? 1 : 0;
     if (count_shapes) shape_counter.Add(in.pending[i]);
-    JobView& v = pending[i];
-    v.req = &in.pending[i];
-    v.run = nullptr;
-    v.order = static_cast<int>(i);
+    pending[i].req = &in.pending[i];
+    pending[i].run = nullptr;
+    pending[i].order = static_cast<int>(i);
     // Jobs left out of this cycle are never visited: no key needed.
-    v.may_start = in.explain_waiting || policy.MayStartThisCycle(i, ctx);
-    if (!v.may_start) {
-      v.key = PriorityKey{};
+    pending[i].may_start = in.explain_waiting || policy.MayStartThisCycle(i, ctx);
+    pending[i].key = pending[i].may_start ? policy.Key(in.pending[i], false, ctx) : PriorityKey{};
+  }
+  // (A separate pass: the key pass above stays tight for the policies without classes.)
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (!pending[i].may_start) {
       waiting_not_now = true;
       continue;
     }
-    v.key = policy.Key(in.pending[i], false, ctx);
     int cls = -1;
     std::pair<int64_t, int64_t> c;
-    if (classes && policy.FailureClass(v, ctx, &c)) cls = buf.classes.Find(MakeCombo(c, in.pending[i]));
-    order.push_back({v.key, static_cast<int>(i), cls});
+    if (classes && policy.FailureClass(pending[i], ctx, &c)) cls = buf.classes.Find(MakeCombo(c, in.pending[i]));
+    order.push_back({pending[i].key, static_cast<int>(i), cls});
   }
   buf.failed_gen.assign(buf.classes.size(), 0);
   buf.class_reason.assign(buf.classes.size(), TextRef());
