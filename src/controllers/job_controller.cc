@@ -391,6 +391,19 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
   return true;
 }
 
+void JobController::Requeue(Active& a, const store::JobUpdate& ended, const std::string& type,
+                            const std::string& message, const nlohmann::json& data,
+                            const std::string& requeue_message) {
+  if (!Move(a, JobState::kPreempted, ended, type, message, data)) return;
+  store::JobUpdate q;
+  q.clear_placement = true;
+  q.clear_exit_code = true;
+  q.end_time = 0;
+  q.start_time = 0;
+  q.schedule_time = 0;
+  Move(a, JobState::kPending, q, "JobRequeued", requeue_message);
+}
+
 void JobController::Finish(Active& a, JobState to, const store::JobUpdate& update,
                            const std::string& type, const std::string& message,
                            const nlohmann::json& data) {
@@ -490,15 +503,8 @@ void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
   if (ev.signal) data["signal"] = ev.signal;
 
   if (a.intent == StopIntent::kPreempt) {
-    store::JobUpdate p = u;
-    Move(a, JobState::kPreempted, p, "JobPreempted", "preempted" + (ev.message.empty() ? "" : ": " + ev.message), data);
-    store::JobUpdate q;
-    q.clear_placement = true;
-    q.clear_exit_code = true;
-    q.end_time = 0;
-    q.start_time = 0;
-    q.schedule_time = 0;
-    Move(a, JobState::kPending, q, "JobRequeued", "requeued after preemption");
+    Requeue(a, u, "JobPreempted", "preempted" + (ev.message.empty() ? "" : ": " + ev.message), data,
+            "requeued after preemption");
     a.intent = StopIntent::kNone;
     PersistIntents();
     std::lock_guard<std::mutex> l(mu_);
@@ -517,12 +523,8 @@ void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
   if (ev.type == exec::TaskEventType::kLost) {
     if (a.job.state == JobState::kScheduled) {
       // Bound but never started (the daemon stopped in between): requeue.
-      store::JobUpdate p;
-      Move(a, JobState::kPreempted, p, "JobLost", "task was never started: " + ev.message, data);
-      store::JobUpdate q;
-      q.clear_placement = true;
-      q.schedule_time = 0;
-      Move(a, JobState::kPending, q, "JobRequeued", "requeued: its task was never started");
+      Requeue(a, {}, "JobLost", "task was never started: " + ev.message, data,
+              "requeued: its task was never started");
       return;
     }
     Finish(a, JobState::kFailed, u, "JobLost", "lost: " + ev.message, data);

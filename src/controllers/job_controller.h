@@ -184,6 +184,10 @@ class JobController {
   TimeMs RecheckTime() const;
   std::vector<sched::TaskPlacement> TaskPlacements(const Job& job) const;
   std::string CheckpointDir(JobId id) const;
+  // Ends the attempt (Running/Scheduled -> Preempted with `ended`, event
+  // `type`) and puts the job back in the queue (-> Pending, "JobRequeued").
+  void Requeue(Active& a, const store::JobUpdate& ended, const std::string& type, const std::string& message,
+               const nlohmann::json& data, const std::string& requeue_message);
   void Finish(Active& a, model::JobState to, const store::JobUpdate& update, const std::string& type,
               const std::string& message, const nlohmann::json& data);
   bool Move(Active& a, model::JobState to, store::JobUpdate update, const std::string& type,

@@ -345,16 +345,9 @@ void JobController::EndGang(Active& a) {
   const model::TrainingSpec& t = *a.job.spec.training;
   TimeMs now = clock_.Now();
   auto requeue = [&](const std::string& type, const std::string& msg, const nlohmann::json& data) {
-    store::JobUpdate p;
-    p.end_time = now;
-    Move(a, JobState::kPreempted, p, type, msg, data);
-    store::JobUpdate q;
-    q.clear_placement = true;
-    q.clear_exit_code = true;
-    q.end_time = 0;
-    q.start_time = 0;
-    q.schedule_time = 0;
-    Move(a, JobState::kPending, q, "JobRequeued", msg);
+    store::JobUpdate ended;
+    ended.end_time = now;
+    Requeue(a, ended, type, msg, data, msg);
   };
   if (a.intent == StopIntent::kCancel) {
     store::JobUpdate u;
