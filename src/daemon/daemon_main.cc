@@ -211,16 +211,18 @@ int Run(int argc, char** argv) {
           spdlog::warn("{}", ev.message);
         controller.RecordEvent(type, ev.job, ev.message, data);
       }
+      std::set<model::JobId> ended;  // jobs the sampler still keeps that hold no GPU now
       for (const gpu::JobUsage& u : sampler.Jobs()) {
-        if (u.active) {
-          usage_saved.erase(u.job);
-          continue;
-        }
-        if (u.job == 0 || usage_saved.count(u.job)) continue;
+        if (u.active || u.job == 0) continue;
+        ended.insert(u.job);
+        if (usage_saved.count(u.job)) continue;
         Status put = (*store)->PutMeta("usage." + std::to_string(u.job), usage_json(u).dump());
         if (put.ok()) usage_saved.insert(u.job);
         else spdlog::warn("job {}: could not save its GPU usage: {}", u.job, put.ToString());
       }
+      // Saved and since evicted by the sampler, or running again (saved anew
+      // when it ends): forget, so this set stays as small as the sampler's.
+      std::erase_if(usage_saved, [&](model::JobId id) { return !ended.count(id); });
       l.lock();
       tel_cv.wait_for(l, std::chrono::milliseconds(cfg.telemetry_interval), [&] { return tel_stop; });
     }

@@ -217,6 +217,17 @@ inline std::string Trim(std::string s) {
   return s;
 }
 
+// Writes a job document (YAML or JSON) into `work` and `berth submit -f`s
+// it against `d`; returns the job id.
+inline std::string SubmitDoc(const Daemon& d, const TempDir& work, const std::string& doc) {
+  static int n = 0;
+  std::string path = work / ("job" + std::to_string(n++) + ".json");
+  WriteFile(path, doc);
+  CommandResult r = d.Cli({"submit", "-f", path});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return Trim(r.out);
+}
+
 // `berth run [flags] -- /bin/sh -c script` against `d`; returns the job id.
 inline std::string SubmitScript(const Daemon& d, const std::vector<std::string>& flags, const std::string& script) {
   std::vector<std::string> args = {"run"};

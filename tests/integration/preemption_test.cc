@@ -23,15 +23,6 @@ std::string JobYaml(const std::string& name, int priority, int gpus, int grace_s
   return doc.dump();
 }
 
-std::string SubmitDoc(const Daemon& d, const TempDir& work, const std::string& doc) {
-  static int n = 0;
-  std::string path = work / ("job" + std::to_string(n++) + ".json");
-  WriteFile(path, doc);
-  CommandResult r = d.Cli({"submit", "-f", path});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return Trim(r.out);
-}
-
 class Preemption : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Preemption, HigherPriorityJobPreemptsAndTheVictimIsRequeued) {

@@ -214,16 +214,8 @@ TEST_P(Elastic, JobStartsAtTheFreeSizeGrowsAndShrinks) {
   TempDir work;
   Daemon d({"--gpus", "3", "--policy", GetParam()});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
-  auto submit_job = [&](const std::string& doc) {
-    static int n = 0;
-    std::string path = work / ("job" + std::to_string(n++) + ".json");
-    WriteFile(path, doc);
-    CommandResult r = d.Cli({"submit", "-f", path});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return Trim(r.out);
-  };
   // Two of the three GPUs are busy: the elastic job starts with one worker.
-  std::string blocker = submit_job(ShJob("blocker", 0, 2, work / "release1"));
+  std::string blocker = SubmitDoc(d, work, ShJob("blocker", 0, 2, work / "release1"));
   ASSERT_TRUE(WaitFor([&] { return d.State(blocker) == "Running"; }));
   std::string id = Submit(
       d, work,
@@ -242,7 +234,7 @@ TEST_P(Elastic, JobStartsAtTheFreeSizeGrowsAndShrinks) {
   WriteFile(work / "release1", "");
   ASSERT_TRUE(WaitFor([&] { return trained_at(3); }, std::chrono::seconds(40))) << d.Job(id).dump();
   // Higher-priority work needs two GPUs: it shrinks back to one.
-  std::string high = submit_job(ShJob("high", 10, 2, work / "release2"));
+  std::string high = SubmitDoc(d, work, ShJob("high", 10, 2, work / "release2"));
   ASSERT_TRUE(WaitFor([&] { return d.State(high) == "Running" && WorldSize(d, id) == 1; },
                       std::chrono::seconds(40)))
       << d.Job(id).dump() << d.Job(high).dump();
