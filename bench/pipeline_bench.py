@@ -28,6 +28,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 from berth import Client, Pipeline  # noqa: E402
+from berth.client import read_record  # noqa: E402
 
 
 def ms(t):
@@ -70,13 +71,11 @@ def main():
     proc = subprocess.Popen([os.path.join(args.bin, "berthd"), "--listen", "127.0.0.1:0", "--data-dir", data,
                              "--log-level", "warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        url_file = os.path.join(data, "berthd.url")
         for _ in range(1000):
-            if os.path.exists(url_file) and os.path.getsize(url_file):
+            if read_record(data):
                 break
             time.sleep(0.01)
-        with open(url_file) as f:
-            client = Client(f.read().strip())
+        client = Client(read_record(data)["url"])
 
         with Pipeline("chain") as p:
             prev = None

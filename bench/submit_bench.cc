@@ -27,16 +27,15 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/daemon_record.h"
 
 namespace {
 
 using nlohmann::json;
 
 std::string ReadUrl(const std::string& dir) {
-  std::ifstream in(dir + "/berthd.url");
-  std::string u;
-  std::getline(in, u);
-  return u;
+  auto rec = berth::ReadDaemonRecord(dir);
+  return rec.ok() && *rec ? (*rec)->url : "";
 }
 
 pid_t StartDaemon(const std::string& berthd, const std::string& dir, const std::string& sync) {

@@ -1,5 +1,6 @@
 """A small client of berthd's REST API (urllib only)."""
 
+import fcntl
 import json
 import os
 import time
@@ -24,9 +25,103 @@ class RunFailed(BerthError):
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
+RECORD_NAME = "berthd.addr"
+SYSTEM_RUN_DIR = "/run/berth"
+DEFAULT_SERVER = "http://127.0.0.1:7420"
+
+
+def read_record(directory):
+    """The daemon record (berthd.addr: url=, pid=, dataDir= lines) in `directory`, or None."""
+    path = os.path.join(directory, RECORD_NAME)
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise BerthError("cannot read %s: %s" % (path, e))
+    rec = {}
+    for line in text.splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            rec[k] = v
+    try:
+        pid = int(rec.get("pid", ""))
+    except ValueError:
+        pid = 0
+    if pid <= 0 or not rec.get("url", "").startswith(("http://", "https://")):
+        raise BerthError("%s: malformed (expected url=http://HOST:PORT and pid=N lines)" % path)
+    return {"url": rec["url"], "pid": pid, "dataDir": rec.get("dataDir", ""), "path": path}
+
+
+def _record_live(rec):
+    try:
+        os.kill(rec["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if not rec["dataDir"]:
+        return True
+    try:
+        fd = os.open(os.path.join(rec["dataDir"], "berthd.lock"), os.O_RDONLY)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False  # nobody holds it: the daemon is gone (its pid was reused)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _from_record(directory):
+    rec = read_record(directory)
+    if rec is None:
+        return None
+    if not _record_live(rec):
+        raise BerthError("the berthd recorded in %s (pid %d, %s) is not running (it did not stop cleanly); "
+                         "`berth up` starts a new one, `berth down` clears the stale record"
+                         % (rec["path"], rec["pid"], rec["url"]))
+    return rec["url"]
+
+
+def user_data_dir():
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if xdg:
+        return os.path.join(xdg, "berth")
+    return os.path.join(os.environ.get("HOME") or "/tmp", ".local", "share", "berth")
+
+
+def find_server(server=None):
+    """berthd's URL by the rule every berth command uses (README, "The CLI finds the daemon"):
+    `server`, $BERTH_SERVER, the record in $BERTH_DATA_DIR (which must exist), the system
+    daemon's record in /run/berth, the per-user data directory's record, http://127.0.0.1:7420.
+    A record whose daemon is gone raises BerthError."""
+    if server:
+        return server
+    if os.environ.get("BERTH_SERVER"):
+        return os.environ["BERTH_SERVER"]
+    data_dir = os.environ.get("BERTH_DATA_DIR")
+    if data_dir:
+        url = _from_record(data_dir)
+        if url is None:
+            raise BerthError("no berthd is running for %s (BERTH_DATA_DIR): %s does not exist; "
+                             "start one with `berth up`" % (data_dir, os.path.join(data_dir, RECORD_NAME)))
+        return url
+    for directory in (SYSTEM_RUN_DIR, user_data_dir()):
+        url = _from_record(directory)
+        if url:
+            return url
+    return DEFAULT_SERVER
+
+
 class Client:
     def __init__(self, server=None, timeout=30):
-        self.server = (server or os.environ.get("BERTH_SERVER") or "http://127.0.0.1:7420").rstrip("/")
+        self.server = find_server(server).rstrip("/")
         self.timeout = timeout
 
     def _request(self, method, path, body=None, raw=False):

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from berth import Client, Pipeline, RunFailed, BerthError, task  # noqa: E402
 from berth.pipeline import RETURN_FILE  # noqa: E402
+from berth.client import find_server, read_record  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -159,6 +160,49 @@ class ClientTest(unittest.TestCase):
             Client("http://127.0.0.1:1").get(1)
 
 
+class DiscoveryTest(unittest.TestCase):
+    """The SDK finds berthd by the CLI's rule: --server/argument, BERTH_SERVER, BERTH_DATA_DIR's record, ..."""
+
+    def setUp(self):
+        self.saved = {k: os.environ.pop(k) for k in ("BERTH_SERVER", "BERTH_DATA_DIR", "XDG_DATA_HOME")
+                      if k in os.environ}
+        self.dir = tempfile.mkdtemp(prefix="berth-disc-")
+        os.environ["XDG_DATA_HOME"] = os.path.join(self.dir, "xdg")  # no per-user daemon
+
+    def tearDown(self):
+        for k in ("BERTH_SERVER", "BERTH_DATA_DIR", "XDG_DATA_HOME"):
+            os.environ.pop(k, None)
+        os.environ.update(self.saved)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write_record(self, pid, url="http://127.0.0.1:1234"):
+        with open(os.path.join(self.dir, "berthd.addr"), "w") as f:
+            f.write("url=%s\npid=%d\ndataDir=\n" % (url, pid))
+
+    def test_order(self):
+        os.environ["BERTH_DATA_DIR"] = self.dir
+        self.write_record(os.getpid(), "http://127.0.0.1:1111")
+        self.assertEqual(find_server(), "http://127.0.0.1:1111")
+        os.environ["BERTH_SERVER"] = "http://127.0.0.1:2222"
+        self.assertEqual(find_server(), "http://127.0.0.1:2222")
+        self.assertEqual(find_server("http://127.0.0.1:3333"), "http://127.0.0.1:3333")
+
+    def test_data_dir_without_daemon_is_an_error(self):
+        os.environ["BERTH_DATA_DIR"] = self.dir
+        with self.assertRaises(BerthError) as e:
+            Client()
+        self.assertIn("no berthd is running for " + self.dir, str(e.exception))
+
+    def test_stale_record_is_an_error(self):
+        os.environ["BERTH_DATA_DIR"] = self.dir
+        child = subprocess.Popen(["true"])
+        child.wait()  # a pid that no longer runs
+        self.write_record(child.pid)
+        with self.assertRaises(BerthError) as e:
+            Client()
+        self.assertIn("is not running", str(e.exception))
+
+
 def find_berthd():
     for d in [os.environ.get("BERTH_BIN_DIR", ""), os.path.join(ROOT, "build", "bin"),
               os.path.join(ROOT, "build-pipe", "bin")]:
@@ -174,17 +218,19 @@ class EndToEndTest(unittest.TestCase):
         proc = subprocess.Popen([find_berthd(), "--listen", "127.0.0.1:0", "--data-dir", data],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            url_file = os.path.join(data, "berthd.url")
-            def read_url():
-                if not os.path.exists(url_file):
-                    return ""
-                with open(url_file) as f:
-                    return f.read().strip()
             for _ in range(500):
-                if read_url():
+                if read_record(data):
                     break
                 time.sleep(0.01)
-            client = Client(read_url())
+            # The SDK finds the daemon the way the CLI does: here by BERTH_DATA_DIR's record.
+            env = {k: os.environ.pop(k) for k in ("BERTH_SERVER", "BERTH_DATA_DIR") if k in os.environ}
+            os.environ["BERTH_DATA_DIR"] = data
+            try:
+                client = Client()
+            finally:
+                os.environ.pop("BERTH_DATA_DIR")
+                os.environ.update(env)
+            self.assertEqual(client.server, read_record(data)["url"])
             with Pipeline("sdk", parameters={"lr": "0.5"}) as p:
                 m = train(lr=p.param("lr"), n=add(2, 3))
                 p.step("show", command=["echo", m])

@@ -1,11 +1,16 @@
 #include "api/server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "common/log.h"
+#include "common/net.h"
 #include "model/job.h"
 
 namespace berth::api {
@@ -136,14 +141,26 @@ Status ApiServer::Start() {
     spdlog::error("request failed: {}", what);
     ReplyError(res, Internal(what));
   });
+  // httplib's default sets SO_REUSEPORT, with which a second daemon binds the
+  // same port and the kernel splits connections between two stores. Only
+  // SO_REUSEADDR (restart over TIME_WAIT connections): a port in use fails.
+  server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   Routes();
   if (options_.port == 0) {
     port_ = server_->bind_to_any_port(options_.host);
     if (port_ <= 0) return IoError("cannot listen on " + options_.host + ": no free port");
   } else {
-    if (!server_->bind_to_port(options_.host, options_.port))
-      return IoError("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
-                     " (address in use or not available)");
+    if (!server_->bind_to_port(options_.host, options_.port)) {
+      std::string why = BindError(options_.host, options_.port);
+      return IoError("cannot listen on " + options_.host + ":" + std::to_string(options_.port) + ": " +
+                     (why.empty() ? "address in use or not available" : why) +
+                     (why == std::strerror(EADDRINUSE) ? " (another process listens on port " +
+                                                             std::to_string(options_.port) + ")"
+                                                       : ""));
+    }
     port_ = options_.port;
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
@@ -169,6 +186,8 @@ void ApiServer::Routes() {
            {"policy", options_.policy},
            {"inventory", inventory_.Describe()},
            {"gpus", gpus},
+           {"pid", static_cast<int64_t>(::getpid())},
+           {"dataDir", options_.data_dir},
            {"time", FormatTime(clock_.Now())}});
   };
   s.Get("/healthz", health);

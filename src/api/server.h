@@ -36,6 +36,7 @@ struct ServerOptions {
   int threads = 64;  // long-lived streams (SSE) each hold one
   std::string version;
   std::string policy;
+  std::string data_dir;  // shown by /healthz (with the pid): which daemon answers
 };
 
 // Extra sections contributed by other parts of the daemon (GPU telemetry).

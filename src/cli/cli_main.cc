@@ -18,11 +18,12 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/discovery.h"
+#include "cli/interrupt.h"
 #include "cli/spec_defaults.h"
 #include "cli/table.h"
 #include "common/clock.h"
 #include "common/quantity.h"
-#include "daemon/config.h"
 #include "model/spec_reader.h"
 
 #ifndef BERTH_VERSION
@@ -43,11 +44,6 @@ namespace {
 
 using nlohmann::json;
 
-
-std::string DefaultServer() {
-  if (const char* s = std::getenv("BERTH_SERVER"); s && *s) return s;
-  return "http://127.0.0.1:7420";
-}
 
 std::string CurrentUser() {
   if (const char* u = std::getenv("USER"); u && *u) return u;
@@ -191,132 +187,15 @@ int ExitCodeFor(const json& end) {
   return kExitError;
 }
 
-int WaitAndExit(ApiClient& api, const std::string& id) {
+// Ctrl-C cancels the job (cli/interrupt.h) unless `detach_on_interrupt`.
+int WaitAndExit(ApiClient& api, const std::string& id, bool detach_on_interrupt) {
+  WaitInterrupts interrupts(api.url(), id, "job " + id, detach_on_interrupt);
   auto end = FollowLogs(api, id);
   if (!end.ok()) return Report(end.status());
   std::string state = end->value("state", "");
   if (state != "Succeeded")
     std::cerr << "berth: job " << id << " " << state << ": " << end->value("message", "") << "\n";
-  return ExitCodeFor(*end);
-}
-
-std::string SelfDir() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? "" : p.parent_path().string();
-}
-
-std::string FindBerthd() {
-  std::string dir = SelfDir();
-  if (!dir.empty() && ::access((dir + "/berthd").c_str(), X_OK) == 0) return dir + "/berthd";
-  return "berthd";  // from PATH
-}
-
-int Up(const std::vector<std::string>& daemon_args, bool detach, const std::string& data_dir,
-       const std::string& server) {
-  std::string berthd = FindBerthd();
-  std::vector<std::string> args = {berthd};
-  args.insert(args.end(), daemon_args.begin(), daemon_args.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  if (!detach) {
-    ::execvp(argv[0], argv.data());
-    std::cerr << "berth: cannot start " << berthd << ": " << std::strerror(errno) << "\n";
-    return kExitError;
-  }
-  std::string dir = data_dir.empty() ? daemon::DefaultDataDir() : data_dir;
-  std::filesystem::create_directories(dir);
-  std::string log = dir + "/berthd.log";
-  // berthd writes its actual address to berthd.url once it listens (the only
-  // way to learn the port of --listen HOST:0): a file replaced after the fork
-  // is this daemon's, an older one a previous daemon's.
-  std::string url_file = dir + "/berthd.url";
-  auto url_stamp = [&url_file] {
-    struct stat st {};
-    if (::stat(url_file.c_str(), &st) != 0) return std::pair<ino_t, int64_t>{0, 0};
-    return std::pair<ino_t, int64_t>{st.st_ino, st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
-  };
-  auto old_stamp = url_stamp();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    std::cerr << "berth: fork: " << std::strerror(errno) << "\n";
-    return kExitError;
-  }
-  if (pid == 0) {
-    ::setsid();
-    FILE* f = std::freopen(log.c_str(), "a", stderr);
-    if (f) ::dup2(::fileno(stderr), STDOUT_FILENO);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-    ::execvp(argv[0], argv.data());
-    std::fprintf(stderr, "berth: cannot start %s: %s\n", berthd.c_str(), std::strerror(errno));
-    ::_exit(127);
-  }
-  std::string url = server;
-  int64_t deadline = MonotonicNanos() + 20'000'000'000LL;
-  while (MonotonicNanos() < deadline) {
-    if (auto stamp = url_stamp(); stamp.first != 0 && stamp != old_stamp) {
-      std::string actual;
-      std::ifstream(url_file) >> actual;
-      if (!actual.empty()) url = actual;
-    }
-    ApiClient api(url);
-    int status;
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      std::cerr << "berth: berthd exited during start-up; its log (" << log << ") ends with:\n";
-      std::ifstream in(log);
-      std::vector<std::string> lines;
-      for (std::string l; std::getline(in, l);) lines.push_back(l);
-      for (size_t i = lines.size() > 10 ? lines.size() - 10 : 0; i < lines.size(); ++i)
-        std::cerr << "  " << lines[i] << "\n";
-      return kExitError;
-    }
-    auto h = api.Get("/healthz");
-    if (h.ok()) {
-      std::cout << "berthd " << h->value("version", "") << " is up at " << url << " (pid " << pid
-                << ", " << h->value("inventory", "") << ", policy " << h->value("policy", "")
-                << "); log: " << log << "\n";
-      return 0;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::cerr << "berth: berthd did not answer at " << url << " within 20 s; see " << log << "\n";
-  return kExitError;
-}
-
-int Down(const std::string& data_dir) {
-  std::string dir = data_dir.empty() ? daemon::DefaultDataDir() : data_dir;
-  std::string lock_path = dir + "/berthd.lock";
-  std::ifstream in(lock_path);
-  pid_t pid = 0;
-  // A running berthd holds the lock; a lock file nobody holds names a daemon
-  // that has exited (its pid may be a zombie or belong to another process now).
-  bool held = false;
-  if (int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
-    held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    ::close(fd);
-  }
-  if (!held || !(in >> pid) || pid <= 0 || ::kill(pid, 0) != 0) {
-    std::cerr << "berth: no berthd is running for " << dir << "\n";
-    return kExitError;
-  }
-  ::kill(pid, SIGTERM);
-  int64_t deadline = MonotonicNanos() + 30'000'000'000LL;
-  while (MonotonicNanos() < deadline) {
-    // Gone, or a zombie waiting for a parent that does not reap.
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string s;
-    std::getline(stat, s);
-    size_t rp = s.rfind(')');
-    if (s.empty() || (rp != std::string::npos && rp + 2 < s.size() && s[rp + 2] == 'Z')) {
-      std::cout << "berthd (pid " << pid << ") stopped; running tasks keep running\n";
-      return 0;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::cerr << "berth: berthd (pid " << pid << ") did not stop within 30 s\n";
-  return kExitError;
+  return interrupts.interrupted() ? kExitInterrupted : ExitCodeFor(*end);
 }
 
 json BuildRunSpec(const std::vector<std::string>& command, const std::string& name,
@@ -390,25 +269,14 @@ void PrintGpus(const json& reply) {
 int Main(int argc, char** argv) {
   CLI::App app{"berth: run jobs on a shared pool of GPUs (client of berthd)", "berth"};
   app.require_subcommand(1);
-  std::string server = DefaultServer();
-  app.add_option("--server", server, "berthd URL (default $BERTH_SERVER or http://127.0.0.1:7420)");
+  std::string server_flag;
+  app.add_option("--server", server_flag,
+                 "berthd URL (default: $BERTH_SERVER, else the daemon recorded in $BERTH_DATA_DIR, /run/berth "
+                 "or ~/.local/share/berth, else http://127.0.0.1:7420)");
   app.set_version_flag("--version", BERTH_VERSION);
 
-  // up / down
-  auto* up = app.add_subcommand("up", "start berthd (foreground unless --detach)");
-  bool detach = false;
-  std::string up_listen, up_data, up_config, up_policy, up_log_level;
-  int up_gpus = -1;
-  up->add_flag("-d,--detach", detach, "run in the background; wait until it answers");
-  up->add_option("--listen", up_listen, "HOST:PORT (default 127.0.0.1:7420)");
-  up->add_option("--data-dir", up_data, "state directory (default ~/.local/share/berth)");
-  up->add_option("--config", up_config, "YAML configuration file");
-  up->add_option("--gpus", up_gpus, "declare N simulated GPUs (machines without NVIDIA GPUs)");
-  up->add_option("--policy", up_policy, "scheduling policy");
-  up->add_option("--log-level", up_log_level, "trace, debug, info, warn, error");
-  auto* down = app.add_subcommand("down", "stop berthd (tasks keep running)");
-  std::string down_data;
-  down->add_option("--data-dir", down_data, "state directory of the daemon to stop");
+  // up / down (daemon_cmd.cc) first in --help, the other groups after the job commands.
+  std::vector<Command> commands = AddDaemonCommands(app);
 
   // run / submit
   auto* run = app.add_subcommand("run", "run a command as a job: berth run [flags] -- CMD ARGS");
@@ -425,13 +293,18 @@ int Main(int argc, char** argv) {
   run->add_option("--time-limit", time_limit, "time limit (e.g. 2h, 90s)");
   run->add_option("-e,--env", envs, "KEY=VALUE (or KEY to pass this shell's value)");
   run->add_option("--workdir", workdir, "working directory (absolute; default: the current directory)");
-  run->add_flag("-w,--wait", wait, "stream the logs and exit with the job's exit code");
+  run->add_flag("-w,--wait", wait, "stream the logs and exit with the job's exit code (Ctrl-C cancels the job)");
+  bool detach_on_interrupt = false;
+  run->add_flag("--detach-on-interrupt", detach_on_interrupt,
+                "with --wait: Ctrl-C stops waiting and leaves the job running");
   run->add_option("command", command, "the command and its arguments (after --)")->required();
   auto* submit = app.add_subcommand("submit", "submit a job document (YAML or JSON)");
   std::string file;
   bool submit_wait = false;
   submit->add_option("-f,--file", file, "the job file ('-' for standard input)")->required();
-  submit->add_flag("-w,--wait", submit_wait, "stream the logs and exit with the job's exit code");
+  submit->add_flag("-w,--wait", submit_wait, "stream the logs and exit with the job's exit code (Ctrl-C cancels the job)");
+  submit->add_flag("--detach-on-interrupt", detach_on_interrupt,
+                   "with --wait: Ctrl-C stops waiting and leaves the job running");
 
   // ps / get / logs / cancel / events / gpus
   auto* ps = app.add_subcommand("ps", "list jobs (active ones unless --all or --state)");
@@ -470,7 +343,6 @@ int Main(int argc, char** argv) {
   gpus_cmd->add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
 
   // Command groups defined in their own files.
-  std::vector<Command> commands;
   for (auto group : {AddSimCommands, AddPipelineCommands, AddTrainCommands}) {
     auto added = group(app);
     commands.insert(commands.end(), added.begin(), added.end());
@@ -484,29 +356,7 @@ int Main(int argc, char** argv) {
   for (const Command& c : commands)
     if (c.app->parsed()) return c.run();
 
-  if (up->parsed()) {
-    std::vector<std::string> dargs;
-    std::string listen = up_listen;
-    if (!up_listen.empty()) dargs.insert(dargs.end(), {"--listen", up_listen});
-    if (!up_data.empty()) dargs.insert(dargs.end(), {"--data-dir", up_data});
-    if (!up_config.empty()) dargs.insert(dargs.end(), {"--config", up_config});
-    if (up_gpus >= 0) dargs.insert(dargs.end(), {"--gpus", std::to_string(up_gpus)});
-    if (!up_policy.empty()) dargs.insert(dargs.end(), {"--policy", up_policy});
-    if (!up_log_level.empty()) dargs.insert(dargs.end(), {"--log-level", up_log_level});
-    std::string url = server;
-    if (!up_listen.empty()) {
-      std::string host = "127.0.0.1";
-      int port = 7420;
-      Status st = daemon::ParseListen(up_listen, &host, &port);
-      if (!st.ok()) return Report(st);
-      if (host == "0.0.0.0") host = "127.0.0.1";
-      url = "http://" + host + ":" + std::to_string(port);
-    }
-    return Up(dargs, detach, up_data, url);
-  }
-  if (down->parsed()) return Down(down_data);
-
-  ApiClient api(server);
+  ApiClient api(ServerUrlOrExit(app));
 
   if (run->parsed() || submit->parsed()) {
     std::string body;
@@ -542,7 +392,7 @@ int Main(int argc, char** argv) {
       return 0;
     }
     std::cerr << "berth: job " << jid << " submitted\n";
-    return WaitAndExit(api, jid);
+    return WaitAndExit(api, jid, detach_on_interrupt);
   }
 
   if (ps->parsed()) {

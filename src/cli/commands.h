@@ -26,6 +26,9 @@ constexpr int kExitNoServer = 3;  // berthd could not be reached
 // Prints "berth: error: ..." and returns the exit code for `st`.
 int Report(const Status& st);
 
+// berth up / berth down: start and stop berthd (daemon_cmd.cc).
+std::vector<Command> AddDaemonCommands(CLI::App& app);
+
 // berth sim: replays a trace through the scheduler on a virtual clock.
 std::vector<Command> AddSimCommands(CLI::App& app);
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/discovery.h"
 #include "cli/table.h"
 #include "model/pipeline.h"
 
@@ -17,12 +18,8 @@ namespace {
 
 using nlohmann::json;
 
-std::string ServerUrl(CLI::App& root) {
-  CLI::Option* opt = root.get_option_no_throw("--server");
-  if (opt && opt->count()) return opt->as<std::string>();
-  if (const char* s = std::getenv("BERTH_SERVER"); s && *s) return s;
-  return "http://127.0.0.1:7420";
-}
+// The daemon the shared rule finds (cli/discovery.h); exits when none is found.
+std::string ServerUrl(CLI::App& root) { return ServerUrlOrExit(root); }
 
 Result<std::string> ReadSpecFile(const std::string& path) {
   std::stringstream ss;

@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/discovery.h"
+#include "cli/interrupt.h"
 #include "cli/spec_defaults.h"
 
 namespace berth::cli {
@@ -15,6 +17,7 @@ namespace {
 struct TrainFlags {
   std::string file;
   bool wait = false;
+  bool detach_on_interrupt = false;
 };
 
 int RunTrain(const TrainFlags& f, const std::string& server) {
@@ -35,6 +38,7 @@ int RunTrain(const TrainFlags& f, const std::string& server) {
     return 0;
   }
   std::cerr << "berth: training job " << id << " submitted\n";
+  WaitInterrupts interrupts(api.url(), id, "training job " + id, f.detach_on_interrupt);
   nlohmann::json end;
   Status st = api.Stream("/api/v1/jobs/" + id + "/logs?follow=true&worker=0",
                          [&](const std::string& event, const std::string& data) {
@@ -49,6 +53,10 @@ int RunTrain(const TrainFlags& f, const std::string& server) {
   auto final_job = api.Get("/api/v1/jobs/" + id);
   if (!final_job.ok()) return Report(final_job.status());
   std::string state = (*final_job).value("state", "");
+  if (interrupts.interrupted()) {
+    std::cerr << "berth: training job " << id << " " << state << "\n";
+    return kExitInterrupted;
+  }
   if (state == "Succeeded") return 0;
   std::cerr << "berth: training job " << id << " " << state << ": "
             << (*final_job).value("message", "") << "\n";
@@ -62,14 +70,11 @@ std::vector<Command> AddTrainCommands(CLI::App& app) {
   auto flags = std::make_shared<TrainFlags>();
   auto* train = app.add_subcommand("train", "submit a distributed training job (kind: TrainingJob)");
   train->add_option("-f,--file", flags->file, "the TrainingJob file ('-' for standard input)")->required();
-  train->add_flag("-w,--wait", flags->wait, "stream worker 0's output and exit with the job's exit code");
-  return {{train, [flags, &app] {
-             std::string server = "http://127.0.0.1:7420";
-             if (const char* s = std::getenv("BERTH_SERVER"); s && *s) server = s;
-             CLI::Option* opt = app.get_option_no_throw("--server");
-             if (opt && opt->count()) server = opt->as<std::string>();
-             return RunTrain(*flags, server);
-           }}};
+  train->add_flag("-w,--wait", flags->wait,
+                  "stream worker 0's output and exit with the job's exit code (Ctrl-C cancels the job)");
+  train->add_flag("--detach-on-interrupt", flags->detach_on_interrupt,
+                  "with --wait: Ctrl-C stops waiting and leaves the job running");
+  return {{train, [flags, &app] { return RunTrain(*flags, ServerUrlOrExit(app)); }}};
 }
 
 }  // namespace berth::cli

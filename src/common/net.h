@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "common/status.h"
+
 namespace berth {
 
 // A TCP port that is free on `host` (an IPv4 address; "" or "0.0.0.0": any)
@@ -10,5 +12,13 @@ namespace berth {
 // take it before the caller binds it: callers that hand it out keep their
 // own record of what they handed out.
 int FreeTcpPort(const std::string& host = "");
+
+// Parses "HOST:PORT", ":PORT" (all addresses: 0.0.0.0) or "PORT" (host
+// unchanged) into *host and *port; an error names the value.
+Status ParseListen(const std::string& listen, std::string* host, int* port);
+
+// Why a listening socket cannot be bound on host:port now ("Address already
+// in use", ...), found by trying; empty when it can be.
+std::string BindError(const std::string& host, int port);
 
 }  // namespace berth

@@ -4,37 +4,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/net.h"
 #include "model/spec_reader.h"
 
 namespace berth::daemon {
-
-std::string DefaultDataDir() {
-  if (const char* d = std::getenv("BERTH_DATA_DIR"); d && *d) return d;
-  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/berth";
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : "/tmp") + "/.local/share/berth";
-}
-
-Status ParseListen(const std::string& listen, std::string* host, int* port) {
-  std::string h = *host, p = listen;
-  size_t colon = listen.rfind(':');
-  if (colon != std::string::npos) {
-    h = listen.substr(0, colon);
-    p = listen.substr(colon + 1);
-    if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-    if (h.empty()) h = "0.0.0.0";
-  }
-  try {
-    size_t pos = 0;
-    int v = std::stoi(p, &pos);
-    if (pos != p.size() || v < 0 || v > 65535) throw std::out_of_range("port");
-    *port = v;
-  } catch (const std::exception&) {
-    return InvalidArgument("listen: expected HOST:PORT with a port in 0..65535, got \"" + listen + "\"");
-  }
-  *host = h;
-  return Status::Ok();
-}
 
 Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
   std::ifstream in(path);

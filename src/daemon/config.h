@@ -30,7 +30,7 @@ namespace berth::daemon {
 struct DaemonConfig {
   std::string host = "127.0.0.1";
   int port = 7420;
-  std::string data_dir;  // default: DefaultDataDir()
+  std::string data_dir;  // default: DefaultDataDir() (common/daemon_record.h)
   // Pipeline runs' artifact directories; empty: <data_dir>/artifacts.
   // $BERTH_ARTIFACT_ROOT wins over it.
   std::string artifact_root;
@@ -47,13 +47,7 @@ struct DaemonConfig {
   DurationMs idle_after = 5 * 60 * 1000; // idle this long -> GpuIdle event
 };
 
-// $BERTH_DATA_DIR, else $XDG_DATA_HOME/berth, else ~/.local/share/berth.
-std::string DefaultDataDir();
-
 // Reads `path` into `config` (fields absent from the file keep their value).
 Status LoadConfigFile(const std::string& path, DaemonConfig* config);
-
-// "HOST:PORT", ":PORT" or "PORT".
-Status ParseListen(const std::string& listen, std::string* host, int* port);
 
 }  // namespace berth::daemon

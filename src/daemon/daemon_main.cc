@@ -19,6 +19,7 @@
 #include "api/pipeline_routes.h"  // pipelines
 #include "api/server.h"
 #include "common/clock.h"
+#include "common/daemon_record.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "controllers/job_controller.h"
@@ -93,6 +94,9 @@ int Run(int argc, char** argv) {
     return Fail("another berthd is already using " + cfg.data_dir);
   std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(lock_fd, 0) == 0) (void)!::write(lock_fd, pid.data(), pid.size());
+  // A record left here is a crashed daemon's (this one holds the lock now):
+  // until this one listens, clients should hear "not running", not a dead address.
+  ::unlink((cfg.data_dir + "/" + kDaemonRecordName).c_str());
 
   // Signals are taken by one thread with sigwait; tasks never inherit the mask
   // (the shim resets it).
@@ -137,8 +141,13 @@ int Run(int argc, char** argv) {
     cfg.port = FreeTcpPort(cfg.host);
     if (cfg.port == 0) return Fail("--listen: no free port on " + cfg.host);
   }
-  std::string url = "http://" + (cfg.host == "0.0.0.0" ? std::string("127.0.0.1") : cfg.host) +
-                    ":" + std::to_string(cfg.port);
+  // The address clients use: a wildcard host is reached on loopback.
+  auto url_for = [&cfg](int port) {
+    std::string host = cfg.host == "0.0.0.0" ? "127.0.0.1" : cfg.host == "::" ? "::1" : cfg.host;
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    return "http://" + host + ":" + std::to_string(port);
+  };
+  std::string url = url_for(cfg.port);
   controllers::JobControllerOptions copts;
   copts.task_env["BERTH_SERVER"] = url;
   copts.checkpoint_root = cfg.data_dir + "/checkpoints";
@@ -265,6 +274,7 @@ int Run(int argc, char** argv) {
   aopts.port = cfg.port;
   aopts.version = BERTH_VERSION;
   aopts.policy = cfg.policy;
+  aopts.data_dir = cfg.data_dir;
   api::ApiServer server(controller, **store, **executor, *inventory, clock, aopts, hooks);
   st = server.Start();
   if (!st.ok()) {
@@ -274,13 +284,16 @@ int Run(int argc, char** argv) {
     (*executor)->Shutdown();
     return Fail(st.message());
   }
-  // Clients and tests find the daemon's actual address here (--listen with port 0).
-  {
-    std::string url_file = cfg.data_dir + "/berthd.url";
-    std::string actual = "http://" + (cfg.host == "0.0.0.0" ? std::string("127.0.0.1") : cfg.host) + ":" +
-                         std::to_string(server.port());
-    std::ofstream(url_file + ".tmp") << actual << "\n";
-    std::filesystem::rename(url_file + ".tmp", url_file, ec);
+  // Clients find the daemon's actual address (--listen with port 0) and pid
+  // in its data directory; the system daemon's also in /run/berth.
+  DaemonRecord record{url_for(server.port()), ::getpid(), cfg.data_dir};
+  std::vector<std::string> record_dirs = {cfg.data_dir};
+  if (::geteuid() == 0 && cfg.data_dir == kSystemDataDir) {
+    std::filesystem::create_directories(kSystemRunDir, ec);
+    record_dirs.push_back(kSystemRunDir);
+  }
+  for (const std::string& dir : record_dirs) {
+    if (Status w = WriteDaemonRecord(dir, record); !w.ok()) spdlog::warn("{}", w.message());
   }
   spdlog::info("berthd {} listening on http://{}:{} (data in {}, policy {})", BERTH_VERSION, cfg.host,
                server.port(), cfg.data_dir, cfg.policy);
@@ -288,6 +301,7 @@ int Run(int argc, char** argv) {
   int sig = 0;
   sigwait(&sigs, &sig);
   spdlog::info("received {}, shutting down (running tasks keep running)", strsignal(sig));
+  for (const std::string& dir : record_dirs) RemoveDaemonRecord(dir, ::getpid());
   server.Stop();
   stop_telemetry();
   pipelines.Stop();  // pipelines

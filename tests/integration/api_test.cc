@@ -355,7 +355,9 @@ TEST(Api, UpDetachThenDown) {
   CommandResult up = RunCommand({BinDir() + "/berth", "up", "--detach", "--data-dir", data, "--listen",
                                  "127.0.0.1:0", "--gpus", "2"});
   ASSERT_EQ(up.exit_code, 0) << up.out << up.err << ReadFile(data + "/berthd.log");
-  std::string url = Trim(ReadFile(data + "/berthd.url"));
+  auto rec = ReadDaemonRecord(data);
+  ASSERT_TRUE(rec.ok() && *rec) << rec.status().ToString();
+  std::string url = (*rec)->url;
   ASSERT_FALSE(url.empty());
   EXPECT_NE(HostPort(url).second, 0) << url;
   // It says where it is: the real port, not :0.
@@ -382,7 +384,8 @@ TEST(Api, UpDetachThenDown) {
 
   CommandResult down = RunCommand({BinDir() + "/berth", "down", "--data-dir", data});
   EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
-  EXPECT_NE(down.out.find("(pid " + std::to_string(pid) + ") stopped"), std::string::npos) << down.out;
+  EXPECT_NE(down.out.find("(pid " + std::to_string(pid) + ", data "), std::string::npos) << down.out;
+  EXPECT_NE(down.out.find(") stopped"), std::string::npos) << down.out;
   EXPECT_TRUE(WaitFor([&] { return ProcessGone(pid); }, 5s));
   EXPECT_TRUE(WaitFor([&] { return LockFree(data); }, 5s));
   EXPECT_FALSE(healthy());
@@ -402,7 +405,8 @@ TEST(Api, ForegroundDaemonStopsCleanlyOnSigint) {
                     log);
   std::string url;
   ASSERT_TRUE(WaitFor([&] {
-    url = Trim(ReadFile(dir / "berthd.url"));
+    auto rec = ReadDaemonRecord(dir.path());
+    url = rec.ok() && *rec ? (*rec)->url : "";
     return !url.empty() && cli::ApiClient(url).Get("/healthz").ok();
   }, 10s)) << ReadFile(log);
   ::kill(pid, SIGINT);

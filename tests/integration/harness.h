@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/client.h"
+#include "common/daemon_record.h"
 
 namespace berth::testing {
 
@@ -133,7 +134,7 @@ class Daemon {
 
   // Starts berthd and waits until /healthz answers.
   bool Start() {
-    std::filesystem::remove(dir_ / "berthd.url");
+    std::filesystem::remove(dir_ / kDaemonRecordName);
     pid_ = ::fork();
     if (pid_ == 0) {
       int log = ::open((dir_ / "berthd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -151,10 +152,9 @@ class Daemon {
       ::_exit(127);
     }
     bool up = WaitFor([&] {
-      std::string u = ReadFile(dir_ / "berthd.url");
-      while (!u.empty() && (u.back() == '\n')) u.pop_back();
-      if (u.empty()) return false;
-      url_ = u;
+      auto rec = ReadDaemonRecord(dir_.path());
+      if (!rec.ok() || !*rec) return false;
+      url_ = (*rec)->url;
       cli::ApiClient api(url_);
       return api.Get("/healthz").ok();
     });

@@ -1,0 +1,82 @@
+#include "cli/interrupt.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <iostream>
+
+#include "cli/client.h"
+
+namespace berth::cli {
+namespace {
+
+// The signal handler only writes a byte here; a thread does the rest.
+int g_pipe[2] = {-1, -1};
+struct sigaction g_previous {};
+
+constexpr char kInterrupt = 'i';
+constexpr char kQuit = 'q';
+
+void OnSigint(int) {
+  int saved = errno;
+  char c = kInterrupt;
+  (void)!::write(g_pipe[1], &c, 1);
+  errno = saved;
+}
+
+}  // namespace
+
+WaitInterrupts::WaitInterrupts(std::string server, std::string job_id, std::string what, bool detach)
+    : server_(std::move(server)), job_id_(std::move(job_id)), what_(std::move(what)), detach_(detach) {
+  if (::pipe2(g_pipe, O_CLOEXEC) != 0) return;  // no pipe: Ctrl-C keeps its default (exit)
+  struct sigaction sa {};
+  sa.sa_handler = OnSigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, &g_previous);
+  watcher_ = std::thread([this] { Watch(); });
+}
+
+WaitInterrupts::~WaitInterrupts() {
+  if (!watcher_.joinable()) return;
+  ::sigaction(SIGINT, &g_previous, nullptr);
+  char c = kQuit;
+  (void)!::write(g_pipe[1], &c, 1);
+  watcher_.join();
+  ::close(g_pipe[0]);
+  ::close(g_pipe[1]);
+  g_pipe[0] = g_pipe[1] = -1;
+}
+
+void WaitInterrupts::Watch() {
+  int count = 0;
+  while (true) {
+    char c = 0;
+    ssize_t n = ::read(g_pipe[0], &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || c == kQuit) return;
+    ++count;
+    if (detach_) {
+      std::cerr << "\nberth: interrupted: " << what_ << " keeps running; `berth logs -f " << job_id_
+                << "` to follow" << std::endl;
+      ::_exit(kExitInterrupted);
+    }
+    if (count > 1) {
+      std::cerr << "\nberth: stopped waiting; " << what_ << " is being cancelled (`berth get " << job_id_
+                << "` shows its state)" << std::endl;
+      ::_exit(kExitInterrupted);
+    }
+    std::cerr << "\nberth: interrupted: cancelling " << what_ << " (Ctrl-C again to stop waiting)"
+              << std::endl;
+    interrupted_ = true;
+    ApiClient api(server_);
+    auto r = api.Post("/api/v1/jobs/" + job_id_ + "/cancel", "");
+    if (!r.ok())
+      std::cerr << "berth: could not cancel " << what_ << ": " << r.status().message()
+                << " (Ctrl-C again to stop waiting)" << std::endl;
+  }
+}
+
+}  // namespace berth::cli
