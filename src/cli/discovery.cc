@@ -74,7 +74,10 @@ std::string ServerFlag(const CLI::App& root) {
 
 std::string ServerUrlOrExit(const CLI::App& root) {
   auto target = FindDaemon(DiscoveryInputs::FromEnvironment(ServerFlag(root)));
-  if (!target.ok()) std::exit(Report(target.status()));
+  if (!target.ok()) {
+    std::cerr << "berth: error: " << target.status().message() << "\n";
+    std::exit(kExitNoServer);
+  }
   return target->url;
 }
 

@@ -12,8 +12,12 @@
 namespace berth::cli {
 namespace {
 
-// The signal handler only writes a byte here; a thread does the rest.
+// What the handler needs, prepared before it is installed: it may only write
+// and _exit. Cancelling the job (an HTTP request) is the watcher thread's.
 int g_pipe[2] = {-1, -1};
+volatile sig_atomic_t g_count = 0;
+bool g_detach = false;
+std::string g_exit_message;  // what the interrupt that ends the wait prints
 struct sigaction g_previous {};
 
 constexpr char kInterrupt = 'i';
@@ -21,6 +25,11 @@ constexpr char kQuit = 'q';
 
 void OnSigint(int) {
   int saved = errno;
+  g_count = g_count + 1;
+  if (g_detach || g_count > 1) {
+    (void)!::write(STDERR_FILENO, g_exit_message.data(), g_exit_message.size());
+    ::_exit(kExitInterrupted);
+  }
   char c = kInterrupt;
   (void)!::write(g_pipe[1], &c, 1);
   errno = saved;
@@ -31,12 +40,18 @@ void OnSigint(int) {
 WaitInterrupts::WaitInterrupts(std::string server, std::string job_id, std::string what, bool detach)
     : server_(std::move(server)), job_id_(std::move(job_id)), what_(std::move(what)), detach_(detach) {
   if (::pipe2(g_pipe, O_CLOEXEC) != 0) return;  // no pipe: Ctrl-C keeps its default (exit)
+  g_count = 0;
+  g_detach = detach_;
+  g_exit_message = detach_ ? "\nberth: interrupted: " + what_ + " keeps running; `berth logs -f " + job_id_ +
+                                 "` to follow\n"
+                           : "\nberth: stopped waiting; " + what_ + " is being cancelled (`berth get " +
+                                 job_id_ + "` shows its state)\n";
+  watcher_ = std::thread([this] { Watch(); });
   struct sigaction sa {};
   sa.sa_handler = OnSigint;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   ::sigaction(SIGINT, &sa, &g_previous);
-  watcher_ = std::thread([this] { Watch(); });
 }
 
 WaitInterrupts::~WaitInterrupts() {
@@ -51,25 +66,12 @@ WaitInterrupts::~WaitInterrupts() {
 }
 
 void WaitInterrupts::Watch() {
-  int count = 0;
   while (true) {
     char c = 0;
     ssize_t n = ::read(g_pipe[0], &c, 1);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0 || c == kQuit) return;
-    ++count;
-    if (detach_) {
-      std::cerr << "\nberth: interrupted: " << what_ << " keeps running; `berth logs -f " << job_id_
-                << "` to follow" << std::endl;
-      ::_exit(kExitInterrupted);
-    }
-    if (count > 1) {
-      std::cerr << "\nberth: stopped waiting; " << what_ << " is being cancelled (`berth get " << job_id_
-                << "` shows its state)" << std::endl;
-      ::_exit(kExitInterrupted);
-    }
-    std::cerr << "\nberth: interrupted: cancelling " << what_ << " (Ctrl-C again to stop waiting)"
-              << std::endl;
+    std::cerr << "\nberth: interrupted: cancelling " << what_ << " (Ctrl-C again to stop waiting)" << std::endl;
     interrupted_ = true;
     ApiClient api(server_);
     auto r = api.Post("/api/v1/jobs/" + job_id_ + "/cancel", "");

@@ -338,7 +338,7 @@ TEST(Cli, SecondCtrlCStopsWaitingAtOnce) {
               {"kind", "Job"},
               {"metadata", {{"name", "stubborn"}}},
               {"spec",
-               {{"command", {"/bin/sh", "-c", "trap '' TERM; sleep 600"}},
+               {{"command", {"/bin/sh", "-c", "trap '' TERM; touch " + work / "ready" + "; sleep 600"}},
                 {"terminationGracePeriodSeconds", 3},
                 {"resources", {{"gpus", "1"}}}}}};
   WriteFile(work / "job.json", doc.dump());
@@ -347,6 +347,7 @@ TEST(Cli, SecondCtrlCStopsWaitingAtOnce) {
         {BinDir() + "/berth", "--server", d.url(), "submit", "-f", work / "job.json", "--wait"});
   std::string id = RunningJob(d);
   ASSERT_FALSE(id.empty()) << berth.Err();
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(work / "ready"); }, 10s));  // TERM ignored now
   ::kill(berth.pid, SIGINT);
   ASSERT_TRUE(WaitFor([&] { return Contains(berth.Err(), "cancelling job " + id); }, 10s)) << berth.Err();
   ::kill(berth.pid, SIGINT);
