@@ -41,7 +41,7 @@ ApiClient::~ApiClient() = default;
 
 Status ApiClient::ConnectionError(const std::string& what) const {
   return Unavailable("cannot reach berthd at " + url_ + " (" + what +
-                     "); start it with `berth up`, or point --server / BERTH_SERVER at it");
+                     "); start it with `berth up`, or point --server, BERTH_SERVER or BERTH_DATA_DIR at it");
 }
 
 Result<nlohmann::json> ApiClient::Get(const std::string& path) {
