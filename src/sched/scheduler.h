@@ -60,7 +60,8 @@ struct JobRequest {
   JobId id = 0;
   std::string queue = "default";
   std::string user;
-  int64_t priority = 0;
+  int64_t priority = 0;  // within the class: higher first (sched/priority.h)
+  model::PriorityClass priority_class = model::kDefaultPriorityClass;
   TimeMs submit_time = 0;
   TaskRequest task;
   int tasks = 1;      // gang size (the number of tasks wanted now)
