@@ -24,9 +24,8 @@ class SrtfOraclePolicy final : public Policy {
     DurationMs left = std::max<DurationMs>(0, job.expected_duration - job.progress);
     // Remaining GPU-seconds: the GPUs the job asked for times its time left.
     int64_t gpus = (job.task.gpus * job.tasks + kWholeGpu - 1) / kWholeGpu;
-    int64_t work = left / kSecond;
-    int64_t n = std::max<int64_t>(1, gpus);
-    work = work > kLeftMask / n ? kLeftMask : std::min(kLeftMask, work * n);
+    int64_t work = 0;
+    if (__builtin_mul_overflow(left / kSecond, std::max<int64_t>(1, gpus), &work) || work > kLeftMask) work = kLeftMask;
     return {rank | work, job.submit_time, job.id};
   }
   bool Preempts() const override { return true; }
