@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/quantity.h"
 #include "daemon/config.h"
+#include "model/job.h"
 #include "model/spec_reader.h"
 
 #ifndef BERTH_VERSION
