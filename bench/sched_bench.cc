@@ -4,7 +4,9 @@
 // cluster; then, each cycle, 5% of the running jobs end and as many new jobs
 // arrive. Prints placements per second and cycle latency per policy, by wall
 // time and by the thread's CPU time (steadier on a shared machine).
-// Usage: berth_sched_bench [--policies a,b] [--cycles N] [--pending N] [--quiet-waits] [--per-cycle]
+// Usage: berth_sched_bench [--policies a,b] [--cycles N] [--pending N] [--quiet-waits] [--per-cycle] [--classes]
+// (--classes: jobs get priority classes, 30% scavenger, 60% batch, 10% interactive, and
+// priorities 0 to 4, from a generator of their own, so the jobs are otherwise the same)
 // (--per-cycle: one line per cycle with its latency, binds and preemptions, on stderr, and a
 // digest of all decisions, with each wait's plugin and reason, to check that a speedup decides
 // and explains exactly as before)
@@ -68,6 +70,7 @@ int main(int argc, char** argv) {
   int pending_target = 100000;
   bool explain = true;
   bool per_cycle = false;
+  bool classes = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--policies" && i + 1 < argc) {
@@ -83,6 +86,8 @@ int main(int argc, char** argv) {
       explain = false;
     } else if (a == "--per-cycle") {
       per_cycle = true;
+    } else if (a == "--classes") {
+      classes = true;
     } else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
@@ -95,8 +100,8 @@ int main(int argc, char** argv) {
     for (int g = 0; g < 8; ++g) ns.gpus.push_back({g, "", 81920, {}, true, -1});
     cluster.nodes.push_back(std::move(ns));
   }
-  std::printf("1000 nodes x 8 GPUs, %d pending jobs, %d cycles, wait reasons %s\n", pending_target, cycles,
-              explain ? "on" : "off");
+  std::printf("1000 nodes x 8 GPUs, %d pending jobs, %d cycles, wait reasons %s%s\n", pending_target, cycles,
+              explain ? "on" : "off", classes ? ", priority classes" : "");
   std::printf("| policy | first cycle (ms) | first-cycle placements | placements/s (all cycles) | p50 cycle (ms) | p99 cycle (ms) | placements/s by CPU time | p99 cycle CPU (ms) |\n");
   std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& name : policies) {
@@ -106,11 +111,22 @@ int main(int argc, char** argv) {
       return 1;
     }
     Rng rng(42);
+    Rng class_rng(7);
+    auto make_job = [&](JobId id, TimeMs now) {
+      JobRequest j = RandomJob(id, now, rng);
+      if (classes) {
+        uint64_t c = class_rng() % 10;
+        j.priority_class = c < 3 ? model::PriorityClass::kScavenger
+                                 : c < 9 ? model::PriorityClass::kBatch : model::PriorityClass::kInteractive;
+        j.priority = static_cast<int64_t>(class_rng() % 5);
+      }
+      return j;
+    };
     SchedulerInput in;
     in.cluster = &cluster;
     in.explain_waiting = explain;
     JobId next_id = 1;
-    for (int i = 0; i < pending_target; ++i) in.pending.push_back(RandomJob(next_id++, 0, rng));
+    for (int i = 0; i < pending_target; ++i) in.pending.push_back(make_job(next_id++, 0));
     std::vector<double> latencies, cpu_latencies;
     double total_cpu_s = 0;
     int64_t placements = 0;
@@ -186,7 +202,7 @@ int main(int argc, char** argv) {
       std::shuffle(in.running.begin(), in.running.end(), rng);
       in.running.resize(in.running.size() * 95 / 100);
       for (auto& r : in.running) r.request.attained_service += kMinute * r.request.task.gpus / 1000 * r.request.tasks;
-      while (static_cast<int>(in.pending.size()) < pending_target) in.pending.push_back(RandomJob(next_id++, in.now, rng));
+      while (static_cast<int>(in.pending.size()) < pending_target) in.pending.push_back(make_job(next_id++, in.now));
     }
     std::printf("| %s | %.1f | %lld | %.0f | %.1f | %.1f | %.0f | %.1f |\n", name.c_str(), first_ms,
                 static_cast<long long>(first_placements), total_s > 0 ? placements / total_s : 0,

@@ -24,6 +24,7 @@
 #include "cli/table.h"
 #include "common/clock.h"
 #include "common/quantity.h"
+#include "model/job.h"
 #include "model/spec_reader.h"
 
 #ifndef BERTH_VERSION
@@ -105,6 +106,7 @@ void PrintJob(const json& j) {
   row("User:", Str(j, "user"));
   row("Queue:", Str(j, "queue"));
   row("Priority:", Str(j, "priority"));
+  row("Class:", Str(j, "priorityClassName"));
   row("State:", Str(j, "state"));
   row("Message:", Str(j, "message"));
   row("Waiting:", Str(j, "waitingReason"));
@@ -280,7 +282,7 @@ int Main(int argc, char** argv) {
 
   // run / submit
   auto* run = app.add_subcommand("run", "run a command as a job: berth run [flags] -- CMD ARGS");
-  std::string gpus, cpu, memory, name, queue, time_limit, workdir;
+  std::string gpus, cpu, memory, name, queue, time_limit, workdir, priority_class;
   int64_t priority = 0;
   std::vector<std::string> envs, command;
   bool wait = false;
@@ -289,7 +291,9 @@ int Main(int argc, char** argv) {
   run->add_option("--memory", memory, "memory (e.g. 16Gi, 512Mi)");
   run->add_option("--name", name, "job name");
   run->add_option("--queue", queue, "queue (default: default)");
-  run->add_option("--priority", priority, "priority (higher runs first where the policy allows)");
+  run->add_option("--priority", priority, "priority within the class and queue: higher starts first (-1000000..1000000)");
+  run->add_option("--priority-class", priority_class,
+                  "scavenger, batch (default) or interactive: orders before --priority and decides who may preempt whom");
   run->add_option("--time-limit", time_limit, "time limit (e.g. 2h, 90s)");
   run->add_option("-e,--env", envs, "KEY=VALUE (or KEY to pass this shell's value)");
   run->add_option("--workdir", workdir, "working directory (absolute; default: the current directory)");
@@ -371,7 +375,14 @@ int Main(int argc, char** argv) {
         if (!r.ok()) return Report(InvalidArgument("--memory: " + r.status().message()));
       }
       if (workdir.empty()) workdir = CurrentDir();
-      body = BuildRunSpec(command, name, queue, priority, gpus, cpu, memory, time_limit, envs, workdir).dump();
+      if (Status st = model::ValidatePriority(priority, "--priority"); !st.ok()) return Report(st);
+      if (!priority_class.empty()) {
+        auto c = model::ParsePriorityClass(priority_class, "--priority-class");
+        if (!c.ok()) return Report(c.status());
+      }
+      json doc = BuildRunSpec(command, name, queue, priority, gpus, cpu, memory, time_limit, envs, workdir);
+      if (!priority_class.empty()) doc["spec"]["priorityClassName"] = priority_class;
+      body = doc.dump();
     } else {
       std::stringstream ss;
       if (file == "-") {

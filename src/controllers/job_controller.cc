@@ -552,6 +552,7 @@ sched::JobRequest JobController::ToRequest(const Job& job) const {
   r.queue = job.spec.queue;
   r.user = job.spec.user;
   r.priority = job.spec.priority;
+  r.priority_class = job.spec.priority_class;
   r.submit_time = job.submit_time;
   r.task.gpus = job.spec.resources.gpus;
   r.task.gpu_memory = job.spec.resources.gpu_memory;
@@ -646,11 +647,12 @@ void JobController::RunCycle() {
       for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
     PersistIntents();
     (void)store_.AppendEvent("JobPreempting", a.job.id, p.reason, input.now);
+    const DurationMs grace = model::PreemptionGrace(a.job.spec.priority_class, a.job.spec.termination_grace);
     if (a.job.spec.training) {
-      StopGang(a, a.job.spec.termination_grace);
+      StopGang(a, grace);
       continue;
     }
-    Status st = executor_.Stop({a.job.id, 0, a.job.attempts}, a.job.spec.termination_grace);
+    Status st = executor_.Stop({a.job.id, 0, a.job.attempts}, grace);
     if (!st.ok()) spdlog::warn("job {}: stop for preemption failed: {}", a.job.id, st.ToString());
   }
   for (const sched::Resize& rz : d.resizes) {

@@ -430,6 +430,7 @@ void PipelineController::Launch(RunState& rs, NodeRecord& n, const model::StepSp
   js.user = rs.rec.user;
   js.queue = step.queue;
   js.priority = step.priority;
+  js.priority_class = step.priority_class;
   js.working_dir = workdir;
   js.resources = step.resources;
   js.time_limit = step.timeout;

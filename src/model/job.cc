@@ -53,6 +53,35 @@ bool IsValidTransition(JobState from, JobState to) {
   }
 }
 
+const char* PriorityClassName(PriorityClass c) {
+  switch (c) {
+    case PriorityClass::kScavenger: return "scavenger";
+    case PriorityClass::kBatch: return "batch";
+    case PriorityClass::kInteractive: return "interactive";
+  }
+  return "batch";
+}
+
+Result<PriorityClass> ParsePriorityClass(const std::string& name, const std::string& field) {
+  for (PriorityClass c : {PriorityClass::kScavenger, PriorityClass::kBatch, PriorityClass::kInteractive}) {
+    if (name == PriorityClassName(c)) return c;
+  }
+  return InvalidArgument(field + ": unknown priority class \"" + name +
+                         "\" (one of scavenger, batch, interactive)");
+}
+
+Status ValidatePriority(int64_t priority, const std::string& field) {
+  if (priority < kMinPriority || priority > kMaxPriority) {
+    return InvalidArgument(field + ": must be between " + std::to_string(kMinPriority) + " and " +
+                           std::to_string(kMaxPriority) + ", got " + std::to_string(priority));
+  }
+  return Status::Ok();
+}
+
+DurationMs PreemptionGrace(PriorityClass c, DurationMs termination_grace) {
+  return c == PriorityClass::kScavenger ? std::min(termination_grace, kScavengerMaxGrace) : termination_grace;
+}
+
 Result<JobSpec> ParseJobSpec(const std::string& text) {
   ASSIGN_OR_RETURN(YAML::Node root, ParseDocument(text));
   SpecReader doc(root, "");
@@ -85,6 +114,11 @@ Result<JobSpec> ParseJobSpec(const std::string& text) {
   RETURN_IF_ERROR(s.String("workingDir", &spec.working_dir));
   RETURN_IF_ERROR(s.String("queue", &spec.queue));
   RETURN_IF_ERROR(s.Int("priority", &spec.priority));
+  std::string priority_class;
+  RETURN_IF_ERROR(s.String("priorityClassName", &priority_class));
+  if (s.Has("priorityClassName")) {
+    ASSIGN_OR_RETURN(spec.priority_class, ParsePriorityClass(priority_class, "spec.priorityClassName"));
+  }
   RETURN_IF_ERROR(s.Duration("timeLimit", &spec.time_limit));
   int64_t grace = spec.termination_grace / kSecond;
   RETURN_IF_ERROR(s.Int("terminationGracePeriodSeconds", &grace));
@@ -128,6 +162,9 @@ Status ValidateJobSpec(const JobSpec& spec) {
   if (r.memory < 0) return InvalidArgument("spec.resources.memory: must be >= 0");
   if (spec.time_limit < 0) return InvalidArgument("spec.timeLimit: must be >= 0");
   if (spec.queue.empty()) return InvalidArgument("spec.queue: must not be empty");
+  RETURN_IF_ERROR(ValidatePriority(spec.priority, "spec.priority"));
+  if (spec.priority_class < PriorityClass::kScavenger || spec.priority_class > PriorityClass::kInteractive)
+    return InvalidArgument("spec.priorityClassName: not one of scavenger, batch, interactive");
   for (const auto& [k, v] : spec.env) {
     if (k.empty() || k.find('=') != std::string::npos)
       return InvalidArgument("spec.env." + k + ": not a valid variable name");
@@ -148,6 +185,7 @@ nlohmann::json JobSpecToJson(const JobSpec& spec) {
   nlohmann::json s = {{"command", spec.command},
                       {"queue", spec.queue},
                       {"priority", spec.priority},
+                      {"priorityClassName", PriorityClassName(spec.priority_class)},
                       {"resources", res},
                       {"terminationGracePeriodSeconds", spec.termination_grace / kSecond}};
   if (!spec.env.empty()) s["env"] = spec.env;
@@ -167,6 +205,7 @@ nlohmann::json JobToJson(const Job& job) {
       {"user", job.spec.user},
       {"queue", job.spec.queue},
       {"priority", job.spec.priority},
+      {"priorityClassName", PriorityClassName(job.spec.priority_class)},
       {"state", JobStateName(job.state)},
       {"exitCode", job.exit_code ? nlohmann::json(*job.exit_code) : nlohmann::json(nullptr)},
       {"node", job.placement.node},

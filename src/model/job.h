@@ -32,6 +32,26 @@ bool IsTerminal(JobState s);
 // Whether the state machine allows from -> to.
 bool IsValidTransition(JobState from, JobState to);
 
+// What kind of work a job is, which orders the queue before its priority and
+// decides who may preempt whom (sched/priority.h; docs/scheduling.md,
+// "Priority classes"): tuning trials and other filler, ordinary jobs,
+// notebooks and other work a person waits at. The spec field is
+// spec.priorityClassName, as in Kubernetes and Volcano.
+enum class PriorityClass : int8_t { kScavenger = 0, kBatch = 1, kInteractive = 2 };
+inline constexpr PriorityClass kDefaultPriorityClass = PriorityClass::kBatch;
+const char* PriorityClassName(PriorityClass c);  // "scavenger", "batch", "interactive"
+// Exact lower-case names; InvalidArgument naming `field` and the allowed values.
+Result<PriorityClass> ParsePriorityClass(const std::string& name, const std::string& field);
+// spec.priority's bounds (the scheduler packs it with the class into one key).
+inline constexpr int64_t kMaxPriority = 1000000;
+inline constexpr int64_t kMinPriority = -1000000;
+// Checks a priority against the bounds; InvalidArgument naming `field`.
+Status ValidatePriority(int64_t priority, const std::string& field);
+// A preempted job's grace before it is killed: its own
+// terminationGracePeriodSeconds, at most 30 seconds for a scavenger.
+inline constexpr DurationMs kScavengerMaxGrace = 30 * kSecond;
+DurationMs PreemptionGrace(PriorityClass c, DurationMs termination_grace);
+
 struct Resources {
   MilliGpu gpus = 0;    // 1000 per whole GPU; below 1000 is a fraction of one GPU
   MiB gpu_memory = 0;   // memory floor per GPU, for fractional sharing
@@ -43,7 +63,8 @@ struct JobSpec {
   std::string name;
   std::string user;
   std::string queue = "default";
-  int64_t priority = 0;
+  int64_t priority = 0;  // within the class: higher first
+  PriorityClass priority_class = kDefaultPriorityClass;
   std::vector<std::string> command;  // argv: command followed by args
   std::map<std::string, std::string> env;
   std::string working_dir;
@@ -92,7 +113,7 @@ struct Job {
 //   kind: Job
 //   metadata: {name, user, labels}
 //   spec: {command, args, env, workingDir, resources: {gpus, gpuMemory, cpu, memory},
-//          queue, priority, timeLimit, terminationGracePeriodSeconds}
+//          queue, priority, priorityClassName, timeLimit, terminationGracePeriodSeconds}
 // Unknown fields and bad values are InvalidArgument naming the field path.
 Result<JobSpec> ParseJobSpec(const std::string& text);
 

@@ -83,6 +83,12 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
   RETURN_IF_ERROR(r.String("workingDir", &s->working_dir));
   RETURN_IF_ERROR(r.String("queue", &s->queue));
   RETURN_IF_ERROR(r.Int("priority", &s->priority));
+  RETURN_IF_ERROR(ValidatePriority(s->priority, r.ChildPath("priority")));
+  if (r.Has("priorityClassName")) {
+    std::string cls;
+    RETURN_IF_ERROR(r.String("priorityClassName", &cls));
+    ASSIGN_OR_RETURN(s->priority_class, ParsePriorityClass(cls, r.ChildPath("priorityClassName")));
+  }
   if (r.Has("resources")) {
     SpecReader res = r.Child("resources");
     RETURN_IF_ERROR(res.Milli("gpus", &s->resources.gpus));

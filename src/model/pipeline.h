@@ -13,7 +13,7 @@
 //     steps:
 //     - name: train
 //       command: [...]  args: [...]  | script: "..."   (run by /bin/sh -c)
-//       env, workingDir, queue, priority, resources: {gpus, gpuMemory, cpu, memory}
+//       env, workingDir, queue, priority, priorityClassName, resources: {gpus, gpuMemory, cpu, memory}
 //       dependencies: [prep]
 //       when: "{{steps.prep.outputs.parameters.n}} > 3"
 //       withItems: [a, b] | withParam: "{{steps.prep.outputs.parameters.list}}"
@@ -81,6 +81,7 @@ struct StepSpec {
   std::string working_dir;
   std::string queue = "default";
   int64_t priority = 0;
+  PriorityClass priority_class = kDefaultPriorityClass;
   Resources resources;
   std::vector<std::string> dependencies;
   std::string when;

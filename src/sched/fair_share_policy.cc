@@ -3,8 +3,10 @@
 // GPUs now). Idle share may be borrowed by any queue; a queue below its
 // guarantee takes it back by preempting the newest jobs of queues above
 // theirs. Queues furthest below their guarantee go first; within a queue,
-// higher priority first, then arrival order, and a higher-priority job may
-// preempt a lower-priority job of the same queue.
+// higher class, then higher priority first (sched/priority.h), then arrival
+// order, and a higher-priority job may preempt a lower-priority job of its
+// class in the same queue. A lower class is preempted in the job's own queue,
+// or in another queue only as a reclaim (as above): shares keep holding.
 #include <algorithm>
 #include <limits>
 #include <vector>
@@ -67,7 +69,7 @@ class FairSharePolicy final : public Policy {
   PriorityKey Key(const JobRequest& job, bool running, const CycleContext& ctx) const override {
     int q = ctx.QueueOf(job);
     int64_t ratio = ctx.Usage(q) * 1000 / std::max<MilliGpu>(1, shares_.Guarantee(q));
-    return {ratio, -job.priority, job.submit_time};
+    return {ratio, Precedence(job), job.submit_time};
   }
 
   bool Preempts() const override { return true; }
@@ -76,18 +78,28 @@ class FairSharePolicy final : public Policy {
     int q = ctx.QueueOf(job);
     int vq = ctx.QueueOf(victim);
     if (q == vq) return victim.req->priority < job.req->priority;
-    // Reclaim: the job's queue stays within its guarantee, the victim's is above its own.
-    return ctx.queue_usage[q] + job.Gpus() <= shares_.Guarantee(q) && ctx.queue_usage[vq] > shares_.Guarantee(vq);
+    return Reclaims(q, job, vq, ctx);
   }
 
-  // Every answer above depends on the job only through its queue, priority and request.
+  bool MayPreemptLowerClass(const JobView& job, const JobView& victim, const CycleContext& ctx) const override {
+    int q = ctx.QueueOf(job);
+    int vq = ctx.QueueOf(victim);
+    return q == vq || Reclaims(q, job, vq, ctx);
+  }
+
+  // Every answer above depends on the job only through its queue, class, priority and request.
   bool FailureClass(const JobView& job, const CycleContext& ctx, std::pair<int64_t, int64_t>* cls) const override {
-    *cls = {ctx.QueueOf(job), job.req->priority};
+    *cls = {ctx.QueueOf(job), Precedence(*job.req)};
     return true;
   }
   bool UsesFailureClasses() const override { return true; }
 
  private:
+  // Reclaim: the job's queue stays within its guarantee, the victim's is above its own.
+  bool Reclaims(int q, const JobView& job, int vq, const CycleContext& ctx) const {
+    return ctx.queue_usage[q] + job.Gpus() <= shares_.Guarantee(q) && ctx.queue_usage[vq] > shares_.Guarantee(vq);
+  }
+
   QueueShares shares_;
   std::vector<int64_t> min_running_priority_;  // per queue index (max: nothing running)
   struct Waiting {

@@ -509,6 +509,13 @@ struct FrameworkScheduler::Cycle {
   std::vector<int> elastic_running;     // running jobs with tasks above their request
   ShapeMap<bool> failed_shapes;  // did not fit, no preemption since
   bool waiting_not_now = false;
+  // Priority classes (sched/priority.h): the lowest class of a preemptible
+  // running job (3: none), the highest of a pending job (-1: none), and
+  // whether some pending job may preempt a running one by class.
+  int min_running_class = 3;
+  int max_pending_class = -1;
+  bool class_preempt = false;
+  bool mixed_precedence = false;  // pending jobs differ in class or priority
 
   Cycle(Buffers& b, Policy& p, const SchedulerInput& input, Rng& rng)
       : buf(b), policy(p), in(input), state(*b.state), ctx(b.ctx), limits(ComputeLimits(*input.cluster)) {
@@ -581,6 +588,16 @@ struct FrameworkScheduler::Cycle {
     return true;
   }
 
+  // The preemption matrix (ClassPreemption), then the policy's word.
+  bool MayPreempt(const JobView& j, const JobView& v, bool policy_preempts) const {
+    switch (ClassPreemption(j.req->priority_class, v.req->priority_class)) {
+      case ClassRule::kLowerClass: return policy.MayPreemptLowerClass(j, v, ctx);
+      case ClassRule::kPolicy: return policy_preempts && policy.MayPreempt(j, v, ctx);
+      case ClassRule::kNever: return false;
+    }
+    return false;
+  }
+
   std::optional<std::vector<TaskPlacement>> TryPlace(const JobView& j, int hi, int lo) {
     const JobRequest& r = *j.req;
     auto shape = std::make_tuple(r.task.gpus * lo, r.task.gpus >= kWholeGpu ? lo : 1, r.task.cpu, r.task.memory);
@@ -617,7 +634,9 @@ struct FrameworkScheduler::Cycle {
     // With key-ordered preemption, later jobs (no better keys) of a shape
     // that failed fail too, until a reclaim succeeds and frees something.
     const JobRequest& r = *j.req;
-    bool cacheable = policy.KeyOrderedPreemption();
+    // (A later job of another class or priority may be allowed victims this
+    // one was not: no cache then.)
+    bool cacheable = policy.KeyOrderedPreemption() && !mixed_precedence;
     auto shape = std::make_tuple(r.task.gpus * MinTasks(r), MinTasks(r), r.task.cpu, r.task.memory);
     if (cacheable && failed_reclaims.Has(shape)) return std::nullopt;
     auto p = TryReclaim(j);
@@ -687,11 +706,12 @@ struct FrameworkScheduler::Cycle {
   }
   // A cycle that explains nothing, of a policy that does not preempt, on a
   // full cluster: no pending job can start (nor elastic job grow, as some wait).
+  // (and no pending job of a class above a running one's).
   bool NothingCanStart() const {
     if (in.explain_waiting || in.pending.empty() || policy.Preempts() || !elastic_running.empty()) return false;
     if (state.free_gpu() != 0) return false;
     for (const JobRequest& p : in.pending) {
-      if (p.task.gpus == 0) return false;
+      if (p.task.gpus == 0 || static_cast<int>(p.priority_class) > min_running_class) return false;
     }
     return true;
   }
@@ -703,7 +723,9 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
   const JobRequest& r = *j.req;
   int lo = MinTasks(r);
   MilliGpu need = r.task.gpus * lo;
-  bool can_preempt = policy.Preempts() && policy.MayPreemptAny(j, ctx);
+  const bool policy_preempts = policy.Preempts() && r.priority_class != PriorityClass::kScavenger &&
+                               policy.MayPreemptAny(j, ctx);
+  const bool can_preempt = policy_preempts || (class_preempt && static_cast<int>(r.priority_class) > min_running_class);
   MilliGpu borrowed = Borrowed();
   if (borrowed == 0 && !can_preempt) return std::nullopt;
   // Upper bound on what preemption could free, to give up early.
@@ -742,7 +764,7 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
     for (size_t k = NextVictim(0); k < bound && !ok; k = NextVictim(k + 1)) {
       int v = victim_order[k];
       if (alive[v] == 0 || !running[v].req->preemptible) continue;
-      if (!policy.MayPreempt(j, running[v], ctx)) continue;
+      if (!MayPreempt(j, running[v], policy_preempts)) continue;
       int vmin = MinTasks(*running[v].req);
       while (!ok && alive[v] > vmin) {
         Release(v, alive[v] - 1, alive[v]);
@@ -791,8 +813,15 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
   for (const auto& [v, had] : original) {
     if (alive[v] == had) continue;
     if (alive[v] == 0) {
-      out.preemptions.push_back({running[v].req->id, "preempted by " + policy.name() + " for job " +
-                                                          std::to_string(r.id)});
+      const PriorityClass vc = running[v].req->priority_class;
+      if (ClassPreemption(r.priority_class, vc) == ClassRule::kLowerClass) {
+        out.preemptions.push_back({running[v].req->id, std::string("preempted by ") + model::PriorityClassName(r.priority_class) +
+                                                            " job " + std::to_string(r.id) + " (priority class " +
+                                                            model::PriorityClassName(vc) + ")"});
+      } else {
+        out.preemptions.push_back({running[v].req->id, "preempted by " + policy.name() + " for job " +
+                                                            std::to_string(r.id)});
+      }
       if (!victim_next.empty()) DropVictim(v);
     }
   }
@@ -856,6 +885,7 @@ Decisions FrameworkScheduler::Cycle::Run() {
     state.Take(rj.placements, rj.request.task, &buf.run_nodes[buf.run_node_off[i]]);
     if (!ctx.running_queue.empty()) ctx.queue_usage[ctx.running_queue[i]] += rj.request.task.gpus * alive[i];
     if (alive[i] > MinTasks(rj.request)) elastic_running.push_back(i);
+    if (rj.request.preemptible) min_running_class = std::min(min_running_class, static_cast<int>(rj.request.priority_class));
   }
   policy.BeginCycle(ctx);
   if (NothingCanStart()) {
@@ -865,30 +895,6 @@ Decisions FrameworkScheduler::Cycle::Run() {
     return std::move(out);
   }
   for (int i = 0; i < nr; ++i) running[i].key = policy.Key(*running[i].req, true, ctx);
-  if (policy.Preempts()) {
-    victim_order.resize(nr);
-    std::iota(victim_order.begin(), victim_order.end(), 0);
-    std::sort(victim_order.begin(), victim_order.end(), [&](int a, int b) {
-      if (KeyLess(running[a].key, running[b].key) || KeyLess(running[b].key, running[a].key)) {
-        return KeyLess(running[b].key, running[a].key);
-      }
-      return running[a].run->start_time > running[b].run->start_time;  // least work lost first
-    });
-    victim_next.resize(nr + 1);
-    victim_pos.resize(nr);
-    for (int k = 0; k < nr; ++k) {
-      int v = victim_order[k];
-      victim_pos[v] = k;
-      bool skip = !running[v].req->preemptible || !policy.VictimEligible(running[v], ctx);
-      victim_next[k] = skip ? k + 1 : k;
-    }
-    victim_next[nr] = nr;
-    victim_prefix.assign(nr + 1, 0);
-    for (int k = 0; k < nr; ++k) {
-      victim_prefix[k + 1] = victim_prefix[k] + running[victim_order[k]].req->task.gpus *
-                                                    static_cast<MilliGpu>(running[victim_order[k]].run->placements.size());
-    }
-  }
   std::vector<JobView>& pending = buf.pending;
   pending.resize(in.pending.size());
   int cpu_only = 0;
@@ -907,6 +913,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
   std::vector<HeapEntry>& order = buf.heap;
   order.clear();
   order.reserve(pending.size());
+  const int first_class = in.pending.empty() ? 0 : static_cast<int>(in.pending[0].priority_class);
+  const int64_t first_priority = in.pending.empty() ? 0 : in.pending[0].priority;
   for (size_t i = 0; i < in.pending.size(); ++i) {
     cpu_only += in.pending[i].task.gpus == 0 ? 1 : 0;
     if (count_shapes) shape_counter.Add(in.pending[i]);
@@ -916,6 +924,39 @@ Decisions FrameworkScheduler::Cycle::Run() {
     // Jobs left out of this cycle are never visited: no key needed.
     pending[i].may_start = in.explain_waiting || policy.MayStartThisCycle(i, ctx);
     pending[i].key = pending[i].may_start ? policy.Key(in.pending[i], false, ctx) : PriorityKey{};
+    const int cls = static_cast<int>(in.pending[i].priority_class);
+    max_pending_class = std::max(max_pending_class, cls);
+    mixed_precedence |= (cls != first_class) | (in.pending[i].priority != first_priority);
+  }
+  class_preempt = max_pending_class > min_running_class;
+  if (policy.Preempts() || class_preempt) {
+    victim_order.resize(nr);
+    std::iota(victim_order.begin(), victim_order.end(), 0);
+    std::sort(victim_order.begin(), victim_order.end(), [&](int a, int b) {
+      if (KeyLess(running[a].key, running[b].key) || KeyLess(running[b].key, running[a].key)) {
+        return KeyLess(running[b].key, running[a].key);
+      }
+      return running[a].run->start_time > running[b].run->start_time;  // least work lost first
+    });
+    victim_next.resize(nr + 1);
+    victim_pos.resize(nr);
+    for (int k = 0; k < nr; ++k) {
+      int v = victim_order[k];
+      victim_pos[v] = k;
+      // (A victim of a class some pending job outranks is kept for the
+      // matrix; one no pending job outranks only for the policy's own rule.)
+      const int vc = static_cast<int>(running[v].req->priority_class);
+      const bool by_class = class_preempt && vc < max_pending_class;
+      bool skip = !running[v].req->preemptible ||
+                  (!by_class && (!policy.Preempts() || !policy.VictimEligible(running[v], ctx)));
+      victim_next[k] = skip ? k + 1 : k;
+    }
+    victim_next[nr] = nr;
+    victim_prefix.assign(nr + 1, 0);
+    for (int k = 0; k < nr; ++k) {
+      victim_prefix[k + 1] = victim_prefix[k] + running[victim_order[k]].req->task.gpus *
+                                                    static_cast<MilliGpu>(running[victim_order[k]].run->placements.size());
+    }
   }
   // (A separate pass: the key pass above stays tight for the policies without classes.)
   for (size_t i = 0; i < pending.size(); ++i) {
@@ -981,9 +1022,10 @@ Decisions FrameworkScheduler::Cycle::Run() {
     order.pop_back();
     if (!in.explain_waiting) {
       // Nothing later can start: stop (the caller asked for no explanations).
-      bool stop = blocked || (policy.Saturated(ctx) && Borrowed() == 0);
+      // (Saturated speaks for the policy's admission and preemption, not the class matrix's.)
+      bool stop = blocked || (!class_preempt && policy.Saturated(ctx) && Borrowed() == 0);
       if (!stop && state.free_gpu() == 0 && cpu_only == 0 && Borrowed() == 0) {
-        stop = !policy.Preempts() || (key_ordered && VictimBound(j) == 0);
+        stop = (!policy.Preempts() && !class_preempt) || (key_ordered && VictimBound(j) == 0);
       }
       if (!stop && key_ordered && shapes > 0 && failed_reclaims.size() >= shapes && Borrowed() == 0) stop = true;
       // Every job left failed, by its class and request, since the last

@@ -72,7 +72,7 @@ void LasPolicy::BeginCycle(CycleContext& ctx) {
 }
 
 PriorityKey LasPolicy::Key(const JobRequest& job, bool running, const CycleContext& ctx) const {
-  if (options_.lease_mode && Leased(job.id, ctx.now)) return {0, 0, job.submit_time};
+  if (options_.lease_mode && Leased(job.id, ctx.now)) return {PackKey0(job, 0), 0, job.submit_time};
   int i = running ? -1 : ctx.PendingIndex(job);
   const bool cached = i >= 0 && i < static_cast<int>(pending_attained_.size());
   DurationMs attained = cached ? pending_attained_[i] : Attained(job);
@@ -80,13 +80,16 @@ PriorityKey LasPolicy::Key(const JobRequest& job, bool running, const CycleConte
   // The last level is FIFO, as in Tiresias: the longest jobs are served in
   // arrival order rather than all deferred to the end.
   if (options_.least_attained_within_level && level < static_cast<int>(options_.thresholds.size())) {
-    return {level, attained, job.submit_time};
+    return {PackKey0(job, level), attained, job.submit_time};
   }
-  return {level, job.submit_time, job.id};
+  return {PackKey0(job, level), job.submit_time, job.id};
 }
 
 bool LasPolicy::MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
-  if (victim.key[0] <= job.key[0]) return false;  // only lower-priority levels
+  // Only higher levels, of no higher precedence (the class is the job's).
+  constexpr int64_t kLevelMask = (int64_t{1} << kLevelBits) - 1;
+  if ((victim.key[0] >> kLevelBits) < (job.key[0] >> kLevelBits)) return false;
+  if ((victim.key[0] & kLevelMask) <= (job.key[0] & kLevelMask)) return false;
   if (options_.min_run > 0 && ctx.now - victim.run->start_time < options_.min_run) return false;
   if (options_.lease_mode && Leased(victim.req->id, ctx.now)) return false;
   return true;

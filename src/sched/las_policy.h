@@ -8,6 +8,9 @@
 // least attained first (dynamic). A job that has waited more than
 // `promote_knob` times the time it has run in all is promoted to the top level and its
 // attained service counted from zero again (Tiresias' starvation guard).
+// Class and priority come before the level (sched/priority.h): key[0] is
+// Precedence() << 6 | level, and within a class a job preempts only jobs of
+// no higher priority in a higher level.
 #pragma once
 
 #include <unordered_map>
@@ -43,7 +46,7 @@ class LasPolicy : public Policy {
   bool KeyOrderedPreemption() const override { return true; }
   bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const override;
   bool VictimEligible(const JobView& victim, const CycleContext& ctx) const override;
-  // MayPreempt reads the job only through its level (key[0]); the victims
+  // MayPreempt reads the job only through key[0] (precedence and level); the victims
   // it allows (all of a higher level) lie within any same-level job's
   // VictimBound; Admit, NodeFilter and OnNoFit are the defaults.
   bool FailureClass(const JobView& job, const CycleContext& ctx, std::pair<int64_t, int64_t>* cls) const override {
@@ -58,6 +61,9 @@ class LasPolicy : public Policy {
   int Level(DurationMs attained) const;
   // Wall time the job has run in all (attained service over its GPUs).
   static DurationMs Executed(const JobRequest& job);
+
+  static constexpr int kLevelBits = 6;  // levels <= 64
+  static int64_t PackKey0(const JobRequest& job, int level) { return Precedence(job) << kLevelBits | level; }
 
  private:
   LasOptions options_;

@@ -12,8 +12,11 @@
 //   Reserve /  Reserve()/Unreserve(): accounting when a placement is taken or
 //   Unreserve  given back (per-queue usage by default).
 //   Permit     gangs: every task placed or none (built in; plugin "gang").
-//   PostFilter MayPreempt(): when a job does not fit, which running jobs may
-//              be preempted (or elastic jobs shrunk below their request) for it.
+//   PostFilter MayPreempt(): when a job does not fit, which running jobs of
+//              its own priority class may be preempted (or elastic jobs shrunk
+//              below their request) for it; MayPreemptLowerClass(): which of
+//              a lower class (the matrix in sched/priority.h decides which
+//              classes, for every policy).
 //   OnNoFit()  what a job that could not be placed means for later jobs.
 //
 // Borrowed elastic capacity (an elastic job's tasks above its minimum: it got
@@ -32,6 +35,7 @@
 #include <vector>
 
 #include "sched/cluster_state.h"
+#include "sched/priority.h"
 #include "sched/scheduler.h"
 
 namespace berth::sched {
@@ -128,9 +132,11 @@ class Policy {
   virtual bool UsesQueues() const { return true; }
   // Once per cycle, after running jobs are reserved and before keys are computed.
   virtual void BeginCycle(CycleContext& ctx) {}
-  // QueueSort. Default: arrival order (submit time, then id).
+  // QueueSort. Every key orders by Precedence() (class, then priority)
+  // within a queue, above the policy's own order. Default: precedence, then
+  // arrival order (submit time, then id).
   virtual PriorityKey Key(const JobRequest& job, bool running, const CycleContext& ctx) const {
-    return {job.submit_time, job.id, 0};
+    return {Precedence(job), job.submit_time, job.id};
   }
   // PreFilter: nullopt lets the job try placement.
   virtual std::optional<Verdict> Admit(const JobView& job, CycleContext& ctx) { return std::nullopt; }
@@ -141,17 +147,27 @@ class Policy {
   virtual void Unreserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) { ctx.AddUsage(job, -amount); }
   // Whether an elastic job may take `extra` more milli-GPU of idle capacity.
   virtual bool MayGrow(const JobRequest& job, MilliGpu extra, CycleContext& ctx) { return true; }
-  // PostFilter: whether `victim` may lose GPUs so that `job` starts.
+  // PostFilter: whether `victim`, of the job's own priority class, may lose
+  // GPUs so that `job` starts (asked only if Preempts(); never for a
+  // scavenger job). Must not allow a victim of higher priority in the job's queue.
   virtual bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
     return false;
+  }
+  // Whether `victim`, of a class the matrix (ClassPreemption) lets `job`
+  // preempt, may lose GPUs so that `job` starts, under every policy
+  // (preemptive or not). Policies with queue shares or quotas narrow it.
+  virtual bool MayPreemptLowerClass(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
+    return true;
   }
   // False if MayPreempt refuses `victim` for every job this cycle (checked
   // once a cycle, so that reclaims skip it).
   virtual bool VictimEligible(const JobView& victim, const CycleContext& ctx) const { return true; }
-  // Cheap pre-check: false if MayPreempt would refuse every victim for `job`.
+  // Cheap pre-check: false if MayPreempt would refuse every victim for `job`
+  // (victims of a lower class are the framework's to find).
   virtual bool MayPreemptAny(const JobView& job, const CycleContext& ctx) const { return true; }
   // True if MayPreempt only ever allows victims whose key is higher than the
   // job's (lets the framework skip hopeless preemption searches quickly).
+  // Victims of a lower class have higher keys under every policy that says so.
   virtual bool KeyOrderedPreemption() const { return false; }
   virtual bool Preempts() const { return false; }
   // Whether pending job `index` (of input.pending) could start in this cycle
@@ -173,7 +189,7 @@ class Policy {
   // The framework asks once a cycle per pending job it may try (after
   // BeginCycle and the job's key): a job's class must not change within a
   // cycle. A job of a failed class and request is skipped without asking
-  // Admit or OnNoFit.
+  // Admit or OnNoFit. Jobs of different Precedence() must not share a class.
   virtual bool FailureClass(const JobView& job, const CycleContext& ctx, std::pair<int64_t, int64_t>* cls) const {
     return false;
   }

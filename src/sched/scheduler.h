@@ -60,12 +60,15 @@ struct JobRequest {
   JobId id = 0;
   std::string queue = "default";
   std::string user;
-  int64_t priority = 0;
+  int64_t priority = 0;  // within the class: higher first (sched/priority.h)
   TimeMs submit_time = 0;
   TaskRequest task;
   int tasks = 1;      // gang size (the number of tasks wanted now)
   int min_tasks = 0;  // elastic: fewest tasks it can run with (0: not elastic, = tasks)
   int max_tasks = 0;  // elastic: most tasks it can use (0: = tasks)
+  // Orders before priority and decides who may preempt whom (sched/priority.h).
+  // (Here, in what would be padding: the request stays the size it was.)
+  model::PriorityClass priority_class = model::kDefaultPriorityClass;
   DurationMs time_limit = 0;          // 0: none (backfill treats it as unbounded)
   DurationMs expected_duration = -1;  // the true run time, known only to srtf-oracle and the simulator
   DurationMs attained_service = 0;    // GPU-milliseconds received so far (Tiresias' LAS)

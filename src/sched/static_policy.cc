@@ -4,6 +4,10 @@
 // jobs go in arrival order, and a job that cannot start holds back the rest
 // of its queue (each queue is its own fifo). No preemption. A queue with nothing running may always start
 // one job, even one larger than its quota, so no job waits forever.
+// Within a queue, class and priority order its line (sched/priority.h), and
+// a job may preempt a lower class only within its own queue's quota (its
+// quota check leaves out what the queue's jobs of lower classes hold).
+#include <array>
 #include <limits>
 #include <vector>
 
@@ -25,6 +29,14 @@ class StaticPolicy final : public Policy {
     behind_.assign(nq, SharedText());
     left_.assign(nq, 0);
     for (int q : ctx.pending_queue) ++left_[q];
+    class_usage_.assign(nq, {});
+    int min_running_class = 3;
+    for (size_t i = 0; i < ctx.input->running.size(); ++i) {
+      const RunningJob& r = ctx.input->running[i];
+      const int c = static_cast<int>(r.request.priority_class);
+      class_usage_[ctx.running_queue[i]][c] += r.request.task.gpus * static_cast<MilliGpu>(r.placements.size());
+      min_running_class = std::min(min_running_class, c);
+    }
     open_ = 0;
     for (int q = 0; q < nq; ++q) open_ += left_[q] > 0 ? 1 : 0;
     // Each queue is a fifo: in arrival order, only the jobs that fit in what
@@ -33,10 +45,14 @@ class StaticPolicy final : public Policy {
     may_start_.clear();
     // A cycle that explains every wait tries every job (MayStartThisCycle is not asked).
     if (ctx.input->explain_waiting) return;
-    bool arrival_order = true;
+    // (and one class and priority for all, none above a running job's: key
+    // order is arrival order and the quota check counts every running job)
+    bool arrival_order = pend.empty() || static_cast<int>(pend[0].priority_class) <= min_running_class;
     for (size_t i = 1; i < pend.size() && arrival_order; ++i) {
       arrival_order = pend[i - 1].submit_time < pend[i].submit_time ||
                       (pend[i - 1].submit_time == pend[i].submit_time && pend[i - 1].id < pend[i].id);
+      arrival_order = arrival_order && pend[i].priority == pend[0].priority &&
+                      pend[i].priority_class == pend[0].priority_class;
     }
     if (!arrival_order) {  // the shortcut needs the input in arrival order
       may_start_.assign(pend.size(), true);
@@ -88,12 +104,23 @@ class StaticPolicy final : public Policy {
     }
     MilliGpu used = ctx.queue_usage[q];
     MilliGpu quota = shares_.Guarantee(q);
-    if (used == 0 || used + job.Gpus() <= quota) return std::nullopt;
+    if (used == 0 || used - UsageBelow(q, job.req->priority_class) + job.Gpus() <= quota) return std::nullopt;
     Close(q);
     if (!ctx.input->explain_waiting) return Verdict{"static", {}, false};
     return Verdict{"static", "queue " + name + " uses " + FormatMilli(used) + " of its quota of " +
                                  FormatMilli(quota) + " GPUs",
                    false};
+  }
+
+  void Reserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) override {
+    Policy::Reserve(job, amount, ctx);
+    int q = ctx.QueueOf(job);
+    if (q >= 0) class_usage_[q][static_cast<int>(job.priority_class)] += amount;
+  }
+  void Unreserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) override { Reserve(job, -amount, ctx); }
+
+  bool MayPreemptLowerClass(const JobView& job, const JobView& victim, const CycleContext& ctx) const override {
+    return ctx.QueueOf(job) == ctx.QueueOf(victim);
   }
 
   bool MayGrow(const JobRequest& job, MilliGpu extra, CycleContext& ctx) override {
@@ -102,6 +129,13 @@ class StaticPolicy final : public Policy {
   }
 
  private:
+  // Milli-GPU the queue's jobs of classes below `c` hold (the matrix may preempt them).
+  MilliGpu UsageBelow(int q, PriorityClass c) const {
+    MilliGpu below = 0;
+    for (int k = 0; k < static_cast<int>(c); ++k) below += class_usage_[q][k];
+    return below;
+  }
+
   void Close(int q) {
     if (closed_[q]) return;
     closed_[q] = true;
@@ -114,6 +148,7 @@ class StaticPolicy final : public Policy {
   std::vector<int> left_;     // per queue index: pending jobs not yet tried
   int open_ = 0;              // queues neither closed nor fully tried
   std::vector<bool> may_start_;  // per pending job, this cycle
+  std::vector<std::array<MilliGpu, 3>> class_usage_;  // per queue index and priority class
 };
 
 }  // namespace

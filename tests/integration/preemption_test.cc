@@ -87,6 +87,63 @@ TEST_P(Preemption, HigherPriorityJobPreemptsAndTheVictimIsRequeued) {
 
 INSTANTIATE_TEST_SUITE_P(Policies, Preemption, ::testing::Values("fairshare"));
 
+// --priority orders jobs of one queue and class under the default policy: a
+// priority-100 job submitted after a priority-0 one starts first when the
+// only GPU frees.
+TEST(Priority, HigherPriorityStartsFirstUnderTheDefaultPolicy) {
+  TempDir work;
+  const std::string dir = work.path();
+  Daemon d({"--gpus", "1"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  ASSERT_EQ(d.Get("/healthz")["policy"], "dynamic");
+  std::string holder = SubmitScript(
+      d, {"--gpus", "1"}, "echo holder >> " + dir + "/order; while [ ! -e " + dir + "/release ]; do sleep 0.02; done");
+  ASSERT_TRUE(WaitFor([&] { return d.State(holder) == "Running"; })) << d.Job(holder).dump();
+  std::string low = SubmitScript(d, {"--gpus", "1", "--priority", "0"}, "echo low >> " + dir + "/order");
+  std::string high = SubmitScript(d, {"--gpus", "1", "--priority", "100"}, "echo high >> " + dir + "/order");
+  // Both wait for the GPU (a cycle has seen them), nobody is preempted.
+  ASSERT_TRUE(WaitFor([&] { return !d.Job(low).value("waitingReason", "").empty() &&
+                                   !d.Job(high).value("waitingReason", "").empty(); }))
+      << d.Job(high).dump();
+  EXPECT_EQ(d.State(holder), "Running");
+  WriteFile(work / "release", "");
+  ASSERT_TRUE(WaitFor([&] { return d.State(low) == "Succeeded" && d.State(high) == "Succeeded"; }))
+      << d.Job(low).dump() << d.Job(high).dump();
+  EXPECT_EQ(ReadFile(work / "order"), "holder\nhigh\nlow\n");
+}
+
+// --priority-class reaches the job (berth get, the API) and is checked
+// before anything is sent.
+TEST(Priority, PriorityClassIsShownAndCheckedByTheCli) {
+  Daemon d({"--gpus", "1"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  CommandResult r = d.Cli({"run", "--priority-class", "interactive", "--priority", "3", "--", "true"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = Trim(r.out);
+  EXPECT_EQ(d.Job(id)["priorityClassName"], "interactive");
+  EXPECT_EQ(d.Job(id)["spec"]["spec"]["priorityClassName"], "interactive");
+  CommandResult g = d.Cli({"get", id});
+  EXPECT_NE(g.out.find("interactive"), std::string::npos) << g.out;
+  std::string plain = SubmitScript(d, {}, "true");
+  EXPECT_EQ(d.Job(plain)["priorityClassName"], "batch");
+
+  CommandResult bad = d.Cli({"run", "--priority-class", "urgent", "--", "true"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--priority-class: unknown priority class \"urgent\" (one of scavenger, batch, interactive)"),
+            std::string::npos)
+      << bad.err;
+  CommandResult big = d.Cli({"run", "--priority", "5000000", "--", "true"});
+  EXPECT_NE(big.exit_code, 0);
+  EXPECT_NE(big.err.find("--priority: must be between -1000000 and 1000000"), std::string::npos) << big.err;
+  // The API checks the document too.
+  TempDir work;
+  std::string path = work / "bad.json";
+  WriteFile(path, R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["true"],"priorityClassName":"gold"}})");
+  CommandResult doc = d.Cli({"submit", "-f", path});
+  EXPECT_NE(doc.exit_code, 0);
+  EXPECT_NE(doc.err.find("spec.priorityClassName: unknown priority class \"gold\""), std::string::npos) << doc.err;
+}
+
 // Every registered policy runs real jobs in the daemon: a gang of 2 GPUs, a
 // fractional job and a whole-GPU job all complete with their exit codes.
 class EveryPolicy : public ::testing::TestWithParam<std::string> {};

@@ -83,11 +83,46 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{Doc("  env: {A: b}\n"), "spec.command: is required"},
         BadCase{Doc("  command: {a: b}\n"), "spec.command: must be a list of strings"},
         BadCase{Doc("  command: [x]\n  priority: high\n"), "spec.priority: must be an integer"},
+        BadCase{Doc("  command: [x]\n  priority: 1000001\n"),
+                "spec.priority: must be between -1000000 and 1000000, got 1000001"},
+        BadCase{Doc("  command: [x]\n  priorityClassName: urgent\n"),
+                "spec.priorityClassName: unknown priority class \"urgent\" (one of scavenger, batch, interactive)"},
+        BadCase{Doc("  command: [x]\n  priorityClassName: Batch\n"), "spec.priorityClassName: unknown priority class"},
+        BadCase{Doc("  command: [x]\n  priorityClassName: [batch]\n"), "spec.priorityClassName: must be a string"},
         BadCase{Doc("  command: [x]\n  timeLimit: 5 parsecs\n"), "spec.timeLimit"},
         BadCase{Doc("  command: [x]\n  workingDir: relative\n"), "spec.workingDir: must be an absolute path"},
         BadCase{Doc("  command: [x]\n  env: {A: [1]}\n"), "spec.env.A: must be a string"},
         BadCase{Doc("  command: [x]\n", "metadata: {nam: x}\n"), "metadata.nam: unknown field"},
         BadCase{Doc("  command: [x]\n", "extra: 1\n"), "extra: unknown field"}));
+
+TEST(JobSpec, PriorityClassDefaultsToBatchAndRoundTrips) {
+  auto plain = ParseJobSpec(Doc("  command: [x]\n"));
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->priority_class, PriorityClass::kBatch);
+  for (const char* name : {"scavenger", "batch", "interactive"}) {
+    auto spec = ParseJobSpec(Doc("  command: [x]\n  priority: -7\n  priorityClassName: " + std::string(name) + "\n"));
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    EXPECT_STREQ(PriorityClassName(spec->priority_class), name);
+    EXPECT_EQ(spec->priority, -7);
+    // The stored form (the jobs table's spec column) keeps it.
+    auto again = ParseJobSpec(JobSpecToJson(*spec).dump());
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(again->priority_class, spec->priority_class);
+    Job job;
+    job.spec = *spec;
+    EXPECT_EQ(JobToJson(job)["priorityClassName"], name);
+  }
+  JobSpec bad = *plain;
+  bad.priority = -2000000;
+  EXPECT_EQ(ValidateJobSpec(bad).message(), "spec.priority: must be between -1000000 and 1000000, got -2000000");
+}
+
+TEST(JobSpec, PreemptionGraceIsCappedForScavengers) {
+  EXPECT_EQ(PreemptionGrace(PriorityClass::kBatch, 10 * kMinute), 10 * kMinute);
+  EXPECT_EQ(PreemptionGrace(PriorityClass::kInteractive, 10 * kMinute), 10 * kMinute);
+  EXPECT_EQ(PreemptionGrace(PriorityClass::kScavenger, 10 * kMinute), 30 * kSecond);
+  EXPECT_EQ(PreemptionGrace(PriorityClass::kScavenger, 5 * kSecond), 5 * kSecond);
+}
 
 TEST(JobState, TransitionsFollowTheStateMachine) {
   using S = JobState;

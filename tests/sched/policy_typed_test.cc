@@ -278,7 +278,14 @@ TYPED_TEST(PolicyTest, StoppingEarlyWithoutExplanationsChangesNoDecision) {
   // binds and preemptions must be exactly those of a full cycle.
   auto cluster = MakeCluster(6, 8);
   Rng rng(11);
-  for (int round = 0; round < 20; ++round) {
+  for (int round = 0; round < 28; ++round) {
+    // Rounds 20 on mix priority classes and priorities (class preemption).
+    const bool classes = round >= 20;
+    auto pick_class = [&](JobRequest& j) {
+      if (!classes) return;
+      j.priority_class = static_cast<model::PriorityClass>(rng() % 3);
+      j.priority = static_cast<int64_t>(rng() % 3);
+    };
     SchedulerInput in;
     in.cluster = &cluster;
     in.now = 50 * kHour;
@@ -288,12 +295,13 @@ TYPED_TEST(PolicyTest, StoppingEarlyWithoutExplanationsChangesNoDecision) {
     JobId id = 1;
     for (int n = 0; n < 6; ++n) {
       // The last rounds start on a full cluster (a quiet cycle may then stop at once).
-      int used = round >= 16 ? 8 : static_cast<int>(rng() % 9);
+      int used = (round >= 16 && round < 20) || round >= 24 ? 8 : static_cast<int>(rng() % 9);
       for (int g = 0; g < used; ++g) {
         JobRequest r = MakeJob(id++, 1000, 1, static_cast<TimeMs>(rng() % kHour), "q" + std::to_string(rng() % 3));
         r.attained_service = static_cast<DurationMs>(rng() % (20 * kHour));
         r.expected_duration = r.attained_service + static_cast<DurationMs>(rng() % (10 * kHour));
         r.progress = r.attained_service;
+        pick_class(r);
         in.running.push_back(MakeRunning(r, {{"n" + std::to_string(n), {g}, 1000}}, static_cast<TimeMs>(rng() % (40 * kHour))));
       }
     }
@@ -302,6 +310,7 @@ TYPED_TEST(PolicyTest, StoppingEarlyWithoutExplanationsChangesNoDecision) {
       JobRequest p = MakeJob(id++, kSizes[rng() % 5], 1 + static_cast<int>(rng() % 2),
                              kHour + static_cast<TimeMs>(rng() % kHour), "q" + std::to_string(rng() % 3));
       p.expected_duration = static_cast<DurationMs>(rng() % (10 * kHour));
+      pick_class(p);
       in.pending.push_back(p);
     }
     if (round % 2 == 0) {  // arrival order, as the daemon and the simulator pass it
@@ -374,6 +383,151 @@ TYPED_TEST(PolicyTest, LongQueuesDecideAlikeWhetherHeapedOrSorted) {
     }
     if (explain) EXPECT_EQ(a.waiting.size() + a.binds.size(), in.pending.size());
     this->ExpectSound(a, in);
+  }
+}
+
+// ---- priority classes and priorities (sched/priority.h) ----
+
+JobRequest WithClass(JobRequest j, model::PriorityClass c, int64_t priority = 0) {
+  j.priority_class = c;
+  j.priority = priority;
+  return j;
+}
+
+TYPED_TEST(PolicyTest, HigherPriorityGoesFirstInItsQueueAndClass) {
+  // One free GPU, two jobs of one queue and class: the later one with the
+  // higher priority starts, even where the policy's own order (arrival,
+  // attained service, remaining time) prefers the earlier one.
+  auto cluster = MakeCluster(1, 1);
+  JobRequest early = MakeJob(1, 1000, 1, 1000);
+  early.expected_duration = kMinute;
+  JobRequest late = MakeJob(2, 1000, 1, 2000);
+  late.priority = 100;
+  late.expected_duration = kHour;
+  late.attained_service = 10 * kSecond;
+  for (bool explain : {true, false}) {
+    SchedulerInput in;
+    in.cluster = &cluster;
+    in.now = 3000;
+    in.explain_waiting = explain;
+    in.pending = {early, late};
+    Decisions d = this->Make()->Schedule(in);
+    ASSERT_EQ(d.binds.size(), 1u) << "explain " << explain;
+    EXPECT_EQ(d.binds[0].job, 2) << "priority 100 before priority 0";
+    EXPECT_TRUE(d.preemptions.empty());
+  }
+  // The GPU was held by a running job; when it frees, the same holds.
+  auto s = this->Make();
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.now = 3000;
+  in.running = {MakeRunning(MakeJob(9, 1000, 1, 1), {{"n0", {0}, 1000}}, 2500)};
+  in.running[0].request.preemptible = false;
+  in.pending = {early, late};
+  Decisions d = s->Schedule(in);
+  EXPECT_TRUE(d.binds.empty());
+  in.running.clear();
+  in.now = 4000;
+  d = s->Schedule(in);
+  ASSERT_EQ(d.binds.size(), 1u);
+  EXPECT_EQ(d.binds[0].job, 2);
+}
+
+TYPED_TEST(PolicyTest, HigherClassGoesFirst) {
+  // The class orders before the priority: interactive (priority 0) before
+  // batch (priority 500) before scavenger (priority 1000).
+  auto cluster = MakeCluster(1, 1);
+  auto s = this->Make();
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.now = kMinute;
+  in.pending = {WithClass(MakeJob(1, 1000), model::PriorityClass::kScavenger, 1000),
+                WithClass(MakeJob(2, 1000), model::PriorityClass::kBatch, 500),
+                WithClass(MakeJob(3, 1000), model::PriorityClass::kInteractive, 0)};
+  for (auto& j : in.pending) j.expected_duration = kHour * j.id;
+  Decisions d = s->Schedule(in);
+  ASSERT_EQ(d.binds.size(), 1u);
+  EXPECT_EQ(d.binds[0].job, 3);
+  in.pending.pop_back();
+  d = s->Schedule(in);
+  ASSERT_EQ(d.binds.size(), 1u);
+  EXPECT_EQ(d.binds[0].job, 2);
+}
+
+TYPED_TEST(PolicyTest, InteractivePreemptsBatchButNotTheOtherWayRound) {
+  // A batch job that just started (no policy of its own would preempt it:
+  // young, little service, little left, same queue) holds both GPUs; an
+  // interactive job needs one: the batch job is preempted under every policy.
+  auto cluster = MakeCluster(1, 2);
+  auto s = this->Make();
+  JobRequest batch = MakeJob(1, 1000, 2, 1);
+  batch.expected_duration = kMinute;
+  batch.progress = 30 * kSecond;
+  JobRequest notebook = WithClass(MakeJob(2, 1000, 1, 10 * kSecond), model::PriorityClass::kInteractive);
+  notebook.expected_duration = 10 * kHour;
+  notebook.attained_service = 50 * kHour;
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.now = 40 * kSecond;
+  in.running = {MakeRunning(batch, {{"n0", {0}, 1000}, {"n0", {1}, 1000}}, 10 * kSecond)};
+  in.pending = {notebook};
+  Decisions d = s->Schedule(in);
+  ASSERT_TRUE(Preempted(d, 1)) << TypeParam::kName;
+  ASSERT_NE(FindBind(d, 2), nullptr);
+  ASSERT_EQ(d.preemptions.size(), 1u);
+  EXPECT_NE(d.preemptions[0].reason.find("interactive"), std::string::npos) << d.preemptions[0].reason;
+  this->ExpectSound(d, in);
+  // Requeued, the batch job (high priority, no service, short) needs both
+  // GPUs; one is the notebook's: it waits, whatever its own rule would say.
+  JobRequest requeued = batch;
+  requeued.priority = 1000;
+  requeued.queued_since = in.now;
+  requeued.last_run_time = 30 * kSecond;
+  SchedulerInput next;
+  next.cluster = &cluster;
+  next.now = 10 * kHour;
+  next.running = {MakeRunning(notebook, FindBind(d, 2)->placements, in.now)};
+  next.pending = {requeued};
+  for (bool explain : {true, false}) {
+    next.explain_waiting = explain;
+    Decisions d2 = s->Schedule(next);
+    EXPECT_TRUE(d2.preemptions.empty()) << "batch never preempts interactive";
+    EXPECT_EQ(FindBind(d2, 1), nullptr);
+  }
+}
+
+TYPED_TEST(PolicyTest, ScavengerPreemptsNobodyAndBatchPreemptsScavenger) {
+  // A scavenger trial with far more service and time left than a new one
+  // holds the GPU: the new scavenger waits (no policy's rule applies to
+  // scavengers), a new batch job preempts it.
+  auto cluster = MakeCluster(1, 1);
+  JobRequest old_trial = WithClass(MakeJob(1, 1000, 1, 1), model::PriorityClass::kScavenger);
+  old_trial.attained_service = 100 * kHour;
+  old_trial.expected_duration = 1000 * kHour;
+  old_trial.progress = 100 * kHour;
+  JobRequest new_trial = WithClass(MakeJob(2, 1000, 1, 200 * kHour), model::PriorityClass::kScavenger, 1000);
+  new_trial.expected_duration = kMinute;
+  JobRequest batch = MakeJob(3, 1000, 1, 200 * kHour);
+  batch.expected_duration = 2000 * kHour;
+  batch.attained_service = 500 * kHour;
+  SchedulerInput in;
+  in.cluster = &cluster;
+  in.now = 201 * kHour;
+  in.running = {MakeRunning(old_trial, {{"n0", {0}, 1000}}, 0)};
+  in.pending = {new_trial};
+  for (bool explain : {true, false}) {
+    in.explain_waiting = explain;
+    Decisions d = this->Make()->Schedule(in);
+    EXPECT_TRUE(d.preemptions.empty()) << "scavenger preempts nobody";
+    EXPECT_TRUE(d.binds.empty());
+  }
+  in.pending = {new_trial, batch};
+  for (bool explain : {true, false}) {
+    in.explain_waiting = explain;
+    Decisions d = this->Make()->Schedule(in);
+    EXPECT_TRUE(Preempted(d, 1)) << "batch preempts scavenger";
+    ASSERT_EQ(d.binds.size(), 1u);
+    EXPECT_EQ(d.binds[0].job, 3);
   }
 }
 

@@ -5,7 +5,8 @@
 //   policy: backfill            # options: {key: value}, now: 3600
 //   cluster: {nodes: 2, gpus: 4}
 //   running:  [{id: 1, gpus: 1, tasks: 4, placements: ["n0:0", "n0:1", ...],
-//               start: 0, expected: 7200, progress: 0, attained: 0, queue: a, priority: 0}]
+//               start: 0, expected: 7200, progress: 0, attained: 0, queue: a, priority: 0,
+//               class: batch}]
 //   pending:  [{id: 2, gpus: 2, tasks: 1, submit: 10, expected: 600, ...}]
 //   expect:
 //     bind: {2: [n1]}           # job -> the set of nodes it lands on ([] = anywhere)
@@ -56,6 +57,11 @@ JobRequest ParseJob(const YAML::Node& n) {
   if (n["time_limit"]) j.time_limit = n["time_limit"].as<int64_t>() * kSecond;
   if (n["queue"]) j.queue = n["queue"].as<std::string>();
   if (n["priority"]) j.priority = n["priority"].as<int64_t>();
+  if (n["class"]) {
+    auto c = model::ParsePriorityClass(n["class"].as<std::string>(), "class");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    if (c.ok()) j.priority_class = *c;
+  }
   if (n["preemptible"]) j.preemptible = n["preemptible"].as<bool>();
   return j;
 }
