@@ -1,6 +1,10 @@
 #include "cli/client.h"
 
 #include <httplib.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 namespace berth::cli {
 namespace {
@@ -28,6 +32,12 @@ Status FromReply(int status, const std::string& body) {
 
 }  // namespace
 
+std::string CallerName() {
+  uid_t uid = ::geteuid();
+  if (struct passwd* pw = ::getpwuid(uid); pw && pw->pw_name && *pw->pw_name) return pw->pw_name;
+  return std::to_string(uid);
+}
+
 ApiClient::ApiClient(std::string url) : url_(std::move(url)) {
   while (!url_.empty() && url_.back() == '/') url_.pop_back();
   http_ = std::make_unique<httplib::Client>(url_);
@@ -35,6 +45,9 @@ ApiClient::ApiClient(std::string url) : url_(std::move(url)) {
   http_->set_connection_timeout(5, 0);
   http_->set_read_timeout(3600, 0);
   http_->set_keep_alive(true);
+  httplib::Headers who = {{"X-Berth-User", CallerName()}};
+  if (const char* job = std::getenv("BERTH_JOB_ID"); job && *job) who.emplace("X-Berth-Job", job);
+  http_->set_default_headers(std::move(who));
 }
 
 ApiClient::~ApiClient() = default;
