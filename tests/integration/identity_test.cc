@@ -72,7 +72,8 @@ TEST(Identity, EveryWayOfStartingWorkRecordsTheSameCaller) {
   WriteFile(work / "p.yaml",
             "apiVersion: berth/v1\nkind: Pipeline\nmetadata: {name: outer}\nspec:\n  steps:\n"
             "  - {name: sdk, command: [/usr/bin/python3, " + work / "child.py" + "]}\n"
-            "  - {name: cli, command: [" + BinDir() + "/berth, run, --name, from-step, --, /bin/true]}\n");
+            "  - {name: cli, command: [" + BinDir() + "/berth, run, --name, from-step, --, /bin/true]}\n"
+            "  - {name: env, command: [/bin/sh, -c, 'echo $BERTH_USER']}\n");
   CommandResult pipe = CliWithEnv(d, {"pipeline", "run", "-f", work / "p.yaml", "--wait"}, env);
   ASSERT_EQ(pipe.exit_code, 0) << pipe.out << pipe.err;
   std::string outer = pipe.out.substr(0, pipe.out.find('\n'));
@@ -83,8 +84,10 @@ TEST(Identity, EveryWayOfStartingWorkRecordsTheSameCaller) {
   ASSERT_EQ(child_run["state"], "Succeeded") << child_run.dump();
   EXPECT_EQ(outer_run["user"], Me());
   EXPECT_EQ(child_run["user"], Me());
+  // A task is told its owner.
+  EXPECT_EQ(Trim(d.GetText("/api/v1/pipelines/runs/" + outer + "/logs?step=env")), Me());
 
-  // Every job (the three, the outer steps, the child's step, the job a step
+  // Every job (the three, the 3 outer steps, the child's step, the job a step
   // started with the CLI) is the caller's.
   ASSERT_TRUE(WaitFor([&] {
     json all = d.Get("/api/v1/jobs?state=Pending,Scheduled,Running");
@@ -97,7 +100,7 @@ TEST(Identity, EveryWayOfStartingWorkRecordsTheSameCaller) {
     names.insert(j["name"].get<std::string>());
     ids.insert(j["id"].dump());
   }
-  EXPECT_EQ(all["items"].size(), 7u) << all.dump();
+  EXPECT_EQ(all["items"].size(), 8u) << all.dump();
   for (const char* n : {"r", "s", "t", "from-step"}) EXPECT_TRUE(names.count(n)) << n;
 
   CommandResult ps = d.Cli({"ps", "-a", "--user", Me()});
