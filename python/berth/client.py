@@ -34,13 +34,14 @@ def caller_name():
         return str(uid)
 
 
-def identity_headers():
-    """What every request tells berthd about who asks: X-Berth-User (the OS
-    account) and, inside a task (BERTH_JOB_ID set), X-Berth-Job, so that work
-    started from a pipeline step acts for the step's owner."""
+def identity_headers(server):
+    """What every request to `server` tells berthd about who asks: X-Berth-User
+    (the OS account) and, inside a task (BERTH_JOB_ID set) talking to the
+    daemon that runs it ($BERTH_SERVER), X-Berth-Job, so that work started
+    from a pipeline step acts for the step's owner."""
     h = {"X-Berth-User": caller_name()}
     job = os.environ.get("BERTH_JOB_ID", "")
-    if job:
+    if job and os.environ.get("BERTH_SERVER", "").rstrip("/") == server:
         h["X-Berth-Job"] = job
     return h
 
@@ -53,7 +54,7 @@ class Client:
     def _request(self, method, path, body=None, raw=False):
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
-        headers.update(identity_headers())
+        headers.update(identity_headers(self.server))
         req = urllib.request.Request(self.server + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:

@@ -148,7 +148,7 @@ class ClientTest(unittest.TestCase):
 
     def test_requests_say_who_asks_from_the_uid_and_the_job_they_run_in(self):
         me = pwd.getpwuid(os.geteuid()).pw_name
-        saved = {k: os.environ.get(k) for k in ("USER", "BERTH_JOB_ID")}
+        saved = {k: os.environ.get(k) for k in ("USER", "BERTH_JOB_ID", "BERTH_SERVER")}
         try:
             os.environ["USER"] = "impostor"  # $USER does not decide
             os.environ.pop("BERTH_JOB_ID", None)
@@ -159,8 +159,12 @@ class ClientTest(unittest.TestCase):
             self.assertEqual((user, job), (me, None))
             self.assertNotIn("user", body)
             os.environ["BERTH_JOB_ID"] = "42"  # inside a task: act for its owner
+            os.environ["BERTH_SERVER"] = self.client.server + "/"
             self.client.submit(p)
             self.assertEqual(FakeBerthd.seen[-1][:2], (me, "42"))
+            os.environ["BERTH_SERVER"] = "http://127.0.0.1:1"  # another daemon's task
+            self.client.submit(p)
+            self.assertEqual(FakeBerthd.seen[-1][:2], (me, None))
         finally:
             for k, v in saved.items():
                 if v is None:

@@ -46,7 +46,12 @@ ApiClient::ApiClient(std::string url) : url_(std::move(url)) {
   http_->set_read_timeout(3600, 0);
   http_->set_keep_alive(true);
   httplib::Headers who = {{"X-Berth-User", CallerName()}};
-  if (const char* job = std::getenv("BERTH_JOB_ID"); job && *job) who.emplace("X-Berth-Job", job);
+  // X-Berth-Job means something only to the daemon that runs the task (the
+  // one its BERTH_SERVER names); elsewhere the OS account speaks alone.
+  std::string task_server = std::getenv("BERTH_SERVER") ? std::getenv("BERTH_SERVER") : "";
+  while (!task_server.empty() && task_server.back() == '/') task_server.pop_back();
+  const char* job = std::getenv("BERTH_JOB_ID");
+  if (job && *job && task_server == url_) who.emplace("X-Berth-Job", job);
   http_->set_default_headers(std::move(who));
 }
 

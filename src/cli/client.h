@@ -21,8 +21,9 @@ namespace berth::cli {
 std::string CallerName();
 
 // Every request carries X-Berth-User: CallerName(), and, inside a task
-// (BERTH_JOB_ID set), X-Berth-Job: that job's id, so that work a task starts
-// acts for the task's owner. berthd decides the user from these (docs/api.md).
+// (BERTH_JOB_ID set) talking to the daemon that runs it ($BERTH_SERVER),
+// X-Berth-Job: that job's id, so that work a task starts acts for the task's
+// owner. berthd decides the user from these (docs/api.md).
 class ApiClient {
  public:
   // url: "http://127.0.0.1:7420".

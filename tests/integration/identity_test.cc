@@ -116,21 +116,58 @@ TEST(Identity, WorkStartedInsideATaskBelongsToTheTasksOwner) {
   TempDir work;
   Daemon d;
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
-  // alice's job, submitted by a client that says it is alice.
+  // alice's job, submitted by a client that says it is alice; its task runs
+  // `berth run` (as the account running these tests).
   httplib::Client http(d.url());
   auto res = http.Post("/api/v1/jobs", httplib::Headers{{"X-Berth-User", "alice"}},
-                       "apiVersion: berth/v1\nkind: Job\nspec: {command: [/bin/true]}\n",
+                       "apiVersion: berth/v1\nkind: Job\nspec: {command: [" + BinDir() +
+                           "/berth, run, --name, inner, --, /bin/true]}\n",
                        "application/yaml");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 201) << res->body;
   std::string parent = json::parse(res->body)["id"].dump();
   EXPECT_EQ(d.Job(parent)["user"], "alice");
-  // The CLI run inside alice's task (BERTH_JOB_ID set) acts for alice.
-  CommandResult r = CliWithEnv(d, {"run", "--", "/bin/true"}, {"BERTH_JOB_ID=" + parent});
+  ASSERT_TRUE(WaitFor([&] { return d.State(parent) == "Succeeded"; }))
+      << d.Job(parent).dump() << d.GetText("/api/v1/jobs/" + parent + "/logs");
+  json inner = d.Get("/api/v1/jobs");
+  ASSERT_EQ(inner["items"].size(), 2u) << inner.dump();
+  EXPECT_EQ(inner["items"][1]["name"], "inner");
+  EXPECT_EQ(inner["items"][1]["user"], "alice");
+
+  // The SDK inside alice's task: the run and its step job are alice's.
+  if (::access("/usr/bin/python3", X_OK) == 0) {
+    WriteFile(work / "sdk.py",
+              "import sys\nsys.path.insert(0, '" + std::string(BERTH_SOURCE_DIR) + "/python')\n"
+              "from berth import Client, Pipeline\n"
+              "with Pipeline('from-alice') as p:\n    p.step('leaf', command=['/bin/true'])\n"
+              "print(Client().submit(p))\n");
+    res = http.Post("/api/v1/jobs", httplib::Headers{{"X-Berth-User", "alice"}},
+                    "apiVersion: berth/v1\nkind: Job\nspec: {command: [/usr/bin/python3, " +
+                        work / "sdk.py" + "]}\n",
+                    "application/yaml");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 201) << res->body;
+    std::string sdk_job = json::parse(res->body)["id"].dump();
+    ASSERT_TRUE(WaitFor([&] { return d.State(sdk_job) == "Succeeded"; }))
+        << d.GetText("/api/v1/jobs/" + sdk_job + "/logs");
+    std::string run_id = Trim(d.GetText("/api/v1/jobs/" + sdk_job + "/logs"));
+    json run = WaitRunEnd(d, run_id);
+    EXPECT_EQ(run["user"], "alice") << run.dump();
+    EXPECT_EQ(d.Job(Node(run, "leaf")["jobId"].dump())["user"], "alice");
+  }
+  // The CLI run inside alice's task (BERTH_JOB_ID and BERTH_SERVER set, as
+  // berthd sets them for a task) acts for alice.
+  const std::string server = "BERTH_SERVER=" + d.url();
+  CommandResult r = CliWithEnv(d, {"run", "--", "/bin/true"}, {"BERTH_JOB_ID=" + parent, server});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(d.Job(Trim(r.out))["user"], "alice");
+  // A task of another daemon: its job id means nothing here.
+  r = CliWithEnv(d, {"run", "--", "/bin/true"},
+                 {"BERTH_JOB_ID=" + parent, "BERTH_SERVER=http://127.0.0.1:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(d.Job(Trim(r.out))["user"], Me());
   // A job id that does not exist is an error naming the header.
-  r = CliWithEnv(d, {"run", "--", "/bin/true"}, {"BERTH_JOB_ID=999"});
+  r = CliWithEnv(d, {"run", "--", "/bin/true"}, {"BERTH_JOB_ID=999", server});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("X-Berth-Job: no job 999"), std::string::npos) << r.err;
 }
