@@ -148,6 +148,11 @@ spec:
 
 TEST_F(PipelineWatchTest, ASecondCtrlCStopsWaitingAtOnce) {
   std::string release = work_ / "release";
+  // Released however the test ends, so the step never outlives it.
+  struct Release {
+    std::string path;
+    ~Release() { WriteFile(path, ""); }
+  } guard{release};
   // The step outlives SIGTERM until released: cancelling takes as long.
   std::string file = Write(R"(
 apiVersion: berth/v1
