@@ -160,11 +160,12 @@ kind: Pipeline
 metadata: {name: stubborn}
 spec:
   steps:
-  - {name: hold, command: [/bin/sh, -c, "trap '' TERM; while [ ! -e )" + release +
-                           R"( ]; do sleep 0.05; done"]}
+  - {name: hold, command: [/bin/sh, -c, "trap '' TERM; touch )" + release + R"(.ready; while [ ! -e )" +
+                           release + R"( ]; do sleep 0.05; done"]}
 )");
   Waiter w = StartWaiting(d_, work_, file);
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(w.out).find("hold") != std::string::npos; }))
+  // Interrupt once the step ignores SIGTERM (before, a cancel would end it at once).
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(release + ".ready"); }))
       << ReadFile(w.out) << ReadFile(w.err);
   std::string id = ReadFile(w.out).substr(0, ReadFile(w.out).find('\n'));
   ::kill(w.pid, SIGINT);
