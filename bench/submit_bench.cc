@@ -54,7 +54,7 @@ pid_t StartDaemon(const std::string& berthd, const std::string& dir, const std::
 std::string JobDoc(const std::string& cmd, const std::string& gpus) {
   json doc = {{"apiVersion", "berth/v1"},
               {"kind", "Job"},
-              {"metadata", {{"user", "bench"}}},
+              {"metadata", {{"name", "bench"}}},
               {"spec", {{"command", json::array({"/bin/sh", "-c", cmd})}, {"resources", {{"gpus", gpus}}}}}};
   return doc.dump();
 }
@@ -83,6 +83,7 @@ Run Parse(const std::string& url) {
 
 double Throughput(const Run& r, int clients, double seconds) {
   httplib::Client c0(r.host, r.port);
+  c0.set_default_headers({{"X-Berth-User", "bench"}});
   auto blocker = c0.Post("/api/v1/jobs", JobDoc("sleep 3600", "1"), "application/json");
   if (!blocker || blocker->status != 201) {
     std::fprintf(stderr, "blocker submit failed\n");
@@ -97,6 +98,7 @@ double Throughput(const Run& r, int clients, double seconds) {
   for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&] {
       httplib::Client c(r.host, r.port);
+      c.set_default_headers({{"X-Berth-User", "bench"}});
       c.set_keep_alive(true);
       c.set_tcp_nodelay(true);
       while (!stop) {
@@ -127,6 +129,7 @@ void Latency(const Run& r, int samples) {
   std::map<int64_t, int64_t> started_at;
   std::atomic<bool> stop{false};
   httplib::Client c(r.host, r.port);
+  c.set_default_headers({{"X-Berth-User", "bench"}});
   c.set_keep_alive(true);
   c.set_tcp_nodelay(true);
   std::string doc = JobDoc("true", "0");
@@ -136,6 +139,7 @@ void Latency(const Run& r, int samples) {
     if (!items.empty()) after = items.back()["seq"];
   }
   httplib::Client ev2(r.host, r.port);
+  ev2.set_default_headers({{"X-Berth-User", "bench"}});
   ev2.set_read_timeout(600, 0);
   std::thread watcher2([&] {
     std::string buf;

@@ -21,6 +21,9 @@ Standard library only. Two styles, usable together:
 
 Inside a step (BERTH_SERVER and BERTH_PIPELINE_RUN are set for every step)
 Client() talks to the daemon that runs it, and current_run() says which run.
+Every request names the caller's OS account (X-Berth-User); inside a task it
+also names the job (X-Berth-Job, from BERTH_JOB_ID), so what a step submits
+belongs to the step's owner.
 """
 
 from .pipeline import Pipeline, Step, StepRef, Param, task, current_run

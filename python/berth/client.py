@@ -3,6 +3,7 @@
 import fcntl
 import json
 import os
+import pwd
 import time
 import urllib.error
 import urllib.parse
@@ -119,6 +120,27 @@ def find_server(server=None):
     return DEFAULT_SERVER
 
 
+def caller_name():
+    """The OS account of the effective uid (not $USER, which may be unset or wrong)."""
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def identity_headers(server):
+    """What every request to `server` tells berthd about who asks: X-Berth-User
+    (the OS account) and, inside a task (BERTH_JOB_ID set) talking to the
+    daemon that runs it ($BERTH_SERVER), X-Berth-Job, so that work started
+    from a pipeline step acts for the step's owner."""
+    h = {"X-Berth-User": caller_name()}
+    job = os.environ.get("BERTH_JOB_ID", "")
+    if job and os.environ.get("BERTH_SERVER", "").rstrip("/") == server:
+        h["X-Berth-Job"] = job
+    return h
+
+
 class Client:
     def __init__(self, server=None, timeout=30):
         self.server = find_server(server).rstrip("/")
@@ -126,8 +148,9 @@ class Client:
 
     def _request(self, method, path, body=None, raw=False):
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        headers.update(identity_headers(self.server))
+        req = urllib.request.Request(self.server + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
                 text = r.read().decode()
@@ -141,16 +164,17 @@ class Client:
             raise BerthError("cannot reach berthd at %s: %s (start it with `berth up`)" % (self.server, e.reason))
         return text if raw else json.loads(text)
 
-    def submit(self, pipeline, parameters=None, user=None):
-        """Starts a run of a Pipeline (object, dict or document text); returns the run id."""
+    def submit(self, pipeline, parameters=None):
+        """Starts a run of a Pipeline (object, dict or document text); returns the run id.
+
+        The run belongs to the caller (see identity_headers); berthd decides it."""
         if hasattr(pipeline, "to_json"):
             text = pipeline.to_json()
         elif isinstance(pipeline, dict):
             text = json.dumps(pipeline)
         else:
             text = str(pipeline)
-        body = {"spec": text, "parameters": {k: str(v) for k, v in (parameters or {}).items()},
-                "user": user or os.environ.get("USER", "")}
+        body = {"spec": text, "parameters": {k: str(v) for k, v in (parameters or {}).items()}}
         return self._request("POST", "/api/v1/pipelines/runs", body)["id"]
 
     def get(self, run):

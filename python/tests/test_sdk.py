@@ -4,6 +4,7 @@ a fake server, and (when a built berthd is found) a real run end to end."""
 import http.server
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -88,6 +89,7 @@ class TaskScriptTest(unittest.TestCase):
 
 class FakeBerthd(http.server.BaseHTTPRequestHandler):
     runs = {}
+    seen = []  # (X-Berth-User, X-Berth-Job, body) of every POST
 
     def log_message(self, *a):
         pass
@@ -102,6 +104,7 @@ class FakeBerthd(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append((self.headers.get("X-Berth-User"), self.headers.get("X-Berth-Job"), body))
         if self.path == "/api/v1/pipelines/runs":
             doc = json.loads(body["spec"])
             if doc["spec"]["steps"][0]["name"] == "bad":
@@ -143,6 +146,32 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(self.client.outputs(rid, "add"), {"return": {"x": 1}, "t": "text"})
         with self.assertRaises(BerthError):
             self.client.outputs(rid, "nope")
+
+    def test_requests_say_who_asks_from_the_uid_and_the_job_they_run_in(self):
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        saved = {k: os.environ.get(k) for k in ("USER", "BERTH_JOB_ID", "BERTH_SERVER")}
+        try:
+            os.environ["USER"] = "impostor"  # $USER does not decide
+            os.environ.pop("BERTH_JOB_ID", None)
+            with Pipeline("p") as p:
+                p.step("a", command=["true"])
+            self.client.submit(p)
+            user, job, body = FakeBerthd.seen[-1]
+            self.assertEqual((user, job), (me, None))
+            self.assertNotIn("user", body)
+            os.environ["BERTH_JOB_ID"] = "42"  # inside a task: act for its owner
+            os.environ["BERTH_SERVER"] = self.client.server + "/"
+            self.client.submit(p)
+            self.assertEqual(FakeBerthd.seen[-1][:2], (me, "42"))
+            os.environ["BERTH_SERVER"] = "http://127.0.0.1:1"  # another daemon's task
+            self.client.submit(p)
+            self.assertEqual(FakeBerthd.seen[-1][:2], (me, None))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def test_errors_carry_the_servers_message(self):
         with Pipeline("p") as p:

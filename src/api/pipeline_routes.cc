@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "api/caller.h"
 #include "api/server.h"
 
 namespace berth::api {
@@ -42,9 +43,9 @@ Result<TimeMs> ParseTimeArg(const json& v, const std::string& field) {
 }  // namespace
 
 void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController& p,
-                            const Clock& clock) {
+                            const store::Store& store, const Clock& clock) {
   using controllers::RunToJson;
-  s.Post("/api/v1/pipelines/runs", [&p](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/api/v1/pipelines/runs", [&p, &store](const httplib::Request& req, httplib::Response& res) {
     auto body = Body(req);
     if (!body.ok()) return ReplyError(res, body.status());
     if (!body->contains("spec") || !(*body)["spec"].is_string())
@@ -59,9 +60,20 @@ void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController&
     if (kind.ok() && *kind == "CronPipeline")
       return ReplyError(
           res, InvalidArgument("kind: CronPipeline documents go to /api/v1/cronpipelines"));
-    auto run = p.Submit(text, params, body->value("user", ""));
+    auto user = RequestUser(req, store);
+    if (!user.ok()) return ReplyError(res, user.status());
+    if (body->contains("user")) {
+      const json& u = (*body)["user"];
+      if (!u.is_string()) return ReplyError(res, InvalidArgument("user: must be a string"));
+      if (Status st = CheckClaimedUser(u.get<std::string>(), *user, "user"); !st.ok())
+        return ReplyError(res, st);
+    }
+    int64_t events_after = store.LastEventSeq();
+    auto run = p.Submit(text, params, *user);
     if (!run.ok()) return ReplyError(res, run.status());
-    ReplyJson(res, 201, RunToJson(*run));
+    json out = RunToJson(*run);
+    out["eventsAfter"] = events_after;
+    ReplyJson(res, 201, out);
   });
   s.Post("/api/v1/pipelines/validate", [](const httplib::Request& req, httplib::Response& res) {
     auto body = Body(req);
@@ -106,15 +118,17 @@ void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController&
           res.set_content(*text, "text/plain; charset=utf-8");
         });
   s.Post(R"(/api/v1/pipelines/runs/([^/]+)/(cancel|suspend|resume|retry|resubmit))",
-         [&p](const httplib::Request& req, httplib::Response& res) {
+         [&p, &store](const httplib::Request& req, httplib::Response& res) {
            auto id = RunId(req.matches[1]);
            if (!id.ok()) return ReplyError(res, id.status());
            std::string action = req.matches[2];
+           auto user = RequestUser(req, store);
+           if (!user.ok()) return ReplyError(res, user.status());
            Result<store::RunRecord> r = action == "cancel"    ? p.Cancel(*id)
                                         : action == "suspend" ? p.Suspend(*id)
                                         : action == "resume"  ? p.Resume(*id)
                                         : action == "retry"   ? p.Retry(*id)
-                                                              : p.Resubmit(*id);
+                                                              : p.Resubmit(*id, *user);
            if (!r.ok()) return ReplyError(res, r.status());
            ReplyJson(res, action == "resubmit" ? 201 : 200, RunToJson(*r));
          });
@@ -124,10 +138,12 @@ void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController&
     return controllers::CronToJson(c, next.ok() && !c.suspended ? *next : 0);
   };
   s.Post("/api/v1/cronpipelines",
-         [&p, cron_json](const httplib::Request& req, httplib::Response& res) {
+         [&p, &store, cron_json](const httplib::Request& req, httplib::Response& res) {
            auto body = Body(req);
            if (!body.ok()) return ReplyError(res, body.status());
-           auto c = p.CreateCron(body->value("spec", ""));
+           auto user = RequestUser(req, store);
+           if (!user.ok()) return ReplyError(res, user.status());
+           auto c = p.CreateCron(body->value("spec", ""), *user);
            if (!c.ok()) return ReplyError(res, c.status());
            ReplyJson(res, 201, cron_json(*c));
          });

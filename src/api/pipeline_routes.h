@@ -1,5 +1,6 @@
 // REST routes for pipelines and cron schedules:
-//   POST /api/v1/pipelines/runs                {"spec": TEXT, "parameters": {k: v}, "user": U}
+//   POST /api/v1/pipelines/runs                {"spec": TEXT, "parameters": {k: v}}
+//        -> the run, with "eventsAfter": every event of the run has a larger seq
 //   GET  /api/v1/pipelines/runs?limit=N        newest first (without nodes)
 //   GET  /api/v1/pipelines/runs/{id}           the run with its nodes (the DAG)
 //   GET  /api/v1/pipelines/runs/{id}/logs?step=NODE   text
@@ -21,7 +22,9 @@ class Server;
 
 namespace berth::api {
 
+// Requests that start work (runs, resubmits, schedules) act for
+// api::RequestUser (api/caller.h); `store` resolves X-Berth-Job.
 void RegisterPipelineRoutes(httplib::Server& server, controllers::PipelineController& pipelines,
-                            const Clock& clock);
+                            const store::Store& store, const Clock& clock);
 
 }  // namespace berth::api

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "api/caller.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "model/job.h"
@@ -196,10 +197,11 @@ void ApiServer::Routes() {
   s.Post("/api/v1/jobs", [this](const httplib::Request& req, httplib::Response& res) {
     auto spec = model::ParseJobSpec(req.body);
     if (!spec.ok()) return ReplyError(res, spec.status());
-    if (spec->user.empty()) {
-      std::string u = req.get_header_value("X-Berth-User");
-      spec->user = u.empty() ? "anonymous" : u;
-    }
+    auto user = RequestUser(req, store_);
+    if (!user.ok()) return ReplyError(res, user.status());
+    if (Status st = CheckClaimedUser(spec->user, *user, "metadata.user"); !st.ok())
+      return ReplyError(res, st);
+    spec->user = *user;
     auto job = controller_.Submit(std::move(*spec));
     if (!job.ok()) return ReplyError(res, job.status());
     Reply(res, 201, model::JobToJson(*job));

@@ -1,6 +1,5 @@
 // berth: the command-line client of berthd.
 #include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -20,6 +19,7 @@
 #include "cli/commands.h"
 #include "cli/discovery.h"
 #include "cli/interrupt.h"
+#include "cli/job_gpus.h"
 #include "cli/spec_defaults.h"
 #include "cli/table.h"
 #include "common/clock.h"
@@ -44,13 +44,6 @@ int Report(const Status& st) {
 namespace {
 
 using nlohmann::json;
-
-
-std::string CurrentUser() {
-  if (const char* u = std::getenv("USER"); u && *u) return u;
-  if (struct passwd* pw = getpwuid(getuid())) return pw->pw_name;
-  return "unknown";
-}
 
 // "2026-11-23T19:27:55.123Z" -> ms since the epoch (0 if empty).
 TimeMs ParseTime(const std::string& s) {
@@ -89,14 +82,6 @@ std::string Runtime(const json& j) {
   return FormatDuration((end ? end : SystemClock::Default().Now()) - start);
 }
 
-std::string GpuRequest(const json& job) {
-  try {
-    return job["spec"]["spec"]["resources"]["gpus"].get<std::string>();
-  } catch (const std::exception&) {
-    return "";
-  }
-}
-
 void PrintJob(const json& j) {
   auto row = [](const std::string& k, const std::string& v) {
     if (!v.empty()) std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << v << "\n";
@@ -117,13 +102,14 @@ void PrintJob(const json& j) {
   } catch (const std::exception&) {
   }
   row("Command:", cmd);
-  row("GPUs asked:", GpuRequest(j));
+  row("GPUs asked:", GpusAsked(j));
+  row("GPUs held:", GpusHeld(j));
   row("Node:", Str(j, "node"));
   std::string gpus = GpuList(j);
-  if (!gpus.empty()) {
+  if (!gpus.empty() && !j.contains("workers")) {  // training jobs: one line per worker below
     std::string uu;
     for (const auto& u : j.value("gpuUuids", json::array())) uu += (uu.empty() ? "" : ",") + u.get<std::string>();
-    row("GPUs:", gpus + (uu.empty() ? "" : " (" + uu + ")"));
+    row("GPU indices:", gpus + (uu.empty() ? "" : " (" + uu + ")"));
   }
   row("Attempts:", Str(j, "attempts"));
   row("Submitted:", Str(j, "submitTime"));
@@ -224,7 +210,7 @@ json BuildRunSpec(const std::vector<std::string>& command, const std::string& na
     }
   }
   if (!env.empty()) spec["env"] = env;
-  json meta = {{"user", CurrentUser()}};
+  json meta = json::object();  // metadata.user: berthd records the caller
   if (!name.empty()) meta["name"] = name;
   return {{"apiVersion", "berth/v1"}, {"kind", "Job"}, {"metadata", meta}, {"spec", spec}};
 }
@@ -317,7 +303,7 @@ int Main(int argc, char** argv) {
   int64_t ps_limit = 0;
   ps->add_flag("-a,--all", all, "include ended jobs");
   ps->add_option("--state", ps_state, "comma-separated states");
-  ps->add_option("--user", ps_user, "only this user's jobs");
+  ps->add_option("--user", ps_user, "only this user's jobs (--user alone: yours)")->expected(0, 1);
   ps->add_option("--queue", ps_queue, "only this queue's jobs");
   ps->add_option("--limit", ps_limit, "at most N jobs (newest)");
   ps->add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
@@ -410,6 +396,7 @@ int Main(int argc, char** argv) {
     std::string q = "/api/v1/jobs?newest=" + std::string(ps_limit > 0 ? "true" : "false");
     if (!ps_state.empty()) q += "&state=" + ps_state;
     else if (!all) q += "&state=Pending,Scheduled,Running,Preempted";
+    if (ps->count("--user") && ps_user.empty()) ps_user = CallerName();
     if (!ps_user.empty()) q += "&user=" + ps_user;
     if (!ps_queue.empty()) q += "&queue=" + ps_queue;
     if (ps_limit > 0) q += "&limit=" + std::to_string(ps_limit);
@@ -428,7 +415,7 @@ int Main(int argc, char** argv) {
         node = std::to_string(j["workers"].size()) + " workers";
       }
       t.Add({j["id"].dump(), Str(j, "name"), Str(j, "user"), Str(j, "queue"), Str(j, "state"),
-             GpuRequest(j), node, assigned, Age(ParseTime(Str(j, "submitTime"))),
+             GpusColumn(j), node, assigned, Age(ParseTime(Str(j, "submitTime"))),
              Runtime(j), Str(j, "exitCode")});
     }
     t.Print(std::cout);
@@ -481,8 +468,10 @@ int Main(int argc, char** argv) {
         std::cout << e.dump() << "\n" << std::flush;
         return;
       }
-      std::cout << Str(e, "time") << "  " << Str(e, "type") << "  job " << Str(e, "job") << "  "
-                << Str(e, "message") << "\n" << std::flush;
+      // Events about no job (pipeline runs, ...) name their subject in the message.
+      std::string job = e.value("job", 0) ? "  job " + Str(e, "job") : "";
+      std::cout << Str(e, "time") << "  " << Str(e, "type") << job << "  " << Str(e, "message")
+                << "\n" << std::flush;
     };
     if (follow) {
       Status st = api.Stream(q + "&follow=true", [&](const std::string&, const std::string& data) {

@@ -1,6 +1,10 @@
 #include "cli/client.h"
 
 #include <httplib.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 namespace berth::cli {
 namespace {
@@ -28,6 +32,12 @@ Status FromReply(int status, const std::string& body) {
 
 }  // namespace
 
+std::string CallerName() {
+  uid_t uid = ::geteuid();
+  if (struct passwd* pw = ::getpwuid(uid); pw && pw->pw_name && *pw->pw_name) return pw->pw_name;
+  return std::to_string(uid);
+}
+
 ApiClient::ApiClient(std::string url) : url_(std::move(url)) {
   while (!url_.empty() && url_.back() == '/') url_.pop_back();
   http_ = std::make_unique<httplib::Client>(url_);
@@ -35,6 +45,14 @@ ApiClient::ApiClient(std::string url) : url_(std::move(url)) {
   http_->set_connection_timeout(5, 0);
   http_->set_read_timeout(3600, 0);
   http_->set_keep_alive(true);
+  httplib::Headers who = {{"X-Berth-User", CallerName()}};
+  // X-Berth-Job means something only to the daemon that runs the task (the
+  // one its BERTH_SERVER names); elsewhere the OS account speaks alone.
+  std::string task_server = std::getenv("BERTH_SERVER") ? std::getenv("BERTH_SERVER") : "";
+  while (!task_server.empty() && task_server.back() == '/') task_server.pop_back();
+  const char* job = std::getenv("BERTH_JOB_ID");
+  if (job && *job && task_server == url_) who.emplace("X-Berth-Job", job);
+  http_->set_default_headers(std::move(who));
 }
 
 ApiClient::~ApiClient() = default;

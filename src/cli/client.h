@@ -15,6 +15,15 @@ class Client;
 
 namespace berth::cli {
 
+// Who runs this client, as every request tells berthd (X-Berth-User): the OS
+// account of the effective uid (getpwuid), never $USER, which may be unset or
+// wrong; the uid in digits when it has no account entry.
+std::string CallerName();
+
+// Every request carries X-Berth-User: CallerName(), and, inside a task
+// (BERTH_JOB_ID set) talking to the daemon that runs it ($BERTH_SERVER),
+// X-Berth-Job: that job's id, so that work a task starts acts for the task's
+// owner. berthd decides the user from these (docs/api.md).
 class ApiClient {
  public:
   // url: "http://127.0.0.1:7420".

@@ -1,7 +1,14 @@
 // berth pipeline ...: run, get, list, logs, cancel, suspend, resume, retry,
 // resubmit, validate, and `berth pipeline cron ...` for schedules.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -114,17 +121,113 @@ bool RunTerminal(const std::string& s) {
   return s == "Succeeded" || s == "Failed" || s == "Cancelled";
 }
 
-int WaitRun(ApiClient& api, const std::string& id) {
-  for (;;) {
-    auto r = api.Get("/api/v1/pipelines/runs/" + id);
-    if (!r.ok()) return Report(r.status());
-    std::string state = S(*r, "state");
-    if (RunTerminal(state)) {
-      PrintRun(*r);
-      return state == "Succeeded" ? 0 : kExitError;
+// One line per step transition, as `argo submit --watch` shows them:
+// time, step, state, job, and why (a failure's message, a retry's reason).
+void PrintStepEvent(const json& e) {
+  const json& d = e["data"];
+  auto pad = [](std::string v, size_t w) { return v.size() < w ? v + std::string(w - v.size(), ' ') : v; };
+  std::string type = S(e, "type");  // PipelineStep<State>; a retry's state is Pending
+  std::string state = type.size() > 12 ? type.substr(12) : S(d, "state");
+  std::string line = S(e, "time") + "  " + pad(S(d, "node"), 20) + "  " + pad(state, 10);
+  if (d.contains("jobId")) line += "  job " + S(d, "jobId");
+  if (!S(d, "reason").empty()) line += "  " + S(d, "reason");
+  std::cout << line << "\n" << std::flush;
+}
+
+// Follows the event log from `after`, printing run `id`'s step transitions,
+// until the run ends (true) or the stream breaks (false).
+bool FollowRun(ApiClient& api, const std::string& id, int64_t after) {
+  bool ended = false;
+  Status st = api.Stream(
+      "/api/v1/events?follow=true&after=" + std::to_string(after),
+      [&](const std::string& type, const std::string& data) {
+        json e = json::parse(data, nullptr, false);
+        if (e.is_discarded() || !e.contains("data") || !e["data"].is_object()) return true;
+        const json& d = e["data"];
+        if (S(d, "pipelineRun") != id) return true;
+        if (type.rfind("PipelineStep", 0) == 0) PrintStepEvent(e);
+        if (type == "PipelineRun" + S(d, "state") && RunTerminal(S(d, "state"))) {
+          ended = true;
+          return false;
+        }
+        return true;
+      });
+  return st.ok() && ended;
+}
+
+// Ctrl-C while waiting: the handler counts and wakes the waiting thread.
+std::atomic<int> g_interrupts{0};
+int g_wake_fd = -1;
+
+void OnInterrupt(int) {
+  g_interrupts.fetch_add(1);
+  char c = 'i';
+  if (g_wake_fd >= 0) (void)!::write(g_wake_fd, &c, 1);
+}
+
+// Shows the run's steps as they start and end, then the run; exits 0 only if
+// it succeeded. The first Ctrl-C cancels the run and goes on waiting for it
+// to end (exit 130); a second one stops waiting at once. `after`: the event
+// seq the run's events come after (-1: unknown, poll the run instead).
+int WaitRun(const std::string& url, const std::string& id, int64_t after) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return Report(Internal("pipe: " + std::string(std::strerror(errno))));
+  g_wake_fd = fds[1];
+  g_interrupts = 0;
+  struct sigaction sa {}, old_sa {};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, &old_sa);
+  int rc = 0;
+  std::thread watcher([&] {
+    ApiClient api(url);
+    if (after >= 0) (void)FollowRun(api, id, after);
+    for (;;) {  // the run ended, or the stream broke: read its final state
+      auto r = api.Get("/api/v1/pipelines/runs/" + id);
+      if (!r.ok()) {
+        rc = Report(r.status());
+        break;
+      }
+      std::string state = S(*r, "state");
+      if (RunTerminal(state)) {
+        PrintRun(*r);
+        std::cout << std::flush;
+        rc = state == "Succeeded" ? 0 : kExitError;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    char c = 'd';
+    (void)!::write(fds[1], &c, 1);
+  });
+  bool cancelled = false;
+  for (;;) {
+    char c = 0;
+    ssize_t n = ::read(fds[0], &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || c == 'd') break;
+    if (g_interrupts >= 2) {
+      std::cerr << "berth: interrupted again: stopped waiting; pipeline run " << id
+                << (cancelled ? " is being cancelled" : " goes on") << "\n";
+      std::cout << std::flush;
+      std::cerr << std::flush;
+      ::_exit(130);
+    }
+    if (cancelled) continue;
+    std::cerr << "berth: interrupted: cancelling pipeline run " << id
+              << " (Ctrl-C again to stop waiting)\n";
+    cancelled = true;
+    ApiClient api(url);
+    auto r = api.Post("/api/v1/pipelines/runs/" + id + "/cancel", "{}");
+    if (!r.ok()) (void)Report(r.status().WithContext("cancel pipeline run " + id));
   }
+  watcher.join();
+  ::sigaction(SIGINT, &old_sa, nullptr);
+  g_wake_fd = -1;
+  ::close(fds[0]);
+  ::close(fds[1]);
+  return cancelled ? 130 : rc;
 }
 
 }  // namespace
@@ -137,7 +240,7 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
   std::vector<Command> out;
 
   struct RunArgs {
-    std::string file, user;
+    std::string file;
     std::vector<std::string> params;
     bool wait = false;
   };
@@ -147,7 +250,6 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
   run->add_option("-f,--file", ra->file, "the document (YAML or JSON; - for stdin)")->required();
   run->add_option("-p,--param", ra->params, "a parameter: key=value (repeatable)");
   run->add_flag("-w,--wait", ra->wait, "wait for the run to end; exit 0 only if it succeeded");
-  run->add_option("--user", ra->user, "who runs it (default $USER)");
   out.push_back({run, [root, ra]() -> int {
                    auto text = ReadSpecFile(ra->file);
                    if (!text.ok()) return Report(text.status());
@@ -166,17 +268,13 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
                      std::cout << S(*r, "name") << "\n";
                      return 0;
                    }
-                   std::string user = ra->user;
-                   if (user.empty())
-                     if (const char* u = std::getenv("USER")) user = u;
-                   auto r = api.Post(
-                       "/api/v1/pipelines/runs",
-                       json{{"spec", *text}, {"parameters", params}, {"user", user}}.dump());
+                   auto r = api.Post("/api/v1/pipelines/runs",
+                                     json{{"spec", *text}, {"parameters", params}}.dump());
                    if (!r.ok()) return Report(r.status());
                    std::string id = S(*r, "id");
                    std::cout << id << "\n" << std::flush;
                    if (!ra->wait) return 0;
-                   return WaitRun(api, id);
+                   return WaitRun(api.url(), id, r->value("eventsAfter", int64_t{-1}));
                  }});
 
   auto vfile = std::make_shared<std::string>();

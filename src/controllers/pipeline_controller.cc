@@ -20,6 +20,9 @@ namespace fs = std::filesystem;
 constexpr char kExitNode[] = "onExit";
 constexpr size_t kMaxOutput = 256 * 1024;
 
+// The owner of a cron schedule (who created it) lives in the meta table.
+std::string CronOwnerKey(const std::string& cron) { return "pipelines.cronOwner." + cron; }
+
 bool Terminal(const std::string& s) {
   return s == "Succeeded" || s == "Failed" || s == "Skipped" || s == "Omitted" || s == "Cancelled";
 }
@@ -757,14 +760,7 @@ void PipelineController::Save(RunState& rs) {
   }
   rs.dirty.clear();
   rs.changed = false;
-}
-
-void PipelineController::Event(const std::string& type, const RunRecord& rec,
-                               const std::string& message) {
-  Status st = store_.AppendEvent(
-      type, 0, message, clock_.Now(),
-      json{{"pipelineRun", rec.id}, {"pipeline", rec.name}, {"state", rec.state}});
-  if (!st.ok()) spdlog::warn("pipelines: event: {}", st.message());
+  AnnounceSteps(rs, names);
 }
 
 Result<int64_t> PipelineController::SubmitLocked(const std::string& spec_text,
@@ -776,6 +772,9 @@ Result<int64_t> PipelineController::SubmitLocked(const std::string& spec_text,
   auto rs = std::make_unique<RunState>();
   RunRecord& r = rs->rec;
   r.name = spec.name;
+  if (!spec.user.empty() && !user.empty() && spec.user != user)
+    return InvalidArgument("metadata.user: \"" + spec.user + "\" is not the caller (\"" + user +
+                           "\"); berthd records who submits, so leave metadata.user out");
   r.user = !user.empty() ? user : spec.user;
   r.state = "Running";
   r.spec = spec_text;
@@ -930,12 +929,12 @@ Result<RunRecord> PipelineController::Retry(int64_t id) {
   return out;
 }
 
-Result<RunRecord> PipelineController::Resubmit(int64_t id) {
+Result<RunRecord> PipelineController::Resubmit(int64_t id, const std::string& user) {
   ASSIGN_OR_RETURN(RunRecord r, GetRun(id));
   std::map<std::string, std::string> params;
   for (const auto& [k, v] : r.parameters)
     if (k.empty() || k[0] != '@') params[k] = v;
-  return Submit(r.spec, params, r.user, r.cron);
+  return Submit(r.spec, params, user, r.cron);
 }
 
 Result<std::string> PipelineController::Logs(int64_t id, const std::string& node) {
@@ -962,11 +961,18 @@ Result<PipelineController::CronState> PipelineController::LoadCron(const store::
   ASSIGN_OR_RETURN(auto spec, model::ParseCronPipelineSpec(rec.spec));
   ASSIGN_OR_RETURN(auto sched, model::CronSchedule::Parse(spec.schedule));
   ASSIGN_OR_RETURN(auto tz, model::TimeZone::Load(spec.timezone));
-  return CronState{rec, std::move(spec), std::move(sched), std::move(tz)};
+  auto owner = store_.GetMeta(CronOwnerKey(rec.name));
+  return CronState{rec, std::move(spec), std::move(sched), std::move(tz),
+                   owner.ok() && *owner ? **owner : ""};
 }
 
-Result<store::CronRecord> PipelineController::CreateCron(const std::string& text) {
+Result<store::CronRecord> PipelineController::CreateCron(const std::string& text,
+                                                        const std::string& user) {
   ASSIGN_OR_RETURN(auto spec, model::ParseCronPipelineSpec(text));
+  const std::string& claimed = spec.pipeline_spec.user;
+  if (!claimed.empty() && !user.empty() && claimed != user)
+    return InvalidArgument("spec.pipeline.metadata.user: \"" + claimed + "\" is not the caller (\"" +
+                           user + "\"); berthd records who submits, so leave it out");
   std::lock_guard<std::mutex> l(mu_);
   store::CronRecord rec;
   rec.name = spec.name;
@@ -977,6 +983,8 @@ Result<store::CronRecord> PipelineController::CreateCron(const std::string& text
   auto old = crons_.find(spec.name);
   if (old != crons_.end()) rec.last_time = std::max(old->second.rec.last_time, rec.created);
   ASSIGN_OR_RETURN(CronState cs, LoadCron(rec));
+  cs.owner = user;
+  RETURN_IF_ERROR(store_.PutMeta(CronOwnerKey(spec.name), user));
   RETURN_IF_ERROR(pstore_.PutCron(rec));
   crons_.erase(spec.name);
   crons_.emplace(spec.name, std::move(cs));
@@ -1012,6 +1020,7 @@ Result<store::CronRecord> PipelineController::SetCronSuspended(const std::string
 Status PipelineController::DeleteCron(const std::string& name) {
   std::lock_guard<std::mutex> l(mu_);
   RETURN_IF_ERROR(pstore_.DeleteCron(name));
+  (void)store_.DeleteMeta(CronOwnerKey(name));
   crons_.erase(name);
   return Status::Ok();
 }
@@ -1036,7 +1045,7 @@ Result<std::vector<int64_t>> PipelineController::Backfill(const std::string& nam
     if (ids.size() >= 1000)
       return InvalidArgument("backfill: more than 1000 fire times in the range");
     ASSIGN_OR_RETURN(int64_t id,
-                     SubmitLocked(c.spec.pipeline_text, c.spec.parameters, "", name, *t));
+                     SubmitLocked(c.spec.pipeline_text, c.spec.parameters, c.owner, name, *t));
     ids.push_back(id);
   }
   return ids;
@@ -1076,7 +1085,7 @@ void PipelineController::CronTickLocked() {
         Advance(rs);
       }
     }
-    auto id = SubmitLocked(c.spec.pipeline_text, c.spec.parameters, "", name, *due);
+    auto id = SubmitLocked(c.spec.pipeline_text, c.spec.parameters, c.owner, name, *due);
     if (!id.ok()) spdlog::warn("cron pipeline {}: {}", name, id.status().message());
   }
 }

@@ -59,6 +59,8 @@ class PipelineController {
 
   // Validates the document, resolves the parameters and stores a new run
   // (durable when this returns); its first steps start on the next pass.
+  // `user` owns the run and every step job; the document's metadata.user
+  // must be empty or the same (InvalidArgument otherwise).
   Result<store::RunRecord> Submit(const std::string& spec_text,
                                   const std::map<std::string, std::string>& params,
                                   const std::string& user, const std::string& cron = "",
@@ -72,13 +74,14 @@ class PipelineController {
   Result<store::RunRecord> Resume(int64_t id);
   // Retries a Failed or Cancelled run from its failed steps, keeping the ones that succeeded.
   Result<store::RunRecord> Retry(int64_t id);
-  // A new run of the same document and parameters.
-  Result<store::RunRecord> Resubmit(int64_t id);
+  // A new run of the same document and parameters, owned by `user`.
+  Result<store::RunRecord> Resubmit(int64_t id, const std::string& user);
   // A step's (or fan-out child's) output log.
   Result<std::string> Logs(int64_t id, const std::string& node);
 
-  // Cron schedules (kind: CronPipeline). Create replaces one of the same name.
-  Result<store::CronRecord> CreateCron(const std::string& text);
+  // Cron schedules (kind: CronPipeline). Create replaces one of the same
+  // name; `user` owns the schedule and the runs it starts.
+  Result<store::CronRecord> CreateCron(const std::string& text, const std::string& user);
   Result<std::vector<store::CronRecord>> ListCrons();
   Result<store::CronRecord> GetCron(const std::string& name);
   Result<store::CronRecord> SetCronSuspended(const std::string& name, bool suspended);
@@ -100,12 +103,15 @@ class PipelineController {
     // Launched nodes whose jobs are not submitted yet: submitted together
     // (concurrently, so the store group-commits them) at the end of a pass.
     std::vector<std::pair<std::string, model::JobSpec>> to_submit;
+    // The last transition of each node reported as a PipelineStep* event.
+    std::map<std::string, std::string> announced;
   };
   struct CronState {
     store::CronRecord rec;
     model::CronPipelineSpec spec;
     model::CronSchedule schedule;
     model::TimeZone tz;
+    std::string owner;  // who created the schedule: owns its runs
   };
 
   void Loop();
@@ -128,7 +134,11 @@ class PipelineController {
                                const std::string& user, const std::string& cron,
                                TimeMs scheduled_time);
   Result<store::RunRecord> Snapshot(int64_t id);
-  void Event(const std::string& type, const store::RunRecord& rec, const std::string& message);
+  // Appends a PipelineRun* event; its message names the run ("pipeline run 3
+  // (ml) failed: ...").
+  void Event(const std::string& type, const store::RunRecord& rec, const std::string& detail);
+  // PipelineStep* events for the nodes among `names` whose state changed.
+  void AnnounceSteps(RunState& rs, const std::vector<std::string>& names);
   Result<CronState> LoadCron(const store::CronRecord& rec);
   const model::StepSpec* StepOf(const RunState& rs, const store::NodeRecord& n) const;
   std::function<std::optional<std::string>(const std::string&)> Lookup(const RunState& rs,

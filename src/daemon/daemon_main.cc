@@ -247,7 +247,7 @@ int Run(int argc, char** argv) {
 
   api::ApiHooks hooks;
   hooks.extra_metrics = [&] { return gpu::RenderPrometheus(sampler); };
-  hooks.extra_routes = [&](httplib::Server& s) { api::RegisterPipelineRoutes(s, pipelines, clock); };  // pipelines
+  hooks.extra_routes = [&](httplib::Server& s) { api::RegisterPipelineRoutes(s, pipelines, **store, clock); };  // pipelines
   hooks.gpu_telemetry = [&](const std::string& node, int index) -> nlohmann::json {
     auto g = sampler.Gpu({node, index});
     if (!g || g->time == 0) return nullptr;

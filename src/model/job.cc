@@ -198,6 +198,28 @@ nlohmann::json JobSpecToJson(const JobSpec& spec) {
           {"spec", s}};
 }
 
+MilliGpu RequestedGpus(const JobSpec& spec) {
+  return spec.resources.gpus * (spec.training ? spec.training->MaxWorkers() : 1);
+}
+
+MilliGpu MinRequestedGpus(const JobSpec& spec) {
+  return spec.resources.gpus * (spec.training ? spec.training->MinWorkers() : 1);
+}
+
+MilliGpu HeldGpus(const Job& job) {
+  if (job.state != JobState::kScheduled && job.state != JobState::kRunning) return 0;
+  // A placement without a share holds whole GPUs, or the fraction asked for.
+  MilliGpu asked = job.spec.resources.gpus;
+  MilliGpu fallback = asked >= kWholeGpu ? kWholeGpu : asked;
+  auto held = [fallback](const Placement& p) {
+    return static_cast<MilliGpu>(p.gpus.size()) * (p.gpu_share > 0 ? p.gpu_share : fallback);
+  };
+  if (job.placement.workers.empty()) return held(job.placement);
+  MilliGpu total = 0;
+  for (const Placement& w : job.placement.workers) total += held(w);
+  return total;
+}
+
 nlohmann::json JobToJson(const Job& job) {
   nlohmann::json j = {
       {"id", job.id},
@@ -220,6 +242,12 @@ nlohmann::json JobToJson(const Job& job) {
       {"attempts", job.attempts},
       {"spec", JobSpecToJson(job.spec)},
   };
+  j["gpusRequested"] = FormatMilli(RequestedGpus(job.spec));
+  j["gpusHeld"] = FormatMilli(HeldGpus(job));
+  if (job.spec.training) {
+    j["gpusPerWorker"] = FormatMilli(job.spec.resources.gpus);
+    if (job.spec.training->IsElastic()) j["gpusRequestedMin"] = FormatMilli(MinRequestedGpus(job.spec));
+  }
   if (job.attained_service > 0) j["attainedGpuSeconds"] = job.attained_service / 1000.0;
   if (job.queued_since > 0) j["requeuedTime"] = FormatTime(job.queued_since);
   if (job.spec.training) {

@@ -122,8 +122,17 @@ Status ValidateJobSpec(const JobSpec& spec);
 
 // The document form (same shape as the YAML above).
 nlohmann::json JobSpecToJson(const JobSpec& spec);
+// GPUs of the whole job (every worker of a training job): the most it asks
+// for (elastic: at maxReplicas), the least (elastic: at minReplicas; else the
+// same) and what its placement holds now (0 unless Scheduled or Running).
+MilliGpu RequestedGpus(const JobSpec& spec);
+MilliGpu MinRequestedGpus(const JobSpec& spec);
+MilliGpu HeldGpus(const Job& job);
+
 // The API form of a job: id, name, user, queue, state, exitCode, node, gpus,
-// times (RFC 3339), message, attempts, spec.
+// times (RFC 3339), message, attempts, spec, and the job's GPU totals:
+// gpusRequested, gpusHeld (and, for training jobs, gpusPerWorker; elastic
+// ones also gpusRequestedMin).
 nlohmann::json JobToJson(const Job& job);
 
 }  // namespace berth::model

@@ -607,6 +607,25 @@ Status Store::AppendEvent(const std::string& type, JobId job, const std::string&
   });
 }
 
+Status Store::AppendEvents(const std::vector<Event>& events) {
+  if (events.empty()) return Status::Ok();
+  std::vector<std::optional<std::string>> data(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].type.empty()) return InvalidArgument("event type: must not be empty");
+    if (events[i].job != 0) return InvalidArgument("AppendEvents: events must be about no job");
+    ASSIGN_OR_RETURN(data[i], DumpJson(events[i].data, "event data"));
+  }
+  const std::string op = "append " + std::to_string(events.size()) + " events";
+  return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
+    int64_t seq = 0;
+    for (size_t i = 0; i < events.size(); ++i) {
+      const Event& e = events[i];
+      ASSIGN_OR_RETURN(seq, Impl::InsertEvent(c, op, e.time, e.type, 0, "", e.message, data[i]));
+    }
+    return seq;
+  });
+}
+
 Result<std::vector<Event>> Store::EventsSince(int64_t after, int64_t limit, JobId job) const {
   static const std::string kAll =
       std::string("SELECT ") + kEventColumns + " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";

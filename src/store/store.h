@@ -124,6 +124,11 @@ class Store {
   Status AppendEvent(const std::string& type, JobId job, const std::string& message,
                      TimeMs now, const nlohmann::json& data = nullptr);
 
+  // Appends events about no job (each `job` must be 0; `seq` and `state` are
+  // ignored) in one transaction, in order: for a controller that reports
+  // many transitions at once (a pipeline run's steps).
+  Status AppendEvents(const std::vector<Event>& events);
+
   // Events with seq > after, oldest first, at most `limit`. Filtered by job when job != 0.
   Result<std::vector<Event>> EventsSince(int64_t after, int64_t limit, JobId job = 0) const;
   int64_t LastEventSeq() const;

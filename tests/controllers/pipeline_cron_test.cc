@@ -95,7 +95,7 @@ class CronTest : public ::testing::Test {
 };
 
 TEST_F(CronTest, FiresOnTheVirtualClockWithoutCatchingUpAndBackfillsOnRequest) {
-  ASSERT_TRUE(ctl_->CreateCron(Cron("every5", "*/5 * * * *", "Allow")).ok());
+  ASSERT_TRUE(ctl_->CreateCron(Cron("every5", "*/5 * * * *", "Allow"), "alice").ok());
   Tick(0);
   EXPECT_EQ(Runs("every5").size(), 0u);
   Tick(4 * kMinute);  // 00:04:30
@@ -104,6 +104,13 @@ TEST_F(CronTest, FiresOnTheVirtualClockWithoutCatchingUpAndBackfillsOnRequest) {
   auto runs = Runs("every5");
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].parameters["@scheduledTime"], "2026-01-01T00:05:00.000Z");
+  // The schedule's creator owns its runs and their step jobs.
+  EXPECT_EQ(runs[0].user, "alice");
+  auto run = pstore_->GetRun(runs[0].id);
+  ASSERT_TRUE(run.ok());
+  auto step = store_->GetJob(run->nodes["a"].job_id);
+  ASSERT_TRUE(step.ok());
+  EXPECT_EQ(step->spec.user, "alice");
   // Its step job ends at once (fake): the run succeeds through the event log.
   ASSERT_TRUE(WaitUntil([&] {
     ctl_->RunOnce();
@@ -117,12 +124,13 @@ TEST_F(CronTest, FiresOnTheVirtualClockWithoutCatchingUpAndBackfillsOnRequest) {
   ASSERT_TRUE(ids.ok()) << ids.status().message();
   EXPECT_EQ(ids->size(), 5u);  // 00:00, 00:05, 00:10, 00:15, 00:20
   EXPECT_EQ(Runs("every5").size(), 7u);
+  for (const auto& r : Runs("every5")) EXPECT_EQ(r.user, "alice") << "run " << r.id;
 }
 
 TEST_F(CronTest, ForbidSkipsWhileARunIsActiveAndReplaceCancelsIt) {
   finish_ = false;  // step jobs keep running
-  ASSERT_TRUE(ctl_->CreateCron(Cron("forbid", "*/5 * * * *", "Forbid")).ok());
-  ASSERT_TRUE(ctl_->CreateCron(Cron("replace", "*/5 * * * *", "Replace")).ok());
+  ASSERT_TRUE(ctl_->CreateCron(Cron("forbid", "*/5 * * * *", "Forbid"), "alice").ok());
+  ASSERT_TRUE(ctl_->CreateCron(Cron("replace", "*/5 * * * *", "Replace"), "alice").ok());
   Tick(5 * kMinute);
   ASSERT_EQ(Runs("forbid").size(), 1u);
   ASSERT_EQ(Runs("replace").size(), 1u);
@@ -143,7 +151,7 @@ TEST_F(CronTest, ForbidSkipsWhileARunIsActiveAndReplaceCancelsIt) {
 }
 
 TEST_F(CronTest, TimeZoneOfTheSchedule) {
-  ASSERT_TRUE(ctl_->CreateCron(Cron("berlin", "0 9 * * *", "Allow", "Europe/Berlin")).ok());
+  ASSERT_TRUE(ctl_->CreateCron(Cron("berlin", "0 9 * * *", "Allow", "Europe/Berlin"), "alice").ok());
   auto next = ctl_->NextFire("berlin", Utc(2026, 7, 1));
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(*next, Utc(2026, 7, 1, 7));  // 09:00 CEST

@@ -464,6 +464,39 @@ TEST_F(StoreTest, EventsAreOrderedPagedAndFilteredByJob) {
   EXPECT_EQ(store->LastEventSeq(), all->back().seq);
 }
 
+TEST_F(StoreTest, AppendEventsWritesABatchInOrderOrNothing) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
+  auto a = store->SubmitJob(Spec("a"), 1);
+  ASSERT_TRUE(a.ok());
+  const int64_t before = store->LastEventSeq();
+  std::vector<Event> batch(3);
+  for (int i = 0; i < 3; ++i) {
+    batch[i].type = "PipelineStepRunning";
+    batch[i].time = 10 + i;
+    batch[i].message = "step " + std::to_string(i);
+    batch[i].data = {{"pipelineRun", 1}, {"node", std::to_string(i)}};
+  }
+  ASSERT_TRUE(store->AppendEvents(batch).ok());
+  auto evs = store->EventsSince(before, 0);
+  ASSERT_TRUE(evs.ok());
+  ASSERT_EQ(evs->size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ((*evs)[i].message, "step " + std::to_string(i));
+    EXPECT_EQ((*evs)[i].job, 0);
+    EXPECT_EQ((*evs)[i].data["node"], std::to_string(i));
+  }
+  EXPECT_EQ(store->LastEventSeq(), evs->back().seq);
+  // Events about a job, or without a type, are refused and none is written.
+  batch[1].job = *a;
+  EXPECT_EQ(store->AppendEvents(batch).code(), StatusCode::kInvalidArgument);
+  batch[1].job = 0;
+  batch[2].type = "";
+  EXPECT_EQ(store->AppendEvents(batch).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->LastEventSeq(), evs->back().seq);
+  EXPECT_TRUE(store->AppendEvents({}).ok());
+}
+
 TEST_F(StoreTest, WaitForEventWakesOnAWriteFromAnotherThread) {
   auto store = OpenStore();
   ASSERT_TRUE(store);
