@@ -175,10 +175,14 @@ int Run(int argc, char** argv) {
   // A job's GPU usage as the API shows it (`gpuUsage`).
   auto usage_json = [](const gpu::JobUsage& u) {
     nlohmann::json j = gpu::ToJson(u);
-    j["avgUtilization"] = u.AvgUtil();
-    j["peakUtilization"] = u.peak_util;
-    j["avgMemoryMiB"] = u.AvgMemory();
-    j["peakMemoryMiB"] = u.peak_memory;
+    // null, not 0, where the GPUs gave no readings (declared GPUs).
+    auto measured = [](bool any, auto v) { return any ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    j["avgUtilization"] = measured(u.util_samples > 0, u.AvgUtil());
+    j["peakUtilization"] = measured(u.util_samples > 0, u.peak_util);
+    j["avgMemoryMiB"] = measured(u.memory_samples > 0, u.AvgMemory());
+    j["peakMemoryMiB"] = measured(u.memory_samples > 0, u.peak_memory);
+    j["avgUtilPercent"] = j["avgUtilization"];
+    j["peakUtilPercent"] = j["peakUtilization"];
     return j;
   };
   // Usage of jobs that no longer hold GPUs is kept in the store (meta
