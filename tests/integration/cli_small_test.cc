@@ -24,8 +24,8 @@ std::vector<std::string> Lines(const std::string& text) {
   return out;
 }
 
-// A fenced block of README.md: its language, its text and the line before its
-// opening fence (where the README names the file it shows).
+// A fenced block of README.md: its language, its text and the last line of
+// text before its opening fence (where the README names the file it shows).
 struct Block {
   std::string lang, text, intro;
   size_t line = 0;
@@ -39,7 +39,7 @@ std::vector<Block> ReadmeBlocks() {
     Block b;
     b.lang = lines[i].substr(3);
     b.line = i + 1;
-    b.intro = i > 0 ? lines[i - 1] : "";
+    for (size_t k = i; k > 0 && b.intro.empty(); --k) b.intro = lines[k - 1];
     for (++i; i < lines.size() && lines[i] != "```"; ++i) b.text += lines[i] + "\n";
     out.push_back(b);
   }
@@ -284,7 +284,7 @@ TEST(CliSmall, DeclaredGpusSayWhyThereAreNoReadings) {
   EXPECT_TRUE(usage["avgUtilization"].is_null()) << usage.dump();
   EXPECT_TRUE(usage["peakMemoryMiB"].is_null()) << usage.dump();
   CommandResult get = d.Cli({"get", id});
-  EXPECT_NE(get.out.find("GPU usage:     utilization not measured, memory not measured (no driver readings)\n"),
+  EXPECT_NE(get.out.find("GPU usage:    utilization not measured, memory not measured (no driver readings)\n"),
             std::string::npos)
       << get.out;
   WriteFile(work / "go", "");
