@@ -134,11 +134,14 @@ void PrintJob(const json& j) {
   }
   if (j.contains("gpuUsage") && j["gpuUsage"].is_object()) {
     const json& u = j["gpuUsage"];
-    std::ostringstream s;
-    s << "utilization avg " << u.value("avgUtilization", 0.0) << "% peak "
-      << u.value("peakUtilization", 0.0) << "%, memory avg " << u.value("avgMemoryMiB", 0.0)
-      << " MiB peak " << u.value("peakMemoryMiB", 0.0) << " MiB";
-    row("GPU usage:", s.str());
+    auto num = [&](const char* k) { return u.contains(k) && u[k].is_number() ? u[k].dump() : ""; };
+    std::string util = num("avgUtilization").empty()
+                           ? "utilization not measured"
+                           : "utilization avg " + num("avgUtilization") + "% peak " + num("peakUtilization") + "%";
+    std::string mem = num("avgMemoryMiB").empty()
+                          ? "memory not measured"
+                          : "memory avg " + num("avgMemoryMiB") + " MiB peak " + num("peakMemoryMiB") + " MiB";
+    row("GPU usage:", util + ", " + mem + (num("avgUtilization").empty() ? " (no driver readings)" : ""));
   }
 }
 
@@ -222,18 +225,24 @@ std::string Pct(const json& t, const char* key) {
   return s.str();
 }
 
+// Declared GPUs have no driver to read: their readings are "n/a", explained
+// under the table ("-" is a reading an NVML GPU did not report).
 void PrintGpus(const json& reply) {
   Table t({"NODE", "GPU", "MODEL", "UTIL", "MEMORY", "TEMP", "POWER", "ALLOC", "JOB", "USER"});
+  bool any_declared = false;
   for (const auto& n : reply["nodes"]) {
     for (const auto& g : n["gpus"]) {
-      json tel = g.value("telemetry", json::object());
-      std::string mem = "-", temp = "-", power = "-";
+      bool declared = g.value("declared", false);
+      any_declared |= declared;
+      json tel = declared ? json::object() : g.value("telemetry", json::object());
+      std::string na = declared ? "n/a" : "-";
+      std::string mem = na, temp = na, power = na;
       int64_t total = g.value("memoryMiB", int64_t{0});
       auto num = [&](const char* k) { return tel.contains(k) && tel[k].is_number(); };
       if (num("memoryUsedMiB"))
         mem = std::to_string(tel["memoryUsedMiB"].get<int64_t>()) + "/" + std::to_string(total) + " MiB";
       else
-        mem = "-/" + std::to_string(total) + " MiB";
+        mem = na + "/" + std::to_string(total) + " MiB";
       if (num("temperatureC"))
         temp = std::to_string(tel["temperatureC"].get<int>()) + "C";
       if (num("powerW")) {
@@ -247,11 +256,15 @@ void PrintGpus(const json& reply) {
         users += (users.empty() ? "" : ",") + h["user"].get<std::string>();
       }
       t.Add({n["name"].get<std::string>(), g["index"].dump(), g.value("model", ""),
-             Pct(tel, "utilization"), mem, temp, power, g.value("allocated", "0"),
+             declared ? na : Pct(tel, "utilization"), mem, temp, power, g.value("allocated", "0"),
              jobs.empty() ? "-" : jobs, users.empty() ? "-" : users});
     }
   }
   t.Print(std::cout);
+  if (any_declared)
+    std::cout << "\nn/a: declared GPUs (berthd --gpus N, or no NVIDIA driver found) are scheduled but "
+                 "not measured: no driver reports their utilization, memory, temperature or power, "
+                 "nor their jobs' GPU usage\n";
 }
 
 int Main(int argc, char** argv) {
@@ -378,7 +391,7 @@ int Main(int argc, char** argv) {
         if (!in) return Report(InvalidArgument("-f: cannot read \"" + file + "\""));
         ss << in.rdbuf();
       }
-      body = WithDefaultWorkingDir(ss.str(), CurrentDir());
+      body = WithSpecDefaults(ss.str(), DefaultsForFile(file));
       wait = submit_wait;
     }
     auto job = api.Post("/api/v1/jobs", body, "application/yaml");
@@ -453,7 +466,7 @@ int Main(int argc, char** argv) {
     for (const auto& one : ids) {
       auto r = api.Post("/api/v1/jobs/" + one + "/cancel", "");
       if (!r.ok()) {
-        rc = Report(r.status().WithContext("job " + one));
+        rc = Report(r.status());  // berthd's message names the job
         continue;
       }
       std::cout << "job " << one << ": " << ((*r)["state"] == "Cancelled" ? "cancelled" : "cancelling") << "\n";

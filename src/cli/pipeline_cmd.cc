@@ -117,6 +117,22 @@ std::string httplib_encode(const std::string& s) {
   return out;
 }
 
+// Schedules as a table: LAST is "-" until the schedule has started a run,
+// NEXT "-" while it is suspended. -o json prints the API's JSON instead.
+void PrintCrons(const json& reply, bool one, const std::string& output) {
+  if (output == "json") {
+    std::cout << reply.dump(2) << "\n";
+    return;
+  }
+  const json crons = one ? json::array({reply}) : reply;
+  auto or_dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
+  Table t({"NAME", "SCHEDULE", "TIMEZONE", "POLICY", "SUSPENDED", "LAST", "NEXT"});
+  for (const auto& c : crons)
+    t.Add({S(c, "name"), S(c, "schedule"), S(c, "timezone"), S(c, "concurrencyPolicy"),
+           S(c, "suspended"), or_dash(S(c, "lastScheduleTime")), or_dash(S(c, "nextScheduleTime"))});
+  t.Print(std::cout);
+}
+
 bool RunTerminal(const std::string& s) {
   return s == "Succeeded" || s == "Failed" || s == "Cancelled";
 }
@@ -395,25 +411,27 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
                    std::cout << S(*r, "name") << " next " << S(*r, "nextScheduleTime") << "\n";
                    return 0;
                  }});
+  // list and get print a table of schedules, or the API's JSON with -o json.
+  auto list_out = std::make_shared<std::string>("table");
   auto* clist = cron->add_subcommand("list", "list schedules");
-  out.push_back({clist, [root]() -> int {
+  clist->add_option("-o,--output", *list_out, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  out.push_back({clist, [root, list_out]() -> int {
                    ApiClient api(ServerUrl(*root));
                    auto r = api.Get("/api/v1/cronpipelines");
                    if (!r.ok()) return Report(r.status());
-                   Table t({"NAME", "SCHEDULE", "TIMEZONE", "POLICY", "SUSPENDED", "LAST", "NEXT"});
-                   for (const auto& c : *r)
-                     t.Add({S(c, "name"), S(c, "schedule"), S(c, "timezone"),
-                            S(c, "concurrencyPolicy"), S(c, "suspended"), S(c, "lastScheduleTime"),
-                            S(c, "nextScheduleTime")});
-                   t.Print(std::cout);
+                   PrintCrons(*r, false, *list_out);
                    return 0;
                  }});
   for (const char* action : {"get", "suspend", "resume", "delete"}) {
     auto name = std::make_shared<std::string>();
+    auto output = std::make_shared<std::string>("table");
     auto* c = cron->add_subcommand(action, std::string(action) + " a schedule");
     c->add_option("NAME", *name, "schedule name")->required();
     std::string a = action;
-    out.push_back({c, [root, name, a]() -> int {
+    if (a != "delete")
+      c->add_option("-o,--output", *output, "table or json")->check(CLI::IsMember({"table", "json"}));
+    out.push_back({c, [root, name, output, a]() -> int {
                      ApiClient api(ServerUrl(*root));
                      Result<json> r =
                          a == "get" ? api.Get("/api/v1/cronpipelines/" + *name)
@@ -421,7 +439,10 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
                              ? api.Post("/api/v1/cronpipelines/" + *name + "/delete", "{}")
                              : api.Post("/api/v1/cronpipelines/" + *name + "/" + a, "{}");
                      if (!r.ok()) return Report(r.status());
-                     std::cout << r->dump(2) << "\n";
+                     if (a == "delete")
+                       std::cout << "cron pipeline " << *name << " deleted\n";
+                     else
+                       PrintCrons(*r, true, *output);
                      return 0;
                    }});
   }

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <climits>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 namespace berth::cli {
@@ -30,6 +31,18 @@ nlohmann::json ToJson(const YAML::Node& n) {
   }
 }
 
+// Whether every key of every map under `n` is a scalar (JSON can say nothing else).
+bool ScalarKeys(const YAML::Node& n) {
+  if (n.IsMap()) {
+    for (const auto& kv : n)
+      if (!kv.first.IsScalar() || !ScalarKeys(kv.second)) return false;
+  } else if (n.IsSequence()) {
+    for (const auto& x : n)
+      if (!ScalarKeys(x)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string CurrentDir() {
@@ -37,8 +50,18 @@ std::string CurrentDir() {
   return ::getcwd(buf, sizeof(buf)) ? std::string(buf) : std::string();
 }
 
-std::string WithDefaultWorkingDir(const std::string& text, const std::string& dir) {
-  if (dir.empty()) return text;
+SpecDefaults DefaultsForFile(const std::string& path) {
+  SpecDefaults d;
+  d.cwd = CurrentDir();
+  if (path == "-" || path.empty()) return d;
+  std::filesystem::path p(path);
+  if (p.is_relative() && !d.cwd.empty()) p = std::filesystem::path(d.cwd) / p;
+  d.file_dir = p.lexically_normal().parent_path().string();
+  d.name = p.stem().string();
+  return d;
+}
+
+std::string WithSpecDefaults(const std::string& text, const SpecDefaults& d) {
   YAML::Node doc;
   try {
     doc = YAML::Load(text);
@@ -49,12 +72,33 @@ std::string WithDefaultWorkingDir(const std::string& text, const std::string& di
   const YAML::Node kind = doc["kind"];
   if (kind && kind.IsScalar() && kind.Scalar() != "Job" && kind.Scalar() != "TrainingJob") return text;
   const YAML::Node spec = doc["spec"];
-  if (!spec || !spec.IsMap() || spec["workingDir"]) return text;
-  for (const auto& kv : doc)
-    if (!kv.first.IsScalar()) return text;  // let berthd say what is wrong
+  if (!spec || !spec.IsMap() || !ScalarKeys(doc)) return text;  // let berthd say what is wrong
   nlohmann::json out = ToJson(doc);
-  out["spec"]["workingDir"] = dir;
-  return out.dump();
+  bool changed = false;
+
+  const YAML::Node wd = spec["workingDir"];
+  if (!wd && !d.cwd.empty()) {
+    out["spec"]["workingDir"] = d.cwd;
+    changed = true;
+  } else if (wd && wd.IsScalar() && !wd.Scalar().empty() && wd.Scalar()[0] != '/') {
+    const std::string& base = d.file_dir.empty() ? d.cwd : d.file_dir;
+    if (!base.empty()) {
+      std::string abs = (std::filesystem::path(base) / wd.Scalar()).lexically_normal().string();
+      if (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+      out["spec"]["workingDir"] = abs;
+      changed = true;
+    }
+  }
+
+  const YAML::Node meta = doc["metadata"];
+  bool has_name = meta && meta.IsMap() && meta["name"] && !meta["name"].IsNull() &&
+                  !(meta["name"].IsScalar() && meta["name"].Scalar().empty());
+  if (!d.name.empty() && !has_name && (!meta || meta.IsNull() || meta.IsMap())) {
+    if (!out["metadata"].is_object()) out["metadata"] = nlohmann::json::object();
+    out["metadata"]["name"] = d.name;
+    changed = true;
+  }
+  return changed ? out.dump() : text;
 }
 
 }  // namespace berth::cli

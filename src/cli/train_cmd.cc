@@ -30,7 +30,7 @@ int RunTrain(const TrainFlags& f, const std::string& server) {
     ss << in.rdbuf();
   }
   ApiClient api(server);
-  auto job = api.Post("/api/v1/jobs", WithDefaultWorkingDir(ss.str(), CurrentDir()), "application/yaml");
+  auto job = api.Post("/api/v1/jobs", WithSpecDefaults(ss.str(), DefaultsForFile(f.file)), "application/yaml");
   if (!job.ok()) return Report(job.status());
   std::string id = (*job)["id"].dump();
   if (!f.wait) {

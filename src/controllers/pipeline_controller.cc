@@ -246,8 +246,10 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
     if (rs.rec.stopping.empty()) return FailOrRetry(rs, n, *step, "job cancelled", false);
     return;
   }
-  std::string msg = job.exit_code ? "exit code " + std::to_string(*job.exit_code) : "";
-  if (!job.message.empty()) msg += (msg.empty() ? "" : ": ") + job.message;
+  // The job's own message already says how it ended ("exited with code 4",
+  // "killed by SIGKILL"); the exit code alone only when it has none.
+  std::string msg = job.message;
+  if (msg.empty() && job.exit_code) msg = "exit code " + std::to_string(*job.exit_code);
   // A task that could not be started (command not found, bad working
   // directory) ends without ever having run (no start time) and with exit
   // code 127: that is an error (retryPolicy OnError), not a failure of a
@@ -981,7 +983,10 @@ Result<store::CronRecord> PipelineController::CreateCron(const std::string& text
   rec.created = clock_.Now();
   rec.last_time = rec.created;
   auto old = crons_.find(spec.name);
-  if (old != crons_.end()) rec.last_time = std::max(old->second.rec.last_time, rec.created);
+  if (old != crons_.end()) {
+    rec.last_time = std::max(old->second.rec.last_time, rec.created);
+    rec.last_fired = old->second.rec.last_fired;
+  }
   ASSIGN_OR_RETURN(CronState cs, LoadCron(rec));
   cs.owner = user;
   RETURN_IF_ERROR(store_.PutMeta(CronOwnerKey(spec.name), user));
@@ -1086,7 +1091,13 @@ void PipelineController::CronTickLocked() {
       }
     }
     auto id = SubmitLocked(c.spec.pipeline_text, c.spec.parameters, c.owner, name, *due);
-    if (!id.ok()) spdlog::warn("cron pipeline {}: {}", name, id.status().message());
+    if (!id.ok()) {
+      spdlog::warn("cron pipeline {}: {}", name, id.status().message());
+      continue;
+    }
+    c.rec.last_fired = *due;
+    st = pstore_.PutCron(c.rec);
+    if (!st.ok()) spdlog::warn("cron pipeline {}: {}", name, st.message());
   }
 }
 
@@ -1165,7 +1176,7 @@ json RunToJson(const RunRecord& run) {
 json CronToJson(const store::CronRecord& c, TimeMs next_fire) {
   json j = {{"name", c.name},
             {"suspended", c.suspended},
-            {"lastScheduleTime", FormatTime(c.last_time)},
+            {"lastScheduleTime", c.last_fired ? json(FormatTime(c.last_fired)) : json(nullptr)},
             {"nextScheduleTime", FormatTime(next_fire)},
             {"created", FormatTime(c.created)}};
   auto spec = model::ParseCronPipelineSpec(c.spec);

@@ -403,8 +403,7 @@ void JobController::EndGang(Active& a) {
   std::string why = past_deadline ? "activeDeadlineSeconds " + std::to_string(t.active_deadline / kSecond) + " exceeded"
                     : !retryable ? (t.restart_policy == model::RestartPolicy::kNever
                                       ? "restartPolicy Never"
-                                      : "exit code " + std::to_string(a.failed_code) +
-                                            " is not retried under restartPolicy ExitCode")
+                                      : "its exit code is not retried under restartPolicy ExitCode")
                                : "backoffLimit " + std::to_string(t.backoff_limit) + " reached";
   SaveTrainingStatus(a);
   store::JobUpdate u;

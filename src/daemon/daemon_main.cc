@@ -182,12 +182,21 @@ int Run(int argc, char** argv) {
   gopts.idle_after = cfg.idle_after;
   gpu::Sampler sampler(clock, *inventory, gopts);
   // A job's GPU usage as the API shows it (`gpuUsage`).
-  auto usage_json = [](const gpu::JobUsage& u) {
+  // Declared GPUs have no driver: their jobs' utilization and memory are
+  // null (not measured), not 0.
+  bool declared_only = true;
+  for (const auto& n : inventory->Nodes())
+    for (const auto& g : n.gpus) declared_only &= g.declared;
+  auto usage_json = [declared_only](const gpu::JobUsage& u) {
     nlohmann::json j = gpu::ToJson(u);
-    j["avgUtilization"] = u.AvgUtil();
-    j["peakUtilization"] = u.peak_util;
-    j["avgMemoryMiB"] = u.AvgMemory();
-    j["peakMemoryMiB"] = u.peak_memory;
+    auto measured = [](bool any, auto v) { return any ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    bool util = u.util_samples > 0, mem = !declared_only && u.memory_samples > 0;
+    j["avgUtilization"] = measured(util, u.AvgUtil());
+    j["peakUtilization"] = measured(util, u.peak_util);
+    j["avgMemoryMiB"] = measured(mem, u.AvgMemory());
+    j["peakMemoryMiB"] = measured(mem, u.peak_memory);
+    j["avgUtilPercent"] = j["avgUtilization"];
+    j["peakUtilPercent"] = j["peakUtilization"];
     return j;
   };
   // Usage of jobs that no longer hold GPUs is kept in the store (meta

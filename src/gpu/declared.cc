@@ -22,6 +22,7 @@ class DeclaredInventory final : public Inventory {
       g.index = i;
       g.model = o.model;
       g.memory = o.memory_per_gpu;
+      g.declared = true;
       // A stable, UUID-shaped name derived from the node and index.
       size_t h = std::hash<std::string>{}(node_.name + "/" + std::to_string(i));
       char buf[64];

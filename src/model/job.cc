@@ -145,6 +145,11 @@ Result<JobSpec> ParseJobSpec(const std::string& text) {
   RETURN_IF_ERROR(s.CheckNoUnknown());
   RETURN_IF_ERROR(doc.CheckNoUnknown());
   RETURN_IF_ERROR(ValidateJobSpec(spec));
+  if (spec.name.empty()) {  // as Slurm names a job: after its command
+    const std::string& cmd = spec.command[0];
+    spec.name = cmd.substr(cmd.find_last_of('/') + 1);
+    if (spec.name.empty()) spec.name = cmd;
+  }
   return spec;
 }
 

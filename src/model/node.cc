@@ -4,7 +4,7 @@ namespace berth::model {
 
 nlohmann::json ToJson(const GpuInfo& g) {
   return {{"index", g.index}, {"uuid", g.uuid}, {"model", g.model}, {"memoryMiB", g.memory},
-          {"nvlinkPeers", g.nvlink_peers}};
+          {"nvlinkPeers", g.nvlink_peers}, {"declared", g.declared}};
 }
 
 nlohmann::json ToJson(const NodeInfo& n) {

@@ -17,6 +17,7 @@ struct GpuInfo {
   std::string model;
   MiB memory = 0;
   std::vector<int> nvlink_peers;  // indices of GPUs on the same node joined by NVLink
+  bool declared = false;          // declared (simulated): no driver readings
 };
 
 struct NodeInfo {

@@ -112,6 +112,12 @@ ALTER TABLE jobs ADD COLUMN service_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN last_run_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN queued_since INTEGER NOT NULL DEFAULT 0;
 )sql"},
+      // When a schedule last started a run (0: never), apart from last_time,
+      // which also moves on creation and resume.
+      {4, "last firing of cron pipelines",
+       R"sql(
+ALTER TABLE pipeline_crons ADD COLUMN last_fired INTEGER NOT NULL DEFAULT 0;
+)sql"},
   };
   return kSteps;
 }

@@ -263,7 +263,7 @@ Status PipelineStore::PutCron(const CronRecord& c) {
   ASSIGN_OR_RETURN(
       sqlite3_stmt * raw,
       conn_->Prepare("INSERT OR REPLACE INTO pipeline_crons (name, spec, suspended, last_time, "
-                     "created) VALUES (?,?,?,?,?)",
+                     "created, last_fired) VALUES (?,?,?,?,?,?)",
                      op));
   Stmt s(raw);
   B(s, 1, c.name);
@@ -271,6 +271,7 @@ Status PipelineStore::PutCron(const CronRecord& c) {
   B(s, 3, static_cast<int64_t>(c.suspended));
   B(s, 4, c.last_time);
   B(s, 5, c.created);
+  B(s, 6, c.last_fired);
   return s.Run(op);
 }
 
@@ -286,7 +287,7 @@ Result<std::vector<CronRecord>> PipelineStore::ListCrons() {
   const std::string op = "pipeline store: list crons";
   ASSIGN_OR_RETURN(
       sqlite3_stmt * raw,
-      conn_->Prepare("SELECT name, spec, suspended, last_time, created FROM pipeline_crons "
+      conn_->Prepare("SELECT name, spec, suspended, last_time, created, last_fired FROM pipeline_crons "
                      "ORDER BY name",
                      op));
   Stmt s(raw);
@@ -300,6 +301,7 @@ Result<std::vector<CronRecord>> PipelineStore::ListCrons() {
     c.suspended = s.Int(2) != 0;
     c.last_time = s.Int(3);
     c.created = s.Int(4);
+    c.last_fired = s.Int(5);
     out.push_back(c);
   }
   return out;

@@ -58,7 +58,8 @@ struct CronRecord {
   std::string name;
   std::string spec;  // the CronPipeline document
   bool suspended = false;
-  TimeMs last_time = 0;  // the last fire time acted on
+  TimeMs last_time = 0;   // fire times after this are due (moves on creation and resume too)
+  TimeMs last_fired = 0;  // the fire time of the latest run the schedule started; 0: none
   TimeMs created = 0;
 };
 

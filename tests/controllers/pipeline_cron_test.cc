@@ -150,6 +150,32 @@ TEST_F(CronTest, ForbidSkipsWhileARunIsActiveAndReplaceCancelsIt) {
   EXPECT_EQ(Runs("replace").size(), 2u);
 }
 
+// lastScheduleTime is the fire time of the latest run the schedule started:
+// none at creation or after a resume, not a backfill, and it is stored.
+TEST_F(CronTest, LastScheduleTimeIsTheLatestFiring) {
+  auto last = [&](const std::string& name) {
+    auto c = ctl_->GetCron(name);
+    EXPECT_TRUE(c.ok());
+    return c.ok() ? CronToJson(*c, 0)["lastScheduleTime"] : nlohmann::json("missing");
+  };
+  ASSERT_TRUE(ctl_->CreateCron(Cron("every5", "*/5 * * * *", "Allow")).ok());
+  Tick(0);
+  EXPECT_TRUE(last("every5").is_null());
+  ASSERT_TRUE(ctl_->SetCronSuspended("every5", true).ok());
+  ASSERT_TRUE(ctl_->SetCronSuspended("every5", false).ok());
+  EXPECT_TRUE(last("every5").is_null());
+  ASSERT_TRUE(ctl_->Backfill("every5", Utc(2025, 12, 31, 23, 50), Utc(2025, 12, 31, 23, 55)).ok());
+  EXPECT_TRUE(last("every5").is_null());
+  Tick(5 * kMinute);  // 00:05:30: the 00:05 fire
+  EXPECT_EQ(last("every5"), "2026-01-01T00:05:00.000Z");
+  // Replacing the document keeps it, and the store has it.
+  ASSERT_TRUE(ctl_->CreateCron(Cron("every5", "*/10 * * * *", "Allow")).ok());
+  EXPECT_EQ(last("every5"), "2026-01-01T00:05:00.000Z");
+  auto stored = pstore_->GetCron("every5");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->last_fired, Utc(2026, 1, 1, 0, 5));
+}
+
 TEST_F(CronTest, TimeZoneOfTheSchedule) {
   ASSERT_TRUE(ctl_->CreateCron(Cron("berlin", "0 9 * * *", "Allow", "Europe/Berlin"), "alice").ok());
   auto next = ctl_->NextFire("berlin", Utc(2026, 7, 1));
