@@ -259,26 +259,42 @@ TEST_F(JobControllerTest, RestartRebuildsFromTheStoreAndReconcilesWithTheExecuto
   EXPECT_EQ(State(big + 1), "Running");
 }
 
-// The daemon stops while a victim is in its grace period; the new controller
-// still treats its exit as the end of a preemption (requeue), not a failure.
-TEST_F(JobControllerTest, RestartFinishesAPreemptionInFlight) {
-  Open(1, "fairshare", json::array({{{"match", {{"jobName", "low"}}}, {"termDelayMs", 10000}},
+// The daemon stops while two jobs are in their grace period, one cancelled
+// and one preempted, and comes back with a policy that would not preempt
+// (fifo): what each stop was for is remembered, so the cancelled job ends
+// Cancelled and the victim is requeued, neither "killed by SIGTERM".
+TEST_F(JobControllerTest, RestartRemembersWhyTasksWereBeingStopped) {
+  Open(2, "fairshare", json::array({{{"match", {{"jobName", "cancel-me"}}}, {"termDelayMs", 10000}},
+                                    {{"match", {{"jobName", "low"}, {"attempt", 1}}}, {"termDelayMs", 10000}},
                                     {{"runMs", 1000}}}));
+  model::JobId cancelled = Submit(JobDoc("cancel-me", 1, "/bin/work", 0, 30));
   model::JobId low = Submit(JobDoc("low", 1, "/bin/work", 0, 30));
-  model::JobId high = Submit(JobDoc("high", 1, "/bin/work", 10));
+  ASSERT_TRUE(ctl_->Cancel(cancelled).ok());
+  model::JobId high = Submit(JobDoc("high", 2, "/bin/work", 10));
+  ASSERT_EQ(Task(cancelled, 0, 1).signals.size(), 1u);
   ASSERT_EQ(Task(low, 0, 1).signals.size(), 1u);
   Advance(kSecond);
   ctl_.reset();
+  sched::SchedulerConfig fifo;
+  fifo.policy = "fifo";
+  auto made = sched::Scheduler::Create(fifo);
+  ASSERT_TRUE(made.ok());
+  scheduler_ = std::move(*made);
   StartController();
+  EXPECT_EQ(State(cancelled), "Running");
   EXPECT_EQ(State(low), "Running");
   EXPECT_EQ(State(high), "Pending");
   Advance(9 * kSecond);
-  EXPECT_EQ(State(low), "Pending") << Job(low).message;
-  EXPECT_EQ(State(high), "Running");
-  Advance(kSecond);
-  EXPECT_EQ(State(high), "Succeeded");
-  EXPECT_EQ(State(low), "Running");
+  EXPECT_EQ(State(cancelled), "Cancelled") << Job(cancelled).message;
+  // Requeued, and first in line again under FIFO: it runs on one GPU and the
+  // two-GPU job waits behind it.
+  EXPECT_EQ(State(low), "Running") << Job(low).message;
   EXPECT_EQ(Job(low).attempts, 2);
+  EXPECT_TRUE(LastEvent(low, "JobPreempted").has_value());
+  EXPECT_EQ(State(high), "Pending");
+  Advance(kSecond);
+  EXPECT_EQ(State(low), "Succeeded");
+  EXPECT_EQ(State(high), "Running");
 }
 
 }  // namespace
