@@ -14,6 +14,8 @@ using nlohmann::json;
 
 class TrainingControllerTest : public JobControllerTest {};
 
+// The training status the controller persists (restarts, world sizes,
+// workers). The one place these tests read where it is kept.
 json TrainingStatus(store::Store& store, model::JobId id) {
   auto s = store.GetMeta("training." + std::to_string(id));
   if (!s.ok() || !*s) return json::object();
@@ -215,6 +217,7 @@ TEST_F(TrainingControllerTest, RestartedControllerPicksUpARunningGang) {
   EXPECT_EQ(w0.signals[0].time, kT0 + 30000);
   EXPECT_EQ(Job(flaky).attempts, 2);
   EXPECT_EQ(State(flaky), "Running");
+  EXPECT_EQ(Task(flaky, 1, 2).spec.env["BERTH_RESTARTS"], "1");
   AdvanceTo(kT0 + 60000);
   model::Job s = Job(steady);
   EXPECT_EQ(model::JobStateName(s.state), std::string("Succeeded"));
