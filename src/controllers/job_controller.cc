@@ -128,7 +128,8 @@ Status JobController::Start() {
                active_.size(), pending, live);
   PublishHolders();
   stop_ = false;
-  thread_ = std::thread([this] { Loop(); });
+  last_resync_ = clock_.Now();
+  if (options_.run_thread) thread_ = std::thread([this] { Loop(); });
   // Reattach after the thread runs so the events it reports are handled.
   executor_.Recover(known);
   return Status::Ok();
@@ -217,6 +218,7 @@ Result<Job> JobController::Cancel(JobId id) {
     inputs_.push_back(std::move(in));
   }
   cv_.notify_one();
+  if (!options_.run_thread) RunOnce();  // no controller thread: answer it here
   return fut.get();
 }
 
@@ -266,7 +268,6 @@ JobController::Stats JobController::GetStats() const {
 
 void JobController::Loop() {
   std::unique_lock<std::mutex> l(mu_);
-  TimeMs last_resync = clock_.Now();
   while (true) {
     DurationMs wait = options_.resync_interval;
     TimeMs timer = NextTimer();
@@ -274,42 +275,9 @@ void JobController::Loop() {
     if (dirty_) wait = std::max<DurationMs>(0, last_cycle_ + batch_window_ - clock_.Now());
     cv_.wait_for(l, std::chrono::milliseconds(wait), [&] { return stop_ || !inputs_.empty(); });
     if (stop_) break;
-    std::deque<Input> batch;
-    batch.swap(inputs_);
-    busy_ = true;
     l.unlock();
-    for (const Input& in : batch) Handle(in);
-    TimeMs now = clock_.Now();
-    if (!batch.empty()) dirty_ = true;
-    if (recheck_at_ > 0 && now >= RecheckTime()) {
-      // The policy's priorities moved (attained service crossed a threshold).
-      recheck_at_ = 0;
-      dirty_ = true;
-      capacity_changed_ = true;
-    }
-    RunGangDeadlines(now);
-    RunCleanups(now);
-    if (now - last_resync >= options_.resync_interval) {
-      dirty_ = true;
-      capacity_changed_ = true;
-      last_resync = now;
-    }
-    // Only submissions while others already wait: batch them (see
-    // submit_batch_window); anything else runs a cycle now.
-    bool defer = dirty_ && !capacity_changed_ && jobs_waiting_ && now < last_cycle_ + batch_window_;
-    if (!defer) {
-      // Cycles are O(pending jobs): when they get costly, batch longer so
-      // that scheduling takes at most about a fifth of this thread's time.
-      int64_t t0 = MonotonicNanos();
-      RunCycle();
-      DurationMs cost = (MonotonicNanos() - t0) / 1'000'000;
-      last_cycle_cost_ = cost;
-      batch_window_ = std::min<DurationMs>(std::max(options_.submit_batch_window, 4 * cost), 200);
-    }
-    if (holders_dirty_) PublishHolders();
+    RunOnce();
     l.lock();
-    busy_ = false;
-    if (inputs_.empty() && !dirty_) idle_cv_.notify_all();
   }
   // Answer any cancel still waiting so no API thread hangs.
   for (Input& in : inputs_) {
@@ -318,6 +286,47 @@ void JobController::Loop() {
   inputs_.clear();
   busy_ = false;
   idle_cv_.notify_all();
+}
+
+void JobController::RunOnce() {
+  std::deque<Input> batch;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    batch.swap(inputs_);
+    busy_ = true;
+  }
+  for (const Input& in : batch) Handle(in);
+  TimeMs now = clock_.Now();
+  if (!batch.empty()) dirty_ = true;
+  if (recheck_at_ > 0 && now >= RecheckTime()) {
+    // The policy's priorities moved (attained service crossed a threshold).
+    recheck_at_ = 0;
+    dirty_ = true;
+    capacity_changed_ = true;
+  }
+  RunGangDeadlines(now);
+  RunCleanups(now);
+  if (now - last_resync_ >= options_.resync_interval) {
+    dirty_ = true;
+    capacity_changed_ = true;
+    last_resync_ = now;
+  }
+  // Only submissions while others already wait: batch them (see
+  // submit_batch_window); anything else runs a cycle now.
+  bool defer = dirty_ && !capacity_changed_ && jobs_waiting_ && now < last_cycle_ + batch_window_;
+  if (!defer) {
+    // Cycles are O(pending jobs): when they get costly, batch longer so
+    // that scheduling takes at most about a fifth of this thread's time.
+    int64_t t0 = MonotonicNanos();
+    RunCycle();
+    DurationMs cost = (MonotonicNanos() - t0) / 1'000'000;
+    last_cycle_cost_ = cost;
+    batch_window_ = std::min<DurationMs>(std::max(options_.submit_batch_window, 4 * cost), 200);
+  }
+  if (holders_dirty_) PublishHolders();
+  std::lock_guard<std::mutex> l(mu_);
+  busy_ = false;
+  if (inputs_.empty() && !dirty_) idle_cv_.notify_all();
 }
 
 void JobController::Handle(const Input& in) {

@@ -56,6 +56,9 @@ struct JobControllerOptions {
   // Training jobs: BERTH_CHECKPOINT_DIR is <checkpoint_root>/job-<id>. Empty:
   // "checkpoints" beside the executor's run directories (the data dir).
   std::string checkpoint_root;
+  // false: Start runs no controller thread; the caller drives the controller
+  // with RunOnce (tests on a ManualClock), and Cancel runs one pass itself.
+  bool run_thread = true;
 };
 
 // Why a job is being stopped; persisted so a restarted daemon finishes the job
@@ -122,6 +125,12 @@ class JobController {
     int64_t cycles = 0;
   };
   Stats GetStats() const;
+
+  // One pass of the controller loop on the calling thread: handles queued
+  // submissions, cancels and executor events, due timers, and a scheduling
+  // cycle if one is due. The controller thread calls it; with
+  // options.run_thread false the caller does (from one thread at a time).
+  void RunOnce();
 
   // Blocks until the controller has no queued work or the timeout passes
   // (for tests and benchmarks). True when idle.
@@ -225,6 +234,7 @@ class JobController {
   bool capacity_changed_ = true;  // something other than a submission happened since the last cycle
   bool jobs_waiting_ = false;     // the last cycle left jobs waiting
   TimeMs last_cycle_ = 0;
+  TimeMs last_resync_ = 0;
   DurationMs batch_window_ = 0;  // the current window: the option, or more when cycles are costly
   bool holders_dirty_ = true;
   TimeMs recheck_at_ = 0;
