@@ -209,9 +209,28 @@ class Client:
                 return out
         raise BerthError("run %s has no step %s" % (run, step), "not_found", 404)
 
-    def logs(self, run, step):
-        return self._request("GET", "/api/v1/pipelines/runs/%s/logs?step=%s" % (run, urllib.parse.quote(step)),
-                             raw=True)
+    def logs(self, run, step, page_bytes=1 << 20):
+        """A step's whole output as text, read page by page (the server never sends more than a page)."""
+        path = "/api/v1/pipelines/runs/%s/logs?step=%s" % (run, urllib.parse.quote(step))
+        out, offset = [], 0
+        while True:
+            req = urllib.request.Request("%s%s&offset=%d&limit=%d" % (self.server, path, offset, page_bytes))
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                    data, headers = r.read(), r.headers
+            except urllib.error.HTTPError as e:
+                try:
+                    err = json.loads(e.read().decode())["error"]
+                    raise BerthError(err.get("message", str(e)), err.get("code", "error"), e.code) from None
+                except (ValueError, KeyError):
+                    raise BerthError(str(e), "error", e.code) from None
+            except urllib.error.URLError as e:
+                raise BerthError("cannot reach berthd at %s: %s (start it with `berth up`)" % (self.server, e.reason))
+            out.append(data)
+            nxt, end = headers.get("X-Berth-Log-Next"), headers.get("X-Berth-Log-End")
+            if not data or nxt is None or end is None or int(nxt) >= int(end):
+                return b"".join(out).decode("utf-8", errors="replace")
+            offset = int(nxt)
 
     def cancel(self, run):
         return self._request("POST", "/api/v1/pipelines/runs/%s/cancel" % run, {})

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "api/caller.h"
+#include "api/log_pages.h"
 #include "api/server.h"
 
 namespace berth::api {
@@ -112,10 +113,11 @@ void RegisterPipelineRoutes(httplib::Server& s, controllers::PipelineController&
         [&p](const httplib::Request& req, httplib::Response& res) {
           auto id = RunId(req.matches[1]);
           if (!id.ok()) return ReplyError(res, id.status());
-          auto text = p.Logs(*id, req.get_param_value("step"));
-          if (!text.ok()) return ReplyError(res, text.status());
-          res.status = 200;
-          res.set_content(*text, "text/plain; charset=utf-8");
+          auto page = ParseLogPage(req);
+          if (!page.ok()) return ReplyError(res, page.status());
+          auto chunk = p.Logs(*id, req.get_param_value("step"), page->offset, page->limit);
+          if (!chunk.ok()) return ReplyError(res, chunk.status());
+          ReplyLogPage(res, *chunk);
         });
   s.Post(R"(/api/v1/pipelines/runs/([^/]+)/(cancel|suspend|resume|retry|resubmit))",
          [&p, &store](const httplib::Request& req, httplib::Response& res) {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "api/caller.h"
+#include "api/log_pages.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "model/job.h"
@@ -61,21 +62,6 @@ Result<JobId> ParseId(const std::string& s) {
 }
 
 bool Truthy(const std::string& v) { return v == "1" || v == "true" || v == "yes"; }
-
-// Reads bytes [offset, end) of `path`; returns "" when it does not exist.
-std::string ReadFrom(const std::string& path, int64_t offset, int64_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  in.seekg(0, std::ios::end);
-  int64_t size = in.tellg();
-  if (offset >= size) return "";
-  int64_t n = std::min<int64_t>(size - offset, max_bytes);
-  std::string buf(static_cast<size_t>(n), '\0');
-  in.seekg(offset);
-  in.read(buf.data(), n);
-  buf.resize(static_cast<size_t>(in.gcount()));
-  return buf;
-}
 
 std::string SseEvent(const std::string& event, const std::string& data, int64_t id = 0) {
   std::string out;
@@ -290,14 +276,15 @@ void ApiServer::Routes() {
                                                std::to_string(workers - 1)));
     }
     if (!Truthy(req.get_param_value("follow"))) {
-      std::string out;
+      auto page = ParseLogPage(req);
+      if (!page.ok()) return ReplyError(res, page.status());
+      exec::LogChunk chunk;
       if (job->attempts > 0) {
-        std::string path = executor_.LogPath({jid, worker, job->attempts});
-        out = ReadFrom(path + ".1", 0, 1 << 30) + ReadFrom(path, 0, 1 << 30);
+        auto read = executor_.ReadLog({jid, worker, job->attempts}, page->offset, page->limit);
+        if (!read.ok()) return ReplyError(res, read.status());
+        chunk = std::move(read).value();
       }
-      res.status = 200;
-      res.set_content(out, "text/plain; charset=utf-8");
-      return;
+      return ReplyLogPage(res, chunk);
     }
     // Follow: server-sent events, one event per batch of complete lines,
     // then an "end" event with the final state once the job has ended.
@@ -333,8 +320,11 @@ void ApiServer::Routes() {
           }
           std::string chunk;
           if (st->attempt > 0) {
-            chunk = ReadFrom(executor_.LogPath({jid, worker, st->attempt}), st->offset, 1 << 20);
-            st->offset += static_cast<int64_t>(chunk.size());
+            auto read = executor_.ReadLog({jid, worker, st->attempt}, st->offset, 1 << 20);
+            if (read.ok()) {
+              chunk = std::move(read->data);
+              st->offset = read->next;
+            }
           }
           bool terminal = model::IsTerminal(job->state);
           if (!chunk.empty()) {

@@ -456,10 +456,12 @@ int Main(int argc, char** argv) {
                              });
       return st.ok() ? 0 : Report(st);
     }
-    auto r = api.GetText("/api/v1/jobs/" + id + "/logs" + (wq.empty() ? "" : "?" + wq));
-    if (!r.ok()) return Report(r.status());
-    std::cout << *r << std::flush;
-    return 0;
+    Status st = api.CopyLog(
+        "/api/v1/jobs/" + id + "/logs" + (wq.empty() ? "" : "?" + wq),
+        [](const std::string& text) { std::cout << text; },
+        [](int64_t gone) { std::cerr << "berth: " << gone << " bytes of older output were rotated away\n"; });
+    std::cout << std::flush;
+    return st.ok() ? 0 : Report(st);
   }
   if (cancel->parsed()) {
     int rc = 0;

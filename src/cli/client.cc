@@ -92,6 +92,35 @@ Result<std::string> ApiClient::GetText(const std::string& path) {
   return res->body;
 }
 
+Status ApiClient::CopyLog(const std::string& path,
+                          const std::function<void(const std::string& text)>& out,
+                          const std::function<void(int64_t discarded)>& on_gap) {
+  const char sep = path.find('?') == std::string::npos ? '?' : '&';
+  int64_t offset = 0;
+  while (true) {
+    std::string url = path + sep + "offset=" + std::to_string(offset);
+    auto res = http_->Get(url.c_str());
+    if (!res) return ConnectionError(httplib::to_string(res.error()));
+    if (res->status / 100 != 2) return FromReply(res->status, res->body);
+    auto header = [&](const char* name) -> int64_t {
+      std::string v = res->get_header_value(name);
+      try {
+        return v.empty() ? -1 : std::stoll(v);
+      } catch (const std::exception&) {
+        return -1;
+      }
+    };
+    int64_t start = header("X-Berth-Log-Start"), next = header("X-Berth-Log-Next"),
+            end = header("X-Berth-Log-End");
+    if (start > offset && on_gap) on_gap(start - offset);
+    if (!res->body.empty()) out(res->body);
+    // A server without paging answers everything at once; an empty page or
+    // the end reached means done.
+    if (next < 0 || end < 0 || res->body.empty() || next >= end) return Status::Ok();
+    offset = next;
+  }
+}
+
 Status ApiClient::Stream(const std::string& path,
                          const std::function<bool(const std::string&, const std::string&)>& on_event) {
   std::string buf;

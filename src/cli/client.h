@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,6 +39,12 @@ class ApiClient {
   Result<nlohmann::json> Post(const std::string& path, const std::string& body,
                               const std::string& content_type = "application/json");
   Result<std::string> GetText(const std::string& path);
+
+  // Reads a paged log route (api/log_pages.h) page by page from its start,
+  // handing each page to `out`; `on_gap` hears of output the server no
+  // longer has (rotated away). Memory stays one page.
+  Status CopyLog(const std::string& path, const std::function<void(const std::string& text)>& out,
+                 const std::function<void(int64_t discarded)>& on_gap = nullptr);
 
   // Follows a server-sent event stream; `on_event(event, data)` returns false
   // to stop. Returns when the server ends the stream.

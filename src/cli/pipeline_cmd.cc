@@ -363,11 +363,11 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
                        if (n.value("jobId", 0)) steps.push_back(S(n, "name"));
                    }
                    for (const auto& s : steps) {
-                     auto text = api.GetText("/api/v1/pipelines/runs/" + la->id +
-                                             "/logs?step=" + httplib_encode(s));
-                     if (!text.ok()) return Report(text.status());
                      if (la->step.empty()) std::cout << "==> " << s << " <==\n";
-                     std::cout << *text;
+                     Status st = api.CopyLog(
+                         "/api/v1/pipelines/runs/" + la->id + "/logs?step=" + httplib_encode(s),
+                         [](const std::string& text) { std::cout << text; });
+                     if (!st.ok()) return Report(st);
                    }
                    return 0;
                  }});

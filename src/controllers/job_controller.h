@@ -54,7 +54,7 @@ struct JobControllerOptions {
   // executor only: other engines resolve commands on their nodes).
   bool check_commands_locally = true;
   // Training jobs: BERTH_CHECKPOINT_DIR is <checkpoint_root>/job-<id>. Empty:
-  // "checkpoints" beside the executor's run directories (the data dir).
+  // no checkpoint directory is made or handed to the tasks.
   std::string checkpoint_root;
   // false: Start runs no controller thread; the caller drives the controller
   // with RunOnce (tests on a ManualClock), and Cancel runs one pass itself.

@@ -284,9 +284,10 @@ Status PipelineController::CollectOutputs(RunState& rs, NodeRecord& n, const mod
                                           const model::Job& job) {
   bool ok = false;
   std::string stdout_text;
-  if (jobs_.log_path) {
-    std::string p = jobs_.log_path(job);
-    stdout_text = ReadSmall(p + ".1", &ok) + ReadSmall(p, &ok);
+  if (jobs_.read_log && job.attempts > 0) {
+    // The first kMaxOutput bytes the step printed (what is kept of them).
+    auto page = jobs_.read_log(job, 0, kMaxOutput);
+    if (page.ok()) stdout_text = std::move(page->data);
   }
   json& out = n.outputs;
   out["result"] = TrimRight(stdout_text);
@@ -939,22 +940,16 @@ Result<RunRecord> PipelineController::Resubmit(int64_t id, const std::string& us
   return Submit(r.spec, params, user, r.cron);
 }
 
-Result<std::string> PipelineController::Logs(int64_t id, const std::string& node) {
+Result<exec::LogChunk> PipelineController::Logs(int64_t id, const std::string& node,
+                                                int64_t offset, int64_t limit) {
   ASSIGN_OR_RETURN(RunRecord r, GetRun(id));
   auto it = r.nodes.find(node);
   if (it == r.nodes.end())
     return NotFound("pipeline run " + std::to_string(id) + " has no step " + node);
-  if (!it->second.job_id) return std::string();
+  if (!it->second.job_id) return exec::LogChunk{};
   ASSIGN_OR_RETURN(model::Job job, store_.GetJob(it->second.job_id));
-  if (job.attempts == 0 || !jobs_.log_path) return std::string();
-  bool ok = false;
-  std::string p = jobs_.log_path(job);
-  std::ifstream a(p + ".1"), b(p);
-  std::stringstream ss;
-  if (a) ss << a.rdbuf();
-  if (b) ss << b.rdbuf();
-  (void)ok;
-  return ss.str();
+  if (job.attempts == 0 || !jobs_.read_log) return exec::LogChunk{};
+  return jobs_.read_log(job, offset, limit);
 }
 
 // ---- cron ----

@@ -23,6 +23,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "exec/executor.h"
 #include "model/cron.h"
 #include "model/job.h"
 #include "model/pipeline.h"
@@ -35,8 +36,9 @@ namespace berth::controllers {
 struct StepJobs {
   std::function<Result<model::Job>(model::JobSpec)> submit;
   std::function<Status(model::JobId)> cancel;
-  // The file holding a finished job's stdout and stderr.
-  std::function<std::string(const model::Job&)> log_path;
+  // A page of a job's stdout and stderr (its latest attempt), read through
+  // the executor that ran it.
+  std::function<Result<exec::LogChunk>(const model::Job&, int64_t offset, int64_t limit)> read_log;
 };
 
 struct PipelineControllerOptions {
@@ -77,7 +79,7 @@ class PipelineController {
   // A new run of the same document and parameters, owned by `user`.
   Result<store::RunRecord> Resubmit(int64_t id, const std::string& user);
   // A step's (or fan-out child's) output log.
-  Result<std::string> Logs(int64_t id, const std::string& node);
+  Result<exec::LogChunk> Logs(int64_t id, const std::string& node, int64_t offset, int64_t limit);
 
   // Cron schedules (kind: CronPipeline). Create replaces one of the same
   // name; `user` owns the schedule and the runs it starts.

@@ -33,13 +33,8 @@ std::string DescribeExit(int code) {
 }  // namespace
 
 std::string JobController::CheckpointDir(JobId id) const {
-  std::string root = options_.checkpoint_root;
-  if (root.empty()) {
-    // <data>/runs/<key>/output.log -> <data>/checkpoints
-    std::filesystem::path log = executor_.LogPath({id, 0, 1});
-    root = (log.parent_path().parent_path().parent_path() / "checkpoints").string();
-  }
-  return root + "/job-" + std::to_string(id);
+  if (options_.checkpoint_root.empty()) return std::string();
+  return options_.checkpoint_root + "/job-" + std::to_string(id);
 }
 
 std::vector<sched::TaskPlacement> JobController::TaskPlacements(const Job& j) const {
@@ -115,9 +110,11 @@ void JobController::StartGang(Active& a) {
     on_node[w.node]++;
   }
   std::string ckpt = CheckpointDir(j.id);
-  std::error_code ec;
-  std::filesystem::create_directories(ckpt, ec);
-  if (ec) spdlog::warn("job {}: cannot create checkpoint dir {}: {}", j.id, ckpt, ec.message());
+  if (!ckpt.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(ckpt, ec);
+    if (ec) spdlog::warn("job {}: cannot create checkpoint dir {}: {}", j.id, ckpt, ec.message());
+  }
 
   nlohmann::json hist = a.status.value("worldSizeHistory", nlohmann::json::array());
   hist.push_back({{"time", clock_.Now()}, {"attempt", j.attempts}, {"worldSize", n}});
@@ -149,7 +146,7 @@ void JobController::StartGang(Active& a) {
     ts.env["BERTH_JOB_NAME"] = j.spec.name;
     ts.env["BERTH_USER"] = j.spec.user;
     ts.env["BERTH_QUEUE"] = j.spec.queue;
-    ts.env["BERTH_CHECKPOINT_DIR"] = ckpt;
+    if (!ckpt.empty()) ts.env["BERTH_CHECKPOINT_DIR"] = ckpt;
     ts.env["BERTH_WORLD_SIZE"] = std::to_string(n);
     ts.env["BERTH_WORKER_RANK"] = std::to_string(r);
     ts.env["BERTH_RESTARTS"] = std::to_string(a.status.value("restarts", 0));
@@ -277,21 +274,15 @@ void JobController::RunCleanups(TimeMs now) {
     }
     JobId id = it->first;
     it = cleanup_at_.erase(it);
-    // Every attempt's run directories (job-<id>.t<rank>.a<attempt>: logs,
-    // status) and the checkpoint directory.
-    std::error_code ec;
+    // Every attempt's run directories (logs, status) and the checkpoints.
     int removed = 0;
-    std::filesystem::path runs = std::filesystem::path(executor_.LogPath({id, 0, 1})).parent_path().parent_path();
-    const std::string prefix = "job-" + std::to_string(id) + ".";
-    for (const auto& e : std::filesystem::directory_iterator(runs, ec)) {
-      if (e.path().filename().string().rfind(prefix, 0) != 0) continue;
-      std::error_code rec;
-      std::filesystem::remove_all(e.path(), rec);
-      if (rec) spdlog::warn("job {}: could not remove {}: {}", id, e.path().string(), rec.message());
-      else ++removed;
+    if (auto r = executor_.RemoveJobFiles(id); r.ok()) {
+      removed = *r;
+    } else {
+      spdlog::warn("job {}: {}", id, r.status().ToString());
     }
     std::error_code cec;
-    std::filesystem::remove_all(CheckpointDir(id), cec);
+    if (std::string dir = CheckpointDir(id); !dir.empty()) std::filesystem::remove_all(dir, cec);
     auto saved = store_.GetMeta("training." + std::to_string(id));
     if (saved.ok() && *saved) {
       nlohmann::json st = nlohmann::json::parse(**saved, nullptr, false);

@@ -163,7 +163,9 @@ int Run(int argc, char** argv) {
   controllers::StepJobs step_jobs;
   step_jobs.submit = [&](model::JobSpec spec) { return controller.Submit(std::move(spec)); };
   step_jobs.cancel = [&](model::JobId id) { return controller.Cancel(id).status(); };
-  step_jobs.log_path = [&](const model::Job& j) { return (*executor)->LogPath({j.id, 0, j.attempts}); };
+  step_jobs.read_log = [&](const model::Job& j, int64_t offset, int64_t limit) {
+    return (*executor)->ReadLog({j.id, 0, j.attempts}, offset, limit);
+  };
   controllers::PipelineControllerOptions popts;
   const char* artifact_root = std::getenv("BERTH_ARTIFACT_ROOT");
   popts.artifact_root = artifact_root && *artifact_root ? std::string(artifact_root)

@@ -70,6 +70,17 @@ struct TaskEvent {
 
 using TaskEventSink = std::function<void(const TaskEvent&)>;
 
+// A page of a task's combined stdout and stderr. Offsets count bytes of the
+// task's output since it began; an executor may keep only the newest part
+// (rotation, an engine's retention), so a read can start later than asked:
+// `start > offset` means the bytes in between are gone.
+struct LogChunk {
+  std::string data;
+  int64_t start = 0;  // offset of data's first byte
+  int64_t next = 0;   // where the following read starts (start + data.size())
+  int64_t end = 0;    // the log's length when it was read
+};
+
 class Executor {
  public:
   virtual ~Executor() = default;
@@ -89,8 +100,16 @@ class Executor {
   // the executor has no trace of get kLost.
   virtual void Recover(const std::vector<TaskKey>& known) = 0;
 
-  // Where the task's combined stdout/stderr can be read, if on this machine.
-  virtual std::string LogPath(const TaskKey& key) const = 0;
+  // Reads up to `limit` bytes (an executor may return fewer: pages are
+  // bounded) of the task's output from `offset`. A task that wrote nothing
+  // yet, or is unknown, reads as an empty log. Safe to call while the task
+  // runs and after it ended, from any thread.
+  virtual Result<LogChunk> ReadLog(const TaskKey& key, int64_t offset, int64_t limit) const = 0;
+
+  // Removes what the executor keeps of every attempt of every task of `job`
+  // (run directories, logs, status files) once nobody needs them. Returns how
+  // many task runs were removed; removing nothing is not an error.
+  virtual Result<int> RemoveJobFiles(JobId job) = 0;
 
   // Stops watching (tasks keep running). Idempotent.
   virtual void Shutdown() = 0;

@@ -16,6 +16,7 @@
 #include <filesystem>
 
 #include "exec/cgroup.h"
+#include "exec/task_log.h"
 
 extern char** environ;
 
@@ -102,8 +103,33 @@ std::string LocalExecutor::RunDir(const TaskKey& key) const {
   return JoinPath(options_.run_root, key.ToString());
 }
 
-std::string LocalExecutor::LogPath(const TaskKey& key) const {
-  return JoinPath(RunDir(key), kOutputFile);
+Result<LogChunk> LocalExecutor::ReadLog(const TaskKey& key, int64_t offset, int64_t limit) const {
+  return ReadTaskLog(RunDir(key), offset, limit);
+}
+
+Result<int> LocalExecutor::RemoveJobFiles(JobId job) {
+  // Every attempt's run directories: job-<id>.t<rank>.a<attempt>. The
+  // directory entries are matched by name under run_root; remove_all does
+  // not follow a symlink found inside them.
+  const std::string prefix = "job-" + std::to_string(job) + ".";
+  std::error_code ec;
+  int removed = 0;
+  std::string first_error;
+  for (const auto& e : std::filesystem::directory_iterator(options_.run_root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !TaskKey::Parse(name)) continue;
+    std::error_code rec;
+    std::filesystem::remove_all(e.path(), rec);
+    if (rec) {
+      if (first_error.empty()) first_error = e.path().string() + ": " + rec.message();
+    } else {
+      ++removed;
+    }
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    return IoError(options_.run_root + ": " + ec.message());
+  if (!first_error.empty()) return IoError("could not remove " + first_error);
+  return removed;
 }
 
 Status LocalExecutor::Start(const TaskSpec& spec) {

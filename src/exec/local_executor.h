@@ -10,7 +10,7 @@
 // sends SIGTERM to the task's process group and SIGKILL after the grace.
 //
 // Events are delivered on the watcher thread only, one at a time, in order per
-// task; the sink may call Start/Stop/LogPath but not Shutdown or the
+// task; the sink may call Start/Stop/ReadLog but not Shutdown or the
 // destructor.
 #pragma once
 
@@ -68,7 +68,10 @@ class LocalExecutor final : public Executor {
   // already ended; NotFound if there is no trace of it.
   Status Stop(const TaskKey& key, DurationMs grace) override;
   void Recover(const std::vector<TaskKey>& known) override;
-  std::string LogPath(const TaskKey& key) const override;
+  // Reads <run dir>/output.log (and the rotated part) through ReadTaskLog.
+  Result<LogChunk> ReadLog(const TaskKey& key, int64_t offset, int64_t limit) const override;
+  // Removes <run_root>/job-<id>.* without following symlinks out of run_root.
+  Result<int> RemoveJobFiles(JobId job) override;
   void Shutdown() override;
 
   // <run_root>/<key>.

@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "exec/cgroup.h"
 #include "exec/run_files.h"
+#include "exec/task_log.h"
 
 namespace berth::exec {
 namespace {
@@ -55,59 +56,20 @@ void WriteAll(int fd, const char* p, size_t n) {
   }
 }
 
-// output.log with a size cap: when writing would pass the cap, the file is
-// renamed to output.log.1 (replacing the older part) and a new one started.
+// The task's output log (exec/task_log.h: capped, rotated) plus the shim's
+// own lines, marked so users can tell them from the task's.
 class LogWriter {
  public:
-  LogWriter(const std::string& dir, int64_t cap)
-      : path_(JoinPath(dir, kOutputFile)),
-        old_path_(JoinPath(dir, kOutputOldFile)),
-        cap_(std::max<int64_t>(cap, 1)) {}
-  ~LogWriter() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  bool Open(bool truncate) {
-    fd_ = ::open(path_.c_str(),
-                 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
-    if (fd_ < 0) return false;
-    struct stat st;
-    size_ = (::fstat(fd_, &st) == 0) ? st.st_size : 0;
-    return true;
-  }
-
-  void Write(const char* p, size_t n) {
-    if (fd_ < 0) return;
-    while (n > 0) {
-      if (size_ >= cap_) Rotate();
-      if (fd_ < 0) return;
-      size_t k = std::min<size_t>(n, static_cast<size_t>(cap_ - size_));
-      WriteAll(fd_, p, k);
-      size_ += static_cast<int64_t>(k);
-      p += k;
-      n -= k;
-    }
-  }
-
-  // A line from the shim itself, marked so users can tell it from the task's.
+  LogWriter(const std::string& dir, int64_t cap) : out_(dir, cap) {}
+  bool Open() { return out_.Open(); }
+  void Write(const char* p, size_t n) { out_.Write(p, n); }
   void Line(const std::string& msg) {
     std::string s = "[berth-shim] " + msg + "\n";
-    Write(s.data(), s.size());
+    out_.Write(s.data(), s.size());
   }
 
  private:
-  void Rotate() {
-    ::close(fd_);
-    ::rename(path_.c_str(), old_path_.c_str());
-    fd_ = -1;
-    Open(/*truncate=*/true);
-  }
-
-  std::string path_;
-  std::string old_path_;
-  int64_t cap_;
-  int fd_ = -1;
-  int64_t size_ = 0;
+  TaskLogWriter out_;
 };
 
 // What the child tells the shim through the close-on-exec pipe when it could
@@ -175,7 +137,7 @@ class Shim {
     }
     spec_ = std::move(spec).value();
     log_ = std::make_unique<LogWriter>(dir_, spec_.log_cap_bytes);
-    if (!log_->Open(/*truncate=*/false)) {
+    if (!log_->Open()) {
       std::fprintf(stderr, "berth-shim: cannot open %s: %s\n", kOutputFile, std::strerror(errno));
     }
 

@@ -57,8 +57,16 @@ class LocalExecutorTest : public ::testing::Test {
     return Spec(job, {"sh", "-c", script});
   }
 
+  // The task's whole retained output, read page by page through ReadLog.
   std::string Output(LocalExecutor& ex, const TaskKey& key) {
-    return ReadFileOrEmpty(ex.LogPath(key));
+    std::string out;
+    int64_t offset = 0;
+    while (true) {
+      auto page = ex.ReadLog(key, offset, 64);
+      if (!page.ok() || page->data.empty()) return out;
+      out += page->data;
+      offset = page->next;
+    }
   }
 
   // Waits until the task's output contains `text`.
@@ -91,7 +99,7 @@ TEST_F(LocalExecutorTest, RunsTaskAndCapturesCombinedOutput) {
   EXPECT_EQ(Output(*ex, spec.key), "hello\noops\n");
   // The run directory holds the files the shim promises.
   std::string dir = ex->RunDir(spec.key);
-  EXPECT_EQ(ex->LogPath(spec.key), dir + "/output.log");
+  EXPECT_EQ(ReadFileOrEmpty(dir + "/output.log"), "hello\noops\n");
   auto status = ParseRunStatus(ReadFileOrEmpty(dir + "/status.json"));
   ASSERT_TRUE(status.ok());
   EXPECT_TRUE(status->started);
@@ -344,12 +352,64 @@ TEST_F(LocalExecutorTest, RotatesOutputAtTheCap) {
   for (int i = 1; i <= 1000; ++i) expected += std::to_string(i) + "\n";
   ASSERT_EQ(expected.size(), 3893u);
   std::string old_part = ReadFileOrEmpty(ex->RunDir(spec.key) + "/output.log.1");
-  std::string cur = Output(*ex, spec.key);
+  std::string cur = ReadFileOrEmpty(ex->RunDir(spec.key) + "/output.log");
   // 3893 bytes in parts of 1000: the last full part and the 893-byte rest.
   EXPECT_EQ(old_part.size(), 1000u);
   EXPECT_EQ(cur.size(), 893u);
   EXPECT_EQ(old_part + cur, expected.substr(expected.size() - 1893));
   EXPECT_FALSE(fs::exists(ex->RunDir(spec.key) + "/output.log.2"));
+  // ReadLog keeps the task's offsets: the first 2000 bytes were rotated away.
+  auto all = ex->ReadLog(spec.key, 0, 1 << 20);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->start, 2000);
+  EXPECT_EQ(all->end, 3893);
+  EXPECT_EQ(all->next, 3893);
+  EXPECT_EQ(all->data, expected.substr(2000));
+  // A page across the boundary of the two files.
+  auto mid = ex->ReadLog(spec.key, 2990, 20);
+  ASSERT_TRUE(mid.ok());
+  EXPECT_EQ(mid->start, 2990);
+  EXPECT_EQ(mid->data, expected.substr(2990, 20));
+  // Past the end: empty, positioned at the end.
+  auto past = ex->ReadLog(spec.key, 5000, 10);
+  ASSERT_TRUE(past.ok());
+  EXPECT_TRUE(past->data.empty());
+  EXPECT_EQ(past->start, 3893);
+  // A task that never ran reads as an empty log.
+  auto none = ex->ReadLog(TaskKey{99, 0, 1}, 0, 10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->data.empty());
+  EXPECT_EQ(none->end, 0);
+  // Bad pages are refused by name.
+  EXPECT_EQ(ex->ReadLog(spec.key, -1, 10).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ex->ReadLog(spec.key, 0, 0).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(LocalExecutorTest, RemoveJobFilesRemovesOnlyThatJobsRunsAndFollowsNoLink) {
+  EventLog log;
+  auto ex = Make(log);
+  ASSERT_TRUE(ex);
+  std::vector<TaskSpec> specs = {Spec(7, {"true"}), Spec(7, {"true"}), Spec(70, {"true"})};
+  specs[1].key.attempt = 1;
+  for (const auto& s : specs) {
+    ASSERT_TRUE(ex->Start(s).ok());
+    ASSERT_TRUE(log.WaitEnd(s.key));
+  }
+  // A link planted in a run directory to a directory outside run_root.
+  std::string outside = tmp_.path() + "/outside";
+  fs::create_directories(outside);
+  std::ofstream(outside + "/keep") << "x";
+  fs::create_directory_symlink(outside, ex->RunDir(specs[0].key) + "/link");
+  auto removed = ex->RemoveJobFiles(7);
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, 2);
+  EXPECT_FALSE(fs::exists(ex->RunDir(specs[0].key)));
+  EXPECT_FALSE(fs::exists(ex->RunDir(specs[1].key)));
+  EXPECT_TRUE(fs::exists(ex->RunDir(specs[2].key)));  // job 70 shares the prefix "job-7"
+  EXPECT_TRUE(fs::exists(outside + "/keep"));
+  auto again = ex->RemoveJobFiles(7);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0);
 }
 
 TEST_F(LocalExecutorTest, RecoverReattachesToRunningTask) {
