@@ -295,8 +295,18 @@ void FakeExecutor::Recover(const std::vector<TaskKey>& known) {
   }
 }
 
-std::string FakeExecutor::LogPath(const TaskKey& key) const {
-  return options_.run_root + "/" + key.ToString() + "/output.log";
+Result<LogChunk> FakeExecutor::ReadLog(const TaskKey&, int64_t offset, int64_t limit) const {
+  if (offset < 0) return InvalidArgument("offset: must be >= 0, got " + std::to_string(offset));
+  if (limit <= 0) return InvalidArgument("limit: must be > 0, got " + std::to_string(limit));
+  return LogChunk{};
+}
+
+Result<int> FakeExecutor::RemoveJobFiles(JobId job) {
+  std::lock_guard<std::mutex> l(mu_);
+  int n = 0;
+  for (const auto& [key, task] : tasks_)
+    if (key.job == job) ++n;
+  return n;
 }
 
 void FakeExecutor::Shutdown() {

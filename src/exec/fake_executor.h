@@ -84,8 +84,6 @@ Result<std::vector<FakeTaskRule>> ParseFakeRules(const nlohmann::json& rules);
 
 struct FakeExecutorOptions {
   std::vector<FakeTaskRule> rules;
-  // LogPath gives <run_root>/<key>/output.log (the fake writes nothing there).
-  std::string run_root = "/nonexistent/berth-fake-runs";
 };
 
 class FakeExecutor final : public Executor {
@@ -101,7 +99,10 @@ class FakeExecutor final : public Executor {
   // a key it never started.
   Status Stop(const TaskKey& key, DurationMs grace) override;
   void Recover(const std::vector<TaskKey>& known) override;
-  std::string LogPath(const TaskKey& key) const override;
+  // The fake's tasks print nothing: every log reads as empty.
+  Result<LogChunk> ReadLog(const TaskKey& key, int64_t offset, int64_t limit) const override;
+  // Counts the job's task runs it knows of (it keeps no files).
+  Result<int> RemoveJobFiles(JobId job) override;
   void Shutdown() override;
 
   // Delivers every event due at or before the clock's now, in time order;

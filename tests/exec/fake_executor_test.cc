@@ -20,7 +20,6 @@ class FakeExecutorTest : public ::testing::Test {
     ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
     FakeExecutorOptions o;
     o.rules = *parsed;
-    o.run_root = "/runs";
     exec_ = std::make_unique<FakeExecutor>(o, clock_, [this](const TaskEvent& e) { events_.push_back(e); });
   }
   TaskSpec Spec(JobId job, int task = 0, int attempt = 1, const std::string& cmd = "/bin/work") {
@@ -75,7 +74,10 @@ TEST_F(FakeExecutorTest, StartIsAsynchronousAndEventsComeInTimeOrder) {
   auto t = exec_->Find({1, 0, 1});
   ASSERT_TRUE(t);
   EXPECT_EQ(t->external_id, "fake-1");
-  EXPECT_EQ(exec_->LogPath({1, 0, 1}), "/runs/job-1.t0.a1/output.log");
+  auto log = exec_->ReadLog({1, 0, 1}, 0, 100);
+  ASSERT_TRUE(log.ok());
+  EXPECT_TRUE(log->data.empty());
+  EXPECT_EQ(*exec_->RemoveJobFiles(1), 1);
 }
 
 TEST_F(FakeExecutorTest, StopIsIdempotentAndHonoursTheRuleForSigterm) {
