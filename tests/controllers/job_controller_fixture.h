@@ -62,7 +62,6 @@ class JobControllerTest : public ::testing::Test {
     ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
     exec::FakeExecutorOptions eo;
     eo.rules = std::move(*parsed);
-    eo.run_root = dir_ + "/runs";
     exec_ = std::make_unique<exec::FakeExecutor>(std::move(eo), clock_, [this](const exec::TaskEvent& ev) {
       if (ctl_) ctl_->OnTaskEvent(ev);
     });

@@ -158,7 +158,7 @@ TEST_F(CronTest, LastScheduleTimeIsTheLatestFiring) {
     EXPECT_TRUE(c.ok());
     return c.ok() ? CronToJson(*c, 0)["lastScheduleTime"] : nlohmann::json("missing");
   };
-  ASSERT_TRUE(ctl_->CreateCron(Cron("every5", "*/5 * * * *", "Allow")).ok());
+  ASSERT_TRUE(ctl_->CreateCron(Cron("every5", "*/5 * * * *", "Allow"), "alice").ok());
   Tick(0);
   EXPECT_TRUE(last("every5").is_null());
   ASSERT_TRUE(ctl_->SetCronSuspended("every5", true).ok());
@@ -169,7 +169,7 @@ TEST_F(CronTest, LastScheduleTimeIsTheLatestFiring) {
   Tick(5 * kMinute);  // 00:05:30: the 00:05 fire
   EXPECT_EQ(last("every5"), "2026-01-01T00:05:00.000Z");
   // Replacing the document keeps it, and the store has it.
-  ASSERT_TRUE(ctl_->CreateCron(Cron("every5", "*/10 * * * *", "Allow")).ok());
+  ASSERT_TRUE(ctl_->CreateCron(Cron("every5", "*/10 * * * *", "Allow"), "alice").ok());
   EXPECT_EQ(last("every5"), "2026-01-01T00:05:00.000Z");
   auto stored = pstore_->GetCron("every5");
   ASSERT_TRUE(stored.ok() && stored->has_value());
