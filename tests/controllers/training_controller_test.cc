@@ -108,7 +108,7 @@ TEST_F(TrainingControllerTest, RestartPolicyDecidesWhetherAFailedGangIsRetried) 
   EXPECT_EQ(n.message, "worker 0 exited with code 3; restartPolicy Never (3 restart(s) left)");
   EXPECT_EQ(model::JobStateName(c.state), std::string("Failed"));
   EXPECT_EQ(c.attempts, 1);
-  EXPECT_NE(c.message.find("exit code 3 is not retried under restartPolicy ExitCode"), std::string::npos) << c.message;
+  EXPECT_NE(c.message.find("worker 0 exited with code 3; its exit code is not retried under restartPolicy ExitCode"), std::string::npos) << c.message;
 }
 
 TEST_F(TrainingControllerTest, LostWorkerRestartsTheGang) {

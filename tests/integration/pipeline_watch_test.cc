@@ -77,7 +77,7 @@ spec:
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   size_t p = After(r.out, "  boom                  Running     job ", 0);
   p = After(r.out, "  boom                  Failed      job ", p);
-  p = After(r.out, "exit code 3", p);
+  p = After(r.out, "exited with code 3", p);
   p = After(r.out, "): Failed\n", p);
   EXPECT_NE(p, std::string::npos) << r.out;
 }
