@@ -100,6 +100,8 @@ class PipelineController {
     // Launched nodes whose jobs are not submitted yet: submitted together
     // (concurrently, so the store group-commits them) at the end of a pass.
     std::vector<std::pair<std::string, model::JobSpec>> to_submit;
+    // Events about the run, committed by the next Save with its changes.
+    std::vector<store::NewEvent> events;
   };
   struct CronState {
     store::CronRecord rec;
@@ -128,7 +130,8 @@ class PipelineController {
                                const std::string& user, const std::string& cron,
                                TimeMs scheduled_time);
   Result<store::RunRecord> Snapshot(int64_t id);
-  void Event(const std::string& type, const store::RunRecord& rec, const std::string& message);
+  // Queues an event about the run for the next Save (same transaction).
+  void Event(RunState& rs, const std::string& type, const std::string& message);
   Result<CronState> LoadCron(const store::CronRecord& rec);
   const model::StepSpec* StepOf(const RunState& rs, const store::NodeRecord& n) const;
   std::function<std::optional<std::string>(const std::string&)> Lookup(const RunState& rs,
