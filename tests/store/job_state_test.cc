@@ -99,7 +99,10 @@ JobId RunningJob(Store& store, const std::string& name, TimeMs now = 1000) {
 
 std::vector<std::string> EventTypes(Store& store, JobId job) {
   std::vector<std::string> out;
-  for (const Event& e : *store.EventsSince(0, 0, job)) out.push_back(e.type);
+  auto events = store.EventsSince(0, 0, job);
+  EXPECT_TRUE(events.ok()) << events.status().ToString();
+  if (events.ok())
+    for (const Event& e : *events) out.push_back(e.type);
   return out;
 }
 
@@ -337,7 +340,9 @@ TEST_F(JobStateTest, UpgradesASchemaV3DatabaseMadeByTheReleaseWithItsData) {
   EXPECT_EQ(cancelled.state, JobState::kRunning);
   EXPECT_EQ(cancelled.stop_reason, "cancel");
   TimeMs requested = 0;
-  for (const Event& e : *store->EventsSince(0, 0, 3))
+  auto events = store->EventsSince(0, 0, 3);
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  for (const Event& e : *events)
     if (e.type == "JobCancelRequested") requested = e.time;
   ASSERT_GT(requested, 0);
   EXPECT_EQ(cancelled.stop_deadline, requested + 3600 * 1000);
@@ -384,18 +389,23 @@ TEST_F(JobStateTest, UpgradeDropsOrphanedAndMalformedV3Entries) {
     auto conn = Conn::Open(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 1000);
     ASSERT_TRUE(conn.ok());
     std::vector<Migration> v3(SchemaMigrations().begin(), SchemaMigrations().begin() + 3);
-    ASSERT_EQ(*ApplyMigrations(**conn, v3, path_), 3);
-    ASSERT_TRUE((*conn)->Exec(R"sql(
+    auto version = ApplyMigrations(**conn, v3, path_);
+    ASSERT_TRUE(version.ok()) << version.status().ToString();
+    ASSERT_EQ(*version, 3);
+    Status seeded = (*conn)->Exec(R"sql(
 INSERT INTO jobs (id, state, name, user, queue, priority, spec, submit_time)
-  VALUES (1, 'Running', 'a', 'ada', 'default', 0, '{}', 1), (2, 'Succeeded', 'b', 'ada', 'default', 0, '{}', 1);
+  VALUES (1, 'Running', 'a', 'ada', 'default', 0, '{"apiVersion":"berth/v1","kind":"Job","metadata":{"name":"a"},"spec":{"command":["true"]}}', 1),
+         (2, 'Succeeded', 'b', 'ada', 'default', 0, '{"apiVersion":"berth/v1","kind":"Job","metadata":{"name":"b"},"spec":{"command":["true"]}}', 1);
 INSERT INTO meta (key, value) VALUES
   ('stop_intents', '{"1": "preempt", "2": "cancel", "77": "cancel"}'),
   ('training.1', 'not json'), ('training.77', '{}'), ('usage.2', '{broken'), ('ttl.77', '5'),
   ('sched.cursor', '42');
-)sql", "seed").ok());
+)sql", "seed");
+    ASSERT_TRUE(seeded.ok()) << seeded.ToString();
   }
   auto store = OpenStore();
   ASSERT_TRUE(store);
+  ASSERT_TRUE(store->GetJob(1).ok()) << store->GetJob(1).status().ToString();
   EXPECT_EQ(store->GetJob(1)->stop_reason, "preempt");
   EXPECT_EQ(store->GetJob(1)->stop_deadline, 30 * 1000);  // no request event: the default grace from 0
   EXPECT_EQ(store->GetJob(2)->stop_reason, "");           // ended: no stop
