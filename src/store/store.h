@@ -181,7 +181,7 @@ class Store {
   // put in its second argument: all in one transaction, serialised with
   // every other write and rolled back when `body` or an event fails. For
   // other tables of this database (PipelineStore), so that a change and its
-  // event commit together or not at all.
+  // event commit together or not at all. `body` must not call this Store.
   Status Write(const std::string& op,
                const std::function<Status(Conn&, std::vector<NewEvent>&)>& body, TimeMs now);
 
