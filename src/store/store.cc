@@ -12,13 +12,33 @@
 
 #include "store/migrations.h"
 #include "store/sqlite_conn.h"
+#include "store/store_impl.h"
 
 namespace berth::store {
+namespace internal {
+
+std::string JobName(JobId id) { return "job " + std::to_string(id); }
+
+// Serialises `j` for a TEXT column; NULL (nullopt) for a null document.
+Result<std::optional<std::string>> DumpJson(const nlohmann::json& j, const std::string& what) {
+  if (j.is_null()) return std::optional<std::string>();
+  try {
+    return std::optional<std::string>(j.dump());
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgument(what + ": cannot be stored as JSON: " + e.what());
+  }
+}
+
+}  // namespace internal
+
+using internal::DumpJson;
+using internal::JobName;
+using internal::SpecCache;
+using internal::SubmitRequest;
+
 namespace {
 
 using nlohmann::json;
-
-constexpr size_t kMaxIdleReaders = 16;
 
 const char* const kJobColumns =
     "id, state, spec, submit_time, schedule_time, start_time, end_time, exit_code, message, "
@@ -26,8 +46,6 @@ const char* const kJobColumns =
     "cleanup_at";
 
 const char* const kEventColumns = "seq, time, type, job_id, state, message, data";
-
-std::string JobName(JobId id) { return "job " + std::to_string(id); }
 
 json PlacementToJson(const model::Placement& p) {
   json j = {{"node", p.node}, {"gpus", p.gpus}, {"gpuUuids", p.gpu_uuids}, {"gpuShare", p.gpu_share}};
@@ -58,78 +76,6 @@ Result<model::Placement> PlacementFromJson(const std::string& text, JobId id) {
     return Internal("store: " + JobName(id) + ": stored placement is not valid: " + e.what());
   }
 }
-
-// Serialises `j` for a TEXT column; NULL (nullopt) for a null document.
-Result<std::optional<std::string>> DumpJson(const json& j, const std::string& what) {
-  if (j.is_null()) return std::optional<std::string>();
-  try {
-    return std::optional<std::string>(j.dump());
-  } catch (const json::exception& e) {
-    return InvalidArgument(what + ": cannot be stored as JSON: " + e.what());
-  }
-}
-
-// Writes the columns of `a` on job `id` (a no-op for unset fields) and its
-// training status, inside the caller's transaction.
-Status WriteAnnotation(Conn& c, const std::string& op, JobId id, const JobAnnotation& a) {
-  if (a.stop_reason || a.stop_deadline || a.cleanup_at) {
-    static const std::string kUpdate =
-        "UPDATE jobs SET stop_reason = COALESCE(?1, stop_reason),"
-        " stop_deadline = COALESCE(?2, stop_deadline), cleanup_at = COALESCE(?3, cleanup_at)"
-        " WHERE id = ?4";
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kUpdate, op + ": update job"));
-    Stmt st(raw);
-    st.Bind(1, a.stop_reason);
-    st.Bind(2, a.stop_deadline);
-    st.Bind(3, a.cleanup_at);
-    st.Bind(4, id);
-    RETURN_IF_ERROR(st.Run(op + ": update job"));
-  }
-  if (a.training_status) {
-    static const std::string kUpsert =
-        "INSERT INTO training_status (job_id, status) VALUES (?1, ?2)"
-        " ON CONFLICT (job_id) DO UPDATE SET status = excluded.status";
-    ASSIGN_OR_RETURN(std::optional<std::string> text, DumpJson(*a.training_status, "training status"));
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kUpsert, op + ": save training status"));
-    Stmt st(raw);
-    st.Bind(1, id);
-    const std::string value = text.value_or("null");
-    st.Bind(2, std::string_view(value));
-    RETURN_IF_ERROR(st.Run(op + ": save training status"));
-  }
-  return Status::Ok();
-}
-
-// Parsed specs by job id. A job's spec never changes after submission and
-// ids are never reused, so entries never go stale; parsing (YAML) is most of
-// the cost of reading a job. Oldest entries are dropped beyond `capacity`.
-class SpecCache {
- public:
-  explicit SpecCache(size_t capacity) : capacity_(capacity) {}
-
-  std::shared_ptr<const JobSpec> Get(JobId id) {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = specs_.find(id);
-    return it == specs_.end() ? nullptr : it->second;
-  }
-
-  void Put(JobId id, std::shared_ptr<const JobSpec> spec) {
-    if (capacity_ == 0) return;
-    std::lock_guard<std::mutex> l(mu_);
-    if (!specs_.emplace(id, std::move(spec)).second) return;
-    order_.push_back(id);
-    while (order_.size() > capacity_) {
-      specs_.erase(order_.front());
-      order_.pop_front();
-    }
-  }
-
- private:
-  const size_t capacity_;
-  std::mutex mu_;
-  std::unordered_map<JobId, std::shared_ptr<const JobSpec>> specs_;
-  std::deque<JobId> order_;
-};
 
 Result<Job> ReadJobRow(const Stmt& st, SpecCache& cache) {
   Job job;
@@ -191,18 +137,6 @@ Result<std::string> NormalizeSynchronous(const std::string& s) {
                          s + "\"");
 }
 
-// One SubmitJob call waiting in the group-commit queue.
-struct SubmitRequest {
-  std::string name, user, queue;
-  int64_t priority = 0;
-  std::string spec_json;
-  std::optional<std::string> event_data;
-  TimeMs now = 0;
-  bool done = false;  // guarded by Impl::submit_mu
-  Result<JobId> result = Internal("store: submit job: not run");
-  int64_t seq = 0;
-};
-
 }  // namespace
 
 json EventToJson(const Event& e) {
@@ -210,190 +144,6 @@ json EventToJson(const Event& e) {
           {"job", e.job}, {"state", e.state},           {"message", e.message}, {"data", e.data}};
 }
 
-struct Store::Impl {
-  std::string path;
-  StoreOptions options;
-  int schema_version = 0;
-  // ":memory:" databases exist once per connection: reads share the writer
-  // (also when options.read_connections is false).
-  bool shared_reader = false;
-  std::unique_ptr<SpecCache> specs;
-
-  // The one writer connection.
-  std::mutex write_mu;
-  std::unique_ptr<Conn> writer;
-  std::string writer_sync;  // the writer's current PRAGMA synchronous (write_mu)
-
-  // Sets the writer's synchronous level before a write (write_mu held).
-  Status UseSync(const std::string& level) {
-    if (writer_sync == level) return Status::Ok();
-    RETURN_IF_ERROR(writer->Exec("PRAGMA synchronous = " + level, "set synchronous " + level));
-    writer_sync = level;
-    return Status::Ok();
-  }
-
-  // Runs `body` as one write transaction on the writer with the state
-  // durability level, then wakes event waiters up to the seq `body` returns.
-  // Rolls back on any error.
-  Status StateWrite(const std::string& op, const std::function<Result<int64_t>(Conn&)>& body) {
-    std::lock_guard<std::mutex> w(write_mu);
-    RETURN_IF_ERROR(UseSync(options.state_synchronous));
-    Conn& c = *writer;
-    RETURN_IF_ERROR(c.Begin(op + ": begin"));
-    Result<int64_t> seq = body(c);
-    Status st = seq.status();
-    if (st.ok()) st = c.Commit(op + ": commit");
-    if (!st.ok()) {
-      c.Rollback();
-      return st;
-    }
-    Published(*seq);
-    return Status::Ok();
-  }
-
-  // Appends one row to the event log inside the caller's transaction and
-  // returns its seq. job 0: an event about no job.
-  static Result<int64_t> InsertEvent(Conn& c, const std::string& op, TimeMs now,
-                                     const std::string& type, JobId job, std::string_view state,
-                                     const std::string& message,
-                                     const std::optional<std::string>& data_json) {
-    static const std::string kInsert =
-        "INSERT INTO events (time, type, job_id, state, message, data) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kInsert, op + ": insert event"));
-    Stmt st(raw);
-    st.Bind(1, now);
-    st.Bind(2, std::string_view(type));
-    if (job != 0) st.Bind(3, job);
-    st.Bind(4, state);
-    st.Bind(5, std::string_view(message));
-    st.Bind(6, data_json);
-    RETURN_IF_ERROR(st.Run(op + ": insert event"));
-    return sqlite3_last_insert_rowid(c.db());
-  }
-
-  // Idle read connections (WAL lets them read while the writer commits).
-  std::mutex pool_mu;
-  std::vector<std::unique_ptr<Conn>> idle_readers;
-
-  // Group commit of submissions.
-  std::mutex submit_mu;
-  std::condition_variable submit_cv;
-  std::deque<SubmitRequest*> pending;
-  bool leader_active = false;
-
-  // The last committed event, for WaitForEvent.
-  mutable std::mutex event_mu;
-  mutable std::condition_variable event_cv;
-  int64_t last_seq = 0;
-  bool closing = false;
-
-  ~Impl() {
-    {
-      std::lock_guard<std::mutex> l(event_mu);
-      closing = true;
-    }
-    event_cv.notify_all();
-    idle_readers.clear();
-    writer.reset();
-  }
-
-  Result<std::unique_ptr<Conn>> AcquireReader() {
-    {
-      std::lock_guard<std::mutex> l(pool_mu);
-      if (!idle_readers.empty()) {
-        auto c = std::move(idle_readers.back());
-        idle_readers.pop_back();
-        return c;
-      }
-    }
-    ASSIGN_OR_RETURN(auto c, Conn::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                                        options.busy_timeout_ms));
-    RETURN_IF_ERROR(c->Exec("PRAGMA query_only = 1", "open reader for " + path));
-    return c;
-  }
-
-  void ReleaseReader(std::unique_ptr<Conn> c) {
-    std::lock_guard<std::mutex> l(pool_mu);
-    if (idle_readers.size() < kMaxIdleReaders) idle_readers.push_back(std::move(c));
-  }
-
-  // Runs f(Conn&) -> Result<T> on a read connection.
-  template <typename T, typename F>
-  Result<T> Read(F&& f) {
-    if (shared_reader) {
-      std::lock_guard<std::mutex> l(write_mu);
-      return f(*writer);
-    }
-    ASSIGN_OR_RETURN(auto conn, AcquireReader());
-    Result<T> r = f(*conn);
-    ReleaseReader(std::move(conn));
-    return r;
-  }
-
-  // Called with write_mu held, after a commit that wrote events up to `seq`.
-  void Published(int64_t seq) {
-    {
-      std::lock_guard<std::mutex> l(event_mu);
-      if (seq <= last_seq) return;
-      last_seq = seq;
-    }
-    event_cv.notify_all();
-  }
-
-  // Inserts one job and its JobSubmitted event in the open transaction.
-  Status InsertJob(SubmitRequest& r) {
-    static const std::string kInsertJob =
-        "INSERT INTO jobs (state, name, user, queue, priority, spec, submit_time) "
-        "VALUES ('Pending', ?1, ?2, ?3, ?4, ?5, ?6)";
-    static const std::string kInsertEvent =
-        "INSERT INTO events (time, type, job_id, state, message, data) "
-        "VALUES (?1, 'JobSubmitted', ?2, 'Pending', ?3, ?4)";
-    {
-      ASSIGN_OR_RETURN(sqlite3_stmt * raw, writer->Prepare(kInsertJob, "submit job: insert job"));
-      Stmt st(raw);
-      st.Bind(1, std::string_view(r.name));
-      st.Bind(2, std::string_view(r.user));
-      st.Bind(3, std::string_view(r.queue));
-      st.Bind(4, r.priority);
-      st.Bind(5, std::string_view(r.spec_json));
-      st.Bind(6, r.now);
-      RETURN_IF_ERROR(st.Run("submit job: insert job"));
-    }
-    JobId id = sqlite3_last_insert_rowid(writer->db());
-    {
-      ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                       writer->Prepare(kInsertEvent, "submit job: insert JobSubmitted event"));
-      Stmt st(raw);
-      st.Bind(1, r.now);
-      st.Bind(2, id);
-      st.Bind(3, std::string_view("submitted to queue " + r.queue));
-      st.Bind(4, r.event_data);
-      RETURN_IF_ERROR(st.Run("submit job: insert JobSubmitted event"));
-    }
-    r.seq = sqlite3_last_insert_rowid(writer->db());
-    r.result = id;
-    return Status::Ok();
-  }
-
-  // Commits `batch` in one transaction (write_mu held). When that fails,
-  // each request is retried alone so one bad row fails only its caller.
-  void CommitSubmitBatch(const std::vector<SubmitRequest*>& batch) {
-    Status st = writer->Begin("submit job: begin");
-    for (size_t i = 0; st.ok() && i < batch.size(); ++i) st = InsertJob(*batch[i]);
-    if (st.ok()) st = writer->Commit("submit job: commit");
-    if (st.ok()) {
-      Published(batch.back()->seq);
-      return;
-    }
-    writer->Rollback();
-    if (batch.size() == 1) {
-      batch[0]->result = st;
-      return;
-    }
-    for (SubmitRequest* r : batch) CommitSubmitBatch({r});
-  }
-};
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
@@ -627,7 +377,7 @@ Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& 
       st.Bind(15, int64_t{stop_over ? 1 : 0});
       RETURN_IF_ERROR(st.Run(op + ": update job"));
     }
-    RETURN_IF_ERROR(WriteAnnotation(c, op, id, annotation));
+    RETURN_IF_ERROR(internal::WriteAnnotation(c, op, id, annotation));
     return Impl::InsertEvent(c, op, now, type, id, model::JobStateName(to), message, data_json);
   });
 }
@@ -689,133 +439,6 @@ int64_t Store::WaitForEvent(int64_t after, int64_t timeout_ms) const {
                         [&] { return m.last_seq > after || m.closing; });
   }
   return m.last_seq;
-}
-
-Status Store::Annotate(JobId id, const JobAnnotation& annotation, const std::string& event_type,
-                       const std::string& message, TimeMs now, const nlohmann::json& data) {
-  const std::string op = "annotate " + JobName(id) + (event_type.empty() ? "" : " (" + event_type + ")");
-  ASSIGN_OR_RETURN(std::optional<std::string> data_json, DumpJson(data, "event data"));
-  static const std::string kSelect = "SELECT state FROM jobs WHERE id = ?1";
-  return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
-    std::string state;
-    {
-      ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read job"));
-      Stmt st(raw);
-      st.Bind(1, id);
-      ASSIGN_OR_RETURN(bool row, st.Step(op + ": read job"));
-      if (!row) return NotFound(op + ": " + JobName(id) + " not found");
-      state = st.Text(0);
-    }
-    RETURN_IF_ERROR(WriteAnnotation(c, op, id, annotation));
-    if (event_type.empty()) return int64_t{0};
-    return Impl::InsertEvent(c, op, now, event_type, id, state, message, data_json);
-  });
-}
-
-Result<std::vector<std::pair<JobId, TimeMs>>> Store::ListCleanups() const {
-  static const std::string kSql =
-      "SELECT id, cleanup_at FROM jobs WHERE cleanup_at > 0 ORDER BY cleanup_at, id";
-  using Rows = std::vector<std::pair<JobId, TimeMs>>;
-  return impl_->Read<Rows>([&](Conn& c) -> Result<Rows> {
-    const std::string op = "list pending clean-ups";
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSql, op));
-    Stmt st(raw);
-    Rows rows;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, st.Step(op));
-      if (!row) break;
-      rows.emplace_back(st.Int(0), st.Int(1));
-    }
-    return rows;
-  });
-}
-
-Result<std::optional<nlohmann::json>> Store::GetTrainingStatus(JobId id) const {
-  static const std::string kSql = "SELECT status FROM training_status WHERE job_id = ?1";
-  return impl_->Read<std::optional<json>>([&](Conn& c) -> Result<std::optional<json>> {
-    const std::string op = "get training status of " + JobName(id);
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSql, op));
-    Stmt st(raw);
-    st.Bind(1, id);
-    ASSIGN_OR_RETURN(bool row, st.Step(op));
-    if (!row) return std::optional<json>();
-    json j = json::parse(st.Text(0), nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return Internal("store: " + op + ": stored status is not valid JSON");
-    return std::optional<json>(std::move(j));
-  });
-}
-
-Status Store::PutJobUsage(const JobUsageRecord& u) {
-  static const std::string kSql =
-      "INSERT OR REPLACE INTO job_usage (job_id, user, queue, first_time, last_time, util_samples,"
-      " util_sum, peak_util, memory_samples, memory_sum, peak_memory, allocated_milli_gpu_ms,"
-      " idle_milli_gpu_ms, violations) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-      " ?13, ?14)";
-  const std::string op = "save GPU usage of " + JobName(u.job);
-  return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSql, op));
-    Stmt st(raw);
-    st.Bind(1, u.job);
-    st.Bind(2, std::string_view(u.user));
-    st.Bind(3, std::string_view(u.queue));
-    int i = 4;
-    for (int64_t v : {u.first_time, u.last_time, u.util_samples, u.util_sum, u.peak_util,
-                      u.memory_samples, u.memory_sum, u.peak_memory, u.allocated_milli_gpu_ms,
-                      u.idle_milli_gpu_ms, u.violations})
-      st.Bind(i++, v);
-    Status s = st.Run(op);
-    if (!s.ok() && sqlite3_extended_errcode(c.db()) == SQLITE_CONSTRAINT_FOREIGNKEY)
-      return NotFound(op + ": " + JobName(u.job) + " not found");
-    RETURN_IF_ERROR(s);
-    return int64_t{0};
-  });
-}
-
-Result<std::optional<JobUsageRecord>> Store::GetJobUsage(JobId id) const {
-  static const std::string kSql =
-      "SELECT user, queue, first_time, last_time, util_samples, util_sum, peak_util,"
-      " memory_samples, memory_sum, peak_memory, allocated_milli_gpu_ms, idle_milli_gpu_ms,"
-      " violations FROM job_usage WHERE job_id = ?1";
-  return impl_->Read<std::optional<JobUsageRecord>>(
-      [&](Conn& c) -> Result<std::optional<JobUsageRecord>> {
-        const std::string op = "get GPU usage of " + JobName(id);
-        ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSql, op));
-        Stmt st(raw);
-        st.Bind(1, id);
-        ASSIGN_OR_RETURN(bool row, st.Step(op));
-        if (!row) return std::optional<JobUsageRecord>();
-        JobUsageRecord u;
-        u.job = id;
-        u.user = st.Text(0);
-        u.queue = st.Text(1);
-        u.first_time = st.Int(2);
-        u.last_time = st.Int(3);
-        u.util_samples = st.Int(4);
-        u.util_sum = st.Int(5);
-        u.peak_util = st.Int(6);
-        u.memory_samples = st.Int(7);
-        u.memory_sum = st.Int(8);
-        u.peak_memory = st.Int(9);
-        u.allocated_milli_gpu_ms = st.Int(10);
-        u.idle_milli_gpu_ms = st.Int(11);
-        u.violations = st.Int(12);
-        return std::optional<JobUsageRecord>(std::move(u));
-      });
-}
-
-Status Store::Write(const std::string& op,
-                    const std::function<Status(Conn&, std::vector<NewEvent>&)>& body, TimeMs now) {
-  return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
-    std::vector<NewEvent> events;
-    RETURN_IF_ERROR(body(c, events));
-    int64_t seq = 0;
-    for (const NewEvent& e : events) {
-      if (e.type.empty()) return InvalidArgument(op + ": event type: must not be empty");
-      ASSIGN_OR_RETURN(std::optional<std::string> data, DumpJson(e.data, "event data"));
-      ASSIGN_OR_RETURN(seq, Impl::InsertEvent(c, op, now, e.type, e.job, "", e.message, data));
-    }
-    return seq;
-  });
 }
 
 Status Store::PutMeta(const std::string& key, const std::string& value) {
