@@ -230,11 +230,8 @@ void ApiServer::Routes() {
     if (!job.ok()) return ReplyError(res, job.status());
     json j = model::JobToJson(*job);
     if (job->spec.training) {
-      auto ts = store_.GetMeta("training." + std::to_string(*id));
-      if (ts.ok() && *ts) {
-        json t = json::parse(**ts, nullptr, false);
-        if (!t.is_discarded()) j["training"] = t;
-      }
+      auto ts = store_.GetTrainingStatus(*id);
+      if (ts.ok() && *ts) j["training"] = **ts;
     }
     if (job->state == JobState::kPending) {
       std::string why = controller_.WaitingReason(*id);

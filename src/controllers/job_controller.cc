@@ -50,35 +50,35 @@ JobController::~JobController() { Stop(); }
 
 Status JobController::Start() {
   ASSIGN_OR_RETURN(std::vector<Job> jobs, store_.ListActiveJobs());
-  std::map<JobId, StopIntent> intents;
-  ASSIGN_OR_RETURN(auto saved, store_.GetMeta("stop_intents"));
-  if (saved) {
-    try {
-      auto j = nlohmann::json::parse(*saved);
-      for (auto& [k, v] : j.items()) {
-        intents[std::stoll(k)] = v == "cancel" ? StopIntent::kCancel : StopIntent::kPreempt;
-      }
-    } catch (const std::exception& e) {
-      spdlog::warn("ignoring unreadable stop intents in the store: {}", e.what());
-    }
-  }
   std::vector<exec::TaskKey> known;
+  // Stops that were requested before the daemon stopped: sent again (an
+  // idempotent stop that keeps the original deadline) in case the daemon
+  // stopped between recording the request and sending it.
+  std::vector<std::pair<exec::TaskKey, DurationMs>> restops;
+  TimeMs start_now = clock_.Now();
   for (Job& job : jobs) {
     Active a;
     a.job = std::move(job);
-    auto it = intents.find(a.job.id);
-    if (it != intents.end()) a.intent = it->second;
+    bool bound = a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning;
+    if (bound && !a.job.stop_reason.empty())
+      a.intent = a.job.stop_reason == "cancel" ? StopIntent::kCancel : StopIntent::kPreempt;
     counts_[{model::JobStateName(a.job.state), a.job.spec.queue}]++;
-    if (a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) bound_.insert(a.job.id);
+    if (bound) bound_.insert(a.job.id);
     if (a.job.spec.training) {
-      auto saved_status = store_.GetMeta("training." + std::to_string(a.job.id));
-      if (saved_status.ok() && *saved_status) {
-        a.status = nlohmann::json::parse(**saved_status, nullptr, false);
-        if (a.status.is_discarded()) a.status = nlohmann::json::object();
-      }
+      auto saved_status = store_.GetTrainingStatus(a.job.id);
+      if (!saved_status.ok())
+        spdlog::warn("job {}: ignoring its unreadable training status: {}", a.job.id,
+                     saved_status.status().ToString());
+      else if (*saved_status)
+        a.status = std::move(**saved_status);
       if (!a.status.is_object()) a.status = nlohmann::json::object();
       a.workers.resize(a.job.placement.workers.size());
       for (Worker& w : a.workers) w.state = a.job.state == JobState::kRunning ? "Running" : "Pending";
+    }
+    if (a.intent != StopIntent::kNone) {
+      DurationMs left = std::max<DurationMs>(0, a.job.stop_deadline - start_now);
+      int tasks = a.job.spec.training ? static_cast<int>(a.workers.size()) : 1;
+      for (int r = 0; r < tasks; ++r) restops.push_back({{a.job.id, r, a.job.attempts}, left});
     }
     active_[a.job.id] = std::move(a);
   }
@@ -114,16 +114,8 @@ Status JobController::Start() {
       ++pending;
     }
   }
-  auto ttls = store_.ListMeta("ttl.");
-  if (ttls.ok()) {
-    for (const auto& [key, value] : *ttls) {
-      try {
-        cleanup_at_[std::stoll(key.substr(4))] = std::stoll(value);
-      } catch (const std::exception&) {
-        spdlog::warn("ignoring unreadable clean-up entry {}={}", key, value);
-      }
-    }
-  }
+  ASSIGN_OR_RETURN(auto cleanups, store_.ListCleanups());
+  for (const auto& [id, at] : cleanups) cleanup_at_[id] = at;
   spdlog::info("recovered {} active job(s) from the store: {} pending, {} scheduled or running",
                active_.size(), pending, live);
   PublishHolders();
@@ -132,6 +124,10 @@ Status JobController::Start() {
   if (options_.run_thread) thread_ = std::thread([this] { Loop(); });
   // Reattach after the thread runs so the events it reports are handled.
   executor_.Recover(known);
+  for (const auto& [key, grace] : restops) {
+    Status st = executor_.Stop(key, grace);
+    if (!st.ok()) spdlog::debug("{}: stop again after restart: {}", key.ToString(), st.ToString());
+  }
   return Status::Ok();
 }
 
@@ -369,6 +365,9 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
     update.last_run_time = run;
   }
   if (to == JobState::kPending && from == JobState::kPreempted) update.queued_since = now;
+  // A training job's status is written with each of its transitions.
+  if (a.job.spec.training && a.status.is_object() && !update.annotation.training_status)
+    update.annotation.training_status = TrainingStatus(a);
   Status st = store_.Transition(a.job.id, from, to, update, type, message, now, data);
   if (!st.ok()) {
     spdlog::error("job {}: {} -> {} refused by the store: {}", a.job.id, model::JobStateName(from),
@@ -396,6 +395,11 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
   if (update.attained_service) a.job.attained_service = *update.attained_service;
   if (update.last_run_time) a.job.last_run_time = *update.last_run_time;
   if (update.queued_since) a.job.queued_since = *update.queued_since;
+  if (to != JobState::kScheduled && to != JobState::kRunning) {
+    a.job.stop_reason.clear();
+    a.job.stop_deadline = 0;
+  }
+  if (update.annotation.cleanup_at) a.job.cleanup_at = *update.annotation.cleanup_at;
   a.job.message = *update.message;
   return true;
 }
@@ -418,8 +422,13 @@ void JobController::Finish(Active& a, JobState to, const store::JobUpdate& updat
                            const nlohmann::json& data) {
   JobId id = a.job.id;
   std::string queue = a.job.spec.queue;
-  bool had_intent = a.intent != StopIntent::kNone;
-  if (!Move(a, to, update, type, message, data)) return;
+  store::JobUpdate u = update;
+  if (a.job.spec.training && a.job.spec.training->ttl_after_finished >= 0) {
+    // ttlSecondsAfterFinished: clean up then (written with the final
+    // transition, so a restart does not forget it).
+    u.annotation.cleanup_at = clock_.Now() + a.job.spec.training->ttl_after_finished;
+  }
+  if (!Move(a, to, u, type, message, data)) return;
   {
     std::lock_guard<std::mutex> l(mu_);
     stats_.finished_by_state_queue[{model::JobStateName(to), queue}]++;
@@ -427,16 +436,8 @@ void JobController::Finish(Active& a, JobState to, const store::JobUpdate& updat
   }
   auto& c = counts_[{model::JobStateName(to), queue}];
   if (--c <= 0) counts_.erase({model::JobStateName(to), queue});
-  if (a.job.spec.training && a.job.spec.training->ttl_after_finished >= 0) {
-    // ttlSecondsAfterFinished: clean up then (kept in the store so a restart
-    // does not forget it).
-    TimeMs due = clock_.Now() + a.job.spec.training->ttl_after_finished;
-    Status st = store_.PutMeta("ttl." + std::to_string(id), std::to_string(due));
-    if (!st.ok()) spdlog::warn("job {}: could not record its clean-up time: {}", id, st.ToString());
-    cleanup_at_[id] = due;
-  }
+  if (u.annotation.cleanup_at) cleanup_at_[id] = *u.annotation.cleanup_at;
   active_.erase(id);
-  if (had_intent) PersistIntents();
 }
 
 Result<Job> JobController::HandleCancel(JobId id) {
@@ -454,19 +455,15 @@ Result<Job> JobController::HandleCancel(JobId id) {
     return store_.GetJob(id);
   }
   if (a.intent != StopIntent::kCancel && a.job.spec.training) {
-    a.intent = StopIntent::kCancel;
-    PersistIntents();
+    if (!RequestStop(a, StopIntent::kCancel, "JobCancelRequested", "stopping all workers"))
+      return Internal("job " + std::to_string(id) + ": could not record the cancellation");
     StopGang(a, a.job.spec.termination_grace);
-    (void)store_.AppendEvent("JobCancelRequested", id, "stopping all workers", clock_.Now());
   } else if (a.intent != StopIntent::kCancel) {
-    a.intent = StopIntent::kCancel;
-    PersistIntents();
+    if (!RequestStop(a, StopIntent::kCancel, "JobCancelRequested",
+                     "stopping: SIGTERM now, SIGKILL after " + FormatDuration(a.job.spec.termination_grace)))
+      return Internal("job " + std::to_string(id) + ": could not record the cancellation");
     Status st = executor_.Stop({id, 0, a.job.attempts}, a.job.spec.termination_grace);
     if (!st.ok()) spdlog::warn("job {}: stop failed: {}", id, st.ToString());
-    (void)store_.AppendEvent("JobCancelRequested", id,
-                             "stopping: SIGTERM now, SIGKILL after " +
-                                 FormatDuration(a.job.spec.termination_grace),
-                             clock_.Now());
   }
   ASSIGN_OR_RETURN(Job job, store_.GetJob(id));
   job.message = "cancelling";
@@ -515,7 +512,6 @@ void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
     Requeue(a, u, "JobPreempted", "preempted" + (ev.message.empty() ? "" : ": " + ev.message), data,
             "requeued after preemption");
     a.intent = StopIntent::kNone;
-    PersistIntents();
     std::lock_guard<std::mutex> l(mu_);
     stats_.preemptions++;
     return;
@@ -651,11 +647,9 @@ void JobController::RunCycle() {
     auto it = active_.find(p.job);
     if (it == active_.end() || it->second.intent != StopIntent::kNone) continue;
     Active& a = it->second;
-    a.intent = StopIntent::kPreempt;
+    if (!RequestStop(a, StopIntent::kPreempt, "JobPreempting", p.reason)) continue;
     for (const sched::TaskPlacement& tp : TaskPlacements(a.job))
       for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
-    PersistIntents();
-    (void)store_.AppendEvent("JobPreempting", a.job.id, p.reason, input.now);
     const DurationMs grace = model::PreemptionGrace(a.job.spec.priority_class, a.job.spec.termination_grace);
     if (a.job.spec.training) {
       StopGang(a, grace);
@@ -676,17 +670,20 @@ void JobController::RunCycle() {
     int from = static_cast<int>(a.workers.size());
     int to = static_cast<int>(rz.placements.size());
     if (to == from || to < t.MinWorkers()) continue;
+    nlohmann::json before = a.status;
     a.status["resizes"] = resizes + 1;
     a.status["pendingResize"] = to;
-    SaveTrainingStatus(a);
-    a.intent = StopIntent::kResize;
+    store::JobAnnotation with_status;
+    with_status.training_status = TrainingStatus(a);
+    if (!RequestStop(a, StopIntent::kResize, to > from ? "TrainingGrowing" : "TrainingShrinking",
+                     "resizing from " + std::to_string(from) + " to " + std::to_string(to) +
+                         " worker(s): SIGTERM (checkpoint), then relaunch",
+                     {{"from", from}, {"to", to}}, with_status)) {
+      a.status = std::move(before);
+      continue;
+    }
     for (const sched::TaskPlacement& tp : TaskPlacements(a.job))
       for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
-    PersistIntents();
-    (void)store_.AppendEvent(to > from ? "TrainingGrowing" : "TrainingShrinking", a.job.id,
-                             "resizing from " + std::to_string(from) + " to " + std::to_string(to) +
-                                 " worker(s): SIGTERM (checkpoint), then relaunch",
-                             input.now, {{"from", from}, {"to", to}});
     StopGang(a, a.job.spec.termination_grace);
   }
   for (const sched::Bind& b : d.binds) {
@@ -797,13 +794,24 @@ void JobController::StartTask(Active& a) {
   }
 }
 
-void JobController::PersistIntents() {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [id, a] : active_) {
-    if (a.intent != StopIntent::kNone) j[std::to_string(id)] = IntentName(a.intent);
+bool JobController::RequestStop(Active& a, StopIntent intent, const std::string& type,
+                                const std::string& message, const nlohmann::json& data,
+                                store::JobAnnotation annotation) {
+  TimeMs now = clock_.Now();
+  annotation.stop_reason = IntentName(intent);
+  annotation.stop_deadline =
+      now + (intent == StopIntent::kPreempt
+                 ? model::PreemptionGrace(a.job.spec.priority_class, a.job.spec.termination_grace)
+                 : a.job.spec.termination_grace);
+  Status st = store_.Annotate(a.job.id, annotation, type, message, now, data);
+  if (!st.ok()) {
+    spdlog::error("job {}: could not record its stop ({}): {}", a.job.id, type, st.ToString());
+    return false;
   }
-  Status st = store_.PutMeta("stop_intents", j.dump());
-  if (!st.ok()) spdlog::error("could not persist stop intents: {}", st.ToString());
+  a.intent = intent;
+  a.job.stop_reason = *annotation.stop_reason;
+  a.job.stop_deadline = *annotation.stop_deadline;
+  return true;
 }
 
 void JobController::PublishHolders() {

@@ -61,9 +61,11 @@ struct JobControllerOptions {
   bool run_thread = true;
 };
 
-// Why a job is being stopped; persisted so a restarted daemon finishes the job
-// the way it was asked to (a cancelled job stays Cancelled, a preempted one is
-// requeued).
+// Why a job is being stopped; persisted (the job's stop_reason and
+// stop_deadline, written with the request's event) so a restarted daemon
+// finishes the job the way it was asked to (a cancelled job stays Cancelled,
+// a preempted one is requeued). The job's next transition out of Scheduled or
+// Running clears it.
 // kResize (elastic grow/shrink) is persisted as "preempt": both requeue.
 enum class StopIntent { kNone, kCancel, kPreempt, kResize };
 
@@ -159,7 +161,7 @@ class JobController {
     std::string failure;       // "worker 1 exited with code 3"
     bool unstarted_lost = false;  // lost before it ever started: requeue
     bool finishing = false;       // worker 0 succeeded, stragglers past the grace are being stopped
-    nlohmann::json status;     // persisted training status (meta "training.<id>")
+    nlohmann::json status;     // persisted training status (table training_status)
   };
   struct Input {
     enum Kind { kSubmitted, kCancel, kTaskEvent } kind = kSubmitted;
@@ -180,6 +182,9 @@ class JobController {
   void HandleGangEvent(Active& a, const exec::TaskEvent& ev);
   void StopGang(Active& a, DurationMs grace);
   void EndGang(Active& a);
+  // Brings a.status up to date with the workers and returns it (transitions
+  // of training jobs carry it); SaveTrainingStatus writes it on its own.
+  const nlohmann::json& TrainingStatus(Active& a);
   void SaveTrainingStatus(Active& a);
   // successPolicy Worker0: stops the workers that outlived worker 0 by more
   // than the grace period.
@@ -201,7 +206,12 @@ class JobController {
               const std::string& message, const nlohmann::json& data);
   bool Move(Active& a, model::JobState to, store::JobUpdate update, const std::string& type,
             const std::string& message, const nlohmann::json& data = nullptr);
-  void PersistIntents();
+  // Records that `a` is being stopped for `intent` (its grace period ends at
+  // now + grace) with the event `type`, in one transaction, and sets
+  // a.intent. `annotation` may carry more (a resize's training status).
+  // False (and a.intent unchanged) when the store refuses.
+  bool RequestStop(Active& a, StopIntent intent, const std::string& type, const std::string& message,
+                   const nlohmann::json& data = nullptr, store::JobAnnotation annotation = {});
   void PublishHolders();
   sched::JobRequest ToRequest(const Job& job) const;
   sched::ClusterSnapshot Snapshot() const;

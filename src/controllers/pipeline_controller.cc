@@ -749,21 +749,24 @@ void PipelineController::Finish(RunState& rs) {
   }
   rs.rec.ended = clock_.Now();
   rs.changed = true;
+  Event(rs, "PipelineRun" + rs.rec.state, rs.rec.message);
   Save(rs);
-  Event("PipelineRun" + rs.rec.state, rs.rec, rs.rec.message);
 }
 
 void PipelineController::Save(RunState& rs) {
-  if (rs.dirty.empty() && !rs.changed) return;
+  if (rs.dirty.empty() && !rs.changed && rs.events.empty()) return;
   std::vector<std::string> names(rs.dirty.begin(), rs.dirty.end());
-  Status st = pstore_.SaveRun(rs.rec, names);
+  AnnounceSteps(rs, names);
+  // The run's changes and its events in one transaction; on failure both
+  // stay pending for the next Save.
+  Status st = pstore_.SaveRun(rs.rec, names, rs.events, clock_.Now());
   if (!st.ok()) {
     spdlog::error("pipelines: run {}: {}", rs.rec.id, st.message());
     return;
   }
   rs.dirty.clear();
   rs.changed = false;
-  AnnounceSteps(rs, names);
+  rs.events.clear();
 }
 
 Result<int64_t> PipelineController::SubmitLocked(const std::string& spec_text,
@@ -790,17 +793,16 @@ Result<int64_t> PipelineController::SubmitLocked(const std::string& spec_text,
     n.name = n.step = s.name;
     r.nodes[n.name] = n;
   }
-  RETURN_IF_ERROR(pstore_.CreateRun(&r));
-  r.artifact_dir = options_.artifact_root + "/run-" + std::to_string(r.id);
-  rs->changed = true;
+  // The artifact directory is named after the id: the run, its directory and
+  // its PipelineRunCreated event are written in one transaction.
+  RETURN_IF_ERROR(pstore_.CreateRun(&r, clock_.Now(), [&](RunRecord& run) {
+    run.artifact_dir = options_.artifact_root + "/run-" + std::to_string(run.id);
+    return std::vector<store::NewEvent>{PipelineRunEvent("PipelineRunCreated", run, "")};
+  }));
   rs->spec = std::move(spec);
   std::error_code ec;
   fs::create_directories(r.artifact_dir, ec);
-  // Artifact dir is derived from the id, so it is written right after the insert.
-  // The artifact directory is named after the id, so it is saved right after the insert.
-  RETURN_IF_ERROR(pstore_.SaveRun(r, {}));
   int64_t id = r.id;
-  Event("PipelineRunCreated", r, "");
   Advance(*rs);
   active_[id] = std::move(rs);
   return id;
@@ -854,7 +856,7 @@ Result<RunRecord> PipelineController::Cancel(int64_t id) {
     rs.changed = true;
     for (auto& [name, n] : rs.rec.nodes)
       if (n.state == "Running" && n.job_id && name != kExitNode) (void)jobs_.cancel(n.job_id);
-    Event("PipelineRunCancelling", rs.rec, "");
+    Event(rs, "PipelineRunCancelling", "");
   }
   Advance(rs);
   RunRecord out = rs.rec;
@@ -869,8 +871,8 @@ Result<RunRecord> PipelineController::Suspend(int64_t id) {
     return FailedPrecondition("pipeline run " + std::to_string(id) + " is not running");
   it->second->rec.suspended = true;
   it->second->changed = true;
+  Event(*it->second, "PipelineRunSuspended", "");
   Save(*it->second);
-  Event("PipelineRunSuspended", it->second->rec, "");
   return it->second->rec;
 }
 
@@ -881,8 +883,8 @@ Result<RunRecord> PipelineController::Resume(int64_t id) {
     return FailedPrecondition("pipeline run " + std::to_string(id) + " is not running");
   it->second->rec.suspended = false;
   it->second->changed = true;
+  Event(*it->second, "PipelineRunResumed", "");
   Advance(*it->second);
-  Event("PipelineRunResumed", it->second->rec, "");
   return it->second->rec;
 }
 
@@ -924,8 +926,8 @@ Result<RunRecord> PipelineController::Retry(int64_t id) {
   rs->rec = std::move(r);
   rs->dirty.insert(all.begin(), all.end());
   rs->changed = true;
+  Event(*rs, "PipelineRunRetried", "");
   Save(*rs);
-  Event("PipelineRunRetried", rs->rec, "");
   Advance(*rs);
   RunRecord out = rs->rec;
   if (!RunTerminal(out.state)) active_[id] = std::move(rs);

@@ -48,6 +48,11 @@ struct PipelineControllerOptions {
   DurationMs tick = 200;
 };
 
+// A PipelineRun* event about `rec`, its message naming the run ("pipeline run
+// 3 (ml) failed: DETAIL").
+store::NewEvent PipelineRunEvent(const std::string& type, const store::RunRecord& rec,
+                                 const std::string& detail);
+
 class PipelineController {
  public:
   PipelineController(store::Store& store, store::PipelineStore& pstore, StepJobs jobs,
@@ -107,6 +112,8 @@ class PipelineController {
     std::vector<std::pair<std::string, model::JobSpec>> to_submit;
     // The last transition of each node reported as a PipelineStep* event.
     std::map<std::string, std::string> announced;
+    // Events about the run, committed by the next Save with its changes.
+    std::vector<store::NewEvent> events;
   };
   struct CronState {
     store::CronRecord rec;
@@ -136,10 +143,10 @@ class PipelineController {
                                const std::string& user, const std::string& cron,
                                TimeMs scheduled_time);
   Result<store::RunRecord> Snapshot(int64_t id);
-  // Appends a PipelineRun* event; its message names the run ("pipeline run 3
-  // (ml) failed: ...").
-  void Event(const std::string& type, const store::RunRecord& rec, const std::string& detail);
-  // PipelineStep* events for the nodes among `names` whose state changed.
+  // Queues a PipelineRun* event for the next Save (same transaction); its
+  // message names the run ("pipeline run 3 (ml) failed: ...").
+  void Event(RunState& rs, const std::string& type, const std::string& detail);
+  // Queues PipelineStep* events for the nodes among `names` whose state changed.
   void AnnounceSteps(RunState& rs, const std::vector<std::string>& names);
   Result<CronState> LoadCron(const store::CronRecord& rec);
   const model::StepSpec* StepOf(const RunState& rs, const store::NodeRecord& n) const;

@@ -11,8 +11,24 @@ using nlohmann::json;
 using store::NodeRecord;
 using store::RunRecord;
 
+store::NewEvent PipelineRunEvent(const std::string& type, const RunRecord& rec,
+                                 const std::string& detail) {
+  std::string verb = type.rfind("PipelineRun", 0) == 0 ? type.substr(11) : type;
+  for (char& c : verb) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  store::NewEvent e;
+  e.type = type;
+  e.message = "pipeline run " + std::to_string(rec.id) + " (" + rec.name + ") " + verb;
+  if (type == "PipelineRunCreated") e.message += " for " + (rec.user.empty() ? "?" : rec.user);
+  if (!detail.empty()) e.message += ": " + detail;
+  e.data = json{{"pipelineRun", rec.id}, {"pipeline", rec.name}, {"user", rec.user}, {"state", rec.state}};
+  return e;
+}
+
+void PipelineController::Event(RunState& rs, const std::string& type, const std::string& detail) {
+  rs.events.push_back(PipelineRunEvent(type, rs.rec, detail));
+}
+
 void PipelineController::AnnounceSteps(RunState& rs, const std::vector<std::string>& names) {
-  std::vector<store::Event> events;
   for (const std::string& name : names) {
     auto it = rs.rec.nodes.find(name);
     if (it == rs.rec.nodes.end()) continue;
@@ -23,8 +39,7 @@ void PipelineController::AnnounceSteps(RunState& rs, const std::vector<std::stri
     std::string& last = rs.announced[name];
     if (last == key) continue;
     last = key;
-    store::Event e;
-    e.time = clock_.Now();
+    store::NewEvent e;
     e.type = "PipelineStep" + (n.state == "Pending" ? std::string("Retrying") : n.state);
     e.message = "pipeline run " + std::to_string(rs.rec.id) + " (" + rs.rec.name + "): step " +
                 name + " " + n.state;
@@ -35,25 +50,8 @@ void PipelineController::AnnounceSteps(RunState& rs, const std::vector<std::stri
     if (n.job_id) e.data["jobId"] = n.job_id;
     if (n.exit_code) e.data["exitCode"] = *n.exit_code;
     if (!n.message.empty()) e.data["reason"] = n.message;
-    events.push_back(std::move(e));
+    rs.events.push_back(std::move(e));
   }
-  Status st = store_.AppendEvents(events);
-  if (!st.ok()) spdlog::warn("pipelines: run {}: step events: {}", rs.rec.id, st.message());
-}
-
-void PipelineController::Event(const std::string& type, const RunRecord& rec,
-                               const std::string& detail) {
-  std::string verb = type.rfind("PipelineRun", 0) == 0 ? type.substr(11) : type;
-  for (char& c : verb) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::string message = "pipeline run " + std::to_string(rec.id) + " (" + rec.name + ") " + verb;
-  if (type == "PipelineRunCreated") message += " for " + (rec.user.empty() ? "?" : rec.user);
-  if (!detail.empty()) message += ": " + detail;
-  Status st = store_.AppendEvent(type, 0, message, clock_.Now(),
-                                 json{{"pipelineRun", rec.id},
-                                      {"pipeline", rec.name},
-                                      {"user", rec.user},
-                                      {"state", rec.state}});
-  if (!st.ok()) spdlog::warn("pipelines: event: {}", st.message());
 }
 
 }  // namespace berth::controllers

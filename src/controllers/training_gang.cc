@@ -52,7 +52,7 @@ std::vector<sched::TaskPlacement> JobController::TaskPlacements(const Job& j) co
   return out;
 }
 
-void JobController::SaveTrainingStatus(Active& a) {
+const nlohmann::json& JobController::TrainingStatus(Active& a) {
   nlohmann::json workers = nlohmann::json::array();
   for (size_t r = 0; r < a.workers.size(); ++r) {
     const Worker& w = a.workers[r];
@@ -68,7 +68,13 @@ void JobController::SaveTrainingStatus(Active& a) {
   a.status["worldSize"] = a.workers.size();
   const model::TrainingSpec& t = *a.job.spec.training;
   a.status["restartsLeft"] = std::max(0, t.backoff_limit - a.status.value("restarts", 0));
-  Status st = store_.PutMeta("training." + std::to_string(a.job.id), a.status.dump());
+  return a.status;
+}
+
+void JobController::SaveTrainingStatus(Active& a) {
+  store::JobAnnotation an;
+  an.training_status = TrainingStatus(a);
+  Status st = store_.Annotate(a.job.id, an, "", "", clock_.Now());
   if (!st.ok()) spdlog::warn("job {}: could not save training status: {}", a.job.id, st.ToString());
 }
 
@@ -217,9 +223,10 @@ void JobController::HandleGangEvent(Active& a, const exec::TaskEvent& ev) {
       u.start_time = ev.time ? ev.time : clock_.Now();
       Move(a, JobState::kRunning, u, "JobStarted",
            "running " + std::to_string(a.workers.size()) + " worker(s)",
-           {{"attempt", ev.key.attempt}, {"worker", ev.key.task}});
+           {{"attempt", ev.key.attempt}, {"worker", ev.key.task}});  // with the status
+    } else {
+      SaveTrainingStatus(a);
     }
-    SaveTrainingStatus(a);
     return;
   }
   if (w.ended) return;
@@ -254,10 +261,11 @@ void JobController::HandleGangEvent(Active& a, const exec::TaskEvent& ev) {
                                  "s to exit (successPolicy Worker0)",
                              clock_.Now());
   }
-  SaveTrainingStatus(a);
   if (all) {
     gang_deadlines_.erase(a.job.id);
-    EndGang(a);
+    EndGang(a);  // its transition carries the status
+  } else {
+    SaveTrainingStatus(a);
   }
 }
 
@@ -283,19 +291,20 @@ void JobController::RunCleanups(TimeMs now) {
     }
     std::error_code cec;
     if (std::string dir = CheckpointDir(id); !dir.empty()) std::filesystem::remove_all(dir, cec);
-    auto saved = store_.GetMeta("training." + std::to_string(id));
-    if (saved.ok() && *saved) {
-      nlohmann::json st = nlohmann::json::parse(**saved, nullptr, false);
-      if (st.is_object()) {
-        st["cleanedUp"] = now;
-        (void)store_.PutMeta("training." + std::to_string(id), st.dump());
-      }
+    // The status's cleanedUp, the event and the end of the pending clean-up
+    // in one transaction.
+    store::JobAnnotation done;
+    done.cleanup_at = 0;
+    auto saved = store_.GetTrainingStatus(id);
+    if (saved.ok() && *saved && (*saved)->is_object()) {
+      (**saved)["cleanedUp"] = now;
+      done.training_status = std::move(**saved);
     }
-    (void)store_.AppendEvent("TrainingCleanedUp", id,
-                             "ttlSecondsAfterFinished elapsed: removed " + std::to_string(removed) +
-                                 " run director" + (removed == 1 ? "y" : "ies") + " (logs) and the checkpoints",
-                             now);
-    (void)store_.DeleteMeta("ttl." + std::to_string(id));
+    Status st = store_.Annotate(id, done, "TrainingCleanedUp",
+                                "ttlSecondsAfterFinished elapsed: removed " + std::to_string(removed) +
+                                    " run director" + (removed == 1 ? "y" : "ies") + " (logs) and the checkpoints",
+                                now);
+    if (!st.ok()) spdlog::warn("job {}: could not record its clean-up: {}", id, st.ToString());
   }
 }
 
@@ -348,8 +357,7 @@ void JobController::EndGang(Active& a) {
   }
   if (a.intent == StopIntent::kPreempt || a.intent == StopIntent::kResize) {
     bool resize = a.intent == StopIntent::kResize;
-    a.intent = StopIntent::kNone;
-    PersistIntents();
+    a.intent = StopIntent::kNone;  // the requeue's transition clears the stored stop
     requeue(resize ? "TrainingResized" : "JobPreempted",
             resize ? "checkpointed for an elastic resize; relaunching" : "preempted; requeued", nullptr);
     if (!resize) {
@@ -384,8 +392,7 @@ void JobController::EndGang(Active& a) {
   nlohmann::json data = {{"worker", a.failed_rank}, {"exitCode", a.failed_code}};
   a.status["lastFailure"] = a.failure;
   if (retryable && left > 0) {
-    a.status["restarts"] = restarts + 1;
-    SaveTrainingStatus(a);
+    a.status["restarts"] = restarts + 1;  // saved with the requeue's transitions
     data["restartsLeft"] = left - 1;
     requeue("TrainingRestart",
             a.failure + "; restarting the gang (" + std::to_string(left - 1) + " restart(s) left)", data);
@@ -396,8 +403,7 @@ void JobController::EndGang(Active& a) {
                                       ? "restartPolicy Never"
                                       : "its exit code is not retried under restartPolicy ExitCode")
                                : "backoffLimit " + std::to_string(t.backoff_limit) + " reached";
-  SaveTrainingStatus(a);
-  store::JobUpdate u;
+  store::JobUpdate u;  // the status (lastFailure) is saved with the transition
   u.end_time = now;
   u.exit_code = a.failed_code;
   data["restartsLeft"] = std::max(0, left);

@@ -158,7 +158,7 @@ int Run(int argc, char** argv) {
   if (!st.ok()) return Fail(st.message());
 
   // --- pipelines: step jobs go through the job controller; state in berth.db.
-  auto pstore = store::PipelineStore::Open(cfg.data_dir + "/berth.db");
+  auto pstore = store::PipelineStore::Open(**store, cfg.data_dir + "/berth.db");
   if (!pstore.ok()) return Fail(pstore.status().message());
   controllers::StepJobs step_jobs;
   step_jobs.submit = [&](model::JobSpec spec) { return controller.Submit(std::move(spec)); };
@@ -201,8 +201,44 @@ int Run(int argc, char** argv) {
     j["peakUtilPercent"] = j["peakUtilization"];
     return j;
   };
-  // Usage of jobs that no longer hold GPUs is kept in the store (meta
-  // "usage.<id>"), so `berth get` shows it after berthd restarts.
+  // Usage of jobs that no longer hold GPUs is kept in the store (table
+  // job_usage), so `berth get` shows it after berthd restarts.
+  auto to_record = [](const gpu::JobUsage& u) {
+    store::JobUsageRecord r;
+    r.job = u.job;
+    r.user = u.user;
+    r.queue = u.queue;
+    r.first_time = u.first_time;
+    r.last_time = u.last_time;
+    r.util_samples = u.util_samples;
+    r.util_sum = u.util_sum;
+    r.peak_util = u.peak_util;
+    r.memory_samples = u.memory_samples;
+    r.memory_sum = u.memory_sum;
+    r.peak_memory = u.peak_memory;
+    r.allocated_milli_gpu_ms = u.allocated_milli_gpu_ms;
+    r.idle_milli_gpu_ms = u.idle_milli_gpu_ms;
+    r.violations = u.violations;
+    return r;
+  };
+  auto from_record = [](const store::JobUsageRecord& r) {
+    gpu::JobUsage u;
+    u.job = r.job;
+    u.user = r.user;
+    u.queue = r.queue;
+    u.first_time = r.first_time;
+    u.last_time = r.last_time;
+    u.util_samples = r.util_samples;
+    u.util_sum = r.util_sum;
+    u.peak_util = static_cast<int>(r.peak_util);
+    u.memory_samples = r.memory_samples;
+    u.memory_sum = r.memory_sum;
+    u.peak_memory = r.peak_memory;
+    u.allocated_milli_gpu_ms = r.allocated_milli_gpu_ms;
+    u.idle_milli_gpu_ms = r.idle_milli_gpu_ms;
+    u.violations = static_cast<int>(r.violations);
+    return u;
+  };
   std::set<model::JobId> usage_saved;
   std::mutex tel_mu;
   std::condition_variable tel_cv;
@@ -236,7 +272,7 @@ int Run(int argc, char** argv) {
         if (u.active || u.job == 0) continue;
         ended.insert(u.job);
         if (usage_saved.count(u.job)) continue;
-        Status put = (*store)->PutMeta("usage." + std::to_string(u.job), usage_json(u).dump());
+        Status put = (*store)->PutJobUsage(to_record(u));
         if (put.ok()) usage_saved.insert(u.job);
         else spdlog::warn("job {}: could not save its GPU usage: {}", u.job, put.ToString());
       }
@@ -274,10 +310,9 @@ int Run(int argc, char** argv) {
   };
   hooks.job_usage = [&](model::JobId id) -> nlohmann::json {
     if (auto u = sampler.Job(id)) return usage_json(*u);
-    auto saved = (*store)->GetMeta("usage." + std::to_string(id));
+    auto saved = (*store)->GetJobUsage(id);
     if (!saved.ok() || !*saved) return nullptr;
-    nlohmann::json j = nlohmann::json::parse(**saved, nullptr, false);
-    return j.is_discarded() ? nlohmann::json(nullptr) : j;
+    return usage_json(from_record(**saved));
   };
 
   api::ServerOptions aopts;

@@ -255,6 +255,10 @@ nlohmann::json JobToJson(const Job& job) {
   }
   if (job.attained_service > 0) j["attainedGpuSeconds"] = job.attained_service / 1000.0;
   if (job.queued_since > 0) j["requeuedTime"] = FormatTime(job.queued_since);
+  if (!job.stop_reason.empty()) {
+    j["stopReason"] = job.stop_reason;
+    j["stopDeadline"] = FormatTime(job.stop_deadline);
+  }
   if (job.spec.training) {
     j["kind"] = "TrainingJob";
     nlohmann::json workers = nlohmann::json::array();

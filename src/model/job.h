@@ -106,6 +106,14 @@ struct Job {
   DurationMs attained_service = 0;
   DurationMs last_run_time = 0;
   TimeMs queued_since = 0;
+  // While a Scheduled or Running job is being stopped: why ("cancel", or
+  // "preempt" for preemption and elastic resizes) and when its grace period
+  // ends (SIGKILL). Empty and 0 otherwise.
+  std::string stop_reason;
+  TimeMs stop_deadline = 0;
+  // Ended training jobs with ttlSecondsAfterFinished: when their run
+  // directories and checkpoints are due for removal (0: none pending).
+  TimeMs cleanup_at = 0;
 };
 
 // Parses a job document (YAML or JSON):

@@ -112,9 +112,87 @@ ALTER TABLE jobs ADD COLUMN service_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN last_run_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN queued_since INTEGER NOT NULL DEFAULT 0;
 )sql"},
+      // A job's domain state moves out of the meta table (keys "training.<id>",
+      // "usage.<id>", "ttl.<id>" and the "stop_intents" document) into
+      // columns and tables written in the same transaction as the job's
+      // transitions. Existing values are carried over, then the keys removed.
+      {4, "stop intents, clean-up times, training status and GPU usage as job state",
+       R"sql(
+ALTER TABLE jobs ADD COLUMN stop_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN stop_deadline INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN cleanup_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_cleanup_due ON jobs(cleanup_at) WHERE cleanup_at > 0;
+
+CREATE TABLE training_status (
+  job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+  status TEXT NOT NULL
+);
+
+CREATE TABLE job_usage (
+  job_id                 INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+  user                   TEXT    NOT NULL DEFAULT '',
+  queue                  TEXT    NOT NULL DEFAULT '',
+  first_time             INTEGER NOT NULL DEFAULT 0,
+  last_time              INTEGER NOT NULL DEFAULT 0,
+  util_samples           INTEGER NOT NULL DEFAULT 0,
+  util_sum               INTEGER NOT NULL DEFAULT 0,
+  peak_util              INTEGER NOT NULL DEFAULT 0,
+  memory_samples         INTEGER NOT NULL DEFAULT 0,
+  memory_sum             INTEGER NOT NULL DEFAULT 0,
+  peak_memory            INTEGER NOT NULL DEFAULT 0,
+  allocated_milli_gpu_ms INTEGER NOT NULL DEFAULT 0,
+  idle_milli_gpu_ms      INTEGER NOT NULL DEFAULT 0,
+  violations             INTEGER NOT NULL DEFAULT 0
+);
+
+INSERT INTO training_status (job_id, status)
+  SELECT j.id, m.value FROM meta m JOIN jobs j ON m.key = 'training.' || j.id
+  WHERE json_valid(m.value);
+
+UPDATE jobs SET cleanup_at =
+  (SELECT CAST(m.value AS INTEGER) FROM meta m WHERE m.key = 'ttl.' || jobs.id)
+  WHERE EXISTS (SELECT 1 FROM meta m WHERE m.key = 'ttl.' || jobs.id);
+
+-- v3 saved the usage as the API shows it: averages, not sums. One sample of
+-- the average keeps the averages the same; times were RFC 3339 text.
+INSERT INTO job_usage (job_id, user, queue, first_time, last_time, util_samples, util_sum,
+                       peak_util, memory_samples, memory_sum, peak_memory,
+                       allocated_milli_gpu_ms, idle_milli_gpu_ms, violations)
+  SELECT j.id,
+         COALESCE(json_extract(m.value, '$.user'), ''),
+         COALESCE(json_extract(m.value, '$.queue'), ''),
+         COALESCE(CAST(round((julianday(json_extract(m.value, '$.firstTime')) - 2440587.5) * 86400000) AS INTEGER), 0),
+         COALESCE(CAST(round((julianday(json_extract(m.value, '$.lastTime')) - 2440587.5) * 86400000) AS INTEGER), 0),
+         1, COALESCE(json_extract(m.value, '$.avgUtilPercent'), 0),
+         COALESCE(json_extract(m.value, '$.peakUtilPercent'), 0),
+         1, COALESCE(json_extract(m.value, '$.avgMemoryMiB'), 0),
+         COALESCE(json_extract(m.value, '$.peakMemoryMiB'), 0),
+         CAST(round(COALESCE(json_extract(m.value, '$.allocatedGpuSeconds'), 0) * 1000000) AS INTEGER),
+         CAST(round(COALESCE(json_extract(m.value, '$.idleGpuSeconds'), 0) * 1000000) AS INTEGER),
+         COALESCE(json_extract(m.value, '$.violations'), 0)
+  FROM meta m JOIN jobs j ON m.key = 'usage.' || j.id
+  WHERE json_valid(m.value);
+
+-- A stop intent belongs to a job that still runs. v3 kept no deadline: it is
+-- the stop request's time (its event) plus the job's grace period.
+UPDATE jobs SET
+  stop_reason = (SELECT CASE WHEN i.value = 'cancel' THEN 'cancel' ELSE 'preempt' END
+                 FROM meta m, json_each(CASE WHEN json_valid(m.value) THEN m.value ELSE '{}' END) i
+                 WHERE m.key = 'stop_intents' AND i.key = CAST(jobs.id AS TEXT)),
+  stop_deadline =
+    COALESCE((SELECT MAX(e.time) FROM events e WHERE e.job_id = jobs.id AND e.type IN
+              ('JobCancelRequested', 'JobPreempting', 'TrainingGrowing', 'TrainingShrinking')), 0) +
+    1000 * COALESCE(json_extract(jobs.spec, '$.spec.terminationGracePeriodSeconds'), 30)
+  WHERE state IN ('Scheduled', 'Running') AND EXISTS
+    (SELECT 1 FROM meta m, json_each(CASE WHEN json_valid(m.value) THEN m.value ELSE '{}' END) i
+     WHERE m.key = 'stop_intents' AND i.key = CAST(jobs.id AS TEXT));
+
+DELETE FROM meta WHERE key = 'stop_intents' OR substr(key, 1, 9) = 'training.' OR
+                       substr(key, 1, 6) = 'usage.' OR substr(key, 1, 4) = 'ttl.';
+)sql"},
       // When a schedule last started a run (0: never), apart from last_time,
       // which also moves on creation and resume.
-      {4, "last firing of cron pipelines",
+      {5, "last firing of cron pipelines",
        R"sql(
 ALTER TABLE pipeline_crons ADD COLUMN last_fired INTEGER NOT NULL DEFAULT 0;
 )sql"},

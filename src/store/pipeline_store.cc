@@ -48,20 +48,20 @@ RunRecord ReadRun(Stmt& s) {
 
 }  // namespace
 
-Result<std::unique_ptr<PipelineStore>> PipelineStore::Open(const std::string& db_path,
+Result<std::unique_ptr<PipelineStore>> PipelineStore::Open(Store& store,
+                                                           const std::string& db_path,
                                                            int busy_timeout_ms) {
   ASSIGN_OR_RETURN(auto conn, Conn::Open(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
                                          busy_timeout_ms));
-  RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
-                             "pipeline store: pragmas"));
-  return std::unique_ptr<PipelineStore>(new PipelineStore(std::move(conn)));
+  RETURN_IF_ERROR(conn->Exec("PRAGMA query_only = 1", "pipeline store: pragmas"));
+  return std::unique_ptr<PipelineStore>(new PipelineStore(store, std::move(conn)));
 }
 
-Status PipelineStore::WriteRun(const RunRecord& r) {
+Status PipelineStore::WriteRun(Conn& c, const RunRecord& r) {
   const std::string op = "pipeline store: save run " + std::to_string(r.id);
   ASSIGN_OR_RETURN(
       sqlite3_stmt * raw,
-      conn_->Prepare("UPDATE pipeline_runs SET state=?, started=?, ended=?, message=?, "
+      c.Prepare("UPDATE pipeline_runs SET state=?, started=?, ended=?, message=?, "
                      "stopping=?, suspended=?, spec=?, parameters=?, artifact_dir=? WHERE id=?",
                      op));
   Stmt s(raw);
@@ -78,11 +78,11 @@ Status PipelineStore::WriteRun(const RunRecord& r) {
   return s.Run(op);
 }
 
-Status PipelineStore::SaveNode(int64_t run, const NodeRecord& n) {
+Status PipelineStore::SaveNode(Conn& c, int64_t run, const NodeRecord& n) {
   const std::string op = "pipeline store: save node " + n.name;
   ASSIGN_OR_RETURN(
       sqlite3_stmt * raw,
-      conn_->Prepare("INSERT OR REPLACE INTO pipeline_nodes (run_id, name, step, idx, item, "
+      c.Prepare("INSERT OR REPLACE INTO pipeline_nodes (run_id, name, step, idx, item, "
                      "state, job_id, attempts, exit_code, start_time, end_time, next_at, "
                      "outputs, message, cached, gpus) VALUES "
                      "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -107,60 +107,75 @@ Status PipelineStore::SaveNode(int64_t run, const NodeRecord& n) {
   return s.Run(op);
 }
 
-Status PipelineStore::CreateRun(RunRecord* r) {
-  std::lock_guard<std::mutex> l(mu_);
+Status PipelineStore::CreateRun(RunRecord* r, TimeMs now,
+                                const std::function<std::vector<NewEvent>(RunRecord&)>& created) {
   const std::string op = "pipeline store: create run";
-  RETURN_IF_ERROR(conn_->Begin(op));
-  auto body = [&]() -> Status {
-    ASSIGN_OR_RETURN(
-        sqlite3_stmt * raw,
-        conn_->Prepare("INSERT INTO pipeline_runs (name, user, state, spec, parameters, cron, "
-                       "created, started, artifact_dir, retried_from) VALUES "
-                       "(?,?,?,?,?,?,?,?,?,?)",
-                       op));
-    {
-      Stmt s(raw);
-      B(s, 1, r->name);
-      B(s, 2, r->user);
-      B(s, 3, r->state);
-      B(s, 4, r->spec);
-      B(s, 5, json(r->parameters).dump());
-      B(s, 6, r->cron);
-      B(s, 7, r->created);
-      B(s, 8, r->started);
-      B(s, 9, r->artifact_dir);
-      B(s, 10, r->retried_from);
-      RETURN_IF_ERROR(s.Run(op));
-    }
-    r->id = sqlite3_last_insert_rowid(conn_->db());
-    for (const auto& [name, n] : r->nodes) RETURN_IF_ERROR(SaveNode(r->id, n));
-    return conn_->Commit(op);
-  };
-  Status st = body();
-  if (!st.ok()) conn_->Rollback();
+  RunRecord run = *r;
+  Status st = store_.Write(
+      op,
+      [&](Conn& c, std::vector<NewEvent>& events) -> Status {
+        run = *r;  // a retried body starts afresh
+        ASSIGN_OR_RETURN(
+            sqlite3_stmt * raw,
+            c.Prepare("INSERT INTO pipeline_runs (name, user, state, spec, parameters, cron, "
+                      "created, started, artifact_dir, retried_from) VALUES "
+                      "(?,?,?,?,?,?,?,?,?,?)",
+                      op));
+        {
+          Stmt s(raw);
+          B(s, 1, run.name);
+          B(s, 2, run.user);
+          B(s, 3, run.state);
+          B(s, 4, run.spec);
+          B(s, 5, json(run.parameters).dump());
+          B(s, 6, run.cron);
+          B(s, 7, run.created);
+          B(s, 8, run.started);
+          B(s, 9, run.artifact_dir);
+          B(s, 10, run.retried_from);
+          RETURN_IF_ERROR(s.Run(op));
+        }
+        run.id = sqlite3_last_insert_rowid(c.db());
+        if (created) {
+          events = created(run);
+          RETURN_IF_ERROR(WriteRun(c, run));
+        }
+        for (const auto& [name, n] : run.nodes) RETURN_IF_ERROR(SaveNode(c, run.id, n));
+        return Status::Ok();
+      },
+      now);
+  if (st.ok()) *r = std::move(run);
   return st;
 }
 
-Status PipelineStore::SaveRun(const RunRecord& run, const std::vector<std::string>& nodes) {
-  std::lock_guard<std::mutex> l(mu_);
-  const std::string op = "pipeline store: save run";
-  RETURN_IF_ERROR(conn_->Begin(op));
-  auto body = [&]() -> Status {
-    RETURN_IF_ERROR(WriteRun(run));
-    for (const auto& name : nodes) {
-      auto it = run.nodes.find(name);
-      if (it != run.nodes.end()) RETURN_IF_ERROR(SaveNode(run.id, it->second));
-    }
-    return conn_->Commit(op);
-  };
-  Status st = body();
-  if (!st.ok()) conn_->Rollback();
-  return st;
+Status PipelineStore::SaveRun(const RunRecord& run, const std::vector<std::string>& nodes,
+                              const std::vector<NewEvent>& events, TimeMs now) {
+  const std::string op = "pipeline store: save run " + std::to_string(run.id);
+  return store_.Write(
+      op,
+      [&](Conn& c, std::vector<NewEvent>& out) -> Status {
+        RETURN_IF_ERROR(WriteRun(c, run));
+        for (const auto& name : nodes) {
+          auto it = run.nodes.find(name);
+          if (it != run.nodes.end()) RETURN_IF_ERROR(SaveNode(c, run.id, it->second));
+        }
+        out = events;
+        return Status::Ok();
+      },
+      now);
 }
 
 Result<RunRecord> PipelineStore::GetRun(int64_t id) {
   std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: get run " + std::to_string(id);
+  // The run and its nodes from one snapshot (writes come from another connection).
+  RETURN_IF_ERROR(conn_->Exec("BEGIN", op + ": begin"));
+  Result<RunRecord> r = ReadRunAndNodes(id, op);
+  conn_->Rollback();
+  return r;
+}
+
+Result<RunRecord> PipelineStore::ReadRunAndNodes(int64_t id, const std::string& op) {
   RunRecord r;
   {
     ASSIGN_OR_RETURN(
@@ -241,38 +256,46 @@ Result<std::optional<std::pair<nlohmann::json, TimeMs>>> PipelineStore::GetMemo(
 
 Status PipelineStore::PutMemo(const std::string& key, const nlohmann::json& outputs, TimeMs now,
                               int64_t run, const std::string& node) {
-  std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: put memo";
-  ASSIGN_OR_RETURN(
-      sqlite3_stmt * raw,
-      conn_->Prepare("INSERT OR REPLACE INTO pipeline_memo (key, outputs, created, run_id, node) "
-                     "VALUES (?,?,?,?,?)",
-                     op));
-  Stmt s(raw);
-  B(s, 1, key);
-  B(s, 2, outputs.dump());
-  B(s, 3, now);
-  B(s, 4, run);
-  B(s, 5, node);
-  return s.Run(op);
+  return store_.Write(
+      op,
+      [&](Conn& c, std::vector<NewEvent>&) -> Status {
+        ASSIGN_OR_RETURN(
+            sqlite3_stmt * raw,
+            c.Prepare("INSERT OR REPLACE INTO pipeline_memo (key, outputs, created, run_id, node) "
+                      "VALUES (?,?,?,?,?)",
+                      op));
+        Stmt s(raw);
+        B(s, 1, key);
+        B(s, 2, outputs.dump());
+        B(s, 3, now);
+        B(s, 4, run);
+        B(s, 5, node);
+        return s.Run(op);
+      },
+      now);
 }
 
-Status PipelineStore::PutCron(const CronRecord& c) {
-  std::lock_guard<std::mutex> l(mu_);
-  const std::string op = "pipeline store: put cron " + c.name;
-  ASSIGN_OR_RETURN(
-      sqlite3_stmt * raw,
-      conn_->Prepare("INSERT OR REPLACE INTO pipeline_crons (name, spec, suspended, last_time, "
-                     "created, last_fired) VALUES (?,?,?,?,?,?)",
-                     op));
-  Stmt s(raw);
-  B(s, 1, c.name);
-  B(s, 2, c.spec);
-  B(s, 3, static_cast<int64_t>(c.suspended));
-  B(s, 4, c.last_time);
-  B(s, 5, c.created);
-  B(s, 6, c.last_fired);
-  return s.Run(op);
+Status PipelineStore::PutCron(const CronRecord& cron) {
+  const std::string op = "pipeline store: put cron " + cron.name;
+  return store_.Write(
+      op,
+      [&](Conn& c, std::vector<NewEvent>&) -> Status {
+        ASSIGN_OR_RETURN(
+            sqlite3_stmt * raw,
+            c.Prepare("INSERT OR REPLACE INTO pipeline_crons (name, spec, suspended, last_time, "
+                      "created, last_fired) VALUES (?,?,?,?,?,?)",
+                      op));
+        Stmt s(raw);
+        B(s, 1, cron.name);
+        B(s, 2, cron.spec);
+        B(s, 3, static_cast<int64_t>(cron.suspended));
+        B(s, 4, cron.last_time);
+        B(s, 5, cron.created);
+        B(s, 6, cron.last_fired);
+        return s.Run(op);
+      },
+      0);
 }
 
 Result<std::optional<CronRecord>> PipelineStore::GetCron(const std::string& name) {
@@ -308,15 +331,18 @@ Result<std::vector<CronRecord>> PipelineStore::ListCrons() {
 }
 
 Status PipelineStore::DeleteCron(const std::string& name) {
-  std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: delete cron " + name;
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                   conn_->Prepare("DELETE FROM pipeline_crons WHERE name=?", op));
-  Stmt s(raw);
-  B(s, 1, name);
-  RETURN_IF_ERROR(s.Run(op));
-  if (sqlite3_changes(conn_->db()) == 0) return NotFound("cron pipeline " + name + " not found");
-  return Status::Ok();
+  return store_.Write(
+      op,
+      [&](Conn& c, std::vector<NewEvent>&) -> Status {
+        ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare("DELETE FROM pipeline_crons WHERE name=?", op));
+        Stmt s(raw);
+        B(s, 1, name);
+        RETURN_IF_ERROR(s.Run(op));
+        if (sqlite3_changes(c.db()) == 0) return NotFound("cron pipeline " + name + " not found");
+        return Status::Ok();
+      },
+      0);
 }
 
 Result<int64_t> PipelineStore::GetCursor() {
@@ -331,14 +357,18 @@ Result<int64_t> PipelineStore::GetCursor() {
 }
 
 Status PipelineStore::PutCursor(int64_t seq) {
-  std::lock_guard<std::mutex> l(mu_);
   const std::string op = "pipeline store: put cursor";
-  ASSIGN_OR_RETURN(
-      sqlite3_stmt * raw,
-      conn_->Prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('pipeline.cursor', ?)", op));
-  Stmt s(raw);
-  B(s, 1, std::to_string(seq));
-  return s.Run(op);
+  return store_.Write(
+      op,
+      [&](Conn& c, std::vector<NewEvent>&) -> Status {
+        ASSIGN_OR_RETURN(
+            sqlite3_stmt * raw,
+            c.Prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('pipeline.cursor', ?)", op));
+        Stmt s(raw);
+        B(s, 1, std::to_string(seq));
+        return s.Run(op);
+      },
+      0);
 }
 
 }  // namespace berth::store

@@ -2,9 +2,11 @@
 // (one per step, per fan-out child and the exit handler), the memoization
 // cache, cron schedules and the pipeline controller's event-log cursor.
 //
-// It opens its own connection to the database the Store already migrated;
-// every Save* is one transaction, so a crash leaves each run at a whole
-// step of its life. Thread-safe (one mutex around the connection).
+// Reads use its own connection to the database the Store already migrated;
+// every write goes through the Store's one writer (Store::Write) as one
+// transaction together with the events it is given, so a crash leaves each
+// run at a whole step of its life and never a change without its event (or
+// the reverse). Thread-safe (one mutex around the read connection).
 #pragma once
 
 #include <map>
@@ -18,6 +20,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "store/sqlite_conn.h"
+#include "store/store.h"
 
 namespace berth::store {
 
@@ -65,14 +68,20 @@ struct CronRecord {
 
 class PipelineStore {
  public:
-  // Opens `db_path` (already migrated by Store::Open).
-  static Result<std::unique_ptr<PipelineStore>> Open(const std::string& db_path,
+  // Reads `db_path` (already migrated by `store`, which must be open on the
+  // same file and outlive this object) and writes through `store`.
+  static Result<std::unique_ptr<PipelineStore>> Open(Store& store, const std::string& db_path,
                                                      int busy_timeout_ms = 5000);
 
-  // Inserts the run and its nodes; sets run->id.
-  Status CreateRun(RunRecord* run);
-  // Writes the run's row and the named nodes in one transaction.
-  Status SaveRun(const RunRecord& run, const std::vector<std::string>& nodes);
+  // Inserts the run and its nodes and sets run->id; then `created` (if set)
+  // may fill in fields named after the id (the artifact directory) and
+  // returns the events to append: all in one transaction. `created` runs
+  // inside it and must not call the store.
+  Status CreateRun(RunRecord* run, TimeMs now,
+                   const std::function<std::vector<NewEvent>(RunRecord&)>& created = nullptr);
+  // Writes the run's row, the named nodes and `events` in one transaction.
+  Status SaveRun(const RunRecord& run, const std::vector<std::string>& nodes,
+                 const std::vector<NewEvent>& events = {}, TimeMs now = 0);
   Result<RunRecord> GetRun(int64_t id);
   // Newest first, without nodes. active_only: Running runs. cron: only runs of that schedule.
   Result<std::vector<RunRecord>> ListRuns(int64_t limit, bool active_only,
@@ -92,9 +101,11 @@ class PipelineStore {
   Status PutCursor(int64_t seq);
 
  private:
-  explicit PipelineStore(std::unique_ptr<Conn> conn) : conn_(std::move(conn)) {}
-  Status SaveNode(int64_t run, const NodeRecord& n);
-  Status WriteRun(const RunRecord& run);
+  PipelineStore(Store& store, std::unique_ptr<Conn> conn) : store_(store), conn_(std::move(conn)) {}
+  Result<RunRecord> ReadRunAndNodes(int64_t id, const std::string& op);  // mu_ held
+  static Status SaveNode(Conn& c, int64_t run, const NodeRecord& n);
+  static Status WriteRun(Conn& c, const RunRecord& run);
+  Store& store_;
   std::mutex mu_;
   std::unique_ptr<Conn> conn_;
 };

@@ -12,21 +12,40 @@
 
 #include "store/migrations.h"
 #include "store/sqlite_conn.h"
+#include "store/store_impl.h"
 
 namespace berth::store {
+namespace internal {
+
+std::string JobName(JobId id) { return "job " + std::to_string(id); }
+
+// Serialises `j` for a TEXT column; NULL (nullopt) for a null document.
+Result<std::optional<std::string>> DumpJson(const nlohmann::json& j, const std::string& what) {
+  if (j.is_null()) return std::optional<std::string>();
+  try {
+    return std::optional<std::string>(j.dump());
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgument(what + ": cannot be stored as JSON: " + e.what());
+  }
+}
+
+}  // namespace internal
+
+using internal::DumpJson;
+using internal::JobName;
+using internal::SpecCache;
+using internal::SubmitRequest;
+
 namespace {
 
 using nlohmann::json;
 
-constexpr size_t kMaxIdleReaders = 16;
-
 const char* const kJobColumns =
     "id, state, spec, submit_time, schedule_time, start_time, end_time, exit_code, message, "
-    "placement, attempts, service_ms, last_run_ms, queued_since";
+    "placement, attempts, service_ms, last_run_ms, queued_since, stop_reason, stop_deadline, "
+    "cleanup_at";
 
 const char* const kEventColumns = "seq, time, type, job_id, state, message, data";
-
-std::string JobName(JobId id) { return "job " + std::to_string(id); }
 
 json PlacementToJson(const model::Placement& p) {
   json j = {{"node", p.node}, {"gpus", p.gpus}, {"gpuUuids", p.gpu_uuids}, {"gpuShare", p.gpu_share}};
@@ -58,47 +77,6 @@ Result<model::Placement> PlacementFromJson(const std::string& text, JobId id) {
   }
 }
 
-// Serialises `j` for a TEXT column; NULL (nullopt) for a null document.
-Result<std::optional<std::string>> DumpJson(const json& j, const std::string& what) {
-  if (j.is_null()) return std::optional<std::string>();
-  try {
-    return std::optional<std::string>(j.dump());
-  } catch (const json::exception& e) {
-    return InvalidArgument(what + ": cannot be stored as JSON: " + e.what());
-  }
-}
-
-// Parsed specs by job id. A job's spec never changes after submission and
-// ids are never reused, so entries never go stale; parsing (YAML) is most of
-// the cost of reading a job. Oldest entries are dropped beyond `capacity`.
-class SpecCache {
- public:
-  explicit SpecCache(size_t capacity) : capacity_(capacity) {}
-
-  std::shared_ptr<const JobSpec> Get(JobId id) {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = specs_.find(id);
-    return it == specs_.end() ? nullptr : it->second;
-  }
-
-  void Put(JobId id, std::shared_ptr<const JobSpec> spec) {
-    if (capacity_ == 0) return;
-    std::lock_guard<std::mutex> l(mu_);
-    if (!specs_.emplace(id, std::move(spec)).second) return;
-    order_.push_back(id);
-    while (order_.size() > capacity_) {
-      specs_.erase(order_.front());
-      order_.pop_front();
-    }
-  }
-
- private:
-  const size_t capacity_;
-  std::mutex mu_;
-  std::unordered_map<JobId, std::shared_ptr<const JobSpec>> specs_;
-  std::deque<JobId> order_;
-};
-
 Result<Job> ReadJobRow(const Stmt& st, SpecCache& cache) {
   Job job;
   job.id = st.Int(0);
@@ -129,6 +107,9 @@ Result<Job> ReadJobRow(const Stmt& st, SpecCache& cache) {
   job.attained_service = st.Int(11);
   job.last_run_time = st.Int(12);
   job.queued_since = st.Int(13);
+  job.stop_reason = st.Text(14);
+  job.stop_deadline = st.Int(15);
+  job.cleanup_at = st.Int(16);
   return job;
 }
 
@@ -156,18 +137,6 @@ Result<std::string> NormalizeSynchronous(const std::string& s) {
                          s + "\"");
 }
 
-// One SubmitJob call waiting in the group-commit queue.
-struct SubmitRequest {
-  std::string name, user, queue;
-  int64_t priority = 0;
-  std::string spec_json;
-  std::optional<std::string> event_data;
-  TimeMs now = 0;
-  bool done = false;  // guarded by Impl::submit_mu
-  Result<JobId> result = Internal("store: submit job: not run");
-  int64_t seq = 0;
-};
-
 }  // namespace
 
 json EventToJson(const Event& e) {
@@ -175,190 +144,6 @@ json EventToJson(const Event& e) {
           {"job", e.job}, {"state", e.state},           {"message", e.message}, {"data", e.data}};
 }
 
-struct Store::Impl {
-  std::string path;
-  StoreOptions options;
-  int schema_version = 0;
-  // ":memory:" databases exist once per connection: reads share the writer
-  // (also when options.read_connections is false).
-  bool shared_reader = false;
-  std::unique_ptr<SpecCache> specs;
-
-  // The one writer connection.
-  std::mutex write_mu;
-  std::unique_ptr<Conn> writer;
-  std::string writer_sync;  // the writer's current PRAGMA synchronous (write_mu)
-
-  // Sets the writer's synchronous level before a write (write_mu held).
-  Status UseSync(const std::string& level) {
-    if (writer_sync == level) return Status::Ok();
-    RETURN_IF_ERROR(writer->Exec("PRAGMA synchronous = " + level, "set synchronous " + level));
-    writer_sync = level;
-    return Status::Ok();
-  }
-
-  // Runs `body` as one write transaction on the writer with the state
-  // durability level, then wakes event waiters up to the seq `body` returns.
-  // Rolls back on any error.
-  Status StateWrite(const std::string& op, const std::function<Result<int64_t>(Conn&)>& body) {
-    std::lock_guard<std::mutex> w(write_mu);
-    RETURN_IF_ERROR(UseSync(options.state_synchronous));
-    Conn& c = *writer;
-    RETURN_IF_ERROR(c.Begin(op + ": begin"));
-    Result<int64_t> seq = body(c);
-    Status st = seq.status();
-    if (st.ok()) st = c.Commit(op + ": commit");
-    if (!st.ok()) {
-      c.Rollback();
-      return st;
-    }
-    Published(*seq);
-    return Status::Ok();
-  }
-
-  // Appends one row to the event log inside the caller's transaction and
-  // returns its seq. job 0: an event about no job.
-  static Result<int64_t> InsertEvent(Conn& c, const std::string& op, TimeMs now,
-                                     const std::string& type, JobId job, std::string_view state,
-                                     const std::string& message,
-                                     const std::optional<std::string>& data_json) {
-    static const std::string kInsert =
-        "INSERT INTO events (time, type, job_id, state, message, data) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kInsert, op + ": insert event"));
-    Stmt st(raw);
-    st.Bind(1, now);
-    st.Bind(2, std::string_view(type));
-    if (job != 0) st.Bind(3, job);
-    st.Bind(4, state);
-    st.Bind(5, std::string_view(message));
-    st.Bind(6, data_json);
-    RETURN_IF_ERROR(st.Run(op + ": insert event"));
-    return sqlite3_last_insert_rowid(c.db());
-  }
-
-  // Idle read connections (WAL lets them read while the writer commits).
-  std::mutex pool_mu;
-  std::vector<std::unique_ptr<Conn>> idle_readers;
-
-  // Group commit of submissions.
-  std::mutex submit_mu;
-  std::condition_variable submit_cv;
-  std::deque<SubmitRequest*> pending;
-  bool leader_active = false;
-
-  // The last committed event, for WaitForEvent.
-  mutable std::mutex event_mu;
-  mutable std::condition_variable event_cv;
-  int64_t last_seq = 0;
-  bool closing = false;
-
-  ~Impl() {
-    {
-      std::lock_guard<std::mutex> l(event_mu);
-      closing = true;
-    }
-    event_cv.notify_all();
-    idle_readers.clear();
-    writer.reset();
-  }
-
-  Result<std::unique_ptr<Conn>> AcquireReader() {
-    {
-      std::lock_guard<std::mutex> l(pool_mu);
-      if (!idle_readers.empty()) {
-        auto c = std::move(idle_readers.back());
-        idle_readers.pop_back();
-        return c;
-      }
-    }
-    ASSIGN_OR_RETURN(auto c, Conn::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                                        options.busy_timeout_ms));
-    RETURN_IF_ERROR(c->Exec("PRAGMA query_only = 1", "open reader for " + path));
-    return c;
-  }
-
-  void ReleaseReader(std::unique_ptr<Conn> c) {
-    std::lock_guard<std::mutex> l(pool_mu);
-    if (idle_readers.size() < kMaxIdleReaders) idle_readers.push_back(std::move(c));
-  }
-
-  // Runs f(Conn&) -> Result<T> on a read connection.
-  template <typename T, typename F>
-  Result<T> Read(F&& f) {
-    if (shared_reader) {
-      std::lock_guard<std::mutex> l(write_mu);
-      return f(*writer);
-    }
-    ASSIGN_OR_RETURN(auto conn, AcquireReader());
-    Result<T> r = f(*conn);
-    ReleaseReader(std::move(conn));
-    return r;
-  }
-
-  // Called with write_mu held, after a commit that wrote events up to `seq`.
-  void Published(int64_t seq) {
-    {
-      std::lock_guard<std::mutex> l(event_mu);
-      if (seq <= last_seq) return;
-      last_seq = seq;
-    }
-    event_cv.notify_all();
-  }
-
-  // Inserts one job and its JobSubmitted event in the open transaction.
-  Status InsertJob(SubmitRequest& r) {
-    static const std::string kInsertJob =
-        "INSERT INTO jobs (state, name, user, queue, priority, spec, submit_time) "
-        "VALUES ('Pending', ?1, ?2, ?3, ?4, ?5, ?6)";
-    static const std::string kInsertEvent =
-        "INSERT INTO events (time, type, job_id, state, message, data) "
-        "VALUES (?1, 'JobSubmitted', ?2, 'Pending', ?3, ?4)";
-    {
-      ASSIGN_OR_RETURN(sqlite3_stmt * raw, writer->Prepare(kInsertJob, "submit job: insert job"));
-      Stmt st(raw);
-      st.Bind(1, std::string_view(r.name));
-      st.Bind(2, std::string_view(r.user));
-      st.Bind(3, std::string_view(r.queue));
-      st.Bind(4, r.priority);
-      st.Bind(5, std::string_view(r.spec_json));
-      st.Bind(6, r.now);
-      RETURN_IF_ERROR(st.Run("submit job: insert job"));
-    }
-    JobId id = sqlite3_last_insert_rowid(writer->db());
-    {
-      ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                       writer->Prepare(kInsertEvent, "submit job: insert JobSubmitted event"));
-      Stmt st(raw);
-      st.Bind(1, r.now);
-      st.Bind(2, id);
-      st.Bind(3, std::string_view("submitted to queue " + r.queue));
-      st.Bind(4, r.event_data);
-      RETURN_IF_ERROR(st.Run("submit job: insert JobSubmitted event"));
-    }
-    r.seq = sqlite3_last_insert_rowid(writer->db());
-    r.result = id;
-    return Status::Ok();
-  }
-
-  // Commits `batch` in one transaction (write_mu held). When that fails,
-  // each request is retried alone so one bad row fails only its caller.
-  void CommitSubmitBatch(const std::vector<SubmitRequest*>& batch) {
-    Status st = writer->Begin("submit job: begin");
-    for (size_t i = 0; st.ok() && i < batch.size(); ++i) st = InsertJob(*batch[i]);
-    if (st.ok()) st = writer->Commit("submit job: commit");
-    if (st.ok()) {
-      Published(batch.back()->seq);
-      return;
-    }
-    writer->Rollback();
-    if (batch.size() == 1) {
-      batch[0]->result = st;
-      return;
-    }
-    for (SubmitRequest* r : batch) CommitSubmitBatch({r});
-  }
-};
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
@@ -550,8 +335,16 @@ Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& 
       " attempts = COALESCE(?10, attempts),"
       " service_ms = COALESCE(?12, service_ms),"
       " last_run_ms = COALESCE(?13, last_run_ms),"
-      " queued_since = COALESCE(?14, queued_since)"
+      " queued_since = COALESCE(?14, queued_since),"
+      " stop_reason = CASE WHEN ?15 THEN '' ELSE stop_reason END,"
+      " stop_deadline = CASE WHEN ?15 THEN 0 ELSE stop_deadline END"
       " WHERE id = ?11";
+  const bool stop_over = to != JobState::kScheduled && to != JobState::kRunning;
+  JobAnnotation annotation = update.annotation;
+  if (stop_over) {
+    annotation.stop_reason.reset();
+    annotation.stop_deadline.reset();
+  }
   return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
     {
       ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read state"));
@@ -581,8 +374,10 @@ Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& 
       st.Bind(12, update.attained_service);
       st.Bind(13, update.last_run_time);
       st.Bind(14, update.queued_since);
+      st.Bind(15, int64_t{stop_over ? 1 : 0});
       RETURN_IF_ERROR(st.Run(op + ": update job"));
     }
+    RETURN_IF_ERROR(internal::WriteAnnotation(c, op, id, annotation));
     return Impl::InsertEvent(c, op, now, type, id, model::JobStateName(to), message, data_json);
   });
 }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,12 +53,51 @@ struct StoreOptions {
   bool read_connections = true;
 };
 
+class Conn;
+
 struct JobFilter {
   std::vector<JobState> states;  // empty: any
   std::string user;              // empty: any
   std::string queue;             // empty: any
   int64_t limit = 0;             // 0: no limit
   bool newest_first = false;
+};
+
+// A job's domain state besides its life-cycle state, written in the same
+// transaction as the transition or event it belongs to. Unset optionals keep
+// the stored value.
+struct JobAnnotation {
+  // Why the job is being stopped ("cancel" or "preempt"; "" clears) and when
+  // its grace period ends. A transition to any state but Scheduled or Running
+  // clears both, whatever is set here: the stop is over.
+  std::optional<std::string> stop_reason;
+  std::optional<TimeMs> stop_deadline;
+  // When an ended training job's run directories and checkpoints are due for
+  // removal (0: none pending).
+  std::optional<TimeMs> cleanup_at;
+  // A training job's status document (restarts, workers, world sizes, ...),
+  // as `berth get` shows it under "training".
+  std::optional<nlohmann::json> training_status;
+};
+
+// A job's GPU usage as the telemetry sampler summed it up (see
+// gpu::JobUsage, whose fields these are), kept once the job holds no GPU.
+struct JobUsageRecord {
+  JobId job = 0;
+  std::string user, queue;
+  TimeMs first_time = 0, last_time = 0;
+  int64_t util_samples = 0, util_sum = 0, peak_util = 0;
+  int64_t memory_samples = 0, memory_sum = 0, peak_memory = 0;
+  int64_t allocated_milli_gpu_ms = 0, idle_milli_gpu_ms = 0;
+  int64_t violations = 0;
+};
+
+// An event appended by a write on another table (see Store::Write).
+struct NewEvent {
+  std::string type;
+  JobId job = 0;  // 0: about no job
+  std::string message;
+  nlohmann::json data;
 };
 
 // Fields a transition may set alongside the new state. Unset optionals keep
@@ -75,6 +115,7 @@ struct JobUpdate {
   std::optional<TimeMs> queued_since;
   bool clear_exit_code = false;
   bool clear_placement = false;
+  JobAnnotation annotation;
 };
 
 struct Event {
@@ -120,6 +161,30 @@ class Store {
                     const std::string& event_type, const std::string& message, TimeMs now,
                     const nlohmann::json& data = nullptr);
 
+  // Writes `annotation` on job `id` and, when `event_type` is not empty, an
+  // event, in one transaction (a stop request and its JobCancelRequested, a
+  // clean-up and its TrainingCleanedUp, ...). NotFound for an unknown job.
+  Status Annotate(JobId id, const JobAnnotation& annotation, const std::string& event_type,
+                  const std::string& message, TimeMs now, const nlohmann::json& data = nullptr);
+
+  // (job, cleanup_at) of every job with a clean-up pending, by time.
+  Result<std::vector<std::pair<JobId, TimeMs>>> ListCleanups() const;
+
+  // The training status document of job `id`; nullopt when none was saved.
+  Result<std::optional<nlohmann::json>> GetTrainingStatus(JobId id) const;
+
+  // Saves (replaces) a job's GPU usage. NotFound for an unknown job.
+  Status PutJobUsage(const JobUsageRecord& usage);
+  Result<std::optional<JobUsageRecord>> GetJobUsage(JobId id) const;
+
+  // Runs `body` on the writer connection, then appends the events `body`
+  // put in its second argument: all in one transaction, serialised with
+  // every other write and rolled back when `body` or an event fails. For
+  // other tables of this database (PipelineStore), so that a change and its
+  // event commit together or not at all. `body` must not call this Store.
+  Status Write(const std::string& op,
+               const std::function<Status(Conn&, std::vector<NewEvent>&)>& body, TimeMs now);
+
   // Appends an event that changes no job state (e.g. GpuIdle, Violation).
   Status AppendEvent(const std::string& type, JobId job, const std::string& message,
                      TimeMs now, const nlohmann::json& data = nullptr);
@@ -138,7 +203,8 @@ class Store {
   // writes made through this Store object wake waiters (not other processes).
   int64_t WaitForEvent(int64_t after, int64_t timeout_ms) const;
 
-  // Small key/value table for daemon state (scheduler state, cursors).
+  // Small key/value table for daemon settings and cursors. Nothing keyed by
+  // a job lives here: a job's state is in its row and tables (schema v4).
   Status PutMeta(const std::string& key, const std::string& value);
   Result<std::optional<std::string>> GetMeta(const std::string& key) const;
   // Every (key, value) whose key starts with `prefix`, in key order.

@@ -34,7 +34,7 @@ class CronTest : public ::testing::Test {
     auto s = store::Store::Open(dir_ + "/berth.db");
     ASSERT_TRUE(s.ok()) << s.status().message();
     store_ = std::move(*s);
-    auto p = store::PipelineStore::Open(dir_ + "/berth.db");
+    auto p = store::PipelineStore::Open(*store_, dir_ + "/berth.db");
     ASSERT_TRUE(p.ok());
     pstore_ = std::move(*p);
     StepJobs jobs;

@@ -17,9 +17,9 @@ class TrainingControllerTest : public JobControllerTest {};
 // The training status the controller persists (restarts, world sizes,
 // workers). The one place these tests read where it is kept.
 json TrainingStatus(store::Store& store, model::JobId id) {
-  auto s = store.GetMeta("training." + std::to_string(id));
+  auto s = store.GetTrainingStatus(id);
   if (!s.ok() || !*s) return json::object();
-  return json::parse(**s, nullptr, false);
+  return **s;
 }
 
 TEST_F(TrainingControllerTest, GangStartsEveryWorkerWithTheDistributedEnvironment) {
