@@ -5,9 +5,7 @@ namespace {
 
 using nlohmann::json;
 
-void B(Stmt& s, int i, std::string_view v) { s.Bind(i, v); }
 void B(Stmt& s, int i, const std::string& v) { s.Bind(i, std::string_view(v)); }
-void B(Stmt& s, int i, const char* v) { s.Bind(i, std::string_view(v)); }
 void B(Stmt& s, int i, int64_t v) { s.Bind(i, v); }
 void B(Stmt& s, int i, std::optional<int64_t> v) { s.Bind(i, v); }
 
