@@ -20,8 +20,6 @@ namespace fs = std::filesystem;
 constexpr char kExitNode[] = "onExit";
 constexpr size_t kMaxOutput = 256 * 1024;
 
-// The owner of a cron schedule (who created it) lives in the meta table.
-std::string CronOwnerKey(const std::string& cron) { return "pipelines.cronOwner." + cron; }
 
 bool Terminal(const std::string& s) {
   return s == "Succeeded" || s == "Failed" || s == "Skipped" || s == "Omitted" || s == "Cancelled";
@@ -960,9 +958,7 @@ Result<PipelineController::CronState> PipelineController::LoadCron(const store::
   ASSIGN_OR_RETURN(auto spec, model::ParseCronPipelineSpec(rec.spec));
   ASSIGN_OR_RETURN(auto sched, model::CronSchedule::Parse(spec.schedule));
   ASSIGN_OR_RETURN(auto tz, model::TimeZone::Load(spec.timezone));
-  auto owner = store_.GetMeta(CronOwnerKey(rec.name));
-  return CronState{rec, std::move(spec), std::move(sched), std::move(tz),
-                   owner.ok() && *owner ? **owner : ""};
+  return CronState{rec, std::move(spec), std::move(sched), std::move(tz), rec.owner};
 }
 
 Result<store::CronRecord> PipelineController::CreateCron(const std::string& text,
@@ -979,14 +975,13 @@ Result<store::CronRecord> PipelineController::CreateCron(const std::string& text
   rec.suspended = spec.suspend;
   rec.created = clock_.Now();
   rec.last_time = rec.created;
+  rec.owner = user;
   auto old = crons_.find(spec.name);
   if (old != crons_.end()) {
     rec.last_time = std::max(old->second.rec.last_time, rec.created);
     rec.last_fired = old->second.rec.last_fired;
   }
   ASSIGN_OR_RETURN(CronState cs, LoadCron(rec));
-  cs.owner = user;
-  RETURN_IF_ERROR(store_.PutMeta(CronOwnerKey(spec.name), user));
   RETURN_IF_ERROR(pstore_.PutCron(rec));
   crons_.erase(spec.name);
   crons_.emplace(spec.name, std::move(cs));
@@ -1022,7 +1017,6 @@ Result<store::CronRecord> PipelineController::SetCronSuspended(const std::string
 Status PipelineController::DeleteCron(const std::string& name) {
   std::lock_guard<std::mutex> l(mu_);
   RETURN_IF_ERROR(pstore_.DeleteCron(name));
-  (void)store_.DeleteMeta(CronOwnerKey(name));
   crons_.erase(name);
   return Status::Ok();
 }

@@ -191,10 +191,12 @@ DELETE FROM meta WHERE key = 'stop_intents' OR substr(key, 1, 9) = 'training.' O
                        substr(key, 1, 6) = 'usage.' OR substr(key, 1, 4) = 'ttl.';
 )sql"},
       // When a schedule last started a run (0: never), apart from last_time,
-      // which also moves on creation and resume.
-      {5, "last firing of cron pipelines",
+      // which also moves on creation and resume; and who created it (its
+      // runs and their steps are that user's).
+      {5, "last firing and owner of cron pipelines",
        R"sql(
 ALTER TABLE pipeline_crons ADD COLUMN last_fired INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pipeline_crons ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 )sql"},
   };
   return kSteps;

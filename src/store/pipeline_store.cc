@@ -282,7 +282,7 @@ Status PipelineStore::PutCron(const CronRecord& cron) {
         ASSIGN_OR_RETURN(
             sqlite3_stmt * raw,
             c.Prepare("INSERT OR REPLACE INTO pipeline_crons (name, spec, suspended, last_time, "
-                      "created, last_fired) VALUES (?,?,?,?,?,?)",
+                      "created, last_fired, owner) VALUES (?,?,?,?,?,?,?)",
                       op));
         Stmt s(raw);
         B(s, 1, cron.name);
@@ -291,6 +291,7 @@ Status PipelineStore::PutCron(const CronRecord& cron) {
         B(s, 4, cron.last_time);
         B(s, 5, cron.created);
         B(s, 6, cron.last_fired);
+        B(s, 7, cron.owner);
         return s.Run(op);
       },
       0);
@@ -308,7 +309,7 @@ Result<std::vector<CronRecord>> PipelineStore::ListCrons() {
   const std::string op = "pipeline store: list crons";
   ASSIGN_OR_RETURN(
       sqlite3_stmt * raw,
-      conn_->Prepare("SELECT name, spec, suspended, last_time, created, last_fired FROM pipeline_crons "
+      conn_->Prepare("SELECT name, spec, suspended, last_time, created, last_fired, owner FROM pipeline_crons "
                      "ORDER BY name",
                      op));
   Stmt s(raw);
@@ -323,6 +324,7 @@ Result<std::vector<CronRecord>> PipelineStore::ListCrons() {
     c.last_time = s.Int(3);
     c.created = s.Int(4);
     c.last_fired = s.Int(5);
+    c.owner = s.Text(6);
     out.push_back(c);
   }
   return out;

@@ -64,6 +64,7 @@ struct CronRecord {
   TimeMs last_time = 0;   // fire times after this are due (moves on creation and resume too)
   TimeMs last_fired = 0;  // the fire time of the latest run the schedule started; 0: none
   TimeMs created = 0;
+  std::string owner;  // who created it; its runs are that user's
 };
 
 class PipelineStore {

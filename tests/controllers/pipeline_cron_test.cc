@@ -174,6 +174,11 @@ TEST_F(CronTest, LastScheduleTimeIsTheLatestFiring) {
   auto stored = pstore_->GetCron("every5");
   ASSERT_TRUE(stored.ok() && stored->has_value());
   EXPECT_EQ((*stored)->last_fired, Utc(2026, 1, 1, 0, 5));
+  // Its owner is a column of the schedule, not a meta key.
+  EXPECT_EQ((*stored)->owner, "alice");
+  auto meta = store_->ListMeta("pipelines.");
+  ASSERT_TRUE(meta.ok());
+  EXPECT_TRUE(meta->empty());
 }
 
 TEST_F(CronTest, TimeZoneOfTheSchedule) {
