@@ -146,14 +146,15 @@ class Client:
         self.server = find_server(server).rstrip("/")
         self.timeout = timeout
 
-    def _request(self, method, path, body=None, raw=False):
+    def _send(self, method, path, body=None):
+        """One request; returns the reply's body (bytes) and headers, or raises BerthError."""
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
         headers.update(identity_headers(self.server))
         req = urllib.request.Request(self.server + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                text = r.read().decode()
+                return r.read(), r.headers
         except urllib.error.HTTPError as e:
             try:
                 err = json.loads(e.read().decode())["error"]
@@ -162,6 +163,9 @@ class Client:
                 raise BerthError(str(e), "error", e.code) from None
         except urllib.error.URLError as e:
             raise BerthError("cannot reach berthd at %s: %s (start it with `berth up`)" % (self.server, e.reason))
+
+    def _request(self, method, path, body=None, raw=False):
+        text = self._send(method, path, body)[0].decode()
         return text if raw else json.loads(text)
 
     def submit(self, pipeline, parameters=None):
@@ -214,18 +218,7 @@ class Client:
         path = "/api/v1/pipelines/runs/%s/logs?step=%s" % (run, urllib.parse.quote(step))
         out, offset = [], 0
         while True:
-            req = urllib.request.Request("%s%s&offset=%d&limit=%d" % (self.server, path, offset, page_bytes))
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                    data, headers = r.read(), r.headers
-            except urllib.error.HTTPError as e:
-                try:
-                    err = json.loads(e.read().decode())["error"]
-                    raise BerthError(err.get("message", str(e)), err.get("code", "error"), e.code) from None
-                except (ValueError, KeyError):
-                    raise BerthError(str(e), "error", e.code) from None
-            except urllib.error.URLError as e:
-                raise BerthError("cannot reach berthd at %s: %s (start it with `berth up`)" % (self.server, e.reason))
+            data, headers = self._send("GET", "%s&offset=%d&limit=%d" % (path, offset, page_bytes))
             out.append(data)
             nxt, end = headers.get("X-Berth-Log-Next"), headers.get("X-Berth-Log-End")
             if not data or nxt is None or end is None or int(nxt) >= int(end):

@@ -1,0 +1,256 @@
+// The job controller's scheduling cycle: the scheduler's input built from the
+// active jobs, its decisions turned into binds, preemptions and resizes, and
+// a bound task started on its executor.
+#include <algorithm>
+
+#include "common/log.h"
+#include "controllers/job_controller.h"
+
+namespace berth::controllers {
+
+using model::JobState;
+
+sched::JobRequest JobController::ToRequest(const Job& job) const {
+  sched::JobRequest r;
+  r.id = job.id;
+  r.queue = job.spec.queue;
+  r.user = job.spec.user;
+  r.priority = job.spec.priority;
+  r.priority_class = job.spec.priority_class;
+  r.submit_time = job.submit_time;
+  r.task.gpus = job.spec.resources.gpus;
+  r.task.gpu_memory = job.spec.resources.gpu_memory;
+  r.task.cpu = job.spec.resources.cpu;
+  r.task.memory = job.spec.resources.memory;
+  r.tasks = 1;
+  if (job.spec.training) {
+    const model::TrainingSpec& t = *job.spec.training;
+    r.tasks = t.MaxWorkers();
+    if (t.IsElastic()) {
+      r.min_tasks = t.MinWorkers();
+      r.max_tasks = t.MaxWorkers();
+    }
+  }
+  r.time_limit = job.spec.time_limit;
+  r.attained_service = job.attained_service;
+  r.last_run_time = job.last_run_time;
+  r.queued_since = job.queued_since;
+  return r;
+}
+
+sched::ClusterSnapshot JobController::Snapshot() const {
+  sched::ClusterSnapshot snap;
+  for (const model::NodeInfo& n : inventory_.Nodes()) {
+    sched::NodeState ns;
+    ns.name = n.name;
+    ns.cpu = n.cpu;
+    ns.memory = n.memory;
+    for (const model::GpuInfo& g : n.gpus) {
+      sched::GpuState gs;
+      gs.index = g.index;
+      gs.uuid = g.uuid;
+      gs.memory = g.memory;
+      gs.nvlink_peers = g.nvlink_peers;
+      ns.gpus.push_back(gs);
+    }
+    snap.nodes.push_back(std::move(ns));
+  }
+  return snap;
+}
+
+void JobController::RunCycle() {
+  if (!dirty_) return;
+  dirty_ = false;
+  capacity_changed_ = false;
+  last_cycle_ = clock_.Now();
+  sched::ClusterSnapshot snap = Snapshot();
+  std::map<std::pair<std::string, int>, JobId> releasing;  // (node, gpu) -> job being stopped
+  sched::SchedulerInput input;
+  input.now = clock_.Now();
+  input.cluster = &snap;
+  for (auto& [id, a] : active_) {
+    const Job& j = a.job;
+    if (j.state == JobState::kPending) {
+      input.pending.push_back(ToRequest(j));
+    } else if (j.state == JobState::kScheduled || j.state == JobState::kRunning) {
+      if (a.intent != StopIntent::kNone) {
+        // Being stopped (preempted, resized, cancelled): the scheduler plans
+        // with its GPUs free, so it does not pick more victims for the same
+        // need, but nothing is started on them until the job lets go.
+        for (const sched::TaskPlacement& tp : TaskPlacements(j))
+          for (int g : tp.gpus) releasing[{tp.node, g}] = j.id;
+        continue;
+      }
+      sched::RunningJob r;
+      r.request = ToRequest(j);
+      r.request.preemptible = a.intent == StopIntent::kNone;
+      r.start_time = j.start_time ? j.start_time : j.schedule_time;
+      r.placements = TaskPlacements(j);
+      r.request.attained_service = j.attained_service + std::max<DurationMs>(0, input.now - r.start_time) *
+                                                            std::max<MilliGpu>(j.spec.resources.gpus, 0) *
+                                                            static_cast<int64_t>(r.placements.size()) / kWholeGpu;
+      input.running.push_back(std::move(r));
+    }
+  }
+  if (input.pending.empty() && input.running.empty()) {
+    jobs_waiting_ = false;
+    std::lock_guard<std::mutex> l(mu_);
+    stats_.cycles++;
+    return;
+  }
+  sched::Decisions d = scheduler_.Schedule(input);
+  jobs_waiting_ = !d.waiting.empty();
+  recheck_at_ = d.recheck_at;
+
+  for (const sched::Preempt& p : d.preemptions) {
+    auto it = active_.find(p.job);
+    if (it == active_.end() || it->second.intent != StopIntent::kNone) continue;
+    Active& a = it->second;
+    if (!RequestStop(a, StopIntent::kPreempt, "JobPreempting", p.reason)) continue;
+    for (const sched::TaskPlacement& tp : TaskPlacements(a.job))
+      for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
+    const DurationMs grace = model::PreemptionGrace(a.job.spec.priority_class, a.job.spec.termination_grace);
+    if (a.job.spec.training) {
+      StopGang(a, grace);
+      continue;
+    }
+    Status st = executor_.Stop({a.job.id, 0, a.job.attempts}, grace);
+    if (!st.ok()) spdlog::warn("job {}: stop for preemption failed: {}", a.job.id, st.ToString());
+  }
+  for (const sched::Resize& rz : d.resizes) {
+    auto it = active_.find(rz.job);
+    if (it == active_.end() || it->second.intent != StopIntent::kNone || !it->second.job.spec.training ||
+        it->second.gang_failing || it->second.job.state != JobState::kRunning)
+      continue;
+    Active& a = it->second;
+    const model::TrainingSpec& t = *a.job.spec.training;
+    int resizes = a.status.value("resizes", 0);
+    if (t.elastic.max_restarts >= 0 && resizes >= t.elastic.max_restarts) continue;
+    int from = static_cast<int>(a.workers.size());
+    int to = static_cast<int>(rz.placements.size());
+    if (to == from || to < t.MinWorkers()) continue;
+    nlohmann::json before = a.status;
+    a.status["resizes"] = resizes + 1;
+    a.status["pendingResize"] = to;
+    store::JobAnnotation with_status;
+    with_status.training_status = TrainingStatus(a);
+    if (!RequestStop(a, StopIntent::kResize, to > from ? "TrainingGrowing" : "TrainingShrinking",
+                     "resizing from " + std::to_string(from) + " to " + std::to_string(to) +
+                         " worker(s): SIGTERM (checkpoint), then relaunch",
+                     {{"from", from}, {"to", to}}, with_status)) {
+      a.status = std::move(before);
+      continue;
+    }
+    for (const sched::TaskPlacement& tp : TaskPlacements(a.job))
+      for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
+    StopGang(a, a.job.spec.termination_grace);
+  }
+  for (const sched::Bind& b : d.binds) {
+    auto it = active_.find(b.job);
+    if (it == active_.end() || it->second.job.state != JobState::kPending || b.placements.empty())
+      continue;
+    Active& a = it->second;
+    std::string held;
+    for (const sched::TaskPlacement& tp : b.placements) {
+      for (int g : tp.gpus) {
+        auto r = releasing.find({tp.node, g});
+        if (r != releasing.end() && held.empty())
+          held = "waiting for job " + std::to_string(r->second) + " to release GPU " + std::to_string(g) +
+                 " on " + tp.node + " (it is being stopped)";
+      }
+    }
+    if (!held.empty()) {
+      // Bound again by the cycle that runs when that job has ended.
+      jobs_waiting_ = true;
+      std::lock_guard<std::mutex> l(mu_);
+      waiting_reason_[a.job.id] = held;
+      continue;
+    }
+    auto to_placement = [&](const sched::TaskPlacement& tp) {
+      model::Placement pl;
+      pl.node = tp.node;
+      pl.gpus = tp.gpus;
+      pl.gpu_share = tp.gpu_share;
+      for (const sched::NodeState& n : snap.nodes) {
+        if (n.name != pl.node) continue;
+        for (int g : pl.gpus) {
+          for (const sched::GpuState& gs : n.gpus)
+            if (gs.index == g) pl.gpu_uuids.push_back(gs.uuid);
+        }
+      }
+      return pl;
+    };
+    model::Placement pl = to_placement(b.placements[0]);
+    if (a.job.spec.training) {
+      for (const sched::TaskPlacement& tp : b.placements) pl.workers.push_back(to_placement(tp));
+    }
+    store::JobUpdate u;
+    u.schedule_time = input.now;
+    u.placement = pl;
+    u.attempts = a.job.attempts + 1;
+    std::string where = pl.node;
+    if (a.job.spec.training) {
+      where = std::to_string(pl.workers.size()) + " worker(s):";
+      for (size_t r = 0; r < pl.workers.size(); ++r) {
+        where += (r ? "; " : " ") + pl.workers[r].node;
+        for (size_t i = 0; i < pl.workers[r].gpus.size(); ++i)
+          where += (i ? "," : " GPU ") + std::to_string(pl.workers[r].gpus[i]);
+      }
+    } else if (!pl.gpus.empty()) {
+      where += " GPU";
+      for (size_t i = 0; i < pl.gpus.size(); ++i) where += (i ? "," : " ") + std::to_string(pl.gpus[i]);
+    }
+    nlohmann::json data = {{"node", pl.node}, {"gpus", pl.gpus}, {"attempt", a.job.attempts + 1}};
+    if (!Move(a, JobState::kScheduled, u, "JobScheduled", "scheduled on " + where, data)) continue;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      double wait_s = (input.now - a.job.submit_time) / 1000.0;
+      size_t bucket = 0;
+      while (bucket < stats_.wait_bounds.size() && wait_s > stats_.wait_bounds[bucket]) ++bucket;
+      stats_.wait_counts[bucket]++;
+      stats_.wait_sum += wait_s;
+      stats_.wait_count++;
+      waiting_reason_.erase(a.job.id);
+    }
+    StartTask(a);
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  for (const sched::Wait& w : d.waiting) {
+    waiting_reason_[w.job] = (w.never ? "cannot run on this cluster: " : "") + w.reason +
+                             (w.plugin.empty() ? "" : " [" + w.plugin + "]");
+  }
+  stats_.cycles++;
+}
+
+void JobController::StartTask(Active& a) {
+  if (a.job.spec.training) return StartGang(a);
+  const Job& j = a.job;
+  exec::TaskSpec t;
+  t.key = {j.id, 0, j.attempts};
+  t.argv = j.spec.command;
+  t.env = options_.task_env;
+  for (const auto& [k, v] : j.spec.env) t.env[k] = v;
+  // GPU indices are NVML's (PCI bus order); make CUDA number them the same way.
+  t.env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+  t.env["BERTH_JOB_NAME"] = j.spec.name;
+  t.env["BERTH_USER"] = j.spec.user;
+  t.env["BERTH_QUEUE"] = j.spec.queue;
+  t.working_dir = j.spec.working_dir;
+  t.node = j.placement.node;
+  t.gpus = j.placement.gpus;
+  t.gpu_uuids = j.placement.gpu_uuids;
+  t.gpu_share = j.placement.gpu_share;
+  t.cpu_limit = j.spec.resources.cpu;
+  t.memory_limit = j.spec.resources.memory;
+  t.time_limit = j.spec.time_limit;
+  t.termination_grace = j.spec.termination_grace;
+  Status st = executor_.Start(t);
+  if (!st.ok()) {
+    store::JobUpdate u;
+    u.end_time = clock_.Now();
+    u.exit_code = 127;
+    Finish(a, JobState::kFailed, u, "JobFailed", "failed to start: " + st.message(), nullptr);
+  }
+}
+
+}  // namespace berth::controllers
