@@ -48,19 +48,7 @@ void Spawn(Proc& p, const TempDir& dir, const std::string& name, const std::vect
            const std::vector<std::string>& env = {}) {
   p.out = dir / (name + ".out");
   p.err = dir / (name + ".err");
-  p.pid = ::fork();
-  if (p.pid == 0) {
-    int o = ::open(p.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = ::open(p.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    for (const auto& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  p.pid = SpawnToFiles(args, env, p.out, p.err);
 }
 
 int PortOf(const std::string& url) { return std::stoi(url.substr(url.rfind(':') + 1)); }

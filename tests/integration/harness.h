@@ -78,11 +78,10 @@ struct CommandResult {
   std::string err;
 };
 
-// Runs argv to completion, capturing stdout and stderr.
-inline CommandResult RunCommand(const std::vector<std::string>& args,
-                                const std::vector<std::string>& env = {}) {
-  std::string outf = std::filesystem::temp_directory_path() / ("berth-out-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
-  std::string errf = outf + ".err";
+// Starts argv (argv[0] a path) with `env` added, its stdout and stderr
+// written to the two files; returns the child's pid.
+inline pid_t SpawnToFiles(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                          const std::string& outf, const std::string& errf) {
   pid_t pid = ::fork();
   if (pid == 0) {
     int o = ::open(outf.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -96,6 +95,15 @@ inline CommandResult RunCommand(const std::vector<std::string>& args,
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+// Runs argv to completion, capturing stdout and stderr.
+inline CommandResult RunCommand(const std::vector<std::string>& args,
+                                const std::vector<std::string>& env = {}) {
+  std::string outf = std::filesystem::temp_directory_path() / ("berth-out-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
+  std::string errf = outf + ".err";
+  pid_t pid = SpawnToFiles(args, env, outf, errf);
   int status = 0;
   ::waitpid(pid, &status, 0);
   CommandResult r;

@@ -106,17 +106,8 @@ Waiter StartWaiting(const Daemon& d, const TempDir& work, const std::string& fil
   Waiter w;
   w.out = work / "wait.out";
   w.err = work / "wait.err";
-  w.pid = ::fork();
-  if (w.pid == 0) {
-    int o = ::open(w.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = ::open(w.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    std::string berth = BinDir() + "/berth";
-    ::execl(berth.c_str(), berth.c_str(), "--server", d.url().c_str(), "pipeline", "run", "-f",
-            file.c_str(), "--wait", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  w.pid = SpawnToFiles({BinDir() + "/berth", "--server", d.url(), "pipeline", "run", "-f", file, "--wait"},
+                       {}, w.out, w.err);
   return w;
 }
 
