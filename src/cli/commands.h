@@ -29,6 +29,12 @@ int Report(const Status& st);
 // berth up / berth down: start and stop berthd (daemon_cmd.cc).
 std::vector<Command> AddDaemonCommands(CLI::App& app);
 
+// berth run / submit / ps / get / logs / cancel (job_cmd.cc).
+std::vector<Command> AddJobCommands(CLI::App& app);
+
+// berth events / berth gpus (cluster_cmd.cc).
+std::vector<Command> AddClusterCommands(CLI::App& app);
+
 // berth sim: replays a trace through the scheduler on a virtual clock.
 std::vector<Command> AddSimCommands(CLI::App& app);
 

@@ -1,0 +1,148 @@
+// berth events / berth gpus: the cluster's event log and its GPUs, grouped as
+// the API's /api/v1/events and /api/v1/gpus routes are.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "cli/discovery.h"
+#include "cli/json_fields.h"
+#include "cli/table.h"
+#include "common/clock.h"
+
+namespace berth::cli {
+namespace {
+
+using nlohmann::json;
+
+std::string Pct(const json& t, const char* key) {
+  if (!t.contains(key) || !t[key].is_number()) return "-";
+  std::ostringstream s;
+  s << static_cast<int>(t[key].get<double>() + 0.5) << "%";
+  return s.str();
+}
+
+// Declared GPUs have no driver to read: their readings are "n/a", explained
+// under the table ("-" is a reading an NVML GPU did not report).
+void PrintGpus(const json& reply) {
+  Table t({"NODE", "GPU", "MODEL", "UTIL", "MEMORY", "TEMP", "POWER", "ALLOC", "JOB", "USER"});
+  bool any_declared = false;
+  for (const auto& n : reply["nodes"]) {
+    for (const auto& g : n["gpus"]) {
+      bool declared = g.value("declared", false);
+      any_declared |= declared;
+      json tel = declared ? json::object() : g.value("telemetry", json::object());
+      std::string na = declared ? "n/a" : "-";
+      std::string mem = na, temp = na, power = na;
+      int64_t total = g.value("memoryMiB", int64_t{0});
+      auto num = [&](const char* k) { return tel.contains(k) && tel[k].is_number(); };
+      if (num("memoryUsedMiB"))
+        mem = std::to_string(tel["memoryUsedMiB"].get<int64_t>()) + "/" + std::to_string(total) + " MiB";
+      else
+        mem = na + "/" + std::to_string(total) + " MiB";
+      if (num("temperatureC"))
+        temp = std::to_string(tel["temperatureC"].get<int>()) + "C";
+      if (num("powerW")) {
+        std::ostringstream s;
+        s << static_cast<int>(tel["powerW"].get<double>() + 0.5) << "W";
+        power = s.str();
+      }
+      std::string jobs, users;
+      for (const auto& h : g["jobs"]) {
+        jobs += (jobs.empty() ? "" : ",") + h["job"].dump();
+        users += (users.empty() ? "" : ",") + h["user"].get<std::string>();
+      }
+      t.Add({n["name"].get<std::string>(), g["index"].dump(), g.value("model", ""),
+             declared ? na : Pct(tel, "utilization"), mem, temp, power, g.value("allocated", "0"),
+             jobs.empty() ? "-" : jobs, users.empty() ? "-" : users});
+    }
+  }
+  t.Print(std::cout);
+  if (any_declared)
+    std::cout << "\nn/a: declared GPUs (berthd --gpus N, or no NVIDIA driver found) are scheduled but "
+                 "not measured: no driver reports their utilization, memory, temperature or power, "
+                 "nor their jobs' GPU usage\n";
+}
+
+struct EventsFlags {
+  std::string job;
+  int64_t after = 0;
+  bool follow = false;
+  std::string output = "table";
+};
+
+int RunEvents(const EventsFlags& f, const std::string& server) {
+  ApiClient api(server);
+  std::string q = "/api/v1/events?after=" + std::to_string(f.after);
+  if (!f.job.empty()) q += "&job=" + f.job;
+  auto print = [&](const json& e) {
+    if (f.output == "json") {
+      std::cout << e.dump() << "\n" << std::flush;
+      return;
+    }
+    // Events about no job (pipeline runs, ...) name their subject in the message.
+    std::string job = e.value("job", 0) ? "  job " + Str(e, "job") : "";
+    std::cout << Str(e, "time") << "  " << Str(e, "type") << job << "  " << Str(e, "message")
+              << "\n" << std::flush;
+  };
+  if (f.follow) {
+    Status st = api.Stream(q + "&follow=true", [&](const std::string&, const std::string& data) {
+      try {
+        print(json::parse(data));
+      } catch (const std::exception&) {
+      }
+      return true;
+    });
+    return st.ok() ? 0 : Report(st);
+  }
+  auto r = api.Get(q);
+  if (!r.ok()) return Report(r.status());
+  for (const auto& e : (*r)["items"]) print(e);
+  return 0;
+}
+
+int RunGpus(bool watch, const std::string& output, const std::string& server) {
+  ApiClient api(server);
+  while (true) {
+    auto r = api.Get("/api/v1/gpus");
+    if (!r.ok()) return Report(r.status());
+    if (output == "json") {
+      std::cout << r->dump(2) << "\n";
+      return 0;
+    }
+    if (watch) std::cout << "\033[H\033[2J" << "berth gpus  " << FormatTime(SystemClock::Default().Now()) << "\n\n";
+    PrintGpus(*r);
+    std::cout << std::flush;
+    if (!watch) return 0;
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
+}
+
+}  // namespace
+
+std::vector<Command> AddClusterCommands(CLI::App& app) {
+  std::vector<Command> out;
+  auto server = [&app] { return ServerUrlOrExit(app); };
+
+  auto ef = std::make_shared<EventsFlags>();
+  auto* events = app.add_subcommand("events", "print the event log");
+  events->add_option("--job", ef->job, "only this job's events");
+  events->add_option("--after", ef->after, "events after this sequence number");
+  events->add_flag("-f,--follow", ef->follow, "keep printing new events");
+  events->add_option("-o,--output", ef->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  out.push_back({events, [ef, server] { return RunEvents(*ef, server()); }});
+
+  auto watch = std::make_shared<bool>(false);
+  auto output = std::make_shared<std::string>("table");
+  auto* gpus = app.add_subcommand("gpus", "show every GPU, its telemetry and its jobs");
+  gpus->add_flag("-w,--watch", *watch, "refresh every 2 s");
+  gpus->add_option("-o,--output", *output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  out.push_back({gpus, [watch, output, server] { return RunGpus(*watch, *output, server()); }});
+  return out;
+}
+
+}  // namespace berth::cli
