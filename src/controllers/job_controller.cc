@@ -15,15 +15,6 @@ using model::JobState;
 
 namespace {
 
-const char* IntentName(StopIntent i) {
-  switch (i) {
-    case StopIntent::kCancel: return "cancel";
-    case StopIntent::kPreempt:
-    case StopIntent::kResize: return "preempt";
-    default: return "";
-  }
-}
-
 std::string SignalName(int sig) {
   const char* d = sigabbrev_np(sig);
   return d ? std::string("SIG") + d : "signal " + std::to_string(sig);
@@ -44,7 +35,9 @@ JobController::JobController(store::Store& store, sched::Scheduler& scheduler,
       executor_(executor),
       inventory_(inventory),
       clock_(clock),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      training_(store, executor, inventory, clock, *this,
+                TrainingOptions{options_.task_env, options_.checkpoint_root}) {}
 
 JobController::~JobController() { Stop(); }
 
@@ -64,20 +57,10 @@ Status JobController::Start() {
       a.intent = a.job.stop_reason == "cancel" ? StopIntent::kCancel : StopIntent::kPreempt;
     counts_[{model::JobStateName(a.job.state), a.job.spec.queue}]++;
     if (bound) bound_.insert(a.job.id);
-    if (a.job.spec.training) {
-      auto saved_status = store_.GetTrainingStatus(a.job.id);
-      if (!saved_status.ok())
-        spdlog::warn("job {}: ignoring its unreadable training status: {}", a.job.id,
-                     saved_status.status().ToString());
-      else if (*saved_status)
-        a.status = std::move(**saved_status);
-      if (!a.status.is_object()) a.status = nlohmann::json::object();
-      a.workers.resize(a.job.placement.workers.size());
-      for (Worker& w : a.workers) w.state = a.job.state == JobState::kRunning ? "Running" : "Pending";
-    }
+    if (a.job.spec.training) training_.Restore(a.job);
     if (a.intent != StopIntent::kNone) {
       DurationMs left = std::max<DurationMs>(0, a.job.stop_deadline - start_now);
-      int tasks = a.job.spec.training ? static_cast<int>(a.workers.size()) : 1;
+      int tasks = a.job.spec.training ? static_cast<int>(a.job.placement.workers.size()) : 1;
       for (int r = 0; r < tasks; ++r) restops.push_back({{a.job.id, r, a.job.attempts}, left});
     }
     active_[a.job.id] = std::move(a);
@@ -91,7 +74,8 @@ Status JobController::Start() {
       Move(a, JobState::kPending, u, "JobRequeued", "requeued after preemption");
     }
     if ((a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) && a.job.spec.training) {
-      for (size_t r = 0; r < a.workers.size(); ++r) known.push_back({id, static_cast<int>(r), a.job.attempts});
+      for (size_t r = 0; r < a.job.placement.workers.size(); ++r)
+        known.push_back({id, static_cast<int>(r), a.job.attempts});
       ++live;
     } else if (a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) {
       known.push_back({id, 0, a.job.attempts});
@@ -114,8 +98,7 @@ Status JobController::Start() {
       ++pending;
     }
   }
-  ASSIGN_OR_RETURN(auto cleanups, store_.ListCleanups());
-  for (const auto& [id, at] : cleanups) cleanup_at_[id] = at;
+  RETURN_IF_ERROR(training_.LoadCleanups());
   spdlog::info("recovered {} active job(s) from the store: {} pending, {} scheduled or running",
                active_.size(), pending, live);
   PublishHolders();
@@ -300,8 +283,7 @@ void JobController::RunOnce() {
     dirty_ = true;
     capacity_changed_ = true;
   }
-  RunGangDeadlines(now);
-  RunCleanups(now);
+  training_.RunTimers(now);  // gang deadlines, clean-ups
   if (now - last_resync_ >= options_.resync_interval) {
     dirty_ = true;
     capacity_changed_ = true;
@@ -330,11 +312,7 @@ void JobController::Handle(const Input& in) {
     case Input::kSubmitted: {
       Active a;
       a.job = in.job;
-      if (a.job.spec.training) {
-        a.status = {{"restarts", 0}, {"resizes", 0}, {"worldSizeHistory", nlohmann::json::array()},
-                    {"workers", nlohmann::json::array()}};
-        SaveTrainingStatus(a);
-      }
+      if (a.job.spec.training) training_.Add(a.job);
       counts_[{model::JobStateName(a.job.state), a.job.spec.queue}]++;
       active_[a.job.id] = std::move(a);
       holders_dirty_ = true;
@@ -347,97 +325,6 @@ void JobController::Handle(const Input& in) {
       HandleTaskEvent(in.event);
       break;
   }
-}
-
-bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const std::string& type,
-                         const std::string& message, const nlohmann::json& data) {
-  TimeMs now = clock_.Now();
-  JobState from = a.job.state;
-  if (!update.message) update.message = message;
-  if (to == JobState::kPreempted && (from == JobState::kRunning || from == JobState::kScheduled)) {
-    // The attempt ends in a requeue: keep what it received, so a preempted
-    // job does not look new to least-attained-service policies.
-    TimeMs end = update.end_time && *update.end_time > 0 ? *update.end_time : now;
-    DurationMs run = a.job.start_time > 0 ? std::max<DurationMs>(0, end - a.job.start_time) : 0;
-    int64_t tasks = std::max<int64_t>(1, static_cast<int64_t>(a.job.placement.workers.size()));
-    update.attained_service =
-        a.job.attained_service + run * std::max<MilliGpu>(a.job.spec.resources.gpus, 0) * tasks / kWholeGpu;
-    update.last_run_time = run;
-  }
-  if (to == JobState::kPending && from == JobState::kPreempted) update.queued_since = now;
-  // A training job's status is written with each of its transitions.
-  if (a.job.spec.training && a.status.is_object() && !update.annotation.training_status)
-    update.annotation.training_status = TrainingStatus(a);
-  Status st = store_.Transition(a.job.id, from, to, update, type, message, now, data);
-  if (!st.ok()) {
-    spdlog::error("job {}: {} -> {} refused by the store: {}", a.job.id, model::JobStateName(from),
-                  model::JobStateName(to), st.ToString());
-    return false;
-  }
-  a.job.state = to;
-  auto& from_count = counts_[{model::JobStateName(from), a.job.spec.queue}];
-  if (--from_count <= 0) counts_.erase({model::JobStateName(from), a.job.spec.queue});
-  counts_[{model::JobStateName(to), a.job.spec.queue}]++;
-  bool was_bound = from == JobState::kScheduled || from == JobState::kRunning;
-  bool is_bound = to == JobState::kScheduled || to == JobState::kRunning;
-  if (is_bound) bound_.insert(a.job.id);
-  else bound_.erase(a.job.id);
-  if (was_bound != is_bound || from == JobState::kPending) capacity_changed_ = true;
-  holders_dirty_ = true;
-  if (update.schedule_time) a.job.schedule_time = *update.schedule_time;
-  if (update.start_time) a.job.start_time = *update.start_time;
-  if (update.end_time) a.job.end_time = *update.end_time;
-  if (update.exit_code) a.job.exit_code = *update.exit_code;
-  if (update.clear_exit_code) a.job.exit_code.reset();
-  if (update.placement) a.job.placement = *update.placement;
-  if (update.clear_placement) a.job.placement = {};
-  if (update.attempts) a.job.attempts = *update.attempts;
-  if (update.attained_service) a.job.attained_service = *update.attained_service;
-  if (update.last_run_time) a.job.last_run_time = *update.last_run_time;
-  if (update.queued_since) a.job.queued_since = *update.queued_since;
-  if (to != JobState::kScheduled && to != JobState::kRunning) {
-    a.job.stop_reason.clear();
-    a.job.stop_deadline = 0;
-  }
-  if (update.annotation.cleanup_at) a.job.cleanup_at = *update.annotation.cleanup_at;
-  a.job.message = *update.message;
-  return true;
-}
-
-void JobController::Requeue(Active& a, const store::JobUpdate& ended, const std::string& type,
-                            const std::string& message, const nlohmann::json& data,
-                            const std::string& requeue_message) {
-  if (!Move(a, JobState::kPreempted, ended, type, message, data)) return;
-  store::JobUpdate q;
-  q.clear_placement = true;
-  q.clear_exit_code = true;
-  q.end_time = 0;
-  q.start_time = 0;
-  q.schedule_time = 0;
-  Move(a, JobState::kPending, q, "JobRequeued", requeue_message);
-}
-
-void JobController::Finish(Active& a, JobState to, const store::JobUpdate& update,
-                           const std::string& type, const std::string& message,
-                           const nlohmann::json& data) {
-  JobId id = a.job.id;
-  std::string queue = a.job.spec.queue;
-  store::JobUpdate u = update;
-  if (a.job.spec.training && a.job.spec.training->ttl_after_finished >= 0) {
-    // ttlSecondsAfterFinished: clean up then (written with the final
-    // transition, so a restart does not forget it).
-    u.annotation.cleanup_at = clock_.Now() + a.job.spec.training->ttl_after_finished;
-  }
-  if (!Move(a, to, u, type, message, data)) return;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    stats_.finished_by_state_queue[{model::JobStateName(to), queue}]++;
-    waiting_reason_.erase(id);
-  }
-  auto& c = counts_[{model::JobStateName(to), queue}];
-  if (--c <= 0) counts_.erase({model::JobStateName(to), queue});
-  if (u.annotation.cleanup_at) cleanup_at_[id] = *u.annotation.cleanup_at;
-  active_.erase(id);
 }
 
 Result<Job> JobController::HandleCancel(JobId id) {
@@ -457,7 +344,7 @@ Result<Job> JobController::HandleCancel(JobId id) {
   if (a.intent != StopIntent::kCancel && a.job.spec.training) {
     if (!RequestStop(a, StopIntent::kCancel, "JobCancelRequested", "stopping all workers"))
       return Internal("job " + std::to_string(id) + ": could not record the cancellation");
-    StopGang(a, a.job.spec.termination_grace);
+    training_.Stop(id, a.job.spec.termination_grace);
   } else if (a.intent != StopIntent::kCancel) {
     if (!RequestStop(a, StopIntent::kCancel, "JobCancelRequested",
                      "stopping: SIGTERM now, SIGKILL after " + FormatDuration(a.job.spec.termination_grace)))
@@ -474,7 +361,7 @@ void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
   auto it = active_.find(ev.key.job);
   if (it == active_.end()) return;  // a late report for a job that already ended
   Active& a = it->second;
-  if (a.job.spec.training) return HandleGangEvent(a, ev);
+  if (a.job.spec.training) return training_.OnTaskEvent(a.job.id, ev);
   if (ev.key.attempt != a.job.attempts || ev.key.task != 0) return;  // stale attempt
   TimeMs now = clock_.Now();
   nlohmann::json data = {{"attempt", ev.key.attempt}};
@@ -551,26 +438,6 @@ void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
   Finish(a, to, u, "JobExited", msg, data);
 }
 
-bool JobController::RequestStop(Active& a, StopIntent intent, const std::string& type,
-                                const std::string& message, const nlohmann::json& data,
-                                store::JobAnnotation annotation) {
-  TimeMs now = clock_.Now();
-  annotation.stop_reason = IntentName(intent);
-  annotation.stop_deadline =
-      now + (intent == StopIntent::kPreempt
-                 ? model::PreemptionGrace(a.job.spec.priority_class, a.job.spec.termination_grace)
-                 : a.job.spec.termination_grace);
-  Status st = store_.Annotate(a.job.id, annotation, type, message, now, data);
-  if (!st.ok()) {
-    spdlog::error("job {}: could not record its stop ({}): {}", a.job.id, type, st.ToString());
-    return false;
-  }
-  a.intent = intent;
-  a.job.stop_reason = *annotation.stop_reason;
-  a.job.stop_deadline = *annotation.stop_deadline;
-  return true;
-}
-
 void JobController::PublishHolders() {
   holders_dirty_ = false;
   std::vector<GpuHolder> holders;
@@ -580,8 +447,7 @@ void JobController::PublishHolders() {
     const Active& a = active_.at(id);
     const Job& j = a.job;
     if (a.pid > 0) groups[a.pid] = id;
-    for (const Worker& w : a.workers)
-      if (w.pid > 0) groups[w.pid] = id;
+    if (j.spec.training) training_.ProcessGroups(id, groups);
     std::vector<const model::Placement*> parts;
     if (j.placement.workers.empty()) parts.push_back(&j.placement);
     for (const model::Placement& w : j.placement.workers) parts.push_back(&w);

@@ -1,7 +1,13 @@
 // The job controller turns users' intent (submit, cancel) and executors'
 // reports (started, exited) into state transitions in the store, and drives
 // the scheduler: every change wakes one scheduling cycle whose decisions it
-// applies (bind -> start on the executor, preempt -> stop and requeue).
+// applies (bind -> start on the executor, preempt -> stop and requeue,
+// resize -> the training controller). Training jobs' gangs are delegated to
+// its TrainingController (training_controller.h) through TrainingHost.
+//
+// Files: job_controller.cc (start, loop, inputs, executor events),
+// job_transitions.cc (Move, Requeue, Finish, RequestStop), job_cycle.cc (the
+// scheduling cycle and starting tasks).
 //
 // Threading: Submit/Cancel may be called from any thread. Executor events
 // arrive from the executor's thread through OnTaskEvent. All transitions and
@@ -24,6 +30,8 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "controllers/controller.h"
+#include "controllers/training_controller.h"
 #include "exec/executor.h"
 #include "gpu/inventory.h"
 #include "model/job.h"
@@ -61,25 +69,22 @@ struct JobControllerOptions {
   bool run_thread = true;
 };
 
-// Why a job is being stopped; persisted (the job's stop_reason and
-// stop_deadline, written with the request's event) so a restarted daemon
-// finishes the job the way it was asked to (a cancelled job stays Cancelled,
-// a preempted one is requeued). The job's next transition out of Scheduled or
-// Running clears it.
-// kResize (elastic grow/shrink) is persisted as "preempt": both requeue.
-enum class StopIntent { kNone, kCancel, kPreempt, kResize };
-
-class JobController {
+// StopIntent (why a job is being stopped) is in training_controller.h.
+// Training jobs' gangs are run by the TrainingController this controller
+// owns and delegates to (training_controller.h).
+class JobController : public Controller, private TrainingHost {
  public:
   JobController(store::Store& store, sched::Scheduler& scheduler, exec::Executor& executor,
                 const gpu::Inventory& inventory, const Clock& clock, JobControllerOptions options = {});
-  ~JobController();
+  ~JobController() override;
+
+  std::string_view Name() const override { return "jobs"; }
 
   // Rebuilds the active jobs from the store, reattaches the executor to the
   // tasks that may still run, and starts the controller thread.
-  Status Start();
+  Status Start() override;
   // Stops the controller thread. Running tasks keep running.
-  void Stop();
+  void Stop() override;
 
   // Validates, checks that some node could ever run it, stores it (the
   // returned job is durable) and wakes the scheduler.
@@ -132,7 +137,7 @@ class JobController {
   // submissions, cancels and executor events, due timers, and a scheduling
   // cycle if one is due. The controller thread calls it; with
   // options.run_thread false the caller does (from one thread at a time).
-  void RunOnce();
+  void RunOnce() override;
 
   // Blocks until the controller has no queued work or the timeout passes
   // (for tests and benchmarks). True when idle.
@@ -142,26 +147,10 @@ class JobController {
   std::string WaitingReason(JobId id) const;
 
  private:
-  // One worker (task) of a training job's current attempt.
-  struct Worker {
-    std::string state = "Pending";  // Pending, Running, Succeeded, Failed
-    std::optional<int> exit_code;
-    int pid = 0;
-    bool ended = false;
-  };
   struct Active {
     Job job;
     StopIntent intent = StopIntent::kNone;
     int pid = 0;  // the task's pid (= its process group) once started, if local
-    // Training jobs (spec.training set): the gang of the current attempt.
-    std::vector<Worker> workers;
-    bool gang_failing = false;  // a worker failed: the others are being stopped
-    int failed_rank = -1;
-    int failed_code = 0;
-    std::string failure;       // "worker 1 exited with code 3"
-    bool unstarted_lost = false;  // lost before it ever started: requeue
-    bool finishing = false;       // worker 0 succeeded, stragglers past the grace are being stopped
-    nlohmann::json status;     // persisted training status (table training_status)
   };
   struct Input {
     enum Kind { kSubmitted, kCancel, kTaskEvent } kind = kSubmitted;
@@ -177,27 +166,11 @@ class JobController {
   Result<Job> HandleCancel(JobId id);
   void RunCycle();
   void StartTask(Active& a);
-  // Training jobs (job_controller.cc, gang section): one executor task per worker.
-  void StartGang(Active& a);
-  void HandleGangEvent(Active& a, const exec::TaskEvent& ev);
-  void StopGang(Active& a, DurationMs grace);
-  void EndGang(Active& a);
-  // Brings a.status up to date with the workers and returns it (transitions
-  // of training jobs carry it); SaveTrainingStatus writes it on its own.
-  const nlohmann::json& TrainingStatus(Active& a);
-  void SaveTrainingStatus(Active& a);
-  // successPolicy Worker0: stops the workers that outlived worker 0 by more
-  // than the grace period.
-  void RunGangDeadlines(TimeMs now);
-  // ttlSecondsAfterFinished: removes finished training jobs' run
-  // directories and checkpoints once their time has come.
-  void RunCleanups(TimeMs now);
-  // The earliest time the loop must wake for (recheck, gang deadline); 0: none.
+  // The earliest time the loop must wake for (recheck, gang deadline, clean-up); 0: none.
   TimeMs NextTimer() const;
   // When the policy's recheck may run: its time, spaced from the last cycle.
   TimeMs RecheckTime() const;
   std::vector<sched::TaskPlacement> TaskPlacements(const Job& job) const;
-  std::string CheckpointDir(JobId id) const;
   // Ends the attempt (Running/Scheduled -> Preempted with `ended`, event
   // `type`) and puts the job back in the queue (-> Pending, "JobRequeued").
   void Requeue(Active& a, const store::JobUpdate& ended, const std::string& type, const std::string& message,
@@ -217,12 +190,29 @@ class JobController {
   sched::ClusterSnapshot Snapshot() const;
   Status CheckCommand(const JobSpec& spec) const;
 
+  // TrainingHost: what the training controller asks of this one (job_controller.cc).
+  JobRef FindJob(JobId id) override;
+  bool MoveJob(JobId id, model::JobState to, store::JobUpdate update, const std::string& type,
+               const std::string& message, const nlohmann::json& data) override;
+  void RequeueJob(JobId id, const store::JobUpdate& ended, const std::string& type,
+                  const std::string& message, const nlohmann::json& data,
+                  const std::string& requeue_message) override;
+  void FinishJob(JobId id, model::JobState to, const store::JobUpdate& update,
+                 const std::string& type, const std::string& message,
+                 const nlohmann::json& data) override;
+  bool RequestJobStop(JobId id, StopIntent intent, const std::string& type,
+                      const std::string& message, const nlohmann::json& data,
+                      store::JobAnnotation annotation) override;
+  void CountPreemption() override;
+  void HoldersChanged() override { holders_dirty_ = true; }
+
   store::Store& store_;
   sched::Scheduler& scheduler_;
   exec::Executor& executor_;
   const gpu::Inventory& inventory_;
   const Clock& clock_;
   JobControllerOptions options_;
+  TrainingController training_;  // training jobs' gangs, on this controller's thread
 
   mutable std::mutex mu_;  // guards inputs_, busy_, stop_, holders_, stats_
   std::condition_variable cv_;
@@ -248,9 +238,7 @@ class JobController {
   DurationMs batch_window_ = 0;  // the current window: the option, or more when cycles are costly
   bool holders_dirty_ = true;
   TimeMs recheck_at_ = 0;
-  DurationMs last_cycle_cost_ = 0;                  // the last cycle's Decisions::recheck_at
-  std::map<JobId, TimeMs> gang_deadlines_;  // worker 0 succeeded: stop the rest at this time
-  std::map<JobId, TimeMs> cleanup_at_;      // finished training jobs: clean up at this time
+  DurationMs last_cycle_cost_ = 0;  // how long the last cycle took
 };
 
 }  // namespace berth::controllers

@@ -111,7 +111,7 @@ void JobController::RunCycle() {
       for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
     const DurationMs grace = model::PreemptionGrace(a.job.spec.priority_class, a.job.spec.termination_grace);
     if (a.job.spec.training) {
-      StopGang(a, grace);
+      training_.Stop(a.job.id, grace);
       continue;
     }
     Status st = executor_.Stop({a.job.id, 0, a.job.attempts}, grace);
@@ -119,31 +119,12 @@ void JobController::RunCycle() {
   }
   for (const sched::Resize& rz : d.resizes) {
     auto it = active_.find(rz.job);
-    if (it == active_.end() || it->second.intent != StopIntent::kNone || !it->second.job.spec.training ||
-        it->second.gang_failing || it->second.job.state != JobState::kRunning)
-      continue;
-    Active& a = it->second;
-    const model::TrainingSpec& t = *a.job.spec.training;
-    int resizes = a.status.value("resizes", 0);
-    if (t.elastic.max_restarts >= 0 && resizes >= t.elastic.max_restarts) continue;
-    int from = static_cast<int>(a.workers.size());
-    int to = static_cast<int>(rz.placements.size());
-    if (to == from || to < t.MinWorkers()) continue;
-    nlohmann::json before = a.status;
-    a.status["resizes"] = resizes + 1;
-    a.status["pendingResize"] = to;
-    store::JobAnnotation with_status;
-    with_status.training_status = TrainingStatus(a);
-    if (!RequestStop(a, StopIntent::kResize, to > from ? "TrainingGrowing" : "TrainingShrinking",
-                     "resizing from " + std::to_string(from) + " to " + std::to_string(to) +
-                         " worker(s): SIGTERM (checkpoint), then relaunch",
-                     {{"from", from}, {"to", to}}, with_status)) {
-      a.status = std::move(before);
-      continue;
-    }
-    for (const sched::TaskPlacement& tp : TaskPlacements(a.job))
-      for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
-    StopGang(a, a.job.spec.termination_grace);
+    if (it == active_.end() || !it->second.job.spec.training) continue;
+    // The GPUs it holds now are released when the gang has stopped.
+    std::vector<sched::TaskPlacement> held = TaskPlacements(it->second.job);
+    if (!training_.Resize(rz.job, static_cast<int>(rz.placements.size()))) continue;
+    for (const sched::TaskPlacement& tp : held)
+      for (int g : tp.gpus) releasing[{tp.node, g}] = rz.job;
   }
   for (const sched::Bind& b : d.binds) {
     auto it = active_.find(b.job);
@@ -223,7 +204,7 @@ void JobController::RunCycle() {
 }
 
 void JobController::StartTask(Active& a) {
-  if (a.job.spec.training) return StartGang(a);
+  if (a.job.spec.training) return training_.Launch(a.job.id);
   const Job& j = a.job;
   exec::TaskSpec t;
   t.key = {j.id, 0, j.attempts};
@@ -251,6 +232,33 @@ void JobController::StartTask(Active& a) {
     u.exit_code = 127;
     Finish(a, JobState::kFailed, u, "JobFailed", "failed to start: " + st.message(), nullptr);
   }
+}
+
+
+std::vector<sched::TaskPlacement> JobController::TaskPlacements(const Job& j) const {
+  std::vector<sched::TaskPlacement> out;
+  std::vector<const model::Placement*> parts;
+  if (j.placement.workers.empty()) parts.push_back(&j.placement);
+  for (const model::Placement& w : j.placement.workers) parts.push_back(&w);
+  for (const model::Placement* p : parts) {
+    sched::TaskPlacement tp;
+    tp.node = p->node;
+    tp.gpus = p->gpus;
+    tp.gpu_share = p->gpu_share;
+    out.push_back(std::move(tp));
+  }
+  return out;
+}
+
+TimeMs JobController::RecheckTime() const {
+  // Time-driven cycles take at most about a fifth of the controller's time.
+  return std::max(recheck_at_, last_cycle_ + std::max(options_.min_recheck_interval, 4 * last_cycle_cost_));
+}
+
+TimeMs JobController::NextTimer() const {
+  TimeMs next = training_.NextTimer();  // gang deadlines, clean-ups
+  if (recheck_at_ > 0) next = next == 0 ? RecheckTime() : std::min(next, RecheckTime());
+  return next;
 }
 
 }  // namespace berth::controllers

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -48,7 +47,7 @@ Status PipelineController::Start() {
     auto rs = std::make_unique<RunState>();
     rs->rec = std::move(full);
     if (!spec.ok()) {
-      rs->rec.state = "Failed";
+      rs->rec.state = model::RunState::kFailed;
       rs->rec.message = "spec no longer valid: " + spec.status().message();
       rs->rec.ended = clock_.Now();
       Save(*rs);
@@ -56,25 +55,18 @@ Status PipelineController::Start() {
     }
     rs->spec = std::move(*spec);
     for (auto& [name, n] : rs->rec.nodes)
-      if (n.state == "Running" && n.job_id) job_index_[n.job_id] = {rs->rec.id, name};
+      if (n.state == model::StepState::kRunning && n.job_id)
+        job_index_[n.job_id] = {rs->rec.id, name};
     active_[rs->rec.id] = std::move(rs);
   }
   // Jobs that ended while the daemon was down: their events may be before the cursor.
   for (auto& [id, rs] : active_) {
     for (auto& [name, n] : rs->rec.nodes) {
-      if (n.state != "Running" || !n.job_id) continue;
+      if (n.state != model::StepState::kRunning || !n.job_id) continue;
       auto job = store_.GetJob(n.job_id);
       if (job.ok() && model::IsTerminal(job->state)) OnJobEnded(*rs, name, *job);
     }
     Advance(*rs);
-  }
-  ASSIGN_OR_RETURN(auto crons, pstore_.ListCrons());
-  for (const auto& c : crons) {
-    auto cs = LoadCron(c);
-    if (cs.ok())
-      crons_.emplace(c.name, std::move(*cs));
-    else
-      spdlog::warn("cron pipeline {}: {}", c.name, cs.status().message());
   }
   stop_ = false;
   thread_ = std::thread([this] { Loop(); });
@@ -105,7 +97,6 @@ void PipelineController::RunOnce() {
 
 void PipelineController::PassLocked() {
   ProcessEventsLocked();
-  TimeMs now = clock_.Now();
   for (auto it = active_.begin(); it != active_.end();) {
     RunState& rs = *it->second;
     // Timers: retries' backoff and timeouts are checked on every pass.
@@ -115,8 +106,6 @@ void PipelineController::PassLocked() {
     else
       ++it;
   }
-  (void)now;
-  CronTickLocked();
 }
 
 void PipelineController::ProcessEventsLocked() {
@@ -172,7 +161,7 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
   auto it = rs.rec.nodes.find(name);
   if (it == rs.rec.nodes.end()) return;
   NodeRecord& n = it->second;
-  if (n.state != "Running" || n.job_id != job.id) return;
+  if (n.state != model::StepState::kRunning || n.job_id != job.id) return;
   const model::StepSpec* step = StepOf(rs, n);
   rs.dirty.insert(name);
   n.end_time = job.end_time ? job.end_time : clock_.Now();
@@ -185,14 +174,14 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
   for (int g : job.placement.gpus) gpus += (gpus.empty() ? "" : ",") + std::to_string(g);
   n.gpus = gpus;
   if (!step) {
-    n.state = "Failed";
+    n.state = model::StepState::kFailed;
     n.message = "step spec missing";
     return;
   }
   if (job.state == model::JobState::kSucceeded) {
     Status st = CollectOutputs(rs, n, *step, job);
     if (!st.ok()) return FailOrRetry(rs, n, *step, st.message(), true);
-    n.state = "Succeeded";
+    n.state = model::StepState::kSucceeded;
     n.message = "";
     if (!step->memoize_key.empty() && n.outputs.contains("memoKey")) {
       Status ms = pstore_.PutMemo(n.outputs["memoKey"].get<std::string>(), n.outputs, clock_.Now(),
@@ -202,7 +191,8 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
     return;
   }
   if (!rs.rec.stopping.empty() || job.state == model::JobState::kCancelled) {
-    n.state = job.state == model::JobState::kCancelled ? "Cancelled" : "Failed";
+    n.state = job.state == model::JobState::kCancelled ? model::StepState::kCancelled
+                                                        : model::StepState::kFailed;
     n.message = rs.rec.stopping == "timeout" ? "pipeline timeout" : job.message;
     if (n.message.empty())
       n.message = job.state == model::JobState::kCancelled ? "cancelled" : "failed";
@@ -224,21 +214,14 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
 void PipelineController::FailOrRetry(RunState& rs, NodeRecord& n, const model::StepSpec& step,
                                      const std::string& message, bool process_ran) {
   rs.dirty.insert(n.name);
-  const auto& r = step.retry;
-  bool policy_ok = r.policy == model::RetryPolicy::kAlways ||
-                   (r.policy == model::RetryPolicy::kOnFailure && process_ran) ||
-                   (r.policy == model::RetryPolicy::kOnError && !process_ran);
-  if (rs.rec.stopping.empty() && policy_ok && n.attempts <= r.limit) {
-    double backoff =
-        static_cast<double>(r.backoff) * std::pow(r.factor, static_cast<double>(n.attempts - 1));
-    if (r.max_backoff > 0) backoff = std::min(backoff, static_cast<double>(r.max_backoff));
-    n.state = "Pending";
+  if (auto at = pipeline_engine::RetryAt(step, n, process_ran, !rs.rec.stopping.empty(), clock_.Now())) {
+    n.state = model::StepState::kPending;
     n.job_id = 0;
-    n.next_at = clock_.Now() + static_cast<DurationMs>(backoff);
+    n.next_at = *at;
     n.message = "attempt " + std::to_string(n.attempts) + " failed (" + message + "); retrying";
     return;
   }
-  n.state = "Failed";
+  n.state = model::StepState::kFailed;
   n.message = message;
   if (!n.end_time) n.end_time = clock_.Now();
 }
@@ -248,7 +231,7 @@ void PipelineController::Launch(RunState& rs, NodeRecord& n, const model::StepSp
   n.attempts++;
   n.next_at = 0;
   n.exit_code.reset();
-  auto lookup = Lookup(rs, n);
+  auto lookup = pipeline_engine::Lookup(rs.rec, n);
   auto sub = [&](const std::string& field, const std::string& text) -> Result<std::string> {
     auto r = model::Substitute(text, lookup);
     if (!r.ok())
@@ -256,7 +239,7 @@ void PipelineController::Launch(RunState& rs, NodeRecord& n, const model::StepSp
     return r;
   };
   auto fail = [&](const std::string& msg) {
-    n.state = "Failed";
+    n.state = model::StepState::kFailed;
     n.message = msg;
     n.start_time = n.end_time = clock_.Now();
   };
@@ -315,7 +298,7 @@ void PipelineController::Launch(RunState& rs, NodeRecord& n, const model::StepSp
   js.labels["berth.pipeline/run"] = std::to_string(rs.rec.id);
   js.labels["berth.pipeline/step"] = n.step;
   js.labels["berth.pipeline/node"] = n.name;
-  n.state = "Running";
+  n.state = model::StepState::kRunning;
   n.job_id = 0;  // set by FlushSubmits at the end of this pass
   n.start_time = 0;
   n.end_time = 0;
@@ -347,7 +330,7 @@ void PipelineController::FlushSubmits(RunState& rs) {
     if (!job.ok()) {
       node.start_time = node.end_time = clock_.Now();
       const model::StepSpec* step = StepOf(rs, node);
-      node.state = "Failed";
+      node.state = model::StepState::kFailed;
       if (step) FailOrRetry(rs, node, *step, "submit: " + job.status().message(), false);
       continue;
     }
@@ -365,260 +348,92 @@ void PipelineController::Advance(RunState& rs) {
   Save(rs);
 }
 
-// One pass over the run's nodes; true if something changed that may let more happen.
+// One step of the engine, applied; true if it decided anything (which may let more happen).
 bool PipelineController::AdvanceOnce(RunState& rs) {
-  if (RunTerminal(rs.rec.state)) return false;
   TimeMs now = clock_.Now();
-  bool progress = false;
-  auto& nodes = rs.rec.nodes;
-  if (rs.rec.stopping.empty() && rs.spec.timeout > 0 && rs.rec.started > 0 &&
-      now >= rs.rec.started + rs.spec.timeout) {
-    rs.rec.stopping = "timeout";
-    rs.rec.message = "pipeline timeout after " + FormatDuration(rs.spec.timeout);
-    rs.changed = true;
-    for (auto& [name, n] : nodes)
-      if (n.state == "Running" && n.job_id && name != kExitNode) (void)jobs_.cancel(n.job_id);
-  }
-  const bool stopping = !rs.rec.stopping.empty();
-  // Children of fan-out steps, and how many leaf nodes run now.
-  std::map<std::string, std::vector<NodeRecord*>> children;
-  int64_t running = 0;
-  for (auto& [name, n] : nodes) {
-    if (n.index >= 0) children[n.step].push_back(&n);
-    if (n.state == "Running" && n.job_id) ++running;
-  }
-  for (auto& [step, list] : children)
-    std::sort(list.begin(), list.end(), [](auto* a, auto* b) { return a->index < b->index; });
-  auto can_launch = [&] {
-    return !stopping && !rs.rec.suspended &&
-           (rs.spec.parallelism <= 0 || running < rs.spec.parallelism);
-  };
-  auto mark = [&](NodeRecord& n, const std::string& state, const std::string& msg) {
-    n.state = state;
-    n.message = msg;
-    if (!n.end_time) n.end_time = now;
-    rs.dirty.insert(n.name);
-    progress = true;
-  };
-  auto launch = [&](NodeRecord& n, const model::StepSpec& step) {
-    // Memoization: a recent enough success under the same key is reused.
-    if (!step.memoize_key.empty()) {
-      auto key = model::Substitute(step.memoize_key, Lookup(rs, n));
-      if (key.ok()) {
-        auto hit = pstore_.GetMemo(*key);
-        if (hit.ok() && *hit &&
-            (step.memoize_max_age <= 0 || now - (*hit)->second <= step.memoize_max_age)) {
-          n.outputs = (*hit)->first;
-          n.cached = true;
-          n.start_time = now;
-          mark(n, "Succeeded", "memoized result reused");
-          return;
-        }
-        n.outputs["memoKey"] = *key;
-      }
-    }
-    Launch(rs, n, step);
-    if (n.state == "Running") ++running;
-    progress = true;
-  };
-
-  for (const model::StepSpec& step : rs.spec.steps) {
-    NodeRecord& n = nodes[step.name];
-    if (n.name.empty()) {
-      n.name = n.step = step.name;
-      rs.dirty.insert(n.name);
-    }
-    if (Terminal(n.state)) continue;
-    if (n.state == "Running" && n.index < 0 && n.outputs.contains("children")) {
-      // An expanded fan-out group: launch children, then sum them up.
-      auto& kids = children[step.name];
-      bool all_done = true, any_failed = false;
-      int64_t kids_running =
-          std::count_if(kids.begin(), kids.end(), [](auto* k) { return k->state == "Running"; });
-      for (NodeRecord* c : kids) {
-        if (stopping && c->state == "Pending") mark(*c, "Cancelled", "run " + rs.rec.stopping);
-        if (c->state == "Pending" && c->next_at <= now && can_launch() &&
-            (step.parallelism <= 0 || kids_running < step.parallelism)) {
-          launch(*c, step);
-          if (c->state == "Running") ++kids_running;
-        }
-        if (!Terminal(c->state)) all_done = false;
-        if (c->state == "Failed" || c->state == "Cancelled") any_failed = true;
-      }
-      if (all_done) {
-        json params = json::object(), results = json::array();
-        for (const auto& p : step.output_parameters) {
-          json list = json::array();
-          for (NodeRecord* c : kids)
-            if (c->outputs.contains("parameters") && c->outputs["parameters"].contains(p.name))
-              list.push_back(c->outputs["parameters"][p.name]);
-          params[p.name] = list.dump();
-        }
-        for (NodeRecord* c : kids) results.push_back(c->outputs.value("result", ""));
-        n.outputs["parameters"] = params;
-        n.outputs["result"] = results.dump();
-        mark(n, any_failed ? "Failed" : "Succeeded",
-             any_failed ? "some fan-out children failed" : "");
-      }
-      continue;
-    }
-    if (n.state == "Running") continue;
-    // Pending: are the dependencies done, and does the trigger rule let it run?
-    if (stopping) {
-      mark(n, "Cancelled", "run " + rs.rec.stopping);
-      continue;
-    }
-    if (n.job_id == 0 && n.attempts > 0) {  // waiting to retry
-      if (n.next_at <= now && can_launch()) launch(n, step);
-      continue;
-    }
-    int total = 0, done = 0, succeeded = 0, failed = 0, upstream_failed = 0;
-    for (const auto& d : step.dependencies) {
-      const NodeRecord& dn = nodes[d];
-      ++total;
-      if (Terminal(dn.state)) ++done;
-      if (dn.state == "Succeeded") ++succeeded;
-      if (dn.state == "Failed" || dn.state == "Cancelled") ++failed;
-      if (dn.state == "Omitted") ++upstream_failed;
-    }
-    bool ready = false;
-    switch (step.trigger) {
-      case model::TriggerRule::kAllSuccess:
-        if (failed + upstream_failed > 0) {
-          mark(n, "Omitted", "upstream step failed");
-          continue;
-        }
-        ready = done == total;
-        break;
-      case model::TriggerRule::kNoneFailed:
-        if (failed > 0) {
-          mark(n, "Omitted", "upstream step failed");
-          continue;
-        }
-        ready = done == total;
-        break;
-      case model::TriggerRule::kAllDone:
-        ready = done == total;
-        break;
-      case model::TriggerRule::kOneFailed:
-        if (failed > 0)
-          ready = true;
-        else if (done == total) {
-          mark(n, "Skipped", "no upstream step failed (triggerRule one_failed)");
-          continue;
-        }
-        break;
-      case model::TriggerRule::kOneSuccess:
-        if (succeeded > 0)
-          ready = true;
-        else if (done == total) {
-          mark(n, "Omitted", "no upstream step succeeded (triggerRule one_success)");
-          continue;
-        }
-        break;
-    }
-    if (!ready || !can_launch()) continue;
-    if (!step.when.empty()) {
-      auto expr = model::Substitute(step.when, Lookup(rs, n));
-      if (!expr.ok()) {
-        mark(n, "Failed", "when: " + expr.status().message());
-        continue;
-      }
-      auto v = model::EvaluateCondition(*expr);
-      if (!v.ok()) {
-        mark(n, "Failed", "when: " + v.status().message());
-        continue;
-      }
-      if (!*v) {
-        n.start_time = now;
-        mark(n, "Skipped", "when \"" + *expr + "\" is false");
-        continue;
-      }
-    }
-    if (step.FansOut()) {
-      json items;
-      if (step.with_items) {
-        items = *step.with_items;
-      } else {
-        auto text = model::Substitute(step.with_param, Lookup(rs, n));
-        if (!text.ok()) {
-          mark(n, "Failed", "withParam: " + text.status().message());
-          continue;
-        }
-        try {
-          items = json::parse(*text);
-        } catch (const json::exception& e) {
-          mark(n, "Failed", "withParam: not a JSON list: " + *text);
-          continue;
-        }
-        if (!items.is_array()) {
-          mark(n, "Failed", "withParam: not a JSON list: " + *text);
-          continue;
-        }
-      }
-      n.state = "Running";
-      n.start_time = now;
-      n.outputs["children"] = items.size();
-      rs.dirty.insert(n.name);
-      progress = true;
-      for (size_t i = 0; i < items.size(); ++i) {
-        NodeRecord c;
-        c.name = ChildName(step.name, static_cast<int64_t>(i));
-        c.step = step.name;
-        c.index = static_cast<int64_t>(i);
-        c.item = items[i].dump();
-        nodes[c.name] = c;
-        rs.dirty.insert(c.name);
-      }
-      continue;  // children launch on the next pass
-    }
-    n.start_time = now;
-    launch(n, step);
-  }
-
-  // All DAG nodes done: the exit handler, then the run's end.
-  bool dag_done = true;
-  for (const auto& [name, n] : nodes)
-    if (name != kExitNode && !Terminal(n.state)) dag_done = false;
-  if (!dag_done) return progress;
-  if (rs.spec.on_exit) {
-    NodeRecord& e = nodes[kExitNode];
-    if (e.name.empty()) {
-      e.name = e.step = kExitNode;
-      rs.dirty.insert(e.name);
-    }
-    if (e.state == "Pending" && !(e.attempts > 0 && e.next_at > now)) {
-      Launch(rs, e, *rs.spec.on_exit);
-      return true;
-    }
-    if (!Terminal(e.state)) return progress;
-  }
-  Finish(rs);
-  return false;
+  std::vector<pipeline_engine::Action> actions = pipeline_engine::Step({rs.rec, rs.spec}, now);
+  for (const auto& a : actions) Apply(rs, a, now);
+  return !actions.empty();
 }
 
-void PipelineController::Finish(RunState& rs) {
-  bool failed = false;
-  std::string why;
-  for (const auto& [name, n] : rs.rec.nodes)
-    if (n.state == "Failed" && n.index < 0) {
-      failed = true;
-      if (why.empty()) why = "step " + name + " failed: " + n.message;
-    }
-  if (rs.rec.stopping == "cancel") {
-    rs.rec.state = "Cancelled";
-    if (rs.rec.message.empty()) rs.rec.message = "cancelled";
-  } else if (rs.rec.stopping == "timeout" || failed) {
-    rs.rec.state = "Failed";
-    if (rs.rec.message.empty()) rs.rec.message = why;
-  } else {
-    rs.rec.state = "Succeeded";
-    rs.rec.message = "";
+void PipelineController::Apply(RunState& rs, const pipeline_engine::Action& a, TimeMs now) {
+  using Kind = pipeline_engine::Action::Kind;
+  switch (a.kind) {
+    case Kind::kTimeout:
+      rs.rec.stopping = "timeout";
+      rs.rec.message = a.message;
+      rs.changed = true;
+      return;
+    case Kind::kCancelJob:
+      (void)jobs_.cancel(a.job);
+      return;
+    case Kind::kFinishRun:
+      rs.rec.state = a.run_state;
+      rs.rec.message = a.message;
+      rs.rec.ended = now;
+      rs.changed = true;
+      Event(rs, std::string("PipelineRun") + model::ToString(rs.rec.state), rs.rec.message);
+      Save(rs);
+      return;
+    case Kind::kSetNode:
+    case Kind::kExpand:
+    case Kind::kLaunch:
+      break;
   }
-  rs.rec.ended = clock_.Now();
-  rs.changed = true;
-  Event(rs, "PipelineRun" + rs.rec.state, rs.rec.message);
-  Save(rs);
+  NodeRecord& n = rs.rec.nodes[a.node];
+  if (n.name.empty()) n.name = n.step = a.node;
+  rs.dirty.insert(a.node);
+  if (a.kind == Kind::kSetNode) {
+    if (a.started) n.start_time = now;
+    if (a.outputs.is_object())
+      for (auto it = a.outputs.begin(); it != a.outputs.end(); ++it) n.outputs[it.key()] = it.value();
+    n.state = a.state;
+    n.message = a.message;
+    if (!n.end_time) n.end_time = now;
+    return;
+  }
+  if (a.kind == Kind::kExpand) {
+    n.state = model::StepState::kRunning;
+    n.start_time = now;
+    n.outputs["children"] = a.items.size();
+    for (size_t i = 0; i < a.items.size(); ++i) {
+      NodeRecord c;
+      c.name = ChildName(n.step, static_cast<int64_t>(i));
+      c.step = n.step;
+      c.index = static_cast<int64_t>(i);
+      c.item = a.items[i].dump();
+      rs.dirty.insert(c.name);
+      rs.rec.nodes[c.name] = std::move(c);
+    }
+    return;
+  }
+  // kLaunch
+  const model::StepSpec* step = StepOf(rs, n);
+  if (!step) {
+    n.state = model::StepState::kFailed;
+    n.message = "step spec missing";
+    if (!n.end_time) n.end_time = now;
+    return;
+  }
+  // Memoization: a recent enough success under the same key is reused.
+  if (a.node != kExitNode && !step->memoize_key.empty()) {
+    auto key = model::Substitute(step->memoize_key, pipeline_engine::Lookup(rs.rec, n));
+    if (key.ok()) {
+      auto hit = pstore_.GetMemo(*key);
+      if (hit.ok() && *hit &&
+          (step->memoize_max_age <= 0 || now - (*hit)->second <= step->memoize_max_age)) {
+        n.outputs = (*hit)->first;
+        n.cached = true;
+        n.start_time = now;
+        n.state = model::StepState::kSucceeded;
+        n.message = "memoized result reused";
+        if (!n.end_time) n.end_time = now;
+        return;
+      }
+      n.outputs["memoKey"] = *key;
+    }
+  }
+  Launch(rs, n, *step);
 }
 
 void PipelineController::Save(RunState& rs) {

@@ -22,6 +22,9 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "controllers/controller.h"
+#include "controllers/cron_controller.h"
+#include "controllers/pipeline_engine.h"
 #include "common/status.h"
 #include "exec/executor.h"
 #include "model/cron.h"
@@ -44,7 +47,7 @@ struct StepJobs {
 struct PipelineControllerOptions {
   // Runs' artifact and work directories: <artifact_root>/run-<id>/ (may be an NFS mount).
   std::string artifact_root;
-  // Longest sleep between passes (timers: retries' backoff, timeouts, cron).
+  // Longest sleep between passes (timers: retries' backoff, timeouts).
   DurationMs tick = 200;
 };
 
@@ -53,16 +56,18 @@ struct PipelineControllerOptions {
 store::NewEvent PipelineRunEvent(const std::string& type, const store::RunRecord& rec,
                                  const std::string& detail);
 
-class PipelineController {
+class PipelineController : public Controller {
  public:
   PipelineController(store::Store& store, store::PipelineStore& pstore, StepJobs jobs,
                      const Clock& clock, PipelineControllerOptions options);
-  ~PipelineController();
+  ~PipelineController() override;
+
+  std::string_view Name() const override { return "pipelines"; }
 
   // Loads the active runs and schedules, reconciles them with their jobs'
   // states and starts the controller thread.
-  Status Start();
-  void Stop();
+  Status Start() override;
+  void Stop() override;
 
   // Validates the document, resolves the parameters and stores a new run
   // (durable when this returns); its first steps start on the next pass.
@@ -86,20 +91,26 @@ class PipelineController {
   // A step's (or fan-out child's) output log.
   Result<exec::LogChunk> Logs(int64_t id, const std::string& node, int64_t offset, int64_t limit);
 
-  // Cron schedules (kind: CronPipeline). Create replaces one of the same
-  // name; `user` owns the schedule and the runs it starts.
+  // For the cron controller (CronRuns): the runs of schedule `cron` that
+  // have not ended, and stopping one for a newer run (concurrencyPolicy
+  // Replace; no event, the newer run's PipelineRunCreated says it).
+  std::vector<int64_t> ActiveRuns(const std::string& cron);
+  void Replace(int64_t id, const std::string& why);
+
+  // Cron schedules, forwarded to the cron controller attached here (the API
+  // routes reach schedules through the pipeline controller; Unavailable
+  // when none is attached).
+  void AttachCron(CronController* cron) { cron_ = cron; }
   Result<store::CronRecord> CreateCron(const std::string& text, const std::string& user);
   Result<std::vector<store::CronRecord>> ListCrons();
   Result<store::CronRecord> GetCron(const std::string& name);
   Result<store::CronRecord> SetCronSuspended(const std::string& name, bool suspended);
   Status DeleteCron(const std::string& name);
-  // Starts one run per fire time in [from, to] (catch-up of missed runs).
   Result<std::vector<int64_t>> Backfill(const std::string& name, TimeMs from, TimeMs to);
-  // The next fire time of a schedule after `after` (0 if it never fires).
   Result<TimeMs> NextFire(const std::string& name, TimeMs after);
 
-  // Runs one pass now (events, timers, cron): for tests on a ManualClock.
-  void RunOnce();
+  // Runs one pass now (events, timers): for tests on a ManualClock.
+  void RunOnce() override;
 
  private:
   struct RunState {
@@ -115,14 +126,6 @@ class PipelineController {
     // Events about the run, committed by the next Save with its changes.
     std::vector<store::NewEvent> events;
   };
-  struct CronState {
-    store::CronRecord rec;
-    model::CronPipelineSpec spec;
-    model::CronSchedule schedule;
-    model::TimeZone tz;
-    std::string owner;  // who created the schedule: owns its runs
-  };
-
   void Loop();
   void PassLocked();
   void ProcessEventsLocked();
@@ -135,9 +138,10 @@ class PipelineController {
   Status CollectOutputs(RunState& rs, store::NodeRecord& node, const model::StepSpec& step,
                         const model::Job& job);
   void FlushSubmits(RunState& rs);
-  void Finish(RunState& rs);
+  // Carries out one of the engine's actions on the run (launches, memo
+  // lookups, job cancels, the run's end with its event).
+  void Apply(RunState& rs, const pipeline_engine::Action& a, TimeMs now);
   void Save(RunState& rs);
-  void CronTickLocked();
   Result<int64_t> SubmitLocked(const std::string& spec_text,
                                const std::map<std::string, std::string>& params,
                                const std::string& user, const std::string& cron,
@@ -148,10 +152,7 @@ class PipelineController {
   void Event(RunState& rs, const std::string& type, const std::string& detail);
   // Queues PipelineStep* events for the nodes among `names` whose state changed.
   void AnnounceSteps(RunState& rs, const std::vector<std::string>& names);
-  Result<CronState> LoadCron(const store::CronRecord& rec);
   const model::StepSpec* StepOf(const RunState& rs, const store::NodeRecord& n) const;
-  std::function<std::optional<std::string>(const std::string&)> Lookup(const RunState& rs,
-                                                                       const store::NodeRecord& n);
 
   store::Store& store_;
   store::PipelineStore& pstore_;
@@ -162,7 +163,7 @@ class PipelineController {
   std::mutex mu_;
   std::map<int64_t, std::unique_ptr<RunState>> active_;
   std::map<model::JobId, std::pair<int64_t, std::string>> job_index_;
-  std::map<std::string, CronState> crons_;
+  CronController* cron_ = nullptr;
   int64_t cursor_ = 0;
   int64_t saved_cursor_ = 0;
   std::atomic<bool> stop_{false};

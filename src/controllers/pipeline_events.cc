@@ -20,7 +20,10 @@ store::NewEvent PipelineRunEvent(const std::string& type, const RunRecord& rec,
   e.message = "pipeline run " + std::to_string(rec.id) + " (" + rec.name + ") " + verb;
   if (type == "PipelineRunCreated") e.message += " for " + (rec.user.empty() ? "?" : rec.user);
   if (!detail.empty()) e.message += ": " + detail;
-  e.data = json{{"pipelineRun", rec.id}, {"pipeline", rec.name}, {"user", rec.user}, {"state", rec.state}};
+  e.data = json{{"pipelineRun", rec.id},
+                {"pipeline", rec.name},
+                {"user", rec.user},
+                {"state", model::ToString(rec.state)}};
   return e;
 }
 
@@ -34,19 +37,20 @@ void PipelineController::AnnounceSteps(RunState& rs, const std::vector<std::stri
     if (it == rs.rec.nodes.end()) continue;
     const NodeRecord& n = it->second;
     // New nodes wait silently; a node waiting again is a retry.
-    if (n.state == "Pending" && n.attempts == 0) continue;
-    std::string key = n.state + "/" + std::to_string(n.attempts) + "/" + std::to_string(n.job_id);
+    if (n.state == model::StepState::kPending && n.attempts == 0) continue;
+    const std::string state = model::ToString(n.state);
+    std::string key = state + "/" + std::to_string(n.attempts) + "/" + std::to_string(n.job_id);
     std::string& last = rs.announced[name];
     if (last == key) continue;
     last = key;
     store::NewEvent e;
-    e.type = "PipelineStep" + (n.state == "Pending" ? std::string("Retrying") : n.state);
+    e.type = "PipelineStep" + (n.state == model::StepState::kPending ? std::string("Retrying") : state);
     e.message = "pipeline run " + std::to_string(rs.rec.id) + " (" + rs.rec.name + "): step " +
-                name + " " + n.state;
+                name + " " + state;
     if (n.job_id) e.message += " (job " + std::to_string(n.job_id) + ")";
     if (!n.message.empty()) e.message += ": " + n.message;
     e.data = {{"pipelineRun", rs.rec.id}, {"pipeline", rs.rec.name}, {"node", name},
-              {"step", n.step},           {"state", n.state},       {"attempt", n.attempts}};
+              {"step", n.step},           {"state", state},       {"attempt", n.attempts}};
     if (n.job_id) e.data["jobId"] = n.job_id;
     if (n.exit_code) e.data["exitCode"] = *n.exit_code;
     if (!n.message.empty()) e.data["reason"] = n.message;

@@ -5,18 +5,18 @@
 #include <fstream>
 #include <string>
 
+#include "controllers/pipeline_engine.h"
+#include "model/pipeline_state.h"
+
 namespace berth::controllers::pipeline_internal {
 
-inline constexpr char kExitNode[] = "onExit";
+using pipeline_engine::ChildName;
+using pipeline_engine::kExitNode;
 
 // A node's state that no longer changes.
-inline bool Terminal(const std::string& s) {
-  return s == "Succeeded" || s == "Failed" || s == "Skipped" || s == "Omitted" || s == "Cancelled";
-}
+inline bool Terminal(model::StepState s) { return model::IsTerminal(s); }
 // A run's state that no longer changes.
-inline bool RunTerminal(const std::string& s) {
-  return s == "Succeeded" || s == "Failed" || s == "Cancelled";
-}
+inline bool RunTerminal(model::RunState s) { return model::IsTerminal(s); }
 
 // The most of a step's output or parameter file kept as an output.
 inline constexpr size_t kMaxOutput = 256 * 1024;
@@ -39,10 +39,6 @@ inline std::string ReadSmall(const std::string& path, bool* ok) {
   in.read(s.data(), kMaxOutput);
   s.resize(in.gcount());
   return s;
-}
-
-inline std::string ChildName(const std::string& step, int64_t i) {
-  return step + "(" + std::to_string(i) + ")";
 }
 
 inline std::string Resolve(const std::string& dir, const std::string& p) {

@@ -15,7 +15,7 @@ json RunToJson(const RunRecord& run) {
   json j = {{"id", run.id},
             {"name", run.name},
             {"user", run.user},
-            {"state", run.state},
+            {"state", model::ToString(run.state)},
             {"created", FormatTime(run.created)},
             {"started", FormatTime(run.started)},
             {"ended", FormatTime(run.ended)},
@@ -59,7 +59,7 @@ json RunToJson(const RunRecord& run) {
     o.erase("children");
     json nj = {{"name", n.name},
                {"step", n.step},
-               {"state", n.state},
+               {"state", model::ToString(n.state)},
                {"jobId", n.job_id},
                {"attempts", n.attempts},
                {"exitCode", n.exit_code ? json(*n.exit_code) : json(nullptr)},

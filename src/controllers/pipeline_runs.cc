@@ -27,7 +27,7 @@ Result<int64_t> PipelineController::SubmitLocked(const std::string& spec_text,
     return InvalidArgument("metadata.user: \"" + spec.user + "\" is not the caller (\"" + user +
                            "\"); berthd records who submits, so leave metadata.user out");
   r.user = !user.empty() ? user : spec.user;
-  r.state = "Running";
+  r.state = model::RunState::kRunning;
   r.spec = spec_text;
   r.parameters = resolved;
   if (scheduled_time) r.parameters["@scheduledTime"] = FormatTime(scheduled_time);
@@ -91,8 +91,8 @@ Result<RunRecord> PipelineController::Cancel(int64_t id) {
   auto it = active_.find(id);
   if (it == active_.end()) {
     ASSIGN_OR_RETURN(RunRecord r, pstore_.GetRun(id));
-    return FailedPrecondition("pipeline run " + std::to_string(id) + " already ended (" + r.state +
-                              ")");
+    return FailedPrecondition("pipeline run " + std::to_string(id) + " already ended (" +
+                              model::ToString(r.state) + ")");
   }
   RunState& rs = *it->second;
   if (rs.rec.stopping.empty()) {
@@ -100,7 +100,8 @@ Result<RunRecord> PipelineController::Cancel(int64_t id) {
     rs.rec.message = "cancelled";
     rs.changed = true;
     for (auto& [name, n] : rs.rec.nodes)
-      if (n.state == "Running" && n.job_id && name != kExitNode) (void)jobs_.cancel(n.job_id);
+      if (n.state == model::StepState::kRunning && n.job_id && name != kExitNode)
+        (void)jobs_.cancel(n.job_id);
     Event(rs, "PipelineRunCancelling", "");
   }
   Advance(rs);
@@ -138,8 +139,8 @@ Result<RunRecord> PipelineController::Retry(int64_t id) {
   if (active_.count(id))
     return FailedPrecondition("pipeline run " + std::to_string(id) + " is still running");
   ASSIGN_OR_RETURN(RunRecord r, pstore_.GetRun(id));
-  if (r.state != "Failed" && r.state != "Cancelled")
-    return FailedPrecondition("pipeline run " + std::to_string(id) + " is " + r.state +
+  if (r.state != model::RunState::kFailed && r.state != model::RunState::kCancelled)
+    return FailedPrecondition("pipeline run " + std::to_string(id) + " is " + model::ToString(r.state) +
                               "; only Failed or Cancelled runs can be retried");
   ASSIGN_OR_RETURN(model::PipelineSpec spec, model::ParsePipelineSpec(r.spec));
   auto rs = std::make_unique<RunState>();
@@ -147,8 +148,8 @@ Result<RunRecord> PipelineController::Retry(int64_t id) {
   std::vector<std::string> all;
   for (auto& [name, n] : r.nodes) {
     all.push_back(name);
-    bool redo =
-        n.state == "Failed" || n.state == "Omitted" || n.state == "Cancelled" || name == kExitNode;
+    bool redo = n.state == model::StepState::kFailed || n.state == model::StepState::kOmitted ||
+                n.state == model::StepState::kCancelled || name == kExitNode;
     if (!redo) continue;
     bool expanded_group = n.index < 0 && n.outputs.contains("children");
     NodeRecord fresh;
@@ -157,13 +158,13 @@ Result<RunRecord> PipelineController::Retry(int64_t id) {
     fresh.index = n.index;
     fresh.item = n.item;
     if (expanded_group) {
-      fresh.state = "Running";
+      fresh.state = model::StepState::kRunning;
       fresh.outputs["children"] = n.outputs["children"];
       fresh.start_time = n.start_time;
     }
     n = fresh;
   }
-  r.state = "Running";
+  r.state = model::RunState::kRunning;
   r.stopping = "";
   r.message = "";
   r.ended = 0;
@@ -197,6 +198,66 @@ Result<exec::LogChunk> PipelineController::Logs(int64_t id, const std::string& n
   ASSIGN_OR_RETURN(model::Job job, store_.GetJob(it->second.job_id));
   if (job.attempts == 0 || !jobs_.read_log) return exec::LogChunk{};
   return jobs_.read_log(job, offset, limit);
+}
+
+std::vector<int64_t> PipelineController::ActiveRuns(const std::string& cron) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<int64_t> out;
+  for (auto& [id, rs] : active_)
+    if (rs->rec.cron == cron && !RunTerminal(rs->rec.state)) out.push_back(id);
+  return out;
+}
+
+void PipelineController::Replace(int64_t id, const std::string& why) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = active_.find(id);
+  if (it == active_.end()) return;
+  RunState& rs = *it->second;
+  if (!rs.rec.stopping.empty()) return;
+  rs.rec.stopping = "cancel";
+  rs.rec.message = why;
+  rs.changed = true;
+  for (auto& [name, n] : rs.rec.nodes)
+    if (n.state == model::StepState::kRunning && n.job_id && name != kExitNode)
+      (void)jobs_.cancel(n.job_id);
+  Advance(rs);
+  if (RunTerminal(rs.rec.state)) active_.erase(it);
+}
+
+namespace {
+Status NoCron() { return Unavailable("cron pipelines are not available (no cron controller)"); }
+}  // namespace
+
+Result<store::CronRecord> PipelineController::CreateCron(const std::string& text,
+                                                        const std::string& user) {
+  if (!cron_) return NoCron();
+  return cron_->CreateCron(text, user);
+}
+Result<std::vector<store::CronRecord>> PipelineController::ListCrons() {
+  if (!cron_) return NoCron();
+  return cron_->ListCrons();
+}
+Result<store::CronRecord> PipelineController::GetCron(const std::string& name) {
+  if (!cron_) return NoCron();
+  return cron_->GetCron(name);
+}
+Result<store::CronRecord> PipelineController::SetCronSuspended(const std::string& name,
+                                                               bool suspended) {
+  if (!cron_) return NoCron();
+  return cron_->SetCronSuspended(name, suspended);
+}
+Status PipelineController::DeleteCron(const std::string& name) {
+  if (!cron_) return NoCron();
+  return cron_->DeleteCron(name);
+}
+Result<std::vector<int64_t>> PipelineController::Backfill(const std::string& name, TimeMs from,
+                                                          TimeMs to) {
+  if (!cron_) return NoCron();
+  return cron_->Backfill(name, from, to);
+}
+Result<TimeMs> PipelineController::NextFire(const std::string& name, TimeMs after) {
+  if (!cron_) return NoCron();
+  return cron_->NextFire(name, after);
 }
 
 }  // namespace berth::controllers

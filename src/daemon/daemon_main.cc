@@ -7,10 +7,6 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <set>
-#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -22,14 +18,15 @@
 #include "common/daemon_record.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "controllers/controller.h"
+#include "controllers/cron_controller.h"
 #include "controllers/job_controller.h"
 #include "controllers/pipeline_controller.h"  // pipelines
+#include "controllers/telemetry_controller.h"
 #include "daemon/config.h"
 #include "exec/local_executor.h"
 #include "gpu/inventory.h"
 #include "gpu/prometheus.h"
-#include "gpu/sampler.h"
-#include "gpu/telemetry_json.h"
 #include "sched/scheduler.h"
 #include "store/pipeline_store.h"  // pipelines
 #include "store/store.h"
@@ -154,8 +151,7 @@ int Run(int argc, char** argv) {
   copts.resync_interval = cfg.resync_interval;
   controllers::JobController controller(**store, **scheduler, **executor, *inventory, clock, copts);
   controller_ptr = &controller;
-  Status st = controller.Start();
-  if (!st.ok()) return Fail(st.message());
+  Status st;
 
   // --- pipelines: step jobs go through the job controller; state in berth.db.
   auto pstore = store::PipelineStore::Open(**store, cfg.data_dir + "/berth.db");
@@ -172,148 +168,55 @@ int Run(int argc, char** argv) {
                          : !cfg.artifact_root.empty()   ? cfg.artifact_root
                                                          : cfg.data_dir + "/artifacts";
   controllers::PipelineController pipelines(**store, **pstore, step_jobs, clock, popts);
-  st = pipelines.Start();
-  if (!st.ok()) return Fail(st.message());
+  // Cron schedules start runs through the pipeline controller.
+  controllers::CronRuns cron_runs;
+  cron_runs.submit = [&](const std::string& text, const std::map<std::string, std::string>& params,
+                         const std::string& owner, const std::string& cron,
+                         TimeMs scheduled) -> Result<int64_t> {
+    ASSIGN_OR_RETURN(auto run, pipelines.Submit(text, params, owner, cron, scheduled));
+    return run.id;
+  };
+  cron_runs.active = [&](const std::string& cron) { return pipelines.ActiveRuns(cron); };
+  cron_runs.replace = [&](int64_t id, const std::string& why) { pipelines.Replace(id, why); };
+  controllers::CronController crons(**pstore, cron_runs, clock);
+  pipelines.AttachCron(&crons);
   // --- end pipelines
 
-  // GPU telemetry: sample every interval, tell the sampler who holds what,
-  // and record what it finds (idle allocations, violations, lost GPUs).
-  gpu::SamplerOptions gopts;
-  gopts.interval = cfg.telemetry_interval;
-  gopts.idle_util_percent = cfg.idle_util_percent;
-  gopts.idle_after = cfg.idle_after;
-  gpu::Sampler sampler(clock, *inventory, gopts);
-  // A job's GPU usage as the API shows it (`gpuUsage`).
-  // Declared GPUs have no driver: their jobs' utilization and memory are
-  // null (not measured), not 0.
-  bool declared_only = true;
-  for (const auto& n : inventory->Nodes())
-    for (const auto& g : n.gpus) declared_only &= g.declared;
-  auto usage_json = [declared_only](const gpu::JobUsage& u) {
-    nlohmann::json j = gpu::ToJson(u);
-    auto measured = [](bool any, auto v) { return any ? nlohmann::json(v) : nlohmann::json(nullptr); };
-    bool util = u.util_samples > 0, mem = !declared_only && u.memory_samples > 0;
-    j["avgUtilization"] = measured(util, u.AvgUtil());
-    j["peakUtilization"] = measured(util, u.peak_util);
-    j["avgMemoryMiB"] = measured(mem, u.AvgMemory());
-    j["peakMemoryMiB"] = measured(mem, u.peak_memory);
-    j["avgUtilPercent"] = j["avgUtilization"];
-    j["peakUtilPercent"] = j["peakUtilization"];
-    return j;
+  // GPU telemetry: the telemetry controller samples every interval, tells
+  // the sampler who holds what, and records what it finds.
+  controllers::TelemetrySource tsource;
+  tsource.assignments = [&] {
+    std::vector<gpu::Assignment> assignments;
+    for (const auto& h : controller.GpuHolders())
+      assignments.push_back({h.node, h.gpu, h.job, h.user, h.queue, h.share});
+    return assignments;
   };
-  // Usage of jobs that no longer hold GPUs is kept in the store (table
-  // job_usage), so `berth get` shows it after berthd restarts.
-  auto to_record = [](const gpu::JobUsage& u) {
-    store::JobUsageRecord r;
-    r.job = u.job;
-    r.user = u.user;
-    r.queue = u.queue;
-    r.first_time = u.first_time;
-    r.last_time = u.last_time;
-    r.util_samples = u.util_samples;
-    r.util_sum = u.util_sum;
-    r.peak_util = u.peak_util;
-    r.memory_samples = u.memory_samples;
-    r.memory_sum = u.memory_sum;
-    r.peak_memory = u.peak_memory;
-    r.allocated_milli_gpu_ms = u.allocated_milli_gpu_ms;
-    r.idle_milli_gpu_ms = u.idle_milli_gpu_ms;
-    r.violations = u.violations;
-    return r;
-  };
-  auto from_record = [](const store::JobUsageRecord& r) {
-    gpu::JobUsage u;
-    u.job = r.job;
-    u.user = r.user;
-    u.queue = r.queue;
-    u.first_time = r.first_time;
-    u.last_time = r.last_time;
-    u.util_samples = r.util_samples;
-    u.util_sum = r.util_sum;
-    u.peak_util = static_cast<int>(r.peak_util);
-    u.memory_samples = r.memory_samples;
-    u.memory_sum = r.memory_sum;
-    u.peak_memory = r.peak_memory;
-    u.allocated_milli_gpu_ms = r.allocated_milli_gpu_ms;
-    u.idle_milli_gpu_ms = r.idle_milli_gpu_ms;
-    u.violations = static_cast<int>(r.violations);
-    return u;
-  };
-  std::set<model::JobId> usage_saved;
-  std::mutex tel_mu;
-  std::condition_variable tel_cv;
-  bool tel_stop = false;
-  std::thread telemetry([&] {
-    std::unique_lock<std::mutex> l(tel_mu);
-    while (!tel_stop) {
-      l.unlock();
-      std::vector<gpu::Assignment> assignments;
-      for (const auto& h : controller.GpuHolders())
-        assignments.push_back({h.node, h.gpu, h.job, h.user, h.queue, h.share});
-      sampler.SetAssignments(std::move(assignments));
-      sampler.SetProcessGroups(controller.ProcessGroups());
-      for (const gpu::GpuEvent& ev : sampler.Tick()) {
-        std::string type = ev.type == gpu::GpuEventType::kIdleAllocation ? "GpuIdle"
-                           : ev.type == gpu::GpuEventType::kIdleEnded    ? "GpuBusy"
-                           : ev.type == gpu::GpuEventType::kViolation    ? "GpuViolation"
-                           : ev.type == gpu::GpuEventType::kGpuLost      ? "GpuLost"
-                           : ev.type == gpu::GpuEventType::kGpuRecovered ? "GpuRecovered"
-                                                                         : "GpuReadFailed";
-        nlohmann::json data = {{"node", ev.gpu.node}, {"gpu", ev.gpu.index}, {"uuid", ev.uuid}};
-        if (ev.pid) data["pid"] = ev.pid;
-        if (ev.idle_for) data["idleForMs"] = ev.idle_for;
-        if (ev.type == gpu::GpuEventType::kIdleAllocation || ev.type == gpu::GpuEventType::kViolation ||
-            ev.type == gpu::GpuEventType::kGpuLost)
-          spdlog::warn("{}", ev.message);
-        controller.RecordEvent(type, ev.job, ev.message, data);
-      }
-      std::set<model::JobId> ended;  // jobs the sampler still keeps that hold no GPU now
-      for (const gpu::JobUsage& u : sampler.Jobs()) {
-        if (u.active || u.job == 0) continue;
-        ended.insert(u.job);
-        if (usage_saved.count(u.job)) continue;
-        Status put = (*store)->PutJobUsage(to_record(u));
-        if (put.ok()) usage_saved.insert(u.job);
-        else spdlog::warn("job {}: could not save its GPU usage: {}", u.job, put.ToString());
-      }
-      // Saved and since evicted by the sampler, or running again (saved anew
-      // when it ends): forget, so this set stays as small as the sampler's.
-      std::erase_if(usage_saved, [&](model::JobId id) { return !ended.count(id); });
-      l.lock();
-      tel_cv.wait_for(l, std::chrono::milliseconds(cfg.telemetry_interval), [&] { return tel_stop; });
-    }
-  });
-  auto stop_telemetry = [&] {
-    {
-      std::lock_guard<std::mutex> l(tel_mu);
-      tel_stop = true;
-    }
-    tel_cv.notify_all();
-    if (telemetry.joinable()) telemetry.join();
-  };
+  tsource.process_groups = [&] { return controller.ProcessGroups(); };
+  tsource.record_event = [&](const std::string& type, model::JobId job, const std::string& message,
+                             const nlohmann::json& data) { controller.RecordEvent(type, job, message, data); };
+  controllers::TelemetryControllerOptions topts;
+  topts.sampler.interval = cfg.telemetry_interval;
+  topts.sampler.idle_util_percent = cfg.idle_util_percent;
+  topts.sampler.idle_after = cfg.idle_after;
+  controllers::TelemetryController telemetry(**store, *inventory, clock, tsource, topts);
+
+  // Every controller, in one place: started in this order, stopped in reverse.
+  controllers::ControllerSet controller_set;
+  controller_set.Register(controller);
+  controller_set.Register(pipelines);
+  controller_set.Register(crons);
+  controller_set.Register(telemetry);
+  st = controller_set.StartAll();
+  if (!st.ok()) {
+    (*executor)->Shutdown();
+    return Fail(st.message());
+  }
 
   api::ApiHooks hooks;
-  hooks.extra_metrics = [&] { return gpu::RenderPrometheus(sampler); };
+  hooks.extra_metrics = [&] { return gpu::RenderPrometheus(telemetry.sampler()); };
   hooks.extra_routes = [&](httplib::Server& s) { api::RegisterPipelineRoutes(s, pipelines, **store, clock); };  // pipelines
-  hooks.gpu_telemetry = [&](const std::string& node, int index) -> nlohmann::json {
-    auto g = sampler.Gpu({node, index});
-    if (!g || g->time == 0) return nullptr;
-    const gpu::GpuSample& s = g->sample;
-    nlohmann::json t = gpu::ToJson(*g);
-    // The fields `berth gpus` shows, under stable names.
-    t["utilization"] = s.util_percent ? nlohmann::json(*s.util_percent) : nlohmann::json(nullptr);
-    if (s.memory_used) t["memoryUsedMiB"] = *s.memory_used;
-    t["temperatureC"] = s.temperature_c ? nlohmann::json(*s.temperature_c) : nlohmann::json(nullptr);
-    t["powerW"] = s.power_mw ? nlohmann::json(*s.power_mw / 1000.0) : nlohmann::json(nullptr);
-    t["lost"] = s.lost;
-    return t;
-  };
-  hooks.job_usage = [&](model::JobId id) -> nlohmann::json {
-    if (auto u = sampler.Job(id)) return usage_json(*u);
-    auto saved = (*store)->GetJobUsage(id);
-    if (!saved.ok() || !*saved) return nullptr;
-    return usage_json(from_record(**saved));
-  };
+  hooks.gpu_telemetry = [&](const std::string& node, int index) { return telemetry.GpuJson(node, index); };
+  hooks.job_usage = [&](model::JobId id) { return telemetry.JobUsageJson(id); };
 
   api::ServerOptions aopts;
   aopts.host = cfg.host;
@@ -324,9 +227,7 @@ int Run(int argc, char** argv) {
   api::ApiServer server(controller, **store, **executor, *inventory, clock, aopts, hooks);
   st = server.Start();
   if (!st.ok()) {
-    stop_telemetry();
-    pipelines.Stop();  // pipelines
-    controller.Stop();
+    controller_set.StopAll();
     (*executor)->Shutdown();
     return Fail(st.message());
   }
@@ -349,9 +250,7 @@ int Run(int argc, char** argv) {
   spdlog::info("received {}, shutting down (running tasks keep running)", strsignal(sig));
   for (const std::string& dir : record_dirs) RemoveDaemonRecord(dir, ::getpid());
   server.Stop();
-  stop_telemetry();
-  pipelines.Stop();  // pipelines
-  controller.Stop();
+  controller_set.StopAll();
   (*executor)->Shutdown();
   spdlog::info("berthd stopped");
   return 0;

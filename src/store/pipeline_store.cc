@@ -26,7 +26,8 @@ RunRecord ReadRun(Stmt& s) {
   r.id = s.Int(0);
   r.name = s.Text(1);
   r.user = s.Text(2);
-  r.state = s.Text(3);
+  // A name this version does not know (a damaged row) reads as Failed.
+  r.state = model::ParseRunState(s.Text(3)).value_or(model::RunState::kFailed);
   r.spec = s.Text(4);
   json p = ParseJson(s.Text(5), json::object());
   for (auto it = p.begin(); it != p.end(); ++it)
@@ -63,7 +64,7 @@ Status PipelineStore::WriteRun(Conn& c, const RunRecord& r) {
                      "stopping=?, suspended=?, spec=?, parameters=?, artifact_dir=? WHERE id=?",
                      op));
   Stmt s(raw);
-  B(s, 1, r.state);
+  B(s, 1, std::string(model::ToString(r.state)));
   B(s, 2, r.started);
   B(s, 3, r.ended);
   B(s, 4, r.message);
@@ -91,7 +92,7 @@ Status PipelineStore::SaveNode(Conn& c, int64_t run, const NodeRecord& n) {
   B(s, 3, n.step);
   B(s, 4, n.index);
   B(s, 5, n.item);
-  B(s, 6, n.state);
+  B(s, 6, std::string(model::ToString(n.state)));
   B(s, 7, n.job_id);
   B(s, 8, n.attempts);
   B(s, 9, n.exit_code);
@@ -123,7 +124,7 @@ Status PipelineStore::CreateRun(RunRecord* r, TimeMs now,
           Stmt s(raw);
           B(s, 1, run.name);
           B(s, 2, run.user);
-          B(s, 3, run.state);
+          B(s, 3, std::string(model::ToString(run.state)));
           B(s, 4, run.spec);
           B(s, 5, json(run.parameters).dump());
           B(s, 6, run.cron);
@@ -201,7 +202,7 @@ Result<RunRecord> PipelineStore::ReadRunAndNodes(int64_t id, const std::string& 
     n.step = s.Text(1);
     n.index = s.Int(2);
     n.item = s.Text(3);
-    n.state = s.Text(4);
+    n.state = model::ParseStepState(s.Text(4)).value_or(model::StepState::kFailed);
     n.job_id = s.Int(5);
     n.attempts = s.Int(6);
     if (!s.IsNull(7)) n.exit_code = s.Int(7);

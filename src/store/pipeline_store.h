@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "model/pipeline_state.h"
 #include "store/sqlite_conn.h"
 #include "store/store.h"
 
@@ -29,7 +30,7 @@ struct NodeRecord {
   std::string step;               // the step spec it runs
   int64_t index = -1;             // fan-out child index, -1 otherwise
   std::string item;               // the child's item (JSON text)
-  std::string state = "Pending";  // Pending Running Succeeded Failed Skipped Omitted Cancelled
+  model::StepState state = model::StepState::kPending;
   int64_t job_id = 0;
   int64_t attempts = 0;
   std::optional<int64_t> exit_code;
@@ -44,7 +45,7 @@ struct NodeRecord {
 struct RunRecord {
   int64_t id = 0;
   std::string name, user;
-  std::string state = "Running";  // Running Succeeded Failed Cancelled
+  model::RunState state = model::RunState::kRunning;
   std::string spec;               // the Pipeline document (YAML or JSON text)
   std::map<std::string, std::string> parameters;
   std::string cron;  // the schedule that made it, if any

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "controllers/cron_controller.h"
 #include "controllers/pipeline_controller.h"
 #include "model/cron.h"
 
@@ -64,8 +65,29 @@ class CronTest : public ::testing::Test {
     opts.artifact_root = dir_ + "/artifacts";
     ctl_ = std::make_unique<PipelineController>(*store_, *pstore_, jobs, clock_, opts);
     ASSERT_TRUE(ctl_->Start().ok());
+    StartCron();
+  }
+  // A cron controller (a new one each call: a restart), wired to the
+  // pipeline controller as berthd wires it.
+  void StartCron() {
+    cron_.reset();
+    CronRuns runs;
+    runs.submit = [this](const std::string& text, const std::map<std::string, std::string>& params,
+                         const std::string& owner, const std::string& cron,
+                         TimeMs t) -> Result<int64_t> {
+      ASSIGN_OR_RETURN(auto run, ctl_->Submit(text, params, owner, cron, t));
+      return run.id;
+    };
+    runs.active = [this](const std::string& cron) { return ctl_->ActiveRuns(cron); };
+    runs.replace = [this](int64_t id, const std::string& why) { ctl_->Replace(id, why); };
+    CronControllerOptions copts;
+    copts.run_thread = false;
+    cron_ = std::make_unique<CronController>(*pstore_, runs, clock_, copts);
+    ctl_->AttachCron(cron_.get());
+    ASSERT_TRUE(cron_->Start().ok());
   }
   void TearDown() override {
+    cron_.reset();
     ctl_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -84,6 +106,7 @@ class CronTest : public ::testing::Test {
   void Tick(DurationMs d) {
     clock_.Advance(d);
     ctl_->RunOnce();
+    cron_->RunOnce();
   }
 
   std::string dir_;
@@ -92,6 +115,7 @@ class CronTest : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<store::PipelineStore> pstore_;
   std::unique_ptr<PipelineController> ctl_;
+  std::unique_ptr<CronController> cron_;
 };
 
 TEST_F(CronTest, FiresOnTheVirtualClockWithoutCatchingUpAndBackfillsOnRequest) {
@@ -114,7 +138,7 @@ TEST_F(CronTest, FiresOnTheVirtualClockWithoutCatchingUpAndBackfillsOnRequest) {
   // Its step job ends at once (fake): the run succeeds through the event log.
   ASSERT_TRUE(WaitUntil([&] {
     ctl_->RunOnce();
-    return Runs("every5")[0].state == "Succeeded";
+    return Runs("every5")[0].state == model::RunState::kSucceeded;
   }));
   Tick(20 * kMinute);  // 00:25:30: four fire times passed; only the latest runs
   runs = Runs("every5");
@@ -140,9 +164,9 @@ TEST_F(CronTest, ForbidSkipsWhileARunIsActiveAndReplaceCancelsIt) {
   ASSERT_EQ(replaced.size(), 2u);
   ASSERT_TRUE(WaitUntil([&] {
     ctl_->RunOnce();
-    return Runs("replace")[1].state == "Cancelled";
+    return Runs("replace")[1].state == model::RunState::kCancelled;
   }));
-  EXPECT_EQ(Runs("replace")[0].state, "Running");
+  EXPECT_EQ(Runs("replace")[0].state, model::RunState::kRunning);
   // Suspended schedules do not fire.
   ASSERT_TRUE(ctl_->SetCronSuspended("forbid", true).ok());
   ASSERT_TRUE(ctl_->SetCronSuspended("replace", true).ok());
@@ -190,6 +214,22 @@ TEST_F(CronTest, TimeZoneOfTheSchedule) {
   EXPECT_EQ(Runs("berlin").size(), 0u);
   Tick(kMinute);  // 09:00:30 CET
   EXPECT_EQ(Runs("berlin").size(), 1u);
+}
+
+// The cron controller is rebuilt from the store: a restarted one knows the
+// schedules and fires the next due time once, not again the one already fired.
+TEST_F(CronTest, RestartedCronControllerRebuildsSchedulesFromTheStore) {
+  ASSERT_TRUE(ctl_->CreateCron(Cron("every5", "*/5 * * * *", "Allow"), "alice").ok());
+  Tick(5 * kMinute);  // 00:05:30: the 00:05 fire
+  ASSERT_EQ(Runs("every5").size(), 1u);
+  StartCron();
+  auto c = cron_->GetCron("every5");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->owner, "alice");
+  Tick(kMinute);  // 00:06:30: nothing new is due
+  EXPECT_EQ(Runs("every5").size(), 1u);
+  Tick(4 * kMinute);  // 00:10:30
+  EXPECT_EQ(Runs("every5").size(), 2u);
 }
 
 }  // namespace

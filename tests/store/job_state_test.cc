@@ -252,7 +252,7 @@ RunRecord NewRun() {
 }
 
 NewEvent RunEventOf(const std::string& type, const RunRecord& r) {
-  return {type, 0, "", json{{"pipelineRun", r.id}, {"state", r.state}}};
+  return {type, 0, "", json{{"pipelineRun", r.id}, {"state", model::ToString(r.state)}}};
 }
 
 // A crash between a run's change and its event cannot leave one without the
@@ -281,25 +281,25 @@ TEST_F(JobStateTest, APipelineRunsChangeAndItsEventCommitTogetherOrNotAtAll) {
   EXPECT_EQ(created->back().type, "PipelineRunCreated");
   EXPECT_EQ(created->back().data["pipelineRun"], run.id);
 
-  run.state = "Succeeded";
+  run.state = model::RunState::kSucceeded;
   run.ended = 500;
-  run.nodes["extract"].state = "Succeeded";
+  run.nodes["extract"].state = model::StepState::kSucceeded;
   FailEventsOfType("PipelineRunSucceeded");
   Status st = pstore.SaveRun(run, {"extract"}, {RunEventOf("PipelineRunSucceeded", run)}, 500);
   ASSERT_FALSE(st.ok());
   EXPECT_THAT(st.message(), HasSubstr("injected failure"));
   RunRecord stored = *pstore.GetRun(run.id);
-  EXPECT_EQ(stored.state, "Running");
+  EXPECT_EQ(stored.state, model::RunState::kRunning);
   EXPECT_EQ(stored.ended, 0);
-  EXPECT_EQ(stored.nodes["extract"].state, "Pending");
+  EXPECT_EQ(stored.nodes["extract"].state, model::StepState::kPending);
   EXPECT_TRUE(store->EventsSince(after_create, 0)->empty());
   EXPECT_EQ(RawRows("SELECT count(*) FROM events WHERE type = 'PipelineRunSucceeded'")[0].first, "0");
 
   StopFailing();
   ASSERT_TRUE(pstore.SaveRun(run, {"extract"}, {RunEventOf("PipelineRunSucceeded", run)}, 500).ok());
   stored = *pstore.GetRun(run.id);
-  EXPECT_EQ(stored.state, "Succeeded");
-  EXPECT_EQ(stored.nodes["extract"].state, "Succeeded");
+  EXPECT_EQ(stored.state, model::RunState::kSucceeded);
+  EXPECT_EQ(stored.nodes["extract"].state, model::StepState::kSucceeded);
   auto events = store->EventsSince(after_create, 0);
   ASSERT_EQ(events->size(), 1u);
   EXPECT_EQ((*events)[0].type, "PipelineRunSucceeded");

@@ -1,26 +1,68 @@
-// The pipeline controller's cron schedules (kind: CronPipeline): create,
-// suspend, delete, backfill and the tick that starts due runs.
-#include "controllers/pipeline_controller.h"
+// The cron controller: schedules (kind: CronPipeline), create, suspend,
+// delete, backfill and the tick that starts due runs.
+#include "controllers/cron_controller.h"
+
+#include <algorithm>
 
 #include "common/log.h"
-#include "controllers/pipeline_internal.h"
 
 namespace berth::controllers {
 
-using nlohmann::json;
-using store::NodeRecord;
-using store::RunRecord;
-using namespace pipeline_internal;
+CronController::CronController(store::PipelineStore& pstore, CronRuns runs, const Clock& clock,
+                               CronControllerOptions options)
+    : pstore_(pstore), runs_(std::move(runs)), clock_(clock), options_(options) {}
 
-Result<PipelineController::CronState> PipelineController::LoadCron(const store::CronRecord& rec) {
+CronController::~CronController() { Stop(); }
+
+Status CronController::Start() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ASSIGN_OR_RETURN(auto crons, pstore_.ListCrons());
+    crons_.clear();
+    for (const auto& c : crons) {
+      auto cs = LoadCron(c);
+      if (cs.ok())
+        crons_.emplace(c.name, std::move(*cs));
+      else
+        spdlog::warn("cron pipeline {}: {}", c.name, cs.status().message());
+    }
+    stop_ = false;
+  }
+  if (options_.run_thread && !thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+void CronController::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void CronController::Loop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stop_) {
+    TickLocked();
+    cv_.wait_for(l, std::chrono::milliseconds(options_.tick), [&] { return stop_; });
+  }
+}
+
+void CronController::RunOnce() {
+  std::lock_guard<std::mutex> l(mu_);
+  TickLocked();
+}
+
+Result<CronController::CronState> CronController::LoadCron(const store::CronRecord& rec) {
   ASSIGN_OR_RETURN(auto spec, model::ParseCronPipelineSpec(rec.spec));
   ASSIGN_OR_RETURN(auto sched, model::CronSchedule::Parse(spec.schedule));
   ASSIGN_OR_RETURN(auto tz, model::TimeZone::Load(spec.timezone));
   return CronState{rec, std::move(spec), std::move(sched), std::move(tz), rec.owner};
 }
 
-Result<store::CronRecord> PipelineController::CreateCron(const std::string& text,
-                                                        const std::string& user) {
+Result<store::CronRecord> CronController::CreateCron(const std::string& text,
+                                                    const std::string& user) {
   ASSIGN_OR_RETURN(auto spec, model::ParseCronPipelineSpec(text));
   const std::string& claimed = spec.pipeline_spec.user;
   if (!claimed.empty() && !user.empty() && claimed != user)
@@ -46,22 +88,22 @@ Result<store::CronRecord> PipelineController::CreateCron(const std::string& text
   return rec;
 }
 
-Result<std::vector<store::CronRecord>> PipelineController::ListCrons() {
+Result<std::vector<store::CronRecord>> CronController::ListCrons() {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<store::CronRecord> out;
   for (const auto& [name, c] : crons_) out.push_back(c.rec);
   return out;
 }
 
-Result<store::CronRecord> PipelineController::GetCron(const std::string& name) {
+Result<store::CronRecord> CronController::GetCron(const std::string& name) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = crons_.find(name);
   if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
   return it->second.rec;
 }
 
-Result<store::CronRecord> PipelineController::SetCronSuspended(const std::string& name,
-                                                               bool suspended) {
+Result<store::CronRecord> CronController::SetCronSuspended(const std::string& name,
+                                                          bool suspended) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = crons_.find(name);
   if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
@@ -72,14 +114,14 @@ Result<store::CronRecord> PipelineController::SetCronSuspended(const std::string
   return it->second.rec;
 }
 
-Status PipelineController::DeleteCron(const std::string& name) {
+Status CronController::DeleteCron(const std::string& name) {
   std::lock_guard<std::mutex> l(mu_);
   RETURN_IF_ERROR(pstore_.DeleteCron(name));
   crons_.erase(name);
   return Status::Ok();
 }
 
-Result<TimeMs> PipelineController::NextFire(const std::string& name, TimeMs after) {
+Result<TimeMs> CronController::NextFire(const std::string& name, TimeMs after) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = crons_.find(name);
   if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
@@ -87,8 +129,8 @@ Result<TimeMs> PipelineController::NextFire(const std::string& name, TimeMs afte
   return next ? *next : 0;
 }
 
-Result<std::vector<int64_t>> PipelineController::Backfill(const std::string& name, TimeMs from,
-                                                          TimeMs to) {
+Result<std::vector<int64_t>> CronController::Backfill(const std::string& name, TimeMs from,
+                                                     TimeMs to) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = crons_.find(name);
   if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
@@ -99,13 +141,13 @@ Result<std::vector<int64_t>> PipelineController::Backfill(const std::string& nam
     if (ids.size() >= 1000)
       return InvalidArgument("backfill: more than 1000 fire times in the range");
     ASSIGN_OR_RETURN(int64_t id,
-                     SubmitLocked(c.spec.pipeline_text, c.spec.parameters, c.owner, name, *t));
+                     runs_.submit(c.spec.pipeline_text, c.spec.parameters, c.owner, name, *t));
     ids.push_back(id);
   }
   return ids;
 }
 
-void PipelineController::CronTickLocked() {
+void CronController::TickLocked() {
   TimeMs now = clock_.Now();
   for (auto& [name, c] : crons_) {
     if (c.rec.suspended) continue;
@@ -119,27 +161,15 @@ void PipelineController::CronTickLocked() {
     c.rec.last_time = *due;
     Status st = pstore_.PutCron(c.rec);
     if (!st.ok()) spdlog::warn("cron pipeline {}: {}", name, st.message());
-    std::vector<int64_t> running;
-    for (auto& [id, rs] : active_)
-      if (rs->rec.cron == name && !RunTerminal(rs->rec.state)) running.push_back(id);
+    std::vector<int64_t> running = runs_.active(name);
     if (!running.empty() && c.spec.concurrency == model::ConcurrencyPolicy::kForbid) {
       spdlog::info("cron pipeline {}: skipping {}: a run is still active (Forbid)", name,
                    FormatTime(*due));
       continue;
     }
-    if (c.spec.concurrency == model::ConcurrencyPolicy::kReplace) {
-      for (int64_t id : running) {
-        RunState& rs = *active_[id];
-        if (!rs.rec.stopping.empty()) continue;
-        rs.rec.stopping = "cancel";
-        rs.rec.message = "replaced by a newer scheduled run";
-        rs.changed = true;
-        for (auto& [nn, n] : rs.rec.nodes)
-          if (n.state == "Running" && n.job_id && nn != kExitNode) (void)jobs_.cancel(n.job_id);
-        Advance(rs);
-      }
-    }
-    auto id = SubmitLocked(c.spec.pipeline_text, c.spec.parameters, c.owner, name, *due);
+    if (c.spec.concurrency == model::ConcurrencyPolicy::kReplace)
+      for (int64_t id : running) runs_.replace(id, "replaced by a newer scheduled run");
+    auto id = runs_.submit(c.spec.pipeline_text, c.spec.parameters, c.owner, name, *due);
     if (!id.ok()) {
       spdlog::warn("cron pipeline {}: {}", name, id.status().message());
       continue;

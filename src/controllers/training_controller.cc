@@ -1,12 +1,4 @@
-// The job controller's gang section: training jobs (spec.training) run one
-// executor task per worker (TaskKey.task = rank) with the torch.distributed
-// environment. Any worker failing stops the whole gang; once every worker of
-// the attempt has ended, the gang is either finished or relaunched.
-//
-// A relaunch (restart after a failure, preemption, elastic resize) goes
-// Running -> Preempted -> Pending and the scheduler binds the gang again: an
-// elastic job is then bound at whatever size between min and max fits.
-
+// The training controller: see training_controller.h.
 #include <unistd.h>
 
 #include <filesystem>
@@ -14,10 +6,12 @@
 
 #include "common/log.h"
 #include "common/net.h"
-#include "controllers/job_controller.h"
+#include "controllers/training_controller.h"
 
 namespace berth::controllers {
 
+using model::Job;
+using model::JobId;
 using model::JobState;
 
 namespace {
@@ -32,61 +26,153 @@ std::string DescribeExit(int code) {
 
 }  // namespace
 
-std::string JobController::CheckpointDir(JobId id) const {
+TrainingController::TrainingController(store::Store& store, exec::Executor& executor,
+                                       const gpu::Inventory& inventory, const Clock& clock,
+                                       TrainingHost& host, TrainingOptions options)
+    : store_(store),
+      executor_(executor),
+      inventory_(inventory),
+      clock_(clock),
+      host_(host),
+      options_(std::move(options)) {}
+
+void TrainingController::Add(const Job& job) {
+  Gang& g = gangs_[job.id];
+  g.status = {{"restarts", 0}, {"resizes", 0}, {"worldSizeHistory", nlohmann::json::array()},
+              {"workers", nlohmann::json::array()}};
+  SaveStatus(job, g);
+}
+
+void TrainingController::Restore(const Job& job) {
+  Gang& g = gangs_[job.id];
+  auto saved_status = store_.GetTrainingStatus(job.id);
+  if (!saved_status.ok())
+    spdlog::warn("job {}: ignoring its unreadable training status: {}", job.id,
+                 saved_status.status().ToString());
+  else if (*saved_status)
+    g.status = std::move(**saved_status);
+  if (!g.status.is_object()) g.status = nlohmann::json::object();
+  g.workers.resize(job.placement.workers.size());
+  for (Worker& w : g.workers) w.state = job.state == JobState::kRunning ? "Running" : "Pending";
+}
+
+Status TrainingController::LoadCleanups() {
+  ASSIGN_OR_RETURN(auto cleanups, store_.ListCleanups());
+  for (const auto& [id, at] : cleanups) cleanup_at_[id] = at;
+  return Status::Ok();
+}
+
+void TrainingController::Forget(JobId id, std::optional<TimeMs> cleanup_at) {
+  gangs_.erase(id);
+  deadlines_.erase(id);
+  if (cleanup_at) cleanup_at_[id] = *cleanup_at;
+}
+
+const nlohmann::json* TrainingController::StatusForTransition(JobId id) {
+  auto it = gangs_.find(id);
+  TrainingHost::JobRef ref = host_.FindJob(id);
+  if (it == gangs_.end() || !ref.job || !it->second.status.is_object()) return nullptr;
+  return &UpdateStatus(*ref.job, it->second);
+}
+
+void TrainingController::ProcessGroups(JobId id, std::map<int, JobId>& groups) const {
+  auto it = gangs_.find(id);
+  if (it == gangs_.end()) return;
+  for (const Worker& w : it->second.workers)
+    if (w.pid > 0) groups[w.pid] = id;
+}
+
+bool TrainingController::Resize(JobId id, int to) {
+  TrainingHost::JobRef ref = host_.FindJob(id);
+  auto it = gangs_.find(id);
+  if (!ref.job || it == gangs_.end() || *ref.intent != StopIntent::kNone || !ref.job->spec.training ||
+      it->second.failing || ref.job->state != JobState::kRunning)
+    return false;
+  const Job& job = *ref.job;
+  Gang& g = it->second;
+  const model::TrainingSpec& t = *job.spec.training;
+  int resizes = g.status.value("resizes", 0);
+  if (t.elastic.max_restarts >= 0 && resizes >= t.elastic.max_restarts) return false;
+  int from = static_cast<int>(g.workers.size());
+  if (to == from || to < t.MinWorkers()) return false;
+  nlohmann::json before = g.status;
+  g.status["resizes"] = resizes + 1;
+  g.status["pendingResize"] = to;
+  store::JobAnnotation with_status;
+  with_status.training_status = UpdateStatus(job, g);
+  if (!host_.RequestJobStop(id, StopIntent::kResize, to > from ? "TrainingGrowing" : "TrainingShrinking",
+                            "resizing from " + std::to_string(from) + " to " + std::to_string(to) +
+                                " worker(s): SIGTERM (checkpoint), then relaunch",
+                            {{"from", from}, {"to", to}}, with_status)) {
+    g.status = std::move(before);
+    return false;
+  }
+  StopWorkers(job, g, job.spec.termination_grace);
+  return true;
+}
+
+void TrainingController::Stop(JobId id, DurationMs grace) {
+  TrainingHost::JobRef ref = host_.FindJob(id);
+  auto it = gangs_.find(id);
+  if (!ref.job || it == gangs_.end()) return;
+  StopWorkers(*ref.job, it->second, grace);
+}
+
+void TrainingController::RunTimers(TimeMs now) {
+  RunDeadlines(now);
+  RunCleanups(now);
+}
+
+TimeMs TrainingController::NextTimer() const {
+  TimeMs next = 0;
+  for (const auto& [id, at] : cleanup_at_) next = next == 0 ? at : std::min(next, at);
+  for (const auto& [id, at] : deadlines_) next = next == 0 ? at : std::min(next, at);
+  return next;
+}
+
+std::string TrainingController::CheckpointDir(JobId id) const {
   if (options_.checkpoint_root.empty()) return std::string();
   return options_.checkpoint_root + "/job-" + std::to_string(id);
 }
 
-std::vector<sched::TaskPlacement> JobController::TaskPlacements(const Job& j) const {
-  std::vector<sched::TaskPlacement> out;
-  std::vector<const model::Placement*> parts;
-  if (j.placement.workers.empty()) parts.push_back(&j.placement);
-  for (const model::Placement& w : j.placement.workers) parts.push_back(&w);
-  for (const model::Placement* p : parts) {
-    sched::TaskPlacement tp;
-    tp.node = p->node;
-    tp.gpus = p->gpus;
-    tp.gpu_share = p->gpu_share;
-    out.push_back(std::move(tp));
-  }
-  return out;
-}
-
-const nlohmann::json& JobController::TrainingStatus(Active& a) {
+const nlohmann::json& TrainingController::UpdateStatus(const Job& job, Gang& g) {
   nlohmann::json workers = nlohmann::json::array();
-  for (size_t r = 0; r < a.workers.size(); ++r) {
-    const Worker& w = a.workers[r];
+  for (size_t r = 0; r < g.workers.size(); ++r) {
+    const Worker& w = g.workers[r];
     nlohmann::json x = {{"rank", r}, {"state", w.state}};
-    if (r < a.job.placement.workers.size()) {
-      x["node"] = a.job.placement.workers[r].node;
-      x["gpus"] = a.job.placement.workers[r].gpus;
+    if (r < job.placement.workers.size()) {
+      x["node"] = job.placement.workers[r].node;
+      x["gpus"] = job.placement.workers[r].gpus;
     }
     if (w.exit_code) x["exitCode"] = *w.exit_code;
     workers.push_back(std::move(x));
   }
-  a.status["workers"] = workers;
-  a.status["worldSize"] = a.workers.size();
-  const model::TrainingSpec& t = *a.job.spec.training;
-  a.status["restartsLeft"] = std::max(0, t.backoff_limit - a.status.value("restarts", 0));
-  return a.status;
+  g.status["workers"] = workers;
+  g.status["worldSize"] = g.workers.size();
+  const model::TrainingSpec& t = *job.spec.training;
+  g.status["restartsLeft"] = std::max(0, t.backoff_limit - g.status.value("restarts", 0));
+  return g.status;
 }
 
-void JobController::SaveTrainingStatus(Active& a) {
+void TrainingController::SaveStatus(const Job& job, Gang& g) {
   store::JobAnnotation an;
-  an.training_status = TrainingStatus(a);
-  Status st = store_.Annotate(a.job.id, an, "", "", clock_.Now());
-  if (!st.ok()) spdlog::warn("job {}: could not save training status: {}", a.job.id, st.ToString());
+  an.training_status = UpdateStatus(job, g);
+  Status st = store_.Annotate(job.id, an, "", "", clock_.Now());
+  if (!st.ok()) spdlog::warn("job {}: could not save training status: {}", job.id, st.ToString());
 }
 
-void JobController::StartGang(Active& a) {
-  const Job& j = a.job;
+void TrainingController::Launch(JobId id) {
+  TrainingHost::JobRef ref = host_.FindJob(id);
+  if (!ref.job || !ref.job->spec.training) return;
+  const Job& j = *ref.job;
+  Gang& a = gangs_[id];
   const model::TrainingSpec& t = *j.spec.training;
   const std::vector<model::Placement>& ws = j.placement.workers;
   int n = static_cast<int>(ws.size());
   a.workers.assign(n, Worker{});
-  a.gang_failing = false;
+  a.failing = false;
   a.finishing = false;
-  gang_deadlines_.erase(j.id);
+  deadlines_.erase(j.id);
   a.failed_rank = -1;
   a.failed_code = 0;
   a.failure.clear();
@@ -100,8 +186,8 @@ void JobController::StartGang(Active& a) {
   // A port free now and not handed to another live gang (whose master may
   // not have bound it yet).
   std::set<int> taken;
-  for (const auto& [id, other] : active_)
-    if (id != j.id && other.job.spec.training && other.status.is_object())
+  for (const auto& [other_id, other] : gangs_)
+    if (other_id != j.id && other.status.is_object())
       taken.insert(other.status.value("masterPort", 0));
   int port = 0;
   for (int tries = 0; local && tries < 16 && (port == 0 || taken.count(port)); ++tries) port = FreeTcpPort();
@@ -128,7 +214,7 @@ void JobController::StartGang(Active& a) {
   a.status.erase("pendingResize");
   a.status["masterAddr"] = master;
   a.status["masterPort"] = port;
-  SaveTrainingStatus(a);
+  SaveStatus(j, a);
 
   // activeDeadlineSeconds counts from the first launch, across restarts.
   DurationMs time_limit = j.spec.time_limit;
@@ -190,26 +276,31 @@ void JobController::StartGang(Active& a) {
         a.workers[rest].ended = true;
         a.workers[rest].state = "NotStarted";
       }
-      HandleGangEvent(a, ev);  // may end the job (and erase `a`)
+      OnTaskEvent(id, ev);  // may end the job (and erase `a`)
       return;
     }
   }
 }
 
-void JobController::StopGang(Active& a, DurationMs grace) {
-  for (size_t r = 0; r < a.workers.size(); ++r) {
-    if (a.workers[r].ended) continue;
-    Status st = executor_.Stop({a.job.id, static_cast<int>(r), a.job.attempts}, grace);
-    if (!st.ok()) spdlog::warn("job {} worker {}: stop failed: {}", a.job.id, r, st.ToString());
+void TrainingController::StopWorkers(const Job& job, Gang& g, DurationMs grace) {
+  for (size_t r = 0; r < g.workers.size(); ++r) {
+    if (g.workers[r].ended) continue;
+    Status st = executor_.Stop({job.id, static_cast<int>(r), job.attempts}, grace);
+    if (!st.ok()) spdlog::warn("job {} worker {}: stop failed: {}", job.id, r, st.ToString());
   }
 }
 
-void JobController::HandleGangEvent(Active& a, const exec::TaskEvent& ev) {
-  if (ev.key.attempt != a.job.attempts) return;  // stale attempt
-  if (a.job.state != JobState::kScheduled && a.job.state != JobState::kRunning) return;
+void TrainingController::OnTaskEvent(JobId id, const exec::TaskEvent& ev) {
+  TrainingHost::JobRef ref = host_.FindJob(id);
+  auto it = gangs_.find(id);
+  if (!ref.job || it == gangs_.end()) return;
+  const Job& job = *ref.job;
+  Gang& a = it->second;
+  if (ev.key.attempt != job.attempts) return;  // stale attempt
+  if (job.state != JobState::kScheduled && job.state != JobState::kRunning) return;
   if (ev.key.task < 0 || ev.key.task >= static_cast<int>(a.workers.size())) return;
   Worker& w = a.workers[ev.key.task];
-  holders_dirty_ = true;
+  host_.HoldersChanged();
   if (ev.type == exec::TaskEventType::kStarted) {
     if (w.ended) return;
     w.state = "Running";
@@ -218,14 +309,14 @@ void JobController::HandleGangEvent(Active& a, const exec::TaskEvent& ev) {
     } catch (const std::exception&) {
       w.pid = 0;
     }
-    if (a.job.state == JobState::kScheduled) {
+    if (job.state == JobState::kScheduled) {
       store::JobUpdate u;
       u.start_time = ev.time ? ev.time : clock_.Now();
-      Move(a, JobState::kRunning, u, "JobStarted",
-           "running " + std::to_string(a.workers.size()) + " worker(s)",
-           {{"attempt", ev.key.attempt}, {"worker", ev.key.task}});  // with the status
+      host_.MoveJob(id, JobState::kRunning, u, "JobStarted",
+                    "running " + std::to_string(a.workers.size()) + " worker(s)",
+                    {{"attempt", ev.key.attempt}, {"worker", ev.key.task}});  // with the status
     } else {
-      SaveTrainingStatus(a);
+      SaveStatus(job, a);
     }
     return;
   }
@@ -233,48 +324,43 @@ void JobController::HandleGangEvent(Active& a, const exec::TaskEvent& ev) {
   w.ended = true;
   int code = ev.exit_code.value_or(ev.signal ? 128 + ev.signal : -1);
   if (ev.type == exec::TaskEventType::kStartFailed && !ev.exit_code) code = 127;
-  if (ev.type == exec::TaskEventType::kLost && a.job.state == JobState::kScheduled &&
+  if (ev.type == exec::TaskEventType::kLost && job.state == JobState::kScheduled &&
       w.state == "Pending")
     a.unstarted_lost = true;
   w.exit_code = code;
   w.state = code == 0 ? "Succeeded" : a.finishing ? "Stopped" : "Failed";
-  if (code != 0 && a.intent == StopIntent::kNone && !a.gang_failing && !a.unstarted_lost && !a.finishing) {
-    a.gang_failing = true;
+  if (code != 0 && *ref.intent == StopIntent::kNone && !a.failing && !a.unstarted_lost && !a.finishing) {
+    a.failing = true;
     a.failed_rank = ev.key.task;
     a.failed_code = code;
     a.failure = "worker " + std::to_string(ev.key.task) + " " +
                 (ev.type == exec::TaskEventType::kStartFailed ? "failed to start (" + ev.message + ")"
                  : ev.type == exec::TaskEventType::kLost     ? "was lost (" + ev.message + ")"
                                                              : DescribeExit(code));
-    (void)store_.AppendEvent("TrainingWorkerFailed", a.job.id, a.failure + "; stopping the gang",
+    (void)store_.AppendEvent("TrainingWorkerFailed", job.id, a.failure + "; stopping the gang",
                              clock_.Now(), {{"worker", ev.key.task}, {"exitCode", code}});
-    StopGang(a, a.job.spec.termination_grace);
+    StopWorkers(job, a, job.spec.termination_grace);
   }
   bool all = true;
   for (const Worker& x : a.workers) all = all && x.ended;
-  if (!all && ev.key.task == 0 && code == 0 && a.intent == StopIntent::kNone && !a.gang_failing &&
-      a.job.spec.training->success_policy == model::SuccessPolicy::kWorker0 && !gang_deadlines_.count(a.job.id)) {
-    DurationMs grace = a.job.spec.termination_grace;
-    gang_deadlines_[a.job.id] = clock_.Now() + grace;
-    (void)store_.AppendEvent("TrainingFinishing", a.job.id,
+  if (!all && ev.key.task == 0 && code == 0 && *ref.intent == StopIntent::kNone && !a.failing &&
+      job.spec.training->success_policy == model::SuccessPolicy::kWorker0 && !deadlines_.count(job.id)) {
+    DurationMs grace = job.spec.termination_grace;
+    deadlines_[job.id] = clock_.Now() + grace;
+    (void)store_.AppendEvent("TrainingFinishing", job.id,
                              "worker 0 succeeded; the other workers have " + std::to_string(grace / kSecond) +
                                  "s to exit (successPolicy Worker0)",
                              clock_.Now());
   }
   if (all) {
-    gang_deadlines_.erase(a.job.id);
-    EndGang(a);  // its transition carries the status
+    deadlines_.erase(job.id);
+    End(id);  // its transition carries the status
   } else {
-    SaveTrainingStatus(a);
+    SaveStatus(job, a);
   }
 }
 
-TimeMs JobController::RecheckTime() const {
-  // Time-driven cycles take at most about a fifth of the controller's time.
-  return std::max(recheck_at_, last_cycle_ + std::max(options_.min_recheck_interval, 4 * last_cycle_cost_));
-}
-
-void JobController::RunCleanups(TimeMs now) {
+void TrainingController::RunCleanups(TimeMs now) {
   for (auto it = cleanup_at_.begin(); it != cleanup_at_.end();) {
     if (it->second > now) {
       ++it;
@@ -308,75 +394,70 @@ void JobController::RunCleanups(TimeMs now) {
   }
 }
 
-TimeMs JobController::NextTimer() const {
-  TimeMs next = 0;
-  for (const auto& [id, at] : cleanup_at_) next = next == 0 ? at : std::min(next, at);
-  if (recheck_at_ > 0) next = RecheckTime();
-  for (const auto& [id, at] : gang_deadlines_) next = next == 0 ? at : std::min(next, at);
-  return next;
-}
-
-void JobController::RunGangDeadlines(TimeMs now) {
-  for (auto it = gang_deadlines_.begin(); it != gang_deadlines_.end();) {
+void TrainingController::RunDeadlines(TimeMs now) {
+  for (auto it = deadlines_.begin(); it != deadlines_.end();) {
     if (it->second > now) {
       ++it;
       continue;
     }
     JobId id = it->first;
-    it = gang_deadlines_.erase(it);
-    auto a = active_.find(id);
-    if (a == active_.end() || a->second.intent != StopIntent::kNone || a->second.gang_failing ||
-        (a->second.job.state != JobState::kScheduled && a->second.job.state != JobState::kRunning))
+    it = deadlines_.erase(it);
+    TrainingHost::JobRef ref = host_.FindJob(id);
+    auto g = gangs_.find(id);
+    if (!ref.job || g == gangs_.end() || *ref.intent != StopIntent::kNone || g->second.failing ||
+        (ref.job->state != JobState::kScheduled && ref.job->state != JobState::kRunning))
       continue;
-    Active& act = a->second;
+    Gang& act = g->second;
     act.finishing = true;
     std::string ranks;
     for (size_t r = 0; r < act.workers.size(); ++r)
       if (!act.workers[r].ended) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
     (void)store_.AppendEvent("TrainingStragglersStopped", id,
-                             "worker 0 succeeded " + std::to_string(act.job.spec.termination_grace / kSecond) +
+                             "worker 0 succeeded " + std::to_string(ref.job->spec.termination_grace / kSecond) +
                                  "s ago; stopping worker(s) " + ranks + " (successPolicy Worker0)",
                              now);
-    StopGang(act, act.job.spec.termination_grace);
+    StopWorkers(*ref.job, act, ref.job->spec.termination_grace);
   }
 }
 
-void JobController::EndGang(Active& a) {
-  const model::TrainingSpec& t = *a.job.spec.training;
+void TrainingController::End(JobId id) {
+  TrainingHost::JobRef ref = host_.FindJob(id);
+  auto it = gangs_.find(id);
+  if (!ref.job || it == gangs_.end()) return;
+  Gang& a = it->second;
+  StopIntent& intent = *ref.intent;
+  const model::TrainingSpec& t = *ref.job->spec.training;
   TimeMs now = clock_.Now();
   auto requeue = [&](const std::string& type, const std::string& msg, const nlohmann::json& data) {
     store::JobUpdate ended;
     ended.end_time = now;
-    Requeue(a, ended, type, msg, data, msg);
+    host_.RequeueJob(id, ended, type, msg, data, msg);
   };
-  if (a.intent == StopIntent::kCancel) {
+  if (intent == StopIntent::kCancel) {
     store::JobUpdate u;
     u.end_time = now;
-    Finish(a, JobState::kCancelled, u, "JobCancelled", "cancelled", nullptr);
+    host_.FinishJob(id, JobState::kCancelled, u, "JobCancelled", "cancelled", nullptr);
     return;
   }
-  if (a.intent == StopIntent::kPreempt || a.intent == StopIntent::kResize) {
-    bool resize = a.intent == StopIntent::kResize;
-    a.intent = StopIntent::kNone;  // the requeue's transition clears the stored stop
+  if (intent == StopIntent::kPreempt || intent == StopIntent::kResize) {
+    bool resize = intent == StopIntent::kResize;
+    intent = StopIntent::kNone;  // the requeue's transition clears the stored stop
     requeue(resize ? "TrainingResized" : "JobPreempted",
             resize ? "checkpointed for an elastic resize; relaunching" : "preempted; requeued", nullptr);
-    if (!resize) {
-      std::lock_guard<std::mutex> l(mu_);
-      stats_.preemptions++;
-    }
+    if (!resize) host_.CountPreemption();
     return;
   }
-  if (a.unstarted_lost && !a.gang_failing) {
+  if (a.unstarted_lost && !a.failing) {
     requeue("JobLost", "workers were never started; requeued", nullptr);
     return;
   }
-  if (!a.gang_failing) {
+  if (!a.failing) {
     store::JobUpdate u;
     u.end_time = now;
     u.exit_code = 0;
     int stopped = 0;
     for (const Worker& w : a.workers) stopped += w.state == "Stopped" ? 1 : 0;
-    Finish(a, JobState::kSucceeded, u, "JobExited",
+    host_.FinishJob(id, JobState::kSucceeded, u, "JobExited",
            stopped == 0 ? "all " + std::to_string(a.workers.size()) + " worker(s) exited with code 0"
                         : "worker 0 succeeded; " + std::to_string(stopped) +
                               " worker(s) still running after the grace period were stopped",
@@ -407,8 +488,8 @@ void JobController::EndGang(Active& a) {
   u.end_time = now;
   u.exit_code = a.failed_code;
   data["restartsLeft"] = std::max(0, left);
-  Finish(a, JobState::kFailed, u, "JobFailed",
-         a.failure + "; " + why + " (" + std::to_string(std::max(0, left)) + " restart(s) left)", data);
+  host_.FinishJob(id, JobState::kFailed, u, "JobFailed",
+                  a.failure + "; " + why + " (" + std::to_string(std::max(0, left)) + " restart(s) left)", data);
 }
 
 }  // namespace berth::controllers
