@@ -65,6 +65,28 @@ std::optional<std::string> BearerToken(std::string_view authorization) {
   return std::string(Trim(v.substr(7)));
 }
 
+Credentials CredentialsFromRequest(
+    std::string method, const std::function<std::optional<std::string>(std::string_view)>& header,
+    std::optional<uid_t> peer_uid, int64_t content_length) {
+  Credentials c;
+  c.peer_uid = peer_uid;
+  c.method = std::move(method);
+  c.content_length = content_length;
+  if (auto a = header("Authorization")) {
+    c.bearer = BearerToken(*a);
+    // Some other scheme: present it as a malformed token rather than
+    // falling back to a weaker credential.
+    if (!c.bearer) c.bearer = std::string();
+  }
+  if (auto cookie = header("Cookie")) c.session = CookieValue(*cookie, kSessionCookie);
+  c.csrf = header(kCsrfHeader);
+  c.act_as = header(kActAsHeader);
+  c.origin = header("Origin").value_or("");
+  c.host = header("Host").value_or("");
+  c.content_type = header("Content-Type").value_or("");
+  return c;
+}
+
 bool OriginMatchesHost(std::string_view origin, std::string_view host) {
   size_t sep = origin.find("://");
   if (sep == std::string_view::npos || host.empty()) return false;  // also "null"

@@ -53,6 +53,14 @@ struct Credentials {
   int64_t content_length = 0;           // body bytes
 };
 
+// Fills Credentials from a request: `header(name)` returns a header's value
+// (case-insensitive name) or nullopt; `peer_uid` is the socket peer's uid
+// (nullopt over TCP). Reads Authorization, Cookie, X-Berth-CSRF,
+// X-Berth-Act-As, Origin, Host, Content-Type.
+Credentials CredentialsFromRequest(
+    std::string method, const std::function<std::optional<std::string>(std::string_view)>& header,
+    std::optional<uid_t> peer_uid, int64_t content_length);
+
 // The token of an Authorization header value ("Bearer <token>", the scheme
 // case-insensitive); nullopt when it is not a bearer credential.
 std::optional<std::string> BearerToken(std::string_view authorization);

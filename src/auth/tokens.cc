@@ -1,5 +1,7 @@
 #include "auth/tokens.h"
 
+#include <algorithm>
+
 #include "auth/crypto.h"
 #include "auth/principal.h"
 #include "common/secure_random.h"
@@ -68,6 +70,15 @@ Result<NewToken> TokenService::Create(const std::string& user, std::optional<Dur
     if (*ttl > kMaxTokenTtl) return InvalidArgument("expires: at most 3650d");
     expires = clock_.Now() + *ttl;
   }
+  RETURN_IF_ERROR(CheckUserName(user, "user"));
+  ASSIGN_OR_RETURN(auto existing, store_.ListTokens(user, /*with_job=*/false));
+  const TimeMs now = clock_.Now();
+  size_t live = std::count_if(existing.begin(), existing.end(), [&](const store::TokenRecord& t) {
+    return !t.revoked && (!t.expires || t.expires > now);
+  });
+  if (live >= kMaxLiveTokensPerUser)
+    return FailedPrecondition("user " + user + " holds " + std::to_string(live) +
+                              " live tokens, the most allowed; revoke some first (berth token list)");
   return Make(user, expires, std::nullopt, description, actor);
 }
 

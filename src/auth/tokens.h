@@ -22,6 +22,8 @@ inline constexpr size_t kTokenIdBytes = 8;
 inline constexpr size_t kTokenSecretBytes = 32;
 // The longest lifetime a token may be given (and the longest --expires).
 inline constexpr DurationMs kMaxTokenTtl = 3650LL * 24 * kHour;
+// The most live (unrevoked, unexpired) tokens a user may hold, job tokens aside.
+inline constexpr size_t kMaxLiveTokensPerUser = 100;
 
 struct ParsedToken {
   std::string id;
@@ -45,7 +47,8 @@ class TokenService {
   TokenService(store::AuthStore& store, const Clock& clock) : store_(store), clock_(clock) {}
 
   // A token for `user` lasting `ttl` (nullopt: until revoked), recorded as
-  // made by `actor`. InvalidArgument for a bad name, ttl or description.
+  // made by `actor`. InvalidArgument for a bad name, ttl or description;
+  // FailedPrecondition when the user holds kMaxLiveTokensPerUser already.
   Result<NewToken> Create(const std::string& user, std::optional<DurationMs> ttl,
                           const std::string& description, const std::string& actor);
 

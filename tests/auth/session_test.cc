@@ -4,6 +4,9 @@
 
 #include "auth_test_util.h"
 
+#include <cctype>
+#include <map>
+
 namespace berth::auth {
 namespace {
 
@@ -252,6 +255,34 @@ TEST(AuthHelpers, HeadersAreParsed) {
   EXPECT_TRUE(IsChange("DELETE"));
   EXPECT_FALSE(IsChange("GET"));
   EXPECT_FALSE(IsChange("HEAD"));
+}
+
+TEST(AuthHelpers, CredentialsComeFromTheRequestsHeaders) {
+  std::map<std::string, std::string> h = {{"authorization", "Bearer tok"},
+                                          {"cookie", "x=1; berth_session=abc"},
+                                          {"x-berth-csrf", "c"},
+                                          {"origin", "http://h:1"},
+                                          {"host", "h:1"},
+                                          {"content-type", "application/json"}};
+  auto header = [&](std::string_view name) -> std::optional<std::string> {
+    std::string k(name);
+    for (auto& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    auto it = h.find(k);
+    if (it == h.end()) return std::nullopt;
+    return it->second;
+  };
+  Credentials c = CredentialsFromRequest("POST", header, 1001, 12);
+  EXPECT_EQ(c.bearer, std::optional<std::string>("tok"));
+  EXPECT_EQ(c.session, std::optional<std::string>("abc"));
+  EXPECT_EQ(c.csrf, std::optional<std::string>("c"));
+  EXPECT_EQ(c.act_as, std::nullopt);
+  EXPECT_EQ(c.origin, "http://h:1");
+  EXPECT_EQ(c.host, "h:1");
+  EXPECT_EQ(c.peer_uid, std::optional<uid_t>(1001));
+  EXPECT_EQ(c.content_length, 12);
+  // Another scheme is not ignored (which would fall back to the socket's uid): it is a bad token.
+  h["authorization"] = "Basic dXNlcjpwdw==";
+  EXPECT_EQ(CredentialsFromRequest("GET", header, 0, 0).bearer, std::optional<std::string>(""));
 }
 
 TEST(AuthHelpers, OnlyHealthzAndOptionallyMetricsArePublic) {

@@ -127,6 +127,21 @@ TEST_F(AuthTest, AnExpiredTokenIsRefused) {
             StatusCode::kInvalidArgument);
 }
 
+TEST_F(AuthTest, AUserHoldsABoundedNumberOfLiveTokens) {
+  std::string first;
+  for (size_t i = 0; i < kMaxLiveTokensPerUser; ++i) {
+    auto t = auth_->tokens().Create("alice", std::nullopt, "", "alice");
+    ASSERT_TRUE(t.ok()) << i << ": " << t.status().ToString();
+    if (i == 0) first = t->record.id;
+  }
+  auto over = auth_->tokens().Create("alice", std::nullopt, "", "alice");
+  EXPECT_EQ(over.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(over.status().message(), HasSubstr("revoke some first"));
+  EXPECT_TRUE(auth_->tokens().Create("bob", std::nullopt, "", "bob").ok());
+  ASSERT_TRUE(auth_store_->RevokeToken(first, "alice", clock_.Now()).ok());
+  EXPECT_TRUE(auth_->tokens().Create("alice", std::nullopt, "", "alice").ok());
+}
+
 TEST_F(AuthTest, LastUsedIsRecordedAtMostOncePerInterval) {
   auto t = auth_->tokens().Create("alice", std::nullopt, "", "alice");
   ASSERT_TRUE(t.ok());
