@@ -36,7 +36,7 @@ int Main(int argc, char** argv) {
   // gpus, then sim, pipelines and training.
   std::vector<Command> commands;
   for (auto group : {AddDaemonCommands, AddJobCommands, AddClusterCommands, AddSimCommands,
-                     AddPipelineCommands, AddTrainCommands}) {
+                     AddPipelineCommands, AddTrainCommands, AddTokenCommands}) {
     auto added = group(app);
     commands.insert(commands.end(), added.begin(), added.end());
   }

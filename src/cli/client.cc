@@ -20,7 +20,8 @@ Status FromReply(int status, const std::string& body) {
       for (StatusCode sc : {StatusCode::kInvalidArgument, StatusCode::kNotFound,
                             StatusCode::kAlreadyExists, StatusCode::kFailedPrecondition,
                             StatusCode::kUnschedulable, StatusCode::kUnavailable,
-                            StatusCode::kInternal, StatusCode::kIo}) {
+                            StatusCode::kInternal, StatusCode::kIo,
+                            StatusCode::kUnauthenticated, StatusCode::kPermissionDenied}) {
         if (c == StatusCodeName(sc)) code = sc;
       }
     }
@@ -52,6 +53,8 @@ ApiClient::ApiClient(std::string url) : url_(std::move(url)) {
   while (!task_server.empty() && task_server.back() == '/') task_server.pop_back();
   const char* job = std::getenv("BERTH_JOB_ID");
   if (job && *job && task_server == url_) who.emplace("X-Berth-Job", job);
+  if (const char* token = std::getenv("BERTH_TOKEN"); token && *token)
+    who.emplace("Authorization", std::string("Bearer ") + token);
   http_->set_default_headers(std::move(who));
 }
 
@@ -76,6 +79,17 @@ Result<nlohmann::json> ApiClient::Get(const std::string& path) {
 Result<nlohmann::json> ApiClient::Post(const std::string& path, const std::string& body,
                                        const std::string& content_type) {
   auto res = http_->Post(path.c_str(), body, content_type.c_str());
+  if (!res) return ConnectionError(httplib::to_string(res.error()));
+  if (res->status / 100 != 2) return FromReply(res->status, res->body);
+  try {
+    return nlohmann::json::parse(res->body);
+  } catch (const std::exception& e) {
+    return Internal(std::string("unreadable reply from berthd: ") + e.what());
+  }
+}
+
+Result<nlohmann::json> ApiClient::Delete(const std::string& path) {
+  auto res = http_->Delete(path.c_str());
   if (!res) return ConnectionError(httplib::to_string(res.error()));
   if (res->status / 100 != 2) return FromReply(res->status, res->body);
   try {

@@ -24,7 +24,9 @@ std::string CallerName();
 // Every request carries X-Berth-User: CallerName(), and, inside a task
 // (BERTH_JOB_ID set) talking to the daemon that runs it ($BERTH_SERVER),
 // X-Berth-Job: that job's id, so that work a task starts acts for the task's
-// owner. berthd decides the user from these (docs/api.md).
+// owner. berthd decides the user from these (docs/api.md). With BERTH_TOKEN
+// set, every request also carries "Authorization: Bearer $BERTH_TOKEN"
+// (docs/security.md).
 class ApiClient {
  public:
   // url: "http://127.0.0.1:7420".
@@ -39,6 +41,7 @@ class ApiClient {
   Result<nlohmann::json> Post(const std::string& path, const std::string& body,
                               const std::string& content_type = "application/json");
   Result<std::string> GetText(const std::string& path);
+  Result<nlohmann::json> Delete(const std::string& path);
 
   // Reads a paged log route (api/log_pages.h) page by page from its start,
   // handing each page to `out`; `on_gap` hears of output the server no

@@ -44,4 +44,7 @@ std::vector<Command> AddPipelineCommands(CLI::App& app);
 // berth train: distributed training jobs (train_cmd.cc).
 std::vector<Command> AddTrainCommands(CLI::App& app);
 
+// berth token create / list / revoke: API tokens (token_cmd.cc).
+std::vector<Command> AddTokenCommands(CLI::App& app);
+
 }  // namespace berth::cli

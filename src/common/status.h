@@ -23,6 +23,8 @@ enum class StatusCode {
   kUnavailable,         // try again later (daemon down, busy)
   kInternal,            // a bug or an unexpected library/system failure
   kIo,                  // file system, process or network failure
+  kUnauthenticated,     // no identity, or one that does not hold (bad or revoked token)
+  kPermissionDenied,    // a known caller that may not do this
 };
 
 // Stable lower_snake names used in JSON errors and logs.
@@ -58,6 +60,8 @@ inline Status Unschedulable(std::string m) { return {StatusCode::kUnschedulable,
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status IoError(std::string m) { return {StatusCode::kIo, std::move(m)}; }
+inline Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
+inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 
 // Result<T> holds either a value or a non-OK Status.
 template <typename T>

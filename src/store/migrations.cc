@@ -1,6 +1,49 @@
 #include "store/migrations.h"
 
 namespace berth::store {
+namespace {
+
+// Users with a role, API tokens and browser sessions (src/store/auth_store.h,
+// docs/security.md). Secrets are never stored: a token keeps the SHA-256 of
+// its secret, a session the SHA-256 of its id. Times are ms since the epoch;
+// 0 means never (expires, last_used, revoked).
+Migration UsersTokensSessions() {
+  return {6, "users, API tokens and browser sessions",
+          R"sql(
+CREATE TABLE users (
+  name    TEXT PRIMARY KEY,
+  role    TEXT    NOT NULL CHECK (role IN ('admin', 'user', 'viewer', 'service')),
+  created INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE tokens (
+  id          TEXT PRIMARY KEY,
+  user        TEXT    NOT NULL,
+  hash        TEXT    NOT NULL,
+  created     INTEGER NOT NULL,
+  expires     INTEGER NOT NULL DEFAULT 0,
+  last_used   INTEGER NOT NULL DEFAULT 0,
+  revoked     INTEGER NOT NULL DEFAULT 0,
+  job_id      INTEGER,
+  description TEXT    NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX tokens_by_user ON tokens(user, created);
+CREATE INDEX tokens_by_job ON tokens(job_id) WHERE job_id IS NOT NULL;
+
+CREATE TABLE sessions (
+  id_hash  TEXT PRIMARY KEY,
+  user     TEXT    NOT NULL,
+  csrf     TEXT    NOT NULL,
+  token_id TEXT    NOT NULL DEFAULT '',
+  created  INTEGER NOT NULL,
+  expires  INTEGER NOT NULL,
+  revoked  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX sessions_by_token ON sessions(token_id);
+)sql"};
+}
+
+}  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
   static const std::vector<Migration> kSteps = {
@@ -198,6 +241,7 @@ DELETE FROM meta WHERE key = 'stop_intents' OR substr(key, 1, 9) = 'training.' O
 ALTER TABLE pipeline_crons ADD COLUMN last_fired INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pipeline_crons ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 )sql"},
+      UsersTokensSessions(),
   };
   return kSteps;
 }
