@@ -35,12 +35,12 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-std::string FakeLibrary() {
+std::string FakeLibrary(const char* name = "libberth_fake_nvml.so") {
   const char* env = std::getenv("BERTH_NVML_LIBRARY");
   if (env != nullptr && *env != '\0') return env;
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (exe.parent_path().parent_path() / "tests/gpu/fake_nvml/libberth_fake_nvml.so").string();
+  return (exe.parent_path().parent_path() / "tests/gpu/fake_nvml" / name).string();
 }
 
 // 8 busy H100s with two processes each, written once per process.
@@ -64,6 +64,8 @@ std::string WriteConfig() {
                        {"temperature", 61},
                        {"power_mw", 512000},
                        {"sm_clock_mhz", 1980},
+                       {"throttle_reasons", 0x4},
+                       {"ecc_dbe_volatile", 0},
                        {"processes",
                         {{{"pid", 100000 + 2 * i}, {"used_memory_mib", 30000}},
                          {{"pid", 100001 + 2 * i}, {"used_memory_mib", 20000}}}}});
@@ -73,10 +75,11 @@ std::string WriteConfig() {
   return path;
 }
 
-std::unique_ptr<Inventory> MakeFakeInventory(benchmark::State& state) {
+std::unique_ptr<Inventory> MakeFakeInventory(benchmark::State& state,
+                                             const char* lib = "libberth_fake_nvml.so") {
   WriteConfig();
   NvmlOptions o;
-  o.library_path = FakeLibrary();
+  o.library_path = FakeLibrary(lib);
   o.node_name = "bench-node";
   auto inv = MakeNvmlInventory(o);
   if (!inv.ok()) {
@@ -140,6 +143,49 @@ void BM_Tick8GpusRealGetpgid(benchmark::State& state) {
       benchmark::Counter(cpu * 100.0, benchmark::Counter::kAvgIterations);
 }
 BENCHMARK(BM_Tick8GpusRealGetpgid)->Unit(benchmark::kMicrosecond);
+
+// The same tick on a driver without the health API (no event wait, no ECC,
+// retired-page or remapped-row queries; throttle reasons still read): the
+// difference to BM_Tick8Gpus is what the health checks cost.
+void BM_Tick8GpusWithoutHealthApi(benchmark::State& state) {
+  auto inv = MakeFakeInventory(state, "libberth_fake_nvml_nohealth.so");
+  if (!inv) return;
+  ManualClock clock(1'700'000'000'000);
+  SamplerOptions o;
+  o.pgid_of = [](int pid) { return pid; };
+  Sampler sampler(clock, *inv, o);
+  Assign(sampler);
+  double cpu0 = ThreadCpuSeconds();
+  for (auto _ : state) {
+    clock.Advance(kSecond);
+    benchmark::DoNotOptimize(sampler.Tick());
+  }
+  double cpu = ThreadCpuSeconds() - cpu0;
+  state.counters["cpu_pct_at_1Hz"] =
+      benchmark::Counter(cpu * 100.0, benchmark::Counter::kAvgIterations);
+}
+BENCHMARK(BM_Tick8GpusWithoutHealthApi)->Unit(benchmark::kMicrosecond);
+
+// What a telemetry controller reads each cycle: every GPU's health and its
+// utilization and memory over the last minute.
+void BM_HealthAndRecentUsage8Gpus(benchmark::State& state) {
+  auto inv = MakeFakeInventory(state);
+  if (!inv) return;
+  ManualClock clock(1'700'000'000'000);
+  SamplerOptions o;
+  o.pgid_of = [](int pid) { return pid; };
+  Sampler sampler(clock, *inv, o);
+  Assign(sampler);
+  for (int i = 0; i < 120; ++i) {
+    clock.Advance(kSecond);
+    sampler.Tick();
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(sampler.Health());
+    benchmark::DoNotOptimize(sampler.Recent(kMinute));
+  }
+}
+BENCHMARK(BM_HealthAndRecentUsage8Gpus)->Unit(benchmark::kMicrosecond);
 
 // Only the driver reads (Inventory::Sample), without the sampler's bookkeeping.
 void BM_NvmlRead8Gpus(benchmark::State& state) {

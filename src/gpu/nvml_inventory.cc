@@ -59,7 +59,10 @@ class NvmlInventory final : public Inventory {
     node_.memory = o.memory > 0 ? o.memory : HostMemory();
   }
 
-  ~NvmlInventory() override { lib_->shutdown(); }
+  ~NvmlInventory() override {
+    if (events_ != nullptr) lib_->event_set_free(events_);
+    lib_->shutdown();
+  }
 
   Status Discover() {
     unsigned count = 0;
@@ -101,6 +104,7 @@ class NvmlInventory final : public Inventory {
     }
     if (devices_.empty()) return Unavailable("NVML reports no GPUs");
     FindNvLinkPeers();
+    SetUpHealth();
     int lost = 0;
     for (const auto& d : devices_) lost += d.lost ? 1 : 0;
     describe_ = "nvml: " + std::to_string(devices_.size()) + " GPU(s) (" + devices_[0].info.model +
@@ -125,6 +129,7 @@ class NvmlInventory final : public Inventory {
     std::vector<GpuSample> out;
     out.reserve(devices_.size());
     for (auto& d : devices_) out.push_back(SampleDevice(d));
+    DrainXidEvents(out);
     return out;
   }
 
@@ -136,6 +141,7 @@ class NvmlInventory final : public Inventory {
     std::optional<bool> mig;
     bool lost = false;  // guarded by mu_ (written only by the sampling thread)
     unsigned unsupported = 0;
+    unsigned health_unsupported = 0;  // HealthCheck bits answered NOT_SUPPORTED
     std::set<std::pair<unsigned, int>> logged;  // (field, code) already logged
     std::vector<nvmlProcessInfo_v2_t> procs;
     std::vector<nvmlProcessInfo_v1_t> procs_v1;
@@ -180,6 +186,9 @@ class NvmlInventory final : public Inventory {
       lost.lost = true;
       s = std::move(lost);
     }
+    s.health.read = true;
+    s.health.missing = lib_missing_;
+    s.health.not_supported = d.health_unsupported;
     if (s.lost != d.lost) {
       std::lock_guard<std::mutex> l(mu_);
       d.lost = s.lost;
@@ -230,6 +239,127 @@ class NvmlInventory final : public Inventory {
       if (s.lost) return;
     }
     if (!(d.unsupported & kProcesses)) ReadProcesses(d, s);
+    if (s.lost) return;
+    ReadHealth(d, s);
+  }
+
+  // Which health functions the library has, and the XID event set.
+  void SetUpHealth() {
+    if (!lib_->HasEvents()) lib_missing_ |= kCheckXidEvents;
+    if (lib_->get_total_ecc == nullptr) lib_missing_ |= kCheckEccDbe;
+    if (lib_->get_retired_pending == nullptr) lib_missing_ |= kCheckRetiredPages;
+    if (lib_->get_remapped_rows == nullptr) lib_missing_ |= kCheckRowRemap;
+    if (lib_->get_throttle_reasons == nullptr) lib_missing_ |= kCheckThrottle;
+    if (lib_missing_ != 0) {
+      std::string names;
+      for (HealthCheck c : AllHealthChecks()) {
+        if (lib_missing_ & c) names += std::string(names.empty() ? "" : ", ") + HealthCheckName(c);
+      }
+      spdlog::info("gpu: NVML library {} lacks health functions ({}); those checks are unavailable",
+                   lib_->path(), names);
+    }
+    if (!lib_->HasEvents()) return;
+    nvmlReturn_t r = lib_->event_set_create(&events_);
+    if (r != NVML_SUCCESS) {
+      spdlog::warn("gpu: nvmlEventSetCreate: {}; XID events unavailable", lib_->ErrorString(r));
+      events_ = nullptr;
+      for (auto& d : devices_) d.health_unsupported |= kCheckXidEvents;
+      return;
+    }
+    for (auto& d : devices_) {
+      r = lib_->register_events(d.handle, nvmlEventTypeXidCriticalError, events_);
+      if (r == NVML_SUCCESS) continue;
+      d.health_unsupported |= kCheckXidEvents;
+      if (r != NVML_ERROR_NOT_SUPPORTED) {
+        spdlog::warn("gpu {} ({}): nvmlDeviceRegisterEvents: {}; XID events unavailable",
+                     d.info.index, d.info.uuid, lib_->ErrorString(r));
+      }
+    }
+  }
+
+  // True on success; otherwise remembers NOT_SUPPORTED, marks a lost device,
+  // or records the error once per device and code.
+  bool CheckHealth(Device& d, HealthCheck c, nvmlReturn_t r, GpuSample& s) {
+    if (r == NVML_SUCCESS) return true;
+    if (r == NVML_ERROR_NOT_SUPPORTED) {
+      d.health_unsupported |= c;
+      s.health.not_supported |= c;
+      return false;
+    }
+    if (r == NVML_ERROR_GPU_IS_LOST) {
+      s.lost = true;
+      return false;
+    }
+    std::string why = std::string(HealthCheckName(c)) + ": " + lib_->ErrorString(r);
+    s.errors.push_back(why);
+    if (d.logged.insert({0x100u | c, static_cast<int>(r)}).second) {
+      spdlog::warn("gpu {} ({}): {}", d.info.index, d.info.uuid, why);
+    }
+    return false;
+  }
+
+  bool Wanted(const Device& d, HealthCheck c) const {
+    return !(lib_missing_ & c) && !(d.health_unsupported & c);
+  }
+
+  void ReadHealth(Device& d, GpuSample& s) {
+    HealthReading& h = s.health;
+    if (Wanted(d, kCheckEccDbe)) {
+      unsigned long long n = 0;
+      if (CheckHealth(d, kCheckEccDbe,
+                      lib_->get_total_ecc(d.handle, NVML_MEMORY_ERROR_TYPE_UNCORRECTED,
+                                          NVML_VOLATILE_ECC, &n),
+                      s))
+        h.ecc_dbe_volatile = n;
+      if (s.lost) return;
+    }
+    if (Wanted(d, kCheckRetiredPages)) {
+      nvmlEnableState_t pending = NVML_FEATURE_DISABLED;
+      if (CheckHealth(d, kCheckRetiredPages, lib_->get_retired_pending(d.handle, &pending), s))
+        h.retired_pages_pending = pending == NVML_FEATURE_ENABLED;
+      if (s.lost) return;
+    }
+    if (Wanted(d, kCheckRowRemap)) {
+      unsigned corr = 0, unc = 0, pending = 0, failed = 0;
+      if (CheckHealth(d, kCheckRowRemap,
+                      lib_->get_remapped_rows(d.handle, &corr, &unc, &pending, &failed), s)) {
+        h.row_remap_pending = pending != 0;
+        h.row_remap_failure = failed != 0;
+      }
+      if (s.lost) return;
+    }
+    if (Wanted(d, kCheckThrottle)) {
+      unsigned long long reasons = 0;
+      if (CheckHealth(d, kCheckThrottle, lib_->get_throttle_reasons(d.handle, &reasons), s))
+        h.throttle_reasons = reasons;
+    }
+  }
+
+  // XIDs the driver queued since the last sample, onto their GPUs' samples.
+  // The wait does not block (timeout 0); at most 256 events per sample.
+  void DrainXidEvents(std::vector<GpuSample>& out) {
+    if (events_ == nullptr) return;
+    for (int i = 0; i < 256; ++i) {
+      nvmlEventData_t e{};
+      nvmlReturn_t r = lib_->event_set_wait(events_, &e, 0);
+      if (r == NVML_ERROR_TIMEOUT) return;
+      if (r != NVML_SUCCESS) {
+        if (!event_error_logged_) {
+          spdlog::warn("gpu: nvmlEventSetWait_v2: {}", lib_->ErrorString(r));
+          event_error_logged_ = true;
+        }
+        return;
+      }
+      if (!(e.eventType & nvmlEventTypeXidCriticalError)) continue;
+      for (size_t k = 0; k < devices_.size() && k < out.size(); ++k) {
+        if (devices_[k].handle != e.device) continue;
+        out[k].health.xids.push_back(static_cast<int>(e.eventData));
+        spdlog::error("gpu {} ({}): XID {}{}{}", devices_[k].info.index, devices_[k].info.uuid,
+                      e.eventData, *XidDescription(static_cast<int>(e.eventData)) ? ": " : "",
+                      XidDescription(static_cast<int>(e.eventData)));
+        break;
+      }
+    }
   }
 
   void ReadProcesses(Device& d, GpuSample& s) {
@@ -311,6 +441,9 @@ class NvmlInventory final : public Inventory {
   std::mutex sample_mu_;   // serializes Sample()
   mutable std::mutex mu_;  // guards Device::lost for Nodes()
   std::vector<Device> devices_;
+  unsigned lib_missing_ = 0;          // HealthCheck bits whose functions the library lacks
+  nvmlEventSet_t events_ = nullptr;   // XID events of every device (null: unavailable)
+  bool event_error_logged_ = false;
 };
 
 }  // namespace

@@ -61,6 +61,17 @@ Result<std::unique_ptr<NvmlLibrary>> NvmlLibrary::Load(const std::string& path) 
   Resolve(handle, "nvmlDeviceGetNvLinkState", lib->get_nvlink_state);
   Resolve(handle, "nvmlDeviceGetNvLinkRemotePciInfo_v2", lib->get_nvlink_remote_pci);
   Resolve(handle, "nvmlDeviceGetMigMode", lib->get_mig_mode);
+  Resolve(handle, "nvmlEventSetCreate", lib->event_set_create);
+  Resolve(handle, "nvmlDeviceRegisterEvents", lib->register_events);
+  Resolve(handle, "nvmlEventSetWait_v2", lib->event_set_wait);
+  Resolve(handle, "nvmlEventSetFree", lib->event_set_free);
+  Resolve(handle, "nvmlDeviceGetTotalEccErrors", lib->get_total_ecc);
+  Resolve(handle, "nvmlDeviceGetRetiredPagesPendingStatus", lib->get_retired_pending);
+  Resolve(handle, "nvmlDeviceGetRemappedRows", lib->get_remapped_rows);
+  Resolve(handle, "nvmlDeviceGetCurrentClocksThrottleReasons", lib->get_throttle_reasons);
+  if (lib->get_throttle_reasons == nullptr) {
+    Resolve(handle, "nvmlDeviceGetCurrentClocksEventReasons", lib->get_throttle_reasons);
+  }
   return lib;
 }
 

@@ -47,6 +47,22 @@ class NvmlLibrary {
   decltype(&nvmlDeviceGetNvLinkState) get_nvlink_state = nullptr;
   decltype(&nvmlDeviceGetNvLinkRemotePciInfo_v2) get_nvlink_remote_pci = nullptr;
   decltype(&nvmlDeviceGetMigMode) get_mig_mode = nullptr;
+  // Optional health API. The event functions count only all together
+  // (HasEvents); an older driver may lack any of them.
+  decltype(&nvmlEventSetCreate) event_set_create = nullptr;
+  decltype(&nvmlDeviceRegisterEvents) register_events = nullptr;
+  decltype(&nvmlEventSetWait_v2) event_set_wait = nullptr;
+  decltype(&nvmlEventSetFree) event_set_free = nullptr;
+  decltype(&nvmlDeviceGetTotalEccErrors) get_total_ecc = nullptr;
+  decltype(&nvmlDeviceGetRetiredPagesPendingStatus) get_retired_pending = nullptr;
+  decltype(&nvmlDeviceGetRemappedRows) get_remapped_rows = nullptr;
+  // nvmlDeviceGetCurrentClocksThrottleReasons, else ...ClocksEventReasons.
+  decltype(&nvmlDeviceGetCurrentClocksThrottleReasons) get_throttle_reasons = nullptr;
+
+  bool HasEvents() const {
+    return event_set_create != nullptr && register_events != nullptr &&
+           event_set_wait != nullptr && event_set_free != nullptr;
+  }
 
  private:
   NvmlLibrary() = default;

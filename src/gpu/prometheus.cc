@@ -91,6 +91,84 @@ void Sample(std::string& out, const char* name, const std::string& labels, doubl
   out += '\n';
 }
 
+bool Unavailable(const GpuHealth& h, HealthCheck c) {
+  return std::any_of(h.unavailable.begin(), h.unavailable.end(),
+                     [&](const UnavailableCheck& u) { return u.check == c; });
+}
+
+// The health families: DCGM's names where DCGM has the field, Berth's otherwise.
+void RenderHealth(std::string& out, const std::vector<GpuStatus>& gpus,
+                  const std::vector<std::string>& labels) {
+  struct Field {
+    const char* name;
+    const char* type;
+    const char* help;
+    HealthCheck check;
+    std::function<std::optional<int64_t>(const GpuHealth&)> get;
+  };
+  auto flag = [](const std::optional<bool>& b) -> std::optional<int64_t> {
+    return b ? std::optional<int64_t>(*b ? 1 : 0) : std::nullopt;
+  };
+  const Field fields[] = {
+      {"DCGM_FI_DEV_XID_ERRORS", "gauge",
+       "Value of the last XID error encountered (0: none since berthd started).", kCheckXidEvents,
+       [](const GpuHealth& h) -> std::optional<int64_t> { return h.last_xid; }},
+      {"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "counter",
+       "Total number of double-bit volatile ECC errors.", kCheckEccDbe,
+       [](const GpuHealth& h) -> std::optional<int64_t> {
+         return h.ecc_dbe_volatile ? std::optional<int64_t>(static_cast<int64_t>(*h.ecc_dbe_volatile))
+                                   : std::nullopt;
+       }},
+      {"DCGM_FI_DEV_RETIRED_PENDING", "gauge",
+       "Whether pages are pending retirement (1: yes; NVML reports no count).", kCheckRetiredPages,
+       [&](const GpuHealth& h) { return flag(h.retired_pages_pending); }},
+      {"DCGM_FI_DEV_ROW_REMAP_PENDING", "gauge", "Whether remapping of rows is pending.",
+       kCheckRowRemap, [&](const GpuHealth& h) { return flag(h.row_remap_pending); }},
+      {"DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Whether remapping of rows has failed.",
+       kCheckRowRemap, [&](const GpuHealth& h) { return flag(h.row_remap_failure); }},
+      {"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "gauge",
+       "Current clock throttle reasons (bitmask of nvmlClocksThrottleReason*).", kCheckThrottle,
+       [](const GpuHealth& h) -> std::optional<int64_t> {
+         return h.throttle_reasons
+                    ? std::optional<int64_t>(static_cast<int64_t>(*h.throttle_reasons))
+                    : std::nullopt;
+       }},
+  };
+  for (const auto& f : fields) {
+    Family(out, f.name, f.type, f.help);
+    for (size_t i = 0; i < gpus.size(); ++i) {
+      const GpuHealth& h = gpus[i].health;
+      if (Unavailable(h, f.check)) continue;
+      // XIDs still count for a lost GPU (79 arrives as it falls off); the
+      // polled readings do not.
+      if (gpus[i].sample.lost && f.check != kCheckXidEvents) continue;
+      auto v = f.get(h);
+      if (v) Sample(out, f.name, labels[i], *v);
+    }
+  }
+  Family(out, "berth_gpu_health", "gauge",
+         "1: no fatal condition; 0: lost, a fatal XID, double-bit ECC errors or a failed row "
+         "remap (the GPU should get no new work).");
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    Sample(out, "berth_gpu_health", labels[i], static_cast<int64_t>(gpus[i].health.fatal ? 0 : 1));
+  }
+  Family(out, "berth_gpu_check_unavailable", "gauge",
+         "A health check the driver cannot do on this GPU (reason: missing_function, "
+         "not_supported, not_read).");
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    for (const auto& u : gpus[i].health.unavailable) {
+      std::string l = labels[i];
+      l.pop_back();  // the closing brace
+      l += ",check=\"";
+      l += u.Name();
+      l += "\",reason=\"";
+      l += UnavailableReasonName(u.reason);
+      l += "\"}";
+      Sample(out, "berth_gpu_check_unavailable", l, static_cast<int64_t>(1));
+    }
+  }
+}
+
 }  // namespace
 
 std::string EscapeLabelValue(std::string_view v) {
@@ -172,6 +250,8 @@ std::string RenderPrometheus(const std::vector<GpuStatus>& gpus, const std::vect
   for (size_t i = 0; i < gpus.size(); ++i) {
     Sample(out, "berth_gpu_up", labels[i], static_cast<int64_t>(gpus[i].sample.lost ? 0 : 1));
   }
+
+  RenderHealth(out, gpus, labels);
 
   std::vector<std::string> job_labels;
   job_labels.reserve(jobs.size());

@@ -10,6 +10,13 @@
 //   berth_gpu_idle_allocated_seconds_total{job,user,queue} (allocated-but-idle GPU seconds),
 //   berth_gpu_allocated_seconds_total{job,user,queue},
 //   berth_gpu_violations_total{job,user,queue}.
+// Health (health.h), DCGM's names where DCGM has the field:
+//   DCGM_FI_DEV_XID_ERRORS (last XID), DCGM_FI_DEV_ECC_DBE_VOL_TOTAL,
+//   DCGM_FI_DEV_RETIRED_PENDING (0/1), DCGM_FI_DEV_ROW_REMAP_PENDING,
+//   DCGM_FI_DEV_ROW_REMAP_FAILURE, DCGM_FI_DEV_CLOCK_THROTTLE_REASONS (bitmask),
+//   berth_gpu_health (1 healthy, 0 fatal condition),
+//   berth_gpu_check_unavailable{check,reason} (1 per check the GPU cannot do).
+// A health family leaves out GPUs where its check is unavailable.
 // A reading the GPU does not support is left out, not written as 0.
 #pragma once
 

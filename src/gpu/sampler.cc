@@ -33,6 +33,12 @@ const char* GpuEventTypeName(GpuEventType t) {
       return "gpu_recovered";
     case GpuEventType::kReadFailed:
       return "read_failed";
+    case GpuEventType::kXid:
+      return "xid";
+    case GpuEventType::kHealthFatal:
+      return "health_fatal";
+    case GpuEventType::kHealthOk:
+      return "health_ok";
   }
   return "unknown";
 }
@@ -108,6 +114,7 @@ std::vector<GpuEvent> Sampler::Tick() {
     g.history->Add(now, s);
     g.status.time = now;
     g.status.sample = std::move(s);
+    UpdateHealth(key, g, now, events);
     auto a = assignments_.find(key);
     g.status.holders = a == assignments_.end() ? std::vector<Assignment>{} : a->second;
     Account(key, g, now, dt, tick_memory, events);

@@ -31,6 +31,7 @@
 
 #include "common/clock.h"
 #include "common/quantity.h"
+#include "gpu/health.h"
 #include "gpu/history.h"
 #include "gpu/inventory.h"
 #include "gpu/telemetry.h"
@@ -66,6 +67,13 @@ struct SamplerOptions {
   size_t max_finished_jobs = 4096;  // usage kept for jobs no longer assigned; oldest dropped first
   // The process group of a pid, or -1 when unknown. Default: getpgid(2).
   std::function<int(int pid)> pgid_of;
+  // Health (health.h): the XIDs that make a GPU fatal, and whether volatile
+  // double-bit ECC errors do.
+  std::set<int> fatal_xids = DefaultFatalXids();
+  bool ecc_dbe_fatal = true;
+  // Whether Tick() also returns kXid, kHealthFatal and kHealthOk. Off by
+  // default, so that callers written before these types existed see none.
+  bool health_events = false;
 };
 
 enum class GpuEventType {
@@ -75,6 +83,10 @@ enum class GpuEventType {
   kGpuLost,         // the GPU stopped answering (NVML_ERROR_GPU_IS_LOST)
   kGpuRecovered,    // a lost GPU answers again
   kReadFailed,      // the inventory could not be read at all (message set)
+  // Only with SamplerOptions::health_events:
+  kXid,          // the driver reported an XID on the GPU (xid set)
+  kHealthFatal,  // a fatal condition began (message: GpuHealth::reason)
+  kHealthOk,     // no fatal condition holds any more
 };
 const char* GpuEventTypeName(GpuEventType t);  // "idle_allocation", ...
 
@@ -89,6 +101,7 @@ struct GpuEvent {
   int pid = 0;                        // kViolation
   std::vector<model::JobId> holders;  // kViolation: the jobs that do hold the GPU
   DurationMs idle_for = 0;            // kIdleAllocation, kIdleEnded
+  int xid = 0;                        // kXid
   std::string message;                // one line for logs and the event log
 };
 
@@ -98,7 +111,18 @@ struct GpuStatus {
   GpuSample sample;  // processes carry pgid and job
   std::vector<Assignment> holders;
   DurationMs idle_for = 0;  // how long it has been below the idle threshold (0: busy or unknown)
+  GpuHealth health;         // fatal or not, counters, unavailable checks
 };
+
+// A GPU's recent load, from its history (Sampler::Recent).
+struct RecentUsage {
+  std::optional<double> avg_util;       // mean utilization, percent (nullopt: no reading)
+  std::optional<MiB> max_mem_used_mib;  // peak used memory (nullopt: no reading)
+  int samples = 0;                      // samples in the window with a utilization reading
+};
+// The summary of history points (oldest first): util weighted by each point's
+// samples, memory the highest peak. Points without readings are skipped.
+RecentUsage SummarizeRecent(const std::vector<HistoryPoint>& points);
 
 // A job's GPU usage over its life (while it held GPUs).
 struct JobUsage {
@@ -152,6 +176,22 @@ class Sampler {
   // Fine points if `since` is within the fine span before the last tick, else coarse.
   std::vector<HistoryPoint> History(const GpuKey& key, TimeMs since) const;
 
+  // Health of every GPU as of the last tick, ordered by node and index.
+  std::vector<GpuHealth> Health() const;
+  std::optional<GpuHealth> Health(const GpuKey& key) const;
+  // Forgets the fatal XID seen on a GPU (after it was reset and undrained).
+  // Conditions that still hold (lost, ECC, remap failure) stay fatal.
+  void ClearHealth(const GpuKey& key);
+
+  // Utilization and used memory of one GPU over the last `window` before the
+  // last tick (fine points within the fine span, else coarse ones), and of
+  // every GPU.
+  RecentUsage Recent(const GpuKey& key, DurationMs window) const;
+  std::map<GpuKey, RecentUsage> Recent(DurationMs window) const;
+  // The compute processes on a GPU at the last tick, with their memory, process
+  // group and job (empty when unknown or not reported).
+  std::vector<GpuProcess> Processes(const GpuKey& key) const;
+
   // Usage of every job seen (active and finished, until forgotten), by id.
   std::vector<JobUsage> Jobs() const;
   std::optional<JobUsage> Job(model::JobId job) const;
@@ -175,6 +215,8 @@ class Sampler {
 
   void Account(const GpuKey& key, GpuState& g, TimeMs now, DurationMs dt,
                std::map<model::JobId, MiB>& tick_memory, std::vector<GpuEvent>& events);
+  void UpdateHealth(const GpuKey& key, GpuState& g, TimeMs now, std::vector<GpuEvent>& events);
+  RecentUsage RecentLocked(const GpuState& g, DurationMs window) const;
   JobUsage& UsageFor(const Assignment& a, TimeMs now);
   void EvictFinished();
 

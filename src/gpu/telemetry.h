@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/quantity.h"
+#include "gpu/health.h"
 #include "model/job.h"
 
 namespace berth::gpu {
@@ -43,6 +44,9 @@ struct GpuSample {
   // Readings that failed for a reason other than "not supported", one line
   // each ("power: Insufficient Permissions").
   std::vector<std::string> errors;
+  // Health readings (XIDs, ECC, retired/remapped pages, throttling) and the
+  // checks unavailable on this GPU; see health.h.
+  HealthReading health;
 };
 
 }  // namespace berth::gpu

@@ -52,7 +52,48 @@ nlohmann::json ToJson(const GpuStatus& g) {
         {{"job", h.job}, {"user", h.user}, {"queue", h.queue}, {"share", FormatMilli(h.share)}});
   }
   j["holders"] = holders;
+  j["health"] = ToJson(g.health);
   return j;
+}
+
+nlohmann::json ToJson(const GpuHealth& h) {
+  nlohmann::json unavailable = nlohmann::json::array();
+  for (const auto& u : h.unavailable) {
+    unavailable.push_back(
+        {{"check", u.Name()}, {"reason", UnavailableReasonName(u.reason)}, {"message", u.Describe()}});
+  }
+  nlohmann::json throttle = nlohmann::json::array();
+  if (h.throttle_reasons) {
+    std::string names = ThrottleReasonNames(*h.throttle_reasons);
+    for (size_t start = 0; start < names.size();) {
+      size_t comma = names.find(',', start);
+      if (comma == std::string::npos) comma = names.size();
+      throttle.push_back(names.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  return {{"fatal", h.fatal},
+          {"reason", h.reason},
+          {"fatalSince", h.fatal ? nlohmann::json(FormatTime(h.fatal_since)) : nlohmann::json()},
+          {"lost", h.lost},
+          {"lastXid", h.last_xid},
+          {"xidCount", h.xid_count},
+          {"fatalXid", h.fatal_xid},
+          {"eccDbeVolatile", Opt(h.ecc_dbe_volatile)},
+          {"retiredPagesPending", Opt(h.retired_pages_pending)},
+          {"rowRemapPending", Opt(h.row_remap_pending)},
+          {"rowRemapFailure", Opt(h.row_remap_failure)},
+          {"throttleReasons", Opt(h.throttle_reasons)},
+          {"throttle", throttle},
+          {"thermalThrottled", h.thermal_throttled()},
+          {"powerThrottled", h.power_throttled()},
+          {"unavailable", unavailable}};
+}
+
+nlohmann::json ToJson(const RecentUsage& r) {
+  return {{"avgUtilPercent", Opt(r.avg_util)},
+          {"maxMemoryUsedMiB", Opt(r.max_mem_used_mib)},
+          {"samples", r.samples}};
 }
 
 nlohmann::json ToJson(const JobUsage& u) {

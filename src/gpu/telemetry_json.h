@@ -18,9 +18,20 @@ namespace berth::gpu {
 //  "processes":[{"pid","usedMemoryMiB","pgid","job"}] or null, "errors":[...]}
 nlohmann::json ToJson(const GpuSample& s);
 
-// ToJson(sample) plus "time" (RFC 3339), "idleForMs" and
-// "holders":[{"job","user","queue","share"}] (share in GPUs, "0.5").
+// ToJson(sample) plus "time" (RFC 3339), "idleForMs",
+// "holders":[{"job","user","queue","share"}] (share in GPUs, "0.5") and
+// "health" (below).
 nlohmann::json ToJson(const GpuStatus& g);
+
+// {"fatal","reason","fatalSince" (null when not fatal),"lost","lastXid",
+//  "xidCount","fatalXid","eccDbeVolatile","retiredPagesPending",
+//  "rowRemapPending","rowRemapFailure","throttleReasons","throttle":[names],
+//  "thermalThrottled","powerThrottled",
+//  "unavailable":[{"check","reason","message"}]}; unknown readings are null.
+nlohmann::json ToJson(const GpuHealth& h);
+
+// {"avgUtilPercent" (null: no reading),"maxMemoryUsedMiB","samples"}
+nlohmann::json ToJson(const RecentUsage& r);
 
 // {"job","user","queue","active","firstTime","lastTime","avgUtilPercent",
 //  "peakUtilPercent","avgMemoryMiB","peakMemoryMiB","allocatedGpuSeconds",

@@ -57,6 +57,7 @@ class FakeNvmlConfig {
 
 inline std::string FakeNvmlPath() { return BERTH_FAKE_NVML_PATH; }
 inline std::string FakeNvmlV1Path() { return BERTH_FAKE_NVML_V1_PATH; }
+inline std::string FakeNvmlNoHealthPath() { return BERTH_FAKE_NVML_NOHEALTH_PATH; }
 
 // A device entry for the fake driver's config.
 inline nlohmann::json FakeDevice(int index, int util = 0) {

@@ -14,16 +14,29 @@
 //     "processes": [{"pid": 123, "used_memory_mib": 512}],  // used_memory_mib null: not available
 //     "not_supported": ["power", "processes"],              // NVML_ERROR_NOT_SUPPORTED
 //     "errors": {"temperature": 4},          // any other return code for a field
-//     "lost": false,                         // true: every device call says NVML_ERROR_GPU_IS_LOST
-//     "nvlink_peers": [1], "nvswitch": false, "mig": false
+//     "lost": false,                         // true (or steps of 0/1): every device call
+//                                            // says NVML_ERROR_GPU_IS_LOST
+//     "nvlink_peers": [1], "nvswitch": false, "mig": false,
+//     // Health:
+//     "xids": [[t_seconds, 79], ...],        // XID events, each delivered once per event set
+//                                            // by nvmlEventSetWait_v2 once t has passed
+//     "ecc_dbe_volatile": 0, "ecc_sbe_volatile": 0,          // nvmlDeviceGetTotalEccErrors
+//     "retired_pages_pending": false,        // nvmlDeviceGetRetiredPagesPendingStatus
+//     "row_remap_pending": false, "row_remap_failure": false,
+//     "remapped_rows_correctable": 0, "remapped_rows_uncorrectable": 0,
+//     "throttle_reasons": 0                  // nvmlClocksThrottleReason* bits
 //   }]
 // }
 // Field names for not_supported/errors: memory utilization temperature power
-// clock processes pci mig nvlink name uuid.
+// clock processes pci mig nvlink name uuid events ecc retired_pages row_remap
+// throttle.
 //
-// Any numeric reading may be a step list. Built twice: berth_fake_nvml (all
-// process-query versions) and berth_fake_nvml_v1 (FAKE_NVML_V1_ONLY: only the
-// unversioned nvmlDeviceGetComputeRunningProcesses).
+// Times are seconds since nvmlInit. Any numeric reading (and a process's
+// used_memory_mib, and the health flags) may be a step list. Built three
+// times: berth_fake_nvml (everything), berth_fake_nvml_v1 (FAKE_NVML_V1_ONLY:
+// only the unversioned nvmlDeviceGetComputeRunningProcesses) and
+// berth_fake_nvml_nohealth (FAKE_NVML_NO_HEALTH_API: no event functions and no
+// ECC / retired-page / remapped-row queries, as an older driver).
 #include <sys/stat.h>
 
 #include <chrono>
@@ -32,9 +45,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
+#include <tuple>
 
 #include "gpu/nvml_api.h"
 
@@ -44,8 +61,16 @@ namespace {
 
 using nlohmann::json;
 
+// An event set: the event types registered per device, and the XIDs it has
+// already delivered (device index, t, xid).
+struct EventSet {
+  std::map<size_t, unsigned long long> registered;
+  std::set<std::tuple<size_t, double, int>> delivered;
+};
+
 struct State {
   std::mutex mu;
+  std::set<EventSet*> event_sets;
   int init_count = 0;
   std::chrono::steady_clock::time_point init_time;
   json config = json::object();
@@ -118,9 +143,17 @@ double Field(const json& d, const char* key, double def) {
   return it == d.end() ? def : Value(*it, def);
 }
 
+// A flag that may be a boolean, a number or a step list of 0/1.
+bool Flag(const json& d, const char* key) {
+  auto it = d.find(key);
+  if (it == d.end()) return false;
+  if (it->is_boolean()) return it->get<bool>();
+  return Value(*it, 0) != 0;
+}
+
 // The return code configured for `field` on device d (success when none).
 nvmlReturn_t FieldCode(const json& d, const char* field) {
-  if (d.value("lost", false)) return NVML_ERROR_GPU_IS_LOST;
+  if (Flag(d, "lost")) return NVML_ERROR_GPU_IS_LOST;
   auto ns = d.find("not_supported");
   if (ns != d.end() && ns->is_array()) {
     for (const auto& f : *ns) {
@@ -186,8 +219,8 @@ double UsedMiB(const json& d) {
   if (d.contains("memory_used_mib")) return Field(d, "memory_used_mib", 0);
   double sum = 0;
   for (const auto& p : d.value("processes", json::array())) {
-    if (p.contains("used_memory_mib") && p["used_memory_mib"].is_number())
-      sum += p["used_memory_mib"].get<double>();
+    if (p.contains("used_memory_mib") && !p["used_memory_mib"].is_null())
+      sum += Value(p["used_memory_mib"], 0);
   }
   return sum;
 }
@@ -206,7 +239,7 @@ nvmlReturn_t Processes(nvmlDevice_t h, unsigned* count, Info* infos) {
     Info info{};
     info.pid = procs[i].value("pid", 0u);
     const auto& m = procs[i].contains("used_memory_mib") ? procs[i]["used_memory_mib"] : json();
-    info.usedGpuMemory = m.is_number() ? MiBToBytes(m.get<double>()) : NVML_VALUE_NOT_AVAILABLE;
+    info.usedGpuMemory = m.is_null() ? NVML_VALUE_NOT_AVAILABLE : MiBToBytes(Value(m, 0));
     if constexpr (sizeof(Info) > sizeof(nvmlProcessInfo_v1_t)) {
       info.gpuInstanceId = 0xFFFFFFFF;
       info.computeInstanceId = 0xFFFFFFFF;
@@ -399,3 +432,106 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t h, unsigned* current,
   *current = *pending = d.value("mig", false) ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
   return NVML_SUCCESS;
 }
+
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t h,
+                                                                   unsigned long long* reasons) {
+  DEVICE_OR_RETURN(h, "throttle");
+  if (reasons == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  *reasons = static_cast<unsigned long long>(Field(d, "throttle_reasons", 0));
+  return NVML_SUCCESS;
+}
+
+#ifndef FAKE_NVML_NO_HEALTH_API
+FAKE_EXPORT nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t* set) {
+  std::lock_guard<std::mutex> lock(S().mu);
+  if (S().init_count == 0) return NVML_ERROR_UNINITIALIZED;
+  if (set == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  auto* es = new EventSet();
+  S().event_sets.insert(es);
+  *set = reinterpret_cast<nvmlEventSet_t>(es);
+  return NVML_SUCCESS;
+}
+
+FAKE_EXPORT nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
+  std::lock_guard<std::mutex> lock(S().mu);
+  auto* es = reinterpret_cast<EventSet*>(set);
+  if (S().event_sets.erase(es) == 0) return NVML_ERROR_INVALID_ARGUMENT;
+  delete es;
+  return NVML_SUCCESS;
+}
+
+FAKE_EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t h, unsigned long long types,
+                                                  nvmlEventSet_t set) {
+  DEVICE_OR_RETURN(h, "events");
+  (void)d;
+  auto* es = reinterpret_cast<EventSet*>(set);
+  if (S().event_sets.count(es) == 0) return NVML_ERROR_INVALID_ARGUMENT;
+  es->registered[reinterpret_cast<uintptr_t>(h) - 1] |= types;
+  return NVML_SUCCESS;
+}
+
+// Delivers the earliest due XID not yet delivered to this set; never blocks
+// (a test's clock is the config's step times, not the timeout).
+FAKE_EXPORT nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t* data,
+                                             unsigned timeout_ms) {
+  (void)timeout_ms;
+  std::lock_guard<std::mutex> lock(S().mu);
+  if (S().init_count == 0) return NVML_ERROR_UNINITIALIZED;
+  auto* es = reinterpret_cast<EventSet*>(set);
+  if (S().event_sets.count(es) == 0 || data == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  Reload();
+  const json& ds = Devices();
+  double now = Elapsed();
+  for (const auto& [index, types] : es->registered) {
+    if (!(types & nvmlEventTypeXidCriticalError) || index >= ds.size()) continue;
+    auto xids = ds[index].find("xids");
+    if (xids == ds[index].end() || !xids->is_array()) continue;
+    for (const auto& step : *xids) {
+      if (!step.is_array() || step.size() != 2) continue;
+      double t = step[0].get<double>();
+      int xid = step[1].get<int>();
+      if (t > now || !es->delivered.insert({index, t, xid}).second) continue;
+      std::memset(data, 0, sizeof(*data));
+      data->device = reinterpret_cast<nvmlDevice_t>(static_cast<uintptr_t>(index) + 1);
+      data->eventType = nvmlEventTypeXidCriticalError;
+      data->eventData = static_cast<unsigned long long>(xid);
+      data->gpuInstanceId = 0xFFFFFFFF;
+      data->computeInstanceId = 0xFFFFFFFF;
+      return NVML_SUCCESS;
+    }
+  }
+  return NVML_ERROR_TIMEOUT;
+}
+
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t h, nvmlMemoryErrorType_t type,
+                                                     nvmlEccCounterType_t counter,
+                                                     unsigned long long* count) {
+  DEVICE_OR_RETURN(h, "ecc");
+  if (count == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  const char* key = type == NVML_MEMORY_ERROR_TYPE_UNCORRECTED
+                        ? (counter == NVML_VOLATILE_ECC ? "ecc_dbe_volatile" : "ecc_dbe_aggregate")
+                        : (counter == NVML_VOLATILE_ECC ? "ecc_sbe_volatile" : "ecc_sbe_aggregate");
+  *count = static_cast<unsigned long long>(Field(d, key, 0));
+  return NVML_SUCCESS;
+}
+
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t h,
+                                                                nvmlEnableState_t* pending) {
+  DEVICE_OR_RETURN(h, "retired_pages");
+  if (pending == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  *pending = Flag(d, "retired_pages_pending") ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+  return NVML_SUCCESS;
+}
+
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t h, unsigned* corr, unsigned* unc,
+                                                   unsigned* pending, unsigned* failed) {
+  DEVICE_OR_RETURN(h, "row_remap");
+  if (corr == nullptr || unc == nullptr || pending == nullptr || failed == nullptr)
+    return NVML_ERROR_INVALID_ARGUMENT;
+  *corr = static_cast<unsigned>(Field(d, "remapped_rows_correctable", 0));
+  *unc = static_cast<unsigned>(Field(d, "remapped_rows_uncorrectable", 0));
+  *pending = Flag(d, "row_remap_pending") ? 1 : 0;
+  *failed = Flag(d, "row_remap_failure") ? 1 : 0;
+  return NVML_SUCCESS;
+}
+#endif  // FAKE_NVML_NO_HEALTH_API
