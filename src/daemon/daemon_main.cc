@@ -294,7 +294,10 @@ int Run(int argc, char** argv) {
 
   api::ApiHooks hooks;
   hooks.extra_metrics = [&] { return gpu::RenderPrometheus(sampler); };
-  hooks.extra_routes = [&](httplib::Server& s) { api::RegisterPipelineRoutes(s, pipelines, **store, clock); };  // pipelines
+  hooks.extra_routes = [&](http::Router& r) {  // pipelines
+    api::RegisterPipelineRoutes(r, pipelines, **store);
+    api::RegisterCronRoutes(r, pipelines, **store, clock);
+  };
   hooks.gpu_telemetry = [&](const std::string& node, int index) -> nlohmann::json {
     auto g = sampler.Gpu({node, index});
     if (!g || g->time == 0) return nullptr;
@@ -321,6 +324,16 @@ int Run(int argc, char** argv) {
   aopts.version = BERTH_VERSION;
   aopts.policy = cfg.policy;
   aopts.data_dir = cfg.data_dir;
+  // Also on a Unix socket in the data directory, where the caller's uid comes
+  // from the kernel (SO_PEERCRED). Open to every local user for now (0666);
+  // requests carry the same identity headers as over TCP.
+  std::string socket_path = cfg.data_dir + "/" + kDaemonSocketName;
+  if (socket_path.size() < 108) {
+    aopts.unix_socket = socket_path;
+    aopts.unix_socket_mode = 0666;
+  } else {
+    spdlog::warn("not listening on {}: a Unix socket path must be under 108 bytes", socket_path);
+  }
   api::ApiServer server(controller, **store, **executor, *inventory, clock, aopts, hooks);
   st = server.Start();
   if (!st.ok()) {
@@ -341,8 +354,9 @@ int Run(int argc, char** argv) {
   for (const std::string& dir : record_dirs) {
     if (Status w = WriteDaemonRecord(dir, record); !w.ok()) spdlog::warn("{}", w.message());
   }
-  spdlog::info("berthd {} listening on http://{}:{} (data in {}, policy {})", BERTH_VERSION, cfg.host,
-               server.port(), cfg.data_dir, cfg.policy);
+  spdlog::info("berthd {} listening on http://{}:{}{} (data in {}, policy {})", BERTH_VERSION, cfg.host,
+               server.port(), aopts.unix_socket.empty() ? "" : " and " + aopts.unix_socket, cfg.data_dir,
+               cfg.policy);
 
   int sig = 0;
   sigwait(&sigs, &sig);
