@@ -112,10 +112,10 @@ bool ParseTarget(std::string_view target, Request* r) {
 struct Conn;
 
 struct Server::Impl {
-  Impl(ServerOptions o, Handler h) : opt(std::move(o)), handler(std::move(h)) {}
+  Impl(ServerOptions o, ServerHandler h) : opt(std::move(o)), handler(std::move(h)) {}
 
   ServerOptions opt;
-  Handler handler;
+  ServerHandler handler;
   std::atomic<bool> stopping{false};
   bool started = false, stopped = false;
   std::mutex mu;  // conns, streams
@@ -397,7 +397,7 @@ void Conn::RunLongLived(Response& res, bool keep_alive) {
   }
 }
 
-Server::Server(ServerOptions options, Handler handler)
+Server::Server(ServerOptions options, ServerHandler handler)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
 
 Server::~Server() { Stop(); }

@@ -34,9 +34,12 @@ struct ServerOptions {
   int write_timeout_ms = 30000;  // a write that makes no progress
 };
 
+// Runs one request (on a worker thread); may move the request's body out.
+using ServerHandler = std::function<void(Request&, Response&)>;
+
 class Server {
  public:
-  Server(ServerOptions options, Handler handler);
+  Server(ServerOptions options, ServerHandler handler);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -67,10 +67,7 @@ struct TestServer {
       };
     });
     if (more) more(router);
-    server = std::make_unique<Server>(opt, [this](const Request& q, Response& r) {
-      Request copy = q;
-      router.Dispatch(copy, r);
-    });
+    server = std::make_unique<Server>(opt, [this](Request& q, Response& r) { router.Dispatch(q, r); });
     auto p = server->ListenTcp("127.0.0.1", 0);
     EXPECT_TRUE(p.ok()) << p.status().ToString();
     port = p.ok() ? *p : 0;
