@@ -280,6 +280,10 @@ struct Conn : std::enable_shared_from_this<Conn> {
       spdlog::error("{} {}: {}", req.method, req.path, e.what());
       res = Response();
       SetError(res, 500, "internal", e.what());
+    } catch (...) {
+      spdlog::error("{} {}: unknown exception", req.method, req.path);
+      res = Response();
+      SetError(res, 500, "internal", "unknown exception");
     }
     if (res.long_lived()) return StartLongLived(std::move(res), keep_alive);
     bool close = !keep_alive || srv->stopping;
