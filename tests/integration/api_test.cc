@@ -414,6 +414,18 @@ TEST(Api, ServesTheApiOnAUnixSocketInTheDataDirectory) {
   auto missing = http::testing::Fetch(http::testing::ConnectUnix(path), "GET", "/api/v1/jobs/999");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
+
+  // A crash leaves the socket file behind; the next berthd replaces it.
+  d.Kill();
+  ASSERT_TRUE(std::filesystem::exists(path));
+  EXPECT_LT(http::testing::ConnectUnix(path), 0);
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  auto again = http::testing::Fetch(http::testing::ConnectUnix(path), "GET", "/healthz");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(json::parse(again->body)["pid"], d.pid()) << again->body;
+  // A clean stop removes it.
+  EXPECT_EQ(d.Stop(), 0);
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 // --- 4. Starting and stopping the daemon ----------------------------------
