@@ -472,8 +472,12 @@ void Server::Impl::Accept(Listener& l) {
     if (stopping || ec == net::error::operation_aborted) return;
     if (ec) {
       // Out of descriptors (EMFILE) and the like: try again shortly rather
-      // than spin or stop listening.
-      spdlog::warn("accept failed: {}", ec.message());
+      // than spin or stop listening; say so at most once a second.
+      static std::atomic<int64_t> last_warned{0};
+      int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count();
+      if (last_warned.exchange(now) != now) spdlog::warn("accept failed: {}", ec.message());
       auto t = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(50));
       t->async_wait([this, &l, t](beast::error_code) {
         if (!stopping) Accept(l);
