@@ -4,8 +4,11 @@
 //      that a blocker job holds;
 //   2. submit-to-process-start latency for a trivial command (`true`), as a
 //      client sees it: from sending POST /api/v1/jobs to receiving the
-//      JobStarted event on the event stream (p50, p90, p99).
-// Usage: berth_submit_bench [--seconds S] [--clients C] [--samples N] [--berthd PATH]
+//      JobStarted event on the event stream (p50, p90, p99);
+//   3. with --healthz S: the HTTP server's own ceiling, GET /healthz answered
+//      per second over C keep-alive clients for S seconds (no store work).
+// Usage: berth_submit_bench [--seconds S] [--clients C] [--samples N] [--healthz S]
+//                           [--berthd PATH]
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,6 +124,32 @@ double Throughput(const Run& r, int clients, double seconds) {
   return ok / elapsed;
 }
 
+double HealthzRate(const Run& r, int clients, double seconds) {
+  std::atomic<int64_t> ok{0}, failed{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  int64_t t0 = berth::MonotonicNanos();
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&] {
+      httplib::Client c(r.host, r.port);
+      c.set_keep_alive(true);
+      c.set_tcp_nodelay(true);
+      while (!stop) {
+        auto res = c.Get("/healthz");
+        if (res && res->status == 200) ok++;
+        else failed++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(seconds * 1000)));
+  stop = true;
+  for (auto& t : threads) t.join();
+  double elapsed = (berth::MonotonicNanos() - t0) / 1e9;
+  std::printf("  %lld /healthz answered in %.2f s (%lld failed)\n", static_cast<long long>(ok.load()), elapsed,
+              static_cast<long long>(failed.load()));
+  return ok / elapsed;
+}
+
 void Latency(const Run& r, int samples) {
   // Follow the event stream from the current last event; record when each
   // job's JobStarted arrives.
@@ -185,7 +214,7 @@ void Latency(const Run& r, int samples) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  double seconds = 5;
+  double seconds = 5, healthz = 0;
   int clients = 4, samples = 200;
   std::string berthd = std::string(BERTH_SOURCE_DIR) + "/build/bin/berthd";
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -194,6 +223,7 @@ int main(int argc, char** argv) {
     else if (a == "--clients") clients = std::atoi(argv[i + 1]);
     else if (a == "--samples") samples = std::atoi(argv[i + 1]);
     else if (a == "--berthd") berthd = argv[i + 1];
+    else if (a == "--healthz") healthz = std::atof(argv[i + 1]);
   }
   signal(SIGPIPE, SIG_IGN);
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -216,6 +246,16 @@ int main(int argc, char** argv) {
     waitpid(pid, nullptr, 0);
     std::filesystem::remove_all(handle.substr(0, handle.find('|')));
   };
+  if (healthz > 0) {
+    pid_t pid;
+    std::string h = start("FULL", "healthz", &pid);
+    if (h.empty()) return 1;
+    std::printf("GET /healthz, %d clients, %.0f s:\n", clients, healthz);
+    double rate = HealthzRate(Parse(h.substr(h.find('|') + 1)), clients, healthz);
+    std::printf("  => %.0f requests/s\n", rate);
+    stop(pid, h);
+    return 0;
+  }
   for (std::string sync : {"FULL", "NORMAL"}) {
     pid_t pid;
     std::string h = start(sync, sync + "-tput", &pid);

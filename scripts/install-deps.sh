@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(g++ cmake ninja-build pkg-config nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev
-  libcpp-httplib-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev tzdata)
+  libcpp-httplib-dev libboost1.74-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev tzdata)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev sqlite3 python3 procps prometheus python3-torch)
 
 want=("${build_pkgs[@]}")

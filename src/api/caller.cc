@@ -1,7 +1,5 @@
 #include "api/caller.h"
 
-#include <httplib.h>
-
 #include <cstdlib>
 
 namespace berth::api {
@@ -23,9 +21,9 @@ Status CheckUserName(const std::string& name, const std::string& field) {
 
 }  // namespace
 
-Result<std::string> RequestUser(const httplib::Request& req, const store::Store& store) {
-  if (req.has_header("X-Berth-Job")) {
-    std::string v = req.get_header_value("X-Berth-Job");
+Result<std::string> RequestUser(const http::Request& req, const store::Store& store) {
+  if (req.HasHeader("X-Berth-Job")) {
+    std::string v = req.Header("X-Berth-Job");
     char* end = nullptr;
     long long id = std::strtoll(v.c_str(), &end, 10);
     if (v.empty() || *end || id <= 0)
@@ -34,8 +32,8 @@ Result<std::string> RequestUser(const httplib::Request& req, const store::Store&
     if (!job.ok()) return InvalidArgument("X-Berth-Job: no job " + v);
     if (!job->spec.user.empty()) return job->spec.user;
   }
-  if (req.has_header("X-Berth-User")) {
-    std::string name = req.get_header_value("X-Berth-User");
+  if (req.HasHeader("X-Berth-User")) {
+    std::string name = req.Header("X-Berth-User");
     RETURN_IF_ERROR(CheckUserName(name, "X-Berth-User"));
     return name;
   }

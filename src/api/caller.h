@@ -1,7 +1,8 @@
 // Who a request acts for: the one place berthd decides a request's user.
 //
-// Until authentication exists (SO_PEERCRED on a Unix socket, tokens over
-// TCP), the clients tell: X-Berth-User carries the OS account of the process
+// Until authentication exists (tokens over TCP; on the Unix socket the
+// kernel's credentials, which http::Request::peer already carries: uid, gid
+// and pid from SO_PEERCRED), the clients tell: X-Berth-User carries the OS account of the process
 // that asks (the berth CLI and the Python SDK send it on every request), and
 // X-Berth-Job the job it runs inside when it is a task (BERTH_JOB_ID). Work
 // started from inside a task acts for that job's owner, so a pipeline step
@@ -15,9 +16,7 @@
 #include "common/status.h"
 #include "store/store.h"
 
-namespace httplib {
-struct Request;
-}
+#include "http/message.h"
 
 namespace berth::api {
 
@@ -26,7 +25,7 @@ inline constexpr char kAnonymousUser[] = "anonymous";
 // The user `req` acts for. InvalidArgument naming the header when one is
 // malformed (a user name must be 1 to 64 of [A-Za-z0-9._@$-], not starting
 // with '-') or X-Berth-Job names no job.
-Result<std::string> RequestUser(const httplib::Request& req, const store::Store& store);
+Result<std::string> RequestUser(const http::Request& req, const store::Store& store);
 
 // A document or body field that names a user (metadata.user, "user") must be
 // empty or the caller: nobody submits work as someone else.

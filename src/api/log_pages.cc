@@ -1,7 +1,5 @@
 #include "api/log_pages.h"
 
-#include <httplib.h>
-
 #include <charconv>
 #include <string>
 
@@ -11,10 +9,10 @@ namespace berth::api {
 
 namespace {
 
-Result<int64_t> ParamInt(const httplib::Request& req, const char* name, int64_t dflt, int64_t lo,
+Result<int64_t> ParamInt(const http::Request& req, const char* name, int64_t dflt, int64_t lo,
                          int64_t hi) {
-  if (!req.has_param(name)) return dflt;
-  const std::string v = req.get_param_value(name);
+  if (!req.HasParam(name)) return dflt;
+  const std::string v = req.Param(name);
   int64_t out = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
   if (ec != std::errc() || p != v.data() + v.size() || out < lo || out > hi) {
@@ -26,19 +24,19 @@ Result<int64_t> ParamInt(const httplib::Request& req, const char* name, int64_t 
 
 }  // namespace
 
-Result<LogPage> ParseLogPage(const httplib::Request& req) {
+Result<LogPage> ParseLogPage(const http::Request& req) {
   LogPage p;
   ASSIGN_OR_RETURN(p.offset, ParamInt(req, "offset", 0, 0, INT64_MAX / 2));
   ASSIGN_OR_RETURN(p.limit, ParamInt(req, "limit", kDefaultLogPage, 1, exec::kMaxLogPage));
   return p;
 }
 
-void ReplyLogPage(httplib::Response& res, const exec::LogChunk& chunk) {
+void ReplyLogPage(http::Response& res, exec::LogChunk chunk) {
   res.status = 200;
-  res.set_header("X-Berth-Log-Start", std::to_string(chunk.start));
-  res.set_header("X-Berth-Log-Next", std::to_string(chunk.next));
-  res.set_header("X-Berth-Log-End", std::to_string(chunk.end));
-  res.set_content(chunk.data, "text/plain; charset=utf-8");
+  res.headers.Set("X-Berth-Log-Start", std::to_string(chunk.start));
+  res.headers.Set("X-Berth-Log-Next", std::to_string(chunk.next));
+  res.headers.Set("X-Berth-Log-End", std::to_string(chunk.end));
+  res.SetContent(std::move(chunk.data), "text/plain; charset=utf-8");
 }
 
 }  // namespace berth::api

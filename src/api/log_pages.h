@@ -12,10 +12,7 @@
 #include "common/status.h"
 #include "exec/executor.h"
 
-namespace httplib {
-struct Request;
-struct Response;
-}  // namespace httplib
+#include "http/message.h"
 
 namespace berth::api {
 
@@ -27,8 +24,9 @@ struct LogPage {
 };
 
 // Reads ?offset= (>= 0, default 0) and ?limit= (1 to 16 MiB, default 1 MiB).
-Result<LogPage> ParseLogPage(const httplib::Request& req);
+Result<LogPage> ParseLogPage(const http::Request& req);
 
-void ReplyLogPage(httplib::Response& res, const exec::LogChunk& chunk);
+// Moves the chunk's data into the reply (pages are up to 16 MiB).
+void ReplyLogPage(http::Response& res, exec::LogChunk chunk);
 
 }  // namespace berth::api

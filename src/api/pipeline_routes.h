@@ -1,4 +1,4 @@
-// REST routes for pipelines and cron schedules:
+// REST routes for pipelines (pipeline_routes.cc):
 //   POST /api/v1/pipelines/runs                {"spec": TEXT, "parameters": {k: v}}
 //        -> the run, with "eventsAfter": every event of the run has a larger seq
 //   GET  /api/v1/pipelines/runs?limit=N        newest first (without nodes)
@@ -6,6 +6,7 @@
 //   GET  /api/v1/pipelines/runs/{id}/logs?step=NODE   text
 //   POST /api/v1/pipelines/runs/{id}/{cancel|suspend|resume|retry|resubmit}
 //   POST /api/v1/pipelines/validate            {"spec": TEXT} -> {"valid": true} or the error
+// and for cron schedules (cron_routes.cc):
 //   POST /api/v1/cronpipelines                 {"spec": TEXT}
 //   GET  /api/v1/cronpipelines[/{name}]
 //   POST /api/v1/cronpipelines/{name}/{suspend|resume}
@@ -15,16 +16,18 @@
 
 #include "common/clock.h"
 #include "controllers/pipeline_controller.h"
-
-namespace httplib {
-class Server;
-}
+#include "http/router.h"
 
 namespace berth::api {
 
 // Requests that start work (runs, resubmits, schedules) act for
 // api::RequestUser (api/caller.h); `store` resolves X-Berth-Job.
-void RegisterPipelineRoutes(httplib::Server& server, controllers::PipelineController& pipelines,
-                            const store::Store& store, const Clock& clock);
+void RegisterPipelineRoutes(http::Router& router, controllers::PipelineController& pipelines,
+                            const store::Store& store);
+void RegisterCronRoutes(http::Router& router, controllers::PipelineController& pipelines,
+                        const store::Store& store, const Clock& clock);
+
+// The request body parsed as JSON, or InvalidArgument naming the body.
+Result<nlohmann::json> JsonBody(const http::Request& req);
 
 }  // namespace berth::api

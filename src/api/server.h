@@ -1,31 +1,35 @@
-// The REST/JSON API of berthd (cpp-httplib). Routes:
-//   GET  /healthz, /api/v1/health        liveness and a summary
-//   POST /api/v1/jobs                    submit a Job document (YAML or JSON)
+// The REST/JSON API of berthd, served by http::Server (src/http). Routes,
+// grouped by resource in their own files (api/routes.h):
+//   GET  /healthz, /api/v1/health        liveness and a summary       health_routes.cc
+//   GET  /metrics                        Prometheus text format       health_routes.cc
+//   POST /api/v1/jobs                    submit a Job document (YAML or JSON)   jobs_routes.cc
 //   GET  /api/v1/jobs?state=&user=&queue=&limit=
 //   GET  /api/v1/jobs/{id}
 //   POST /api/v1/jobs/{id}/cancel        (also DELETE /api/v1/jobs/{id})
-//   GET  /api/v1/jobs/{id}/logs[?follow=true]   text, or server-sent events when following
-//   GET  /api/v1/events?after=SEQ&job=ID[&follow=true]  JSON list, or server-sent events
-//   GET  /api/v1/gpus                    nodes, GPUs and the jobs holding them
-//   GET  /metrics                        Prometheus text format
+//   GET  /api/v1/jobs/{id}/logs[?follow=true]   text, or server-sent events   job_logs_routes.cc
+//   GET  /api/v1/events?after=SEQ&job=ID[&follow=true]  JSON list, or SSE      events_routes.cc
+//   GET  /api/v1/gpus                    nodes, GPUs and the jobs holding them  gpus_routes.cc
+//   pipelines and cron schedules: pipeline_routes.h (registered by the daemon)
 // Errors are JSON: {"error": {"code": "invalid_argument", "message": "..."}}.
+// The daemon listens on TCP (host:port) and on a Unix socket; a request's
+// http::Request::peer carries the caller's uid from the kernel on the socket.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "common/clock.h"
 #include "common/status.h"
 #include "controllers/job_controller.h"
 #include "exec/executor.h"
 #include "gpu/inventory.h"
+#include "http/message.h"
+#include "http/router.h"
 #include "store/store.h"
 
-namespace httplib {
+namespace berth::http {
 class Server;
-struct Response;
 }
 
 namespace berth::api {
@@ -33,7 +37,11 @@ namespace berth::api {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 7420;  // 0: pick a free port
-  int threads = 64;  // long-lived streams (SSE) each hold one
+  int threads = 64;  // request workers; streams (SSE) have their own pool
+  int max_streams = 512;
+  // A Unix socket to listen on as well (empty: none), created with this mode.
+  std::string unix_socket;
+  mode_t unix_socket_mode = 0666;
   std::string version;
   std::string policy;
   std::string data_dir;  // shown by /healthz (with the pid): which daemon answers
@@ -48,7 +56,18 @@ struct ApiHooks {
   // A job's GPU usage over its life, or null.
   std::function<nlohmann::json(model::JobId)> job_usage;
   // Registers more routes (pipelines, ...) on the server before it starts.
-  std::function<void(httplib::Server&)> extra_routes;
+  std::function<void(http::Router&)> extra_routes;
+};
+
+// What route handlers use (api/routes.h); owned by the ApiServer.
+struct RouteContext {
+  controllers::JobController& controller;
+  store::Store& store;
+  exec::Executor& executor;
+  const gpu::Inventory& inventory;
+  const Clock& clock;
+  ServerOptions options;
+  ApiHooks hooks;
 };
 
 class ApiServer {
@@ -58,26 +77,17 @@ class ApiServer {
             ApiHooks hooks = {});
   ~ApiServer();
 
-  // Binds and starts serving on a background thread. Returns once listening.
+  // Binds and starts serving on background threads. Returns once listening.
   Status Start();
   // Stops accepting and closes streams. Idempotent.
   void Stop();
   int port() const { return port_; }
 
  private:
-  void Routes();
-
-  controllers::JobController& controller_;
-  store::Store& store_;
-  exec::Executor& executor_;
-  const gpu::Inventory& inventory_;
-  const Clock& clock_;
-  ServerOptions options_;
-  ApiHooks hooks_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  RouteContext ctx_;
+  http::Router router_;
+  std::unique_ptr<http::Server> server_;
   int port_ = 0;
-  std::atomic<bool> stopping_{false};
 };
 
 // HTTP status for a Status code (400, 404, 409, 422, 503, 500).
@@ -85,7 +95,7 @@ int HttpStatusFor(const Status& st);
 nlohmann::json ErrorJson(const Status& st);
 // Replies with `body` as JSON, or with the JSON error for `st`. For route
 // handlers registered through ApiHooks::extra_routes too.
-void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body);
-void ReplyError(httplib::Response& res, const Status& st);
+void ReplyJson(http::Response& res, int status, const nlohmann::json& body);
+void ReplyError(http::Response& res, const Status& st);
 
 }  // namespace berth::api

@@ -29,6 +29,8 @@ inline constexpr const char* kSystemRunDir = "/run/berth";
 inline constexpr const char* kDaemonRecordName = "berthd.addr";
 // The data directory's lock file, held (flock) by its running daemon.
 inline constexpr const char* kDaemonLockName = "berthd.lock";
+// The Unix socket berthd serves the API on, in its data directory.
+inline constexpr const char* kDaemonSocketName = "berthd.sock";
 
 // The per-user data directory: $XDG_DATA_HOME/berth, else ~/.local/share/berth.
 std::string UserDataDir();

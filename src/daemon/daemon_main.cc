@@ -214,7 +214,10 @@ int Run(int argc, char** argv) {
 
   api::ApiHooks hooks;
   hooks.extra_metrics = [&] { return gpu::RenderPrometheus(telemetry.sampler()); };
-  hooks.extra_routes = [&](httplib::Server& s) { api::RegisterPipelineRoutes(s, pipelines, **store, clock); };  // pipelines
+  hooks.extra_routes = [&](http::Router& r) {  // pipelines
+    api::RegisterPipelineRoutes(r, pipelines, **store);
+    api::RegisterCronRoutes(r, pipelines, **store, clock);
+  };
   hooks.gpu_telemetry = [&](const std::string& node, int index) { return telemetry.GpuJson(node, index); };
   hooks.job_usage = [&](model::JobId id) { return telemetry.JobUsageJson(id); };
 
@@ -224,6 +227,16 @@ int Run(int argc, char** argv) {
   aopts.version = BERTH_VERSION;
   aopts.policy = cfg.policy;
   aopts.data_dir = cfg.data_dir;
+  // Also on a Unix socket in the data directory, where the caller's uid comes
+  // from the kernel (SO_PEERCRED). Open to every local user for now (0666);
+  // requests carry the same identity headers as over TCP.
+  std::string socket_path = cfg.data_dir + "/" + kDaemonSocketName;
+  if (socket_path.size() < 108) {
+    aopts.unix_socket = socket_path;
+    aopts.unix_socket_mode = 0666;
+  } else {
+    spdlog::warn("not listening on {}: a Unix socket path must be under 108 bytes", socket_path);
+  }
   api::ApiServer server(controller, **store, **executor, *inventory, clock, aopts, hooks);
   st = server.Start();
   if (!st.ok()) {
@@ -242,8 +255,9 @@ int Run(int argc, char** argv) {
   for (const std::string& dir : record_dirs) {
     if (Status w = WriteDaemonRecord(dir, record); !w.ok()) spdlog::warn("{}", w.message());
   }
-  spdlog::info("berthd {} listening on http://{}:{} (data in {}, policy {})", BERTH_VERSION, cfg.host,
-               server.port(), cfg.data_dir, cfg.policy);
+  spdlog::info("berthd {} listening on http://{}:{}{} (data in {}, policy {})", BERTH_VERSION, cfg.host,
+               server.port(), aopts.unix_socket.empty() ? "" : " and " + aopts.unix_socket, cfg.data_dir,
+               cfg.policy);
 
   int sig = 0;
   sigwait(&sigs, &sig);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <set>
 
 #include "harness.h"
+#include "http/raw_client.h"
 
 namespace berth::testing {
 namespace {
@@ -329,9 +331,11 @@ TEST(Api, ErrorRepliesHaveTheDocumentedStatusAndShape) {
   ExpectErrorBody(http->Get("/api/v1/jobs/abc"), 400, "invalid_argument", "job id");
   ExpectErrorBody(http->Get("/api/v1/jobs?state=Sleeping"), 400, "invalid_argument", "state");
   ExpectErrorBody(http->Get("/api/v1/events?after=x"), 400, "invalid_argument", "after");
-  ExpectErrorBody(http->Put("/api/v1/jobs", "{}", "application/json"), 404, "not_found",
-                  "no route for PUT /api/v1/jobs");
-  // A body over the limit is refused by cpp-httplib itself: still the documented JSON.
+  // A known path with a method it does not take: 405, naming what it allows.
+  auto put = http->Put("/api/v1/jobs", "{}", "application/json");
+  ExpectErrorBody(put, 405, "not_found", "no route for PUT /api/v1/jobs");
+  EXPECT_EQ(put->get_header_value("Allow"), "GET, POST");
+  // A body over the limit is refused by the HTTP server itself: still the documented JSON.
   ExpectErrorBody(post(std::string((16 << 20) + 1, ' ')), 413, "invalid_argument", "larger than 16 MiB");
 
   // Cancelling a job that already ended: 409 failed_precondition, for both
@@ -347,7 +351,84 @@ TEST(Api, ErrorRepliesHaveTheDocumentedStatusAndShape) {
   EXPECT_EQ(d.State(id), "Succeeded");
 }
 
-// --- 3. Starting and stopping the daemon ----------------------------------
+// --- 3. Many streams, and the Unix socket ---------------------------------
+
+// The audit of issue 11 found 70 open event streams starving /healthz (they
+// shared the request threads): streams have their own pool now.
+TEST(Api, HundredEventStreamsDoNotStarveHealthz) {
+  Daemon d({"--gpus", "1"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  int port = HostPort(d.url()).second;
+  std::vector<int> streams;
+  for (int i = 0; i < 100; ++i) {
+    int fd = http::testing::ConnectTcp(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(http::testing::SendAll(fd, "GET /api/v1/events?follow=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    streams.push_back(fd);
+  }
+  for (int fd : streams) {
+    std::string carry;
+    auto r = http::testing::ReadReply(fd, &carry);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  for (int i = 0; i < 10; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto r = http::testing::Fetch(http::testing::ConnectTcp(port), "GET", "/healthz", "", "", 2000);
+    ASSERT_TRUE(r) << "no answer from /healthz within 2 s with 100 event streams open";
+    EXPECT_EQ(r->status, 200);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  }
+  // Work still flows to every stream.
+  std::string id = SubmitScript(d, {"--gpus", "0"}, "exit 0");
+  for (int fd : {streams.front(), streams.back()}) {
+    std::string buf;
+    EXPECT_TRUE(WaitFor([&] {
+      http::testing::RecvSome(fd, &buf, 100);
+      return buf.find("event: JobSubmitted") != std::string::npos;
+    }, 5s)) << buf;
+  }
+  for (int fd : streams) ::close(fd);
+}
+
+TEST(Api, ServesTheApiOnAUnixSocketInTheDataDirectory) {
+  Daemon d({"--gpus", "1"});
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  std::string path = d.data_dir() + "/berthd.sock";
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0666u);
+  auto health = http::testing::Fetch(http::testing::ConnectUnix(path), "GET", "/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(json::parse(health->body)["dataDir"], d.data_dir()) << health->body;
+  // The same routes as over TCP: a submission, seen over TCP.
+  std::string doc = R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["/bin/true"]}})";
+  auto sub = http::testing::Fetch(http::testing::ConnectUnix(path), "POST", "/api/v1/jobs", doc,
+                                  "X-Berth-User: sockuser\r\nContent-Type: application/json\r\n");
+  ASSERT_TRUE(sub);
+  ASSERT_EQ(sub->status, 201) << sub->body;
+  std::string id = json::parse(sub->body)["id"].dump();
+  EXPECT_EQ(d.Job(id)["user"], "sockuser");
+  auto missing = http::testing::Fetch(http::testing::ConnectUnix(path), "GET", "/api/v1/jobs/999");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+
+  // A crash leaves the socket file behind; the next berthd replaces it.
+  d.Kill();
+  ASSERT_TRUE(std::filesystem::exists(path));
+  EXPECT_LT(http::testing::ConnectUnix(path), 0);
+  ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
+  auto again = http::testing::Fetch(http::testing::ConnectUnix(path), "GET", "/healthz");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(json::parse(again->body)["pid"], d.pid()) << again->body;
+  // A clean stop removes it.
+  EXPECT_EQ(d.Stop(), 0);
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+// --- 4. Starting and stopping the daemon ----------------------------------
 
 TEST(Api, UpDetachThenDown) {
   TempDir dir;
@@ -420,7 +501,7 @@ TEST(Api, ForegroundDaemonStopsCleanlyOnSigint) {
   EXPECT_FALSE(cli::ApiClient(url).Get("/healthz").ok());
 }
 
-// --- 4. /metrics ----------------------------------------------------------
+// --- 5. /metrics ----------------------------------------------------------
 
 TEST(Api, MetricsCountQueueWaitAndFreeGpus) {
   TempDir work;
@@ -473,7 +554,7 @@ TEST(Api, MetricsCountQueueWaitAndFreeGpus) {
             std::string::npos);
 }
 
-// --- 5. berth gpus -o json ------------------------------------------------
+// --- 6. berth gpus -o json ------------------------------------------------
 
 TEST(Api, GpusJsonListsDeclaredGpusWithTheirAllocation) {
   TempDir work;

@@ -1,0 +1,98 @@
+// Jobs: submit, list, get, cancel.
+#include <sstream>
+
+#include "api/caller.h"
+#include "api/routes.h"
+#include "model/job.h"
+
+namespace berth::api {
+namespace {
+
+using model::JobId;
+using model::JobState;
+using nlohmann::json;
+
+void Submit(const RouteContext& ctx, const http::Request& req, http::Response& res) {
+  auto spec = model::ParseJobSpec(req.body);
+  if (!spec.ok()) return ReplyError(res, spec.status());
+  auto user = RequestUser(req, ctx.store);
+  if (!user.ok()) return ReplyError(res, user.status());
+  if (Status st = CheckClaimedUser(spec->user, *user, "metadata.user"); !st.ok()) return ReplyError(res, st);
+  spec->user = *user;
+  auto job = ctx.controller.Submit(std::move(*spec));
+  if (!job.ok()) return ReplyError(res, job.status());
+  ReplyJson(res, 201, model::JobToJson(*job));
+}
+
+void List(const RouteContext& ctx, const http::Request& req, http::Response& res) {
+  store::JobFilter f;
+  if (req.HasParam("state")) {
+    std::stringstream ss(req.Param("state"));
+    std::string one;
+    while (std::getline(ss, one, ',')) {
+      if (one.empty()) continue;
+      auto st = model::ParseJobState(one);
+      if (!st.ok()) return ReplyError(res, st.status().WithContext("state"));
+      f.states.push_back(*st);
+    }
+  }
+  f.user = req.Param("user");
+  f.queue = req.Param("queue");
+  if (req.HasParam("limit")) {
+    try {
+      f.limit = std::stoll(req.Param("limit"));
+    } catch (const std::exception&) {
+      return ReplyError(res, InvalidArgument("limit: must be an integer"));
+    }
+  }
+  f.newest_first = Truthy(req.Param("newest"));
+  auto jobs = ctx.store.ListJobs(f);
+  if (!jobs.ok()) return ReplyError(res, jobs.status());
+  json items = json::array();
+  for (const auto& j : *jobs) items.push_back(model::JobToJson(j));
+  ReplyJson(res, 200, {{"items", items}});
+}
+
+void Get(const RouteContext& ctx, const http::Request& req, http::Response& res) {
+  auto id = ParseJobId(req.Capture("id"));
+  if (!id.ok()) return ReplyError(res, id.status());
+  auto job = ctx.store.GetJob(*id);
+  if (!job.ok()) return ReplyError(res, job.status());
+  json j = model::JobToJson(*job);
+  if (job->spec.training) {
+    auto ts = ctx.store.GetTrainingStatus(*id);
+    if (ts.ok() && *ts) j["training"] = **ts;
+  }
+  if (job->state == JobState::kPending) {
+    std::string why = ctx.controller.WaitingReason(*id);
+    if (!why.empty()) j["waitingReason"] = why;
+  }
+  if (ctx.hooks.job_usage) {
+    json usage = ctx.hooks.job_usage(*id);
+    if (!usage.is_null()) j["gpuUsage"] = usage;
+  }
+  ReplyJson(res, 200, j);
+}
+
+void Cancel(const RouteContext& ctx, const http::Request& req, http::Response& res) {
+  auto id = ParseJobId(req.Capture("id"));
+  if (!id.ok()) return ReplyError(res, id.status());
+  auto job = ctx.controller.Cancel(*id);
+  if (!job.ok()) return ReplyError(res, job.status());
+  ReplyJson(res, 200, model::JobToJson(*job));
+}
+
+}  // namespace
+
+void RegisterJobRoutes(http::Router& r, const RouteContext& ctx) {
+  auto bind = [&ctx](void (*fn)(const RouteContext&, const http::Request&, http::Response&)) {
+    return [&ctx, fn](const http::Request& req, http::Response& res) { fn(ctx, req, res); };
+  };
+  r.Post("/api/v1/jobs", bind(Submit));
+  r.Get("/api/v1/jobs", bind(List));
+  r.Get("/api/v1/jobs/{id}", bind(Get));
+  r.Post("/api/v1/jobs/{id}/cancel", bind(Cancel));
+  r.Delete("/api/v1/jobs/{id}", bind(Cancel));
+}
+
+}  // namespace berth::api
