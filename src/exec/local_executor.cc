@@ -380,6 +380,15 @@ void LocalExecutor::OnShimExit(const std::shared_ptr<Watched>& w, std::vector<Ta
     ForgetLocked(w);
   }
   if (std::optional<TaskEvent> ev = EventFromStatus(w->key, w->dir, false)) {
+    if (ev->type == TaskEventType::kExited && !w->started_reported) {
+      // A recovered task that ended before its start was seen: the start first.
+      TaskEvent started = *ev;
+      started.type = TaskEventType::kStarted;
+      started.exit_code.reset();
+      started.signal = 0;
+      started.message.clear();
+      out.push_back(std::move(started));
+    }
     out.push_back(std::move(*ev));
     return;
   }
@@ -482,6 +491,22 @@ Result<std::unique_ptr<LocalExecutor>> MakeLocalExecutor(const LocalExecutorOpti
   if (::access(shim.c_str(), X_OK) != 0) {
     return FailedPrecondition("shim_path: berth-shim not found or not executable at " + shim +
                               " (build the berth-shim target, or set the path)");
+  }
+  if (opts.run_as_owner && ::geteuid() == 0) {
+    // Tasks of other users reach their work/ directories through run_root.
+    for (fs::path p = opts.run_root; !p.empty(); p = p.parent_path()) {
+      struct stat st;
+      if (::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0) {
+        spdlog::warn(
+            "local executor: {} is not searchable by other users: tasks that run as their owner "
+            "cannot reach their directories under {} (chmod o+x)",
+            p.string(), opts.run_root);
+        break;
+      }
+      if (p == p.root_path()) break;
+    }
+  } else if (opts.run_as_owner) {
+    spdlog::info("local executor: not running as root: every task runs as this process's user");
   }
   CgroupPlan plan;
   if (opts.use_cgroups) {

@@ -50,7 +50,7 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
   return s;
 }
 
-class CrashRecovery : public testing::LocalFixture, public ::testing::WithParamInterface<Case> {
+class LocalCrashRecovery : public testing::LocalFixture, public ::testing::WithParamInterface<Case> {
  protected:
   int Runs() {
     std::string text = ReadFileOrEmpty(counter_);
@@ -68,7 +68,7 @@ class CrashRecovery : public testing::LocalFixture, public ::testing::WithParamI
   std::string counter_ = tmp_.path() + "/counter";
 };
 
-TEST_P(CrashRecovery, TheTaskRunsOnce) {
+TEST_P(LocalCrashRecovery, TheTaskRunsOnce) {
   const Case c = GetParam();
   LocalExecutorOptions o = Options();
   TaskSpec first = CountingTask(0);
@@ -147,7 +147,7 @@ TEST_P(CrashRecovery, TheTaskRunsOnce) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    EveryStep, CrashRecovery,
+    EveryStep, LocalCrashRecovery,
     ::testing::Values(Case{"spec-written", Fault::kDaemonCrashes},
                       Case{"shim-spawned", Fault::kDaemonCrashes},
                       Case{"shim-begun", Fault::kDaemonDiesAtShim},
