@@ -144,8 +144,9 @@ class Shim {
       std::fprintf(stderr, "berth-shim: cannot open %s: %s\n", kOutputFile, std::strerror(errno));
     }
     for (const auto& w : warnings) log_->Line("warning: " + w);
-    if (auto probe = LiveDescendants(info_.pid); !probe.ok()) {
-      containment_problem_ += (containment_problem_.empty() ? "" : "; ") + probe.status().message();
+    if (info_.start_ticks == 0) {  // a cheap probe: /proc/<pid>/stat could not be read
+      containment_problem_ += std::string(containment_problem_.empty() ? "" : "; ") +
+                              "/proc cannot be read, so the task's processes cannot be found";
     }
     if (!containment_problem_.empty()) {
       log_->Line("warning: process containment is not guaranteed (" + containment_problem_ +
@@ -450,13 +451,13 @@ class Shim {
       if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) return;
       pid_t pid = si.si_pid;
       if (pid == child_ && !child_done_) {
+        status_.end_time = SystemClock::Default().Now();
         ::killpg(child_, SIGKILL);  // whatever the task left behind in its group
         EndDescendants();           // and anywhere else
         int ws = 0;
         ::waitpid(pid, &ws, 0);
         child_done_ = true;
         wait_status_ = ws;
-        status_.end_time = SystemClock::Default().Now();
         drain_until_ = MonotonicNanos() + kDrainNanos;
       } else {
         ::waitpid(pid, nullptr, 0);
