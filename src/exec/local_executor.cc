@@ -402,7 +402,9 @@ void LocalExecutor::WatchLoop() {
     bool poll_starts = false;
     {
       std::lock_guard<std::mutex> l(mu_);
-      for (const auto& [key, w] : tasks_) poll_starts = poll_starts || !w->started_reported;
+      for (const auto& [key, w] : tasks_) {
+        poll_starts = poll_starts || (!w->started_reported && w->progress_fd < 0);
+      }
     }
     // Recovered shims have no pipe: their start is polled for (task.json).
     int n = ::epoll_wait(epfd_, evs, 64, poll_starts ? 50 : -1);

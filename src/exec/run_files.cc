@@ -202,8 +202,12 @@ namespace {
 
 // Writes `data` to a new file `tmp` (replacing a stale one, never through a link).
 Status WriteNewFile(const std::string& tmp, const std::string& data, bool sync) {
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  int fd = ::open(tmp.c_str(), flags, 0644);
+  if (fd < 0 && errno == EEXIST) {  // a stale one (or anything planted there)
+    ::unlink(tmp.c_str());
+    fd = ::open(tmp.c_str(), flags, 0644);
+  }
   if (fd < 0) return IoError(tmp + ": " + std::strerror(errno));
   size_t off = 0;
   while (off < data.size()) {
