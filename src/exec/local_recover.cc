@@ -151,7 +151,9 @@ void LocalExecutor::RecoverOne(const TaskKey& key, std::vector<TaskEvent>& out) 
         }
         std::lock_guard<std::mutex> l(mu_);
         Status st = WatchLocked(std::move(w));
-        if (!st.ok()) spdlog::warn("local executor: cannot watch {}: {}", key.ToString(), st.ToString());
+        if (!st.ok()) {
+          spdlog::warn("local executor: cannot watch {}: {}", key.ToString(), st.ToString());
+        }
         return;
       }
       // The shim is gone; it may have written its status just now.
@@ -162,7 +164,9 @@ void LocalExecutor::RecoverOne(const TaskKey& key, std::vector<TaskEvent>& out) 
       }
       ReapIfOurZombie(*info);
     }
-    ReportDeadShim(key, dir, false, "berth-shim" + (info.ok() ? " (pid " + std::to_string(info->pid) + ")" : std::string()), out);
+    std::string who = "berth-shim";
+    if (info.ok()) who += " (pid " + std::to_string(info->pid) + ")";
+    ReportDeadShim(key, dir, false, who, out);
     return;
   }
   out.push_back(Lost(key, clock_.Now(), "shim.json kept changing while the executor recovered"));
@@ -309,8 +313,8 @@ void LocalExecutor::CleanerLoop() {
     l.unlock();
     CleanUpOldRuns();
     l.lock();
-    cleaner_cv_.wait_for(l, std::chrono::milliseconds(std::max<DurationMs>(options_.cleanup_interval, 10)),
-                         [this] { return cleaner_stop_; });
+    auto interval = std::chrono::milliseconds(std::max<DurationMs>(options_.cleanup_interval, 10));
+    cleaner_cv_.wait_for(l, interval, [this] { return cleaner_stop_; });
   }
 }
 
