@@ -208,6 +208,7 @@ void JobController::StartTask(Active& a) {
   const Job& j = a.job;
   exec::TaskSpec t;
   t.key = {j.id, 0, j.attempts};
+  t.user = j.spec.user;
   t.argv = j.spec.command;
   t.env = options_.task_env;
   for (const auto& [k, v] : j.spec.env) t.env[k] = v;

@@ -230,6 +230,7 @@ void TrainingController::Launch(JobId id) {
     const model::Placement& w = ws[r];
     exec::TaskSpec ts;
     ts.key = {j.id, r, j.attempts};
+    ts.user = j.spec.user;
     ts.argv = j.spec.command;
     ts.env = options_.task_env;
     for (const auto& [k, v] : j.spec.env) ts.env[k] = v;

@@ -56,6 +56,8 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
   model::SpecReader ex = r.Child("executor");
   if (ex.IsMap()) {
     if (auto st = ex.Int("logCapMiB", &c->log_cap_mib); !st.ok()) return ctx(st);
+    if (auto st = ex.Duration("runRetention", &c->run_retention); !st.ok()) return ctx(st);
+    if (auto st = ex.Bool("runAsOwner", &c->run_as_owner); !st.ok()) return ctx(st);
     if (auto st = ex.CheckNoUnknown(); !st.ok()) return ctx(st);
   }
   model::SpecReader tel = r.Child("telemetry");

@@ -13,6 +13,8 @@
 //     synchronous: FULL     # or NORMAL
 //   executor:
 //     logCapMiB: 100
+//     runRetention: 7d      # remove run directories this long after their task ended (0: keep)
+//     runAsOwner: false     # as root: run each task as its owner's account
 //   telemetry:
 //     interval: 1s          # GPU sampling period
 //     idleUtilPercent: 5    # a held GPU below this utilization is idle
@@ -42,6 +44,8 @@ struct DaemonConfig {
   DurationMs resync_interval = 5000;
   std::string synchronous = "FULL";
   int64_t log_cap_mib = 100;
+  DurationMs run_retention = 7LL * 24 * 3600 * 1000;
+  bool run_as_owner = false;
   DurationMs telemetry_interval = 1000;  // GPU sampling period
   int idle_util_percent = 5;             // a held GPU below this is idle
   DurationMs idle_after = 5 * 60 * 1000; // idle this long -> GpuIdle event

@@ -127,6 +127,8 @@ int Run(int argc, char** argv) {
   exec::LocalExecutorOptions eopts;
   eopts.run_root = cfg.data_dir + "/runs";
   eopts.log_cap_bytes = cfg.log_cap_mib * 1024 * 1024;
+  eopts.run_retention = cfg.run_retention;
+  eopts.run_as_owner = cfg.run_as_owner;
   auto executor = exec::MakeLocalExecutor(eopts, clock, [&](const exec::TaskEvent& ev) {
     if (auto* c = controller_ptr.load()) c->OnTaskEvent(ev);
   });

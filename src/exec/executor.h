@@ -35,6 +35,10 @@ struct TaskKey {
 
 struct TaskSpec {
   TaskKey key;
+  // The job's owner (a user name). An executor that runs tasks as their
+  // owners resolves it to an account and refuses a start for a name without
+  // one; empty: the executor's own account.
+  std::string user;
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;  // added to the executor's base environment
   std::string working_dir;                 // empty: the task's run directory
@@ -95,9 +99,12 @@ class Executor {
   virtual Status Stop(const TaskKey& key, DurationMs grace) = 0;
 
   // Reattaches to `known` tasks after a restart. Tasks still running are
-  // watched again (no kStarted is repeated unless it was never reported);
-  // tasks that ended meanwhile get their kExited with the real status; tasks
-  // the executor has no trace of get kLost.
+  // watched again, and their kStarted may come again (a daemon that died
+  // right after a start may never have recorded it; a job already running
+  // ignores it); tasks that ended meanwhile get their kExited with the real
+  // status; tasks the executor has no trace of get kLost. A kLost with no
+  // kStarted before it means the command never ran and never will, so the
+  // job may be started again; one that may have run never gets that.
   virtual void Recover(const std::vector<TaskKey>& known) = 0;
 
   // Reads up to `limit` bytes (an executor may return fewer: pages are

@@ -1,6 +1,7 @@
 #include "exec/local_executor.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
@@ -17,6 +18,7 @@
 
 #include "exec/cgroup.h"
 #include "exec/task_log.h"
+#include "exec/test_hooks.h"
 
 extern char** environ;
 
@@ -44,32 +46,6 @@ std::string JoinInts(const std::vector<int>& v) {
     s += std::to_string(v[i]);
   }
   return s;
-}
-
-// Opens a pidfd for the shim that `info` names, or -1 if that process is gone
-// (or its pid now belongs to another process).
-int OpenLiveShim(const ShimInfo& info) {
-  if (!ShimAlive(info)) return -1;
-  int fd = PidfdOpen(static_cast<pid_t>(info.pid));
-  if (fd < 0) return -1;
-  // Checked again after opening: the pidfd now pins the process it names.
-  if (!ShimAlive(info)) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// A shim died without a status (killed by hand, OOM): nobody will report its
-// task any more, so end what is left of it and drop its cgroups.
-void CleanUpAfterLostShim(const std::string& dir) {
-  auto info = ReadShimInfo(dir);
-  if (!info.ok()) return;
-  auto child = ReadProcStat(static_cast<pid_t>(info->child_pid));
-  if (info->child_pid > 0 && child && child->start_ticks == info->child_start_ticks) {
-    ::killpg(static_cast<pid_t>(info->child_pid), SIGKILL);
-  }
-  for (const auto& cg : info->cgroups) RemoveCgroup(cg);
 }
 
 }  // namespace
@@ -107,31 +83,6 @@ Result<LogChunk> LocalExecutor::ReadLog(const TaskKey& key, int64_t offset, int6
   return ReadTaskLog(RunDir(key), offset, limit);
 }
 
-Result<int> LocalExecutor::RemoveJobFiles(JobId job) {
-  // Every attempt's run directories: job-<id>.t<rank>.a<attempt>. The
-  // directory entries are matched by name under run_root; remove_all does
-  // not follow a symlink found inside them.
-  const std::string prefix = "job-" + std::to_string(job) + ".";
-  std::error_code ec;
-  int removed = 0;
-  std::string first_error;
-  for (const auto& e : std::filesystem::directory_iterator(options_.run_root, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind(prefix, 0) != 0 || !TaskKey::Parse(name)) continue;
-    std::error_code rec;
-    std::filesystem::remove_all(e.path(), rec);
-    if (rec) {
-      if (first_error.empty()) first_error = e.path().string() + ": " + rec.message();
-    } else {
-      ++removed;
-    }
-  }
-  if (ec && ec != std::errc::no_such_file_or_directory)
-    return IoError(options_.run_root + ": " + ec.message());
-  if (!first_error.empty()) return IoError("could not remove " + first_error);
-  return removed;
-}
-
 Status LocalExecutor::Start(const TaskSpec& spec) {
   if (stopping_) return FailedPrecondition("local executor: shut down");
   if (spec.argv.empty() || spec.argv[0].empty()) {
@@ -141,6 +92,29 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   const std::string dir = RunDir(spec.key);
 
   RunSpec run;
+  if (options_.run_as_owner && !spec.user.empty() && ::geteuid() == 0) {
+    struct passwd pw;
+    struct passwd* found = nullptr;
+    std::vector<char> buf(16384);
+    int rc = ::getpwnam_r(spec.user.c_str(), &pw, buf.data(), buf.size(), &found);
+    if (found == nullptr) {
+      return FailedPrecondition(
+          "user \"" + spec.user + "\": " +
+          (rc != 0 ? std::string("cannot look the account up: ") + std::strerror(rc)
+                   : std::string("no such account on this machine")) +
+          " (tasks run as their owner)");
+    }
+    if (pw.pw_uid != ::geteuid()) {
+      run.uid = pw.pw_uid;
+      run.gid = pw.pw_gid;
+      run.user = pw.pw_name;
+      run.home = pw.pw_dir != nullptr ? pw.pw_dir : "/";
+      run.shell = pw.pw_shell != nullptr ? pw.pw_shell : "";
+    }
+  }
+  // The task's own directory: the run directory, or for a task of another
+  // user the work/ directory in it that the user owns.
+  const std::string task_dir = run.uid >= 0 ? JoinPath(dir, kWorkDir) : dir;
   run.key = spec.key;
   run.argv = spec.argv;
   run.env = spec.env;
@@ -151,9 +125,9 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   run.env["BERTH_JOB_ID"] = std::to_string(spec.key.job);
   run.env["BERTH_TASK_INDEX"] = std::to_string(spec.key.task);
   run.env["BERTH_ATTEMPT"] = std::to_string(spec.key.attempt);
-  run.env["BERTH_RUN_DIR"] = dir;
+  run.env["BERTH_RUN_DIR"] = task_dir;
   run.env["BERTH_NODE"] = spec.node;
-  run.working_dir = spec.working_dir.empty() ? dir : spec.working_dir;
+  run.working_dir = spec.working_dir.empty() ? task_dir : spec.working_dir;
   run.cpu_limit = spec.cpu_limit;
   run.memory_limit = spec.memory_limit;
   run.time_limit = spec.time_limit;
@@ -171,11 +145,26 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
       return AlreadyExists(key_name + ": already running under berth-shim pid " +
                            std::to_string(info->pid));
     }
-    fs::remove_all(dir, ec);
-    if (ec) return IoError(dir + ": cannot remove the old run directory: " + ec.message());
+    int root = ::open(options_.run_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return IoError(Errno(options_.run_root));
+    Status st = RemoveTreeAt(root, key_name);
+    ::close(root);
+    if (!st.ok()) return IoError(dir + ": cannot remove the old run directory: " + st.message());
   }
   if (::mkdir(dir.c_str(), 0755) != 0) return IoError(Errno(dir));
+  if (run.uid >= 0) {
+    // Made in the directory just created (the daemon's own: nobody else can
+    // have put a link there), then given to the owner.
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    bool ok = dfd >= 0 && ::mkdirat(dfd, kWorkDir, 0700) == 0 &&
+              ::fchownat(dfd, kWorkDir, static_cast<uid_t>(run.uid), static_cast<gid_t>(run.gid),
+                         AT_SYMLINK_NOFOLLOW) == 0;
+    Status st = ok ? Status::Ok() : IoError(Errno(task_dir));
+    if (dfd >= 0) ::close(dfd);
+    RETURN_IF_ERROR(st);
+  }
   RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, kSpecFile), RunSpecToJson(run), false));
+  TestPoint("spec-written", dir);
 
   int p[2];
   if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return IoError(Errno("pipe"));
@@ -226,6 +215,7 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
     ::close(p[0]);
     return IoError(key_name + ": cannot start berth-shim " + shim_path_ + ": " + std::strerror(rc));
   }
+  TestPoint("shim-spawned", dir);
   int pidfd = PidfdOpen(pid);
   if (pidfd < 0) {
     Status st = IoError(Errno(key_name + ": pidfd_open"));
@@ -282,8 +272,10 @@ void LocalExecutor::ForgetLocked(const std::shared_ptr<Watched>& w) {
 Status LocalExecutor::Stop(const TaskKey& key, DurationMs grace) {
   grace = std::max<DurationMs>(grace, 0);
   const std::string dir = RunDir(key);
+  auto write_request = [&] {
+    return WriteFileAtomic(JoinPath(dir, kStopFile), std::to_string(grace) + "\n", false);
+  };
   auto signal_shim = [&](int pidfd) -> Status {
-    RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, kStopFile), std::to_string(grace) + "\n", false));
     if (PidfdSendSignal(pidfd, SIGTERM) != 0 && errno != ESRCH) {
       return IoError(Errno(key.ToString() + ": signal berth-shim"));
     }
@@ -292,13 +284,19 @@ Status LocalExecutor::Stop(const TaskKey& key, DurationMs grace) {
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = tasks_.find(key);
-    if (it != tasks_.end() && it->second->pidfd >= 0) return signal_shim(it->second->pidfd);
+    if (it != tasks_.end() && it->second->pidfd >= 0) {
+      RETURN_IF_ERROR(write_request());
+      return signal_shim(it->second->pidfd);
+    }
   }
   std::error_code ec;
   if (!fs::exists(dir, ec)) return NotFound(key.ToString() + ": no such task on this executor");
   if (fs::exists(JoinPath(dir, kStatusFile), ec)) return Status::Ok();
+  // Written before looking for the shim: a shim that has not recorded itself
+  // yet finds the request when it does, before it forks the task.
+  RETURN_IF_ERROR(write_request());
   auto info = ReadShimInfo(dir);
-  if (!info.ok()) return Status::Ok();
+  if (!info.ok() || info->abandoned) return Status::Ok();
   int pidfd = OpenLiveShim(*info);
   if (pidfd < 0) return Status::Ok();
   Status st = signal_shim(pidfd);
@@ -326,68 +324,6 @@ std::optional<TaskEvent> LocalExecutor::EventFromStatus(const TaskKey& key, cons
   ev.message = status->error;
   if (status->pid > 0) ev.external_id = std::to_string(status->pid);
   return ev;
-}
-
-void LocalExecutor::Recover(const std::vector<TaskKey>& known) {
-  std::vector<TaskEvent> events;
-  for (const TaskKey& key : known) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (tasks_.count(key) != 0) continue;
-    }
-    const std::string dir = RunDir(key);
-    auto lost = [&](const std::string& why) {
-      TaskEvent ev;
-      ev.key = key;
-      ev.type = TaskEventType::kLost;
-      ev.time = clock_.Now();
-      ev.message = why;
-      events.push_back(std::move(ev));
-    };
-    std::error_code ec;
-    if (!fs::exists(dir, ec)) {
-      lost("no run directory " + dir + ": the task was never started here");
-      continue;
-    }
-    auto info = ReadShimInfo(dir);
-    auto reap_zombie = [&] {
-      if (!info.ok()) return;
-      auto st = ReadProcStat(static_cast<pid_t>(info->pid));
-      if (st && st->start_ticks == info->start_ticks && st->state == 'Z') {
-        ::waitpid(static_cast<pid_t>(info->pid), nullptr, WNOHANG);  // only if it is our child
-      }
-    };
-    if (auto ev = EventFromStatus(key, dir, true)) {
-      reap_zombie();
-      events.push_back(std::move(*ev));
-      continue;
-    }
-    if (info.ok()) {
-      int pidfd = OpenLiveShim(*info);
-      if (pidfd >= 0) {
-        auto w = std::make_shared<Watched>();
-        w->key = key;
-        w->dir = dir;
-        w->pid = static_cast<pid_t>(info->pid);
-        w->pidfd = pidfd;
-        std::lock_guard<std::mutex> l(mu_);
-        Status st = WatchLocked(std::move(w));
-        if (st.ok()) continue;
-        spdlog::warn("local executor: cannot watch {}: {}", key.ToString(), st.ToString());
-        continue;
-      }
-    }
-    // The shim is gone; it may have written its status just now.
-    if (auto ev = EventFromStatus(key, dir, true)) {
-      reap_zombie();
-      events.push_back(std::move(*ev));
-      continue;
-    }
-    reap_zombie();
-    CleanUpAfterLostShim(dir);
-    lost("berth-shim is gone and recorded no exit status");
-  }
-  Post(std::move(events));
 }
 
 void LocalExecutor::Post(std::vector<TaskEvent> events) {
@@ -424,6 +360,7 @@ void LocalExecutor::ReadProgress(Watched& w, std::vector<TaskEvent>& out) {
       std::string line = w.buf.substr(0, nl);
       w.buf.erase(0, nl + 1);
       if (line.rfind("started ", 0) == 0) {
+        w.started_reported = true;
         TaskEvent ev;
         ev.key = w.key;
         ev.type = TaskEventType::kStarted;
@@ -438,27 +375,39 @@ void LocalExecutor::ReadProgress(Watched& w, std::vector<TaskEvent>& out) {
 void LocalExecutor::OnShimExit(const std::shared_ptr<Watched>& w, std::vector<TaskEvent>& out) {
   ReadProgress(*w, out);                // a "started" line may still be in the pipe
   ::waitpid(w->pid, nullptr, WNOHANG);  // reaps it if it is our child
-  std::optional<TaskEvent> ev = EventFromStatus(w->key, w->dir, false);
-  if (!ev) {
-    ev.emplace();
-    ev->key = w->key;
-    ev->type = TaskEventType::kLost;
-    ev->time = clock_.Now();
-    ev->message =
-        "berth-shim (pid " + std::to_string(w->pid) + ") exited without recording a status";
-    CleanUpAfterLostShim(w->dir);
-  }
   {
     std::lock_guard<std::mutex> l(mu_);
     ForgetLocked(w);
   }
-  out.push_back(std::move(*ev));
+  if (std::optional<TaskEvent> ev = EventFromStatus(w->key, w->dir, false)) {
+    if (ev->type == TaskEventType::kExited && !w->started_reported) {
+      // A recovered task that ended before its start was seen: the start first.
+      TaskEvent started = *ev;
+      started.type = TaskEventType::kStarted;
+      started.exit_code.reset();
+      started.signal = 0;
+      started.message.clear();
+      out.push_back(std::move(started));
+    }
+    out.push_back(std::move(*ev));
+    return;
+  }
+  ReportDeadShim(w->key, w->dir, w->started_reported,
+                 "berth-shim (pid " + std::to_string(w->pid) + ")", out);
 }
 
 void LocalExecutor::WatchLoop() {
   struct epoll_event evs[64];
   while (true) {
-    int n = ::epoll_wait(epfd_, evs, 64, -1);
+    bool poll_starts = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      for (const auto& [key, w] : tasks_) {
+        poll_starts = poll_starts || (!w->started_reported && w->progress_fd < 0);
+      }
+    }
+    // Recovered shims have no pipe: their start is polled for (task.json).
+    int n = ::epoll_wait(epfd_, evs, 64, poll_starts ? 50 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       spdlog::error("local executor: epoll_wait: {}", std::strerror(errno));
@@ -491,6 +440,7 @@ void LocalExecutor::WatchLoop() {
       }
     }
     for (const auto& w : exited) OnShimExit(w, out);
+    if (poll_starts) PollRecoveredStarts(out);
     for (const auto& ev : out) {
       if (sink_) sink_(ev);
     }
@@ -510,6 +460,12 @@ void LocalExecutor::Shutdown() {
   stopping_ = true;
   Wake();
   if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard<std::mutex> l(cleaner_mu_);
+    cleaner_stop_ = true;
+  }
+  cleaner_cv_.notify_all();
+  if (cleaner_.joinable()) cleaner_.join();
   std::lock_guard<std::mutex> l(mu_);
   for (auto& [token, w] : by_token_) {
     if (w->pidfd >= 0) ::close(w->pidfd);
@@ -537,6 +493,22 @@ Result<std::unique_ptr<LocalExecutor>> MakeLocalExecutor(const LocalExecutorOpti
   if (::access(shim.c_str(), X_OK) != 0) {
     return FailedPrecondition("shim_path: berth-shim not found or not executable at " + shim +
                               " (build the berth-shim target, or set the path)");
+  }
+  if (opts.run_as_owner && ::geteuid() == 0) {
+    // Tasks of other users reach their work/ directories through run_root.
+    for (fs::path p = opts.run_root; !p.empty(); p = p.parent_path()) {
+      struct stat st;
+      if (::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0) {
+        spdlog::warn(
+            "local executor: {} is not searchable by other users: tasks that run as their owner "
+            "cannot reach their directories under {} (chmod o+x)",
+            p.string(), opts.run_root);
+        break;
+      }
+      if (p == p.root_path()) break;
+    }
+  } else if (opts.run_as_owner) {
+    spdlog::info("local executor: not running as root: every task runs as this process's user");
   }
   CgroupPlan plan;
   if (opts.use_cgroups) {

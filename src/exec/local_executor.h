@@ -3,11 +3,24 @@
 // run_files.h for the run directory).
 //
 // Start writes <run_root>/<key>/spec.json and spawns berth-shim in a new
-// session; the shim starts the command and reports "started" over a pipe
-// (-> kStarted). One watcher thread waits on every shim with a pidfd; when a
-// shim exits, its status.json (the truth) becomes kExited or kStartFailed, and
-// a shim that died without one becomes kLost. Stop signals the shim, which
-// sends SIGTERM to the task's process group and SIGKILL after the grace.
+// session; the shim records itself, starts the command and reports "started"
+// over a pipe (-> kStarted). One watcher thread waits on every shim with a
+// pidfd; when a shim exits, its status.json (the truth) becomes kExited or
+// kStartFailed, and a shim that died without one becomes kLost. Stop signals
+// the shim, which sends SIGTERM to everything the task started and SIGKILL
+// after the grace.
+//
+// A task never runs twice, whenever the daemon or the shim dies (see
+// test_hooks.h for the steps of a start): kLost without a kStarted before it
+// means the command certainly never ran and never will (the run was claimed
+// as abandoned, or its shim died before forking), so the job may be started
+// again; a task that may have run gets its kStarted first (when it was not
+// reported yet), then kLost.
+//
+// Run as root with run_as_owner, a task runs as its owner (TaskSpec::user):
+// the shim switches to that account's uid, gid and groups before exec, and
+// the task's directory is <run dir>/work, owned by the owner; the run
+// directory itself stays the daemon's (run_files.h).
 //
 // Events are delivered on the watcher thread only, one at a time, in order per
 // task; the sink may call Start/Stop/ReadLog but not Shutdown or the
@@ -17,11 +30,13 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -47,6 +62,17 @@ struct LocalExecutorOptions {
   bool use_cgroups = true;
   std::string cgroup_root = "/sys/fs/cgroup";
   std::string cgroup_name = "berth";  // the parent cgroup of all tasks
+  // When this process runs as root, run each task as its owner (TaskSpec::
+  // user; a name without an account is refused). Off, or not root: every task
+  // runs as this process's user. Off by default until callers' identities are
+  // authenticated rather than claimed.
+  bool run_as_owner = false;
+  // Run directories of tasks that ended longer ago than this are removed
+  // (0: kept forever). Checked every cleanup_interval, from the first
+  // Recover() on (tasks a restart may still report on are never removed
+  // before berthd has recovered them).
+  DurationMs run_retention = 7 * 24 * kHour;
+  DurationMs cleanup_interval = kHour;
 };
 
 // "berth-shim" beside the running executable.
@@ -74,6 +100,10 @@ class LocalExecutor final : public Executor {
   Result<int> RemoveJobFiles(JobId job) override;
   void Shutdown() override;
 
+  // Removes the run directories past run_retention now (what the cleaner
+  // does every cleanup_interval). Returns how many were removed.
+  int CleanUpOldRuns();
+
   // <run_root>/<key>.
   std::string RunDir(const TaskKey& key) const;
   // The cgroup hierarchy found at start: version 0 (none), 1 or 2.
@@ -88,6 +118,7 @@ class LocalExecutor final : public Executor {
     int progress_fd = -1;  // -1 after recovery: no pipe to a shim we did not start
     std::string buf;       // partial progress line
     uint64_t token = 0;
+    bool started_reported = false;  // a kStarted was sent for it
   };
 
   void WatchLoop();
@@ -100,6 +131,16 @@ class LocalExecutor final : public Executor {
   // The event that status.json in `dir` describes, if it exists.
   std::optional<TaskEvent> EventFromStatus(const TaskKey& key, const std::string& dir,
                                            bool use_end_time) const;
+  // Events for a run whose shim is gone without a status: never started (the
+  // run is claimed as abandoned if nobody recorded itself), or a kStarted
+  // (unless `started_reported`) and kLost if the command may have run.
+  void ReportDeadShim(const TaskKey& key, const std::string& dir, bool started_reported,
+                      const std::string& who, std::vector<TaskEvent>& out);
+  // Recover() of one key.
+  void RecoverOne(const TaskKey& key, std::vector<TaskEvent>& out);
+  // kStarted for recovered tasks whose start no pipe reports (polled).
+  void PollRecoveredStarts(std::vector<TaskEvent>& out);
+  void CleanerLoop();
   Status WatchLocked(std::shared_ptr<Watched> w);
   void Post(std::vector<TaskEvent> events);
   void Wake();
@@ -122,6 +163,12 @@ class LocalExecutor final : public Executor {
   std::unordered_map<uint64_t, std::shared_ptr<Watched>> by_token_;
   uint64_t next_token_ = 1;
   std::deque<TaskEvent> pending_;  // from Recover, delivered by the watcher
+  std::set<TaskKey> recovered_;    // keys given to Recover: never cleaned up by age
+
+  std::thread cleaner_;
+  std::mutex cleaner_mu_;
+  std::condition_variable cleaner_cv_;
+  bool cleaner_stop_ = false;  // under cleaner_mu_
 };
 
 // Checks the options, finds the shim, probes cgroups (one spdlog::warn if

@@ -1,6 +1,9 @@
 #include "exec/run_files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -46,7 +49,12 @@ std::string RunSpecToJson(const RunSpec& s) {
                      {"v2Parent", s.cgroup.v2_parent},
                      {"cpuParent", s.cgroup.cpu_parent},
                      {"memoryParent", s.cgroup.memory_parent}};
-  return j.dump(2) + "\n";
+  if (s.uid >= 0) {
+    j["runAs"] = json{{"uid", s.uid},   {"gid", s.gid},     {"user", s.user},
+                      {"home", s.home}, {"shell", s.shell}};
+  }
+  // Compact: a spec may carry a large environment.
+  return j.dump() + "\n";
 }
 
 Result<RunSpec> ParseRunSpec(const std::string& text) {
@@ -68,6 +76,16 @@ Result<RunSpec> ParseRunSpec(const std::string& text) {
       s.cgroup.v2_parent = c.value("v2Parent", "");
       s.cgroup.cpu_parent = c.value("cpuParent", "");
       s.cgroup.memory_parent = c.value("memoryParent", "");
+    }
+    if (j.contains("runAs")) {
+      const json& r = j["runAs"];
+      s.uid = r.at("uid").get<int64_t>();
+      s.gid = r.at("gid").get<int64_t>();
+      s.user = r.at("user").get<std::string>();
+      s.home = r.value("home", "");
+      s.shell = r.value("shell", "");
+      if (s.uid < 0 || s.gid < 0 || s.user.empty())
+        return InvalidArgument("spec.json: runAs: needs uid, gid >= 0 and a user name");
     }
     if (s.argv.empty()) return InvalidArgument("spec.json: argv: must not be empty");
     return s;
@@ -106,6 +124,11 @@ std::string ShimInfoToJson(const ShimInfo& s) {
   return j.dump(2) + "\n";
 }
 
+std::string AbandonedToJson(const std::string& reason) {
+  json j{{"abandoned", true}, {"reason", reason}, {"pid", 0}, {"startTicks", 0}};
+  return j.dump(2) + "\n";
+}
+
 std::string TaskInfoToJson(const ShimInfo& s) {
   json j{{"pid", s.child_pid}, {"startTicks", s.child_start_ticks}};
   return j.dump(2) + "\n";
@@ -115,6 +138,8 @@ Result<ShimInfo> ParseShimInfo(const std::string& text) {
   try {
     json j = json::parse(text);
     ShimInfo s;
+    s.abandoned = j.value("abandoned", false);
+    s.abandoned_reason = j.value("reason", "");
     s.pid = j.at("pid").get<int64_t>();
     s.start_ticks = j.at("startTicks").get<uint64_t>();
     s.cgroups = j.value("cgroups", std::vector<std::string>{});
@@ -158,6 +183,7 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
     const char* start = p;
     while (*p != ' ' && *p != '\0') ++p;
     if (field == 3) st.state = *start;
+    if (field == 4) st.ppid = static_cast<pid_t>(std::strtol(start, nullptr, 10));
     if (field == 22) {
       st.start_ticks = std::strtoull(start, nullptr, 10);
       return st;
@@ -172,9 +198,16 @@ bool ShimAlive(const ShimInfo& info) {
   return st && st->start_ticks == info.start_ticks && st->state != 'Z' && st->state != 'X';
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& data, bool sync) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+namespace {
+
+// Writes `data` to a new file `tmp` (replacing a stale one, never through a link).
+Status WriteNewFile(const std::string& tmp, const std::string& data, bool sync) {
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  int fd = ::open(tmp.c_str(), flags, 0644);
+  if (fd < 0 && errno == EEXIST) {  // a stale one (or anything planted there)
+    ::unlink(tmp.c_str());
+    fd = ::open(tmp.c_str(), flags, 0644);
+  }
   if (fd < 0) return IoError(tmp + ": " + std::strerror(errno));
   size_t off = 0;
   while (off < data.size()) {
@@ -193,17 +226,58 @@ Status WriteFileAtomic(const std::string& path, const std::string& data, bool sy
     return IoError(tmp + ": fsync: " + std::strerror(e));
   }
   ::close(fd);
+  return Status::Ok();
+}
+
+}  // namespace
+
+int OpenLiveShim(const ShimInfo& info) {
+  if (info.abandoned || !ShimAlive(info)) return -1;
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(info.pid), 0));
+  if (fd < 0) return -1;
+  // Checked again after opening: the pidfd now pins the process it names.
+  if (!ShimAlive(info)) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& data, bool sync) {
+  std::string tmp = path + ".tmp";
+  RETURN_IF_ERROR(WriteNewFile(tmp, data, sync));
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return IoError(path + ": rename: " + std::strerror(errno));
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return IoError(path + ": rename: " + std::strerror(e));
   }
   return Status::Ok();
 }
 
+Status CreateFileExclusive(const std::string& path, const std::string& data) {
+  // A temp name of this process's own: two creators never share one.
+  std::string tmp = path + ".new." + std::to_string(::getpid());
+  RETURN_IF_ERROR(WriteNewFile(tmp, data, false));
+  int rc = ::link(tmp.c_str(), path.c_str());
+  int e = errno;
+  ::unlink(tmp.c_str());
+  if (rc == 0) return Status::Ok();
+  if (e == EEXIST) return AlreadyExists(path + ": already exists");
+  return IoError(path + ": link: " + std::strerror(e));
+}
+
 Result<std::string> ReadWholeFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO planted in place of a file must not hang the reader.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) return NotFound(path + ": no such file");
+    if (errno == ELOOP) return FailedPrecondition(path + ": is a symbolic link; not followed");
     return IoError(path + ": " + std::strerror(errno));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return FailedPrecondition(path + ": not a regular file");
   }
   std::string out;
   char buf[8192];
@@ -221,6 +295,56 @@ Result<std::string> ReadWholeFile(const std::string& path) {
   ::close(fd);
   return out;
 }
+
+namespace {
+
+// Deeper trees than this (a task can make any) are left in place with an
+// error rather than exhaust the daemon's stack or descriptors.
+constexpr int kMaxRemoveDepth = 128;
+
+Status RemoveTreeDepth(int dirfd, const std::string& name, int depth) {
+  if (depth > kMaxRemoveDepth)
+    return FailedPrecondition(name + ": nested deeper than " + std::to_string(kMaxRemoveDepth) +
+                              " directories; not removed");
+  struct stat st;
+  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return IoError(name + ": " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlinkat(dirfd, name.c_str(), 0) != 0 && errno != ENOENT)
+      return IoError(name + ": " + std::strerror(errno));
+    return Status::Ok();
+  }
+  // Entries are removed through the directory's own fd: a directory renamed
+  // or swapped for a link meanwhile is never followed out of the tree.
+  int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return IoError(name + ": " + std::strerror(errno));
+  }
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    int e = errno;
+    ::close(fd);
+    return IoError(name + ": " + std::strerror(e));
+  }
+  Status first = Status::Ok();
+  while (struct dirent* e = ::readdir(d)) {
+    std::string child = e->d_name;
+    if (child == "." || child == "..") continue;
+    Status st2 = RemoveTreeDepth(::dirfd(d), child, depth + 1);
+    if (!st2.ok() && first.ok()) first = Status(st2.code(), name + "/" + st2.message());
+  }
+  ::closedir(d);
+  if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT && first.ok())
+    first = IoError(name + ": " + std::strerror(errno));
+  return first;
+}
+
+}  // namespace
+
+Status RemoveTreeAt(int dirfd, const std::string& name) { return RemoveTreeDepth(dirfd, name, 0); }
 
 std::string JoinPath(const std::string& dir, const std::string& name) {
   if (dir.empty() || dir.back() == '/') return dir + name;

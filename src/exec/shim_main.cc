@@ -2,14 +2,19 @@
 //
 //   berth-shim --run-dir DIR [--progress-fd N]
 //
-// Reads DIR/spec.json, records itself in DIR/shim.json, makes the task's
-// cgroups, starts the task in a new process group with its output going
-// through the shim into DIR/output.log (capped, rotated to output.log.1), and
-// enforces the time limit. SIGTERM asks it to stop the task: SIGTERM to the
-// task's process group, then SIGKILL after the grace period (DIR/stop holds a
-// grace in ms that overrides the spec's). When the task's main process exits,
-// what is left in its process group is SIGKILLed (a task's end frees its
-// resources) and DIR/status.json is written atomically. Progress lines
+// Reads DIR/spec.json, makes the task's cgroups, records itself in
+// DIR/shim.json (created exclusively: if the executor gave the run up first,
+// the shim exits without starting anything; run_files.h), then starts the
+// task in a new process group, as the account the spec names, with its
+// output going through the shim into DIR/output.log (capped, rotated to
+// output.log.1), and enforces the time limit. SIGTERM asks it to stop the
+// task: SIGTERM to the task's process group and every other process it
+// started, then SIGKILL after the grace period (DIR/stop holds a grace in ms
+// that overrides the spec's); a stop that comes before the command runs ends
+// the start (status: not started). When the task's main process exits,
+// everything else it started is SIGKILLed, in its process group or not (the
+// shim is a child subreaper, so orphans come back to it: proc_tree.h), and
+// DIR/status.json is written atomically. Progress lines
 // ("started <pid>", "failed <msg>", "exited <code> <signal>") go to fd N when
 // given; if nobody reads them any more the shim carries on. Single-threaded.
 #include <fcntl.h>
@@ -32,8 +37,13 @@
 
 #include "common/clock.h"
 #include "exec/cgroup.h"
+#include "exec/proc_tree.h"
 #include "exec/run_files.h"
+#include "exec/task_exec.h"
 #include "exec/task_log.h"
+#include "exec/test_hooks.h"
+
+extern char** environ;
 
 namespace berth::exec {
 namespace {
@@ -72,44 +82,6 @@ class LogWriter {
   TaskLogWriter out_;
 };
 
-// What the child tells the shim through the close-on-exec pipe when it could
-// not exec the command.
-struct ExecFailure {
-  enum Stage : int { kChdir = 1, kExec = 2, kStdio = 3 } stage;
-  int err;
-};
-
-int ExitCodeFor(const ExecFailure& f) {
-  if (f.stage == ExecFailure::kExec &&
-      (f.err == EACCES || f.err == ENOEXEC || f.err == EISDIR || f.err == EPERM)) {
-    return 126;
-  }
-  return 127;
-}
-
-std::string DescribeFailure(const ExecFailure& f, const RunSpec& spec) {
-  const std::string& cmd = spec.argv[0];
-  switch (f.stage) {
-    case ExecFailure::kChdir:
-      return "working directory " + spec.working_dir + ": " + std::strerror(f.err);
-    case ExecFailure::kStdio:
-      return std::string("cannot set up the task's stdio: ") + std::strerror(f.err);
-    case ExecFailure::kExec:
-      break;
-  }
-  switch (f.err) {
-    case ENOENT:
-      return "command not found: " + cmd;
-    case EACCES:
-    case EPERM:
-      return "permission denied: " + cmd;
-    case ENOEXEC:
-      return "cannot execute " + cmd + ": exec format error";
-    default:
-      return "cannot execute " + cmd + ": " + std::strerror(f.err);
-  }
-}
-
 sigset_t ShimSignals() {
   sigset_t s;
   sigemptyset(&s);
@@ -121,12 +93,32 @@ sigset_t ShimSignals() {
 
 class Shim {
  public:
-  Shim(std::string dir, int progress_fd) : dir_(std::move(dir)), progress_fd_(progress_fd) {}
+  Shim(std::string dir, int progress_fd, std::string containment_problem)
+      : dir_(std::move(dir)),
+        progress_fd_(progress_fd),
+        containment_problem_(std::move(containment_problem)) {}
 
   int Run() {
-    auto text = ReadWholeFile(JoinPath(dir_, kSpecFile));
+    // Every file is reached through this descriptor: if the directory is
+    // removed and made again for another run meanwhile, this shim touches
+    // only its own (deleted) one.
+    dirfd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dirfd_ < 0) {
+      std::fprintf(stderr, "berth-shim: %s: %s\n", dir_.c_str(), std::strerror(errno));
+      return 1;
+    }
+    at_ = "/proc/self/fd/" + std::to_string(dirfd_);
+    auto text = ReadWholeFile(Path(kSpecFile));
     Result<RunSpec> spec = text.ok() ? ParseRunSpec(*text) : Result<RunSpec>(text.status());
+    TestPoint("shim-begun", at_);
+
+    sigset_t sigs = ShimSignals();
+    sfd_ = ::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+    info_.pid = ::getpid();
+    if (auto st = ReadProcStat(::getpid())) info_.start_ticks = st->start_ticks;
+
     if (!spec.ok()) {
+      if (!Claim()) return 0;
       std::fprintf(stderr, "berth-shim: %s\n", spec.status().ToString().c_str());
       status_.exit_code = 127;
       status_.error = "berth-shim: " + spec.status().message();
@@ -136,22 +128,30 @@ class Shim {
       return 1;
     }
     spec_ = std::move(spec).value();
-    log_ = std::make_unique<LogWriter>(dir_, spec_.log_cap_bytes);
-    if (!log_->Open()) {
-      std::fprintf(stderr, "berth-shim: cannot open %s: %s\n", kOutputFile, std::strerror(errno));
-    }
 
-    sigset_t sigs = ShimSignals();
-    sfd_ = ::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-
-    info_.pid = ::getpid();
-    if (auto st = ReadProcStat(::getpid())) info_.start_ticks = st->start_ticks;
     std::vector<std::string> warnings;
     cg_ = CreateTaskCgroups(spec_.cgroup, spec_.key.ToString() + "-" + std::to_string(info_.pid),
                             spec_.cpu_limit, spec_.memory_limit, &warnings);
     info_.cgroups = cg_.dirs;
-    WriteShimInfo();
+    if (!Claim()) {
+      for (const auto& dir : cg_.dirs) RemoveCgroup(dir);
+      return 0;
+    }
+    TestPoint("shim-recorded", at_);
+
+    log_ = std::make_unique<LogWriter>(at_, spec_.log_cap_bytes);
+    if (!log_->Open()) {
+      std::fprintf(stderr, "berth-shim: cannot open %s: %s\n", kOutputFile, std::strerror(errno));
+    }
     for (const auto& w : warnings) log_->Line("warning: " + w);
+    if (info_.start_ticks == 0) {  // a cheap probe: /proc/<pid>/stat could not be read
+      containment_problem_ += std::string(containment_problem_.empty() ? "" : "; ") +
+                              "/proc cannot be read, so the task's processes cannot be found";
+    }
+    if (!containment_problem_.empty()) {
+      log_->Line("warning: process containment is not guaranteed (" + containment_problem_ +
+                 "): processes the task starts outside its process group may outlive it");
+    }
 
     if (!StartChild()) {
       Finish();
@@ -163,6 +163,27 @@ class Shim {
   }
 
  private:
+  std::string Path(const char* name) const { return JoinPath(at_, name); }
+
+  // Records the shim in shim.json, created exclusively. False if someone was
+  // first: the executor gave the run up (it found no shim after a restart)
+  // or another shim runs it; then this shim must not start anything.
+  bool Claim() {
+    Status st = CreateFileExclusive(Path(kShimFile), ShimInfoToJson(info_));
+    if (st.ok()) return true;
+    if (st.code() == StatusCode::kAlreadyExists) {
+      auto other = ReadShimInfo(at_);
+      std::string why = other.ok() && other->abandoned
+                            ? "the executor gave this run up (" + other->abandoned_reason + ")"
+                            : "another berth-shim recorded itself for this run";
+      std::fprintf(stderr, "berth-shim: not starting the task: %s\n", why.c_str());
+    } else {
+      std::fprintf(stderr, "berth-shim: not starting the task: cannot record itself: %s\n",
+                   st.ToString().c_str());
+    }
+    return false;
+  }
+
   void Progress(const std::string& line) {
     if (progress_fd_ < 0) return;
     std::string s = line + "\n";
@@ -177,13 +198,8 @@ class Shim {
     }
   }
 
-  void WriteShimInfo() {
-    Status st = WriteFileAtomic(JoinPath(dir_, kShimFile), ShimInfoToJson(info_), false);
-    if (!st.ok()) std::fprintf(stderr, "berth-shim: %s\n", st.ToString().c_str());
-  }
-
   void WriteStatus() {
-    Status st = WriteFileAtomic(JoinPath(dir_, kStatusFile), RunStatusToJson(status_), true);
+    Status st = WriteFileAtomic(Path(kStatusFile), RunStatusToJson(status_), true);
     if (!st.ok()) std::fprintf(stderr, "berth-shim: %s\n", st.ToString().c_str());
   }
 
@@ -194,7 +210,7 @@ class Shim {
   }
 
   // In the forked child: becomes the task. Never returns.
-  [[noreturn]] void ChildExec(int out_w, int err_w) {
+  [[noreturn]] void ChildExec(int out_w, int err_w, const ExecPlan& plan) {
     sigset_t none;
     sigemptyset(&none);
     ::signal(SIGPIPE, SIG_DFL);
@@ -214,18 +230,42 @@ class Shim {
       }
       if (fd >= 0) ::close(fd);
     }
-    if (::chdir(spec_.working_dir.c_str()) != 0) ChildFail(err_w, ExecFailure::kChdir, errno);
-    ::setenv("PWD", spec_.working_dir.c_str(), 1);
-    for (const auto& [k, v] : spec_.env) ::setenv(k.c_str(), v.c_str(), 1);
-    std::vector<char*> argv;
-    for (auto& a : spec_.argv) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
-    ChildFail(err_w, ExecFailure::kExec, errno);
+    ExecFailure f = ExecTask(plan, info_.pid);
+    ChildFail(err_w, f.stage, f.err);
   }
 
-  // Forks and execs the task. False if it could not be started (status_ says why).
+  // Drains the signal queue; true if a stop (SIGTERM/SIGINT) was in it.
+  // A SIGCHLD read here is not lost: Loop reaps once before it waits.
+  bool TakeStopSignal() {
+    struct signalfd_siginfo si;
+    bool term = false;
+    while (::read(sfd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
+      if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) term = true;
+    }
+    return term;
+  }
+
+  bool StopFileExists() const {
+    struct stat st;
+    return ::stat(Path(kStopFile).c_str(), &st) == 0;
+  }
+
+  // Forks and execs the task. False if it did not start (status_ says why).
+  // A stop that comes before the command runs ends the start at once.
   bool StartChild() {
+    const std::string stopped = "stopped before the task started";
+    if (TakeStopSignal() || StopFileExists()) return FailStart(stopped, 128 + SIGTERM);
+    auto plan = PlanExec(spec_, environ);
+    if (!plan.ok()) return FailStart("berth-shim: " + plan.status().message(), 127);
+    if (TakeStopSignal() || StopFileExists()) return FailStart(stopped, 128 + SIGTERM);
+    // From here on the command may run: an executor that finds this shim
+    // gone without a status cannot tell whether it did.
+    int mark = ::open(Path(kForkedFile).c_str(),
+                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (mark < 0) return FailStart(std::string("berth-shim: ") + kForkedFile + ": " +
+                                       std::strerror(errno), 127);
+    ::close(mark);
+
     int out[2];
     int errp[2];
     if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(errp, O_CLOEXEC) != 0) {
@@ -237,8 +277,9 @@ class Shim {
     if (pid == 0) {
       ::close(out[0]);
       ::close(errp[0]);
-      ChildExec(out[1], errp[1]);
+      ChildExec(out[1], errp[1], *plan);
     }
+    TestPoint("task-forked", at_);
     ::setpgid(pid, pid);  // also done by the child; whichever runs first wins
     child_ = pid;
     ::close(out[1]);
@@ -246,15 +287,42 @@ class Shim {
     out_r_ = out[0];
     ::fcntl(out_r_, F_SETFL, ::fcntl(out_r_, F_GETFL) | O_NONBLOCK);
 
+    // Wait for the exec (EOF: the close-on-exec pipe closed) or the child's
+    // report of a failure, and for a stop request meanwhile.
     ExecFailure f{};
-    ssize_t n;
-    do {
-      n = ::read(errp[0], &f, sizeof(f));
-    } while (n < 0 && errno == EINTR);
+    size_t got = 0;
+    bool stop = false;
+    bool known = false;  // the exec's outcome arrived
+    while (!known) {
+      struct pollfd fds[2] = {{errp[0], POLLIN, 0}, {sfd_, POLLIN, 0}};
+      int timeout = stop ? 0 : -1;
+      int r = ::poll(fds, 2, timeout);
+      if (r < 0 && errno == EINTR) continue;
+      if (r == 0) break;  // stopped, and the command has not run
+      if (fds[1].revents & POLLIN) stop = TakeStopSignal() || stop;
+      if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t n = ::read(errp[0], reinterpret_cast<char*>(&f) + got, sizeof(f) - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n > 0) {
+          got += static_cast<size_t>(n);
+          if (got == sizeof(f)) known = true;
+        } else {
+          known = true;  // EOF (or an error: treat as exec'd, the exit tells)
+        }
+      }
+    }
     ::close(errp[0]);
-    if (n == static_cast<ssize_t>(sizeof(f))) {
-      int ws = 0;
-      ::waitpid(pid, &ws, 0);
+    if (!known) {
+      ::killpg(pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      child_ = -1;
+      EndDescendants();
+      DrainOutput(MonotonicNanos() + 100 * kNanosPerMs);
+      return FailStart(stopped, 128 + SIGTERM);
+    }
+    if (got == sizeof(f)) {
+      ::waitpid(pid, nullptr, 0);
       child_ = -1;
       DrainOutput(MonotonicNanos() + kDrainNanos);
       return FailStart(DescribeFailure(f, spec_), ExitCodeFor(f));
@@ -265,11 +333,14 @@ class Shim {
     status_.pid = pid;
     start_mono_ = MonotonicNanos();
     if (spec_.time_limit > 0) time_limit_at_ = start_mono_ + spec_.time_limit * kNanosPerMs;
+    TestPoint("task-started", at_);
     Progress("started " + std::to_string(pid));
     info_.child_pid = pid;
     if (auto st = ReadProcStat(pid)) info_.child_start_ticks = st->start_ticks;
-    Status st = WriteFileAtomic(JoinPath(dir_, kTaskFile), TaskInfoToJson(info_), false);
+    Status st = WriteFileAtomic(Path(kTaskFile), TaskInfoToJson(info_), false);
     if (!st.ok()) std::fprintf(stderr, "berth-shim: %s\n", st.ToString().c_str());
+    TestPoint("started-reported", at_);
+    if (stop) OnStopRequest();
     return true;
   }
 
@@ -283,7 +354,20 @@ class Shim {
     return false;
   }
 
+  // SIGKILLs whatever the task started that is still alive, wherever it moved
+  // (other process groups and sessions included), until nothing is left.
+  void EndDescendants() {
+    auto left = KillDescendants(info_.pid, 2000);
+    if (!left.ok()) {
+      log_->Line("warning: cannot list the task's processes: " + left.status().message());
+    } else if (*left > 0) {
+      log_->Line("warning: " + std::to_string(*left) +
+                 " process(es) the task started could not be ended");
+    }
+  }
+
   void Loop() {
+    Reap();  // a SIGCHLD may have been read while the task started
     while (true) {
       int64_t now = MonotonicNanos();
       if (child_done_ && (out_r_ < 0 || now >= drain_until_)) break;
@@ -367,12 +451,13 @@ class Shim {
       if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) return;
       pid_t pid = si.si_pid;
       if (pid == child_ && !child_done_) {
+        status_.end_time = SystemClock::Default().Now();
         ::killpg(child_, SIGKILL);  // whatever the task left behind in its group
+        EndDescendants();           // and anywhere else
         int ws = 0;
         ::waitpid(pid, &ws, 0);
         child_done_ = true;
         wait_status_ = ws;
-        status_.end_time = SystemClock::Default().Now();
         drain_until_ = MonotonicNanos() + kDrainNanos;
       } else {
         ::waitpid(pid, nullptr, 0);
@@ -382,7 +467,7 @@ class Shim {
 
   void OnStopRequest() {
     DurationMs grace = spec_.grace;
-    if (auto text = ReadWholeFile(JoinPath(dir_, kStopFile)); text.ok()) {
+    if (auto text = ReadWholeFile(Path(kStopFile)); text.ok()) {
       char* end = nullptr;
       long long v = std::strtoll(text->c_str(), &end, 10);
       if (end != text->c_str() && v >= 0) grace = v;
@@ -405,12 +490,14 @@ class Shim {
     }
     log_->Line(why + ": sending SIGTERM, SIGKILL in " + FormatDuration(grace));
     ::killpg(child_, SIGTERM);
+    (void)SignalDescendants(info_.pid, SIGTERM);
     kill_at_ = MonotonicNanos() + grace * kNanosPerMs;
   }
 
   void Kill() {
     killed_ = true;
     ::killpg(child_, SIGKILL);
+    (void)SignalDescendants(info_.pid, SIGKILL);
   }
 
   void Finish() {
@@ -431,18 +518,24 @@ class Shim {
         status_.error = "killed after the grace period";
       }
     }
+    EndDescendants();
     for (const auto& dir : cg_.dirs) {
       if (!RemoveCgroup(dir)) {
         std::fprintf(stderr, "berth-shim: cannot remove cgroup %s: %s\n", dir.c_str(),
                      std::strerror(errno));
       }
     }
+    TestPoint("task-exited", at_);
     WriteStatus();
+    TestPoint("status-written", at_);
     Progress("exited " + std::to_string(status_.exit_code) + " " + std::to_string(status_.signal));
   }
 
   std::string dir_;
   int progress_fd_;
+  std::string containment_problem_;
+  int dirfd_ = -1;
+  std::string at_;  // the run directory through dirfd_: /proc/self/fd/N
   RunSpec spec_;
   std::unique_ptr<LogWriter> log_;
   int sfd_ = -1;
@@ -497,7 +590,10 @@ int main(int argc, char** argv) {
     ::fcntl(progress_fd, F_SETFL, ::fcntl(progress_fd, F_GETFL) | O_NONBLOCK);
     ::fcntl(progress_fd, F_SETFD, FD_CLOEXEC);
   }
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  berth::exec::Shim shim(dir, progress_fd);
+  std::string containment_problem;
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    containment_problem = std::string("cannot become a child subreaper: ") + std::strerror(errno);
+  }
+  berth::exec::Shim shim(dir, progress_fd, containment_problem);
   return shim.Run();
 }
