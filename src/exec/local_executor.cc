@@ -430,6 +430,12 @@ void LocalExecutor::ReadProgress(Watched& w, std::vector<TaskEvent>& out) {
         ev.time = clock_.Now();
         ev.external_id = line.substr(8);
         out.push_back(std::move(ev));
+      } else if (line.rfind("exited ", 0) == 0 && !w.reported) {
+        // status.json is in place before this line is written.
+        if (auto ev = EventFromStatus(w.key, w.dir, false)) {
+          w.reported = true;
+          out.push_back(std::move(*ev));
+        }
       }
     }
   }
@@ -438,6 +444,11 @@ void LocalExecutor::ReadProgress(Watched& w, std::vector<TaskEvent>& out) {
 void LocalExecutor::OnShimExit(const std::shared_ptr<Watched>& w, std::vector<TaskEvent>& out) {
   ReadProgress(*w, out);                // a "started" line may still be in the pipe
   ::waitpid(w->pid, nullptr, WNOHANG);  // reaps it if it is our child
+  if (w->reported) {
+    std::lock_guard<std::mutex> l(mu_);
+    ForgetLocked(w);
+    return;
+  }
   std::optional<TaskEvent> ev = EventFromStatus(w->key, w->dir, false);
   if (!ev) {
     ev.emplace();

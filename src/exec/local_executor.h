@@ -5,8 +5,9 @@
 // Start writes <run_root>/<key>/spec.json and spawns berth-shim in a new
 // session; the shim starts the command and reports "started" over a pipe
 // (-> kStarted). One watcher thread waits on every shim with a pidfd; when a
-// shim exits, its status.json (the truth) becomes kExited or kStartFailed, and
-// a shim that died without one becomes kLost. Stop signals the shim, which
+// shim reports "exited" (or, failing that, exits), its status.json (the
+// truth) becomes kExited or kStartFailed, and a shim that died without one
+// becomes kLost. Stop signals the shim, which
 // sends SIGTERM to the task's process group and SIGKILL after the grace.
 //
 // Events are delivered on the watcher thread only, one at a time, in order per
@@ -88,10 +89,12 @@ class LocalExecutor final : public Executor {
     int progress_fd = -1;  // -1 after recovery: no pipe to a shim we did not start
     std::string buf;       // partial progress line
     uint64_t token = 0;
+    bool reported = false;  // its end was reported from the "exited" line
   };
 
   void WatchLoop();
-  // Reads progress lines; appends kStarted events.
+  // Reads progress lines; appends kStarted events, and the task's end from
+  // status.json on the "exited" line (the shim fsyncs it after that line).
   void ReadProgress(Watched& w, std::vector<TaskEvent>& out);
   // The shim exited: reaps it, reads status.json, forgets it.
   void OnShimExit(const std::shared_ptr<Watched>& w, std::vector<TaskEvent>& out);

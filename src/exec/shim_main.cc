@@ -182,9 +182,18 @@ class Shim {
     if (!st.ok()) std::fprintf(stderr, "berth-shim: %s\n", st.ToString().c_str());
   }
 
-  void WriteStatus() {
-    Status st = WriteFileAtomic(JoinPath(dir_, kStatusFile), RunStatusToJson(status_), true);
+  void WriteStatus(bool sync = true) {
+    Status st = WriteFileAtomic(JoinPath(dir_, kStatusFile), RunStatusToJson(status_), sync);
     if (!st.ok()) std::fprintf(stderr, "berth-shim: %s\n", st.ToString().c_str());
+  }
+
+  // fsyncs status.json (written without it) once the daemon has been told.
+  void SyncStatus() {
+    const std::string path = JoinPath(dir_, kStatusFile);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0)
+      std::fprintf(stderr, "berth-shim: fsync %s: %s\n", path.c_str(), std::strerror(errno));
+    if (fd >= 0) ::close(fd);
   }
 
   [[noreturn]] static void ChildFail(int err_fd, ExecFailure::Stage stage, int err) {
@@ -437,8 +446,11 @@ class Shim {
                      std::strerror(errno));
       }
     }
-    WriteStatus();
+    // The daemon acts on the "exited" line (reading status.json), so the
+    // fsync that keeps the status over a power loss is off its path.
+    WriteStatus(false);
     Progress("exited " + std::to_string(status_.exit_code) + " " + std::to_string(status_.signal));
+    SyncStatus();
   }
 
   std::string dir_;
