@@ -153,7 +153,7 @@ Status JobController::CheckCommand(const JobSpec& spec) const {
   return InvalidArgument("spec.command: command not found: \"" + cmd + "\" (not in PATH=" + path_var + ")");
 }
 
-Result<Job> JobController::Submit(JobSpec spec) {
+Result<Job> JobController::Submit(JobSpec spec, bool durable) {
   RETURN_IF_ERROR(model::ValidateJobSpec(spec));
   if (!spec.working_dir.empty() && options_.check_commands_locally) {
     struct stat st;
@@ -167,20 +167,28 @@ Result<Job> JobController::Submit(JobSpec spec) {
   Status feasible = scheduler_.CheckFeasible(ToRequest(probe), snap);
   if (!feasible.ok()) return Unschedulable(feasible.message());
 
-  TimeMs now = clock_.Now();
-  ASSIGN_OR_RETURN(JobId id, store_.SubmitJob(spec, now));
   Job job;
-  job.id = id;
+  job.submit_time = clock_.Now();
   job.spec = std::move(spec);
-  job.submit_time = now;
-  {
-    std::lock_guard<std::mutex> l(mu_);
+  store::SubmitOptions so;
+  so.durable = durable;
+  // Hand the job to the controller thread as soon as it is committed, so
+  // that scheduling and starting it overlap the fsync that makes it durable.
+  // A job committed but not yet on disk is lost on power loss together with
+  // everything that followed it in the log, its task included.
+  so.on_committed = [&](JobId id) {
     Input in;
     in.kind = Input::kSubmitted;
     in.job = job;
-    inputs_.push_back(std::move(in));
-  }
-  cv_.notify_one();
+    in.job.id = id;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      inputs_.push_back(std::move(in));
+    }
+    cv_.notify_one();
+  };
+  ASSIGN_OR_RETURN(JobId id, store_.SubmitJob(job.spec, job.submit_time, so));
+  job.id = id;
   return job;
 }
 

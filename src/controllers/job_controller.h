@@ -86,9 +86,13 @@ class JobController : public Controller, private TrainingHost {
   // Stops the controller thread. Running tasks keep running.
   void Stop() override;
 
-  // Validates, checks that some node could ever run it, stores it (the
-  // returned job is durable) and wakes the scheduler.
-  Result<Job> Submit(JobSpec spec);
+  // Validates, checks that some node could ever run it, stores it and wakes
+  // the scheduler. durable: the returned job is on disk (a client's
+  // submission); false: committed, which survives a crash of berthd but not
+  // a power loss (a pipeline's step jobs, recorded by their run in a later
+  // commit). The scheduler sees the job as soon as it is committed, so it may
+  // start while the store syncs it to disk.
+  Result<Job> Submit(JobSpec spec, bool durable = true);
 
   // Cancels a job: a pending job at once, a scheduled or running one by
   // stopping its task (SIGTERM, grace, SIGKILL). Returns the job as stored

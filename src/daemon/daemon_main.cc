@@ -159,7 +159,9 @@ int Run(int argc, char** argv) {
   auto pstore = store::PipelineStore::Open(**store, cfg.data_dir + "/berth.db");
   if (!pstore.ok()) return Fail(pstore.status().message());
   controllers::StepJobs step_jobs;
-  step_jobs.submit = [&](model::JobSpec spec) { return controller.Submit(std::move(spec)); };
+  // Step jobs need no fsync of their own: their run records them in a later
+  // commit, so a power loss keeps both or neither.
+  step_jobs.submit = [&](model::JobSpec spec) { return controller.Submit(std::move(spec), false); };
   step_jobs.cancel = [&](model::JobId id) { return controller.Cancel(id).status(); };
   step_jobs.read_log = [&](const model::Job& j, int64_t offset, int64_t limit) {
     return (*executor)->ReadLog({j.id, 0, j.attempts}, offset, limit);

@@ -367,6 +367,12 @@ void LocalExecutor::ReadProgress(Watched& w, std::vector<TaskEvent>& out) {
         ev.time = clock_.Now();
         ev.external_id = line.substr(8);
         out.push_back(std::move(ev));
+      } else if (line.rfind("exited ", 0) == 0 && !w.reported) {
+        // status.json is in place before this line is written.
+        if (auto ev = EventFromStatus(w.key, w.dir, false)) {
+          w.reported = true;
+          out.push_back(std::move(*ev));
+        }
       }
     }
   }
@@ -375,6 +381,11 @@ void LocalExecutor::ReadProgress(Watched& w, std::vector<TaskEvent>& out) {
 void LocalExecutor::OnShimExit(const std::shared_ptr<Watched>& w, std::vector<TaskEvent>& out) {
   ReadProgress(*w, out);                // a "started" line may still be in the pipe
   ::waitpid(w->pid, nullptr, WNOHANG);  // reaps it if it is our child
+  if (w->reported) {  // its end went out with the "exited" line
+    std::lock_guard<std::mutex> l(mu_);
+    ForgetLocked(w);
+    return;
+  }
   {
     std::lock_guard<std::mutex> l(mu_);
     ForgetLocked(w);

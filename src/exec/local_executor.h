@@ -119,10 +119,12 @@ class LocalExecutor final : public Executor {
     std::string buf;       // partial progress line
     uint64_t token = 0;
     bool started_reported = false;  // a kStarted was sent for it
+    bool reported = false;  // its end was reported from the "exited" line
   };
 
   void WatchLoop();
-  // Reads progress lines; appends kStarted events.
+  // Reads progress lines; appends kStarted events, and the task's end from
+  // status.json on the "exited" line (the shim fsyncs it after that line).
   void ReadProgress(Watched& w, std::vector<TaskEvent>& out);
   // The shim exited: reaps it, reads status.json, forgets it.
   void OnShimExit(const std::shared_ptr<Watched>& w, std::vector<TaskEvent>& out);

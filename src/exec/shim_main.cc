@@ -198,9 +198,18 @@ class Shim {
     }
   }
 
-  void WriteStatus() {
-    Status st = WriteFileAtomic(Path(kStatusFile), RunStatusToJson(status_), true);
+  void WriteStatus(bool sync = true) {
+    Status st = WriteFileAtomic(Path(kStatusFile), RunStatusToJson(status_), sync);
     if (!st.ok()) std::fprintf(stderr, "berth-shim: %s\n", st.ToString().c_str());
+  }
+
+  // fsyncs status.json (written without it) once the daemon has been told.
+  void SyncStatus() {
+    const std::string path = Path(kStatusFile);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0)
+      std::fprintf(stderr, "berth-shim: fsync %s: %s\n", path.c_str(), std::strerror(errno));
+    if (fd >= 0) ::close(fd);
   }
 
   [[noreturn]] static void ChildFail(int err_fd, ExecFailure::Stage stage, int err) {
@@ -525,10 +534,10 @@ class Shim {
                      std::strerror(errno));
       }
     }
-    TestPoint("task-exited", at_);
-    WriteStatus();
-    TestPoint("status-written", at_);
+  void WriteStatus(bool sync = true) {
+    Status st = WriteFileAtomic(Path(kStatusFile), RunStatusToJson(status_), sync);
     Progress("exited " + std::to_string(status_.exit_code) + " " + std::to_string(status_.signal));
+    SyncStatus();
   }
 
   std::string dir_;

@@ -143,8 +143,11 @@ Status PipelineStore::CreateRun(RunRecord* r, TimeMs now,
         return Status::Ok();
       },
       now);
-  if (st.ok()) *r = std::move(run);
-  return st;
+  if (!st.ok()) return st;
+  *r = std::move(run);
+  // A run's creation is acknowledged to its submitter: make it durable like
+  // a job's submission (one fsync shared with concurrent submissions).
+  return store_.Sync();
 }
 
 Status PipelineStore::SaveRun(const RunRecord& run, const std::vector<std::string>& nodes,

@@ -78,7 +78,8 @@ class PipelineStore {
   // Inserts the run and its nodes and sets run->id; then `created` (if set)
   // may fill in fields named after the id (the artifact directory) and
   // returns the events to append: all in one transaction. `created` runs
-  // inside it and must not call the store.
+  // inside it and must not call the store. Returns once the run is durable
+  // (Store::Sync); an IoError from that sync leaves the run created.
   Status CreateRun(RunRecord* run, TimeMs now,
                    const std::function<std::vector<NewEvent>(RunRecord&)>& created = nullptr);
   // Writes the run's row, the named nodes and `events` in one transaction.

@@ -1,5 +1,10 @@
 #include "store/store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <functional>
 
 #include <algorithm>
@@ -10,6 +15,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/log.h"
 #include "store/migrations.h"
 #include "store/sqlite_conn.h"
 #include "store/store_impl.h"
@@ -157,6 +163,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
   ASSIGN_OR_RETURN(std::string state_sync, NormalizeSynchronous(options.state_synchronous));
   impl->options.state_synchronous = state_sync;
   if (impl->options.max_submit_batch < 1) impl->options.max_submit_batch = 1;
+  if (impl->options.max_syncs_in_flight < 1) impl->options.max_syncs_in_flight = 1;
   impl->shared_reader = path.empty() || path == ":memory:" || !options.read_connections;
   impl->specs =
       std::make_unique<SpecCache>(static_cast<size_t>(std::max(0, options.spec_cache_size)));
@@ -173,6 +180,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
                    "\")");
   RETURN_IF_ERROR(w.Exec("PRAGMA synchronous = " + sync, "open " + path + ": set synchronous"));
   impl->writer_sync = sync;
+  impl->group_sync = mode == "wal" && (sync == "FULL" || sync == "EXTRA");
   RETURN_IF_ERROR(w.Exec("PRAGMA foreign_keys = ON", "open " + path + ": enable foreign keys"));
   ASSIGN_OR_RETURN(impl->schema_version, ApplyMigrations(w, SchemaMigrations(), path));
   ASSIGN_OR_RETURN(impl->last_seq, w.QueryInt("SELECT COALESCE(MAX(seq), 0) FROM events",
@@ -182,7 +190,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
 
 int Store::SchemaVersion() const { return impl_->schema_version; }
 
-Result<JobId> Store::SubmitJob(const JobSpec& spec, TimeMs now) {
+Result<JobId> Store::SubmitJob(const JobSpec& spec, TimeMs now, const SubmitOptions& options) {
   RETURN_IF_ERROR(model::ValidateJobSpec(spec));
   SubmitRequest req;
   req.name = spec.name;
@@ -190,6 +198,9 @@ Result<JobId> Store::SubmitJob(const JobSpec& spec, TimeMs now) {
   req.queue = spec.queue;
   req.priority = spec.priority;
   req.now = now;
+  req.durable = options.durable;
+  if (options.on_committed) req.on_committed = &options.on_committed;
+  req.event_message = "submitted to queue " + spec.queue;
   try {
     req.spec_json = model::JobSpecToJson(spec).dump();
     req.event_data = json{{"name", spec.name}, {"user", spec.user}, {"queue", spec.queue}}.dump();
@@ -200,39 +211,166 @@ Result<JobId> Store::SubmitJob(const JobSpec& spec, TimeMs now) {
   Impl& m = *impl_;
   std::unique_lock<std::mutex> l(m.submit_mu);
   m.pending.push_back(&req);
-  while (!req.done) {
-    if (m.leader_active) {
-      m.submit_cv.wait(l);
-      continue;
-    }
-    // Lead: commit everything queued so far (up to the batch limit) in one
-    // transaction while later arrivals queue up behind it.
+  if (!m.leader_active) {
     m.leader_active = true;
+    req.lead = true;
+  }
+  // Each caller sleeps on its own condition variable: woken once, when its
+  // batch is done or when it is handed the lead (no thundering herd).
+  req.cv.wait(l, [&] { return req.done || req.lead; });
+  if (!req.done) {
+    // Lead: wait for a free fsync slot first (what queues meanwhile joins
+    // this batch; see StoreOptions::max_syncs_in_flight), then commit every
+    // queued submission (up to the batch limit) in one transaction. The lead
+    // passes to the next queued caller once the batch is committed, so the
+    // next batch commits while this one syncs.
+    if (m.group_sync) {
+      l.unlock();
+      m.WaitForSyncSlot();
+      l.lock();
+    }
     std::vector<SubmitRequest*> batch;
     while (!m.pending.empty() && batch.size() < static_cast<size_t>(m.options.max_submit_batch)) {
       batch.push_back(m.pending.front());
       m.pending.pop_front();
     }
     l.unlock();
-    try {
-      std::lock_guard<std::mutex> w(m.write_mu);
-      Status sync = m.UseSync(m.options.synchronous);
-      if (!sync.ok()) throw std::runtime_error(sync.message());
-      m.CommitSubmitBatch(batch);
-    } catch (const std::exception& e) {  // e.g. bad_alloc: never strand the followers
-      {
-        std::lock_guard<std::mutex> w(m.write_mu);
-        m.writer->Rollback();
-      }
-      for (SubmitRequest* r : batch)
-        r->result = Internal(std::string("store: submit job: ") + e.what());
-    }
+    m.RunSubmitBatch(batch);
     l.lock();
-    for (SubmitRequest* r : batch) r->done = true;
-    m.leader_active = false;
-    m.submit_cv.notify_all();
+    for (SubmitRequest* r : batch) {
+      r->done = true;
+      if (r != &req) r->cv.notify_one();  // under submit_mu: r may go away once it sees done
+    }
+  }
+  l.unlock();
+  if (req.result.ok() && m.specs->Enabled()) {
+    // The store has the spec already: reads of this job need not parse it.
+    m.specs->Put(*req.result, std::make_shared<const JobSpec>(spec));
   }
   return std::move(req.result);
+}
+
+void Store::Impl::RunSubmitBatch(const std::vector<SubmitRequest*>& batch) {
+  auto release_leader = [&] {
+    std::lock_guard<std::mutex> l(submit_mu);
+    if (pending.empty()) {
+      leader_active = false;
+      return;
+    }
+    pending.front()->lead = true;
+    pending.front()->cv.notify_one();
+  };
+  uint64_t committed = 0;
+  try {
+    {
+      std::lock_guard<std::mutex> w(write_mu);
+      Status sync = UseSync(group_sync ? "NORMAL" : options.synchronous);
+      if (!sync.ok()) throw std::runtime_error(sync.message());
+      CommitSubmitBatch(batch);
+      committed = commits.load(std::memory_order_acquire);
+    }
+  } catch (const std::exception& e) {  // e.g. bad_alloc: never strand the followers
+    {
+      std::lock_guard<std::mutex> w(write_mu);
+      writer->Rollback();
+    }
+    for (SubmitRequest* r : batch) r->result = Internal(std::string("store: submit job: ") + e.what());
+    release_leader();
+    return;
+  }
+  release_leader();
+  bool need_sync = false;
+  for (SubmitRequest* r : batch) {
+    if (!r->result.ok()) continue;
+    need_sync = need_sync || r->durable;
+    if (r->on_committed != nullptr) {
+      try {
+        (*r->on_committed)(*r->result);
+      } catch (const std::exception& e) {
+        spdlog::error("store: submit job: on_committed for job {} threw: {}", *r->result, e.what());
+      }
+    }
+  }
+  if (!group_sync || !need_sync) return;
+  Status st = SyncThrough(committed);
+  if (st.ok()) return;
+  for (SubmitRequest* r : batch) {
+    if (!r->result.ok() || !r->durable) continue;
+    r->result = IoError("store: submit job: " + JobName(*r->result) +
+                        " is committed but may not survive a power loss: " + st.message());
+  }
+}
+
+void Store::Impl::WaitForSyncSlot() {
+  std::unique_lock<std::mutex> l(sync_mu);
+  sync_cv.wait(l, [&] { return in_flight < options.max_syncs_in_flight || !sync_error.ok(); });
+}
+
+Status Store::Impl::SyncThrough(uint64_t target) {
+  std::unique_lock<std::mutex> l(sync_mu);
+  while (true) {
+    if (!sync_error.ok()) return sync_error;
+    if (synced >= target) return Status::Ok();
+    if (syncing >= target) {  // an fsync that covers `target` is in flight
+      sync_cv.wait(l);
+      continue;
+    }
+    if (wal_fd < 0) {
+      wal_fd = ::open((path + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
+      if (wal_fd < 0) {
+        sync_error = IoError("open " + path + "-wal for fsync: " + std::strerror(errno));
+        sync_cv.notify_all();
+        return sync_error;
+      }
+    }
+    // Covers every commit written by now, not only ours.
+    const uint64_t covers = commits.load(std::memory_order_acquire);
+    syncing = std::max(syncing, covers);
+    ++in_flight;
+    const int fd = wal_fd;
+    l.unlock();
+    int rc;
+    do {
+      rc = ::fdatasync(fd);
+    } while (rc != 0 && errno == EINTR);
+    const int err = errno;
+    stat_syncs.fetch_add(1, std::memory_order_relaxed);
+    l.lock();
+    --in_flight;
+    if (rc != 0) {
+      sync_error = IoError("fsync of " + path + "-wal failed: " + std::strerror(err) +
+                           " (restart berthd: later writes cannot be made durable)");
+      spdlog::error("store: {}", sync_error.message());
+    } else {
+      synced = std::max(synced, covers);
+    }
+    sync_cv.notify_all();
+  }
+}
+
+Store::Impl::~Impl() {
+  {
+    std::lock_guard<std::mutex> l(event_mu);
+    closing = true;
+  }
+  event_cv.notify_all();
+  if (wal_fd >= 0) ::close(wal_fd);
+  idle_readers.clear();
+  writer.reset();
+}
+
+Status Store::Sync() {
+  Impl& m = *impl_;
+  if (!m.group_sync) return Status::Ok();
+  return m.SyncThrough(m.commits.load(std::memory_order_acquire));
+}
+
+StoreStats Store::Stats() const {
+  StoreStats s;
+  s.submissions = impl_->stat_submissions.load(std::memory_order_relaxed);
+  s.submit_batches = impl_->stat_batches.load(std::memory_order_relaxed);
+  s.wal_syncs = impl_->stat_syncs.load(std::memory_order_relaxed);
+  return s;
 }
 
 Result<Job> Store::GetJob(JobId id) const {
@@ -471,7 +609,9 @@ Status Store::PutMeta(const std::string& key, const std::string& value) {
   Stmt st(raw);
   st.Bind(1, std::string_view(key));
   st.Bind(2, std::string_view(value));
-  return st.Run(op);
+  RETURN_IF_ERROR(st.Run(op));
+  impl_->commits.fetch_add(1, std::memory_order_release);
+  return Status::Ok();
 }
 
 Result<std::optional<std::string>> Store::GetMeta(const std::string& key) const {
@@ -517,7 +657,9 @@ Status Store::DeleteMeta(const std::string& key) {
   ASSIGN_OR_RETURN(sqlite3_stmt * raw, impl_->writer->Prepare(kSql, op));
   Stmt st(raw);
   st.Bind(1, std::string_view(key));
-  return st.Run(op);
+  RETURN_IF_ERROR(st.Run(op));
+  impl_->commits.fetch_add(1, std::memory_order_release);
+  return Status::Ok();
 }
 
 }  // namespace berth::store

@@ -43,8 +43,14 @@ struct StoreOptions {
   // process before it fails with Unavailable.
   int busy_timeout_ms = 5000;
   // Most submissions SubmitJob commits in one transaction (group commit):
-  // concurrent callers share one fsync; each returns after its batch commits.
+  // concurrent callers share one fsync; each returns after its batch is on
+  // disk. 1: one transaction per submission (and one fsync each, as SQLite's
+  // own synchronous=FULL commit does it).
   int max_submit_batch = 256;
+  // Durable submissions: how many fsyncs of the write-ahead log may run at
+  // once. The next batch is committed while that many are in flight, and
+  // gathers every submission that arrives meanwhile.
+  int max_syncs_in_flight = 2;
   // How many parsed job specs reads keep in memory (specs never change
   // after submission). 0 disables the cache.
   int spec_cache_size = 50000;
@@ -54,6 +60,29 @@ struct StoreOptions {
 };
 
 class Conn;
+
+// How one SubmitJob call is acknowledged.
+struct SubmitOptions {
+  // true: return once the job is durable (with synchronous FULL or EXTRA: the
+  // write-ahead log fsynced after the commit, one fsync shared by every
+  // submission committed before it). false: return once committed, which
+  // survives a crash of berthd but not a power loss: for submissions that no
+  // client is told about (a pipeline's step jobs, which their run records in
+  // a later commit, so both or neither survive).
+  bool durable = true;
+  // Called once the job is committed and readable, before its fsync, with its
+  // id: the caller may act on the job (schedule it) while the disk syncs. It
+  // runs on the thread that committed the batch (maybe another caller's), so
+  // it must be quick and must not call the Store's write methods.
+  std::function<void(JobId)> on_committed;
+};
+
+// Counters of the store's write path since Open (for benchmarks and tests).
+struct StoreStats {
+  int64_t submissions = 0;    // jobs committed by SubmitJob
+  int64_t submit_batches = 0; // transactions they were committed in
+  int64_t wal_syncs = 0;      // fsyncs of the write-ahead log by the group commit
+};
 
 struct JobFilter {
   std::vector<JobState> states;  // empty: any
@@ -144,9 +173,22 @@ class Store {
   // Inserts a Pending job and its JobSubmitted event in one transaction.
   // Returns the new id; ids increase with submission order and are never
   // reused. InvalidArgument if ValidateJobSpec rejects the spec. Concurrent
-  // callers are group-committed (one transaction, one fsync per batch); each
-  // returns only after its own row is committed.
-  Result<JobId> SubmitJob(const JobSpec& spec, TimeMs now);
+  // callers are group-committed: one leader commits every queued submission
+  // in one transaction while later ones queue behind it, then fsyncs the
+  // write-ahead log outside the writer lock, so the next batch commits while
+  // this one syncs. Each caller returns only after its own row is committed
+  // and (options.durable) on disk. IoError if that fsync fails: the job is
+  // then committed but may not survive a power loss, and every later durable
+  // write fails too (the page cache can no longer be trusted).
+  Result<JobId> SubmitJob(const JobSpec& spec, TimeMs now, const SubmitOptions& options = {});
+
+  // Makes every commit made so far durable: one fsync of the write-ahead log,
+  // shared with concurrent callers. A no-op with synchronous NORMAL or OFF.
+  // For writes acknowledged to a client that went through Write (a pipeline
+  // run's creation).
+  Status Sync();
+
+  StoreStats Stats() const;
 
   Result<Job> GetJob(JobId id) const;
   Result<std::vector<Job>> ListJobs(const JobFilter& filter) const;

@@ -3,6 +3,7 @@
 // Store::Write). Nothing outside src/store includes this.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -38,6 +39,8 @@ class SpecCache {
  public:
   explicit SpecCache(size_t capacity) : capacity_(capacity) {}
 
+  bool Enabled() const { return capacity_ > 0; }
+
   std::shared_ptr<const JobSpec> Get(JobId id) {
     std::lock_guard<std::mutex> l(mu_);
     auto it = specs_.find(id);
@@ -67,9 +70,14 @@ struct SubmitRequest {
   std::string name, user, queue;
   int64_t priority = 0;
   std::string spec_json;
+  std::string event_message;
   std::optional<std::string> event_data;
   TimeMs now = 0;
+  bool durable = true;
+  const std::function<void(JobId)>* on_committed = nullptr;
   bool done = false;  // guarded by Impl::submit_mu
+  bool lead = false;  // this caller commits the next batch (submit_mu)
+  std::condition_variable cv;
   Result<JobId> result = Internal("store: submit job: not run");
   int64_t seq = 0;
 };
@@ -89,6 +97,31 @@ struct Store::Impl {
   std::mutex write_mu;
   std::unique_ptr<Conn> writer;
   std::string writer_sync;  // the writer's current PRAGMA synchronous (write_mu)
+
+  // Group fsync (options.synchronous FULL or EXTRA on a WAL file): durable
+  // submissions commit with synchronous=NORMAL under write_mu, then fsync the
+  // write-ahead log without it. An fsync of the WAL makes every commit
+  // written before it durable: what a checkpoint copied out of the WAL was
+  // synced into the database file by that checkpoint (SQLite syncs the WAL
+  // before and the database after every checkpoint in NORMAL mode).
+  bool group_sync = false;
+  // Commits on the writer so far, counted after each one (under write_mu).
+  std::atomic<uint64_t> commits{0};
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  int wal_fd = -1;          // the -wal file, opened at the first sync (sync_mu)
+  uint64_t synced = 0;      // every commit up to this count is on disk (sync_mu)
+  uint64_t syncing = 0;     // the highest count an fsync in flight covers (sync_mu)
+  int in_flight = 0;        // fsyncs running now (sync_mu)
+  Status sync_error;        // sticky: an fsync failed (sync_mu)
+  std::atomic<int64_t> stat_submissions{0}, stat_batches{0}, stat_syncs{0};
+
+  // Makes every commit counted up to `target` durable: waits for an fsync in
+  // flight that covers it, or runs one (covering every commit written when it
+  // starts). Concurrent callers share fsyncs; several may be in flight.
+  Status SyncThrough(uint64_t target);
+  // Blocks while options.max_syncs_in_flight fsyncs are running.
+  void WaitForSyncSlot();
 
   // Sets the writer's synchronous level before a write (write_mu held).
   Status UseSync(const std::string& level) {
@@ -113,6 +146,7 @@ struct Store::Impl {
       c.Rollback();
       return st;
     }
+    commits.fetch_add(1, std::memory_order_release);
     Published(*seq);
     return Status::Ok();
   }
@@ -142,9 +176,10 @@ struct Store::Impl {
   std::mutex pool_mu;
   std::vector<std::unique_ptr<Conn>> idle_readers;
 
-  // Group commit of submissions.
+  // Group commit of submissions: callers queue in `pending`; one of them at
+  // a time (the leader) commits a batch. Invariant: pending is not empty
+  // only while leader_active.
   std::mutex submit_mu;
-  std::condition_variable submit_cv;
   std::deque<internal::SubmitRequest*> pending;
   bool leader_active = false;
 
@@ -154,15 +189,7 @@ struct Store::Impl {
   int64_t last_seq = 0;
   bool closing = false;
 
-  ~Impl() {
-    {
-      std::lock_guard<std::mutex> l(event_mu);
-      closing = true;
-    }
-    event_cv.notify_all();
-    idle_readers.clear();
-    writer.reset();
-  }
+  ~Impl();
 
   Result<std::unique_ptr<Conn>> AcquireReader() {
     {
@@ -207,6 +234,10 @@ struct Store::Impl {
     event_cv.notify_all();
   }
 
+  // Commits `batch` (CommitSubmitBatch), tells each caller's on_committed,
+  // then syncs the WAL for the durable ones. Leaves every result set.
+  void RunSubmitBatch(const std::vector<internal::SubmitRequest*>& batch);
+
   // Inserts one job and its JobSubmitted event in the open transaction.
   Status InsertJob(internal::SubmitRequest& r) {
     static const std::string kInsertJob =
@@ -233,7 +264,7 @@ struct Store::Impl {
       Stmt st(raw);
       st.Bind(1, r.now);
       st.Bind(2, id);
-      st.Bind(3, std::string_view("submitted to queue " + r.queue));
+      st.Bind(3, std::string_view(r.event_message));
       st.Bind(4, r.event_data);
       RETURN_IF_ERROR(st.Run("submit job: insert JobSubmitted event"));
     }
@@ -249,6 +280,9 @@ struct Store::Impl {
     for (size_t i = 0; st.ok() && i < batch.size(); ++i) st = InsertJob(*batch[i]);
     if (st.ok()) st = writer->Commit("submit job: commit");
     if (st.ok()) {
+      commits.fetch_add(1, std::memory_order_release);
+      stat_batches.fetch_add(1, std::memory_order_relaxed);
+      stat_submissions.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
       Published(batch.back()->seq);
       return;
     }

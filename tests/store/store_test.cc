@@ -754,6 +754,77 @@ TEST_F(StoreTest, ConcurrentSubmitsFromFourThreadsAreAllPresentExactlyOnce) {
   EXPECT_EQ(event_jobs, unique);
 }
 
+// Durable submissions from many threads share fsyncs of the write-ahead log
+// (group commit), and each is acknowledged only after one covering it.
+TEST_F(StoreTest, ConcurrentDurableSubmissionsShareFsyncs) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
+  constexpr int kThreads = 64;
+  constexpr int kPerThread = 10;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i)
+        if (store->SubmitJob(Spec("t" + std::to_string(t)), i).ok()) ++ok;
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(ok.load(), kThreads * kPerThread);
+  StoreStats st = store->Stats();
+  EXPECT_EQ(st.submissions, kThreads * kPerThread);
+  EXPECT_GE(st.wal_syncs, 1);
+  EXPECT_LT(st.wal_syncs, st.submissions) << "no fsync was shared";
+  EXPECT_LE(st.submit_batches, st.submissions);
+  ASSERT_EQ(store->ListJobs({})->size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+TEST_F(StoreTest, NonDurableSubmissionsSkipTheFsyncAndSyncMakesThemDurable) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
+  SubmitOptions fast;
+  fast.durable = false;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(store->SubmitJob(Spec("step"), i, fast).ok());
+  EXPECT_EQ(store->Stats().wal_syncs, 0);
+  ASSERT_TRUE(store->Sync().ok());
+  EXPECT_EQ(store->Stats().wal_syncs, 1);
+  ASSERT_TRUE(store->Sync().ok());  // nothing new to sync
+  EXPECT_EQ(store->Stats().wal_syncs, 1);
+  ASSERT_TRUE(store->SubmitJob(Spec("client"), 9).ok());
+  EXPECT_EQ(store->Stats().wal_syncs, 2);
+
+  // synchronous=NORMAL never fsyncs for a submission.
+  store.reset();
+  auto normal = OpenStore({.synchronous = "NORMAL"});
+  ASSERT_TRUE(normal);
+  ASSERT_TRUE(normal->SubmitJob(Spec("n"), 1).ok());
+  ASSERT_TRUE(normal->Sync().ok());
+  EXPECT_EQ(normal->Stats().wal_syncs, 0);
+  EXPECT_EQ(normal->ListJobs({})->size(), 7u);
+}
+
+TEST_F(StoreTest, OnCommittedRunsOnceWithTheIdBeforeSubmitReturnsAndTheJobIsReadable) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
+  std::vector<JobId> seen;
+  bool readable = false;
+  SubmitOptions opts;
+  opts.on_committed = [&](JobId id) {
+    seen.push_back(id);
+    auto job = store->GetJob(id);
+    readable = job.ok() && job->spec.name == "hooked";
+  };
+  auto id = store->SubmitJob(Spec("hooked"), 1, opts);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(seen, std::vector<JobId>{*id});
+  EXPECT_TRUE(readable);
+  // Not called for a rejected spec.
+  JobSpec bad = Spec("bad");
+  bad.command.clear();
+  EXPECT_FALSE(store->SubmitJob(bad, 2, opts).ok());
+  EXPECT_EQ(seen.size(), 1u);
+}
+
 TEST_F(StoreTest, ReadersSeeCommittedWritesWhileOtherThreadsWrite) {
   auto store = OpenStore({.synchronous = "NORMAL"});
   ASSERT_TRUE(store);
