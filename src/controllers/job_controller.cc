@@ -315,11 +315,11 @@ void JobController::RunOnce() {
     // that scheduling takes at most about a fifth of this thread's time.
     int64_t t0 = MonotonicNanos();
     RunCycle();
-    DurationMs cost = (MonotonicNanos() - t0) / 1'000'000;
+    DurationMs cost = options_.adapt_to_cycle_cost ? (MonotonicNanos() - t0) / 1'000'000 : 0;
     last_cycle_cost_ = cost;
     batch_window_ = std::min<DurationMs>(std::max(options_.submit_batch_window, 4 * cost), 200);
   }
-  if (holders_dirty_) PublishHolders();
+  if (holders_dirty_ && options_.publish_holders) PublishHolders();
   std::lock_guard<std::mutex> l(mu_);
   busy_ = false;
   if (inputs_.empty() && !dirty_) idle_cv_.notify_all();
@@ -336,7 +336,9 @@ void JobController::Handle(const Input& in) {
         SaveTrainingStatus(a);
       }
       counts_[{model::JobStateName(a.job.state), a.job.spec.queue}]++;
-      active_[a.job.id] = std::move(a);
+      JobId id = a.job.id;
+      Active& added = active_[id] = std::move(a);
+      if (added.job.state == JobState::kPending) PendingAdd(added);
       holders_dirty_ = true;
       break;
     }
@@ -401,7 +403,31 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
   }
   if (update.annotation.cleanup_at) a.job.cleanup_at = *update.annotation.cleanup_at;
   a.job.message = *update.message;
+  if (from == JobState::kPending && to != JobState::kPending) PendingRemove(a);
+  if (to == JobState::kPending && from != JobState::kPending) PendingAdd(a);
   return true;
+}
+
+void JobController::PendingAdd(Active& a) {
+  if (pending_rebuild_ || a.pending_slot >= 0) return;
+  a.pending_slot = static_cast<int>(pending_requests_.size());
+  pending_requests_.push_back(ToRequest(a.job));
+  pending_owners_.push_back(&a);
+}
+
+void JobController::PendingRemove(Active& a) {
+  if (pending_rebuild_ || a.pending_slot < 0) return;
+  pending_owners_[a.pending_slot] = nullptr;
+  ++pending_holes_;
+  a.pending_slot = -1;
+}
+
+TimeMs JobController::NextWakeup() const {
+  TimeMs next = NextTimer();
+  auto take = [&](TimeMs t) { next = next == 0 ? t : std::min(next, t); };
+  if (dirty_) take(last_cycle_ + batch_window_);
+  take(last_resync_ + options_.resync_interval);
+  return next;
 }
 
 void JobController::Requeue(Active& a, const store::JobUpdate& ended, const std::string& type,

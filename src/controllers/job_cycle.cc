@@ -35,6 +35,7 @@ sched::JobRequest JobController::ToRequest(const Job& job) const {
   r.attained_service = job.attained_service;
   r.last_run_time = job.last_run_time;
   r.queued_since = job.queued_since;
+  if (options_.request_hook) options_.request_hook(job, r);
   return r;
 }
 
@@ -68,11 +69,38 @@ void JobController::RunCycle() {
   sched::SchedulerInput input;
   input.now = clock_.Now();
   input.cluster = &snap;
-  for (auto& [id, a] : active_) {
+  input.explain_waiting = options_.explain_waiting;
+  if (pending_rebuild_) {
+    pending_rebuild_ = false;
+    pending_requests_.clear();
+    pending_owners_.clear();
+    pending_holes_ = 0;
+    for (auto& [id, a] : active_) {
+      a.pending_slot = -1;
+      if (a.job.state == JobState::kPending) PendingAdd(a);
+    }
+  } else if (pending_holes_ > 0) {
+    size_t w = 0;
+    for (size_t r = 0; r < pending_owners_.size(); ++r) {
+      if (!pending_owners_[r]) continue;
+      if (w != r) {
+        pending_requests_[w] = std::move(pending_requests_[r]);
+        pending_owners_[w] = pending_owners_[r];
+      }
+      pending_owners_[w]->pending_slot = static_cast<int>(w);
+      ++w;
+    }
+    pending_requests_.resize(w);
+    pending_owners_.resize(w);
+    pending_holes_ = 0;
+  }
+  // Lent to the scheduler for the cycle, taken back before its decisions
+  // are applied (which move jobs out of Pending).
+  input.pending.swap(pending_requests_);
+  for (JobId id : bound_) {
+    Active& a = active_.at(id);
     const Job& j = a.job;
-    if (j.state == JobState::kPending) {
-      input.pending.push_back(ToRequest(j));
-    } else if (j.state == JobState::kScheduled || j.state == JobState::kRunning) {
+    {
       if (a.intent != StopIntent::kNone) {
         // Being stopped (preempted, resized, cancelled): the scheduler plans
         // with its GPUs free, so it does not pick more victims for the same
@@ -93,12 +121,14 @@ void JobController::RunCycle() {
     }
   }
   if (input.pending.empty() && input.running.empty()) {
+    input.pending.swap(pending_requests_);
     jobs_waiting_ = false;
     std::lock_guard<std::mutex> l(mu_);
     stats_.cycles++;
     return;
   }
   sched::Decisions d = scheduler_.Schedule(input);
+  input.pending.swap(pending_requests_);
   jobs_waiting_ = !d.waiting.empty();
   recheck_at_ = d.recheck_at;
 
