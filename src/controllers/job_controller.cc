@@ -49,6 +49,7 @@ JobController::JobController(store::Store& store, sched::Scheduler& scheduler,
 JobController::~JobController() { Stop(); }
 
 Status JobController::Start() {
+  if (options_.static_inventory) static_snapshot_ = Snapshot();
   ASSIGN_OR_RETURN(std::vector<Job> jobs, store_.ListActiveJobs());
   std::vector<exec::TaskKey> known;
   // Stops that were requested before the daemon stopped: sent again (an
@@ -180,7 +181,8 @@ Result<Job> JobController::Submit(JobSpec spec) {
   if (options_.check_commands_locally) RETURN_IF_ERROR(CheckCommand(spec));
   Job probe;
   probe.spec = spec;
-  sched::ClusterSnapshot snap = Snapshot();
+  sched::ClusterSnapshot fresh;
+  const sched::ClusterSnapshot& snap = options_.static_inventory ? static_snapshot_ : (fresh = Snapshot());
   Status feasible = scheduler_.CheckFeasible(ToRequest(probe), snap);
   if (!feasible.ok()) return Unschedulable(feasible.message());
 
@@ -293,7 +295,10 @@ void JobController::RunOnce() {
   }
   for (const Input& in : batch) Handle(in);
   TimeMs now = clock_.Now();
-  if (!batch.empty()) dirty_ = true;
+  // A task that reports it started changes nothing a cycle looks at (its
+  // GPUs were taken when it was bound): only other input wakes the scheduler.
+  for (const Input& in : batch)
+    if (in.kind != Input::kTaskEvent || in.event.type != exec::TaskEventType::kStarted) dirty_ = true;
   if (recheck_at_ > 0 && now >= RecheckTime()) {
     // The policy's priorities moved (attained service crossed a threshold).
     recheck_at_ = 0;
@@ -355,6 +360,7 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
                          const std::string& message, const nlohmann::json& data) {
   TimeMs now = clock_.Now();
   JobState from = a.job.state;
+  a.running_request.reset();
   if (!update.message) update.message = message;
   if (to == JobState::kPreempted && (from == JobState::kRunning || from == JobState::kScheduled)) {
     // The attempt ends in a requeue: keep what it received, so a preempted

@@ -74,6 +74,9 @@ struct JobControllerOptions {
   // false: GpuHolders, ProcessGroups and the GPU and state figures of
   // GetStats are not kept up to date (nobody asks for them in a simulation).
   bool publish_holders = true;
+  // true: the inventory never changes (the simulator's cluster): its
+  // snapshot is taken once, on Start, instead of on every cycle and submit.
+  bool static_inventory = false;
 };
 
 // Why a job is being stopped; persisted (the job's stop_reason and
@@ -185,6 +188,8 @@ class JobController {
     bool finishing = false;       // worker 0 succeeded, stragglers past the grace are being stopped
     nlohmann::json status;     // persisted training status (table training_status)
     int pending_slot = -1;     // index in pending_requests_ while Pending
+    // The scheduler's view of the job while it runs, kept between cycles.
+    std::optional<sched::RunningJob> running_request;
   };
   struct Input {
     enum Kind { kSubmitted, kCancel, kTaskEvent } kind = kSubmitted;
@@ -282,6 +287,7 @@ class JobController {
   std::vector<Active*> pending_owners_;  // per slot; nullptr: left since the last compaction
   size_t pending_holes_ = 0;
   bool pending_rebuild_ = true;  // rebuild from active_ (after Start)
+  sched::ClusterSnapshot static_snapshot_;  // options_.static_inventory: taken on Start
   void PendingAdd(Active& a);
   void PendingRemove(Active& a);
 };

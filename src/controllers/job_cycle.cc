@@ -64,7 +64,8 @@ void JobController::RunCycle() {
   dirty_ = false;
   capacity_changed_ = false;
   last_cycle_ = clock_.Now();
-  sched::ClusterSnapshot snap = Snapshot();
+  sched::ClusterSnapshot fresh;
+  const sched::ClusterSnapshot& snap = options_.static_inventory ? static_snapshot_ : (fresh = Snapshot());
   std::map<std::pair<std::string, int>, JobId> releasing;  // (node, gpu) -> job being stopped
   sched::SchedulerInput input;
   input.now = clock_.Now();
@@ -97,28 +98,37 @@ void JobController::RunCycle() {
   // Lent to the scheduler for the cycle, taken back before its decisions
   // are applied (which move jobs out of Pending).
   input.pending.swap(pending_requests_);
+  std::vector<Active*> running_owners;  // per entry of input.running
+  input.running.reserve(bound_.size());
+  running_owners.reserve(bound_.size());
   for (JobId id : bound_) {
     Active& a = active_.at(id);
     const Job& j = a.job;
-    {
-      if (a.intent != StopIntent::kNone) {
-        // Being stopped (preempted, resized, cancelled): the scheduler plans
-        // with its GPUs free, so it does not pick more victims for the same
-        // need, but nothing is started on them until the job lets go.
-        for (const sched::TaskPlacement& tp : TaskPlacements(j))
-          for (int g : tp.gpus) releasing[{tp.node, g}] = j.id;
-        continue;
-      }
+    if (a.intent != StopIntent::kNone) {
+      // Being stopped (preempted, resized, cancelled): the scheduler plans
+      // with its GPUs free, so it does not pick more victims for the same
+      // need, but nothing is started on them until the job lets go.
+      for (const sched::TaskPlacement& tp : TaskPlacements(j))
+        for (int g : tp.gpus) releasing[{tp.node, g}] = j.id;
+      continue;
+    }
+    // Built once per state (Move drops it); only the service moves with time.
+    if (!a.running_request) {
       sched::RunningJob r;
       r.request = ToRequest(j);
-      r.request.preemptible = a.intent == StopIntent::kNone;
+      r.request.preemptible = true;
       r.start_time = j.start_time ? j.start_time : j.schedule_time;
       r.placements = TaskPlacements(j);
-      r.request.attained_service = j.attained_service + std::max<DurationMs>(0, input.now - r.start_time) *
-                                                            std::max<MilliGpu>(j.spec.resources.gpus, 0) *
-                                                            static_cast<int64_t>(r.placements.size()) / kWholeGpu;
-      input.running.push_back(std::move(r));
+      a.running_request = std::move(r);
+    } else if (options_.request_hook) {
+      options_.request_hook(j, a.running_request->request);
     }
+    sched::RunningJob& r = *a.running_request;
+    r.request.attained_service = j.attained_service + std::max<DurationMs>(0, input.now - r.start_time) *
+                                                          std::max<MilliGpu>(j.spec.resources.gpus, 0) *
+                                                          static_cast<int64_t>(r.placements.size()) / kWholeGpu;
+    input.running.push_back(std::move(r));
+    running_owners.push_back(&a);
   }
   if (input.pending.empty() && input.running.empty()) {
     input.pending.swap(pending_requests_);
@@ -129,6 +139,7 @@ void JobController::RunCycle() {
   }
   sched::Decisions d = scheduler_.Schedule(input);
   input.pending.swap(pending_requests_);
+  for (size_t i = 0; i < running_owners.size(); ++i) *running_owners[i]->running_request = std::move(input.running[i]);
   jobs_waiting_ = !d.waiting.empty();
   recheck_at_ = d.recheck_at;
 

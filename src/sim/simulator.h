@@ -45,6 +45,11 @@ struct SimOptions {
   uint64_t seed = 1;
   DurationMs restart_penalty = 30 * kSecond;
   double spread_slowdown = 1.25;
+  // How long a task takes to exit after SIGTERM (its checkpoint); a
+  // preempted job holds its GPUs that long, or until its grace ends.
+  DurationMs stop_time = 30 * kSecond;
+  // The controller's min_recheck_interval: time-driven cycles (a policy's
+  // recheck_at) run at most this often.
   DurationMs tick = 60 * kSecond;
   // Stop after this much virtual time past the last submission (jobs still
   // unfinished are reported as such); 0: run until every job ends.
