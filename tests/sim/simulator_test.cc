@@ -147,6 +147,20 @@ TEST(SimulatorTest, PreemptionGraceDelaysThePreemptor) {
   EXPECT_DOUBLE_EQ(r->avg_jct_s, (1130 + 100) / 2.0);
 }
 
+TEST(SimulatorTest, APreemptedGangIsStoppedAndRequeuedWhole) {
+  // The same on two GPUs with a as a gang of two one-GPU workers (a
+  // TrainingJob): b needs one GPU, the controller stops both of a's workers
+  // and binds b when they have exited; a restarts as a whole when b ends.
+  auto o = Options(MakeTrace({{"a", 0, 1000 * kSecond, 2, "q"}, {"b", 100 * kSecond, 100 * kSecond, 1, "q"}}), 1, 2,
+                   "srtf-oracle");
+  auto r = RunSimulation(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->preemptions, 1);
+  EXPECT_EQ(r->completed, 2);
+  EXPECT_DOUBLE_EQ(r->avg_queue_delay_s, (0 + 30) / 2.0);
+  EXPECT_DOUBLE_EQ(r->avg_jct_s, (1160 + 130) / 2.0);
+}
+
 TEST(SimulatorTest, ASpreadGangRunsSlower) {
   // tiny.csv on 2x2: a,b fill n0, c,d fill n1; b and d end at 10 s, so e
   // (2 GPUs, 100 s) can only start across both nodes: 125 s at 1.25x.
