@@ -1,5 +1,6 @@
-// berth sim: replays a job trace through the scheduler on a virtual clock,
-// offline (no daemon needed). The same sched/ code as berthd runs it.
+// berth sim: replays a job trace offline (no daemon needed) through the
+// daemon's own job controller and scheduler, over an in-memory store, on a
+// virtual clock (src/sim/).
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -13,7 +14,7 @@ namespace {
 
 struct SimFlags {
   std::string trace, cluster = "64x8", policy = "dynamic", window, output = "table";
-  std::string restart_penalty, tick;
+  std::string restart_penalty, tick, stop_time;
   double spread_slowdown = -1;
   uint64_t seed = 1;
   std::vector<std::string> options;
@@ -38,6 +39,11 @@ int RunSim(const SimFlags& f) {
     auto d = model::ParseDuration(f.restart_penalty);
     if (!d.ok()) return Report(InvalidArgument("--restart-penalty: " + d.status().message()));
     o.restart_penalty = *d;
+  }
+  if (!f.stop_time.empty()) {
+    auto d = model::ParseDuration(f.stop_time);
+    if (!d.ok() || *d < 0) return Report(InvalidArgument("--stop-time: must be a duration like 30s or 0s"));
+    o.stop_time = *d;
   }
   if (!f.tick.empty()) {
     auto d = model::ParseDuration(f.tick);
@@ -86,7 +92,8 @@ int RunSim(const SimFlags& f) {
 
 std::vector<Command> AddSimCommands(CLI::App& app) {
   auto f = std::make_shared<SimFlags>();
-  auto* sim = app.add_subcommand("sim", "replay a job trace through the scheduler on a virtual clock");
+  auto* sim = app.add_subcommand(
+      "sim", "replay a job trace through the daemon's job controller and scheduler on a virtual clock");
   sim->add_option("--trace", f->trace, "trace CSV (job_id,submit_time,duration,num_gpus,queue)")->required();
   sim->add_option("--cluster", f->cluster, "NODESxGPUS_PER_NODE (default 64x8)");
   sim->add_option("--policy", f->policy, "scheduling policy (default dynamic)");
@@ -94,7 +101,9 @@ std::vector<Command> AddSimCommands(CLI::App& app) {
   sim->add_option("--seed", f->seed, "random seed (default 1)");
   sim->add_option("--restart-penalty", f->restart_penalty, "cost of a preemption or resize (default 30s)");
   sim->add_option("--spread-slowdown", f->spread_slowdown, "slowdown of a gang spread over nodes (default 1.25)");
-  sim->add_option("--tick", f->tick, "scheduling period on the virtual clock (default 60s)");
+  sim->add_option("--stop-time", f->stop_time,
+                  "how long a task takes to exit after SIGTERM, within its 30s grace (default 30s)");
+  sim->add_option("--tick", f->tick, "least time between time-driven scheduling cycles (default 60s)");
   sim->add_option("--option", f->options, "policy option KEY=VALUE (repeatable)");
   sim->add_option("-o,--output", f->output, "table or json")->check(CLI::IsMember({"table", "json"}));
   return {{sim, [f] { return RunSim(*f); }}};

@@ -42,6 +42,7 @@ JobController::JobController(store::Store& store, sched::Scheduler& scheduler,
 JobController::~JobController() { Stop(); }
 
 Status JobController::Start() {
+  if (options_.static_inventory) static_snapshot_ = Snapshot();
   ASSIGN_OR_RETURN(std::vector<Job> jobs, store_.ListActiveJobs());
   std::vector<exec::TaskKey> known;
   // Stops that were requested before the daemon stopped: sent again (an
@@ -163,7 +164,8 @@ Result<Job> JobController::Submit(JobSpec spec, bool durable) {
   if (options_.check_commands_locally) RETURN_IF_ERROR(CheckCommand(spec));
   Job probe;
   probe.spec = spec;
-  sched::ClusterSnapshot snap = Snapshot();
+  sched::ClusterSnapshot fresh;
+  const sched::ClusterSnapshot& snap = options_.static_inventory ? static_snapshot_ : (fresh = Snapshot());
   Status feasible = scheduler_.CheckFeasible(ToRequest(probe), snap);
   if (!feasible.ok()) return Unschedulable(feasible.message());
 
@@ -284,7 +286,10 @@ void JobController::RunOnce() {
   }
   for (const Input& in : batch) Handle(in);
   TimeMs now = clock_.Now();
-  if (!batch.empty()) dirty_ = true;
+  // A task that reports it started changes nothing a cycle looks at (its
+  // GPUs were taken when it was bound): only other input wakes the scheduler.
+  for (const Input& in : batch)
+    if (in.kind != Input::kTaskEvent || in.event.type != exec::TaskEventType::kStarted) dirty_ = true;
   if (recheck_at_ > 0 && now >= RecheckTime()) {
     // The policy's priorities moved (attained service crossed a threshold).
     recheck_at_ = 0;
@@ -305,11 +310,11 @@ void JobController::RunOnce() {
     // that scheduling takes at most about a fifth of this thread's time.
     int64_t t0 = MonotonicNanos();
     RunCycle();
-    DurationMs cost = (MonotonicNanos() - t0) / 1'000'000;
+    DurationMs cost = options_.adapt_to_cycle_cost ? (MonotonicNanos() - t0) / 1'000'000 : 0;
     last_cycle_cost_ = cost;
     batch_window_ = std::min<DurationMs>(std::max(options_.submit_batch_window, 4 * cost), 200);
   }
-  if (holders_dirty_) PublishHolders();
+  if (holders_dirty_ && options_.publish_holders) PublishHolders();
   std::lock_guard<std::mutex> l(mu_);
   busy_ = false;
   if (inputs_.empty() && !dirty_) idle_cv_.notify_all();
@@ -322,7 +327,9 @@ void JobController::Handle(const Input& in) {
       a.job = in.job;
       if (a.job.spec.training) training_.Add(a.job);
       counts_[{model::JobStateName(a.job.state), a.job.spec.queue}]++;
-      active_[a.job.id] = std::move(a);
+      JobId id = a.job.id;
+      Active& added = active_[id] = std::move(a);
+      if (added.job.state == JobState::kPending) PendingAdd(added);
       holders_dirty_ = true;
       break;
     }
@@ -333,6 +340,28 @@ void JobController::Handle(const Input& in) {
       HandleTaskEvent(in.event);
       break;
   }
+}
+
+void JobController::PendingAdd(Active& a) {
+  if (pending_rebuild_ || a.pending_slot >= 0) return;
+  a.pending_slot = static_cast<int>(pending_requests_.size());
+  pending_requests_.push_back(ToRequest(a.job));
+  pending_owners_.push_back(&a);
+}
+
+void JobController::PendingRemove(Active& a) {
+  if (pending_rebuild_ || a.pending_slot < 0) return;
+  pending_owners_[a.pending_slot] = nullptr;
+  ++pending_holes_;
+  a.pending_slot = -1;
+}
+
+TimeMs JobController::NextWakeup() const {
+  TimeMs next = NextTimer();
+  auto take = [&](TimeMs t) { next = next == 0 ? t : std::min(next, t); };
+  if (dirty_) take(last_cycle_ + batch_window_);
+  take(last_resync_ + options_.resync_interval);
+  return next;
 }
 
 Result<Job> JobController::HandleCancel(JobId id) {

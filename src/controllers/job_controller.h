@@ -67,6 +67,24 @@ struct JobControllerOptions {
   // false: Start runs no controller thread; the caller drives the controller
   // with RunOnce (tests on a ManualClock), and Cancel runs one pass itself.
   bool run_thread = true;
+  // Added for the simulator (src/sim/), which drives this controller on a
+  // virtual clock; the daemon keeps the defaults.
+  // Called on every scheduler request built from a job, to fill in what only
+  // the caller knows (the simulator: expected_duration and progress).
+  std::function<void(const Job&, sched::JobRequest&)> request_hook;
+  // false: the batching window and the recheck spacing are the options
+  // above only, not stretched by the measured cost of cycles (wall time),
+  // so a run on a ManualClock is deterministic.
+  bool adapt_to_cycle_cost = true;
+  // SchedulerInput::explain_waiting: false skips building wait reasons
+  // (WaitingReason then says less); the simulator's mode.
+  bool explain_waiting = true;
+  // false: GpuHolders, ProcessGroups and the GPU and state figures of
+  // GetStats are not kept up to date (nobody asks for them in a simulation).
+  bool publish_holders = true;
+  // true: the inventory never changes (the simulator's cluster): its
+  // snapshot is taken once, on Start, instead of on every cycle and submit.
+  bool static_inventory = false;
 };
 
 // StopIntent (why a job is being stopped) is in training_controller.h.
@@ -150,11 +168,21 @@ class JobController : public Controller, private TrainingHost {
   // Why a pending job is still waiting, as the scheduler last said ("" if unknown).
   std::string WaitingReason(JobId id) const;
 
+  // With run_thread false: the earliest time at which RunOnce has something
+  // to do without new input (a deferred cycle at the end of the batching
+  // window, a policy recheck, a gang deadline, a clean-up, the resync); 0
+  // when nothing is due. For a caller that drives the controller on a
+  // virtual clock (the simulator).
+  TimeMs NextWakeup() const;
+
  private:
   struct Active {
     Job job;
     StopIntent intent = StopIntent::kNone;
     int pid = 0;  // the task's pid (= its process group) once started, if local
+    int pending_slot = -1;     // index in pending_requests_ while Pending
+    // The scheduler's view of the job while it runs, kept between cycles.
+    std::optional<sched::RunningJob> running_request;
   };
   struct Input {
     enum Kind { kSubmitted, kCancel, kTaskEvent } kind = kSubmitted;
@@ -243,6 +271,17 @@ class JobController : public Controller, private TrainingHost {
   bool holders_dirty_ = true;
   TimeMs recheck_at_ = 0;
   DurationMs last_cycle_cost_ = 0;  // how long the last cycle took
+  // The scheduler's pending list, kept up to date as jobs enter and leave
+  // Pending (a pending job's request does not change while it waits), so a
+  // cycle does not rebuild it from every active job. Slots of jobs that
+  // left are compacted away before the next cycle, keeping the order.
+  std::vector<sched::JobRequest> pending_requests_;
+  std::vector<Active*> pending_owners_;  // per slot; nullptr: left since the last compaction
+  size_t pending_holes_ = 0;
+  bool pending_rebuild_ = true;  // rebuild from active_ (after Start)
+  sched::ClusterSnapshot static_snapshot_;  // options_.static_inventory: taken on Start
+  void PendingAdd(Active& a);
+  void PendingRemove(Active& a);
 };
 
 }  // namespace berth::controllers

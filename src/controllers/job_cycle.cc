@@ -35,6 +35,7 @@ sched::JobRequest JobController::ToRequest(const Job& job) const {
   r.attained_service = job.attained_service;
   r.last_run_time = job.last_run_time;
   r.queued_since = job.queued_since;
+  if (options_.request_hook) options_.request_hook(job, r);
   return r;
 }
 
@@ -63,42 +64,82 @@ void JobController::RunCycle() {
   dirty_ = false;
   capacity_changed_ = false;
   last_cycle_ = clock_.Now();
-  sched::ClusterSnapshot snap = Snapshot();
+  sched::ClusterSnapshot fresh;
+  const sched::ClusterSnapshot& snap = options_.static_inventory ? static_snapshot_ : (fresh = Snapshot());
   std::map<std::pair<std::string, int>, JobId> releasing;  // (node, gpu) -> job being stopped
   sched::SchedulerInput input;
   input.now = clock_.Now();
   input.cluster = &snap;
-  for (auto& [id, a] : active_) {
-    const Job& j = a.job;
-    if (j.state == JobState::kPending) {
-      input.pending.push_back(ToRequest(j));
-    } else if (j.state == JobState::kScheduled || j.state == JobState::kRunning) {
-      if (a.intent != StopIntent::kNone) {
-        // Being stopped (preempted, resized, cancelled): the scheduler plans
-        // with its GPUs free, so it does not pick more victims for the same
-        // need, but nothing is started on them until the job lets go.
-        for (const sched::TaskPlacement& tp : TaskPlacements(j))
-          for (int g : tp.gpus) releasing[{tp.node, g}] = j.id;
-        continue;
+  input.explain_waiting = options_.explain_waiting;
+  if (pending_rebuild_) {
+    pending_rebuild_ = false;
+    pending_requests_.clear();
+    pending_owners_.clear();
+    pending_holes_ = 0;
+    for (auto& [id, a] : active_) {
+      a.pending_slot = -1;
+      if (a.job.state == JobState::kPending) PendingAdd(a);
+    }
+  } else if (pending_holes_ > 0) {
+    size_t w = 0;
+    for (size_t r = 0; r < pending_owners_.size(); ++r) {
+      if (!pending_owners_[r]) continue;
+      if (w != r) {
+        pending_requests_[w] = std::move(pending_requests_[r]);
+        pending_owners_[w] = pending_owners_[r];
       }
+      pending_owners_[w]->pending_slot = static_cast<int>(w);
+      ++w;
+    }
+    pending_requests_.resize(w);
+    pending_owners_.resize(w);
+    pending_holes_ = 0;
+  }
+  // Lent to the scheduler for the cycle, taken back before its decisions
+  // are applied (which move jobs out of Pending).
+  input.pending.swap(pending_requests_);
+  std::vector<Active*> running_owners;  // per entry of input.running
+  input.running.reserve(bound_.size());
+  running_owners.reserve(bound_.size());
+  for (JobId id : bound_) {
+    Active& a = active_.at(id);
+    const Job& j = a.job;
+    if (a.intent != StopIntent::kNone) {
+      // Being stopped (preempted, resized, cancelled): the scheduler plans
+      // with its GPUs free, so it does not pick more victims for the same
+      // need, but nothing is started on them until the job lets go.
+      for (const sched::TaskPlacement& tp : TaskPlacements(j))
+        for (int g : tp.gpus) releasing[{tp.node, g}] = j.id;
+      continue;
+    }
+    // Built once per state (Move drops it); only the service moves with time.
+    if (!a.running_request) {
       sched::RunningJob r;
       r.request = ToRequest(j);
-      r.request.preemptible = a.intent == StopIntent::kNone;
+      r.request.preemptible = true;
       r.start_time = j.start_time ? j.start_time : j.schedule_time;
       r.placements = TaskPlacements(j);
-      r.request.attained_service = j.attained_service + std::max<DurationMs>(0, input.now - r.start_time) *
-                                                            std::max<MilliGpu>(j.spec.resources.gpus, 0) *
-                                                            static_cast<int64_t>(r.placements.size()) / kWholeGpu;
-      input.running.push_back(std::move(r));
+      a.running_request = std::move(r);
+    } else if (options_.request_hook) {
+      options_.request_hook(j, a.running_request->request);
     }
+    sched::RunningJob& r = *a.running_request;
+    r.request.attained_service = j.attained_service + std::max<DurationMs>(0, input.now - r.start_time) *
+                                                          std::max<MilliGpu>(j.spec.resources.gpus, 0) *
+                                                          static_cast<int64_t>(r.placements.size()) / kWholeGpu;
+    input.running.push_back(std::move(r));
+    running_owners.push_back(&a);
   }
   if (input.pending.empty() && input.running.empty()) {
+    input.pending.swap(pending_requests_);
     jobs_waiting_ = false;
     std::lock_guard<std::mutex> l(mu_);
     stats_.cycles++;
     return;
   }
   sched::Decisions d = scheduler_.Schedule(input);
+  input.pending.swap(pending_requests_);
+  for (size_t i = 0; i < running_owners.size(); ++i) *running_owners[i]->running_request = std::move(input.running[i]);
   jobs_waiting_ = !d.waiting.empty();
   recheck_at_ = d.recheck_at;
 

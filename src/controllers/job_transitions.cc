@@ -26,6 +26,7 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
                          const std::string& message, const nlohmann::json& data) {
   TimeMs now = clock_.Now();
   JobState from = a.job.state;
+  a.running_request.reset();
   if (!update.message) update.message = message;
   if (to == JobState::kPreempted && (from == JobState::kRunning || from == JobState::kScheduled)) {
     // The attempt ends in a requeue: keep what it received, so a preempted
@@ -75,6 +76,8 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
   }
   if (update.annotation.cleanup_at) a.job.cleanup_at = *update.annotation.cleanup_at;
   a.job.message = *update.message;
+  if (from == JobState::kPending && to != JobState::kPending) PendingRemove(a);
+  if (to == JobState::kPending && from != JobState::kPending) PendingAdd(a);
   return true;
 }
 

@@ -2,192 +2,194 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
-#include <set>
 
 namespace berth::sim {
 
-SimExecutor::SimExecutor(const SimExecutorOptions& options, const std::vector<const TraceJob*>& jobs)
-    : options_(options), jobs_(jobs) {
-  base_.resize(jobs.size());
-  states_.resize(jobs.size());
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    sched::JobRequest& r = base_[i];
-    r.id = static_cast<sched::JobId>(i + 1);
-    r.queue = jobs[i]->queue;
-    r.submit_time = jobs[i]->submit;
-    r.task.gpus = kWholeGpu;
-    r.tasks = jobs[i]->gpus;
-    r.expected_duration = jobs[i]->duration;
-    states_[i].remaining = static_cast<double>(jobs[i]->duration);
+SimExecutor::SimExecutor(SimExecutorOptions options, const Clock& clock, exec::TaskEventSink sink)
+    : options_(options), clock_(clock), sink_(std::move(sink)) {}
+
+void SimExecutor::AddJob(model::JobId id, DurationMs duration, int tasks) {
+  if (id <= 0) return;
+  if (static_cast<size_t>(id) >= jobs_.size()) jobs_.resize(static_cast<size_t>(id) + 1);
+  JobRecord& j = jobs_[id];
+  j = JobRecord{};
+  j.duration = std::max<DurationMs>(0, duration);
+  j.tasks = std::max(1, tasks);
+  j.remaining = static_cast<double>(j.duration);
+}
+
+SimExecutor::JobRecord* SimExecutor::Find(model::JobId id) {
+  if (id <= 0 || static_cast<size_t>(id) >= jobs_.size() || jobs_[id].tasks == 0) return nullptr;
+  return &jobs_[id];
+}
+
+const SimExecutor::JobRecord* SimExecutor::Record(model::JobId id) const {
+  if (id <= 0 || static_cast<size_t>(id) >= jobs_.size()) return nullptr;
+  return &jobs_[id];
+}
+
+void SimExecutor::Push(TimeMs at, Kind kind, model::JobId job, int attempt, uint64_t epoch, int task) {
+  events_.push({at, seq_++, kind, job, attempt, epoch, task});
+}
+
+void SimExecutor::Account(JobRecord& j, TimeMs now) {
+  if (j.phase != JobRecord::kRunning || now <= j.last_update) return;
+  TimeMs from = std::max(j.last_update, j.productive_from);
+  if (now > from) j.remaining = std::max(0.0, j.remaining - static_cast<double>(now - from) * j.rate);
+  j.last_update = now;
+}
+
+void SimExecutor::Release(JobRecord& j, TimeMs now) {
+  j.gpu_ms += static_cast<double>(j.held) / kWholeGpu * static_cast<double>(now - j.held_since);
+  allocated_ -= j.held;
+  j.held = 0;
+  j.phase = JobRecord::kIdle;
+  ++j.epoch;
+}
+
+DurationMs SimExecutor::Progress(model::JobId id) const {
+  const JobRecord* j = Record(id);
+  if (!j || j->tasks == 0) return 0;
+  double remaining = j->remaining;
+  TimeMs now = clock_.Now();
+  if (j->phase == JobRecord::kRunning && now > j->last_update) {
+    TimeMs from = std::max(j->last_update, j->productive_from);
+    if (now > from) remaining = std::max(0.0, remaining - static_cast<double>(now - from) * j->rate);
+  }
+  return j->duration - static_cast<DurationMs>(remaining);
+}
+
+Status SimExecutor::Start(const exec::TaskSpec& spec) {
+  JobRecord* jp = Find(spec.key.job);
+  if (!jp) return InvalidArgument("sim executor: job " + std::to_string(spec.key.job) + " was not declared");
+  JobRecord& j = *jp;
+  if (spec.key.task < 0 || spec.key.task >= j.tasks)
+    return InvalidArgument("sim executor: " + spec.key.ToString() + ": task out of the job's " +
+                           std::to_string(j.tasks) + " task(s)");
+  const TimeMs now = clock_.Now();
+  if (spec.key.attempt != j.attempt) {
+    if (j.phase != JobRecord::kIdle) Release(j, now);  // an earlier attempt the controller gave up on
+    j.attempt = spec.key.attempt;
+    j.started_tasks = 0;
+    j.nodes.clear();
+    j.attempt_gpus = 0;
+  }
+  ++j.started_tasks;
+  if (std::find(j.nodes.begin(), j.nodes.end(), spec.node) == j.nodes.end()) j.nodes.push_back(spec.node);
+  MilliGpu share = spec.gpu_share > 0 ? spec.gpu_share : kWholeGpu;
+  MilliGpu held = share * static_cast<MilliGpu>(spec.gpus.size());
+  if (j.held == 0) j.held_since = now;
+  j.held += held;
+  allocated_ += held;
+  j.attempt_gpus += static_cast<int>(spec.gpus.size());
+  Push(now, Kind::kStarted, spec.key.job, spec.key.attempt, 0, spec.key.task);
+  if (j.started_tasks < j.tasks) return Status::Ok();
+  // The whole gang is up: it runs.
+  j.phase = JobRecord::kRunning;
+  j.productive_from = now + (j.starts > 0 ? options_.restart_penalty : 0);
+  j.last_update = now;
+  if (j.first_start < 0) j.first_start = now;
+  ++j.starts;
+  int min_nodes = std::max(1, (j.attempt_gpus + options_.gpus_per_node - 1) / options_.gpus_per_node);
+  j.rate = static_cast<int>(j.nodes.size()) > min_nodes ? 1.0 / options_.spread_slowdown : 1.0;
+  ++j.epoch;
+  TimeMs done = j.productive_from + static_cast<TimeMs>(std::ceil(j.remaining / j.rate));
+  Push(done, Kind::kExit, spec.key.job, j.attempt, j.epoch, -1);
+  return Status::Ok();
+}
+
+Status SimExecutor::Stop(const exec::TaskKey& key, DurationMs grace) {
+  JobRecord* jp = Find(key.job);
+  if (!jp) return NotFound("sim executor: no task " + key.ToString());
+  JobRecord& j = *jp;
+  if (key.attempt != j.attempt || j.phase != JobRecord::kRunning) return Status::Ok();  // ended or stopping
+  const TimeMs now = clock_.Now();
+  Account(j, now);  // progress up to the SIGTERM is checkpointed
+  j.phase = JobRecord::kStopping;
+  ++j.epoch;
+  bool killed = grace < options_.stop_time;
+  Push(now + std::max<DurationMs>(0, killed ? grace : options_.stop_time), Kind::kStopExit, key.job, j.attempt,
+       j.epoch, killed ? 1 : 0);
+  return Status::Ok();
+}
+
+void SimExecutor::Recover(const std::vector<exec::TaskKey>& known) {
+  for (const exec::TaskKey& k : known) {
+    exec::TaskEvent ev;
+    ev.key = k;
+    ev.type = exec::TaskEventType::kLost;
+    ev.time = clock_.Now();
+    ev.message = "a simulation keeps no task across runs";
+    recovered_.push_back(std::move(ev));
   }
 }
 
-void SimExecutor::Submit(int i, TimeMs now) {
-  SimJobState& s = states_[i];
-  s.phase = SimJobState::kPending;
-  s.slot = static_cast<int>(in_.pending.size());
-  in_.pending.push_back(base_[i]);
-  in_.pending.back().queued_since = now;
-  pending_ids_.push_back(i);
-  ++pending_count_;
+Result<exec::LogChunk> SimExecutor::ReadLog(const exec::TaskKey&, int64_t offset, int64_t) const {
+  exec::LogChunk c;
+  c.start = c.next = c.end = std::max<int64_t>(0, offset);
+  return c;
 }
 
-void SimExecutor::Reject(int i) { states_[i].phase = SimJobState::kRejected; }
+Result<int> SimExecutor::RemoveJobFiles(model::JobId) { return 0; }
 
-MilliGpu SimExecutor::Held(const std::vector<sched::TaskPlacement>& ps) {
-  MilliGpu m = 0;
-  for (const auto& p : ps) m += p.gpu_share * static_cast<MilliGpu>(p.gpus.size());
-  return m;
-}
-
-double SimExecutor::Rate(const sched::JobRequest& req, const std::vector<sched::TaskPlacement>& ps) const {
-  if (ps.empty()) return 0;
-  std::set<std::string> nodes;
-  int gpus = 0;
-  for (const auto& p : ps) {
-    nodes.insert(p.node);
-    gpus += static_cast<int>(p.gpus.size());
+TimeMs SimExecutor::NextDue() {
+  if (!recovered_.empty()) return clock_.Now();
+  while (!events_.empty()) {
+    const auto& [t, seq, kind, job, attempt, epoch, task] = events_.top();
+    if (kind == Kind::kStarted) return t;
+    const JobRecord& j = jobs_[job];
+    if (j.attempt == attempt && j.epoch == epoch) return t;
+    events_.pop();  // superseded (stopped before its exit)
   }
-  int min_nodes = std::max(1, (gpus + options_.gpus_per_node - 1) / options_.gpus_per_node);
-  double rate = static_cast<double>(ps.size()) / std::max(1, req.tasks);
-  if (static_cast<int>(nodes.size()) > min_nodes) rate /= options_.spread_slowdown;
-  return rate;
+  return 0;
 }
 
-void SimExecutor::Account(int i, TimeMs now) {
-  SimJobState& s = states_[i];
-  if (s.phase != SimJobState::kRunning || now <= s.last_update) return;
-  sched::RunningJob& rj = Running(i);
-  s.gpu_ms += static_cast<double>(Held(rj.placements)) / kWholeGpu * static_cast<double>(now - s.last_update);
-  TimeMs from = std::max(s.last_update, s.productive_from);
-  if (now > from) s.remaining = std::max(0.0, s.remaining - static_cast<double>(now - from) * s.rate);
-  s.last_update = now;
-  rj.request.attained_service = static_cast<DurationMs>(s.gpu_ms);
-  rj.request.progress = jobs_[i]->duration - static_cast<DurationMs>(s.remaining);
-}
-
-void SimExecutor::ScheduleCompletion(int i, TimeMs now) {
-  SimJobState& s = states_[i];
-  ++s.epoch;
-  if (s.rate <= 0) return;
-  TimeMs from = std::max(now, s.productive_from);
-  TimeMs done = from + static_cast<TimeMs>(std::ceil(s.remaining / s.rate));
-  completions_.push({done, i, s.epoch});
-}
-
-TimeMs SimExecutor::NextCompletion() {
-  while (!completions_.empty()) {
-    auto [t, i, epoch] = completions_.top();
-    if (states_[i].phase == SimJobState::kRunning && states_[i].epoch == epoch) return t;
-    completions_.pop();
-  }
-  return std::numeric_limits<TimeMs>::max();
-}
-
-void SimExecutor::RemoveRunning(int i) {
-  SimJobState& s = states_[i];
-  allocated_ -= Held(in_.running[s.slot].placements);
-  int last = static_cast<int>(in_.running.size()) - 1;
-  if (s.slot != last) {
-    in_.running[s.slot] = std::move(in_.running[last]);
-    running_ids_[s.slot] = running_ids_[last];
-    states_[running_ids_[s.slot]].slot = s.slot;
-  }
-  in_.running.pop_back();
-  running_ids_.pop_back();
-  s.slot = -1;
-}
-
-int SimExecutor::CompleteUntil(TimeMs now) {
-  int done = 0;
-  while (NextCompletion() <= now) {
-    auto [t, i, epoch] = completions_.top();
-    completions_.pop();
-    Account(i, t);
-    SimJobState& s = states_[i];
-    s.remaining = 0;
-    s.end = t;
-    RemoveRunning(i);
-    s.phase = SimJobState::kDone;
-    ++done;
-  }
-  return done;
-}
-
-void SimExecutor::Prepare(TimeMs now) {
-  for (int i : running_ids_) Account(i, now);
-}
-
-void SimExecutor::Apply(TimeMs now, const sched::Decisions& d) {
-  for (const sched::Preempt& p : d.preemptions) {
-    int i = static_cast<int>(p.job - 1);
-    if (i < 0 || i >= static_cast<int>(states_.size()) || states_[i].phase != SimJobState::kRunning) continue;
-    Account(i, now);
-    SimJobState& s = states_[i];
-    sched::JobRequest req = std::move(Running(i).request);
-    RemoveRunning(i);
-    req.queued_since = now;
-    req.last_run_time = now - s.run_start;
-    s.phase = SimJobState::kPending;
-    s.rate = 0;
-    ++s.epoch;
-    s.slot = static_cast<int>(in_.pending.size());
-    in_.pending.push_back(std::move(req));
-    pending_ids_.push_back(i);
-    ++pending_count_;
-    ++preemptions_;
-  }
-  for (const sched::Resize& r : d.resizes) {
-    int i = static_cast<int>(r.job - 1);
-    if (i < 0 || i >= static_cast<int>(states_.size()) || states_[i].phase != SimJobState::kRunning) continue;
-    Account(i, now);
-    SimJobState& s = states_[i];
-    sched::RunningJob& rj = Running(i);
-    allocated_ += Held(r.placements) - Held(rj.placements);
-    rj.placements = r.placements;
-    s.productive_from = now + options_.restart_penalty;
-    s.rate = Rate(rj.request, rj.placements);
-    ScheduleCompletion(i, now);
-    ++resizes_;
-  }
-  for (const sched::Bind& b : d.binds) {
-    int i = static_cast<int>(b.job - 1);
-    if (i < 0 || i >= static_cast<int>(states_.size()) || states_[i].phase != SimJobState::kPending) continue;
-    SimJobState& s = states_[i];
-    sched::RunningJob rj;
-    rj.request = std::move(in_.pending[s.slot]);
-    pending_ids_[s.slot] = -1;
-    --pending_count_;
-    rj.placements = b.placements;
-    rj.start_time = now;
-    allocated_ += Held(rj.placements);
-    s.phase = SimJobState::kRunning;
-    s.run_start = now;
-    s.last_update = now;
-    s.productive_from = now + (s.starts > 0 ? options_.restart_penalty : 0);
-    if (s.first_start < 0) s.first_start = now;
-    ++s.starts;
-    s.rate = Rate(rj.request, rj.placements);
-    s.slot = static_cast<int>(in_.running.size());
-    in_.running.push_back(std::move(rj));
-    running_ids_.push_back(i);
-    ScheduleCompletion(i, now);
-  }
-  if (pending_count_ != static_cast<int>(in_.pending.size())) {
-    size_t w = 0;
-    for (size_t r = 0; r < in_.pending.size(); ++r) {
-      if (pending_ids_[r] < 0) continue;
-      if (w != r) {
-        in_.pending[w] = std::move(in_.pending[r]);
-        pending_ids_[w] = pending_ids_[r];
-      }
-      states_[pending_ids_[w]].slot = static_cast<int>(w);
-      ++w;
+int SimExecutor::Poll() {
+  const TimeMs now = clock_.Now();
+  int delivered = 0;
+  std::vector<exec::TaskEvent> out;
+  out.swap(recovered_);
+  for (const exec::TaskEvent& ev : out) sink_(ev);
+  delivered += static_cast<int>(out.size());
+  while (true) {
+    TimeMs due = NextDue();
+    if (due == 0 || due > now) break;
+    auto [t, seq, kind, job, attempt, epoch, task] = events_.top();
+    events_.pop();
+    exec::TaskEvent ev;
+    ev.time = t;
+    if (kind == Kind::kStarted) {
+      ev.key = {job, task, attempt};
+      ev.type = exec::TaskEventType::kStarted;
+      sink_(ev);
+      ++delivered;
+      continue;
     }
-    in_.pending.resize(w);
-    pending_ids_.resize(w);
+    JobRecord& j = jobs_[job];
+    const int tasks = j.tasks;
+    ev.type = exec::TaskEventType::kExited;
+    if (kind == Kind::kExit) {
+      Account(j, t);
+      j.remaining = 0;
+      j.end = t;
+      ev.exit_code = 0;
+    } else if (task == 1) {  // killed at the end of the grace
+      ev.exit_code = 137;
+      ev.signal = 9;
+    } else {
+      ev.exit_code = 143;
+      ev.signal = 15;
+      ev.message = "stopped after SIGTERM";
+    }
+    Release(j, t);
+    // Highest rank first: a gang's worker 0 is the last to be reported.
+    for (int r = tasks - 1; r >= 0; --r) {
+      ev.key = {job, r, attempt};
+      sink_(ev);
+      ++delivered;
+    }
   }
+  return delivered;
 }
 
 }  // namespace berth::sim

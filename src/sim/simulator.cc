@@ -7,8 +7,12 @@
 #include <queue>
 #include <set>
 
+#include "common/log.h"
+#include "controllers/job_controller.h"
+#include "gpu/inventory.h"
 #include "sched/scheduler.h"
 #include "sim/sim_executor.h"
+#include "store/store.h"
 
 namespace berth::sim {
 
@@ -73,6 +77,55 @@ Result<std::pair<TimeMs, TimeMs>> ParseWindow(const std::string& text) {
   return std::make_pair(from, to);
 }
 
+namespace {
+
+// The simulated cluster as the daemon's inventory: NODES nodes "n0", "n1", ...
+// of GPUS declared GPUs each (80 GiB, no NVLink, CPU and memory not scheduled).
+class SimInventory final : public gpu::Inventory {
+ public:
+  SimInventory(int nodes, int gpus) {
+    for (int n = 0; n < nodes; ++n) {
+      model::NodeInfo node;
+      node.name = "n" + std::to_string(n);
+      for (int g = 0; g < gpus; ++g) {
+        model::GpuInfo gi;
+        gi.index = g;
+        gi.memory = 81920;
+        gi.declared = true;
+        node.gpus.push_back(gi);
+      }
+      nodes_.push_back(std::move(node));
+    }
+  }
+  std::string Describe() const override { return "simulated cluster"; }
+  std::vector<model::NodeInfo> Nodes() const override { return nodes_; }
+
+ private:
+  std::vector<model::NodeInfo> nodes_;
+};
+
+// The trace's clock starts here (the controller reads time 0 as "none").
+constexpr TimeMs kEpoch = 1'000'000'000'000;
+
+// A trace job as the daemon would be given it: a plain job of one GPU, or a
+// TrainingJob whose G one-GPU workers are one gang.
+model::JobSpec SpecFor(const TraceJob& t) {
+  model::JobSpec spec;
+  spec.name = t.name;
+  spec.user = "sim";
+  spec.queue = t.queue;
+  spec.command = {"sim-task"};
+  spec.resources.gpus = kWholeGpu;
+  if (t.gpus > 1) {
+    model::TrainingSpec tr;
+    tr.workers = t.gpus;
+    spec.training = tr;
+  }
+  return spec;
+}
+
+}  // namespace
+
 Result<SimReport> RunSimulation(const SimOptions& options) {
   int64_t wall_start = MonotonicNanos();
   Trace loaded;
@@ -86,6 +139,7 @@ Result<SimReport> RunSimulation(const SimOptions& options) {
   }
   if (options.nodes < 1 || options.gpus_per_node < 1) return InvalidArgument("--cluster: needs at least 1x1");
   if (options.restart_penalty < 0) return InvalidArgument("restart_penalty: must be >= 0");
+  if (options.stop_time < 0) return InvalidArgument("stop_time: must be >= 0");
   if (options.spread_slowdown < 1.0) return InvalidArgument("spread_slowdown: must be >= 1");
   if (options.tick <= 0) return InvalidArgument("tick: must be > 0");
 
@@ -122,21 +176,56 @@ Result<SimReport> RunSimulation(const SimOptions& options) {
   auto scheduler = sched::Scheduler::Create(config);
   if (!scheduler.ok()) return scheduler.status();
 
+  // The daemon's store, in memory: nothing needs to survive the run.
+  store::StoreOptions so;
+  so.synchronous = "OFF";
+  so.state_synchronous = "OFF";
+  so.read_connections = false;
+  ASSIGN_OR_RETURN(std::unique_ptr<store::Store> store, store::Store::Open(":memory:", so));
+  SimInventory inventory(options.nodes, options.gpus_per_node);
+  const TimeMs first_submit = jobs.empty() ? 0 : jobs.front()->submit;
+  ManualClock clock(kEpoch + first_submit);
+
+  controllers::JobController* ctl_ptr = nullptr;
+  int64_t finished = 0;
   SimExecutorOptions exec_options;
   exec_options.gpus_per_node = options.gpus_per_node;
   exec_options.restart_penalty = options.restart_penalty;
   exec_options.spread_slowdown = options.spread_slowdown;
-  SimExecutor executor(exec_options, jobs);
+  exec_options.stop_time = options.stop_time;
+  SimExecutor executor(exec_options, clock, [&](const exec::TaskEvent& ev) {
+    if (ev.type == exec::TaskEventType::kExited && ev.exit_code == 0 && ev.key.task == 0) ++finished;
+    ctl_ptr->OnTaskEvent(ev);
+  });
 
-  sched::ClusterSnapshot cluster;
-  for (int n = 0; n < options.nodes; ++n) {
-    sched::NodeState ns;
-    ns.name = "n" + std::to_string(n);
-    for (int g = 0; g < options.gpus_per_node; ++g) ns.gpus.push_back({g, "", 81920, {}, true, -1});
-    cluster.nodes.push_back(std::move(ns));
-  }
+  controllers::JobControllerOptions co;
+  co.run_thread = false;
+  co.check_commands_locally = false;
+  co.adapt_to_cycle_cost = false;  // deterministic: no wall time enters
+  co.explain_waiting = false;
+  co.publish_holders = false;
+  co.static_inventory = true;
+  co.min_recheck_interval = options.tick;
+  co.resync_interval = std::numeric_limits<TimeMs>::max() / 4;  // no event is ever missed here
+  co.request_hook = [&executor](const model::Job& job, sched::JobRequest& r) {
+    const SimExecutor::JobRecord* rec = executor.Record(job.id);
+    if (!rec || rec->tasks == 0) return;
+    r.expected_duration = rec->duration;
+    r.progress = executor.Progress(job.id);
+  };
+  controllers::JobController ctl(*store, **scheduler, executor, inventory, clock, co);
+  ctl_ptr = &ctl;
+  // The controller's own log lines (recovery, warnings) would interleave
+  // with the report; they say nothing a simulation needs.
+  auto log_level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::err);
+  struct RestoreLog {
+    spdlog::level::level_enum level;
+    ~RestoreLog() { spdlog::set_level(level); }
+  } restore{log_level};
+  RETURN_IF_ERROR(ctl.Start());
+
   const MilliGpu capacity = static_cast<MilliGpu>(options.nodes) * options.gpus_per_node * kWholeGpu;
-
   SimReport report;
   report.policy = options.policy;
   report.cluster = std::to_string(options.nodes) + "x" + std::to_string(options.gpus_per_node);
@@ -146,72 +235,79 @@ Result<SimReport> RunSimulation(const SimOptions& options) {
                            "every job is assumed to succeed after its duration and to be rigid (not elastic)");
 
   const TimeMs kNever = std::numeric_limits<TimeMs>::max();
-  TimeMs now = jobs.empty() ? 0 : jobs.front()->submit;
-  const TimeMs first_submit = now;
   const TimeMs stop_at =
-      options.horizon > 0 && !jobs.empty() ? jobs.back()->submit + options.horizon : kNever;
+      options.horizon > 0 && !jobs.empty() ? kEpoch + jobs.back()->submit + options.horizon : kNever;
+  std::vector<int> trace_index(1, -1);  // by job id
   size_t next_arrival = 0;
-  TimeMs next_tick = kNever;
+  int64_t submitted = 0;
   double busy_ms = 0, allocated_milli_ms = 0;
-  sched::SchedulerInput& input = executor.input();
-  input.cluster = &cluster;
-  input.explain_waiting = false;
+  TimeMs now = clock.Now();
 
   while (true) {
     TimeMs t = kNever;
-    if (next_arrival < jobs.size()) t = std::min(t, jobs[next_arrival]->submit);
-    t = std::min(t, executor.NextCompletion());
-    if (executor.pending_count() > 0) t = std::min(t, next_tick);
+    if (next_arrival < jobs.size()) t = kEpoch + jobs[next_arrival]->submit;
+    TimeMs due = executor.NextDue();
+    if (due > 0) t = std::min(t, due);
+    if (submitted > finished) {
+      TimeMs wake = ctl.NextWakeup();
+      if (wake > 0) t = std::min(t, wake);
+    }
     if (t == kNever || t > stop_at) break;
-    if (executor.pending_count() + executor.running_count() > 0) {
+    t = std::max(t, now);
+    if (submitted > finished) {
       busy_ms += static_cast<double>(t - now);
       allocated_milli_ms += static_cast<double>(executor.allocated()) * static_cast<double>(t - now);
     }
     now = t;
-    bool changed = executor.CompleteUntil(now) > 0;
-    while (next_arrival < jobs.size() && jobs[next_arrival]->submit <= now) {
+    clock.Set(now);
+    while (next_arrival < jobs.size() && kEpoch + jobs[next_arrival]->submit <= now) {
+      const TraceJob& tj = *jobs[next_arrival];
       int idx = static_cast<int>(next_arrival++);
-      const sched::JobRequest& req = executor.request(idx);
-      if (!(*scheduler)->CheckFeasible(req, cluster).ok()) {
-        executor.Reject(idx);
+      auto job = ctl.Submit(SpecFor(tj));
+      if (!job.ok()) {
+        if (job.status().code() != StatusCode::kUnschedulable) return job.status();
         ++report.rejected;
         continue;
       }
-      executor.Submit(idx, now);
-      changed = true;
+      executor.AddJob(job->id, std::max<DurationMs>(tj.duration, kSecond), tj.gpus);
+      if (static_cast<size_t>(job->id) >= trace_index.size()) trace_index.resize(job->id + 1, -1);
+      trace_index[job->id] = idx;
+      ++submitted;
     }
-    if (!changed && now < next_tick) continue;
-    executor.Prepare(now);
-    input.now = now;
-    sched::Decisions d = (*scheduler)->Schedule(input);
-    ++report.cycles;
-    executor.Apply(now, d);
-    next_tick = executor.pending_count() > 0 && d.recheck_at > 0 ? std::max(d.recheck_at, now + options.tick) : kNever;
+    // Everything due now: executor reports, the controller's passes, and the
+    // starts those passes make (reported at once).
+    for (int pass = 0; pass < 1000; ++pass) {
+      executor.Poll();
+      ctl.RunOnce();
+      TimeMs next = executor.NextDue();
+      if (next == 0 || next > now) break;
+    }
   }
 
-  // Metrics.
+  // Metrics, from what the executor saw of every job.
   std::vector<double> jct;
   double queue_delay_sum = 0;
-  TimeMs last_end = first_submit;
+  TimeMs last_end = kEpoch + first_submit;
   std::map<std::string, std::vector<double>> q_jct, q_delay, q_slow;
   std::map<std::string, double> q_demand, q_usage;
   double total_demand = 0, total_usage = 0;
-  for (int i = 0; i < static_cast<int>(jobs.size()); ++i) {
-    const SimJobState& s = executor.state(i);
-    const TraceJob& tj = *jobs[i];
-    if (s.phase == SimJobState::kRejected) continue;
+  for (size_t id = 1; id < trace_index.size(); ++id) {
+    if (trace_index[id] < 0) continue;
+    const TraceJob& tj = *jobs[trace_index[id]];
+    const SimExecutor::JobRecord& s = *executor.Record(static_cast<model::JobId>(id));
+    const TimeMs submit = kEpoch + tj.submit;
     double demand = static_cast<double>(tj.duration) * tj.gpus;
     q_demand[tj.queue] += demand;
     total_demand += demand;
     q_usage[tj.queue] += s.gpu_ms;
     total_usage += s.gpu_ms;
-    if (s.phase != SimJobState::kDone) {
+    if (s.end < 0) {
       ++report.unfinished;
       continue;
     }
     ++report.completed;
-    double j = (s.end - tj.submit) / 1000.0;
-    double delay = (s.first_start - tj.submit) / 1000.0;
+    double j = (s.end - submit) / 1000.0;
+    double delay = (s.first_start - submit) / 1000.0;
     jct.push_back(j);
     queue_delay_sum += delay;
     last_end = std::max(last_end, s.end);
@@ -228,10 +324,12 @@ Result<SimReport> RunSimulation(const SimOptions& options) {
   report.p50_jct_s = Percentile(jct, 0.50);
   report.p99_jct_s = Percentile(jct, 0.99);
   report.avg_queue_delay_s = jct.empty() ? 0 : queue_delay_sum / jct.size();
-  report.makespan_s = (last_end - first_submit) / 1000.0;
+  report.makespan_s = (last_end - kEpoch - first_submit) / 1000.0;
   report.gpu_utilization = busy_ms > 0 ? allocated_milli_ms / (static_cast<double>(capacity) * busy_ms) : 0;
-  report.preemptions = executor.preemptions();
-  report.resizes = executor.resizes();
+  controllers::JobController::Stats stats = ctl.GetStats();
+  report.preemptions = stats.preemptions;
+  report.resizes = 0;
+  report.cycles = stats.cycles;
   double sum = 0, sum_sq = 0;
   int n = 0;
   for (const auto& [q, demand] : q_demand) {
@@ -250,6 +348,7 @@ Result<SimReport> RunSimulation(const SimOptions& options) {
     }
   }
   report.fairness = sum_sq > 0 ? sum * sum / (n * sum_sq) : 1.0;
+  ctl.Stop();
   report.sim_wall_s = (MonotonicNanos() - wall_start) / 1e9;
   return report;
 }

@@ -1,20 +1,25 @@
-// The trace-driven simulator: replays a trace on a virtual clock against the
-// very same sched::Scheduler the daemon uses, with a simulated executor that
-// completes jobs after their trace duration, and reports JCT, queueing,
-// utilization, preemptions and per-queue fairness.
+// The trace-driven simulator: replays a trace through the daemon's own
+// controllers::JobController (and so the very same sched::Scheduler), over
+// an in-memory store, on a virtual clock (ManualClock) advanced by a
+// discrete-event loop: the next arrival, the next task event of the
+// SimExecutor (sim_executor.h), or the controller's next deadline
+// (JobController::NextWakeup: the end of a submission batching window, a
+// policy recheck, a gang deadline). It reports JCT, queueing, utilization,
+// preemptions and per-queue fairness.
 //
 // Model (docs/scheduling.md says why):
-//  - a trace job of G GPUs is a gang of G one-GPU tasks (one worker per GPU,
-//    as data-parallel training runs); the scheduler consolidates them;
+//  - a trace job of 1 GPU is a Job; one of G > 1 GPUs a TrainingJob of G
+//    one-GPU workers (one gang, as data-parallel training runs); the
+//    scheduler consolidates them;
 //  - its trace duration is its run time when placed on the fewest nodes
 //    possible; a gang spread over more nodes than that runs `spread_slowdown`
 //    times slower;
-//  - a job that is preempted keeps its progress (checkpoint) but pays
-//    `restart_penalty` of no progress each time it starts again; a resize
-//    costs the same;
-//  - scheduling cycles run at every arrival and completion, and while jobs
-//    wait, when the policy asks for one (Decisions::recheck_at, so
-//    preemptive policies see attained service grow), at most every `tick`.
+//  - preemption is the controller's: SIGTERM, the job keeps its GPUs while
+//    its tasks exit (`stop_time`, at most the grace period), then it is
+//    requeued keeping its attained service; its progress is kept
+//    (checkpoint) and it pays `restart_penalty` of no progress on restart;
+//  - cycles are the controller's: on every change (submissions batched in
+//    its 5 ms window), and at the policy's recheck_at, at most every `tick`.
 // Deterministic: the same options give the same report.
 #pragma once
 
@@ -45,6 +50,11 @@ struct SimOptions {
   uint64_t seed = 1;
   DurationMs restart_penalty = 30 * kSecond;
   double spread_slowdown = 1.25;
+  // How long a task takes to exit after SIGTERM (its checkpoint); a
+  // preempted job holds its GPUs that long, or until its grace ends.
+  DurationMs stop_time = 30 * kSecond;
+  // The controller's min_recheck_interval: time-driven cycles (a policy's
+  // recheck_at) run at most this often.
   DurationMs tick = 60 * kSecond;
   // Stop after this much virtual time past the last submission (jobs still
   // unfinished are reported as such); 0: run until every job ends.

@@ -95,9 +95,11 @@ TEST(SimulatorTest, QueueingIsExact) {
 
 TEST(SimulatorTest, PreemptionCostsTheRestartPenalty) {
   // srtf-oracle on one GPU: b (100 s) preempts a (1000 s, 900 s left) at
-  // t=100; a restarts at 200 and pays 30 s before progressing again.
+  // t=100; a restarts at 200 and pays 30 s before progressing again. (Its
+  // tasks exit at once on SIGTERM here: the grace is the next test's.)
   auto o = Options(MakeTrace({{"a", 0, 1000 * kSecond, 1, "q"}, {"b", 100 * kSecond, 100 * kSecond, 1, "q"}}), 1, 1,
                    "srtf-oracle");
+  o.stop_time = 0;
   auto r = RunSimulation(o);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->preemptions, 1);
@@ -107,6 +109,56 @@ TEST(SimulatorTest, PreemptionCostsTheRestartPenalty) {
   r = RunSimulation(o);
   ASSERT_TRUE(r.ok());
   EXPECT_DOUBLE_EQ(r->p99_jct_s, 1100);
+}
+
+TEST(SimulatorTest, PreemptionGraceDelaysThePreemptor) {
+  // The job controller's behaviour, not a model of it: at t=100 b preempts a
+  // (srtf-oracle, one GPU); a gets SIGTERM and takes stop_time (30 s) to
+  // write its checkpoint, holding its GPU, so the controller binds b only
+  // when a has exited, at 130. a (900 s left) restarts when b ends at 230 and
+  // pays the 30 s restart penalty: it ends at 1160.
+  SimOptions o;
+  o.trace_path = Data("grace.csv");
+  o.nodes = 1;
+  o.gpus_per_node = 1;
+  o.policy = "srtf-oracle";
+  auto r = RunSimulation(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->preemptions, 1);
+  EXPECT_EQ(r->completed, 2);
+  EXPECT_DOUBLE_EQ(r->avg_queue_delay_s, (0 + 30) / 2.0);  // b waited the grace
+  EXPECT_DOUBLE_EQ(r->avg_jct_s, (1160 + 130) / 2.0);
+  EXPECT_DOUBLE_EQ(r->p99_jct_s, 1160);
+  // The GPU was held (allocated) during the 30 s stop: utilization stays 1.
+  EXPECT_NEAR(r->gpu_utilization, 1.0, 1e-9);
+  // A task slower than its grace (30 s, terminationGracePeriodSeconds'
+  // default) is killed when the grace ends: the controller's SIGKILL bounds
+  // the wait.
+  o.stop_time = 90 * kSecond;
+  r = RunSimulation(o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_DOUBLE_EQ(r->avg_queue_delay_s, (0 + 30) / 2.0);
+  EXPECT_DOUBLE_EQ(r->avg_jct_s, (1160 + 130) / 2.0);
+  // Exiting at once on SIGTERM: b starts at 100, as without a grace.
+  o.stop_time = 0;
+  r = RunSimulation(o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_DOUBLE_EQ(r->avg_queue_delay_s, 0);
+  EXPECT_DOUBLE_EQ(r->avg_jct_s, (1130 + 100) / 2.0);
+}
+
+TEST(SimulatorTest, APreemptedGangIsStoppedAndRequeuedWhole) {
+  // The same on two GPUs with a as a gang of two one-GPU workers (a
+  // TrainingJob): b needs one GPU, the controller stops both of a's workers
+  // and binds b when they have exited; a restarts as a whole when b ends.
+  auto o = Options(MakeTrace({{"a", 0, 1000 * kSecond, 2, "q"}, {"b", 100 * kSecond, 100 * kSecond, 1, "q"}}), 1, 2,
+                   "srtf-oracle");
+  auto r = RunSimulation(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->preemptions, 1);
+  EXPECT_EQ(r->completed, 2);
+  EXPECT_DOUBLE_EQ(r->avg_queue_delay_s, (0 + 30) / 2.0);
+  EXPECT_DOUBLE_EQ(r->avg_jct_s, (1160 + 130) / 2.0);
 }
 
 TEST(SimulatorTest, ASpreadGangRunsSlower) {
