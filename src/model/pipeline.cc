@@ -8,6 +8,7 @@
 #include <set>
 
 #include "model/cron.h"
+#include "model/limits.h"
 #include "model/spec_reader.h"
 
 namespace berth::model {
@@ -50,6 +51,9 @@ Status ForEachItem(SpecReader& r, const std::string& key,
   SpecReader list = r.Child(key);
   if (list.node().IsNull()) return Status::Ok();
   if (!list.node().IsSequence()) return r.Error(key, "must be a list");
+  if (list.node().size() > kMaxSteps)
+    return r.Error(key, "has " + std::to_string(list.node().size()) + " entries, the most is " +
+                            std::to_string(kMaxSteps));
   for (size_t i = 0; i < list.node().size(); ++i) {
     SpecReader item(list.node()[i], list.path() + "[" + std::to_string(i) + "]");
     if (!item.IsMap()) return item.Error("", "must be a map");
@@ -79,9 +83,14 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
   if (s->command.empty() && s->script.empty()) return r.Error("command", "is required (or script)");
   if (!s->command.empty() && !s->script.empty())
     return r.Error("script", "cannot be combined with command/args");
+  RETURN_IF_ERROR(CheckCommand(s->command, r.ChildPath("command")));
+  RETURN_IF_ERROR(CheckText(s->script, r.ChildPath("script"), kMaxArgBytes));
   RETURN_IF_ERROR(r.StringMap("env", &s->env));
+  RETURN_IF_ERROR(CheckEnv(s->env, r.ChildPath("env")));
   RETURN_IF_ERROR(r.String("workingDir", &s->working_dir));
+  RETURN_IF_ERROR(CheckText(s->working_dir, r.ChildPath("workingDir"), kMaxPathBytes));
   RETURN_IF_ERROR(r.String("queue", &s->queue));
+  RETURN_IF_ERROR(CheckName(s->queue, r.ChildPath("queue")));
   RETURN_IF_ERROR(r.Int("priority", &s->priority));
   RETURN_IF_ERROR(ValidatePriority(s->priority, r.ChildPath("priority")));
   if (r.Has("priorityClassName")) {
@@ -104,6 +113,8 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
     if (r.Has("withItems")) {
       SpecReader items = r.Child("withItems");
       if (!items.node().IsSequence()) return r.Error("withItems", "must be a list");
+      RETURN_IF_ERROR(CheckFanOut(static_cast<int64_t>(items.node().size()), kMaxFanOut,
+                                  r.ChildPath("withItems")));
       s->with_items = YamlToJson(items.node());
     }
     RETURN_IF_ERROR(r.String("withParam", &s->with_param));
@@ -136,6 +147,7 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
       RETURN_IF_ERROR(a.String("name", &ref.name, true));
       RETURN_IF_ERROR(a.String("from", &ref.from, true));
       RETURN_IF_ERROR(a.String("path", &ref.path, true));
+      RETURN_IF_ERROR(CheckText(ref.path, a.ChildPath("path"), kMaxPathBytes));
       s->input_artifacts.push_back(ref);
       return Status::Ok();
     }));
@@ -150,6 +162,7 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
       SpecReader vf = p.Child("valueFrom");
       if (!vf.IsMap()) return p.Error("valueFrom", "is required: {path: FILE} or {stdout: true}");
       RETURN_IF_ERROR(vf.String("path", &op.path));
+      RETURN_IF_ERROR(CheckText(op.path, vf.ChildPath("path"), kMaxPathBytes));
       RETURN_IF_ERROR(vf.Bool("stdout", &op.stdout));
       RETURN_IF_ERROR(vf.CheckNoUnknown());
       if (op.path.empty() == !op.stdout)
@@ -162,6 +175,7 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
       RETURN_IF_ERROR(a.String("name", &ref.name, true));
       if (!ValidName(ref.name)) return a.Error("name", "must be letters, digits, '-' or '_'");
       RETURN_IF_ERROR(a.String("path", &ref.path, true));
+      RETURN_IF_ERROR(CheckText(ref.path, a.ChildPath("path"), kMaxPathBytes));
       s->output_artifacts.push_back(ref);
       return Status::Ok();
     }));
@@ -170,7 +184,9 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
   if (r.Has("retryStrategy")) {
     SpecReader rs = r.Child("retryStrategy");
     RETURN_IF_ERROR(rs.Int("limit", &s->retry.limit));
-    if (s->retry.limit < 0) return rs.Error("limit", "must be >= 0");
+    if (s->retry.limit < 0 || s->retry.limit > kMaxRetries)
+      return rs.Error("limit", "must be in 0.." + std::to_string(kMaxRetries) + ", got " +
+                                   std::to_string(s->retry.limit));
     std::string policy;
     RETURN_IF_ERROR(rs.String("retryPolicy", &policy));
     if (policy.empty() || policy == "Always")
@@ -191,13 +207,17 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
         RETURN_IF_ERROR(b.String("factor", &f));
         char* end = nullptr;
         s->retry.factor = std::strtod(f.c_str(), &end);
-        if (end == f.c_str() || *end || s->retry.factor < 1)
-          return b.Error("factor", "must be a number >= 1, got \"" + f + "\"");
+        if (end == f.c_str() || *end || !(s->retry.factor >= 1 && s->retry.factor <= kMaxBackoffFactor))
+          return b.Error("factor", "must be a number from 1 to " + std::to_string(static_cast<int>(kMaxBackoffFactor)) +
+                                       ", got \"" + f + "\"");
       }
       RETURN_IF_ERROR(b.CheckNoUnknown());
     }
     RETURN_IF_ERROR(rs.CheckNoUnknown());
   }
+  // Backoffs grow by `factor` per attempt: without a cap of its own a
+  // backoff stops growing at the longest duration, as every duration does.
+  if (s->retry.max_backoff == 0) s->retry.max_backoff = kMaxDuration;
   RETURN_IF_ERROR(r.Duration("timeout", &s->timeout));
   if (r.Has("memoize")) {
     SpecReader m = r.Child("memoize");
@@ -383,7 +403,9 @@ Result<PipelineSpec> ParseFromNode(const YAML::Node& root) {
   if (meta.IsMap()) {
     RETURN_IF_ERROR(meta.String("name", &spec.name));
     RETURN_IF_ERROR(meta.String("user", &spec.user));
+    RETURN_IF_ERROR(CheckName(spec.user, "metadata.user"));
     RETURN_IF_ERROR(meta.StringMap("labels", &spec.labels));
+    RETURN_IF_ERROR(CheckLabels(spec.labels, "metadata.labels"));
     RETURN_IF_ERROR(meta.CheckNoUnknown());
   }
   if (spec.name.empty()) spec.name = "pipeline";
@@ -397,6 +419,7 @@ Result<PipelineSpec> ParseFromNode(const YAML::Node& root) {
     if (p.Has("value")) {
       std::string v;
       RETURN_IF_ERROR(p.String("value", &v));
+      RETURN_IF_ERROR(CheckText(v, p.ChildPath("value"), kMaxParameterBytes));
       pp.value = v;
     }
     std::string desc;
@@ -468,10 +491,22 @@ class CondParser {
     }
     return v;
   }
+  // Nesting of ! and ( ), bounded so that the recursion is.
+  struct Nest {
+    explicit Nest(int& depth) : depth_(depth) { ++depth_; }
+    ~Nest() { --depth_; }
+    int& depth_;
+  };
+  Status TooDeep() const {
+    return InvalidArgument("condition \"" + (s_.size() > 80 ? s_.substr(0, 80) + "..." : s_) +
+                           "\" nests ! or ( deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
   Result<bool> Not() {
     Skip();
     if (i_ < s_.size() && s_[i_] == '!' && (i_ + 1 >= s_.size() || s_[i_ + 1] != '=')) {
       ++i_;
+      Nest nest(depth_);
+      if (depth_ > kMaxDepth) return TooDeep();
       ASSIGN_OR_RETURN(bool v, Not());
       return !v;
     }
@@ -511,6 +546,8 @@ class CondParser {
   Result<bool> Cmp() {
     Skip();
     if (Eat("(")) {
+      Nest nest(depth_);
+      if (depth_ > kMaxDepth) return TooDeep();
       ASSIGN_OR_RETURN(bool v, Or());
       if (!Eat(")")) return InvalidArgument("missing ) in condition \"" + s_ + "\"");
       return v;
@@ -534,6 +571,7 @@ class CondParser {
   }
   const std::string& s_;
   size_t i_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace
@@ -616,6 +654,16 @@ Result<PipelineSpec> ParsePipelineSpec(const std::string& text) {
   }
 }
 
+Status CheckPipelineFanOut(const PipelineSpec& spec, int64_t cap) {
+  for (size_t i = 0; i < spec.steps.size(); ++i) {
+    const StepSpec& s = spec.steps[i];
+    if (!s.with_items) continue;
+    RETURN_IF_ERROR(CheckFanOut(static_cast<int64_t>(s.with_items->size()), cap,
+                                "spec.steps(" + s.name + ").withItems"));
+  }
+  return Status::Ok();
+}
+
 Result<std::string> DocumentKind(const std::string& text) {
   ASSIGN_OR_RETURN(YAML::Node root, ParseDocument(text));
   if (!root.IsMap() || !root["kind"] || !root["kind"].IsScalar())
@@ -642,6 +690,7 @@ Result<CronPipelineSpec> ParseCronPipelineSpec(const std::string& text) {
     if (!s.IsMap()) return InvalidArgument("spec: is required");
     RETURN_IF_ERROR(s.String("schedule", &c.schedule, true));
     RETURN_IF_ERROR(s.String("timezone", &c.timezone));
+    RETURN_IF_ERROR(CheckName(c.timezone, "spec.timezone"));
     auto cron = CronSchedule::Parse(c.schedule);
     if (!cron.ok()) return s.Error("schedule", cron.status().message());
     auto tz = TimeZone::Load(c.timezone);
@@ -680,7 +729,12 @@ Result<CronPipelineSpec> ParseCronPipelineSpec(const std::string& text) {
 Result<std::map<std::string, std::string>> ResolveParameters(
     const PipelineSpec& spec, const std::map<std::string, std::string>& given) {
   std::map<std::string, std::string> out;
+  if (given.size() > kMaxParameters)
+    return InvalidArgument("parameters: " + std::to_string(given.size()) + " given, the most is " +
+                           std::to_string(kMaxParameters));
   for (const auto& [k, v] : given) {
+    RETURN_IF_ERROR(CheckText(k, "parameters", kMaxNameBytes));
+    RETURN_IF_ERROR(CheckText(v, "parameter " + k, kMaxParameterBytes));
     bool known = false;
     for (const auto& p : spec.parameters) known = known || p.name == k;
     if (!known)
