@@ -21,6 +21,7 @@
 #include "cli/interrupt.h"
 #include "cli/job_gpus.h"
 #include "cli/spec_defaults.h"
+#include "common/text.h"
 #include "cli/table.h"
 #include "common/clock.h"
 #include "common/quantity.h"
@@ -34,7 +35,7 @@
 namespace berth::cli {
 
 int Report(const Status& st) {
-  std::cerr << "berth: error: " << st.message() << "\n";
+  std::cerr << "berth: error: " << EscapeForTerminal(st.message()) << "\n";
   if (st.code() == StatusCode::kUnavailable) return kExitNoServer;
   if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kUnschedulable)
     return kExitUsage;
@@ -84,7 +85,8 @@ std::string Runtime(const json& j) {
 
 void PrintJob(const json& j) {
   auto row = [](const std::string& k, const std::string& v) {
-    if (!v.empty()) std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << v << "\n";
+    if (!v.empty())
+      std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << EscapeForTerminal(v) << "\n";
   };
   row("Id:", Str(j, "id"));
   row("Name:", Str(j, "name"));

@@ -556,6 +556,12 @@ bool PipelineController::AdvanceOnce(RunState& rs) {
           continue;
         }
       }
+      if (Status cap = model::CheckFanOut(static_cast<int64_t>(items.size()), options_.max_fan_out,
+                                          step.with_items ? "withItems" : "withParam");
+          !cap.ok()) {
+        mark(n, "Failed", cap.message());
+        continue;
+      }
       n.state = "Running";
       n.start_time = now;
       n.outputs["children"] = items.size();
