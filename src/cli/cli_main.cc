@@ -487,7 +487,7 @@ int Main(int argc, char** argv) {
       }
       // Events about no job (pipeline runs, ...) name their subject in the message.
       std::string job = e.value("job", 0) ? "  job " + Str(e, "job") : "";
-      std::cout << Str(e, "time") << "  " << Str(e, "type") << job << "  " << Str(e, "message")
+      std::cout << Str(e, "time") << "  " << Str(e, "type") << job << "  " << EscapeForTerminal(Str(e, "message"))
                 << "\n" << std::flush;
     };
     if (follow) {

@@ -62,7 +62,6 @@ std::string EscapeForTerminal(std::string_view s) {
     }
     if (n == 1) {
       switch (c) {
-        case '\\': out += "\\\\"; break;
         case '\t': out += '\t'; break;
         case '\n': out += "\\n"; break;
         case '\r': out += "\\r"; break;

@@ -148,7 +148,9 @@ Result<JobSpec> ParseJobSpec(const std::string& text) {
     const std::string& cmd = spec.command[0];
     spec.name = cmd.substr(cmd.find_last_of('/') + 1);
     if (spec.name.empty()) spec.name = cmd;
-    spec.name = TruncateUtf8(spec.name, kMaxNameBytes);
+    // A name given is refused with control characters; one taken from a
+    // program's file name has them written out instead.
+    spec.name = TruncateUtf8(EscapeForTerminal(spec.name), kMaxNameBytes);
   }
   return spec;
 }

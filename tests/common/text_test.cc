@@ -23,7 +23,8 @@ TEST(Text, EscapeForTerminalKeepsControlCharactersOff) {
   EXPECT_EQ(EscapeForTerminal("caf\xc3\xa9"), "caf\xc3\xa9");
   EXPECT_EQ(EscapeForTerminal("\x1b]0;pwned\x07\x1b[2J"), "\\e]0;pwned\\x07\\e[2J");
   EXPECT_EQ(EscapeForTerminal("a\nb\rc\td"), "a\\nb\\rc\td");
-  EXPECT_EQ(EscapeForTerminal("back\\slash"), "back\\\\slash");
+  EXPECT_EQ(EscapeForTerminal("back\\slash"), "back\\slash");
+  EXPECT_EQ(EscapeForTerminal(EscapeForTerminal("a\x1b[2J")), "a\\e[2J");
   EXPECT_EQ(EscapeForTerminal("\x7f\xc2\x9b"), "\\x7F\\u{9B}");  // DEL and the C1 CSI
   EXPECT_EQ(EscapeForTerminal("bad\xff"), "bad\\xFF");
   for (std::string s : {std::string("\x1b"), std::string("x\x9b"), std::string(1, '\0')})
