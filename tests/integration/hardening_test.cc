@@ -69,6 +69,24 @@ TEST(Hardening, AliasBombIsRefusedByTheApiAndBerthdStaysUp) {
   EXPECT_LT(RssMiB(d.pid()), 256);
 }
 
+// Disabled until the API reads request bodies with model::ParseJsonBody /
+// ParsePipelineRunRequest (src/model/request.h): today pipeline_routes.cc parses
+// the body without a depth bound and dump()s the parameter recursively, and
+// berthd dies of a stack overflow (SIGSEGV) on this request.
+TEST(Hardening, DISABLED_DeeplyNestedParametersAreRefusedAndBerthdStaysUp) {
+  Daemon d;
+  ASSERT_TRUE(d.Start());
+  std::string spec = "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  parameters: [{name: p}]\n  steps:\n"
+                     "  - name: a\n    command: [echo, '{{inputs.parameters.p}}']\n";
+  std::string body = R"({"spec": )" + json(spec).dump() + R"(, "parameters": {"p": )" +
+                     std::string(100000, '[') + std::string(100000, ']') + "}}";
+  auto r = Http(d)->Post("/api/v1/pipelines/runs", {{"X-Berth-User", "alice"}}, body, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("nests deeper than 64 levels"), std::string::npos) << r->body;
+  EXPECT_TRUE(d.Alive());
+}
+
 TEST(Hardening, BerthSubmitRefusesAnAliasBombWithoutExpandingIt) {
   Daemon d;
   ASSERT_TRUE(d.Start());
