@@ -359,9 +359,10 @@ Result<YAML::Node> LoadYamlBounded(const std::string& text, const std::string& w
     }
     return YAML::Load(text);
   } catch (const BoundExceeded& e) {
-    return InvalidArgument(e.message.rfind("document", 0) == 0 && what != "document"
-                               ? what + e.message.substr(8)
-                               : e.message);
+    if (what == "document") return InvalidArgument(e.message);
+    // A file: its name first ("berthd.yaml: scheduler.options: ...").
+    return InvalidArgument(what + (e.message.rfind("document", 0) == 0 ? e.message.substr(8)
+                                                                      : ": " + e.message));
   } catch (const YAML::Exception& e) {
     return InvalidArgument((what == "document" ? "malformed YAML/JSON" : what + ": malformed YAML") +
                            " at line " + std::to_string(e.mark.line + 1) + ", column " +
