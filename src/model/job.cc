@@ -150,7 +150,9 @@ Result<JobSpec> ParseJobSpec(const std::string& text) {
     if (spec.name.empty()) spec.name = cmd;
     // A name given is refused with control characters; one taken from a
     // program's file name has them written out instead.
-    spec.name = TruncateUtf8(EscapeForTerminal(spec.name), kMaxNameBytes);
+    std::string name = EscapeForTerminal(spec.name);
+    for (size_t p = 0; (p = name.find('\t', p)) != std::string::npos;) name.replace(p, 1, "\\t");
+    spec.name = TruncateUtf8(name, kMaxNameBytes);
   }
   return spec;
 }
