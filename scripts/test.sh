@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 scripts/build.sh
 (cd build && BERTH_REQUIRE_TOOLS=1 ctest --output-on-failure --timeout 300 -j2 "$@")
+# Every fuzz target briefly (3 s each; docs/security.md, "Fuzzing", for long runs).
+tests/fuzz/run.sh --time 3
 # The Python SDK's own tests (standard library only; an end-to-end test uses build/bin/berthd).
 BERTH_BIN_DIR="$PWD/build/bin" /usr/bin/python3 -m unittest discover -v -s python/tests

@@ -1,4 +1,5 @@
 #include "api/pipeline_routes.h"
+#include "model/request.h"
 
 #include "api/caller.h"
 #include "api/log_pages.h"
@@ -92,13 +93,9 @@ void RunAction(PipelineController& p, const store::Store& store, const std::stri
 
 }  // namespace
 
-Result<json> JsonBody(const http::Request& req) {
-  try {
-    return json::parse(req.body);
-  } catch (const json::exception& e) {
-    return InvalidArgument(std::string("request body: not JSON: ") + e.what());
-  }
-}
+// Bounded: size, nesting depth and UTF-8 are checked while parsing
+// (model/request.h), so a deeply nested value is a 400, not a crash.
+Result<json> JsonBody(const http::Request& req) { return model::ParseJsonBody(req.body); }
 
 void RegisterPipelineRoutes(http::Router& s, PipelineController& p, const store::Store& store) {
   s.Post("/api/v1/pipelines/runs",

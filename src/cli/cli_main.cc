@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "common/text.h"
 
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "0.0.0"
@@ -14,7 +15,7 @@
 namespace berth::cli {
 
 int Report(const Status& st) {
-  std::cerr << "berth: error: " << st.message() << "\n";
+  std::cerr << "berth: error: " << EscapeForTerminal(st.message()) << "\n";
   if (st.code() == StatusCode::kUnavailable) return kExitNoServer;
   if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kUnschedulable)
     return kExitUsage;

@@ -13,6 +13,7 @@
 #include "cli/json_fields.h"
 #include "cli/table.h"
 #include "common/clock.h"
+#include "common/text.h"
 
 namespace berth::cli {
 namespace {
@@ -86,7 +87,7 @@ int RunEvents(const EventsFlags& f, const std::string& server) {
     }
     // Events about no job (pipeline runs, ...) name their subject in the message.
     std::string job = e.value("job", 0) ? "  job " + Str(e, "job") : "";
-    std::cout << Str(e, "time") << "  " << Str(e, "type") << job << "  " << Str(e, "message")
+    std::cout << Str(e, "time") << "  " << Str(e, "type") << job << "  " << EscapeForTerminal(Str(e, "message"))
               << "\n" << std::flush;
   };
   if (f.follow) {

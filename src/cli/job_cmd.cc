@@ -19,6 +19,7 @@
 #include "cli/table.h"
 #include "common/clock.h"
 #include "common/quantity.h"
+#include "common/text.h"
 #include "model/job.h"
 #include "model/spec_reader.h"
 
@@ -60,7 +61,8 @@ std::string Runtime(const json& j) {
 
 void PrintJob(const json& j) {
   auto row = [](const std::string& k, const std::string& v) {
-    if (!v.empty()) std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << v << "\n";
+    if (!v.empty())
+      std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << EscapeForTerminal(v) << "\n";
   };
   row("Id:", Str(j, "id"));
   row("Name:", Str(j, "name"));

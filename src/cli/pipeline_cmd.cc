@@ -18,6 +18,7 @@
 #include "cli/commands.h"
 #include "cli/discovery.h"
 #include "cli/table.h"
+#include "common/text.h"
 #include "model/pipeline.h"
 
 namespace berth::cli {
@@ -56,7 +57,7 @@ void PrintRun(const json& run) {
   if (!S(run, "stopping").empty() && S(run, "state") == "Running")
     std::cout << " (stopping: " << S(run, "stopping") << ")";
   std::cout << "\n";
-  if (!S(run, "message").empty()) std::cout << "Message: " << S(run, "message") << "\n";
+  if (!S(run, "message").empty()) std::cout << "Message: " << EscapeForTerminal(S(run, "message")) << "\n";
   if (!S(run, "cron").empty())
     std::cout << "Schedule: " << S(run, "cron") << " " << S(run, "scheduledTime") << "\n";
   std::cout << "Artifacts: " << S(run, "artifactDir") << "\n";
@@ -147,7 +148,7 @@ void PrintStepEvent(const json& e) {
   std::string line = S(e, "time") + "  " + pad(S(d, "node"), 20) + "  " + pad(state, 10);
   if (d.contains("jobId")) line += "  job " + S(d, "jobId");
   if (!S(d, "reason").empty()) line += "  " + S(d, "reason");
-  std::cout << line << "\n" << std::flush;
+  std::cout << EscapeForTerminal(line) << "\n" << std::flush;
 }
 
 // Follows the event log from `after`, printing run `id`'s step transitions,

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "model/spec_reader.h"
+
 namespace berth::cli {
 namespace {
 
@@ -62,12 +64,11 @@ SpecDefaults DefaultsForFile(const std::string& path) {
 }
 
 std::string WithSpecDefaults(const std::string& text, const SpecDefaults& d) {
-  YAML::Node doc;
-  try {
-    doc = YAML::Load(text);
-  } catch (const YAML::Exception&) {
-    return text;
-  }
+  // Bounded like berthd's own parser: an alias bomb is refused here before
+  // anything expands it, and berthd says what is wrong with the text.
+  auto loaded = model::LoadYamlBounded(text);
+  if (!loaded.ok()) return text;
+  const YAML::Node doc = *loaded;
   if (!doc.IsMap()) return text;
   const YAML::Node kind = doc["kind"];
   if (kind && kind.IsScalar() && kind.Scalar() != "Job" && kind.Scalar() != "TrainingJob") return text;

@@ -1,4 +1,6 @@
-// Plain-text tables for people: columns padded to their widest cell.
+// Plain-text tables for people: columns padded to their widest cell. Cells
+// are printed escaped (common/text.h): control characters never reach the
+// terminal raw.
 #pragma once
 
 #include <ostream>

@@ -36,7 +36,7 @@ Status ParseListen(const std::string& listen, std::string* host, int* port) {
     h = listen.substr(0, colon);
     p = listen.substr(colon + 1);
     if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-    if (h.empty()) h = "0.0.0.0";
+    if (h.empty()) h = "127.0.0.1";  // every interface only when asked for by name
   }
   try {
     size_t pos = 0;
@@ -48,6 +48,13 @@ Status ParseListen(const std::string& listen, std::string* host, int* port) {
   }
   *host = h;
   return Status::Ok();
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  in_addr a{};
+  if (::inet_pton(AF_INET, host.c_str(), &a) == 1) return (ntohl(a.s_addr) >> 24) == 127;
+  return false;
 }
 
 std::string BindError(const std::string& host, int port) {

@@ -13,9 +13,13 @@ namespace berth {
 // own record of what they handed out.
 int FreeTcpPort(const std::string& host = "");
 
-// Parses "HOST:PORT", ":PORT" (all addresses: 0.0.0.0) or "PORT" (host
+// Parses "HOST:PORT", ":PORT" (loopback: 127.0.0.1; every interface must be
+// asked for by name, "0.0.0.0:PORT" or "[::]:PORT") or "PORT" (host
 // unchanged) into *host and *port; an error names the value.
 Status ParseListen(const std::string& listen, std::string* host, int* port);
+
+// Whether `host` names only this machine: 127.0.0.0/8, ::1 or "localhost".
+bool IsLoopbackHost(const std::string& host);
 
 // Why a listening socket cannot be bound on host:port now ("Address already
 // in use", ...), found by trying; empty when it can be.

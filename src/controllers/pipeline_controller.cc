@@ -351,7 +351,7 @@ void PipelineController::Advance(RunState& rs) {
 // One step of the engine, applied; true if it decided anything (which may let more happen).
 bool PipelineController::AdvanceOnce(RunState& rs) {
   TimeMs now = clock_.Now();
-  std::vector<pipeline_engine::Action> actions = pipeline_engine::Step({rs.rec, rs.spec}, now);
+  std::vector<pipeline_engine::Action> actions = pipeline_engine::Step({rs.rec, rs.spec, options_.max_fan_out}, now);
   for (const auto& a : actions) Apply(rs, a, now);
   return !actions.empty();
 }

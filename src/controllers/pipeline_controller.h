@@ -49,6 +49,8 @@ struct PipelineControllerOptions {
   std::string artifact_root;
   // Longest sleep between passes (timers: retries' backoff, timeouts).
   DurationMs tick = 200;
+  // The most children of one fan-out step (berthd's pipelines.maxFanOut).
+  int64_t max_fan_out = model::kDefaultMaxFanOut;
 };
 
 // A PipelineRun* event about `rec`, its message naming the run ("pipeline run

@@ -235,6 +235,12 @@ std::vector<Action> Step(const RunView& view, TimeMs now) {
           continue;
         }
       }
+      if (Status cap = model::CheckFanOut(static_cast<int64_t>(items.size()), view.max_fan_out,
+                                          step.with_items ? "withItems" : "withParam");
+          !cap.ok()) {
+        set(step.name, StepState::kFailed, cap.message());
+        continue;
+      }
       Action a;
       a.kind = Action::Kind::kExpand;
       a.node = step.name;

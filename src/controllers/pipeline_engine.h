@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "model/limits.h"
 #include "model/pipeline.h"
 #include "model/pipeline_state.h"
 #include "store/pipeline_store.h"
@@ -40,6 +41,9 @@ inline constexpr char kExitNode[] = "onExit";
 struct RunView {
   const store::RunRecord& run;
   const model::PipelineSpec& spec;
+  // The most children of one fan-out step (berthd's pipelines.maxFanOut): a
+  // withParam list past it fails its step (withItems is checked at submit).
+  int64_t max_fan_out = model::kDefaultMaxFanOut;
 };
 
 struct Action {

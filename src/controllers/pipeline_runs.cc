@@ -19,6 +19,7 @@ Result<int64_t> PipelineController::SubmitLocked(const std::string& spec_text,
                                                  const std::string& user, const std::string& cron,
                                                  TimeMs scheduled_time) {
   ASSIGN_OR_RETURN(model::PipelineSpec spec, model::ParsePipelineSpec(spec_text));
+  RETURN_IF_ERROR(model::CheckPipelineFanOut(spec, options_.max_fan_out));
   ASSIGN_OR_RETURN(auto resolved, model::ResolveParameters(spec, params));
   auto rs = std::make_unique<RunState>();
   RunRecord& r = rs->rec;

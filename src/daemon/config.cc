@@ -14,13 +14,14 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
   if (!in) return InvalidArgument("--config: cannot read \"" + path + "\"");
   std::stringstream ss;
   ss << in.rdbuf();
-  YAML::Node root;
-  try {
-    root = YAML::Load(ss.str());
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": malformed YAML at line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-  if (root.IsNull()) return Status::Ok();
+  return ParseConfig(ss.str(), path, c);
+}
+
+Status ParseConfig(const std::string& text, const std::string& path, DaemonConfig* c) {
+  auto loaded = model::LoadYamlBounded(text, path);
+  if (!loaded.ok()) return loaded.status();
+  YAML::Node root = *loaded;
+  if (!root.IsDefined() || root.IsNull()) return Status::Ok();
   if (!root.IsMap()) return InvalidArgument(path + ": must be a map");
   model::SpecReader r(root, "");
   auto ctx = [&](Status st) { return st.WithContext(path); };
@@ -58,7 +59,17 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
     if (auto st = ex.Int("logCapMiB", &c->log_cap_mib); !st.ok()) return ctx(st);
     if (auto st = ex.Duration("runRetention", &c->run_retention); !st.ok()) return ctx(st);
     if (auto st = ex.Bool("runAsOwner", &c->run_as_owner); !st.ok()) return ctx(st);
+    if (c->log_cap_mib < 1 || c->log_cap_mib > (1 << 20))
+      return ctx(InvalidArgument("executor.logCapMiB: must be in 1..1048576, got " + std::to_string(c->log_cap_mib)));
     if (auto st = ex.CheckNoUnknown(); !st.ok()) return ctx(st);
+  }
+  model::SpecReader pipes = r.Child("pipelines");
+  if (pipes.IsMap()) {
+    if (auto st = pipes.Int("maxFanOut", &c->max_fan_out); !st.ok()) return ctx(st);
+    if (c->max_fan_out < 1 || c->max_fan_out > model::kMaxFanOut)
+      return ctx(InvalidArgument("pipelines.maxFanOut: must be in 1.." + std::to_string(model::kMaxFanOut) +
+                                 ", got " + std::to_string(c->max_fan_out)));
+    if (auto st = pipes.CheckNoUnknown(); !st.ok()) return ctx(st);
   }
   model::SpecReader tel = r.Child("telemetry");
   if (tel.IsMap()) {

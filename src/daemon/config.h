@@ -15,6 +15,8 @@
 //     logCapMiB: 100
 //     runRetention: 7d      # remove run directories this long after their task ended (0: keep)
 //     runAsOwner: false     # as root: run each task as its owner's account
+//   pipelines:
+//     maxFanOut: 10000      # most children of one withItems/withParam step (1..100000)
 //   telemetry:
 //     interval: 1s          # GPU sampling period
 //     idleUtilPercent: 5    # a held GPU below this utilization is idle
@@ -49,9 +51,13 @@ struct DaemonConfig {
   DurationMs telemetry_interval = 1000;  // GPU sampling period
   int idle_util_percent = 5;             // a held GPU below this is idle
   DurationMs idle_after = 5 * 60 * 1000; // idle this long -> GpuIdle event
+  // The most children of one fan-out step (model/limits.h).
+  int64_t max_fan_out = 10000;
 };
 
 // Reads `path` into `config` (fields absent from the file keep their value).
 Status LoadConfigFile(const std::string& path, DaemonConfig* config);
+// The same for the file's text; `path` names it in errors.
+Status ParseConfig(const std::string& text, const std::string& path, DaemonConfig* config);
 
 }  // namespace berth::daemon

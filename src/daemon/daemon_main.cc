@@ -171,6 +171,7 @@ int Run(int argc, char** argv) {
   popts.artifact_root = artifact_root && *artifact_root ? std::string(artifact_root)
                          : !cfg.artifact_root.empty()   ? cfg.artifact_root
                                                          : cfg.data_dir + "/artifacts";
+  popts.max_fan_out = cfg.max_fan_out;
   controllers::PipelineController pipelines(**store, **pstore, step_jobs, clock, popts);
   // Cron schedules start runs through the pipeline controller.
   controllers::CronRuns cron_runs;
@@ -262,6 +263,9 @@ int Run(int argc, char** argv) {
   spdlog::info("berthd {} listening on http://{}:{}{} (data in {}, policy {})", BERTH_VERSION, cfg.host,
                server.port(), aopts.unix_socket.empty() ? "" : " and " + aopts.unix_socket, cfg.data_dir,
                cfg.policy);
+  if (!IsLoopbackHost(cfg.host))
+    spdlog::warn("listening on {}, not only on loopback: other machines that reach port {} can use the API",
+                 cfg.host, server.port());
 
   int sig = 0;
   sigwait(&sigs, &sig);

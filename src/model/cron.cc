@@ -21,17 +21,24 @@ const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
                          "jul", "aug", "sep", "oct", "nov", "dec"};
 const char* kDays[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
-Result<int> ParseValue(const std::string& s, const std::string& field, int lo, int hi,
-                       const char* const* names, int name_base) {
+// A field's names ("jan".."dec", "sun".."sat") and how many there are.
+struct Names {
+  const char* const* names = nullptr;
+  int count = 0;
+};
+
+Result<int> ParseValue(const std::string& s, const std::string& field, int lo, int hi, Names names,
+                       int name_base) {
   std::string lower = s;
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (names) {
-    for (int i = 0; i <= hi - name_base && i < 12; ++i)
-      if (names[i] && lower == names[i]) return i + name_base;
-  }
+  for (int i = 0; i < names.count; ++i)
+    if (lower == names.names[i]) return i + name_base;
   if (s.empty() || !std::all_of(s.begin(), s.end(),
                                 [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
     return InvalidArgument(field + ": \"" + s + "\" is not a number");
+  if (s.size() > 4)
+    return InvalidArgument(field + ": " + s + " is out of range " + std::to_string(lo) + "-" +
+                           std::to_string(hi));
   int v = std::stoi(s);
   if (v < lo || v > hi)
     return InvalidArgument(field + ": " + s + " is out of range " + std::to_string(lo) + "-" +
@@ -41,8 +48,8 @@ Result<int> ParseValue(const std::string& s, const std::string& field, int lo, i
 
 // Parses one field ("*/15", "1-5", "MON,WED", ...) into bits lo..hi.
 template <size_t N>
-Status ParseField(const std::string& text, const std::string& field, int lo, int hi,
-                  const char* const* names, int name_base, std::bitset<N>* bits, bool* star) {
+Status ParseField(const std::string& text, const std::string& field, int lo, int hi, Names names,
+                  int name_base, std::bitset<N>* bits, bool* star) {
   *star = text == "*" || text == "?";
   std::stringstream ss(text);
   std::string part;
@@ -52,7 +59,7 @@ Status ParseField(const std::string& text, const std::string& field, int lo, int
     int step = 1;
     size_t slash = part.find('/');
     if (slash != std::string::npos) {
-      auto st = ParseValue(part.substr(slash + 1), field + " step", 1, hi - lo + 1, nullptr, 0);
+      auto st = ParseValue(part.substr(slash + 1), field + " step", 1, hi - lo + 1, Names{}, 0);
       if (!st.ok()) return st.status();
       step = *st;
       part = part.substr(0, slash);
@@ -162,6 +169,8 @@ int64_t TimeZone::OffsetAt(int64_t t) const {
 }
 
 Result<CronSchedule> CronSchedule::Parse(const std::string& expr_in) {
+  if (expr_in.size() > 256)
+    return InvalidArgument("is " + std::to_string(expr_in.size()) + " bytes long, the most is 256");
   std::string expr = expr_in;
   while (!expr.empty() && std::isspace(static_cast<unsigned char>(expr.back()))) expr.pop_back();
   while (!expr.empty() && std::isspace(static_cast<unsigned char>(expr.front()))) expr.erase(0, 1);
@@ -191,12 +200,12 @@ Result<CronSchedule> CronSchedule::Parse(const std::string& expr_in) {
   CronSchedule c;
   c.expr_ = expr;
   bool star = false;
-  RETURN_IF_ERROR(ParseField(f[0], "minute", 0, 59, nullptr, 0, &c.minute_, &star));
-  RETURN_IF_ERROR(ParseField(f[1], "hour", 0, 23, nullptr, 0, &c.hour_, &star));
-  RETURN_IF_ERROR(ParseField(f[2], "day-of-month", 1, 31, nullptr, 0, &c.dom_, &c.dom_star_));
-  RETURN_IF_ERROR(ParseField(f[3], "month", 1, 12, kMonths, 1, &c.month_, &star));
+  RETURN_IF_ERROR(ParseField(f[0], "minute", 0, 59, Names{}, 0, &c.minute_, &star));
+  RETURN_IF_ERROR(ParseField(f[1], "hour", 0, 23, Names{}, 0, &c.hour_, &star));
+  RETURN_IF_ERROR(ParseField(f[2], "day-of-month", 1, 31, Names{}, 0, &c.dom_, &c.dom_star_));
+  RETURN_IF_ERROR(ParseField(f[3], "month", 1, 12, Names{kMonths, 12}, 1, &c.month_, &star));
   std::bitset<8> dow;
-  RETURN_IF_ERROR(ParseField(f[4], "day-of-week", 0, 7, kDays, 0, &dow, &c.dow_star_));
+  RETURN_IF_ERROR(ParseField(f[4], "day-of-week", 0, 7, Names{kDays, 7}, 0, &dow, &c.dow_star_));
   for (int i = 0; i < 7; ++i) c.dow_[i] = dow[i];
   if (dow[7]) c.dow_[0] = true;  // 7 is Sunday too
   return c;

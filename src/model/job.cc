@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/text.h"
+#include "model/limits.h"
 #include "model/spec_reader.h"
 
 namespace berth::model {
@@ -120,10 +122,7 @@ Result<JobSpec> ParseJobSpec(const std::string& text) {
     ASSIGN_OR_RETURN(spec.priority_class, ParsePriorityClass(priority_class, "spec.priorityClassName"));
   }
   RETURN_IF_ERROR(s.Duration("timeLimit", &spec.time_limit));
-  int64_t grace = spec.termination_grace / kSecond;
-  RETURN_IF_ERROR(s.Int("terminationGracePeriodSeconds", &grace));
-  if (grace < 0) return s.Error("terminationGracePeriodSeconds", "must be >= 0, got " + std::to_string(grace));
-  spec.termination_grace = grace * kSecond;
+  RETURN_IF_ERROR(s.Seconds("terminationGracePeriodSeconds", &spec.termination_grace));
 
   SpecReader res = s.Child("resources");
   if (res.node().IsDefined() && !res.node().IsNull()) {
@@ -149,6 +148,11 @@ Result<JobSpec> ParseJobSpec(const std::string& text) {
     const std::string& cmd = spec.command[0];
     spec.name = cmd.substr(cmd.find_last_of('/') + 1);
     if (spec.name.empty()) spec.name = cmd;
+    // A name given is refused with control characters; one taken from a
+    // program's file name has them written out instead.
+    std::string name = EscapeForTerminal(spec.name);
+    for (size_t p = 0; (p = name.find('\t', p)) != std::string::npos;) name.replace(p, 1, "\\t");
+    spec.name = TruncateUtf8(name, kMaxNameBytes);
   }
   return spec;
 }
@@ -165,15 +169,19 @@ Status ValidateJobSpec(const JobSpec& spec) {
     return InvalidArgument("spec.resources.gpuMemory: needs spec.resources.gpus > 0");
   if (r.cpu < 0) return InvalidArgument("spec.resources.cpu: must be >= 0");
   if (r.memory < 0) return InvalidArgument("spec.resources.memory: must be >= 0");
-  if (spec.time_limit < 0) return InvalidArgument("spec.timeLimit: must be >= 0");
+  RETURN_IF_ERROR(CheckDuration(spec.time_limit, "spec.timeLimit"));
+  RETURN_IF_ERROR(CheckDuration(spec.termination_grace, "spec.terminationGracePeriodSeconds"));
   if (spec.queue.empty()) return InvalidArgument("spec.queue: must not be empty");
+  RETURN_IF_ERROR(CheckName(spec.queue, "spec.queue"));
+  if (!spec.name.empty()) RETURN_IF_ERROR(CheckName(spec.name, "metadata.name"));
+  RETURN_IF_ERROR(CheckName(spec.user, "metadata.user"));
+  RETURN_IF_ERROR(CheckLabels(spec.labels, "metadata.labels"));
+  RETURN_IF_ERROR(CheckCommand(spec.command, "spec.command"));
+  RETURN_IF_ERROR(CheckEnv(spec.env, "spec.env"));
+  RETURN_IF_ERROR(CheckText(spec.working_dir, "spec.workingDir", kMaxPathBytes));
   RETURN_IF_ERROR(ValidatePriority(spec.priority, "spec.priority"));
   if (spec.priority_class < PriorityClass::kScavenger || spec.priority_class > PriorityClass::kInteractive)
     return InvalidArgument("spec.priorityClassName: not one of scavenger, batch, interactive");
-  for (const auto& [k, v] : spec.env) {
-    if (k.empty() || k.find('=') != std::string::npos)
-      return InvalidArgument("spec.env." + k + ": not a valid variable name");
-  }
   if (!spec.working_dir.empty() && spec.working_dir[0] != '/')
     return InvalidArgument("spec.workingDir: must be an absolute path, got \"" + spec.working_dir + "\"");
   if (spec.training) RETURN_IF_ERROR(ValidateTrainingSpec(*spec.training));

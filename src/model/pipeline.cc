@@ -8,19 +8,13 @@
 #include <set>
 
 #include "model/cron.h"
+#include "model/limits.h"
 #include "model/spec_reader.h"
 
 namespace berth::model {
 namespace {
 
 using nlohmann::json;
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
 
 json YamlToJson(const YAML::Node& n) {
   if (n.IsSequence()) {
@@ -50,6 +44,9 @@ Status ForEachItem(SpecReader& r, const std::string& key,
   SpecReader list = r.Child(key);
   if (list.node().IsNull()) return Status::Ok();
   if (!list.node().IsSequence()) return r.Error(key, "must be a list");
+  if (list.node().size() > kMaxSteps)
+    return r.Error(key, "has " + std::to_string(list.node().size()) + " entries, the most is " +
+                            std::to_string(kMaxSteps));
   for (size_t i = 0; i < list.node().size(); ++i) {
     SpecReader item(list.node()[i], list.path() + "[" + std::to_string(i) + "]");
     if (!item.IsMap()) return item.Error("", "must be a map");
@@ -79,9 +76,14 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
   if (s->command.empty() && s->script.empty()) return r.Error("command", "is required (or script)");
   if (!s->command.empty() && !s->script.empty())
     return r.Error("script", "cannot be combined with command/args");
+  RETURN_IF_ERROR(CheckCommand(s->command, r.ChildPath("command")));
+  RETURN_IF_ERROR(CheckText(s->script, r.ChildPath("script"), kMaxArgBytes));
   RETURN_IF_ERROR(r.StringMap("env", &s->env));
+  RETURN_IF_ERROR(CheckEnv(s->env, r.ChildPath("env")));
   RETURN_IF_ERROR(r.String("workingDir", &s->working_dir));
+  RETURN_IF_ERROR(CheckText(s->working_dir, r.ChildPath("workingDir"), kMaxPathBytes));
   RETURN_IF_ERROR(r.String("queue", &s->queue));
+  RETURN_IF_ERROR(CheckName(s->queue, r.ChildPath("queue")));
   RETURN_IF_ERROR(r.Int("priority", &s->priority));
   RETURN_IF_ERROR(ValidatePriority(s->priority, r.ChildPath("priority")));
   if (r.Has("priorityClassName")) {
@@ -104,6 +106,8 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
     if (r.Has("withItems")) {
       SpecReader items = r.Child("withItems");
       if (!items.node().IsSequence()) return r.Error("withItems", "must be a list");
+      RETURN_IF_ERROR(CheckFanOut(static_cast<int64_t>(items.node().size()), kMaxFanOut,
+                                  r.ChildPath("withItems")));
       s->with_items = YamlToJson(items.node());
     }
     RETURN_IF_ERROR(r.String("withParam", &s->with_param));
@@ -136,6 +140,7 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
       RETURN_IF_ERROR(a.String("name", &ref.name, true));
       RETURN_IF_ERROR(a.String("from", &ref.from, true));
       RETURN_IF_ERROR(a.String("path", &ref.path, true));
+      RETURN_IF_ERROR(CheckText(ref.path, a.ChildPath("path"), kMaxPathBytes));
       s->input_artifacts.push_back(ref);
       return Status::Ok();
     }));
@@ -150,6 +155,7 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
       SpecReader vf = p.Child("valueFrom");
       if (!vf.IsMap()) return p.Error("valueFrom", "is required: {path: FILE} or {stdout: true}");
       RETURN_IF_ERROR(vf.String("path", &op.path));
+      RETURN_IF_ERROR(CheckText(op.path, vf.ChildPath("path"), kMaxPathBytes));
       RETURN_IF_ERROR(vf.Bool("stdout", &op.stdout));
       RETURN_IF_ERROR(vf.CheckNoUnknown());
       if (op.path.empty() == !op.stdout)
@@ -162,6 +168,7 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
       RETURN_IF_ERROR(a.String("name", &ref.name, true));
       if (!ValidName(ref.name)) return a.Error("name", "must be letters, digits, '-' or '_'");
       RETURN_IF_ERROR(a.String("path", &ref.path, true));
+      RETURN_IF_ERROR(CheckText(ref.path, a.ChildPath("path"), kMaxPathBytes));
       s->output_artifacts.push_back(ref);
       return Status::Ok();
     }));
@@ -170,7 +177,9 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
   if (r.Has("retryStrategy")) {
     SpecReader rs = r.Child("retryStrategy");
     RETURN_IF_ERROR(rs.Int("limit", &s->retry.limit));
-    if (s->retry.limit < 0) return rs.Error("limit", "must be >= 0");
+    if (s->retry.limit < 0 || s->retry.limit > kMaxRetries)
+      return rs.Error("limit", "must be in 0.." + std::to_string(kMaxRetries) + ", got " +
+                                   std::to_string(s->retry.limit));
     std::string policy;
     RETURN_IF_ERROR(rs.String("retryPolicy", &policy));
     if (policy.empty() || policy == "Always")
@@ -191,13 +200,17 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
         RETURN_IF_ERROR(b.String("factor", &f));
         char* end = nullptr;
         s->retry.factor = std::strtod(f.c_str(), &end);
-        if (end == f.c_str() || *end || s->retry.factor < 1)
-          return b.Error("factor", "must be a number >= 1, got \"" + f + "\"");
+        if (end == f.c_str() || *end || !(s->retry.factor >= 1 && s->retry.factor <= kMaxBackoffFactor))
+          return b.Error("factor", "must be a number from 1 to " + std::to_string(static_cast<int>(kMaxBackoffFactor)) +
+                                       ", got \"" + f + "\"");
       }
       RETURN_IF_ERROR(b.CheckNoUnknown());
     }
     RETURN_IF_ERROR(rs.CheckNoUnknown());
   }
+  // Backoffs grow by `factor` per attempt: without a cap of its own a
+  // backoff stops growing at the longest duration, as every duration does.
+  if (s->retry.max_backoff == 0) s->retry.max_backoff = kMaxDuration;
   RETURN_IF_ERROR(r.Duration("timeout", &s->timeout));
   if (r.Has("memoize")) {
     SpecReader m = r.Child("memoize");
@@ -383,7 +396,9 @@ Result<PipelineSpec> ParseFromNode(const YAML::Node& root) {
   if (meta.IsMap()) {
     RETURN_IF_ERROR(meta.String("name", &spec.name));
     RETURN_IF_ERROR(meta.String("user", &spec.user));
+    RETURN_IF_ERROR(CheckName(spec.user, "metadata.user"));
     RETURN_IF_ERROR(meta.StringMap("labels", &spec.labels));
+    RETURN_IF_ERROR(CheckLabels(spec.labels, "metadata.labels"));
     RETURN_IF_ERROR(meta.CheckNoUnknown());
   }
   if (spec.name.empty()) spec.name = "pipeline";
@@ -397,6 +412,7 @@ Result<PipelineSpec> ParseFromNode(const YAML::Node& root) {
     if (p.Has("value")) {
       std::string v;
       RETURN_IF_ERROR(p.String("value", &v));
+      RETURN_IF_ERROR(CheckText(v, p.ChildPath("value"), kMaxParameterBytes));
       pp.value = v;
     }
     std::string desc;
@@ -426,115 +442,6 @@ Result<PipelineSpec> ParseFromNode(const YAML::Node& root) {
   RETURN_IF_ERROR(Validate(spec));
   return spec;
 }
-
-// A tiny recursive-descent evaluator for `when`.
-class CondParser {
- public:
-  explicit CondParser(const std::string& s) : s_(s) {}
-  Result<bool> Parse() {
-    auto v = Or();
-    if (!v.ok()) return v;
-    Skip();
-    if (i_ != s_.size())
-      return InvalidArgument("unexpected \"" + s_.substr(i_) + "\" in condition \"" + s_ + "\"");
-    return v;
-  }
-
- private:
-  void Skip() {
-    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
-  }
-  bool Eat(const std::string& tok) {
-    Skip();
-    if (s_.compare(i_, tok.size(), tok) == 0) {
-      i_ += tok.size();
-      return true;
-    }
-    return false;
-  }
-  Result<bool> Or() {
-    ASSIGN_OR_RETURN(bool v, And());
-    while (Eat("||")) {
-      ASSIGN_OR_RETURN(bool w, And());
-      v = v || w;
-    }
-    return v;
-  }
-  Result<bool> And() {
-    ASSIGN_OR_RETURN(bool v, Not());
-    while (Eat("&&")) {
-      ASSIGN_OR_RETURN(bool w, Not());
-      v = v && w;
-    }
-    return v;
-  }
-  Result<bool> Not() {
-    Skip();
-    if (i_ < s_.size() && s_[i_] == '!' && (i_ + 1 >= s_.size() || s_[i_ + 1] != '=')) {
-      ++i_;
-      ASSIGN_OR_RETURN(bool v, Not());
-      return !v;
-    }
-    return Cmp();
-  }
-  Result<std::string> Atom() {
-    Skip();
-    if (i_ >= s_.size()) return InvalidArgument("condition \"" + s_ + "\" ends early");
-    char q = s_[i_];
-    if (q == '"' || q == '\'') {
-      size_t end = s_.find(q, i_ + 1);
-      if (end == std::string::npos)
-        return InvalidArgument("unterminated quote in condition \"" + s_ + "\"");
-      std::string v = s_.substr(i_ + 1, end - i_ - 1);
-      i_ = end + 1;
-      return v;
-    }
-    size_t start = i_;
-    while (i_ < s_.size() && !std::isspace(static_cast<unsigned char>(s_[i_])) &&
-           std::string("()<>=!&|").find(s_[i_]) == std::string::npos)
-      ++i_;
-    if (i_ == start)
-      return InvalidArgument("expected a value at \"" + s_.substr(start) + "\" in condition \"" +
-                             s_ + "\"");
-    return s_.substr(start, i_ - start);
-  }
-  static bool Truthy(const std::string& v) {
-    return !(v.empty() || v == "false" || v == "0" || v == "False");
-  }
-  static std::optional<double> Num(const std::string& v) {
-    if (v.empty()) return std::nullopt;
-    char* end = nullptr;
-    double d = std::strtod(v.c_str(), &end);
-    if (*end) return std::nullopt;
-    return d;
-  }
-  Result<bool> Cmp() {
-    Skip();
-    if (Eat("(")) {
-      ASSIGN_OR_RETURN(bool v, Or());
-      if (!Eat(")")) return InvalidArgument("missing ) in condition \"" + s_ + "\"");
-      return v;
-    }
-    ASSIGN_OR_RETURN(std::string a, Atom());
-    static const char* kOps[] = {"==", "!=", "<=", ">=", "<", ">"};
-    for (const char* op : kOps) {
-      if (!Eat(op)) continue;
-      ASSIGN_OR_RETURN(std::string b, Atom());
-      std::string o = op;
-      auto x = Num(a), y = Num(b);
-      int c = (x && y) ? (*x < *y ? -1 : *x > *y ? 1 : 0) : a.compare(b) < 0 ? -1 : a == b ? 0 : 1;
-      if (o == "==") return c == 0;
-      if (o == "!=") return c != 0;
-      if (o == "<=") return c <= 0;
-      if (o == ">=") return c >= 0;
-      if (o == "<") return c < 0;
-      return c > 0;
-    }
-    return Truthy(a);
-  }
-  const std::string& s_;
-  size_t i_ = 0;
-};
 
 }  // namespace
 
@@ -572,40 +479,6 @@ const StepSpec* PipelineSpec::Step(const std::string& name) const {
   return nullptr;
 }
 
-std::vector<std::string> TemplateRefs(const std::string& text) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while ((pos = text.find("{{", pos)) != std::string::npos) {
-    size_t end = text.find("}}", pos + 2);
-    if (end == std::string::npos) break;
-    out.push_back(Trim(text.substr(pos + 2, end - pos - 2)));
-    pos = end + 2;
-  }
-  return out;
-}
-
-Result<std::string> Substitute(
-    const std::string& text,
-    const std::function<std::optional<std::string>(const std::string&)>& lookup) {
-  std::string out;
-  size_t pos = 0;
-  for (;;) {
-    size_t open = text.find("{{", pos);
-    if (open == std::string::npos) break;
-    size_t end = text.find("}}", open + 2);
-    if (end == std::string::npos) return InvalidArgument("unterminated {{ in \"" + text + "\"");
-    out += text.substr(pos, open - pos);
-    std::string name = Trim(text.substr(open + 2, end - open - 2));
-    auto v = lookup(name);
-    if (!v) return InvalidArgument("undefined reference {{" + name + "}}");
-    out += *v;
-    pos = end + 2;
-  }
-  out += text.substr(pos);
-  return out;
-}
-
-Result<bool> EvaluateCondition(const std::string& expr) { return CondParser(expr).Parse(); }
 
 Result<PipelineSpec> ParsePipelineSpec(const std::string& text) {
   ASSIGN_OR_RETURN(YAML::Node root, ParseDocument(text));
@@ -614,6 +487,16 @@ Result<PipelineSpec> ParsePipelineSpec(const std::string& text) {
   } catch (const YAML::Exception& e) {
     return InvalidArgument(std::string("pipeline: ") + e.what());
   }
+}
+
+Status CheckPipelineFanOut(const PipelineSpec& spec, int64_t cap) {
+  for (size_t i = 0; i < spec.steps.size(); ++i) {
+    const StepSpec& s = spec.steps[i];
+    if (!s.with_items) continue;
+    RETURN_IF_ERROR(CheckFanOut(static_cast<int64_t>(s.with_items->size()), cap,
+                                "spec.steps(" + s.name + ").withItems"));
+  }
+  return Status::Ok();
 }
 
 Result<std::string> DocumentKind(const std::string& text) {
@@ -642,6 +525,7 @@ Result<CronPipelineSpec> ParseCronPipelineSpec(const std::string& text) {
     if (!s.IsMap()) return InvalidArgument("spec: is required");
     RETURN_IF_ERROR(s.String("schedule", &c.schedule, true));
     RETURN_IF_ERROR(s.String("timezone", &c.timezone));
+    RETURN_IF_ERROR(CheckName(c.timezone, "spec.timezone"));
     auto cron = CronSchedule::Parse(c.schedule);
     if (!cron.ok()) return s.Error("schedule", cron.status().message());
     auto tz = TimeZone::Load(c.timezone);
@@ -680,7 +564,12 @@ Result<CronPipelineSpec> ParseCronPipelineSpec(const std::string& text) {
 Result<std::map<std::string, std::string>> ResolveParameters(
     const PipelineSpec& spec, const std::map<std::string, std::string>& given) {
   std::map<std::string, std::string> out;
+  if (given.size() > kMaxParameters)
+    return InvalidArgument("parameters: " + std::to_string(given.size()) + " given, the most is " +
+                           std::to_string(kMaxParameters));
   for (const auto& [k, v] : given) {
+    RETURN_IF_ERROR(CheckText(k, "parameters", kMaxNameBytes));
+    RETURN_IF_ERROR(CheckText(v, "parameter " + k, kMaxParameterBytes));
     bool known = false;
     for (const auto& p : spec.parameters) known = known || p.name == k;
     if (!known)

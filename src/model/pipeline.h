@@ -45,6 +45,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "model/job.h"
+#include "model/limits.h"
 
 namespace berth::model {
 
@@ -141,6 +142,10 @@ Result<PipelineSpec> ParsePipelineSpec(const std::string& text);
 // concurrencyPolicy, suspend, parameters: {k: v}, pipeline: <Pipeline document
 // or its spec>}. The schedule and time zone are checked.
 Result<CronPipelineSpec> ParseCronPipelineSpec(const std::string& text);
+
+// Every fan-out step's withItems against `cap` (berthd's pipelines.maxFanOut);
+// InvalidArgument naming the step.
+Status CheckPipelineFanOut(const PipelineSpec& spec, int64_t cap);
 
 // "kind" of a document (Pipeline, CronPipeline, Job, ...), or an error.
 Result<std::string> DocumentKind(const std::string& text);

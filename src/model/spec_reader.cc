@@ -1,17 +1,140 @@
 #include "model/spec_reader.h"
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <sstream>
+#include <unordered_map>
+
+#include "common/text.h"
 
 namespace berth::model {
 namespace {
+
+// Thrown by BoundsCheck to stop the parser at the first bound passed.
+struct BoundExceeded {
+  std::string message;
+};
+
+// Counts a document's parser events against the bounds of limits.h before
+// any node is built: yaml-cpp builds an alias as a shared node, and what then
+// walks the tree (or converts it to JSON) expands every alias, so the
+// expanded size is what must be bounded. Each anchor's expanded size and
+// height are remembered, so an alias costs what its expansion would.
+class BoundsCheck : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t anchor) override { Leaf(anchor, nullptr); }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t anchor,
+                const std::string& value) override {
+    Leaf(anchor, &value);
+  }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t anchor) override {
+    if (++aliases_ > kMaxAliases)
+      Fail(Path() + ": more than " + std::to_string(kMaxAliases) + " aliases in the document");
+    auto it = anchors_.find(anchor);
+    Shape shape = it == anchors_.end() ? Shape{1, 0} : it->second;
+    Count(shape.nodes);
+    if (static_cast<int64_t>(stack_.size()) + shape.height > kMaxDepth)
+      Fail(Path() + ": an alias nests deeper than " + std::to_string(kMaxDepth) + " levels");
+    Child(shape.height, nullptr);
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    Open(anchor, false);
+  }
+  void OnSequenceEnd() override { Close(); }
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    Open(anchor, true);
+  }
+  void OnMapEnd() override { Close(); }
+
+ private:
+  struct Shape {
+    int64_t nodes;  // with every alias expanded
+    int64_t height; // 0 for a scalar
+  };
+  struct Frame {
+    bool is_map;
+    YAML::anchor_t anchor;
+    int64_t first;        // nodes_ before this collection
+    int64_t height = 0;   // the highest child
+    int64_t children = 0; // map: keys and values alternate
+    std::string key;      // map: the last key seen
+    std::string path;
+  };
+
+  [[noreturn]] void Fail(const std::string& message) { throw BoundExceeded{message}; }
+
+  void Count(int64_t n) {
+    nodes_ += n;
+    if (nodes_ > kMaxNodes)
+      Fail(Path() + ": the document expands to more than " + std::to_string(kMaxNodes) +
+           " nodes (counting every alias expanded)");
+  }
+
+  // The path of the node being read now ("spec.steps[2].name").
+  std::string Path() const {
+    if (stack_.empty()) return "document";
+    const Frame& f = stack_.back();
+    if (!f.is_map) return f.path + "[" + std::to_string(f.children) + "]";
+    std::string key = EscapeForTerminal(f.key.size() > 64 ? f.key.substr(0, 64) + "..." : f.key);
+    if (f.children % 2 == 0) return f.path.empty() ? "document" : f.path;  // at a key
+    return f.path.empty() ? key : f.path + "." + key;
+  }
+
+  void Child(int64_t height, const std::string* scalar) {
+    if (stack_.empty()) return;
+    Frame& f = stack_.back();
+    if (f.is_map && f.children % 2 == 0) f.key = scalar ? *scalar : std::string();
+    f.height = std::max(f.height, height + 1);
+    ++f.children;
+  }
+
+  void Leaf(YAML::anchor_t anchor, const std::string* value) {
+    Count(1);
+    if (value && !IsValidUtf8(*value)) {
+      bool is_key = !stack_.empty() && stack_.back().is_map && stack_.back().children % 2 == 0;
+      Fail(Path() + (is_key ? ": a key is not valid UTF-8" : ": is not valid UTF-8"));
+    }
+    if (anchor) anchors_[anchor] = Shape{1, 0};
+    Child(0, value);
+  }
+
+  void Open(YAML::anchor_t anchor, bool is_map) {
+    std::string path = stack_.empty() ? "" : Path();
+    if (path == "document") path.clear();
+    Count(1);
+    if (static_cast<int>(stack_.size()) >= kMaxDepth)
+      Fail((path.empty() ? "document" : path) + ": nests deeper than " + std::to_string(kMaxDepth) +
+           " levels");
+    stack_.push_back(Frame{is_map, anchor, nodes_ - 1, 0, 0, "", path});
+  }
+
+  void Close() {
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    if (f.anchor) anchors_[f.anchor] = Shape{nodes_ - f.first, f.height};
+    Child(f.height, nullptr);
+  }
+
+  std::vector<Frame> stack_;
+  std::unordered_map<YAML::anchor_t, Shape> anchors_;
+  int64_t nodes_ = 0;
+  int64_t aliases_ = 0;
+};
 
 std::string Describe(const YAML::Node& n) {
   if (!n.IsDefined() || n.IsNull()) return "null";
   if (n.IsMap()) return "a map";
   if (n.IsSequence()) return "a list";
-  return "\"" + n.Scalar() + "\"";
+  const std::string& v = n.Scalar();
+  return "\"" + (v.size() > 80 ? TruncateUtf8(v, 80) + "..." : v) + "\"";
 }
 
 size_t EditDistance(const std::string& a, const std::string& b) {
@@ -177,6 +300,27 @@ Status SpecReader::Duration(const std::string& key, DurationMs* out) {
   return Status::Ok();
 }
 
+Status SpecReader::Seconds(const std::string& key, DurationMs* out, bool allow_negative) {
+  known_.insert(key);
+  if (!Has(key)) return Status::Ok();
+  const YAML::Node n = node_[key];
+  double v;
+  if (!n.IsScalar() || !ParseNumber(n.Scalar(), &v) || v != std::floor(v))
+    return Error(key, "must be a whole number of seconds, got " + Describe(n));
+  if (v < 0) {
+    if (allow_negative) {
+      *out = -1;
+      return Status::Ok();
+    }
+    return Error(key, "must be >= 0, got " + n.Scalar());
+  }
+  if (v * 1000 > static_cast<double>(kMaxDuration))
+    return Error(key, "is too long: " + n.Scalar() + " seconds, the most is " +
+                          std::to_string(kMaxDuration / kSecond) + " (" + kMaxDurationText + ")");
+  *out = static_cast<DurationMs>(v) * kSecond;
+  return Status::Ok();
+}
+
 Status SpecReader::CheckNoUnknown() const {
   if (!node_.IsMap()) return Status::Ok();
   for (const auto& kv : node_) {
@@ -202,16 +346,35 @@ Status SpecReader::CheckNoUnknown() const {
   return Status::Ok();
 }
 
-Result<YAML::Node> ParseDocument(const std::string& text) {
+Result<YAML::Node> LoadYamlBounded(const std::string& text, const std::string& what) {
+  if (text.size() > kMaxDocumentBytes)
+    return InvalidArgument(what + ": is " + std::to_string(text.size()) + " bytes, the most is " +
+                           std::to_string(kMaxDocumentBytes >> 20) + " MiB");
   try {
-    YAML::Node root = YAML::Load(text);
-    if (!root.IsDefined() || root.IsNull()) return InvalidArgument("document is empty");
-    if (!root.IsMap()) return InvalidArgument("document must be a map with apiVersion and kind");
-    return root;
+    {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      BoundsCheck check;
+      parser.HandleNextDocument(check);
+    }
+    return YAML::Load(text);
+  } catch (const BoundExceeded& e) {
+    if (what == "document") return InvalidArgument(e.message);
+    // A file: its name first ("berthd.yaml: scheduler.options: ...").
+    return InvalidArgument(what + (e.message.rfind("document", 0) == 0 ? e.message.substr(8)
+                                                                      : ": " + e.message));
   } catch (const YAML::Exception& e) {
-    return InvalidArgument("malformed YAML/JSON at line " + std::to_string(e.mark.line + 1) +
-                           ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+    return InvalidArgument((what == "document" ? "malformed YAML/JSON" : what + ": malformed YAML") +
+                           " at line " + std::to_string(e.mark.line + 1) + ", column " +
+                           std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
+}
+
+Result<YAML::Node> ParseDocument(const std::string& text) {
+  ASSIGN_OR_RETURN(YAML::Node root, LoadYamlBounded(text));
+  if (!root.IsDefined() || root.IsNull()) return InvalidArgument("document is empty");
+  if (!root.IsMap()) return InvalidArgument("document must be a map with apiVersion and kind");
+  return root;
 }
 
 Result<int64_t> ParseMilli(const std::string& s) {
@@ -249,12 +412,16 @@ Result<MiB> ParseMemory(const std::string& s) {
 }
 
 Result<DurationMs> ParseDuration(const std::string& s) {
+  auto too_long = [&] {
+    return InvalidArgument("is too long: \"" + s + "\", the most is " + kMaxDurationText);
+  };
   double plain;
   if (ParseNumber(s, &plain)) {
     if (plain < 0) return InvalidArgument("must be >= 0, got " + s);
+    if (plain * 1000 > static_cast<double>(kMaxDuration)) return too_long();
     return static_cast<DurationMs>(std::llround(plain * 1000));
   }
-  DurationMs total = 0;
+  double total = 0;
   size_t i = 0;
   bool any = false;
   while (i < s.size()) {
@@ -273,12 +440,13 @@ Result<DurationMs> ParseDuration(const std::string& s) {
     else if (u == "h") mult = kHour;
     else if (u == "d") mult = 24 * kHour;
     else return InvalidArgument("unknown unit \"" + u + "\" in \"" + s + "\" (use ms, s, m, h or d)");
-    total += static_cast<DurationMs>(std::llround(v * mult));
+    total += v * mult;  // v >= 0: only digits and '.'
+    if (total > static_cast<double>(kMaxDuration)) return too_long();
     any = true;
     i = k;
   }
   if (!any) return InvalidArgument("must be a duration like 90s or 2h, got \"" + s + "\"");
-  return total;
+  return static_cast<DurationMs>(std::llround(total));
 }
 
 }  // namespace berth::model

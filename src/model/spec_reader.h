@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/quantity.h"
 #include "common/status.h"
+#include "model/limits.h"
 
 namespace berth::model {
 
@@ -44,7 +45,12 @@ class SpecReader {
   // 512, "512Mi", "16Gi", "1Ti", "1G" -> MiB (a plain number means MiB).
   Status Memory(const std::string& key, MiB* out);
   // 90, "90s", "15m", "2h", "1d", "1h30m" -> milliseconds (a plain number means seconds).
+  // At most kMaxDuration (model/limits.h), like every duration.
   Status Duration(const std::string& key, DurationMs* out);
+  // A whole number of seconds (fields named ...Seconds) -> milliseconds, with
+  // the same bound as Duration. allow_negative: a negative value is kept as -1
+  // ("never", for ttlSecondsAfterFinished).
+  Status Seconds(const std::string& key, DurationMs* out, bool allow_negative = false);
 
   // Errors for keys that no Read*/Child call consumed, naming the first one.
   Status CheckNoUnknown() const;
@@ -58,7 +64,15 @@ class SpecReader {
 };
 
 // Parses `text` as YAML or JSON into a root node; errors carry line and column.
+// The bounds of model/limits.h are checked on the parser's events before any
+// node is built: the size of the text, the nesting depth, the number of nodes
+// with every alias expanded (a "billion laughs" is refused after a few
+// thousand events), the number of aliases, and well-formed UTF-8 in every
+// scalar (errors name the field path).
 Result<YAML::Node> ParseDocument(const std::string& text);
+// The same checks; the document may be empty (a Null node) or any kind of node.
+// `what` starts the error messages ("document", a file name).
+Result<YAML::Node> LoadYamlBounded(const std::string& text, const std::string& what = "document");
 
 // Stand-alone parsers shared with the CLI's flags.
 Result<int64_t> ParseMilli(const std::string& s);

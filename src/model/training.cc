@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "model/limits.h"
 #include "model/spec_reader.h"
 
 namespace berth::model {
@@ -23,6 +24,8 @@ Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_wor
   int64_t v = t->workers;
   RETURN_IF_ERROR(s.Int("workers", &v));
   if (v < 1) return s.Error("workers", "must be >= 1, got " + std::to_string(v));
+  if (v > kMaxWorkers)
+    return s.Error("workers", "must be at most " + std::to_string(kMaxWorkers) + ", got " + std::to_string(v));
   t->workers = static_cast<int>(v);
   if (s.Has("gpusPerWorker")) {
     RETURN_IF_ERROR(s.Milli("gpusPerWorker", gpus_per_worker));
@@ -30,6 +33,9 @@ Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_wor
   v = t->procs_per_worker;
   RETURN_IF_ERROR(s.Int("procsPerWorker", &v));
   if (v < 1) return s.Error("procsPerWorker", "must be >= 1, got " + std::to_string(v));
+  if (v > kMaxProcsPerWorker)
+    return s.Error("procsPerWorker",
+                   "must be at most " + std::to_string(kMaxProcsPerWorker) + ", got " + std::to_string(v));
   t->procs_per_worker = static_cast<int>(v);
   std::string policy = RestartPolicyName(t->restart_policy);
   RETURN_IF_ERROR(s.String("restartPolicy", &policy));
@@ -57,14 +63,11 @@ Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_wor
   v = t->backoff_limit;
   RETURN_IF_ERROR(s.Int("backoffLimit", &v));
   if (v < 0) return s.Error("backoffLimit", "must be >= 0, got " + std::to_string(v));
+  if (v > kMaxRestarts)
+    return s.Error("backoffLimit", "must be at most " + std::to_string(kMaxRestarts) + ", got " + std::to_string(v));
   t->backoff_limit = static_cast<int>(v);
-  v = t->active_deadline / kSecond;
-  RETURN_IF_ERROR(s.Int("activeDeadlineSeconds", &v));
-  if (v < 0) return s.Error("activeDeadlineSeconds", "must be >= 0, got " + std::to_string(v));
-  t->active_deadline = v * kSecond;
-  v = t->ttl_after_finished < 0 ? -1 : t->ttl_after_finished / kSecond;
-  RETURN_IF_ERROR(s.Int("ttlSecondsAfterFinished", &v));
-  t->ttl_after_finished = v < 0 ? -1 : v * kSecond;
+  RETURN_IF_ERROR(s.Seconds("activeDeadlineSeconds", &t->active_deadline));
+  RETURN_IF_ERROR(s.Seconds("ttlSecondsAfterFinished", &t->ttl_after_finished, /*allow_negative=*/true));
 
   SpecReader e = s.Child("elasticPolicy");
   if (e.node().IsDefined() && !e.node().IsNull()) {
@@ -75,6 +78,13 @@ Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_wor
     RETURN_IF_ERROR(e.Int("maxRestarts", &mr));
     RETURN_IF_ERROR(e.CheckNoUnknown());
     if (mn < 1) return e.Error("minReplicas", "must be >= 1, got " + std::to_string(mn));
+    if (mn > kMaxWorkers)
+      return e.Error("minReplicas", "must be at most " + std::to_string(kMaxWorkers) + ", got " + std::to_string(mn));
+    if (mx > kMaxWorkers)
+      return e.Error("maxReplicas", "must be at most " + std::to_string(kMaxWorkers) + ", got " + std::to_string(mx));
+    if (mr < -1 || mr > kMaxRestarts)
+      return e.Error("maxRestarts", "must be in -1.." + std::to_string(kMaxRestarts) + " (-1: no limit), got " +
+                                        std::to_string(mr));
     if (mx < mn)
       return e.Error("maxReplicas", "must be >= minReplicas (" + std::to_string(mn) + "), got " +
                                         std::to_string(mx));
@@ -90,6 +100,9 @@ Status ValidateTrainingSpec(const TrainingSpec& t) {
   if (t.workers < 1) return InvalidArgument("spec.workers: must be >= 1, got " + std::to_string(t.workers));
   if (t.procs_per_worker < 1) return InvalidArgument("spec.procsPerWorker: must be >= 1");
   if (t.backoff_limit < 0) return InvalidArgument("spec.backoffLimit: must be >= 0");
+  RETURN_IF_ERROR(CheckDuration(t.active_deadline, "spec.activeDeadlineSeconds"));
+  if (t.ttl_after_finished >= 0)
+    RETURN_IF_ERROR(CheckDuration(t.ttl_after_finished, "spec.ttlSecondsAfterFinished"));
   if (t.IsElastic()) {
     if (t.elastic.max_replicas < t.elastic.min_replicas)
       return InvalidArgument("spec.elasticPolicy.maxReplicas: must be >= minReplicas (" +

@@ -31,6 +31,10 @@ std::vector<std::string> SplitCsvLine(const std::string& line) {
   return out;
 }
 
+// Times and durations are seconds, at most ten years (as every duration in
+// Berth: model/limits.h), so that their milliseconds add up without overflow.
+constexpr int64_t kMaxSeconds = 3650LL * 24 * 3600;
+
 bool ParseInt(const std::string& s, int64_t* v) {
   if (s.empty()) return false;
   size_t i = 0;
@@ -41,6 +45,7 @@ bool ParseInt(const std::string& s, int64_t* v) {
   for (; i < s.size(); ++i) {
     if (s[i] < '0' || s[i] > '9') return false;
     x = x * 10 + (s[i] - '0');
+    if (x > kMaxSeconds) return false;
   }
   *v = neg ? -x : x;
   return true;
@@ -87,13 +92,15 @@ Result<Trace> ParseTraceCsv(const std::string& text) {
     if (j.name.empty()) return InvalidArgument(where("job_id") + ": empty");
     int64_t submit = 0, duration = 0, gpus = 0;
     if (!ParseInt(field("submit_time"), &submit) || submit < 0) {
-      return InvalidArgument(where("submit_time") + ": not a non-negative integer: \"" + field("submit_time") + "\"");
+      return InvalidArgument(where("submit_time") + ": not an integer in 0.." + std::to_string(kMaxSeconds) +
+                             " (seconds): \"" + field("submit_time") + "\"");
     }
     if (!ParseInt(field("duration"), &duration) || duration < 0) {
-      return InvalidArgument(where("duration") + ": not a non-negative integer: \"" + field("duration") + "\"");
+      return InvalidArgument(where("duration") + ": not an integer in 0.." + std::to_string(kMaxSeconds) +
+                             " (seconds): \"" + field("duration") + "\"");
     }
     if (!ParseInt(field("num_gpus"), &gpus) || gpus < 1 || gpus > 100000) {
-      return InvalidArgument(where("num_gpus") + ": not an integer >= 1: \"" + field("num_gpus") + "\"");
+      return InvalidArgument(where("num_gpus") + ": not an integer in 1..100000: \"" + field("num_gpus") + "\"");
     }
     j.submit = submit * kSecond;
     j.duration = std::max<int64_t>(duration, 1) * kSecond;

@@ -105,7 +105,7 @@ TEST(Net, ParseListenAndBindError) {
   std::string host = "127.0.0.1";
   int port = 0;
   ASSERT_TRUE(ParseListen(":9000", &host, &port).ok());
-  EXPECT_EQ(host, "0.0.0.0");
+  EXPECT_EQ(host, "127.0.0.1");
   EXPECT_EQ(port, 9000);
   auto bad = ParseListen("h:70000", &host, &port);
   EXPECT_NE(bad.message().find("listen: expected HOST:PORT"), std::string::npos);
