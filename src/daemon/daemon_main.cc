@@ -24,6 +24,7 @@
 #include "controllers/pipeline_controller.h"  // pipelines
 #include "controllers/telemetry_controller.h"
 #include "daemon/config.h"
+#include "daemon/reloadable_config.h"
 #include "exec/local_executor.h"
 #include "gpu/inventory.h"
 #include "gpu/prometheus.h"
@@ -78,6 +79,16 @@ int Run(int argc, char** argv) {
   if (!log_level.empty()) cfg.log_level = log_level;
 
   InitLogging(cfg.log_level);
+  // What SIGHUP may change later (daemon/reloadable_config.h), as read now.
+  ReloadableConfig started;
+  started.log_level = cfg.log_level;
+  if (!config_file.empty()) {
+    auto read = LoadReloadableConfig(config_file);
+    if (!read.ok()) return Fail(read.status().message());
+    started = std::move(*read);
+    started.log_level = cfg.log_level;  // --log-level wins at start; a reload reads the file's
+  }
+  ReloadableConfigHolder live(std::move(started));
 
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir + "/runs", ec);
@@ -267,8 +278,30 @@ int Run(int argc, char** argv) {
     spdlog::warn("listening on {}, not only on loopback: other machines that reach port {} can use the API",
                  cfg.host, server.port());
 
+  // SIGHUP rereads the configuration file (daemon/reloadable_config.h): what
+  // may change at run time changes now, the rest is named in the log as
+  // waiting for the next start, and a bad file changes nothing.
   int sig = 0;
-  sigwait(&sigs, &sig);
+  for (;;) {
+    sigwait(&sigs, &sig);
+    if (sig != SIGHUP) break;
+    if (config_file.empty()) {
+      spdlog::info("received SIGHUP: berthd was started without --config, nothing to reread");
+      continue;
+    }
+    auto plan = PlanReload(config_file, *live.Get());
+    if (!plan.ok()) {
+      spdlog::error("received SIGHUP: reload refused, the configuration is unchanged: {}",
+                    plan.status().message());
+      continue;
+    }
+    for (const std::string& c : plan->changes) spdlog::info("reload: {}", c);
+    for (const std::string& c : plan->need_restart) spdlog::warn("reload: {}", c);
+    if (plan->changes.empty() && plan->need_restart.empty())
+      spdlog::info("received SIGHUP: {} reread, nothing changed", config_file);
+    spdlog::set_level(spdlog::level::from_str(plan->next.log_level));
+    live.Set(std::move(plan->next));
+  }
   spdlog::info("received {}, shutting down (running tasks keep running)", strsignal(sig));
   for (const std::string& dir : record_dirs) RemoveDaemonRecord(dir, ::getpid());
   server.Stop();
