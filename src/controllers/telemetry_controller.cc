@@ -54,6 +54,10 @@ std::string TelemetryController::EventType(gpu::GpuEventType type) {
     case gpu::GpuEventType::kGpuLost: return "GpuLost";
     case gpu::GpuEventType::kGpuRecovered: return "GpuRecovered";
     case gpu::GpuEventType::kReadFailed: return "GpuReadFailed";
+    // Health events (gpu/health.h; only with SamplerOptions::health_events).
+    case gpu::GpuEventType::kXid: return "GpuXid";
+    case gpu::GpuEventType::kHealthFatal: return "GpuUnhealthy";
+    case gpu::GpuEventType::kHealthOk: return "GpuHealthy";
   }
   return "GpuReadFailed";
 }
