@@ -185,6 +185,11 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, shim_log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&fa, wfd, kShimProgressFd);
+  // Nothing else of berthd's reaches the shim: its listening sockets and
+  // connections (Asio opens them without close-on-exec) would otherwise stay
+  // open in the shim until it closes them itself, keeping a dead daemon's
+  // port and socket answering.
+  posix_spawn_file_actions_addclosefrom_np(&fa, kShimProgressFd + 1);
   // A new session, so the shim outlives us and our terminal; stop signals are
   // blocked from the first instruction so an early Stop stays pending.
   posix_spawnattr_setflags(&attr,

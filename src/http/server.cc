@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -422,6 +423,7 @@ Result<int> Server::ListenTcp(const std::string& host, int port) {
   Proto::endpoint ep{net::ip::tcp::endpoint(addr, static_cast<unsigned short>(port))};
   auto a = std::make_unique<Acceptor>(net::make_strand(impl_->ioc));
   a->open(ep.protocol(), ec);
+  if (!ec) ::fcntl(a->native_handle(), F_SETFD, FD_CLOEXEC);  // Asio does not set it
   // SO_REUSEADDR (restart over TIME_WAIT connections) but not SO_REUSEPORT,
   // with which a second daemon would bind the same port: a port in use fails.
   if (!ec) a->set_option(net::socket_base::reuse_address(true), ec);
@@ -458,6 +460,7 @@ Status Server::ListenUnix(const std::string& path, mode_t mode) {
   Proto::endpoint ep{net::local::stream_protocol::endpoint(path)};
   auto a = std::make_unique<Acceptor>(net::make_strand(impl_->ioc));
   a->open(ep.protocol(), ec);
+  if (!ec) ::fcntl(a->native_handle(), F_SETFD, FD_CLOEXEC);  // Asio does not set it
   if (!ec) a->bind(ep, ec);
   if (!ec && ::chmod(path.c_str(), mode) != 0) ec.assign(errno, beast::system_category());
   if (!ec) a->listen(net::socket_base::max_listen_connections, ec);
@@ -496,6 +499,7 @@ void Server::Impl::OnAccept(Socket s, const Listener& l) {
     open = conns.size();
   }
   int fd = s.native_handle();
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // no child of berthd keeps a connection open
   if (open >= static_cast<size_t>(opt.max_connections) || stopping) {
     static const std::string kBusy = [] {
       std::string b = ErrorBody("unavailable", "too many open connections; try again later");
