@@ -4,7 +4,8 @@
 // cluster; then, each cycle, 5% of the running jobs end and as many new jobs
 // arrive. Prints placements per second and cycle latency per policy, by wall
 // time and by the thread's CPU time (steadier on a shared machine).
-// Usage: berth_sched_bench [--policies a,b] [--cycles N] [--pending N] [--quiet-waits] [--per-cycle] [--classes]
+// Usage: berth_sched_bench [--policies a,b] [--cycles N] [--pending N] [--quiet-waits]
+// [--per-cycle] [--classes]
 // (--classes: jobs get priority classes, 30% scavenger, 60% batch, 10% interactive, and
 // priorities 0 to 4, from a generator of their own, so the jobs are otherwise the same)
 // (--per-cycle: one line per cycle with its latency, binds and preemptions, on stderr, and a
@@ -15,8 +16,8 @@
 #include <ctime>
 #include <random>
 #include <sstream>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "sched/scheduler.h"
@@ -100,9 +101,11 @@ int main(int argc, char** argv) {
     for (int g = 0; g < 8; ++g) ns.gpus.push_back({g, "", 81920, {}, true, -1});
     cluster.nodes.push_back(std::move(ns));
   }
-  std::printf("1000 nodes x 8 GPUs, %d pending jobs, %d cycles, wait reasons %s%s\n", pending_target, cycles,
-              explain ? "on" : "off", classes ? ", priority classes" : "");
-  std::printf("| policy | first cycle (ms) | first-cycle placements | placements/s (all cycles) | p50 cycle (ms) | p99 cycle (ms) | placements/s by CPU time | p99 cycle CPU (ms) |\n");
+  std::printf("1000 nodes x 8 GPUs, %d pending jobs, %d cycles, wait reasons %s%s\n",
+              pending_target, cycles, explain ? "on" : "off", classes ? ", priority classes" : "");
+  std::printf(
+      "| policy | first cycle (ms) | first-cycle placements | placements/s (all cycles) | p50 "
+      "cycle (ms) | p99 cycle (ms) | placements/s by CPU time | p99 cycle CPU (ms) |\n");
   std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& name : policies) {
     auto s = Scheduler::Create({name, {}, 1});
@@ -116,8 +119,9 @@ int main(int argc, char** argv) {
       JobRequest j = RandomJob(id, now, rng);
       if (classes) {
         uint64_t c = class_rng() % 10;
-        j.priority_class = c < 3 ? model::PriorityClass::kScavenger
-                                 : c < 9 ? model::PriorityClass::kBatch : model::PriorityClass::kInteractive;
+        j.priority_class = c < 3   ? model::PriorityClass::kScavenger
+                           : c < 9 ? model::PriorityClass::kBatch
+                                   : model::PriorityClass::kInteractive;
         j.priority = static_cast<int64_t>(class_rng() % 5);
       }
       return j;
@@ -153,8 +157,10 @@ int main(int argc, char** argv) {
           digest = Mix(digest, static_cast<uint64_t>(p.gpu_share));
         }
       }
-      for (const Preempt& p : d.preemptions) digest = Mix(digest, static_cast<uint64_t>(p.job) << 1);
-      for (const Resize& r : d.resizes) digest = Mix(digest, static_cast<uint64_t>(r.job) << 2 | r.placements.size());
+      for (const Preempt& p : d.preemptions)
+        digest = Mix(digest, static_cast<uint64_t>(p.job) << 1);
+      for (const Resize& r : d.resizes)
+        digest = Mix(digest, static_cast<uint64_t>(r.job) << 2 | r.placements.size());
       for (const auto& w : d.waiting) {
         digest = Mix(digest, static_cast<uint64_t>(w.job) << 3 | (w.never ? 1 : 0));
         if (!per_cycle) continue;
@@ -165,9 +171,11 @@ int main(int argc, char** argv) {
         for (char ch : reason) digest = Mix(digest, static_cast<uint64_t>(ch));
       }
       if (per_cycle) {
-        std::fprintf(stderr, "%s cycle %d: %.1f ms, %zu binds, %zu preemptions, %zu resizes, %zu waiting, %zu running\n",
-                     name.c_str(), c, secs * 1000, d.binds.size(), d.preemptions.size(), d.resizes.size(),
-                     d.waiting.size(), in.running.size());
+        std::fprintf(stderr,
+                     "%s cycle %d: %.1f ms, %zu binds, %zu preemptions, %zu resizes, %zu waiting, "
+                     "%zu running\n",
+                     name.c_str(), c, secs * 1000, d.binds.size(), d.preemptions.size(),
+                     d.resizes.size(), d.waiting.size(), in.running.size());
       }
       if (c == 0) {
         first_ms = secs * 1000;
@@ -201,14 +209,18 @@ int main(int argc, char** argv) {
       // 5% of running jobs end; new ones arrive to keep the queue full.
       std::shuffle(in.running.begin(), in.running.end(), rng);
       in.running.resize(in.running.size() * 95 / 100);
-      for (auto& r : in.running) r.request.attained_service += kMinute * r.request.task.gpus / 1000 * r.request.tasks;
-      while (static_cast<int>(in.pending.size()) < pending_target) in.pending.push_back(make_job(next_id++, in.now));
+      for (auto& r : in.running)
+        r.request.attained_service += kMinute * r.request.task.gpus / 1000 * r.request.tasks;
+      while (static_cast<int>(in.pending.size()) < pending_target)
+        in.pending.push_back(make_job(next_id++, in.now));
     }
     std::printf("| %s | %.1f | %lld | %.0f | %.1f | %.1f | %.0f | %.1f |\n", name.c_str(), first_ms,
                 static_cast<long long>(first_placements), total_s > 0 ? placements / total_s : 0,
                 Percentile(latencies, 0.5), Percentile(latencies, 0.99),
                 total_cpu_s > 0 ? placements / total_cpu_s : 0, Percentile(cpu_latencies, 0.99));
-    if (per_cycle) std::fprintf(stderr, "%s decisions digest %016llx\n", name.c_str(), static_cast<unsigned long long>(digest));
+    if (per_cycle)
+      std::fprintf(stderr, "%s decisions digest %016llx\n", name.c_str(),
+                   static_cast<unsigned long long>(digest));
     std::fflush(stdout);
   }
   return 0;

@@ -3,8 +3,8 @@
 // docs/scheduling.md). Usage:
 //   berth_sim_bench [--trace FILE] [--cluster 64x8,48x8] [--policies a,b] [--json]
 #include <cstdio>
-#include <ctime>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <sstream>
 #include <string>
@@ -37,17 +37,21 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (a == "--trace") trace_path = next();
-    else if (a == "--cluster") clusters = Split(next());
-    else if (a == "--policies") policies = Split(next());
-    else if (a == "--window") window = next();
-    else if (a == "--json") json = true;
+    if (a == "--trace")
+      trace_path = next();
+    else if (a == "--cluster")
+      clusters = Split(next());
+    else if (a == "--policies")
+      policies = Split(next());
+    else if (a == "--window")
+      window = next();
+    else if (a == "--json")
+      json = true;
     else if (a == "--option") {
       std::string kv = next();
       auto eq = kv.find('=');
       policy_options[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
-    }
-    else {
+    } else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
     }
@@ -58,8 +62,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!json) {
-    std::printf("| cluster | policy | avg JCT (h) | p50 JCT (h) | p99 JCT (h) | avg queue (h) | makespan (d) | GPU util | preemptions | fairness | sim wall (s) | sim CPU (s) |\n");
-    std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    std::printf(
+        "| cluster | policy | avg JCT (h) | p50 JCT (h) | p99 JCT (h) | avg queue (h) | makespan "
+        "(d) | GPU util | preemptions | fairness | sim wall (s) | sim CPU (s) |\n");
+    std::printf(
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   }
   for (const auto& c : clusters) {
     auto shape = berth::sim::ParseClusterShape(c);
@@ -90,10 +97,11 @@ int main(int argc, char** argv) {
       if (json) {
         std::printf("%s\n", berth::sim::ToJson(*r).dump().c_str());
       } else {
-        std::printf("| %s | %s | %.2f | %.2f | %.1f | %.2f | %.1f | %.3f | %lld | %.2f | %.1f | %.1f |\n", c.c_str(),
-                    p.c_str(), r->avg_jct_s / 3600, r->p50_jct_s / 3600, r->p99_jct_s / 3600,
-                    r->avg_queue_delay_s / 3600, r->makespan_s / 86400, r->gpu_utilization,
-                    static_cast<long long>(r->preemptions), r->fairness, r->sim_wall_s, cpu_s);
+        std::printf(
+            "| %s | %s | %.2f | %.2f | %.1f | %.2f | %.1f | %.3f | %lld | %.2f | %.1f | %.1f |\n",
+            c.c_str(), p.c_str(), r->avg_jct_s / 3600, r->p50_jct_s / 3600, r->p99_jct_s / 3600,
+            r->avg_queue_delay_s / 3600, r->makespan_s / 86400, r->gpu_utilization,
+            static_cast<long long>(r->preemptions), r->fairness, r->sim_wall_s, cpu_s);
       }
       std::fflush(stdout);
     }

@@ -212,11 +212,21 @@ void FsyncProbe(const std::string& dir, int n) {
   const char* kind = "?";
   if (statfs(dir.c_str(), &fs) == 0) {
     switch (static_cast<unsigned long>(fs.f_type)) {
-      case 0x01021994: kind = "tmpfs (NOT a disk: durable figures are meaningless)"; break;
-      case 0xEF53: kind = "ext2/3/4"; break;
-      case 0x58465342: kind = "xfs"; break;
-      case 0x9123683E: kind = "btrfs"; break;
-      default: kind = "other"; break;
+      case 0x01021994:
+        kind = "tmpfs (NOT a disk: durable figures are meaningless)";
+        break;
+      case 0xEF53:
+        kind = "ext2/3/4";
+        break;
+      case 0x58465342:
+        kind = "xfs";
+        break;
+      case 0x9123683E:
+        kind = "btrfs";
+        break;
+      default:
+        kind = "other";
+        break;
     }
   }
   std::string path = dir + "/fsync_probe";
@@ -231,15 +241,20 @@ void FsyncProbe(const std::string& dir, int n) {
     if (::write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) break;
     auto t0 = std::chrono::steady_clock::now();
     if (::fdatasync(fd) != 0) break;
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   ::close(fd);
   ::unlink(path.c_str());
   if (ms.empty()) return;
   std::sort(ms.begin(), ms.end());
-  auto pct = [&](double p) { return ms[std::min(ms.size() - 1, static_cast<size_t>(p * (ms.size() - 1) + 0.5))]; };
-  std::printf("data dir %s: %s; fdatasync of a 4 KiB append over %zu: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms\n",
-              dir.c_str(), kind, ms.size(), pct(0.5), pct(0.9), pct(0.99));
+  auto pct = [&](double p) {
+    return ms[std::min(ms.size() - 1, static_cast<size_t>(p * (ms.size() - 1) + 0.5))];
+  };
+  std::printf(
+      "data dir %s: %s; fdatasync of a 4 KiB append over %zu: p50 %.2f ms, p90 %.2f ms, p99 %.2f "
+      "ms\n",
+      dir.c_str(), kind, ms.size(), pct(0.5), pct(0.9), pct(0.99));
 }
 
 }  // namespace

@@ -55,10 +55,12 @@ pid_t StartDaemon(const std::string& berthd, const std::string& dir, const std::
 }
 
 std::string JobDoc(const std::string& cmd, const std::string& gpus) {
-  json doc = {{"apiVersion", "berth/v1"},
-              {"kind", "Job"},
-              {"metadata", {{"name", "bench"}}},
-              {"spec", {{"command", json::array({"/bin/sh", "-c", cmd})}, {"resources", {{"gpus", gpus}}}}}};
+  json doc = {
+      {"apiVersion", "berth/v1"},
+      {"kind", "Job"},
+      {"metadata", {{"name", "bench"}}},
+      {"spec",
+       {{"command", json::array({"/bin/sh", "-c", cmd})}, {"resources", {{"gpus", gpus}}}}}};
   return doc.dump();
 }
 
@@ -106,8 +108,10 @@ double Throughput(const Run& r, int clients, double seconds) {
       c.set_tcp_nodelay(true);
       while (!stop) {
         auto res = c.Post("/api/v1/jobs", doc, "application/json");
-        if (res && res->status == 201) ok++;
-        else failed++;
+        if (res && res->status == 201)
+          ok++;
+        else
+          failed++;
       }
     });
   }
@@ -120,7 +124,8 @@ double Throughput(const Run& r, int clients, double seconds) {
   size_t pending = list ? json::parse(list->body)["items"].size() : 0;
   c0.Post("/api/v1/jobs/" + std::to_string(blocker_id) + "/cancel", "", "application/json");
   std::printf("  %lld acknowledged in %.2f s (%lld failed), %zu pending in the store\n",
-              static_cast<long long>(ok.load()), elapsed, static_cast<long long>(failed.load()), pending);
+              static_cast<long long>(ok.load()), elapsed, static_cast<long long>(failed.load()),
+              pending);
   return ok / elapsed;
 }
 
@@ -136,8 +141,10 @@ double HealthzRate(const Run& r, int clients, double seconds) {
       c.set_tcp_nodelay(true);
       while (!stop) {
         auto res = c.Get("/healthz");
-        if (res && res->status == 200) ok++;
-        else failed++;
+        if (res && res->status == 200)
+          ok++;
+        else
+          failed++;
       }
     });
   }
@@ -145,8 +152,8 @@ double HealthzRate(const Run& r, int clients, double seconds) {
   stop = true;
   for (auto& t : threads) t.join();
   double elapsed = (berth::MonotonicNanos() - t0) / 1e9;
-  std::printf("  %lld /healthz answered in %.2f s (%lld failed)\n", static_cast<long long>(ok.load()), elapsed,
-              static_cast<long long>(failed.load()));
+  std::printf("  %lld /healthz answered in %.2f s (%lld failed)\n",
+              static_cast<long long>(ok.load()), elapsed, static_cast<long long>(failed.load()));
   return ok / elapsed;
 }
 
@@ -172,26 +179,27 @@ void Latency(const Run& r, int samples) {
   ev2.set_read_timeout(600, 0);
   std::thread watcher2([&] {
     std::string buf;
-    ev2.Get("/api/v1/events?follow=true&after=" + std::to_string(after), [&](const char* d, size_t n) {
-      buf.append(d, n);
-      size_t e;
-      while ((e = buf.find("\n\n")) != std::string::npos) {
-        std::string block = buf.substr(0, e);
-        buf.erase(0, e + 2);
-        size_t p = block.find("data: ");
-        if (p == std::string::npos) continue;
-        try {
-          json j = json::parse(block.substr(p + 6));
-          if (j["type"] == "JobStarted") {
-            std::lock_guard<std::mutex> l(mu);
-            started_at[j["job"].get<int64_t>()] = berth::MonotonicNanos();
-            cv.notify_all();
-          }
-        } catch (const std::exception&) {
-        }
-      }
-      return !stop;
-    });
+    ev2.Get("/api/v1/events?follow=true&after=" + std::to_string(after),
+            [&](const char* d, size_t n) {
+              buf.append(d, n);
+              size_t e;
+              while ((e = buf.find("\n\n")) != std::string::npos) {
+                std::string block = buf.substr(0, e);
+                buf.erase(0, e + 2);
+                size_t p = block.find("data: ");
+                if (p == std::string::npos) continue;
+                try {
+                  json j = json::parse(block.substr(p + 6));
+                  if (j["type"] == "JobStarted") {
+                    std::lock_guard<std::mutex> l(mu);
+                    started_at[j["job"].get<int64_t>()] = berth::MonotonicNanos();
+                    cv.notify_all();
+                  }
+                } catch (const std::exception&) {
+                }
+              }
+              return !stop;
+            });
   });
   std::vector<double> lat_ms;
   for (int i = 0; i < samples; ++i) {
@@ -200,15 +208,18 @@ void Latency(const Run& r, int samples) {
     if (!res || res->status != 201) continue;
     int64_t id = json::parse(res->body)["id"];
     std::unique_lock<std::mutex> l(mu);
-    if (!cv.wait_for(l, std::chrono::seconds(10), [&] { return started_at.count(id) > 0; })) continue;
+    if (!cv.wait_for(l, std::chrono::seconds(10), [&] { return started_at.count(id) > 0; }))
+      continue;
     lat_ms.push_back((started_at[id] - t0) / 1e6);
   }
   stop = true;
   ev2.stop();
   watcher2.join();
-  std::printf("  submit-to-process-start over %zu jobs: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-              lat_ms.size(), Percentile(lat_ms, 0.5), Percentile(lat_ms, 0.9), Percentile(lat_ms, 0.99),
-              Percentile(lat_ms, 1.0));
+  std::printf(
+      "  submit-to-process-start over %zu jobs: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f "
+      "ms\n",
+      lat_ms.size(), Percentile(lat_ms, 0.5), Percentile(lat_ms, 0.9), Percentile(lat_ms, 0.99),
+      Percentile(lat_ms, 1.0));
 }
 
 }  // namespace
@@ -219,11 +230,16 @@ int main(int argc, char** argv) {
   std::string berthd = std::string(BERTH_SOURCE_DIR) + "/build/bin/berthd";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--seconds") seconds = std::atof(argv[i + 1]);
-    else if (a == "--clients") clients = std::atoi(argv[i + 1]);
-    else if (a == "--samples") samples = std::atoi(argv[i + 1]);
-    else if (a == "--berthd") berthd = argv[i + 1];
-    else if (a == "--healthz") healthz = std::atof(argv[i + 1]);
+    if (a == "--seconds")
+      seconds = std::atof(argv[i + 1]);
+    else if (a == "--clients")
+      clients = std::atoi(argv[i + 1]);
+    else if (a == "--samples")
+      samples = std::atoi(argv[i + 1]);
+    else if (a == "--berthd")
+      berthd = argv[i + 1];
+    else if (a == "--healthz")
+      healthz = std::atof(argv[i + 1]);
   }
   signal(SIGPIPE, SIG_IGN);
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -238,7 +254,8 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       url = ReadUrl(dir);
     }
-    if (url.empty()) std::fprintf(stderr, "berthd did not start (see %s/berthd.log)\n", dir.c_str());
+    if (url.empty())
+      std::fprintf(stderr, "berthd did not start (see %s/berthd.log)\n", dir.c_str());
     return url.empty() ? "" : dir + "|" + url;
   };
   auto stop = [](pid_t pid, const std::string& handle) {

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+# Every tracked C++ file is formatted by .clang-format (scripts/check-format.sh --fix formats them).
+scripts/check-format.sh
 scripts/build.sh
 (cd build && BERTH_REQUIRE_TOOLS=1 ctest --output-on-failure --timeout 300 -j2 "$@")
 # Every fuzz target briefly (3 s each; docs/security.md, "Fuzzing", for long runs).

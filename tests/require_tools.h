@@ -9,11 +9,11 @@
 #include <cstdlib>
 #include <string>
 
-#define BERTH_SKIP_UNLESS_REQUIRED(why)                                                \
-  do {                                                                                 \
-    const char* berth_required_ = std::getenv("BERTH_REQUIRE_TOOLS");                  \
-    if (berth_required_ && *berth_required_ && std::string(berth_required_) != "0") {  \
-      FAIL() << why << " (BERTH_REQUIRE_TOOLS is set)";                                \
-    }                                                                                  \
-    GTEST_SKIP() << why;                                                               \
+#define BERTH_SKIP_UNLESS_REQUIRED(why)                                               \
+  do {                                                                                \
+    const char* berth_required_ = std::getenv("BERTH_REQUIRE_TOOLS");                 \
+    if (berth_required_ && *berth_required_ && std::string(berth_required_) != "0") { \
+      FAIL() << why << " (BERTH_REQUIRE_TOOLS is set)";                               \
+    }                                                                                 \
+    GTEST_SKIP() << why;                                                              \
   } while (0)

@@ -27,7 +27,8 @@ Result<std::string> RequestUser(const http::Request& req, const store::Store& st
     char* end = nullptr;
     long long id = std::strtoll(v.c_str(), &end, 10);
     if (v.empty() || *end || id <= 0)
-      return InvalidArgument("X-Berth-Job: must be a job id (a positive integer), got \"" + v + "\"");
+      return InvalidArgument("X-Berth-Job: must be a job id (a positive integer), got \"" + v +
+                             "\"");
     auto job = store.GetJob(static_cast<model::JobId>(id));
     if (!job.ok()) return InvalidArgument("X-Berth-Job: no job " + v);
     if (!job->spec.user.empty()) return job->spec.user;

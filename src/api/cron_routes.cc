@@ -13,7 +13,8 @@ using nlohmann::json;
 // RFC 3339 ("2026-01-02T03:04:05Z", fraction optional) or ms since the epoch.
 Result<TimeMs> ParseTimeArg(const json& v, const std::string& field) {
   if (v.is_number_integer()) return v.get<TimeMs>();
-  if (!v.is_string()) return InvalidArgument(field + ": must be a time (RFC 3339) or ms since the epoch");
+  if (!v.is_string())
+    return InvalidArgument(field + ": must be a time (RFC 3339) or ms since the epoch");
   std::string s = v.get<std::string>();
   int y, mo, d, h = 0, mi = 0, sec = 0;
   if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &sec) < 3)
@@ -35,21 +36,22 @@ void Backfill(controllers::PipelineController& p, const http::Request& req, http
 
 }  // namespace
 
-void RegisterCronRoutes(http::Router& s, controllers::PipelineController& p, const store::Store& store,
-                        const Clock& clock) {
+void RegisterCronRoutes(http::Router& s, controllers::PipelineController& p,
+                        const store::Store& store, const Clock& clock) {
   auto cron_json = [&p, &clock](const store::CronRecord& c) {
     auto next = p.NextFire(c.name, std::max(c.last_time, clock.Now()));
     return controllers::CronToJson(c, next.ok() && !c.suspended ? *next : 0);
   };
-  s.Post("/api/v1/cronpipelines", [&p, &store, cron_json](const http::Request& req, http::Response& res) {
-    auto body = JsonBody(req);
-    if (!body.ok()) return ReplyError(res, body.status());
-    auto user = RequestUser(req, store);
-    if (!user.ok()) return ReplyError(res, user.status());
-    auto c = p.CreateCron(body->value("spec", ""), *user);
-    if (!c.ok()) return ReplyError(res, c.status());
-    ReplyJson(res, 201, cron_json(*c));
-  });
+  s.Post("/api/v1/cronpipelines",
+         [&p, &store, cron_json](const http::Request& req, http::Response& res) {
+           auto body = JsonBody(req);
+           if (!body.ok()) return ReplyError(res, body.status());
+           auto user = RequestUser(req, store);
+           if (!user.ok()) return ReplyError(res, user.status());
+           auto c = p.CreateCron(body->value("spec", ""), *user);
+           if (!c.ok()) return ReplyError(res, c.status());
+           ReplyJson(res, 201, cron_json(*c));
+         });
   s.Get("/api/v1/cronpipelines", [&p, cron_json](const http::Request&, http::Response& res) {
     auto all = p.ListCrons();
     if (!all.ok()) return ReplyError(res, all.status());
@@ -57,11 +59,12 @@ void RegisterCronRoutes(http::Router& s, controllers::PipelineController& p, con
     for (const auto& c : *all) out.push_back(cron_json(c));
     ReplyJson(res, 200, out);
   });
-  s.Get("/api/v1/cronpipelines/{name}", [&p, cron_json](const http::Request& req, http::Response& res) {
-    auto c = p.GetCron(req.Capture("name"));
-    if (!c.ok()) return ReplyError(res, c.status());
-    ReplyJson(res, 200, cron_json(*c));
-  });
+  s.Get("/api/v1/cronpipelines/{name}",
+        [&p, cron_json](const http::Request& req, http::Response& res) {
+          auto c = p.GetCron(req.Capture("name"));
+          if (!c.ok()) return ReplyError(res, c.status());
+          ReplyJson(res, 200, cron_json(*c));
+        });
   auto del = [&p](const http::Request& req, http::Response& res) {
     Status st = p.DeleteCron(req.Capture("name"));
     if (!st.ok()) return ReplyError(res, st);

@@ -9,7 +9,8 @@ namespace {
 
 using nlohmann::json;
 
-void FollowEvents(const RouteContext& ctx, int64_t cursor, model::JobId job, http::StreamWriter& w) {
+void FollowEvents(const RouteContext& ctx, int64_t cursor, model::JobId job,
+                  http::StreamWriter& w) {
   static const std::string kPing = ": ping\n\n";
   while (w.Open()) {
     auto evs = ctx.store.EventsSince(cursor, 1000, job);
@@ -49,7 +50,8 @@ void Events(const RouteContext& ctx, const http::Request& req, http::Response& r
 }  // namespace
 
 void RegisterEventRoutes(http::Router& r, const RouteContext& ctx) {
-  r.Get("/api/v1/events", [&ctx](const http::Request& req, http::Response& res) { Events(ctx, req, res); });
+  r.Get("/api/v1/events",
+        [&ctx](const http::Request& req, http::Response& res) { Events(ctx, req, res); });
 }
 
 }  // namespace berth::api

@@ -17,7 +17,10 @@ void Gpus(const RouteContext& ctx, http::Response& res) {
       MilliGpu used = 0;
       for (const auto& h : holders) {
         if (h.node != n.name || h.gpu != idx) continue;
-        held.push_back({{"job", h.job}, {"user", h.user}, {"queue", h.queue}, {"name", h.name},
+        held.push_back({{"job", h.job},
+                        {"user", h.user},
+                        {"queue", h.queue},
+                        {"name", h.name},
                         {"share", FormatMilli(h.share)}});
         used += h.share;
       }

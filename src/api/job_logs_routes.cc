@@ -77,7 +77,8 @@ void Logs(const RouteContext& ctx, const http::Request& req, http::Response& res
     }
     int workers = job->spec.training ? job->spec.training->MaxWorkers() : 1;
     if (worker < 0 || worker >= workers)
-      return ReplyError(res, InvalidArgument("worker: must be a rank from 0 to " + std::to_string(workers - 1)));
+      return ReplyError(
+          res, InvalidArgument("worker: must be a rank from 0 to " + std::to_string(workers - 1)));
   }
   if (!Truthy(req.Param("follow"))) {
     auto page = ParseLogPage(req);
@@ -98,7 +99,8 @@ void Logs(const RouteContext& ctx, const http::Request& req, http::Response& res
 }  // namespace
 
 void RegisterJobLogRoutes(http::Router& r, const RouteContext& ctx) {
-  r.Get("/api/v1/jobs/{id}/logs", [&ctx](const http::Request& req, http::Response& res) { Logs(ctx, req, res); });
+  r.Get("/api/v1/jobs/{id}/logs",
+        [&ctx](const http::Request& req, http::Response& res) { Logs(ctx, req, res); });
 }
 
 }  // namespace berth::api

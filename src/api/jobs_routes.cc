@@ -17,7 +17,8 @@ void Submit(const RouteContext& ctx, const http::Request& req, http::Response& r
   if (!spec.ok()) return ReplyError(res, spec.status());
   auto user = RequestUser(req, ctx.store);
   if (!user.ok()) return ReplyError(res, user.status());
-  if (Status st = CheckClaimedUser(spec->user, *user, "metadata.user"); !st.ok()) return ReplyError(res, st);
+  if (Status st = CheckClaimedUser(spec->user, *user, "metadata.user"); !st.ok())
+    return ReplyError(res, st);
   spec->user = *user;
   auto job = ctx.controller.Submit(std::move(*spec));
   if (!job.ok()) return ReplyError(res, job.status());

@@ -8,9 +8,9 @@
 namespace berth::api {
 namespace {
 
-using nlohmann::json;
 using controllers::PipelineController;
 using controllers::RunToJson;
+using nlohmann::json;
 
 Result<int64_t> RunId(const std::string& s) {
   std::string t = s.rfind("run-", 0) == 0 ? s.substr(4) : s;
@@ -33,13 +33,15 @@ void SubmitRun(PipelineController& p, const store::Store& store, const http::Req
   std::string text = (*body)["spec"].get<std::string>();
   auto kind = model::DocumentKind(text);
   if (kind.ok() && *kind == "CronPipeline")
-    return ReplyError(res, InvalidArgument("kind: CronPipeline documents go to /api/v1/cronpipelines"));
+    return ReplyError(res,
+                      InvalidArgument("kind: CronPipeline documents go to /api/v1/cronpipelines"));
   auto user = RequestUser(req, store);
   if (!user.ok()) return ReplyError(res, user.status());
   if (body->contains("user")) {
     const json& u = (*body)["user"];
     if (!u.is_string()) return ReplyError(res, InvalidArgument("user: must be a string"));
-    if (Status st = CheckClaimedUser(u.get<std::string>(), *user, "user"); !st.ok()) return ReplyError(res, st);
+    if (Status st = CheckClaimedUser(u.get<std::string>(), *user, "user"); !st.ok())
+      return ReplyError(res, st);
   }
   int64_t events_after = store.LastEventSeq();
   auto run = p.Submit(text, params, *user);
@@ -98,10 +100,12 @@ void RunAction(PipelineController& p, const store::Store& store, const std::stri
 Result<json> JsonBody(const http::Request& req) { return model::ParseJsonBody(req.body); }
 
 void RegisterPipelineRoutes(http::Router& s, PipelineController& p, const store::Store& store) {
-  s.Post("/api/v1/pipelines/runs",
-         [&p, &store](const http::Request& req, http::Response& res) { SubmitRun(p, store, req, res); });
+  s.Post("/api/v1/pipelines/runs", [&p, &store](const http::Request& req, http::Response& res) {
+    SubmitRun(p, store, req, res);
+  });
   s.Post("/api/v1/pipelines/validate", Validate);
-  s.Get("/api/v1/pipelines/runs", [&p](const http::Request& req, http::Response& res) { ListRuns(p, req, res); });
+  s.Get("/api/v1/pipelines/runs",
+        [&p](const http::Request& req, http::Response& res) { ListRuns(p, req, res); });
   s.Get("/api/v1/pipelines/runs/{id}", [&p](const http::Request& req, http::Response& res) {
     auto id = RunId(req.Capture("id"));
     if (!id.ok()) return ReplyError(res, id.status());
@@ -120,9 +124,10 @@ void RegisterPipelineRoutes(http::Router& s, PipelineController& p, const store:
   });
   for (const char* action : {"cancel", "suspend", "resume", "retry", "resubmit"}) {
     std::string a = action;
-    s.Post("/api/v1/pipelines/runs/{id}/" + a, [&p, &store, a](const http::Request& req, http::Response& res) {
-      RunAction(p, store, a, req, res);
-    });
+    s.Post("/api/v1/pipelines/runs/{id}/" + a,
+           [&p, &store, a](const http::Request& req, http::Response& res) {
+             RunAction(p, store, a, req, res);
+           });
   }
 }
 

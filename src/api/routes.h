@@ -9,11 +9,11 @@
 
 namespace berth::api {
 
-void RegisterHealthRoutes(http::Router& r, const RouteContext& ctx);   // health_routes.cc
-void RegisterJobRoutes(http::Router& r, const RouteContext& ctx);      // jobs_routes.cc
-void RegisterJobLogRoutes(http::Router& r, const RouteContext& ctx);   // job_logs_routes.cc
-void RegisterEventRoutes(http::Router& r, const RouteContext& ctx);    // events_routes.cc
-void RegisterGpuRoutes(http::Router& r, const RouteContext& ctx);      // gpus_routes.cc
+void RegisterHealthRoutes(http::Router& r, const RouteContext& ctx);  // health_routes.cc
+void RegisterJobRoutes(http::Router& r, const RouteContext& ctx);     // jobs_routes.cc
+void RegisterJobLogRoutes(http::Router& r, const RouteContext& ctx);  // job_logs_routes.cc
+void RegisterEventRoutes(http::Router& r, const RouteContext& ctx);   // events_routes.cc
+void RegisterGpuRoutes(http::Router& r, const RouteContext& ctx);     // gpus_routes.cc
 
 // A job id path segment: a positive integer, else InvalidArgument naming it.
 Result<model::JobId> ParseJobId(const std::string& s);

@@ -10,19 +10,31 @@ using nlohmann::json;
 
 int HttpStatusFor(const Status& st) {
   switch (st.code()) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kNotFound: return 404;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
     case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kUnschedulable: return 422;
-    case StatusCode::kUnavailable: return 503;
-    default: return 500;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kUnschedulable:
+      return 422;
+    case StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
   }
 }
 
 json ErrorJson(const Status& st) {
-  return {{"error", {{"code", StatusCodeName(st.code()), }, {"message", st.message()}}}};
+  return {{"error",
+           {{
+                "code",
+                StatusCodeName(st.code()),
+            },
+            {"message", st.message()}}}};
 }
 
 void ReplyJson(http::Response& res, int status, const json& body) {

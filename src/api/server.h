@@ -36,7 +36,7 @@ namespace berth::api {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 7420;  // 0: pick a free port
+  int port = 7420;   // 0: pick a free port
   int threads = 64;  // request workers; streams (SSE) have their own pool
   int max_streams = 512;
   // A Unix socket to listen on as well (empty: none), created with this mode.

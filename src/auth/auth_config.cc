@@ -6,7 +6,8 @@ namespace berth::auth {
 namespace {
 
 Status ParseLimit(model::SpecReader r, Limit* out) {
-  if (!r.IsMap()) return InvalidArgument(r.path() + ": must be a map like {gpus: 4, pendingJobs: 100}");
+  if (!r.IsMap())
+    return InvalidArgument(r.path() + ": must be a map like {gpus: 4, pendingJobs: 100}");
   if (r.Has("gpus")) {
     int64_t g = 0;
     RETURN_IF_ERROR(r.Milli("gpus", &g));

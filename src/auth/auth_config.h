@@ -25,14 +25,14 @@ namespace berth::auth {
 
 // Absent: no limit.
 struct Limit {
-  std::optional<MilliGpu> gpus;          // held at once, in milli-GPU
-  std::optional<int64_t> pending_jobs;   // waiting in the queue at once
+  std::optional<MilliGpu> gpus;         // held at once, in milli-GPU
+  std::optional<int64_t> pending_jobs;  // waiting in the queue at once
 };
 
 struct LimitsConfig {
-  Limit default_user;                     // users without an entry of their own
-  std::map<std::string, Limit> users;     // replaces default_user for that user
-  std::map<std::string, Limit> queues;    // the whole queue, every user together
+  Limit default_user;                   // users without an entry of their own
+  std::map<std::string, Limit> users;   // replaces default_user for that user
+  std::map<std::string, Limit> queues;  // the whole queue, every user together
 
   const Limit& ForUser(const std::string& user) const;
 };

@@ -164,8 +164,8 @@ Result<Principal> Authenticator::FromToken(const std::string& token) {
       auto job = jobs_->GetJob(*rec.job);
       if (!job.ok() || model::IsTerminal(job->state)) {
         (void)tokens_.RevokeForJob(*rec.job);
-        return Unauthenticated("token " + rec.id + " belonged to job " +
-                               std::to_string(*rec.job) + ", which has ended");
+        return Unauthenticated("token " + rec.id + " belonged to job " + std::to_string(*rec.job) +
+                               ", which has ended");
       }
     }
     // A task acts for its owner with no more than a user's rights: an

@@ -41,16 +41,16 @@ namespace berth::auth {
 inline constexpr char kActAsHeader[] = "X-Berth-Act-As";
 
 struct Credentials {
-  std::optional<uid_t> peer_uid;        // Unix socket: SO_PEERCRED
-  std::optional<std::string> bearer;    // the token of "Authorization: Bearer <token>"
-  std::optional<std::string> session;   // the berth_session cookie's value
-  std::optional<std::string> csrf;      // X-Berth-CSRF
-  std::optional<std::string> act_as;    // X-Berth-Act-As
-  std::string origin;                   // Origin ("" when absent)
-  std::string host;                     // Host
+  std::optional<uid_t> peer_uid;       // Unix socket: SO_PEERCRED
+  std::optional<std::string> bearer;   // the token of "Authorization: Bearer <token>"
+  std::optional<std::string> session;  // the berth_session cookie's value
+  std::optional<std::string> csrf;     // X-Berth-CSRF
+  std::optional<std::string> act_as;   // X-Berth-Act-As
+  std::string origin;                  // Origin ("" when absent)
+  std::string host;                    // Host
   std::string method = "GET";
-  std::string content_type;             // Content-Type ("" when absent)
-  int64_t content_length = 0;           // body bytes
+  std::string content_type;    // Content-Type ("" when absent)
+  int64_t content_length = 0;  // body bytes
 };
 
 // Fills Credentials from a request: `header(name)` returns a header's value

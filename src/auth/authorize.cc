@@ -12,19 +12,19 @@ Status CheckOne(const std::string& subject, const std::string& key, const Limit&
                 const Usage& usage, const LimitRequest& r) {
   if (limit.gpus) {
     if (r.gpus > *limit.gpus)
-      return FailedPrecondition(subject + " may hold at most " + Gpus(*limit.gpus) +
-                                " at once (" + key + ".gpus); this job asks for " + Gpus(r.gpus) +
+      return FailedPrecondition(subject + " may hold at most " + Gpus(*limit.gpus) + " at once (" +
+                                key + ".gpus); this job asks for " + Gpus(r.gpus) +
                                 ", so it could never start");
     if (r.phase == LimitRequest::kStart && usage.gpus + r.gpus > *limit.gpus)
-      return FailedPrecondition(subject + " may hold at most " + Gpus(*limit.gpus) +
-                                " at once (" + key + ".gpus); " + Gpus(usage.gpus) +
+      return FailedPrecondition(subject + " may hold at most " + Gpus(*limit.gpus) + " at once (" +
+                                key + ".gpus); " + Gpus(usage.gpus) +
                                 " are held and this job asks for " + Gpus(r.gpus));
   }
   if (limit.pending_jobs && r.phase == LimitRequest::kSubmit &&
       usage.pending_jobs + 1 > *limit.pending_jobs)
     return FailedPrecondition(subject + " may have at most " + Jobs(*limit.pending_jobs) +
-                              " pending (" + key + ".pendingJobs); " +
-                              Jobs(usage.pending_jobs) + " are waiting already");
+                              " pending (" + key + ".pendingJobs); " + Jobs(usage.pending_jobs) +
+                              " are waiting already");
   return Status::Ok();
 }
 
@@ -32,11 +32,16 @@ Status CheckOne(const std::string& subject, const std::string& key, const Limit&
 
 const char* ActionName(Action a) {
   switch (a) {
-    case Action::kRead: return "read";
-    case Action::kSubmit: return "submit";
-    case Action::kChange: return "change";
-    case Action::kReadData: return "read the logs, artifacts and parameters of";
-    case Action::kAdmin: return "administer";
+    case Action::kRead:
+      return "read";
+    case Action::kSubmit:
+      return "submit";
+    case Action::kChange:
+      return "change";
+    case Action::kReadData:
+      return "read the logs, artifacts and parameters of";
+    case Action::kAdmin:
+      return "administer";
   }
   return "unknown";
 }
@@ -61,8 +66,8 @@ Status Authorize(const Principal& p, Action action, const std::string& owner,
                                 " (the owner) or an admin may change " + object);
       if (!owner.empty() && p.user == owner) return Status::Ok();
       return PermissionDenied("only " + (owner.empty() ? std::string("its owner") : owner) +
-                              " (the owner) or an admin may " + ActionName(action) + " " +
-                              object + "; the request comes from " + who);
+                              " (the owner) or an admin may " + ActionName(action) + " " + object +
+                              "; the request comes from " + who);
     case Action::kAdmin:
       if (p.IsAdmin()) return Status::Ok();
       return PermissionDenied("only an admin may do this; the request comes from " + who);
@@ -79,8 +84,8 @@ Status CheckLimits(const std::string& user, const std::string& queue, const Usag
                            limits.ForUser(user), user_usage, request));
   auto q = limits.queues.find(queue);
   if (q != limits.queues.end())
-    RETURN_IF_ERROR(CheckOne("queue " + queue, "auth.limits.queues." + queue, q->second,
-                             queue_usage, request));
+    RETURN_IF_ERROR(
+        CheckOne("queue " + queue, "auth.limits.queues." + queue, q->second, queue_usage, request));
   return Status::Ok();
 }
 

@@ -4,20 +4,28 @@ namespace berth::auth {
 
 const char* RoleName(Role r) {
   switch (r) {
-    case Role::kAdmin: return "admin";
-    case Role::kUser: return "user";
-    case Role::kViewer: return "viewer";
-    case Role::kService: return "service";
+    case Role::kAdmin:
+      return "admin";
+    case Role::kUser:
+      return "user";
+    case Role::kViewer:
+      return "viewer";
+    case Role::kService:
+      return "service";
   }
   return "unknown";
 }
 
 const char* ViaName(Via v) {
   switch (v) {
-    case Via::kSocket: return "socket";
-    case Via::kToken: return "token";
-    case Via::kSession: return "session";
-    case Via::kJobToken: return "job-token";
+    case Via::kSocket:
+      return "socket";
+    case Via::kToken:
+      return "token";
+    case Via::kSession:
+      return "session";
+    case Via::kJobToken:
+      return "job-token";
   }
   return "unknown";
 }

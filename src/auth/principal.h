@@ -31,7 +31,7 @@ const char* ViaName(Via v);
 Result<Role> ParseRole(const std::string& s, const std::string& field);
 
 struct Principal {
-  std::string user;        // whose authority the request uses: the owner of what it makes
+  std::string user;          // whose authority the request uses: the owner of what it makes
   std::optional<uid_t> uid;  // that user's Unix uid, when the account exists here
   Role role = Role::kViewer;
   // Who really asked: the user themself, the service account acting for

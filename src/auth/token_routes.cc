@@ -31,10 +31,10 @@ Status CheckKnown(const json& j, std::initializer_list<const char*> keys) {
   for (const auto& [k, v] : j.items()) {
     if (std::find_if(keys.begin(), keys.end(), [&](const char* x) { return k == x; }) == keys.end())
       return InvalidArgument(k + ": unknown field (known: " + [&] {
-               std::string s;
-               for (const char* x : keys) s += (s.empty() ? "" : ", ") + std::string(x);
-               return s;
-             }() + ")");
+        std::string s;
+        for (const char* x : keys) s += (s.empty() ? "" : ", ") + std::string(x);
+        return s;
+      }() + ")");
   }
   return Status::Ok();
 }
@@ -56,16 +56,25 @@ bool IsTokenId(const std::string& id) {
 
 int HttpStatusOf(const Status& st) {
   switch (st.code()) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kUnauthenticated: return 401;
-    case StatusCode::kPermissionDenied: return 403;
-    case StatusCode::kNotFound: return 404;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
     case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kUnschedulable: return 422;
-    case StatusCode::kUnavailable: return 503;
-    default: return 500;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kUnschedulable:
+      return 422;
+    case StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
   }
 }
 
@@ -177,8 +186,9 @@ RouteReply AuthRoutes::RevokeToken(const Principal& p, const std::string& id) {
 RouteReply AuthRoutes::Login(const Principal& p, bool tls, const AuthConfig& config) {
   auto run = [&]() -> Result<RouteReply> {
     if (p.via != Via::kToken || p.token_id.empty())
-      return PermissionDenied("a browser session is made from a user's token: send "
-                              "\"Authorization: Bearer <token>\" (not a job's token or the socket)");
+      return PermissionDenied(
+          "a browser session is made from a user's token: send "
+          "\"Authorization: Bearer <token>\" (not a job's token or the socket)");
     if (p.actor != p.user)
       return PermissionDenied("a service acting for a user cannot open a session for them");
     DurationMs ttl = config.session_ttl;
@@ -238,7 +248,8 @@ RouteReply AuthRoutes::SetUserRole(const Principal& p, const std::string& name,
     ASSIGN_OR_RETURN(Role role, ParseRole(role_text, "role"));
     ASSIGN_OR_RETURN(Role current, auth_.RoleOf(name));
     if (current == Role::kAdmin && role != Role::kAdmin && (name == "root" || name == p.user))
-      return FailedPrecondition("user " + name + " stays admin (root, the daemon's account, or "
+      return FailedPrecondition("user " + name +
+                                " stays admin (root, the daemon's account, or "
                                 "yourself: ask another admin)");
     RETURN_IF_ERROR(store_.PutUser({name, RoleName(role), 0}, p.actor, clock_.Now()));
     return RouteReply{200, json{{"name", name}, {"role", RoleName(role)}}, {}};

@@ -2,14 +2,15 @@
 // request data) -> (HTTP status, JSON body, headers), so the HTTP layer
 // only authenticates, calls one of these and writes the reply:
 //
-//   POST   /api/v1/tokens        {user?, expires?, description?} -> 201 {token (shown once), id, ...}
-//   GET    /api/v1/tokens[?user=U&jobs=true]                      -> {items: [...]}
-//   DELETE /api/v1/tokens/{id}                                    -> {id, revoked, ...}
-//   POST   /api/v1/sessions      (with a bearer token)            -> 201 {user, csrf, expires} + Set-Cookie
-//   DELETE /api/v1/sessions      (with the cookie)                -> {ended} + Set-Cookie clearing it
-//   GET    /api/v1/whoami                                         -> {user, role, actor, via, job?}
-//   GET    /api/v1/users                                          -> {items: [{name, role}]}
-//   PUT    /api/v1/users/{name}  {role}                           -> {name, role} (admin only)
+//   POST   /api/v1/tokens        {user?, expires?, description?} -> 201 {token (shown once), id,
+//   ...} GET    /api/v1/tokens[?user=U&jobs=true]                      -> {items: [...]} DELETE
+//   /api/v1/tokens/{id}                                    -> {id, revoked, ...} POST
+//   /api/v1/sessions      (with a bearer token)            -> 201 {user, csrf, expires} +
+//   Set-Cookie DELETE /api/v1/sessions      (with the cookie)                -> {ended} +
+//   Set-Cookie clearing it GET    /api/v1/whoami                                         -> {user,
+//   role, actor, via, job?} GET    /api/v1/users                                          ->
+//   {items: [{name, role}]} PUT    /api/v1/users/{name}  {role}                           -> {name,
+//   role} (admin only)
 #pragma once
 
 #include <nlohmann/json.hpp>

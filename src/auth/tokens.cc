@@ -21,7 +21,8 @@ Result<ParsedToken> ParseToken(std::string_view text) {
   const std::string_view prefix = kTokenPrefix;
   const size_t id_len = kTokenIdBytes * 2, secret_len = kTokenSecretBytes * 2;
   if (text.substr(0, prefix.size()) != prefix)
-    return Unauthenticated("malformed token: a Berth token starts with \"berth_\" (berth token create)");
+    return Unauthenticated(
+        "malformed token: a Berth token starts with \"berth_\" (berth token create)");
   std::string_view rest = text.substr(prefix.size());
   if (rest.size() != id_len + 1 + secret_len || rest[id_len] != '_')
     return Unauthenticated("malformed token: expected berth_<16 hex digits>_<64 hex digits>");
@@ -77,8 +78,9 @@ Result<NewToken> TokenService::Create(const std::string& user, std::optional<Dur
     return !t.revoked && (!t.expires || t.expires > now);
   });
   if (live >= kMaxLiveTokensPerUser)
-    return FailedPrecondition("user " + user + " holds " + std::to_string(live) +
-                              " live tokens, the most allowed; revoke some first (berth token list)");
+    return FailedPrecondition(
+        "user " + user + " holds " + std::to_string(live) +
+        " live tokens, the most allowed; revoke some first (berth token list)");
   return Make(user, expires, std::nullopt, description, actor);
 }
 

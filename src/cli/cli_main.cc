@@ -28,9 +28,10 @@ int Main(int argc, char** argv) {
   CLI::App app{"berth: run jobs on a shared pool of GPUs (client of berthd)", "berth"};
   app.require_subcommand(1);
   std::string server_flag;
-  app.add_option("--server", server_flag,
-                 "berthd URL (default: $BERTH_SERVER, else the daemon recorded in $BERTH_DATA_DIR, /run/berth "
-                 "or ~/.local/share/berth, else http://127.0.0.1:7420)");
+  app.add_option(
+      "--server", server_flag,
+      "berthd URL (default: $BERTH_SERVER, else the daemon recorded in $BERTH_DATA_DIR, /run/berth "
+      "or ~/.local/share/berth, else http://127.0.0.1:7420)");
   app.set_version_flag("--version", BERTH_VERSION);
 
   // The order of the groups is the order of --help: up / down, the job commands, events and

@@ -17,11 +17,11 @@ Status FromReply(int status, const std::string& body) {
     if (j.contains("error")) {
       message = j["error"].value("message", body);
       std::string c = j["error"].value("code", "");
-      for (StatusCode sc : {StatusCode::kInvalidArgument, StatusCode::kNotFound,
-                            StatusCode::kAlreadyExists, StatusCode::kFailedPrecondition,
-                            StatusCode::kUnschedulable, StatusCode::kUnavailable,
-                            StatusCode::kInternal, StatusCode::kIo,
-                            StatusCode::kUnauthenticated, StatusCode::kPermissionDenied}) {
+      for (StatusCode sc :
+           {StatusCode::kInvalidArgument, StatusCode::kNotFound, StatusCode::kAlreadyExists,
+            StatusCode::kFailedPrecondition, StatusCode::kUnschedulable, StatusCode::kUnavailable,
+            StatusCode::kInternal, StatusCode::kIo, StatusCode::kUnauthenticated,
+            StatusCode::kPermissionDenied}) {
         if (c == StatusCodeName(sc)) code = sc;
       }
     }
@@ -61,8 +61,9 @@ ApiClient::ApiClient(std::string url) : url_(std::move(url)) {
 ApiClient::~ApiClient() = default;
 
 Status ApiClient::ConnectionError(const std::string& what) const {
-  return Unavailable("cannot reach berthd at " + url_ + " (" + what +
-                     "); start it with `berth up`, or point --server, BERTH_SERVER or BERTH_DATA_DIR at it");
+  return Unavailable(
+      "cannot reach berthd at " + url_ + " (" + what +
+      "); start it with `berth up`, or point --server, BERTH_SERVER or BERTH_DATA_DIR at it");
 }
 
 Result<nlohmann::json> ApiClient::Get(const std::string& path) {
@@ -135,8 +136,9 @@ Status ApiClient::CopyLog(const std::string& path,
   }
 }
 
-Status ApiClient::Stream(const std::string& path,
-                         const std::function<bool(const std::string&, const std::string&)>& on_event) {
+Status ApiClient::Stream(
+    const std::string& path,
+    const std::function<bool(const std::string&, const std::string&)>& on_event) {
   std::string buf;
   int status = 0;
   std::string error_body;
@@ -162,7 +164,8 @@ Status ApiClient::Stream(const std::string& path,
           size_t start = 0;
           while (start <= block.size()) {
             size_t nl = block.find('\n', start);
-            std::string line = block.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+            std::string line =
+                block.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
             if (line.rfind("event: ", 0) == 0) {
               event = line.substr(7);
             } else if (line.rfind("data: ", 0) == 0 || line == "data:") {

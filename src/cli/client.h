@@ -51,8 +51,9 @@ class ApiClient {
 
   // Follows a server-sent event stream; `on_event(event, data)` returns false
   // to stop. Returns when the server ends the stream.
-  Status Stream(const std::string& path,
-                const std::function<bool(const std::string& event, const std::string& data)>& on_event);
+  Status Stream(
+      const std::string& path,
+      const std::function<bool(const std::string& event, const std::string& data)>& on_event);
 
  private:
   Status ConnectionError(const std::string& what) const;

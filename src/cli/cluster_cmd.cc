@@ -42,11 +42,11 @@ void PrintGpus(const json& reply) {
       int64_t total = g.value("memoryMiB", int64_t{0});
       auto num = [&](const char* k) { return tel.contains(k) && tel[k].is_number(); };
       if (num("memoryUsedMiB"))
-        mem = std::to_string(tel["memoryUsedMiB"].get<int64_t>()) + "/" + std::to_string(total) + " MiB";
+        mem = std::to_string(tel["memoryUsedMiB"].get<int64_t>()) + "/" + std::to_string(total) +
+              " MiB";
       else
         mem = na + "/" + std::to_string(total) + " MiB";
-      if (num("temperatureC"))
-        temp = std::to_string(tel["temperatureC"].get<int>()) + "C";
+      if (num("temperatureC")) temp = std::to_string(tel["temperatureC"].get<int>()) + "C";
       if (num("powerW")) {
         std::ostringstream s;
         s << static_cast<int>(tel["powerW"].get<double>() + 0.5) << "W";
@@ -64,9 +64,10 @@ void PrintGpus(const json& reply) {
   }
   t.Print(std::cout);
   if (any_declared)
-    std::cout << "\nn/a: declared GPUs (berthd --gpus N, or no NVIDIA driver found) are scheduled but "
-                 "not measured: no driver reports their utilization, memory, temperature or power, "
-                 "nor their jobs' GPU usage\n";
+    std::cout
+        << "\nn/a: declared GPUs (berthd --gpus N, or no NVIDIA driver found) are scheduled but "
+           "not measured: no driver reports their utilization, memory, temperature or power, "
+           "nor their jobs' GPU usage\n";
 }
 
 struct EventsFlags {
@@ -87,8 +88,9 @@ int RunEvents(const EventsFlags& f, const std::string& server) {
     }
     // Events about no job (pipeline runs, ...) name their subject in the message.
     std::string job = e.value("job", 0) ? "  job " + Str(e, "job") : "";
-    std::cout << Str(e, "time") << "  " << Str(e, "type") << job << "  " << EscapeForTerminal(Str(e, "message"))
-              << "\n" << std::flush;
+    std::cout << Str(e, "time") << "  " << Str(e, "type") << job << "  "
+              << EscapeForTerminal(Str(e, "message")) << "\n"
+              << std::flush;
   };
   if (f.follow) {
     Status st = api.Stream(q + "&follow=true", [&](const std::string&, const std::string& data) {
@@ -115,7 +117,9 @@ int RunGpus(bool watch, const std::string& output, const std::string& server) {
       std::cout << r->dump(2) << "\n";
       return 0;
     }
-    if (watch) std::cout << "\033[H\033[2J" << "berth gpus  " << FormatTime(SystemClock::Default().Now()) << "\n\n";
+    if (watch)
+      std::cout << "\033[H\033[2J"
+                << "berth gpus  " << FormatTime(SystemClock::Default().Now()) << "\n\n";
     PrintGpus(*r);
     std::cout << std::flush;
     if (!watch) return 0;
@@ -134,14 +138,16 @@ std::vector<Command> AddClusterCommands(CLI::App& app) {
   events->add_option("--job", ef->job, "only this job's events");
   events->add_option("--after", ef->after, "events after this sequence number");
   events->add_flag("-f,--follow", ef->follow, "keep printing new events");
-  events->add_option("-o,--output", ef->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  events->add_option("-o,--output", ef->output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
   out.push_back({events, [ef, server] { return RunEvents(*ef, server()); }});
 
   auto watch = std::make_shared<bool>(false);
   auto output = std::make_shared<std::string>("table");
   auto* gpus = app.add_subcommand("gpus", "show every GPU, its telemetry and its jobs");
   gpus->add_flag("-w,--watch", *watch, "refresh every 2 s");
-  gpus->add_option("-o,--output", *output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  gpus->add_option("-o,--output", *output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
   out.push_back({gpus, [watch, output, server] { return RunGpus(*watch, *output, server()); }});
   return out;
 }

@@ -44,7 +44,8 @@ std::vector<std::string> LinesSince(const std::string& path, std::streamoff offs
   in.seekg(offset);
   std::vector<std::string> lines;
   for (std::string l; std::getline(in, l);) lines.push_back(l);
-  if (lines.size() > max) lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(max));
+  if (lines.size() > max)
+    lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(max));
   return lines;
 }
 
@@ -74,7 +75,8 @@ int Up(const UpFlags& f) {
   if (!f.listen.empty()) {
     std::string host = "127.0.0.1";
     int port = 7420;
-    if (Status st = ParseListen(f.listen, &host, &port); !st.ok()) return Report(st.WithContext("--listen"));
+    if (Status st = ParseListen(f.listen, &host, &port); !st.ok())
+      return Report(st.WithContext("--listen"));
     if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
     if (port != 0) probe = "http://" + host + ":" + std::to_string(port);
@@ -116,15 +118,16 @@ int Up(const UpFlags& f) {
       return kExitError;
     }
     std::vector<std::string> urls;
-    if (auto rec = ReadDaemonRecord(dir); rec.ok() && *rec && (*rec)->pid == pid) urls.push_back((*rec)->url);
+    if (auto rec = ReadDaemonRecord(dir); rec.ok() && *rec && (*rec)->pid == pid)
+      urls.push_back((*rec)->url);
     if (!probe.empty()) urls.push_back(probe);
     for (const std::string& url : urls) {
       ApiClient api(url);
       auto h = api.Get("/healthz");
       if (!h.ok() || !(*h)["pid"].is_number_integer() || (*h)["pid"].get<pid_t>() != pid) continue;
-      std::cout << "berthd " << h->value("version", "") << " is up at " << url << " (pid " << pid << ", "
-                << h->value("inventory", "") << ", policy " << h->value("policy", "") << "); log: " << log
-                << "\n";
+      std::cout << "berthd " << h->value("version", "") << " is up at " << url << " (pid " << pid
+                << ", " << h->value("inventory", "") << ", policy " << h->value("policy", "")
+                << "); log: " << log << "\n";
       return 0;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -156,8 +159,8 @@ int Down(const std::string& data_dir_flag, const CLI::App& root) {
     auto rec = ReadDaemonRecord(stale_dir);
     std::string path = stale_dir + "/" + kDaemonRecordName;
     if (rec.ok() && *rec && !DaemonRecordLive(**rec) && ::unlink(path.c_str()) == 0) {
-      std::cerr << "berth: no berthd is running: the one recorded in " << path << " (pid " << (*rec)->pid
-                << ") is gone; removed its stale record\n";
+      std::cerr << "berth: no berthd is running: the one recorded in " << path << " (pid "
+                << (*rec)->pid << ") is gone; removed its stale record\n";
       return kExitError;
     }
     return Report(target.status());
@@ -170,20 +173,23 @@ int Down(const std::string& data_dir_flag, const CLI::App& root) {
     // who it is, and stop it only if its record on this machine agrees.
     ApiClient api(target->url);
     auto h = api.Get("/healthz");
-    if (!h.ok()) return Report(h.status().WithContext("no berthd to stop (from " + target->source + ")"));
+    if (!h.ok())
+      return Report(h.status().WithContext("no berthd to stop (from " + target->source + ")"));
     if (!(*h)["pid"].is_number_integer() || !(*h)["dataDir"].is_string())
-      return Report(FailedPrecondition("berthd at " + target->url + " does not say its pid; stop it with SIGTERM"));
+      return Report(FailedPrecondition("berthd at " + target->url +
+                                       " does not say its pid; stop it with SIGTERM"));
     pid_t pid = (*h)["pid"].get<pid_t>();
     std::string dir = (*h)["dataDir"].get<std::string>();
     auto rec = ReadDaemonRecord(dir);
     if (!rec.ok() || !*rec || (*rec)->pid != pid || !DaemonRecordLive(**rec))
-      return Report(FailedPrecondition("berthd at " + target->url + " (pid " + std::to_string(pid) + ", data " +
-                                       dir + ") does not run on this machine (no record of it in " + dir +
+      return Report(FailedPrecondition("berthd at " + target->url + " (pid " + std::to_string(pid) +
+                                       ", data " + dir +
+                                       ") does not run on this machine (no record of it in " + dir +
                                        "); run `berth down` where it runs"));
     daemon = **rec;
   }
-  std::string which = "berthd at " + daemon.url + " (pid " + std::to_string(daemon.pid) + ", data " +
-                      daemon.data_dir + ", found via " + target->source + ")";
+  std::string which = "berthd at " + daemon.url + " (pid " + std::to_string(daemon.pid) +
+                      ", data " + daemon.data_dir + ", found via " + target->source + ")";
   if (::kill(daemon.pid, SIGTERM) != 0) {
     std::cerr << "berth: cannot stop " << which << ": " << std::strerror(errno) << "\n";
     return kExitError;
@@ -205,17 +211,20 @@ int Down(const std::string& data_dir_flag, const CLI::App& root) {
 std::vector<Command> AddDaemonCommands(CLI::App& app) {
   auto f = std::make_shared<UpFlags>();
   auto* up = app.add_subcommand("up", "start berthd (foreground unless --detach)");
-  up->add_flag("-d,--detach", f->detach,
-               "run in the background; wait until the daemon started here answers (exit 1 if it fails)");
+  up->add_flag(
+      "-d,--detach", f->detach,
+      "run in the background; wait until the daemon started here answers (exit 1 if it fails)");
   up->add_option("--listen", f->listen, "HOST:PORT (default 127.0.0.1:7420; port 0: a free one)");
-  up->add_option("--data-dir", f->data_dir, "state directory (default $BERTH_DATA_DIR, else ~/.local/share/berth)");
+  up->add_option("--data-dir", f->data_dir,
+                 "state directory (default $BERTH_DATA_DIR, else ~/.local/share/berth)");
   up->add_option("--config", f->config, "YAML configuration file");
   up->add_option("--gpus", f->gpus, "declare N simulated GPUs (machines without NVIDIA GPUs)");
   up->add_option("--policy", f->policy, "scheduling policy");
   up->add_option("--log-level", f->log_level, "trace, debug, info, warn, error");
   auto down_dir = std::make_shared<std::string>();
-  auto* down = app.add_subcommand(
-      "down", "stop the berthd that --server / BERTH_SERVER / BERTH_DATA_DIR / ... finds (tasks keep running)");
+  auto* down = app.add_subcommand("down",
+                                  "stop the berthd that --server / BERTH_SERVER / BERTH_DATA_DIR / "
+                                  "... finds (tasks keep running)");
   down->add_option("--data-dir", *down_dir, "stop the daemon using this state directory instead");
   return {{up, [f] { return Up(*f); }}, {down, [down_dir, &app] { return Down(*down_dir, app); }}};
 }

@@ -16,7 +16,8 @@ std::string Env(const char* name) {
 }
 
 Status StaleRecord(const std::string& path, const DaemonRecord& r) {
-  return Unavailable("the berthd recorded in " + path + " (pid " + std::to_string(r.pid) + ", " + r.url +
+  return Unavailable("the berthd recorded in " + path + " (pid " + std::to_string(r.pid) + ", " +
+                     r.url +
                      ") is not running (it did not stop cleanly); `berth up` starts a new one, "
                      "`berth down` clears the stale record");
 }
@@ -58,7 +59,8 @@ Result<DaemonTarget> FindDaemonInDataDir(const std::string& dir, const std::stri
 Result<DaemonTarget> FindDaemon(const DiscoveryInputs& in, std::string* stale_dir) {
   if (!in.server_flag.empty()) return DaemonTarget{in.server_flag, "--server", std::nullopt};
   if (!in.env_server.empty()) return DaemonTarget{in.env_server, "BERTH_SERVER", std::nullopt};
-  if (!in.env_data_dir.empty()) return FindDaemonInDataDir(in.env_data_dir, "BERTH_DATA_DIR", stale_dir);
+  if (!in.env_data_dir.empty())
+    return FindDaemonInDataDir(in.env_data_dir, "BERTH_DATA_DIR", stale_dir);
   for (const std::string& dir : {in.system_run_dir, in.user_data_dir}) {
     if (dir.empty()) continue;
     ASSIGN_OR_RETURN(auto found, FromRecord(dir, stale_dir));

@@ -41,13 +41,18 @@ void OnSigint(int) {
 
 }  // namespace
 
-WaitInterrupts::WaitInterrupts(std::string server, std::string job_id, std::string what, bool detach)
-    : server_(std::move(server)), job_id_(std::move(job_id)), what_(std::move(what)), detach_(detach) {
+WaitInterrupts::WaitInterrupts(std::string server, std::string job_id, std::string what,
+                               bool detach)
+    : server_(std::move(server)),
+      job_id_(std::move(job_id)),
+      what_(std::move(what)),
+      detach_(detach) {
   if (::pipe2(g_pipe, O_CLOEXEC) != 0) return;  // no pipe: Ctrl-C keeps its default (exit)
   g_count = 0;
   g_detach = detach_;
   g_cancel_done = false;
-  g_exit_message = "\nberth: interrupted: " + what_ + " keeps running; `berth logs -f " + job_id_ + "` to follow\n";
+  g_exit_message = "\nberth: interrupted: " + what_ + " keeps running; `berth logs -f " + job_id_ +
+                   "` to follow\n";
   watcher_ = std::thread([this] { Watch(); });
   struct sigaction sa {};
   sa.sa_handler = OnSigint;
@@ -79,17 +84,19 @@ void WaitInterrupts::Watch() {
       ::_exit(kExitInterrupted);
     }
     cancelled = true;
-    std::cerr << "\nberth: interrupted: cancelling " << what_ << " (Ctrl-C again to stop waiting)" << std::endl;
+    std::cerr << "\nberth: interrupted: cancelling " << what_ << " (Ctrl-C again to stop waiting)"
+              << std::endl;
     interrupted_ = true;
     ApiClient api(server_);
     auto r = api.Post("/api/v1/jobs/" + job_id_ + "/cancel", "");
     if (r.ok()) {
-      g_exit_message = "\nberth: stopped waiting; " + what_ + " is being cancelled (`berth get " + job_id_ +
-                       "` shows its state)\n";
+      g_exit_message = "\nberth: stopped waiting; " + what_ + " is being cancelled (`berth get " +
+                       job_id_ + "` shows its state)\n";
     } else {
       std::cerr << "berth: could not cancel " << what_ << ": " << r.status().message()
                 << " (Ctrl-C again to stop waiting)" << std::endl;
-      g_exit_message = "\nberth: stopped waiting; " + what_ + " may still run (`berth cancel " + job_id_ + "`)\n";
+      g_exit_message = "\nberth: stopped waiting; " + what_ + " may still run (`berth cancel " +
+                       job_id_ + "`)\n";
     }
     g_cancel_done = true;
   }

@@ -16,8 +16,8 @@ constexpr int kExitInterrupted = 130;
 
 class WaitInterrupts {
  public:
-  // Takes over SIGINT until destroyed (one at a time per process). `server` is berthd's URL (the cancel
-  // request goes there), `what` names the job in messages ("job 12").
+  // Takes over SIGINT until destroyed (one at a time per process). `server` is berthd's URL (the
+  // cancel request goes there), `what` names the job in messages ("job 12").
   WaitInterrupts(std::string server, std::string job_id, std::string what, bool detach);
   ~WaitInterrupts();  // gives SIGINT back its previous handling
   WaitInterrupts(const WaitInterrupts&) = delete;

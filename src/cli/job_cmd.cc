@@ -62,7 +62,8 @@ std::string Runtime(const json& j) {
 void PrintJob(const json& j) {
   auto row = [](const std::string& k, const std::string& v) {
     if (!v.empty())
-      std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << EscapeForTerminal(v) << "\n";
+      std::cout << k << std::string(k.size() < 14 ? 14 - k.size() : 1, ' ') << EscapeForTerminal(v)
+                << "\n";
   };
   row("Id:", Str(j, "id"));
   row("Name:", Str(j, "name"));
@@ -76,7 +77,8 @@ void PrintJob(const json& j) {
   row("Exit code:", Str(j, "exitCode"));
   std::string cmd;
   try {
-    for (const auto& a : j["spec"]["spec"]["command"]) cmd += (cmd.empty() ? "" : " ") + a.get<std::string>();
+    for (const auto& a : j["spec"]["spec"]["command"])
+      cmd += (cmd.empty() ? "" : " ") + a.get<std::string>();
   } catch (const std::exception&) {
   }
   row("Command:", cmd);
@@ -86,7 +88,8 @@ void PrintJob(const json& j) {
   std::string gpus = GpuList(j);
   if (!gpus.empty() && !j.contains("workers")) {  // training jobs: one line per worker below
     std::string uu;
-    for (const auto& u : j.value("gpuUuids", json::array())) uu += (uu.empty() ? "" : ",") + u.get<std::string>();
+    for (const auto& u : j.value("gpuUuids", json::array()))
+      uu += (uu.empty() ? "" : ",") + u.get<std::string>();
     row("GPU indices:", gpus + (uu.empty() ? "" : " (" + uu + ")"));
   }
   row("Attempts:", Str(j, "attempts"));
@@ -106,20 +109,23 @@ void PrintJob(const json& j) {
     row("Size history:", hist);
     row("Last failure:", Str(t, "lastFailure"));
     for (const auto& w : t.value("workers", json::array())) {
-      row("Worker " + Str(w, "rank") + ":", Str(w, "node") + " GPU " + GpuList(w) + " " + Str(w, "state") +
-                                               (Str(w, "exitCode").empty() ? "" : " exit " + Str(w, "exitCode")));
+      row("Worker " + Str(w, "rank") + ":",
+          Str(w, "node") + " GPU " + GpuList(w) + " " + Str(w, "state") +
+              (Str(w, "exitCode").empty() ? "" : " exit " + Str(w, "exitCode")));
     }
   }
   if (j.contains("gpuUsage") && j["gpuUsage"].is_object()) {
     const json& u = j["gpuUsage"];
     auto num = [&](const char* k) { return u.contains(k) && u[k].is_number() ? u[k].dump() : ""; };
-    std::string util = num("avgUtilization").empty()
-                           ? "utilization not measured"
-                           : "utilization avg " + num("avgUtilization") + "% peak " + num("peakUtilization") + "%";
-    std::string mem = num("avgMemoryMiB").empty()
-                          ? "memory not measured"
-                          : "memory avg " + num("avgMemoryMiB") + " MiB peak " + num("peakMemoryMiB") + " MiB";
-    row("GPU usage:", util + ", " + mem + (num("avgUtilization").empty() ? " (no driver readings)" : ""));
+    std::string util = num("avgUtilization").empty() ? "utilization not measured"
+                                                     : "utilization avg " + num("avgUtilization") +
+                                                           "% peak " + num("peakUtilization") + "%";
+    std::string mem =
+        num("avgMemoryMiB").empty()
+            ? "memory not measured"
+            : "memory avg " + num("avgMemoryMiB") + " MiB peak " + num("peakMemoryMiB") + " MiB";
+    row("GPU usage:",
+        util + ", " + mem + (num("avgUtilization").empty() ? " (no driver readings)" : ""));
   }
 }
 
@@ -226,7 +232,8 @@ int SubmitAndMaybeWait(const std::string& server, const std::string& body, bool 
 }
 
 int RunRun(RunFlags f, const std::string& server) {
-  for (auto [flag, val] : {std::pair<const char*, std::string*>{"--gpus", &f.gpus}, {"--cpu", &f.cpu}}) {
+  for (auto [flag, val] :
+       {std::pair<const char*, std::string*>{"--gpus", &f.gpus}, {"--cpu", &f.cpu}}) {
     if (val->empty()) continue;
     auto r = model::ParseMilli(*val);
     if (!r.ok()) return Report(InvalidArgument(std::string(flag) + ": " + r.status().message()));
@@ -241,8 +248,8 @@ int RunRun(RunFlags f, const std::string& server) {
     auto c = model::ParsePriorityClass(f.priority_class, "--priority-class");
     if (!c.ok()) return Report(c.status());
   }
-  json doc = BuildRunSpec(f.command, f.name, f.queue, f.priority, f.gpus, f.cpu, f.memory, f.time_limit,
-                          f.envs, f.workdir);
+  json doc = BuildRunSpec(f.command, f.name, f.queue, f.priority, f.gpus, f.cpu, f.memory,
+                          f.time_limit, f.envs, f.workdir);
   if (!f.priority_class.empty()) doc["spec"]["priorityClassName"] = f.priority_class;
   return SubmitAndMaybeWait(server, doc.dump(), f.wait, f.detach_on_interrupt);
 }
@@ -269,8 +276,10 @@ struct PsFlags {
 
 int RunPs(PsFlags f, const std::string& server) {
   std::string q = "/api/v1/jobs?newest=" + std::string(f.limit > 0 ? "true" : "false");
-  if (!f.state.empty()) q += "&state=" + f.state;
-  else if (!f.all) q += "&state=Pending,Scheduled,Running,Preempted";
+  if (!f.state.empty())
+    q += "&state=" + f.state;
+  else if (!f.all)
+    q += "&state=Pending,Scheduled,Running,Preempted";
   if (f.user_alone && f.user.empty()) f.user = CallerName();
   if (!f.user.empty()) q += "&user=" + f.user;
   if (!f.queue.empty()) q += "&queue=" + f.queue;
@@ -282,17 +291,19 @@ int RunPs(PsFlags f, const std::string& server) {
     std::cout << (*r)["items"].dump(2) << "\n";
     return 0;
   }
-  Table t({"ID", "NAME", "USER", "QUEUE", "STATE", "GPUS", "NODE", "ASSIGNED", "AGE", "RUNTIME", "EXIT"});
+  Table t({"ID", "NAME", "USER", "QUEUE", "STATE", "GPUS", "NODE", "ASSIGNED", "AGE", "RUNTIME",
+           "EXIT"});
   for (const auto& j : (*r)["items"]) {
     std::string node = Str(j, "node"), assigned = GpuList(j);
     if (j.contains("workers")) {  // training job: one node:gpus entry per worker
       assigned.clear();
-      for (const auto& w : j["workers"]) assigned += (assigned.empty() ? "" : " ") + Str(w, "node") + ":" + GpuList(w);
+      for (const auto& w : j["workers"])
+        assigned += (assigned.empty() ? "" : " ") + Str(w, "node") + ":" + GpuList(w);
       node = std::to_string(j["workers"].size()) + " workers";
     }
     t.Add({j["id"].dump(), Str(j, "name"), Str(j, "user"), Str(j, "queue"), Str(j, "state"),
-           GpusColumn(j), node, assigned, Age(ParseTime(Str(j, "submitTime"))),
-           Runtime(j), Str(j, "exitCode")});
+           GpusColumn(j), node, assigned, Age(ParseTime(Str(j, "submitTime"))), Runtime(j),
+           Str(j, "exitCode")});
   }
   t.Print(std::cout);
   return 0;
@@ -302,8 +313,10 @@ int RunGet(const std::string& id, const std::string& output, const std::string& 
   ApiClient api(server);
   auto r = api.Get("/api/v1/jobs/" + id);
   if (!r.ok()) return Report(r.status());
-  if (output == "json") std::cout << r->dump(2) << "\n";
-  else PrintJob(*r);
+  if (output == "json")
+    std::cout << r->dump(2) << "\n";
+  else
+    PrintJob(*r);
   return 0;
 }
 
@@ -332,7 +345,9 @@ int RunLogs(const LogsFlags& f, const std::string& server) {
   Status st = api.CopyLog(
       "/api/v1/jobs/" + f.id + "/logs" + (wq.empty() ? "" : "?" + wq),
       [](const std::string& text) { std::cout << text; },
-      [](int64_t gone) { std::cerr << "berth: " << gone << " bytes of older output were rotated away\n"; });
+      [](int64_t gone) {
+        std::cerr << "berth: " << gone << " bytes of older output were rotated away\n";
+      });
   std::cout << std::flush;
   return st.ok() ? 0 : Report(st);
 }
@@ -346,7 +361,8 @@ int RunCancel(const std::vector<std::string>& ids, const std::string& server) {
       rc = Report(r.status());  // berthd's message names the job
       continue;
     }
-    std::cout << "job " << one << ": " << ((*r)["state"] == "Cancelled" ? "cancelled" : "cancelling") << "\n";
+    std::cout << "job " << one << ": "
+              << ((*r)["state"] == "Cancelled" ? "cancelled" : "cancelling") << "\n";
   }
   return rc;
 }
@@ -364,13 +380,17 @@ std::vector<Command> AddJobCommands(CLI::App& app) {
   run->add_option("--memory", rf->memory, "memory (e.g. 16Gi, 512Mi)");
   run->add_option("--name", rf->name, "job name");
   run->add_option("--queue", rf->queue, "queue (default: default)");
-  run->add_option("--priority", rf->priority, "priority within the class and queue: higher starts first (-1000000..1000000)");
+  run->add_option("--priority", rf->priority,
+                  "priority within the class and queue: higher starts first (-1000000..1000000)");
   run->add_option("--priority-class", rf->priority_class,
-                  "scavenger, batch (default) or interactive: orders before --priority and decides who may preempt whom");
+                  "scavenger, batch (default) or interactive: orders before --priority and decides "
+                  "who may preempt whom");
   run->add_option("--time-limit", rf->time_limit, "time limit (e.g. 2h, 90s)");
   run->add_option("-e,--env", rf->envs, "KEY=VALUE (or KEY to pass this shell's value)");
-  run->add_option("--workdir", rf->workdir, "working directory (absolute; default: the current directory)");
-  run->add_flag("-w,--wait", rf->wait, "stream the logs and exit with the job's exit code (Ctrl-C cancels the job)");
+  run->add_option("--workdir", rf->workdir,
+                  "working directory (absolute; default: the current directory)");
+  run->add_flag("-w,--wait", rf->wait,
+                "stream the logs and exit with the job's exit code (Ctrl-C cancels the job)");
   run->add_flag("--detach-on-interrupt", rf->detach_on_interrupt,
                 "with --wait: Ctrl-C stops waiting and leaves the job running");
   run->add_option("command", rf->command, "the command and its arguments (after --)")->required();
@@ -379,7 +399,8 @@ std::vector<Command> AddJobCommands(CLI::App& app) {
   auto sf = std::make_shared<SubmitFlags>();
   auto* submit = app.add_subcommand("submit", "submit a job document (YAML or JSON)");
   submit->add_option("-f,--file", sf->file, "the job file ('-' for standard input)")->required();
-  submit->add_flag("-w,--wait", sf->wait, "stream the logs and exit with the job's exit code (Ctrl-C cancels the job)");
+  submit->add_flag("-w,--wait", sf->wait,
+                   "stream the logs and exit with the job's exit code (Ctrl-C cancels the job)");
   submit->add_flag("--detach-on-interrupt", sf->detach_on_interrupt,
                    "with --wait: Ctrl-C stops waiting and leaves the job running");
   out.push_back({submit, [sf, server] { return RunSubmit(*sf, server()); }});
@@ -391,7 +412,8 @@ std::vector<Command> AddJobCommands(CLI::App& app) {
   ps->add_option("--user", pf->user, "only this user's jobs (--user alone: yours)")->expected(0, 1);
   ps->add_option("--queue", pf->queue, "only this queue's jobs");
   ps->add_option("--limit", pf->limit, "at most N jobs (newest)");
-  ps->add_option("-o,--output", pf->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  ps->add_option("-o,--output", pf->output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
   out.push_back({ps, [pf, ps, server] {
                    pf->user_alone = ps->count("--user") > 0;
                    return RunPs(*pf, server());
@@ -401,8 +423,10 @@ std::vector<Command> AddJobCommands(CLI::App& app) {
   auto get_output = std::make_shared<std::string>("table");
   auto* get = app.add_subcommand("get", "show one job");
   get->add_option("id", *get_id, "job id")->required();
-  get->add_option("-o,--output", *get_output, "table or json")->check(CLI::IsMember({"table", "json"}));
-  out.push_back({get, [get_id, get_output, server] { return RunGet(*get_id, *get_output, server()); }});
+  get->add_option("-o,--output", *get_output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  out.push_back(
+      {get, [get_id, get_output, server] { return RunGet(*get_id, *get_output, server()); }});
 
   auto lf = std::make_shared<LogsFlags>();
   auto* logs = app.add_subcommand("logs", "print a job's output");

@@ -42,10 +42,9 @@ std::string GpusAsked(const json& job) {
   std::string workers;
   try {
     const json& s = job.at("spec").at("spec");
-    workers = s.contains("elasticPolicy")
-                  ? s["elasticPolicy"].at("minReplicas").dump() + "-" +
-                        s["elasticPolicy"].at("maxReplicas").dump()
-                  : s.at("workers").dump();
+    workers = s.contains("elasticPolicy") ? s["elasticPolicy"].at("minReplicas").dump() + "-" +
+                                                s["elasticPolicy"].at("maxReplicas").dump()
+                                          : s.at("workers").dump();
   } catch (const std::exception&) {
     return range;
   }

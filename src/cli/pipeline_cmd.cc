@@ -8,8 +8,8 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -57,7 +57,8 @@ void PrintRun(const json& run) {
   if (!S(run, "stopping").empty() && S(run, "state") == "Running")
     std::cout << " (stopping: " << S(run, "stopping") << ")";
   std::cout << "\n";
-  if (!S(run, "message").empty()) std::cout << "Message: " << EscapeForTerminal(S(run, "message")) << "\n";
+  if (!S(run, "message").empty())
+    std::cout << "Message: " << EscapeForTerminal(S(run, "message")) << "\n";
   if (!S(run, "cron").empty())
     std::cout << "Schedule: " << S(run, "cron") << " " << S(run, "scheduledTime") << "\n";
   std::cout << "Artifacts: " << S(run, "artifactDir") << "\n";
@@ -130,7 +131,8 @@ void PrintCrons(const json& reply, bool one, const std::string& output) {
   Table t({"NAME", "SCHEDULE", "TIMEZONE", "POLICY", "SUSPENDED", "LAST", "NEXT"});
   for (const auto& c : crons)
     t.Add({S(c, "name"), S(c, "schedule"), S(c, "timezone"), S(c, "concurrencyPolicy"),
-           S(c, "suspended"), or_dash(S(c, "lastScheduleTime")), or_dash(S(c, "nextScheduleTime"))});
+           S(c, "suspended"), or_dash(S(c, "lastScheduleTime")),
+           or_dash(S(c, "nextScheduleTime"))});
   t.Print(std::cout);
 }
 
@@ -142,7 +144,9 @@ bool RunTerminal(const std::string& s) {
 // time, step, state, job, and why (a failure's message, a retry's reason).
 void PrintStepEvent(const json& e) {
   const json& d = e["data"];
-  auto pad = [](std::string v, size_t w) { return v.size() < w ? v + std::string(w - v.size(), ' ') : v; };
+  auto pad = [](std::string v, size_t w) {
+    return v.size() < w ? v + std::string(w - v.size(), ' ') : v;
+  };
   std::string type = S(e, "type");  // PipelineStep<State>; a retry's state is Pending
   std::string state = type.size() > 12 ? type.substr(12) : S(d, "state");
   std::string line = S(e, "time") + "  " + pad(S(d, "node"), 20) + "  " + pad(state, 10);
@@ -155,20 +159,21 @@ void PrintStepEvent(const json& e) {
 // until the run ends (true) or the stream breaks (false).
 bool FollowRun(ApiClient& api, const std::string& id, int64_t after) {
   bool ended = false;
-  Status st = api.Stream(
-      "/api/v1/events?follow=true&after=" + std::to_string(after),
-      [&](const std::string& type, const std::string& data) {
-        json e = json::parse(data, nullptr, false);
-        if (e.is_discarded() || !e.contains("data") || !e["data"].is_object()) return true;
-        const json& d = e["data"];
-        if (S(d, "pipelineRun") != id) return true;
-        if (type.rfind("PipelineStep", 0) == 0) PrintStepEvent(e);
-        if (type == "PipelineRun" + S(d, "state") && RunTerminal(S(d, "state"))) {
-          ended = true;
-          return false;
-        }
-        return true;
-      });
+  Status st =
+      api.Stream("/api/v1/events?follow=true&after=" + std::to_string(after),
+                 [&](const std::string& type, const std::string& data) {
+                   json e = json::parse(data, nullptr, false);
+                   if (e.is_discarded() || !e.contains("data") || !e["data"].is_object())
+                     return true;
+                   const json& d = e["data"];
+                   if (S(d, "pipelineRun") != id) return true;
+                   if (type.rfind("PipelineStep", 0) == 0) PrintStepEvent(e);
+                   if (type == "PipelineRun" + S(d, "state") && RunTerminal(S(d, "state"))) {
+                     ended = true;
+                     return false;
+                   }
+                   return true;
+                 });
   return st.ok() && ended;
 }
 
@@ -188,10 +193,12 @@ void OnInterrupt(int) {
 // seq the run's events come after (-1: unknown, poll the run instead).
 int WaitRun(const std::string& url, const std::string& id, int64_t after) {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return Report(Internal("pipe: " + std::string(std::strerror(errno))));
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return Report(Internal("pipe: " + std::string(std::strerror(errno))));
   g_wake_fd = fds[1];
   g_interrupts = 0;
-  struct sigaction sa {}, old_sa {};
+  struct sigaction sa {
+  }, old_sa{};
   sa.sa_handler = OnInterrupt;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
@@ -431,7 +438,8 @@ std::vector<Command> AddPipelineCommands(CLI::App& app) {
     c->add_option("NAME", *name, "schedule name")->required();
     std::string a = action;
     if (a != "delete")
-      c->add_option("-o,--output", *output, "table or json")->check(CLI::IsMember({"table", "json"}));
+      c->add_option("-o,--output", *output, "table or json")
+          ->check(CLI::IsMember({"table", "json"}));
     out.push_back({c, [root, name, output, a]() -> int {
                      ApiClient api(ServerUrl(*root));
                      Result<json> r =

@@ -42,12 +42,14 @@ int RunSim(const SimFlags& f) {
   }
   if (!f.stop_time.empty()) {
     auto d = model::ParseDuration(f.stop_time);
-    if (!d.ok() || *d < 0) return Report(InvalidArgument("--stop-time: must be a duration like 30s or 0s"));
+    if (!d.ok() || *d < 0)
+      return Report(InvalidArgument("--stop-time: must be a duration like 30s or 0s"));
     o.stop_time = *d;
   }
   if (!f.tick.empty()) {
     auto d = model::ParseDuration(f.tick);
-    if (!d.ok() || *d <= 0) return Report(InvalidArgument("--tick: must be a positive duration like 60s"));
+    if (!d.ok() || *d <= 0)
+      return Report(InvalidArgument("--tick: must be a positive duration like 60s"));
     o.tick = *d;
   }
   if (f.spread_slowdown >= 0) {
@@ -93,19 +95,27 @@ int RunSim(const SimFlags& f) {
 std::vector<Command> AddSimCommands(CLI::App& app) {
   auto f = std::make_shared<SimFlags>();
   auto* sim = app.add_subcommand(
-      "sim", "replay a job trace through the daemon's job controller and scheduler on a virtual clock");
-  sim->add_option("--trace", f->trace, "trace CSV (job_id,submit_time,duration,num_gpus,queue)")->required();
+      "sim",
+      "replay a job trace through the daemon's job controller and scheduler on a virtual clock");
+  sim->add_option("--trace", f->trace, "trace CSV (job_id,submit_time,duration,num_gpus,queue)")
+      ->required();
   sim->add_option("--cluster", f->cluster, "NODESxGPUS_PER_NODE (default 64x8)");
   sim->add_option("--policy", f->policy, "scheduling policy (default dynamic)");
-  sim->add_option("--window", f->window, "replay jobs submitted in FROM:TO (seconds, or 2d, 12h...)");
+  sim->add_option("--window", f->window,
+                  "replay jobs submitted in FROM:TO (seconds, or 2d, 12h...)");
   sim->add_option("--seed", f->seed, "random seed (default 1)");
-  sim->add_option("--restart-penalty", f->restart_penalty, "cost of a preemption or resize (default 30s)");
-  sim->add_option("--spread-slowdown", f->spread_slowdown, "slowdown of a gang spread over nodes (default 1.25)");
-  sim->add_option("--stop-time", f->stop_time,
-                  "how long a task takes to exit after SIGTERM, within its 30s grace (default 30s)");
-  sim->add_option("--tick", f->tick, "least time between time-driven scheduling cycles (default 60s)");
+  sim->add_option("--restart-penalty", f->restart_penalty,
+                  "cost of a preemption or resize (default 30s)");
+  sim->add_option("--spread-slowdown", f->spread_slowdown,
+                  "slowdown of a gang spread over nodes (default 1.25)");
+  sim->add_option(
+      "--stop-time", f->stop_time,
+      "how long a task takes to exit after SIGTERM, within its 30s grace (default 30s)");
+  sim->add_option("--tick", f->tick,
+                  "least time between time-driven scheduling cycles (default 60s)");
   sim->add_option("--option", f->options, "policy option KEY=VALUE (repeatable)");
-  sim->add_option("-o,--output", f->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  sim->add_option("-o,--output", f->output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
   return {{sim, [f] { return RunSim(*f); }}};
 }
 

@@ -71,7 +71,8 @@ std::string WithSpecDefaults(const std::string& text, const SpecDefaults& d) {
   const YAML::Node doc = *loaded;
   if (!doc.IsMap()) return text;
   const YAML::Node kind = doc["kind"];
-  if (kind && kind.IsScalar() && kind.Scalar() != "Job" && kind.Scalar() != "TrainingJob") return text;
+  if (kind && kind.IsScalar() && kind.Scalar() != "Job" && kind.Scalar() != "TrainingJob")
+    return text;
   const YAML::Node spec = doc["spec"];
   if (!spec || !spec.IsMap() || !ScalarKeys(doc)) return text;  // let berthd say what is wrong
   nlohmann::json out = ToJson(doc);

@@ -26,7 +26,8 @@ SpecDefaults DefaultsForFile(const std::string& path);
 // d.file_dir (or d.cwd), metadata.name set to d.name when it has none; the
 // result is JSON. A document that does not parse, or is not a map with a
 // `spec` map, or one past the bounds of model/limits.h (an alias bomb), is
-// returned unchanged so that berthd reports the error with its usual field path. Pipelines are left alone.
+// returned unchanged so that berthd reports the error with its usual field path. Pipelines are left
+// alone.
 std::string WithSpecDefaults(const std::string& text, const SpecDefaults& d);
 
 }  // namespace berth::cli

@@ -36,8 +36,8 @@ int RunCreate(const CreateFlags& f, const std::string& server) {
   if (!f.expires.empty()) {
     auto d = model::ParseDuration(f.expires);
     if (!d.ok() || *d <= 0)
-      return Report(InvalidArgument("--expires: must be a duration such as 30d, 12h or 90m, got \"" +
-                                    f.expires + "\""));
+      return Report(InvalidArgument(
+          "--expires: must be a duration such as 30d, 12h or 90m, got \"" + f.expires + "\""));
     body["expires"] = f.expires;
   }
   if (!f.description.empty()) body["description"] = f.description;
@@ -118,20 +118,24 @@ std::vector<Command> AddTokenCommands(CLI::App& app) {
   auto cf = std::make_shared<CreateFlags>();
   auto* create = token->add_subcommand("create", "make a token and print it (shown only once)");
   create->add_option("--user", cf->user, "for another user (admins only; default: you)");
-  create->add_option("--expires", cf->expires, "lifetime, e.g. 30d or 12h (default: until revoked)");
+  create->add_option("--expires", cf->expires,
+                     "lifetime, e.g. 30d or 12h (default: until revoked)");
   create->add_option("--description", cf->description, "what it is for, shown by token list");
-  create->add_option("-o,--output", cf->output, "text or json")->check(CLI::IsMember({"text", "json"}));
+  create->add_option("-o,--output", cf->output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
   out.push_back({create, [cf, server] { return RunCreate(*cf, server()); }});
 
   auto lf = std::make_shared<ListFlags>();
   auto* list = token->add_subcommand("list", "list your tokens (an admin: everyone's)");
   list->add_option("--user", lf->user, "only this user's (admins only for others)");
   list->add_flag("--jobs", lf->jobs, "include the tokens of jobs' tasks");
-  list->add_option("-o,--output", lf->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  list->add_option("-o,--output", lf->output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
   out.push_back({list, [lf, server] { return RunList(*lf, server()); }});
 
   auto id = std::make_shared<std::string>();
-  auto* revoke = token->add_subcommand("revoke", "revoke a token (and the browser sessions it opened)");
+  auto* revoke =
+      token->add_subcommand("revoke", "revoke a token (and the browser sessions it opened)");
   revoke->add_option("ID", *id, "the token's id (berth token list)")->required();
   out.push_back({revoke, [id, server] { return RunRevoke(*id, server()); }});
   return out;

@@ -2,8 +2,8 @@
 // streaming worker 0's output (rank 0 usually reports the loss).
 #include <cstdlib>
 #include <fstream>
-#include <memory>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -30,7 +30,8 @@ int RunTrain(const TrainFlags& f, const std::string& server) {
     ss << in.rdbuf();
   }
   ApiClient api(server);
-  auto job = api.Post("/api/v1/jobs", WithSpecDefaults(ss.str(), DefaultsForFile(f.file)), "application/yaml");
+  auto job = api.Post("/api/v1/jobs", WithSpecDefaults(ss.str(), DefaultsForFile(f.file)),
+                      "application/yaml");
   if (!job.ok()) return Report(job.status());
   std::string id = (*job)["id"].dump();
   if (!f.wait) {
@@ -68,10 +69,13 @@ int RunTrain(const TrainFlags& f, const std::string& server) {
 
 std::vector<Command> AddTrainCommands(CLI::App& app) {
   auto flags = std::make_shared<TrainFlags>();
-  auto* train = app.add_subcommand("train", "submit a distributed training job (kind: TrainingJob)");
-  train->add_option("-f,--file", flags->file, "the TrainingJob file ('-' for standard input)")->required();
-  train->add_flag("-w,--wait", flags->wait,
-                  "stream worker 0's output and exit with the job's exit code (Ctrl-C cancels the job)");
+  auto* train =
+      app.add_subcommand("train", "submit a distributed training job (kind: TrainingJob)");
+  train->add_option("-f,--file", flags->file, "the TrainingJob file ('-' for standard input)")
+      ->required();
+  train->add_flag(
+      "-w,--wait", flags->wait,
+      "stream worker 0's output and exit with the job's exit code (Ctrl-C cancels the job)");
   train->add_flag("--detach-on-interrupt", flags->detach_on_interrupt,
                   "with --wait: Ctrl-C stops waiting and leaves the job running");
   return {{train, [flags, &app] { return RunTrain(*flags, ServerUrlOrExit(app)); }}};

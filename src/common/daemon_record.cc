@@ -33,8 +33,8 @@ std::string RecordPath(const std::string& dir) { return dir + "/" + kDaemonRecor
 Status WriteDaemonRecord(const std::string& dir, const DaemonRecord& record) {
   std::string path = RecordPath(dir);
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::string text = "url=" + record.url + "\npid=" + std::to_string(record.pid) + "\ndataDir=" +
-                     record.data_dir + "\n";
+  std::string text = "url=" + record.url + "\npid=" + std::to_string(record.pid) +
+                     "\ndataDir=" + record.data_dir + "\n";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return IoError("cannot write " + tmp + ": " + std::strerror(errno));
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
@@ -71,7 +71,8 @@ Result<std::optional<DaemonRecord>> ReadDaemonRecord(const std::string& dir) {
       errno = 0;
       long v = std::strtol(value.c_str(), &end, 10);
       if (value.empty() || *end != '\0' || errno != 0 || v <= 0 || v > (1L << 30))
-        return InvalidArgument(path + ": pid: expected a positive process id, got \"" + value + "\"");
+        return InvalidArgument(path + ": pid: expected a positive process id, got \"" + value +
+                               "\"");
       r.pid = static_cast<pid_t>(v);
     } else if (key == "dataDir") {
       r.data_dir = value;

@@ -44,7 +44,8 @@ Status ParseListen(const std::string& listen, std::string* host, int* port) {
     if (pos != p.size() || v < 0 || v > 65535) throw std::out_of_range("port");
     *port = v;
   } catch (const std::exception&) {
-    return InvalidArgument("listen: expected HOST:PORT with a port in 0..65535, got \"" + listen + "\"");
+    return InvalidArgument("listen: expected HOST:PORT with a port in 0..65535, got \"" + listen +
+                           "\"");
   }
   *host = h;
   return Status::Ok();

@@ -16,12 +16,12 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
     n = 2;
   } else if (c >= 0xE0 && c <= 0xEF) {
     n = 3;
-    if (c == 0xE0) lo = 0xA0;          // no overlong forms
-    if (c == 0xED) hi = 0x9F;          // no surrogates
+    if (c == 0xE0) lo = 0xA0;  // no overlong forms
+    if (c == 0xED) hi = 0x9F;  // no surrogates
   } else if (c >= 0xF0 && c <= 0xF4) {
     n = 4;
-    if (c == 0xF0) lo = 0x90;          // no overlong forms
-    if (c == 0xF4) hi = 0x8F;          // at most U+10FFFF
+    if (c == 0xF0) lo = 0x90;  // no overlong forms
+    if (c == 0xF4) hi = 0x8F;  // at most U+10FFFF
   } else {
     return 0;
   }
@@ -62,13 +62,23 @@ std::string EscapeForTerminal(std::string_view s) {
     }
     if (n == 1) {
       switch (c) {
-        case '\t': out += '\t'; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case 0x1B: out += "\\e"; break;
+        case '\t':
+          out += '\t';
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case 0x1B:
+          out += "\\e";
+          break;
         default:
-          if (c < 0x20 || c == 0x7F) out += Hex(c, "\\x%02X");
-          else out += static_cast<char>(c);
+          if (c < 0x20 || c == 0x7F)
+            out += Hex(c, "\\x%02X");
+          else
+            out += static_cast<char>(c);
       }
     } else if (n == 2 && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0) {
       out += Hex(static_cast<unsigned char>(s[i + 1]), "\\u{%02X}");  // C1 control (U+0080..U+009F)

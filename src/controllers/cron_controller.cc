@@ -62,12 +62,13 @@ Result<CronController::CronState> CronController::LoadCron(const store::CronReco
 }
 
 Result<store::CronRecord> CronController::CreateCron(const std::string& text,
-                                                    const std::string& user) {
+                                                     const std::string& user) {
   ASSIGN_OR_RETURN(auto spec, model::ParseCronPipelineSpec(text));
   const std::string& claimed = spec.pipeline_spec.user;
   if (!claimed.empty() && !user.empty() && claimed != user)
-    return InvalidArgument("spec.pipeline.metadata.user: \"" + claimed + "\" is not the caller (\"" +
-                           user + "\"); berthd records who submits, so leave it out");
+    return InvalidArgument("spec.pipeline.metadata.user: \"" + claimed +
+                           "\" is not the caller (\"" + user +
+                           "\"); berthd records who submits, so leave it out");
   std::lock_guard<std::mutex> l(mu_);
   store::CronRecord rec;
   rec.name = spec.name;
@@ -103,7 +104,7 @@ Result<store::CronRecord> CronController::GetCron(const std::string& name) {
 }
 
 Result<store::CronRecord> CronController::SetCronSuspended(const std::string& name,
-                                                          bool suspended) {
+                                                           bool suspended) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = crons_.find(name);
   if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");
@@ -130,7 +131,7 @@ Result<TimeMs> CronController::NextFire(const std::string& name, TimeMs after) {
 }
 
 Result<std::vector<int64_t>> CronController::Backfill(const std::string& name, TimeMs from,
-                                                     TimeMs to) {
+                                                      TimeMs to) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = crons_.find(name);
   if (it == crons_.end()) return NotFound("cron pipeline " + name + " not found");

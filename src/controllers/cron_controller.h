@@ -36,10 +36,9 @@ namespace berth::controllers {
 struct CronRuns {
   // Starts a run of `pipeline_text` for `owner`, made by schedule `cron` for
   // `scheduled_time`; returns its id.
-  std::function<Result<int64_t>(const std::string& pipeline_text,
-                                const std::map<std::string, std::string>& params,
-                                const std::string& owner, const std::string& cron,
-                                TimeMs scheduled_time)>
+  std::function<Result<int64_t>(
+      const std::string& pipeline_text, const std::map<std::string, std::string>& params,
+      const std::string& owner, const std::string& cron, TimeMs scheduled_time)>
       submit;
   // The runs of schedule `cron` that have not ended.
   std::function<std::vector<int64_t>(const std::string& cron)> active;

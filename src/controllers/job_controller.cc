@@ -74,7 +74,8 @@ Status JobController::Start() {
       u.clear_placement = true;
       Move(a, JobState::kPending, u, "JobRequeued", "requeued after preemption");
     }
-    if ((a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) && a.job.spec.training) {
+    if ((a.job.state == JobState::kScheduled || a.job.state == JobState::kRunning) &&
+        a.job.spec.training) {
       for (size_t r = 0; r < a.job.placement.workers.size(); ++r)
         known.push_back({id, static_cast<int>(r), a.job.attempts});
       ++live;
@@ -151,7 +152,8 @@ Status JobController::CheckCommand(const JobSpec& spec) const {
     if (IsExecutable(dir + "/" + cmd)) return Status::Ok();
     start = end + 1;
   }
-  return InvalidArgument("spec.command: command not found: \"" + cmd + "\" (not in PATH=" + path_var + ")");
+  return InvalidArgument("spec.command: command not found: \"" + cmd +
+                         "\" (not in PATH=" + path_var + ")");
 }
 
 Result<Job> JobController::Submit(JobSpec spec, bool durable) {
@@ -165,7 +167,8 @@ Result<Job> JobController::Submit(JobSpec spec, bool durable) {
   Job probe;
   probe.spec = spec;
   sched::ClusterSnapshot fresh;
-  const sched::ClusterSnapshot& snap = options_.static_inventory ? static_snapshot_ : (fresh = Snapshot());
+  const sched::ClusterSnapshot& snap =
+      options_.static_inventory ? static_snapshot_ : (fresh = Snapshot());
   Status feasible = scheduler_.CheckFeasible(ToRequest(probe), snap);
   if (!feasible.ok()) return Unschedulable(feasible.message());
 
@@ -289,7 +292,8 @@ void JobController::RunOnce() {
   // A task that reports it started changes nothing a cycle looks at (its
   // GPUs were taken when it was bound): only other input wakes the scheduler.
   for (const Input& in : batch)
-    if (in.kind != Input::kTaskEvent || in.event.type != exec::TaskEventType::kStarted) dirty_ = true;
+    if (in.kind != Input::kTaskEvent || in.event.type != exec::TaskEventType::kStarted)
+      dirty_ = true;
   if (recheck_at_ > 0 && now >= RecheckTime()) {
     // The policy's priorities moved (attained service crossed a threshold).
     recheck_at_ = 0;
@@ -383,8 +387,9 @@ Result<Job> JobController::HandleCancel(JobId id) {
       return Internal("job " + std::to_string(id) + ": could not record the cancellation");
     training_.Stop(id, a.job.spec.termination_grace);
   } else if (a.intent != StopIntent::kCancel) {
-    if (!RequestStop(a, StopIntent::kCancel, "JobCancelRequested",
-                     "stopping: SIGTERM now, SIGKILL after " + FormatDuration(a.job.spec.termination_grace)))
+    if (!RequestStop(
+            a, StopIntent::kCancel, "JobCancelRequested",
+            "stopping: SIGTERM now, SIGKILL after " + FormatDuration(a.job.spec.termination_grace)))
       return Internal("job " + std::to_string(id) + ": could not record the cancellation");
     Status st = executor_.Stop({id, 0, a.job.attempts}, a.job.spec.termination_grace);
     if (!st.ok()) spdlog::warn("job {}: stop failed: {}", id, st.ToString());
@@ -414,7 +419,9 @@ void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
       }
       store::JobUpdate u;
       u.start_time = ev.time ? ev.time : now;
-      Move(a, JobState::kRunning, u, "JobStarted", "running" + (ev.external_id.empty() ? std::string() : " as pid " + ev.external_id), data);
+      Move(a, JobState::kRunning, u, "JobStarted",
+           "running" + (ev.external_id.empty() ? std::string() : " as pid " + ev.external_id),
+           data);
       return;
     }
     case exec::TaskEventType::kExited:
@@ -496,7 +503,8 @@ void JobController::PublishHolders() {
     }
   }
   int64_t total = 0;
-  for (const model::NodeInfo& n : inventory_.Nodes()) total += static_cast<int64_t>(n.gpus.size()) * kWholeGpu;
+  for (const model::NodeInfo& n : inventory_.Nodes())
+    total += static_cast<int64_t>(n.gpus.size()) * kWholeGpu;
   std::lock_guard<std::mutex> l(mu_);
   holders_ = std::move(holders);
   process_groups_ = std::move(groups);

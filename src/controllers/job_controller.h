@@ -18,8 +18,8 @@
 
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -93,7 +93,8 @@ struct JobControllerOptions {
 class JobController : public Controller, private TrainingHost {
  public:
   JobController(store::Store& store, sched::Scheduler& scheduler, exec::Executor& executor,
-                const gpu::Inventory& inventory, const Clock& clock, JobControllerOptions options = {});
+                const gpu::Inventory& inventory, const Clock& clock,
+                JobControllerOptions options = {});
   ~JobController() override;
 
   std::string_view Name() const override { return "jobs"; }
@@ -179,8 +180,8 @@ class JobController : public Controller, private TrainingHost {
   struct Active {
     Job job;
     StopIntent intent = StopIntent::kNone;
-    int pid = 0;  // the task's pid (= its process group) once started, if local
-    int pending_slot = -1;     // index in pending_requests_ while Pending
+    int pid = 0;            // the task's pid (= its process group) once started, if local
+    int pending_slot = -1;  // index in pending_requests_ while Pending
     // The scheduler's view of the job while it runs, kept between cycles.
     std::optional<sched::RunningJob> running_request;
   };
@@ -205,18 +206,20 @@ class JobController : public Controller, private TrainingHost {
   std::vector<sched::TaskPlacement> TaskPlacements(const Job& job) const;
   // Ends the attempt (Running/Scheduled -> Preempted with `ended`, event
   // `type`) and puts the job back in the queue (-> Pending, "JobRequeued").
-  void Requeue(Active& a, const store::JobUpdate& ended, const std::string& type, const std::string& message,
-               const nlohmann::json& data, const std::string& requeue_message);
-  void Finish(Active& a, model::JobState to, const store::JobUpdate& update, const std::string& type,
-              const std::string& message, const nlohmann::json& data);
+  void Requeue(Active& a, const store::JobUpdate& ended, const std::string& type,
+               const std::string& message, const nlohmann::json& data,
+               const std::string& requeue_message);
+  void Finish(Active& a, model::JobState to, const store::JobUpdate& update,
+              const std::string& type, const std::string& message, const nlohmann::json& data);
   bool Move(Active& a, model::JobState to, store::JobUpdate update, const std::string& type,
             const std::string& message, const nlohmann::json& data = nullptr);
   // Records that `a` is being stopped for `intent` (its grace period ends at
   // now + grace) with the event `type`, in one transaction, and sets
   // a.intent. `annotation` may carry more (a resize's training status).
   // False (and a.intent unchanged) when the store refuses.
-  bool RequestStop(Active& a, StopIntent intent, const std::string& type, const std::string& message,
-                   const nlohmann::json& data = nullptr, store::JobAnnotation annotation = {});
+  bool RequestStop(Active& a, StopIntent intent, const std::string& type,
+                   const std::string& message, const nlohmann::json& data = nullptr,
+                   store::JobAnnotation annotation = {});
   void PublishHolders();
   sched::JobRequest ToRequest(const Job& job) const;
   sched::ClusterSnapshot Snapshot() const;
@@ -278,7 +281,7 @@ class JobController : public Controller, private TrainingHost {
   std::vector<sched::JobRequest> pending_requests_;
   std::vector<Active*> pending_owners_;  // per slot; nullptr: left since the last compaction
   size_t pending_holes_ = 0;
-  bool pending_rebuild_ = true;  // rebuild from active_ (after Start)
+  bool pending_rebuild_ = true;             // rebuild from active_ (after Start)
   sched::ClusterSnapshot static_snapshot_;  // options_.static_inventory: taken on Start
   void PendingAdd(Active& a);
   void PendingRemove(Active& a);

@@ -65,7 +65,8 @@ void JobController::RunCycle() {
   capacity_changed_ = false;
   last_cycle_ = clock_.Now();
   sched::ClusterSnapshot fresh;
-  const sched::ClusterSnapshot& snap = options_.static_inventory ? static_snapshot_ : (fresh = Snapshot());
+  const sched::ClusterSnapshot& snap =
+      options_.static_inventory ? static_snapshot_ : (fresh = Snapshot());
   std::map<std::pair<std::string, int>, JobId> releasing;  // (node, gpu) -> job being stopped
   sched::SchedulerInput input;
   input.now = clock_.Now();
@@ -124,9 +125,10 @@ void JobController::RunCycle() {
       options_.request_hook(j, a.running_request->request);
     }
     sched::RunningJob& r = *a.running_request;
-    r.request.attained_service = j.attained_service + std::max<DurationMs>(0, input.now - r.start_time) *
-                                                          std::max<MilliGpu>(j.spec.resources.gpus, 0) *
-                                                          static_cast<int64_t>(r.placements.size()) / kWholeGpu;
+    r.request.attained_service =
+        j.attained_service + std::max<DurationMs>(0, input.now - r.start_time) *
+                                 std::max<MilliGpu>(j.spec.resources.gpus, 0) *
+                                 static_cast<int64_t>(r.placements.size()) / kWholeGpu;
     input.running.push_back(std::move(r));
     running_owners.push_back(&a);
   }
@@ -139,7 +141,8 @@ void JobController::RunCycle() {
   }
   sched::Decisions d = scheduler_.Schedule(input);
   input.pending.swap(pending_requests_);
-  for (size_t i = 0; i < running_owners.size(); ++i) *running_owners[i]->running_request = std::move(input.running[i]);
+  for (size_t i = 0; i < running_owners.size(); ++i)
+    *running_owners[i]->running_request = std::move(input.running[i]);
   jobs_waiting_ = !d.waiting.empty();
   recheck_at_ = d.recheck_at;
 
@@ -150,7 +153,8 @@ void JobController::RunCycle() {
     if (!RequestStop(a, StopIntent::kPreempt, "JobPreempting", p.reason)) continue;
     for (const sched::TaskPlacement& tp : TaskPlacements(a.job))
       for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
-    const DurationMs grace = model::PreemptionGrace(a.job.spec.priority_class, a.job.spec.termination_grace);
+    const DurationMs grace =
+        model::PreemptionGrace(a.job.spec.priority_class, a.job.spec.termination_grace);
     if (a.job.spec.training) {
       training_.Stop(a.job.id, grace);
       continue;
@@ -177,8 +181,8 @@ void JobController::RunCycle() {
       for (int g : tp.gpus) {
         auto r = releasing.find({tp.node, g});
         if (r != releasing.end() && held.empty())
-          held = "waiting for job " + std::to_string(r->second) + " to release GPU " + std::to_string(g) +
-                 " on " + tp.node + " (it is being stopped)";
+          held = "waiting for job " + std::to_string(r->second) + " to release GPU " +
+                 std::to_string(g) + " on " + tp.node + " (it is being stopped)";
       }
     }
     if (!held.empty()) {
@@ -220,7 +224,8 @@ void JobController::RunCycle() {
       }
     } else if (!pl.gpus.empty()) {
       where += " GPU";
-      for (size_t i = 0; i < pl.gpus.size(); ++i) where += (i ? "," : " ") + std::to_string(pl.gpus[i]);
+      for (size_t i = 0; i < pl.gpus.size(); ++i)
+        where += (i ? "," : " ") + std::to_string(pl.gpus[i]);
     }
     nlohmann::json data = {{"node", pl.node}, {"gpus", pl.gpus}, {"attempt", a.job.attempts + 1}};
     if (!Move(a, JobState::kScheduled, u, "JobScheduled", "scheduled on " + where, data)) continue;
@@ -276,7 +281,6 @@ void JobController::StartTask(Active& a) {
   }
 }
 
-
 std::vector<sched::TaskPlacement> JobController::TaskPlacements(const Job& j) const {
   std::vector<sched::TaskPlacement> out;
   std::vector<const model::Placement*> parts;
@@ -294,7 +298,8 @@ std::vector<sched::TaskPlacement> JobController::TaskPlacements(const Job& j) co
 
 TimeMs JobController::RecheckTime() const {
   // Time-driven cycles take at most about a fifth of the controller's time.
-  return std::max(recheck_at_, last_cycle_ + std::max(options_.min_recheck_interval, 4 * last_cycle_cost_));
+  return std::max(recheck_at_,
+                  last_cycle_ + std::max(options_.min_recheck_interval, 4 * last_cycle_cost_));
 }
 
 TimeMs JobController::NextTimer() const {

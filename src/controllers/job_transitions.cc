@@ -13,10 +13,13 @@ namespace {
 
 const char* IntentName(StopIntent i) {
   switch (i) {
-    case StopIntent::kCancel: return "cancel";
+    case StopIntent::kCancel:
+      return "cancel";
     case StopIntent::kPreempt:
-    case StopIntent::kResize: return "preempt";
-    default: return "";
+    case StopIntent::kResize:
+      return "preempt";
+    default:
+      return "";
   }
 }
 
@@ -35,7 +38,8 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
     DurationMs run = a.job.start_time > 0 ? std::max<DurationMs>(0, end - a.job.start_time) : 0;
     int64_t tasks = std::max<int64_t>(1, static_cast<int64_t>(a.job.placement.workers.size()));
     update.attained_service =
-        a.job.attained_service + run * std::max<MilliGpu>(a.job.spec.resources.gpus, 0) * tasks / kWholeGpu;
+        a.job.attained_service +
+        run * std::max<MilliGpu>(a.job.spec.resources.gpus, 0) * tasks / kWholeGpu;
     update.last_run_time = run;
   }
   if (to == JobState::kPending && from == JobState::kPreempted) update.queued_since = now;
@@ -55,8 +59,10 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
   counts_[{model::JobStateName(to), a.job.spec.queue}]++;
   bool was_bound = from == JobState::kScheduled || from == JobState::kRunning;
   bool is_bound = to == JobState::kScheduled || to == JobState::kRunning;
-  if (is_bound) bound_.insert(a.job.id);
-  else bound_.erase(a.job.id);
+  if (is_bound)
+    bound_.insert(a.job.id);
+  else
+    bound_.erase(a.job.id);
   if (was_bound != is_bound || from == JobState::kPending) capacity_changed_ = true;
   holders_dirty_ = true;
   if (update.schedule_time) a.job.schedule_time = *update.schedule_time;

@@ -192,7 +192,7 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
   }
   if (!rs.rec.stopping.empty() || job.state == model::JobState::kCancelled) {
     n.state = job.state == model::JobState::kCancelled ? model::StepState::kCancelled
-                                                        : model::StepState::kFailed;
+                                                       : model::StepState::kFailed;
     n.message = rs.rec.stopping == "timeout" ? "pipeline timeout" : job.message;
     if (n.message.empty())
       n.message = job.state == model::JobState::kCancelled ? "cancelled" : "failed";
@@ -214,7 +214,8 @@ void PipelineController::OnJobEnded(RunState& rs, const std::string& name, const
 void PipelineController::FailOrRetry(RunState& rs, NodeRecord& n, const model::StepSpec& step,
                                      const std::string& message, bool process_ran) {
   rs.dirty.insert(n.name);
-  if (auto at = pipeline_engine::RetryAt(step, n, process_ran, !rs.rec.stopping.empty(), clock_.Now())) {
+  if (auto at =
+          pipeline_engine::RetryAt(step, n, process_ran, !rs.rec.stopping.empty(), clock_.Now())) {
     n.state = model::StepState::kPending;
     n.job_id = 0;
     n.next_at = *at;
@@ -351,7 +352,8 @@ void PipelineController::Advance(RunState& rs) {
 // One step of the engine, applied; true if it decided anything (which may let more happen).
 bool PipelineController::AdvanceOnce(RunState& rs) {
   TimeMs now = clock_.Now();
-  std::vector<pipeline_engine::Action> actions = pipeline_engine::Step({rs.rec, rs.spec, options_.max_fan_out}, now);
+  std::vector<pipeline_engine::Action> actions =
+      pipeline_engine::Step({rs.rec, rs.spec, options_.max_fan_out}, now);
   for (const auto& a : actions) Apply(rs, a, now);
   return !actions.empty();
 }
@@ -386,7 +388,8 @@ void PipelineController::Apply(RunState& rs, const pipeline_engine::Action& a, T
   if (a.kind == Kind::kSetNode) {
     if (a.started) n.start_time = now;
     if (a.outputs.is_object())
-      for (auto it = a.outputs.begin(); it != a.outputs.end(); ++it) n.outputs[it.key()] = it.value();
+      for (auto it = a.outputs.begin(); it != a.outputs.end(); ++it)
+        n.outputs[it.key()] = it.value();
     n.state = a.state;
     n.message = a.message;
     if (!n.end_time) n.end_time = now;

@@ -22,10 +22,10 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/status.h"
 #include "controllers/controller.h"
 #include "controllers/cron_controller.h"
 #include "controllers/pipeline_engine.h"
-#include "common/status.h"
 #include "exec/executor.h"
 #include "model/cron.h"
 #include "model/job.h"

@@ -55,7 +55,8 @@ std::vector<Action> Step(const RunView& view, TimeMs now) {
   if (model::IsTerminal(run.state)) return out;
 
   std::string stopping = run.stopping;
-  if (stopping.empty() && spec.timeout > 0 && run.started > 0 && now >= run.started + spec.timeout) {
+  if (stopping.empty() && spec.timeout > 0 && run.started > 0 &&
+      now >= run.started + spec.timeout) {
     stopping = "timeout";
     Action t;
     t.kind = Action::Kind::kTimeout;
@@ -82,8 +83,7 @@ std::vector<Action> Step(const RunView& view, TimeMs now) {
   for (auto& [step, list] : children)
     std::sort(list.begin(), list.end(), [](auto* a, auto* b) { return a->index < b->index; });
   auto can_launch = [&] {
-    return !is_stopping && !run.suspended &&
-           (spec.parallelism <= 0 || running < spec.parallelism);
+    return !is_stopping && !run.suspended && (spec.parallelism <= 0 || running < spec.parallelism);
   };
   auto set = [&](const std::string& node, StepState state, std::string msg) -> Action& {
     Action a;
@@ -109,8 +109,8 @@ std::vector<Action> Step(const RunView& view, TimeMs now) {
       // An expanded fan-out group: launch children, then sum them up.
       const auto& kids = children[step.name];
       bool all_done = true, any_failed = false;
-      int64_t kids_running = std::count_if(
-          kids.begin(), kids.end(), [](auto* k) { return k->state == StepState::kRunning; });
+      int64_t kids_running = std::count_if(kids.begin(), kids.end(),
+                                           [](auto* k) { return k->state == StepState::kRunning; });
       for (const NodeRecord* c : kids) {
         StepState cs = c->state;  // as this call leaves it
         if (is_stopping && cs == StepState::kPending) {
@@ -320,8 +320,8 @@ std::optional<std::string> LookupRef(const RunRecord& run, const NodeRecord& sel
       for (const auto& [name, n] : run.nodes)
         if (name != kExitNode && (n.state == StepState::kFailed || n.state == StepState::kOmitted))
           return std::string(model::ToString(RunState::kFailed));
-      return std::string(model::ToString(run.stopping == "timeout" ? RunState::kFailed
-                                                                   : RunState::kSucceeded));
+      return std::string(
+          model::ToString(run.stopping == "timeout" ? RunState::kFailed : RunState::kSucceeded));
     }
     return std::nullopt;
   }

@@ -77,7 +77,7 @@ std::vector<Action> Step(const RunView& view, TimeMs now);
 // step's process ran and failed (OnFailure) rather than never starting
 // (OnError).
 std::optional<TimeMs> RetryAt(const model::StepSpec& step, const store::NodeRecord& node,
-                                 bool process_ran, bool run_stopping, TimeMs now);
+                              bool process_ran, bool run_stopping, TimeMs now);
 
 // Resolves a reference in a step's text ("inputs.parameters.lr",
 // "steps.train.outputs.parameters.acc", "item.x", "pipeline.status", ...)

@@ -44,13 +44,14 @@ void PipelineController::AnnounceSteps(RunState& rs, const std::vector<std::stri
     if (last == key) continue;
     last = key;
     store::NewEvent e;
-    e.type = "PipelineStep" + (n.state == model::StepState::kPending ? std::string("Retrying") : state);
+    e.type =
+        "PipelineStep" + (n.state == model::StepState::kPending ? std::string("Retrying") : state);
     e.message = "pipeline run " + std::to_string(rs.rec.id) + " (" + rs.rec.name + "): step " +
                 name + " " + state;
     if (n.job_id) e.message += " (job " + std::to_string(n.job_id) + ")";
     if (!n.message.empty()) e.message += ": " + n.message;
     e.data = {{"pipelineRun", rs.rec.id}, {"pipeline", rs.rec.name}, {"node", name},
-              {"step", n.step},           {"state", state},       {"attempt", n.attempts}};
+              {"step", n.step},           {"state", state},          {"attempt", n.attempts}};
     if (n.job_id) e.data["jobId"] = n.job_id;
     if (n.exit_code) e.data["exitCode"] = *n.exit_code;
     if (!n.message.empty()) e.data["reason"] = n.message;

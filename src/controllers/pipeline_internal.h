@@ -21,8 +21,6 @@ inline bool RunTerminal(model::RunState s) { return model::IsTerminal(s); }
 // The most of a step's output or parameter file kept as an output.
 inline constexpr size_t kMaxOutput = 256 * 1024;
 
-
-
 inline std::string TrimRight(std::string s) {
   while (!s.empty() &&
          (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))

@@ -141,7 +141,8 @@ Result<RunRecord> PipelineController::Retry(int64_t id) {
     return FailedPrecondition("pipeline run " + std::to_string(id) + " is still running");
   ASSIGN_OR_RETURN(RunRecord r, pstore_.GetRun(id));
   if (r.state != model::RunState::kFailed && r.state != model::RunState::kCancelled)
-    return FailedPrecondition("pipeline run " + std::to_string(id) + " is " + model::ToString(r.state) +
+    return FailedPrecondition("pipeline run " + std::to_string(id) + " is " +
+                              model::ToString(r.state) +
                               "; only Failed or Cancelled runs can be retried");
   ASSIGN_OR_RETURN(model::PipelineSpec spec, model::ParsePipelineSpec(r.spec));
   auto rs = std::make_unique<RunState>();
@@ -189,8 +190,8 @@ Result<RunRecord> PipelineController::Resubmit(int64_t id, const std::string& us
   return Submit(r.spec, params, user, r.cron);
 }
 
-Result<exec::LogChunk> PipelineController::Logs(int64_t id, const std::string& node,
-                                                int64_t offset, int64_t limit) {
+Result<exec::LogChunk> PipelineController::Logs(int64_t id, const std::string& node, int64_t offset,
+                                                int64_t limit) {
   ASSIGN_OR_RETURN(RunRecord r, GetRun(id));
   auto it = r.nodes.find(node);
   if (it == r.nodes.end())
@@ -230,7 +231,7 @@ Status NoCron() { return Unavailable("cron pipelines are not available (no cron 
 }  // namespace
 
 Result<store::CronRecord> PipelineController::CreateCron(const std::string& text,
-                                                        const std::string& user) {
+                                                         const std::string& user) {
   if (!cron_) return NoCron();
   return cron_->CreateCron(text, user);
 }

@@ -48,16 +48,25 @@ void TelemetryController::Loop() {
 
 std::string TelemetryController::EventType(gpu::GpuEventType type) {
   switch (type) {
-    case gpu::GpuEventType::kIdleAllocation: return "GpuIdle";
-    case gpu::GpuEventType::kIdleEnded: return "GpuBusy";
-    case gpu::GpuEventType::kViolation: return "GpuViolation";
-    case gpu::GpuEventType::kGpuLost: return "GpuLost";
-    case gpu::GpuEventType::kGpuRecovered: return "GpuRecovered";
-    case gpu::GpuEventType::kReadFailed: return "GpuReadFailed";
+    case gpu::GpuEventType::kIdleAllocation:
+      return "GpuIdle";
+    case gpu::GpuEventType::kIdleEnded:
+      return "GpuBusy";
+    case gpu::GpuEventType::kViolation:
+      return "GpuViolation";
+    case gpu::GpuEventType::kGpuLost:
+      return "GpuLost";
+    case gpu::GpuEventType::kGpuRecovered:
+      return "GpuRecovered";
+    case gpu::GpuEventType::kReadFailed:
+      return "GpuReadFailed";
     // Health events (gpu/health.h; only with SamplerOptions::health_events).
-    case gpu::GpuEventType::kXid: return "GpuXid";
-    case gpu::GpuEventType::kHealthFatal: return "GpuUnhealthy";
-    case gpu::GpuEventType::kHealthOk: return "GpuHealthy";
+    case gpu::GpuEventType::kXid:
+      return "GpuXid";
+    case gpu::GpuEventType::kHealthFatal:
+      return "GpuUnhealthy";
+    case gpu::GpuEventType::kHealthOk:
+      return "GpuHealthy";
   }
   return "GpuReadFailed";
 }
@@ -120,7 +129,9 @@ nlohmann::json TelemetryController::JobUsageJson(model::JobId id) const {
     u = FromRecord(**saved);
   }
   nlohmann::json j = gpu::ToJson(*u);
-  auto measured = [](bool any, auto v) { return any ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  auto measured = [](bool any, auto v) {
+    return any ? nlohmann::json(v) : nlohmann::json(nullptr);
+  };
   bool util = u->util_samples > 0, mem = !declared_only_ && u->memory_samples > 0;
   j["avgUtilization"] = measured(util, u->AvgUtil());
   j["peakUtilization"] = measured(util, u->peak_util);

@@ -61,9 +61,9 @@ struct GpuLiveState {
   std::string node;
   int index = 0;
   std::string uuid;
-  TimeMs time = 0;          // when it was sampled (0: never)
-  bool healthy = true;      // false: lost, or no reading could be taken
-  std::string reason;       // why not healthy ("lost", the read errors)
+  TimeMs time = 0;      // when it was sampled (0: never)
+  bool healthy = true;  // false: lost, or no reading could be taken
+  std::string reason;   // why not healthy ("lost", the read errors)
   std::optional<int> util_percent;
   std::optional<MiB> memory_used, memory_total;
   DurationMs idle_for = 0;  // below the idle threshold for this long (0: busy or unknown)

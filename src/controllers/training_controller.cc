@@ -19,7 +19,8 @@ namespace {
 std::string DescribeExit(int code) {
   if (code > 128 && code < 128 + 65) {
     const char* d = sigabbrev_np(code - 128);
-    if (d) return "was killed by SIG" + std::string(d) + " (exit code " + std::to_string(code) + ")";
+    if (d)
+      return "was killed by SIG" + std::string(d) + " (exit code " + std::to_string(code) + ")";
   }
   return "exited with code " + std::to_string(code);
 }
@@ -38,7 +39,9 @@ TrainingController::TrainingController(store::Store& store, exec::Executor& exec
 
 void TrainingController::Add(const Job& job) {
   Gang& g = gangs_[job.id];
-  g.status = {{"restarts", 0}, {"resizes", 0}, {"worldSizeHistory", nlohmann::json::array()},
+  g.status = {{"restarts", 0},
+              {"resizes", 0},
+              {"worldSizeHistory", nlohmann::json::array()},
               {"workers", nlohmann::json::array()}};
   SaveStatus(job, g);
 }
@@ -85,8 +88,8 @@ void TrainingController::ProcessGroups(JobId id, std::map<int, JobId>& groups) c
 bool TrainingController::Resize(JobId id, int to) {
   TrainingHost::JobRef ref = host_.FindJob(id);
   auto it = gangs_.find(id);
-  if (!ref.job || it == gangs_.end() || *ref.intent != StopIntent::kNone || !ref.job->spec.training ||
-      it->second.failing || ref.job->state != JobState::kRunning)
+  if (!ref.job || it == gangs_.end() || *ref.intent != StopIntent::kNone ||
+      !ref.job->spec.training || it->second.failing || ref.job->state != JobState::kRunning)
     return false;
   const Job& job = *ref.job;
   Gang& g = it->second;
@@ -100,7 +103,8 @@ bool TrainingController::Resize(JobId id, int to) {
   g.status["pendingResize"] = to;
   store::JobAnnotation with_status;
   with_status.training_status = UpdateStatus(job, g);
-  if (!host_.RequestJobStop(id, StopIntent::kResize, to > from ? "TrainingGrowing" : "TrainingShrinking",
+  if (!host_.RequestJobStop(id, StopIntent::kResize,
+                            to > from ? "TrainingGrowing" : "TrainingShrinking",
                             "resizing from " + std::to_string(from) + " to " + std::to_string(to) +
                                 " worker(s): SIGTERM (checkpoint), then relaunch",
                             {{"from", from}, {"to", to}}, with_status)) {
@@ -190,7 +194,8 @@ void TrainingController::Launch(JobId id) {
     if (other_id != j.id && other.status.is_object())
       taken.insert(other.status.value("masterPort", 0));
   int port = 0;
-  for (int tries = 0; local && tries < 16 && (port == 0 || taken.count(port)); ++tries) port = FreeTcpPort();
+  for (int tries = 0; local && tries < 16 && (port == 0 || taken.count(port)); ++tries)
+    port = FreeTcpPort();
   if (port == 0 || taken.count(port)) {
     port = 29500 + static_cast<int>(j.id % 1000);
     while (taken.count(port)) ++port;
@@ -330,14 +335,16 @@ void TrainingController::OnTaskEvent(JobId id, const exec::TaskEvent& ev) {
     a.unstarted_lost = true;
   w.exit_code = code;
   w.state = code == 0 ? "Succeeded" : a.finishing ? "Stopped" : "Failed";
-  if (code != 0 && *ref.intent == StopIntent::kNone && !a.failing && !a.unstarted_lost && !a.finishing) {
+  if (code != 0 && *ref.intent == StopIntent::kNone && !a.failing && !a.unstarted_lost &&
+      !a.finishing) {
     a.failing = true;
     a.failed_rank = ev.key.task;
     a.failed_code = code;
-    a.failure = "worker " + std::to_string(ev.key.task) + " " +
-                (ev.type == exec::TaskEventType::kStartFailed ? "failed to start (" + ev.message + ")"
-                 : ev.type == exec::TaskEventType::kLost     ? "was lost (" + ev.message + ")"
-                                                             : DescribeExit(code));
+    a.failure =
+        "worker " + std::to_string(ev.key.task) + " " +
+        (ev.type == exec::TaskEventType::kStartFailed ? "failed to start (" + ev.message + ")"
+         : ev.type == exec::TaskEventType::kLost      ? "was lost (" + ev.message + ")"
+                                                      : DescribeExit(code));
     (void)store_.AppendEvent("TrainingWorkerFailed", job.id, a.failure + "; stopping the gang",
                              clock_.Now(), {{"worker", ev.key.task}, {"exitCode", code}});
     StopWorkers(job, a, job.spec.termination_grace);
@@ -345,11 +352,13 @@ void TrainingController::OnTaskEvent(JobId id, const exec::TaskEvent& ev) {
   bool all = true;
   for (const Worker& x : a.workers) all = all && x.ended;
   if (!all && ev.key.task == 0 && code == 0 && *ref.intent == StopIntent::kNone && !a.failing &&
-      job.spec.training->success_policy == model::SuccessPolicy::kWorker0 && !deadlines_.count(job.id)) {
+      job.spec.training->success_policy == model::SuccessPolicy::kWorker0 &&
+      !deadlines_.count(job.id)) {
     DurationMs grace = job.spec.termination_grace;
     deadlines_[job.id] = clock_.Now() + grace;
     (void)store_.AppendEvent("TrainingFinishing", job.id,
-                             "worker 0 succeeded; the other workers have " + std::to_string(grace / kSecond) +
+                             "worker 0 succeeded; the other workers have " +
+                                 std::to_string(grace / kSecond) +
                                  "s to exit (successPolicy Worker0)",
                              clock_.Now());
   }
@@ -388,8 +397,9 @@ void TrainingController::RunCleanups(TimeMs now) {
       done.training_status = std::move(**saved);
     }
     Status st = store_.Annotate(id, done, "TrainingCleanedUp",
-                                "ttlSecondsAfterFinished elapsed: removed " + std::to_string(removed) +
-                                    " run director" + (removed == 1 ? "y" : "ies") + " (logs) and the checkpoints",
+                                "ttlSecondsAfterFinished elapsed: removed " +
+                                    std::to_string(removed) + " run director" +
+                                    (removed == 1 ? "y" : "ies") + " (logs) and the checkpoints",
                                 now);
     if (!st.ok()) spdlog::warn("job {}: could not record its clean-up: {}", id, st.ToString());
   }
@@ -414,7 +424,8 @@ void TrainingController::RunDeadlines(TimeMs now) {
     for (size_t r = 0; r < act.workers.size(); ++r)
       if (!act.workers[r].ended) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
     (void)store_.AppendEvent("TrainingStragglersStopped", id,
-                             "worker 0 succeeded " + std::to_string(ref.job->spec.termination_grace / kSecond) +
+                             "worker 0 succeeded " +
+                                 std::to_string(ref.job->spec.termination_grace / kSecond) +
                                  "s ago; stopping worker(s) " + ranks + " (successPolicy Worker0)",
                              now);
     StopWorkers(*ref.job, act, ref.job->spec.termination_grace);
@@ -444,7 +455,8 @@ void TrainingController::End(JobId id) {
     bool resize = intent == StopIntent::kResize;
     intent = StopIntent::kNone;  // the requeue's transition clears the stored stop
     requeue(resize ? "TrainingResized" : "JobPreempted",
-            resize ? "checkpointed for an elastic resize; relaunching" : "preempted; requeued", nullptr);
+            resize ? "checkpointed for an elastic resize; relaunching" : "preempted; requeued",
+            nullptr);
     if (!resize) host_.CountPreemption();
     return;
   }
@@ -458,11 +470,12 @@ void TrainingController::End(JobId id) {
     u.exit_code = 0;
     int stopped = 0;
     for (const Worker& w : a.workers) stopped += w.state == "Stopped" ? 1 : 0;
-    host_.FinishJob(id, JobState::kSucceeded, u, "JobExited",
-           stopped == 0 ? "all " + std::to_string(a.workers.size()) + " worker(s) exited with code 0"
-                        : "worker 0 succeeded; " + std::to_string(stopped) +
-                              " worker(s) still running after the grace period were stopped",
-           nullptr);
+    host_.FinishJob(
+        id, JobState::kSucceeded, u, "JobExited",
+        stopped == 0 ? "all " + std::to_string(a.workers.size()) + " worker(s) exited with code 0"
+                     : "worker 0 succeeded; " + std::to_string(stopped) +
+                           " worker(s) still running after the grace period were stopped",
+        nullptr);
     return;
   }
   int restarts = a.status.value("restarts", 0);
@@ -477,20 +490,25 @@ void TrainingController::End(JobId id) {
     a.status["restarts"] = restarts + 1;  // saved with the requeue's transitions
     data["restartsLeft"] = left - 1;
     requeue("TrainingRestart",
-            a.failure + "; restarting the gang (" + std::to_string(left - 1) + " restart(s) left)", data);
+            a.failure + "; restarting the gang (" + std::to_string(left - 1) + " restart(s) left)",
+            data);
     return;
   }
-  std::string why = past_deadline ? "activeDeadlineSeconds " + std::to_string(t.active_deadline / kSecond) + " exceeded"
-                    : !retryable ? (t.restart_policy == model::RestartPolicy::kNever
-                                      ? "restartPolicy Never"
-                                      : "its exit code is not retried under restartPolicy ExitCode")
-                               : "backoffLimit " + std::to_string(t.backoff_limit) + " reached";
+  std::string why =
+      past_deadline
+          ? "activeDeadlineSeconds " + std::to_string(t.active_deadline / kSecond) + " exceeded"
+      : !retryable ? (t.restart_policy == model::RestartPolicy::kNever
+                          ? "restartPolicy Never"
+                          : "its exit code is not retried under restartPolicy ExitCode")
+                   : "backoffLimit " + std::to_string(t.backoff_limit) + " reached";
   store::JobUpdate u;  // the status (lastFailure) is saved with the transition
   u.end_time = now;
   u.exit_code = a.failed_code;
   data["restartsLeft"] = std::max(0, left);
-  host_.FinishJob(id, JobState::kFailed, u, "JobFailed",
-                  a.failure + "; " + why + " (" + std::to_string(std::max(0, left)) + " restart(s) left)", data);
+  host_.FinishJob(
+      id, JobState::kFailed, u, "JobFailed",
+      a.failure + "; " + why + " (" + std::to_string(std::max(0, left)) + " restart(s) left)",
+      data);
 }
 
 }  // namespace berth::controllers

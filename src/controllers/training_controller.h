@@ -150,9 +150,9 @@ class TrainingController {
   TrainingHost& host_;
   TrainingOptions options_;
 
-  std::map<model::JobId, Gang> gangs_;           // active training jobs
-  std::map<model::JobId, TimeMs> deadlines_;     // worker 0 succeeded: stop the rest at this time
-  std::map<model::JobId, TimeMs> cleanup_at_;    // finished jobs: clean up at this time
+  std::map<model::JobId, Gang> gangs_;         // active training jobs
+  std::map<model::JobId, TimeMs> deadlines_;   // worker 0 succeeded: stop the rest at this time
+  std::map<model::JobId, TimeMs> cleanup_at_;  // finished jobs: clean up at this time
 };
 
 }  // namespace berth::controllers

@@ -34,7 +34,8 @@ Status ParseConfig(const std::string& text, const std::string& path, DaemonConfi
   if (auto st = r.String("artifactRoot", &c->artifact_root); !st.ok()) return ctx(st);
   int64_t gpus = c->gpus;
   if (auto st = r.Int("gpus", &gpus); !st.ok()) return ctx(st);
-  if (gpus < -1 || gpus > 1024) return ctx(InvalidArgument("gpus: must be in 0..1024, got " + std::to_string(gpus)));
+  if (gpus < -1 || gpus > 1024)
+    return ctx(InvalidArgument("gpus: must be in 0..1024, got " + std::to_string(gpus)));
   c->gpus = static_cast<int>(gpus);
   if (auto st = r.String("logLevel", &c->log_level); !st.ok()) return ctx(st);
   model::SpecReader sched = r.Child("scheduler");
@@ -51,7 +52,8 @@ Status ParseConfig(const std::string& text, const std::string& path, DaemonConfi
   if (store.IsMap()) {
     if (auto st = store.String("synchronous", &c->synchronous); !st.ok()) return ctx(st);
     if (c->synchronous != "FULL" && c->synchronous != "NORMAL")
-      return ctx(InvalidArgument("store.synchronous: must be FULL or NORMAL, got \"" + c->synchronous + "\""));
+      return ctx(InvalidArgument("store.synchronous: must be FULL or NORMAL, got \"" +
+                                 c->synchronous + "\""));
     if (auto st = store.CheckNoUnknown(); !st.ok()) return ctx(st);
   }
   model::SpecReader ex = r.Child("executor");
@@ -60,15 +62,17 @@ Status ParseConfig(const std::string& text, const std::string& path, DaemonConfi
     if (auto st = ex.Duration("runRetention", &c->run_retention); !st.ok()) return ctx(st);
     if (auto st = ex.Bool("runAsOwner", &c->run_as_owner); !st.ok()) return ctx(st);
     if (c->log_cap_mib < 1 || c->log_cap_mib > (1 << 20))
-      return ctx(InvalidArgument("executor.logCapMiB: must be in 1..1048576, got " + std::to_string(c->log_cap_mib)));
+      return ctx(InvalidArgument("executor.logCapMiB: must be in 1..1048576, got " +
+                                 std::to_string(c->log_cap_mib)));
     if (auto st = ex.CheckNoUnknown(); !st.ok()) return ctx(st);
   }
   model::SpecReader pipes = r.Child("pipelines");
   if (pipes.IsMap()) {
     if (auto st = pipes.Int("maxFanOut", &c->max_fan_out); !st.ok()) return ctx(st);
     if (c->max_fan_out < 1 || c->max_fan_out > model::kMaxFanOut)
-      return ctx(InvalidArgument("pipelines.maxFanOut: must be in 1.." + std::to_string(model::kMaxFanOut) +
-                                 ", got " + std::to_string(c->max_fan_out)));
+      return ctx(InvalidArgument("pipelines.maxFanOut: must be in 1.." +
+                                 std::to_string(model::kMaxFanOut) + ", got " +
+                                 std::to_string(c->max_fan_out)));
     if (auto st = pipes.CheckNoUnknown(); !st.ok()) return ctx(st);
   }
   model::SpecReader tel = r.Child("telemetry");
@@ -78,7 +82,8 @@ Status ParseConfig(const std::string& text, const std::string& path, DaemonConfi
       return ctx(InvalidArgument("telemetry.interval: must be at least 100ms"));
     int64_t pct = c->idle_util_percent;
     if (auto st = tel.Int("idleUtilPercent", &pct); !st.ok()) return ctx(st);
-    if (pct < 0 || pct > 100) return ctx(InvalidArgument("telemetry.idleUtilPercent: must be in 0..100"));
+    if (pct < 0 || pct > 100)
+      return ctx(InvalidArgument("telemetry.idleUtilPercent: must be in 0..100"));
     c->idle_util_percent = static_cast<int>(pct);
     if (auto st = tel.Duration("idleAfter", &c->idle_after); !st.ok()) return ctx(st);
     if (auto st = tel.CheckNoUnknown(); !st.ok()) return ctx(st);

@@ -38,7 +38,7 @@ struct DaemonConfig {
   // Pipeline runs' artifact directories; empty: <data_dir>/artifacts.
   // $BERTH_ARTIFACT_ROOT wins over it.
   std::string artifact_root;
-  int gpus = -1;         // -1: discover (NVML), else declare this many
+  int gpus = -1;  // -1: discover (NVML), else declare this many
   std::string log_level = "info";
   std::string policy = "dynamic";  // Berth's default (docs/scheduling.md)
   std::map<std::string, std::string> scheduler_options;
@@ -48,9 +48,9 @@ struct DaemonConfig {
   int64_t log_cap_mib = 100;
   DurationMs run_retention = 7LL * 24 * 3600 * 1000;
   bool run_as_owner = false;
-  DurationMs telemetry_interval = 1000;  // GPU sampling period
-  int idle_util_percent = 5;             // a held GPU below this is idle
-  DurationMs idle_after = 5 * 60 * 1000; // idle this long -> GpuIdle event
+  DurationMs telemetry_interval = 1000;   // GPU sampling period
+  int idle_util_percent = 5;              // a held GPU below this is idle
+  DurationMs idle_after = 5 * 60 * 1000;  // idle this long -> GpuIdle event
   // The most children of one fan-out step (model/limits.h).
   int64_t max_fan_out = 10000;
 };

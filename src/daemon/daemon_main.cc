@@ -39,7 +39,6 @@
 namespace berth::daemon {
 namespace {
 
-
 int Fail(const std::string& msg) {
   std::cerr << "berthd: " << msg << "\n";
   return 2;
@@ -180,8 +179,8 @@ int Run(int argc, char** argv) {
   controllers::PipelineControllerOptions popts;
   const char* artifact_root = std::getenv("BERTH_ARTIFACT_ROOT");
   popts.artifact_root = artifact_root && *artifact_root ? std::string(artifact_root)
-                         : !cfg.artifact_root.empty()   ? cfg.artifact_root
-                                                         : cfg.data_dir + "/artifacts";
+                        : !cfg.artifact_root.empty()    ? cfg.artifact_root
+                                                        : cfg.data_dir + "/artifacts";
   popts.max_fan_out = cfg.max_fan_out;
   controllers::PipelineController pipelines(**store, **pstore, step_jobs, clock, popts);
   // Cron schedules start runs through the pipeline controller.
@@ -209,7 +208,9 @@ int Run(int argc, char** argv) {
   };
   tsource.process_groups = [&] { return controller.ProcessGroups(); };
   tsource.record_event = [&](const std::string& type, model::JobId job, const std::string& message,
-                             const nlohmann::json& data) { controller.RecordEvent(type, job, message, data); };
+                             const nlohmann::json& data) {
+    controller.RecordEvent(type, job, message, data);
+  };
   controllers::TelemetryControllerOptions topts;
   topts.sampler.interval = cfg.telemetry_interval;
   topts.sampler.idle_util_percent = cfg.idle_util_percent;
@@ -234,7 +235,9 @@ int Run(int argc, char** argv) {
     api::RegisterPipelineRoutes(r, pipelines, **store);
     api::RegisterCronRoutes(r, pipelines, **store, clock);
   };
-  hooks.gpu_telemetry = [&](const std::string& node, int index) { return telemetry.GpuJson(node, index); };
+  hooks.gpu_telemetry = [&](const std::string& node, int index) {
+    return telemetry.GpuJson(node, index);
+  };
   hooks.job_usage = [&](model::JobId id) { return telemetry.JobUsageJson(id); };
 
   api::ServerOptions aopts;
@@ -271,12 +274,14 @@ int Run(int argc, char** argv) {
   for (const std::string& dir : record_dirs) {
     if (Status w = WriteDaemonRecord(dir, record); !w.ok()) spdlog::warn("{}", w.message());
   }
-  spdlog::info("berthd {} listening on http://{}:{}{} (data in {}, policy {})", BERTH_VERSION, cfg.host,
-               server.port(), aopts.unix_socket.empty() ? "" : " and " + aopts.unix_socket, cfg.data_dir,
+  spdlog::info("berthd {} listening on http://{}:{}{} (data in {}, policy {})", BERTH_VERSION,
+               cfg.host, server.port(),
+               aopts.unix_socket.empty() ? "" : " and " + aopts.unix_socket, cfg.data_dir,
                cfg.policy);
   if (!IsLoopbackHost(cfg.host))
-    spdlog::warn("listening on {}, not only on loopback: other machines that reach port {} can use the API",
-                 cfg.host, server.port());
+    spdlog::warn(
+        "listening on {}, not only on loopback: other machines that reach port {} can use the API",
+        cfg.host, server.port());
 
   // SIGHUP rereads the configuration file (daemon/reloadable_config.h): what
   // may change at run time changes now, the rest is named in the log as

@@ -26,7 +26,8 @@ std::string LimitsText(const auth::LimitsConfig& l) {
   auto one = [](const auth::Limit& x) {
     std::string s = "{";
     if (x.gpus) s += "gpus: " + FormatMilli(*x.gpus);
-    if (x.pending_jobs) s += std::string(x.gpus ? ", " : "") + "pendingJobs: " + std::to_string(*x.pending_jobs);
+    if (x.pending_jobs)
+      s += std::string(x.gpus ? ", " : "") + "pendingJobs: " + std::to_string(*x.pending_jobs);
     return s + "}";
   };
   std::string s = "default " + one(l.default_user);

@@ -43,11 +43,11 @@ struct TaskSpec {
   std::map<std::string, std::string> env;  // added to the executor's base environment
   std::string working_dir;                 // empty: the task's run directory
   std::string node;
-  std::vector<int> gpus;                   // indices on `node`
+  std::vector<int> gpus;  // indices on `node`
   std::vector<std::string> gpu_uuids;
   MilliGpu gpu_share = 0;
-  MilliCpu cpu_limit = 0;   // 0: no limit
-  MiB memory_limit = 0;     // 0: no limit
+  MilliCpu cpu_limit = 0;     // 0: no limit
+  MiB memory_limit = 0;       // 0: no limit
   DurationMs time_limit = 0;  // 0: none; the executor stops the task when it is reached
   // SIGTERM-to-SIGKILL grace used when the time limit is reached.
   DurationMs termination_grace = 30 * kSecond;
@@ -66,7 +66,7 @@ struct TaskEvent {
   TaskKey key;
   TaskEventType type = TaskEventType::kStarted;
   TimeMs time = 0;
-  std::string external_id;  // pid for local, job id for Slurm, pod name for Kubernetes
+  std::string external_id;       // pid for local, job id for Slurm, pod name for Kubernetes
   std::optional<int> exit_code;  // for kExited: the exit status, or 128+signal when killed
   int signal = 0;                // for kExited by a signal: the signal number
   std::string message;

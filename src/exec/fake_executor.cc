@@ -13,9 +13,9 @@ bool Matches(const FakeTaskRule& r, const TaskSpec& spec) {
     return it == spec.env.end() ? std::string() : it->second;
   };
   return (!r.command || (!spec.argv.empty() && spec.argv[0] == *r.command)) &&
-         (!r.job_name || env("BERTH_JOB_NAME") == *r.job_name) && (!r.job || spec.key.job == *r.job) &&
-         (!r.task || spec.key.task == *r.task) && (!r.attempt || spec.key.attempt == *r.attempt) &&
-         (!r.node || spec.node == *r.node);
+         (!r.job_name || env("BERTH_JOB_NAME") == *r.job_name) &&
+         (!r.job || spec.key.job == *r.job) && (!r.task || spec.key.task == *r.task) &&
+         (!r.attempt || spec.key.attempt == *r.attempt) && (!r.node || spec.node == *r.node);
 }
 
 // Reads one rule's fields; each error names "<path>.<field>".
@@ -49,7 +49,8 @@ class RuleReader {
     const nlohmann::json* v = Get(key);
     if (!v) return Status::Ok();
     if (!v->is_number_integer() || v->get<int64_t>() < lo || v->get<int64_t>() > hi)
-      return Error(key, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+      return Error(key,
+                   "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
     *out = static_cast<T>(v->get<int64_t>());
     return Status::Ok();
   }
@@ -155,8 +156,8 @@ void FakeExecutor::ScheduleLocked(TimeMs at, const TaskKey& key, Timer what) {
   timers_.push({at, seq_++, key, what, generation_[key]});
 }
 
-TaskEvent FakeExecutor::EndLocked(Task& t, TaskEventType type, TimeMs at, std::optional<int> code, int signal,
-                                  const std::string& message) {
+TaskEvent FakeExecutor::EndLocked(Task& t, TaskEventType type, TimeMs at, std::optional<int> code,
+                                  int signal, const std::string& message) {
   TaskEvent ev;
   ev.key = t.spec.key;
   ev.type = type;
@@ -174,7 +175,8 @@ void FakeExecutor::StopLocked(Task& t, DurationMs grace, TimeMs now) {
   t.stop_requested = now;
   t.grace = grace;
   t.signals.push_back({SIGTERM, now});
-  if (!t.rule.ignore_sigterm && t.rule.term_delay < grace) ScheduleLocked(now + t.rule.term_delay, t.spec.key, Timer::kTermExit);
+  if (!t.rule.ignore_sigterm && t.rule.term_delay < grace)
+    ScheduleLocked(now + t.rule.term_delay, t.spec.key, Timer::kTermExit);
   ScheduleLocked(now + grace, t.spec.key, Timer::kKill);
 }
 
@@ -186,7 +188,8 @@ std::optional<TaskEvent> FakeExecutor::FireLocked(TimeMs at, const TaskKey& key,
   switch (what) {
     case Timer::kStart: {
       if (t.phase != Phase::kStarting) return std::nullopt;
-      if (!r.start_error.empty()) return EndLocked(t, TaskEventType::kStartFailed, at, 127, 0, r.start_error);
+      if (!r.start_error.empty())
+        return EndLocked(t, TaskEventType::kStartFailed, at, 127, 0, r.start_error);
       t.phase = Phase::kRunning;
       t.started = at;
       if (r.run_time >= 0) ScheduleLocked(at + r.run_time, key, Timer::kExit);
@@ -204,7 +207,8 @@ std::optional<TaskEvent> FakeExecutor::FireLocked(TimeMs at, const TaskKey& key,
     case Timer::kLose:
       return EndLocked(t, TaskEventType::kLost, at, std::nullopt, 0, r.lost_message);
     case Timer::kTermExit:
-      if (r.term_exit_code) return EndLocked(t, TaskEventType::kExited, at, *r.term_exit_code, 0, "");
+      if (r.term_exit_code)
+        return EndLocked(t, TaskEventType::kExited, at, *r.term_exit_code, 0, "");
       return EndLocked(t, TaskEventType::kExited, at, 128 + SIGTERM, SIGTERM, "");
     case Timer::kKill:
       t.signals.push_back({SIGKILL, at});

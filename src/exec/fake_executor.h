@@ -45,7 +45,7 @@ struct FakeTaskRule {
   std::optional<std::string> command;   // argv[0]
   std::optional<std::string> job_name;  // the task's BERTH_JOB_NAME
   std::optional<JobId> job;
-  std::optional<int> task;              // the rank in a gang (0 for a plain job)
+  std::optional<int> task;  // the rank in a gang (0 for a plain job)
   std::optional<int> attempt;
   std::optional<std::string> node;
 
@@ -119,11 +119,11 @@ class FakeExecutor final : public Executor {
   };
   struct Task {
     TaskSpec spec;
-    FakeTaskRule rule;     // the rule that applied
+    FakeTaskRule rule;  // the rule that applied
     std::string external_id;
     Phase phase = Phase::kStarting;
     TimeMs start_requested = 0;
-    TimeMs started = 0;    // 0: not started
+    TimeMs started = 0;  // 0: not started
     TimeMs stop_requested = 0;
     DurationMs grace = 0;  // of the first Stop
     std::vector<Signal> signals;

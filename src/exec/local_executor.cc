@@ -386,7 +386,7 @@ void LocalExecutor::ReadProgress(Watched& w, std::vector<TaskEvent>& out) {
 void LocalExecutor::OnShimExit(const std::shared_ptr<Watched>& w, std::vector<TaskEvent>& out) {
   ReadProgress(*w, out);                // a "started" line may still be in the pipe
   ::waitpid(w->pid, nullptr, WNOHANG);  // reaps it if it is our child
-  if (w->reported) {  // its end went out with the "exited" line
+  if (w->reported) {                    // its end went out with the "exited" line
     std::lock_guard<std::mutex> l(mu_);
     ForgetLocked(w);
     return;

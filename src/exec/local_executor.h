@@ -119,7 +119,7 @@ class LocalExecutor final : public Executor {
     std::string buf;       // partial progress line
     uint64_t token = 0;
     bool started_reported = false;  // a kStarted was sent for it
-    bool reported = false;  // its end was reported from the "exited" line
+    bool reported = false;          // its end was reported from the "exited" line
   };
 
   void WatchLoop();

@@ -50,8 +50,8 @@ std::string RunSpecToJson(const RunSpec& s) {
                      {"cpuParent", s.cgroup.cpu_parent},
                      {"memoryParent", s.cgroup.memory_parent}};
   if (s.uid >= 0) {
-    j["runAs"] = json{{"uid", s.uid},   {"gid", s.gid},     {"user", s.user},
-                      {"home", s.home}, {"shell", s.shell}};
+    j["runAs"] = json{
+        {"uid", s.uid}, {"gid", s.gid}, {"user", s.user}, {"home", s.home}, {"shell", s.shell}};
   }
   // Compact: a spec may carry a large environment.
   return j.dump() + "\n";

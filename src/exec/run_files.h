@@ -111,9 +111,9 @@ struct ShimInfo {
   std::vector<std::string> cgroups;
 };
 
-std::string ShimInfoToJson(const ShimInfo& info);  // shim.json: pid, start_ticks, cgroups
+std::string ShimInfoToJson(const ShimInfo& info);        // shim.json: pid, start_ticks, cgroups
 std::string AbandonedToJson(const std::string& reason);  // shim.json of a run given up
-std::string TaskInfoToJson(const ShimInfo& info);  // task.json: child_pid, child_start_ticks
+std::string TaskInfoToJson(const ShimInfo& info);        // task.json: child_pid, child_start_ticks
 Result<ShimInfo> ParseShimInfo(const std::string& text);
 // Reads <dir>/shim.json and, if present, <dir>/task.json.
 Result<ShimInfo> ReadShimInfo(const std::string& dir);

@@ -271,8 +271,9 @@ class Shim {
     // gone without a status cannot tell whether it did.
     int mark = ::open(Path(kForkedFile).c_str(),
                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (mark < 0) return FailStart(std::string("berth-shim: ") + kForkedFile + ": " +
-                                       std::strerror(errno), 127);
+    if (mark < 0)
+      return FailStart(std::string("berth-shim: ") + kForkedFile + ": " + std::strerror(errno),
+                       127);
     ::close(mark);
 
     int out[2];

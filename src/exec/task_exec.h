@@ -21,9 +21,9 @@ struct ExecFailure {
 };
 
 struct ExecPlan {
-  std::vector<std::string> env;     // "KEY=VALUE", one per key
+  std::vector<std::string> env;  // "KEY=VALUE", one per key
   std::vector<std::string> argv;
-  std::vector<std::string> paths;   // where to look for argv[0], in order
+  std::vector<std::string> paths;  // where to look for argv[0], in order
   std::string working_dir;
   bool switch_user = false;
   uid_t uid = 0;

@@ -177,7 +177,8 @@ void TaskLogWriter::Rotate() {
   ::rename(path_.c_str(), old_path_.c_str());
   start_ += size_;
   size_ = 0;
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+  fd_ =
+      ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
   WriteStart("ok");
 }
 

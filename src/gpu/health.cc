@@ -57,9 +57,9 @@ std::string ThrottleReasonNames(uint64_t reasons) {
   static const struct {
     uint64_t bit;
     const char* name;
-  } kNames[] = {{0x1, "gpu_idle"},        {0x2, "applications_clocks"}, {0x4, "sw_power_cap"},
-                {0x8, "hw_slowdown"},     {0x10, "sync_boost"},         {0x20, "sw_thermal"},
-                {0x40, "hw_thermal"},     {0x80, "hw_power_brake"},     {0x100, "display_clocks"}};
+  } kNames[] = {{0x1, "gpu_idle"},    {0x2, "applications_clocks"}, {0x4, "sw_power_cap"},
+                {0x8, "hw_slowdown"}, {0x10, "sync_boost"},         {0x20, "sw_thermal"},
+                {0x40, "hw_thermal"}, {0x80, "hw_power_brake"},     {0x100, "display_clocks"}};
   std::string out;
   for (const auto& n : kNames) {
     if (!(reasons & n.bit)) continue;

@@ -50,8 +50,8 @@ struct HealthReading {
   std::optional<bool> row_remap_pending;
   std::optional<bool> row_remap_failure;
   std::optional<uint64_t> throttle_reasons;  // nvmlClocksThrottleReason* bits
-  unsigned missing = 0;        // checks whose NVML functions the library lacks
-  unsigned not_supported = 0;  // checks the device answered NVML_ERROR_NOT_SUPPORTED
+  unsigned missing = 0;                      // checks whose NVML functions the library lacks
+  unsigned not_supported = 0;                // checks the device answered NVML_ERROR_NOT_SUPPORTED
 };
 
 // XIDs that NVIDIA documents as needing a GPU reset (or worse), so Berth
@@ -99,14 +99,14 @@ struct GpuHealth {
   // Sampler::ClearHealth), volatile double-bit ECC errors are counted (when
   // SamplerOptions::ecc_dbe_fatal), or a row remap failed.
   bool fatal = false;
-  std::string reason;     // the conditions, "; "-joined ("XID 79 (GPU has fallen off the bus)")
+  std::string reason;      // the conditions, "; "-joined ("XID 79 (GPU has fallen off the bus)")
   TimeMs fatal_since = 0;  // first tick of the current fatal spell (0: not fatal)
 
   bool lost = false;
   int last_xid = 0;  // 0: none seen since the sampler started
   TimeMs last_xid_time = 0;
-  int64_t xid_count = 0;    // XIDs seen since the sampler started
-  int fatal_xid = 0;        // the first fatal XID since the last ClearHealth (0: none)
+  int64_t xid_count = 0;  // XIDs seen since the sampler started
+  int fatal_xid = 0;      // the first fatal XID since the last ClearHealth (0: none)
   std::optional<uint64_t> ecc_dbe_volatile;
   std::optional<bool> retired_pages_pending;
   std::optional<bool> row_remap_pending;

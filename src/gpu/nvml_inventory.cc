@@ -141,7 +141,7 @@ class NvmlInventory final : public Inventory {
     std::optional<bool> mig;
     bool lost = false;  // guarded by mu_ (written only by the sampling thread)
     unsigned unsupported = 0;
-    unsigned health_unsupported = 0;  // HealthCheck bits answered NOT_SUPPORTED
+    unsigned health_unsupported = 0;            // HealthCheck bits answered NOT_SUPPORTED
     std::set<std::pair<unsigned, int>> logged;  // (field, code) already logged
     std::vector<nvmlProcessInfo_v2_t> procs;
     std::vector<nvmlProcessInfo_v1_t> procs_v1;
@@ -441,8 +441,8 @@ class NvmlInventory final : public Inventory {
   std::mutex sample_mu_;   // serializes Sample()
   mutable std::mutex mu_;  // guards Device::lost for Nodes()
   std::vector<Device> devices_;
-  unsigned lib_missing_ = 0;          // HealthCheck bits whose functions the library lacks
-  nvmlEventSet_t events_ = nullptr;   // XID events of every device (null: unavailable)
+  unsigned lib_missing_ = 0;         // HealthCheck bits whose functions the library lacks
+  nvmlEventSet_t events_ = nullptr;  // XID events of every device (null: unavailable)
   bool event_error_logged_ = false;
 };
 

@@ -60,8 +60,8 @@ class NvmlLibrary {
   decltype(&nvmlDeviceGetCurrentClocksThrottleReasons) get_throttle_reasons = nullptr;
 
   bool HasEvents() const {
-    return event_set_create != nullptr && register_events != nullptr &&
-           event_set_wait != nullptr && event_set_free != nullptr;
+    return event_set_create != nullptr && register_events != nullptr && event_set_wait != nullptr &&
+           event_set_free != nullptr;
   }
 
  private:

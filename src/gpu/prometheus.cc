@@ -116,8 +116,9 @@ void RenderHealth(std::string& out, const std::vector<GpuStatus>& gpus,
       {"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "counter",
        "Total number of double-bit volatile ECC errors.", kCheckEccDbe,
        [](const GpuHealth& h) -> std::optional<int64_t> {
-         return h.ecc_dbe_volatile ? std::optional<int64_t>(static_cast<int64_t>(*h.ecc_dbe_volatile))
-                                   : std::nullopt;
+         return h.ecc_dbe_volatile
+                    ? std::optional<int64_t>(static_cast<int64_t>(*h.ecc_dbe_volatile))
+                    : std::nullopt;
        }},
       {"DCGM_FI_DEV_RETIRED_PENDING", "gauge",
        "Whether pages are pending retirement (1: yes; NVML reports no count).", kCheckRetiredPages,

@@ -59,8 +59,9 @@ nlohmann::json ToJson(const GpuStatus& g) {
 nlohmann::json ToJson(const GpuHealth& h) {
   nlohmann::json unavailable = nlohmann::json::array();
   for (const auto& u : h.unavailable) {
-    unavailable.push_back(
-        {{"check", u.Name()}, {"reason", UnavailableReasonName(u.reason)}, {"message", u.Describe()}});
+    unavailable.push_back({{"check", u.Name()},
+                           {"reason", UnavailableReasonName(u.reason)},
+                           {"message", u.Describe()}});
   }
   nlohmann::json throttle = nlohmann::json::array();
   if (h.throttle_reasons) {

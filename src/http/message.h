@@ -38,7 +38,7 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 struct Peer {
   enum class Kind { kTcp, kUnix };
   Kind kind = Kind::kTcp;
-  std::string address;  // TCP: "127.0.0.1:54321" ("[::1]:54321"); Unix: the socket's path
+  std::string address;           // TCP: "127.0.0.1:54321" ("[::1]:54321"); Unix: the socket's path
   bool has_credentials = false;  // Unix only
   uid_t uid = static_cast<uid_t>(-1);
   gid_t gid = static_cast<gid_t>(-1);
@@ -46,9 +46,9 @@ struct Peer {
 };
 
 struct Request {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // as sent: path and query
-  std::string path;    // the target's path, percent-decoded
+  std::string method;                                      // "GET", "POST", ...
+  std::string target;                                      // as sent: path and query
+  std::string path;                                        // the target's path, percent-decoded
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   Headers headers;
   std::string body;

@@ -43,7 +43,9 @@ using NativeRequest = bhttp::request<bhttp::string_body>;
 
 namespace {
 
-std::string Reason(int status) { return std::string(bhttp::obsolete_reason(bhttp::int_to_status(status))); }
+std::string Reason(int status) {
+  return std::string(bhttp::obsolete_reason(bhttp::int_to_status(status)));
+}
 
 // "HTTP/1.1 STATUS REASON", the headers, and Content-Length or chunked.
 std::string Head(const Response& res, std::optional<size_t> length, bool chunked, bool close) {
@@ -177,7 +179,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   int fd = -1;
   beast::flat_buffer buf;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser;
-  NativeRequest native;  // the head of the request being served (WebSocket handshakes)
+  NativeRequest native;    // the head of the request being served (WebSocket handshakes)
   std::string head, body;  // the reply being written
   bool close_after = false;
 
@@ -203,22 +205,26 @@ struct Conn : std::enable_shared_from_this<Conn> {
     parser->header_limit(static_cast<uint32_t>(srv->opt.max_header_bytes));
     parser->body_limit(srv->opt.max_body_bytes);
     Arm(srv->opt.read_timeout_ms);
-    bhttp::async_read_header(sock, buf, *parser, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->OnReadError(ec);
-      self->OnHeader();
-    });
+    bhttp::async_read_header(sock, buf, *parser,
+                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                               if (ec) return self->OnReadError(ec);
+                               self->OnHeader();
+                             });
   }
 
   void OnHeader() {
     const auto& h = parser->get();
     auto expect = h.find(bhttp::field::expect);
-    if (expect != h.end() && EqualsIgnoreCase(std::string_view(expect->value().data(), expect->value().size()),
-                                              "100-continue") && !parser->is_done()) {
+    if (expect != h.end() &&
+        EqualsIgnoreCase(std::string_view(expect->value().data(), expect->value().size()),
+                         "100-continue") &&
+        !parser->is_done()) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      net::async_write(sock, net::buffer(kContinue), [self = shared_from_this()](beast::error_code ec, size_t) {
-        if (ec) return self->Close();
-        self->ReadBody();
-      });
+      net::async_write(sock, net::buffer(kContinue),
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         if (ec) return self->Close();
+                         self->ReadBody();
+                       });
       return;
     }
     ReadBody();
@@ -226,10 +232,11 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
   void ReadBody() {
     if (parser->is_done()) return OnRequest();
-    bhttp::async_read(sock, buf, *parser, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->OnReadError(ec);
-      self->OnRequest();
-    });
+    bhttp::async_read(sock, buf, *parser,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->OnReadError(ec);
+                        self->OnRequest();
+                      });
   }
 
   void OnReadError(beast::error_code ec) {
@@ -239,10 +246,12 @@ struct Conn : std::enable_shared_from_this<Conn> {
       return ReplyErrorAndClose(413, "invalid_argument",
                                 "request body is larger than " + Size(srv->opt.max_body_bytes));
     if (ec == bhttp::error::header_limit)
-      return ReplyErrorAndClose(431, "invalid_argument",
-                                "request header fields are larger than " + Size(srv->opt.max_header_bytes));
+      return ReplyErrorAndClose(
+          431, "invalid_argument",
+          "request header fields are larger than " + Size(srv->opt.max_header_bytes));
     if (timed_out) {
-      if (got_some) return ReplyErrorAndClose(408, "invalid_argument", "the request did not arrive in time");
+      if (got_some)
+        return ReplyErrorAndClose(408, "invalid_argument", "the request did not arrive in time");
       return Close();
     }
     if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
@@ -264,12 +273,15 @@ struct Conn : std::enable_shared_from_this<Conn> {
     req->method = std::string(native.method_string());
     req->target = std::string(native.target());
     if (!ParseTarget(req->target, req.get()))
-      return ReplyErrorAndClose(400, "invalid_argument", "malformed request target (a bad %-escape)");
-    for (const auto& f : native) req->headers.Add(std::string(f.name_string()), std::string(f.value()));
+      return ReplyErrorAndClose(400, "invalid_argument",
+                                "malformed request target (a bad %-escape)");
+    for (const auto& f : native)
+      req->headers.Add(std::string(f.name_string()), std::string(f.value()));
     req->body = std::move(native.body());
     req->peer = peer;
     bool keep_alive = native.keep_alive();
-    net::post(*srv->workers, [self = shared_from_this(), req, keep_alive] { self->Serve(*req, keep_alive); });
+    net::post(*srv->workers,
+              [self = shared_from_this(), req, keep_alive] { self->Serve(*req, keep_alive); });
   }
 
   // On a worker thread.
@@ -288,13 +300,15 @@ struct Conn : std::enable_shared_from_this<Conn> {
     }
     if (res.long_lived()) return StartLongLived(std::move(res), keep_alive);
     bool close = !keep_alive || srv->stopping;
-    std::string h = Head(res, res.status >= 200 && res.status != 204 && res.status != 304
-                                  ? std::optional<size_t>(res.body.size())
-                                  : std::nullopt,
+    std::string h = Head(res,
+                         res.status >= 200 && res.status != 204 && res.status != 304
+                             ? std::optional<size_t>(res.body.size())
+                             : std::nullopt,
                          false, close);
     bool head_only = req.method == "HEAD";
     net::post(sock.get_executor(),
-              [self = shared_from_this(), h = std::move(h), b = head_only ? std::string() : std::move(res.body),
+              [self = shared_from_this(), h = std::move(h),
+               b = head_only ? std::string() : std::move(res.body),
                close]() mutable { self->Write(std::move(h), std::move(b), close); });
   }
 
@@ -417,7 +431,8 @@ Result<int> Server::ListenTcp(const std::string& host, int port) {
     net::ip::tcp::resolver resolver(impl_->ioc);
     auto results = resolver.resolve(host, std::to_string(port), ec);
     if (ec || results.empty())
-      return IoError("cannot listen on " + where + ": cannot resolve " + host + ": " + ec.message());
+      return IoError("cannot listen on " + where + ": cannot resolve " + host + ": " +
+                     ec.message());
     addr = results.begin()->endpoint().address();
   }
   Proto::endpoint ep{net::ip::tcp::endpoint(addr, static_cast<unsigned short>(port))};
@@ -503,7 +518,8 @@ void Server::Impl::OnAccept(Socket s, const Listener& l) {
   if (open >= static_cast<size_t>(opt.max_connections) || stopping) {
     static const std::string kBusy = [] {
       std::string b = ErrorBody("unavailable", "too many open connections; try again later");
-      return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
+      return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+             "application/json\r\nContent-Length: " +
              std::to_string(b.size()) + "\r\nConnection: close\r\n\r\n" + b;
     }();
     (void)!::send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -527,7 +543,8 @@ Status Server::Start() {
   m.guard.emplace(m.ioc.get_executor());
   m.workers = std::make_unique<net::thread_pool>(std::max(1, m.opt.workers));
   for (auto& l : m.listeners) m.Accept(l);
-  for (int i = 0; i < std::max(1, m.opt.io_threads); ++i) m.io_threads.emplace_back([&m] { m.ioc.run(); });
+  for (int i = 0; i < std::max(1, m.opt.io_threads); ++i)
+    m.io_threads.emplace_back([&m] { m.ioc.run(); });
   return Status::Ok();
 }
 

@@ -24,8 +24,8 @@
 namespace berth::http {
 
 struct ServerOptions {
-  int workers = 64;      // threads running handlers
-  int io_threads = 2;    // threads reading and writing connections
+  int workers = 64;    // threads running handlers
+  int io_threads = 2;  // threads reading and writing connections
   int max_connections = 4096;
   int max_streams = 512;  // streams, takeovers and WebSockets open at once
   size_t max_body_bytes = 16u << 20;

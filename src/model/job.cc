@@ -11,13 +11,20 @@ namespace berth::model {
 
 const char* JobStateName(JobState s) {
   switch (s) {
-    case JobState::kPending: return "Pending";
-    case JobState::kScheduled: return "Scheduled";
-    case JobState::kRunning: return "Running";
-    case JobState::kSucceeded: return "Succeeded";
-    case JobState::kFailed: return "Failed";
-    case JobState::kCancelled: return "Cancelled";
-    case JobState::kPreempted: return "Preempted";
+    case JobState::kPending:
+      return "Pending";
+    case JobState::kScheduled:
+      return "Scheduled";
+    case JobState::kRunning:
+      return "Running";
+    case JobState::kSucceeded:
+      return "Succeeded";
+    case JobState::kFailed:
+      return "Failed";
+    case JobState::kCancelled:
+      return "Cancelled";
+    case JobState::kPreempted:
+      return "Preempted";
   }
   return "Unknown";
 }
@@ -25,9 +32,9 @@ const char* JobStateName(JobState s) {
 Result<JobState> ParseJobState(const std::string& s) {
   std::string l = s;
   std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (JobState st : {JobState::kPending, JobState::kScheduled, JobState::kRunning,
-                      JobState::kSucceeded, JobState::kFailed, JobState::kCancelled,
-                      JobState::kPreempted}) {
+  for (JobState st :
+       {JobState::kPending, JobState::kScheduled, JobState::kRunning, JobState::kSucceeded,
+        JobState::kFailed, JobState::kCancelled, JobState::kPreempted}) {
     std::string n = JobStateName(st);
     std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
     if (n == l) return st;
@@ -46,26 +53,34 @@ bool IsValidTransition(JobState from, JobState to) {
   if (IsTerminal(from)) return false;
   if (to == S::kCancelled) return true;
   switch (from) {
-    case S::kPending: return to == S::kScheduled;
-    case S::kScheduled: return to == S::kRunning || to == S::kFailed || to == S::kPreempted ||
-                               to == S::kSucceeded;
-    case S::kRunning: return to == S::kSucceeded || to == S::kFailed || to == S::kPreempted;
-    case S::kPreempted: return to == S::kPending;
-    default: return false;
+    case S::kPending:
+      return to == S::kScheduled;
+    case S::kScheduled:
+      return to == S::kRunning || to == S::kFailed || to == S::kPreempted || to == S::kSucceeded;
+    case S::kRunning:
+      return to == S::kSucceeded || to == S::kFailed || to == S::kPreempted;
+    case S::kPreempted:
+      return to == S::kPending;
+    default:
+      return false;
   }
 }
 
 const char* PriorityClassName(PriorityClass c) {
   switch (c) {
-    case PriorityClass::kScavenger: return "scavenger";
-    case PriorityClass::kBatch: return "batch";
-    case PriorityClass::kInteractive: return "interactive";
+    case PriorityClass::kScavenger:
+      return "scavenger";
+    case PriorityClass::kBatch:
+      return "batch";
+    case PriorityClass::kInteractive:
+      return "interactive";
   }
   return "batch";
 }
 
 Result<PriorityClass> ParsePriorityClass(const std::string& name, const std::string& field) {
-  for (PriorityClass c : {PriorityClass::kScavenger, PriorityClass::kBatch, PriorityClass::kInteractive}) {
+  for (PriorityClass c :
+       {PriorityClass::kScavenger, PriorityClass::kBatch, PriorityClass::kInteractive}) {
     if (name == PriorityClassName(c)) return c;
   }
   return InvalidArgument(field + ": unknown priority class \"" + name +
@@ -81,7 +96,8 @@ Status ValidatePriority(int64_t priority, const std::string& field) {
 }
 
 DurationMs PreemptionGrace(PriorityClass c, DurationMs termination_grace) {
-  return c == PriorityClass::kScavenger ? std::min(termination_grace, kScavengerMaxGrace) : termination_grace;
+  return c == PriorityClass::kScavenger ? std::min(termination_grace, kScavengerMaxGrace)
+                                        : termination_grace;
 }
 
 Result<JobSpec> ParseJobSpec(const std::string& text) {
@@ -119,7 +135,8 @@ Result<JobSpec> ParseJobSpec(const std::string& text) {
   std::string priority_class;
   RETURN_IF_ERROR(s.String("priorityClassName", &priority_class));
   if (s.Has("priorityClassName")) {
-    ASSIGN_OR_RETURN(spec.priority_class, ParsePriorityClass(priority_class, "spec.priorityClassName"));
+    ASSIGN_OR_RETURN(spec.priority_class,
+                     ParsePriorityClass(priority_class, "spec.priorityClassName"));
   }
   RETURN_IF_ERROR(s.Duration("timeLimit", &spec.time_limit));
   RETURN_IF_ERROR(s.Seconds("terminationGracePeriodSeconds", &spec.termination_grace));
@@ -161,7 +178,8 @@ Status ValidateJobSpec(const JobSpec& spec) {
   if (spec.command.empty() || spec.command[0].empty())
     return InvalidArgument("spec.command: is required (the program to run)");
   const Resources& r = spec.resources;
-  if (r.gpus < 0) return InvalidArgument("spec.resources.gpus: must be >= 0, got " + FormatMilli(r.gpus));
+  if (r.gpus < 0)
+    return InvalidArgument("spec.resources.gpus: must be >= 0, got " + FormatMilli(r.gpus));
   if (r.gpus > kWholeGpu && r.gpus % kWholeGpu != 0)
     return InvalidArgument("spec.resources.gpus: a request above 1 GPU must be whole, got " +
                            FormatMilli(r.gpus));
@@ -180,10 +198,12 @@ Status ValidateJobSpec(const JobSpec& spec) {
   RETURN_IF_ERROR(CheckEnv(spec.env, "spec.env"));
   RETURN_IF_ERROR(CheckText(spec.working_dir, "spec.workingDir", kMaxPathBytes));
   RETURN_IF_ERROR(ValidatePriority(spec.priority, "spec.priority"));
-  if (spec.priority_class < PriorityClass::kScavenger || spec.priority_class > PriorityClass::kInteractive)
+  if (spec.priority_class < PriorityClass::kScavenger ||
+      spec.priority_class > PriorityClass::kInteractive)
     return InvalidArgument("spec.priorityClassName: not one of scavenger, batch, interactive");
   if (!spec.working_dir.empty() && spec.working_dir[0] != '/')
-    return InvalidArgument("spec.workingDir: must be an absolute path, got \"" + spec.working_dir + "\"");
+    return InvalidArgument("spec.workingDir: must be an absolute path, got \"" + spec.working_dir +
+                           "\"");
   if (spec.training) RETURN_IF_ERROR(ValidateTrainingSpec(*spec.training));
   return Status::Ok();
 }
@@ -194,7 +214,8 @@ nlohmann::json JobSpecToJson(const JobSpec& spec) {
   nlohmann::json res = {{"gpus", FormatMilli(spec.resources.gpus)},
                         {"cpu", FormatMilli(spec.resources.cpu)},
                         {"memory", std::to_string(spec.resources.memory) + "Mi"}};
-  if (spec.resources.gpu_memory > 0) res["gpuMemory"] = std::to_string(spec.resources.gpu_memory) + "Mi";
+  if (spec.resources.gpu_memory > 0)
+    res["gpuMemory"] = std::to_string(spec.resources.gpu_memory) + "Mi";
   nlohmann::json s = {{"command", spec.command},
                       {"queue", spec.queue},
                       {"priority", spec.priority},
@@ -259,7 +280,8 @@ nlohmann::json JobToJson(const Job& job) {
   j["gpusHeld"] = FormatMilli(HeldGpus(job));
   if (job.spec.training) {
     j["gpusPerWorker"] = FormatMilli(job.spec.resources.gpus);
-    if (job.spec.training->IsElastic()) j["gpusRequestedMin"] = FormatMilli(MinRequestedGpus(job.spec));
+    if (job.spec.training->IsElastic())
+      j["gpusRequestedMin"] = FormatMilli(MinRequestedGpus(job.spec));
   }
   if (job.attained_service > 0) j["attainedGpuSeconds"] = job.attained_service / 1000.0;
   if (job.queued_since > 0) j["requeuedTime"] = FormatTime(job.queued_since);
@@ -278,6 +300,5 @@ nlohmann::json JobToJson(const Job& job) {
   }
   return j;
 }
-
 
 }  // namespace berth::model

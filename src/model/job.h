@@ -26,7 +26,7 @@ using JobId = int64_t;
 
 enum class JobState { kPending, kScheduled, kRunning, kSucceeded, kFailed, kCancelled, kPreempted };
 
-const char* JobStateName(JobState s);  // "Pending", "Running", ...
+const char* JobStateName(JobState s);                  // "Pending", "Running", ...
 Result<JobState> ParseJobState(const std::string& s);  // case-insensitive
 bool IsTerminal(JobState s);
 // Whether the state machine allows from -> to.
@@ -53,10 +53,10 @@ inline constexpr DurationMs kScavengerMaxGrace = 30 * kSecond;
 DurationMs PreemptionGrace(PriorityClass c, DurationMs termination_grace);
 
 struct Resources {
-  MilliGpu gpus = 0;    // 1000 per whole GPU; below 1000 is a fraction of one GPU
-  MiB gpu_memory = 0;   // memory floor per GPU, for fractional sharing
-  MilliCpu cpu = 0;     // 0: no request and no limit
-  MiB memory = 0;       // 0: no request and no limit
+  MilliGpu gpus = 0;   // 1000 per whole GPU; below 1000 is a fraction of one GPU
+  MiB gpu_memory = 0;  // memory floor per GPU, for fractional sharing
+  MilliCpu cpu = 0;    // 0: no request and no limit
+  MiB memory = 0;      // 0: no request and no limit
 };
 
 struct JobSpec {

@@ -15,8 +15,8 @@ std::string Bytes(size_t n) {
 
 Status CheckText(const std::string& value, const std::string& field, size_t max_bytes) {
   if (value.size() > max_bytes)
-    return InvalidArgument(field + ": is " + std::to_string(value.size()) + " bytes long, the most is " +
-                           Bytes(max_bytes));
+    return InvalidArgument(field + ": is " + std::to_string(value.size()) +
+                           " bytes long, the most is " + Bytes(max_bytes));
   if (!IsValidUtf8(value)) return InvalidArgument(field + ": is not valid UTF-8");
   return Status::Ok();
 }
@@ -32,8 +32,8 @@ Status CheckName(const std::string& value, const std::string& field) {
 
 Status CheckCommand(const std::vector<std::string>& argv, const std::string& field) {
   if (argv.size() > kMaxArgs)
-    return InvalidArgument(field + ": has " + std::to_string(argv.size()) + " arguments, the most is " +
-                           std::to_string(kMaxArgs));
+    return InvalidArgument(field + ": has " + std::to_string(argv.size()) +
+                           " arguments, the most is " + std::to_string(kMaxArgs));
   size_t total = 0;
   for (size_t i = 0; i < argv.size(); ++i) {
     RETURN_IF_ERROR(CheckText(argv[i], field + "[" + std::to_string(i) + "]", kMaxArgBytes));
@@ -47,8 +47,8 @@ Status CheckCommand(const std::vector<std::string>& argv, const std::string& fie
 
 Status CheckEnv(const std::map<std::string, std::string>& env, const std::string& field) {
   if (env.size() > kMaxEnvVars)
-    return InvalidArgument(field + ": has " + std::to_string(env.size()) + " variables, the most is " +
-                           std::to_string(kMaxEnvVars));
+    return InvalidArgument(field + ": has " + std::to_string(env.size()) +
+                           " variables, the most is " + std::to_string(kMaxEnvVars));
   size_t total = 0;
   for (const auto& [k, v] : env) {
     RETURN_IF_ERROR(CheckName(k, field + " name"));
@@ -65,8 +65,8 @@ Status CheckEnv(const std::map<std::string, std::string>& env, const std::string
 
 Status CheckLabels(const std::map<std::string, std::string>& labels, const std::string& field) {
   if (labels.size() > kMaxLabels)
-    return InvalidArgument(field + ": has " + std::to_string(labels.size()) + " labels, the most is " +
-                           std::to_string(kMaxLabels));
+    return InvalidArgument(field + ": has " + std::to_string(labels.size()) +
+                           " labels, the most is " + std::to_string(kMaxLabels));
   for (const auto& [k, v] : labels) {
     RETURN_IF_ERROR(CheckName(k, field + " key"));
     RETURN_IF_ERROR(CheckText(v, field + "." + k, kMaxLabelValueBytes));

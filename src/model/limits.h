@@ -17,21 +17,21 @@ namespace berth::model {
 
 // Documents (YAML or JSON), counted before anything is built from them.
 inline constexpr size_t kMaxDocumentBytes = 1 << 20;  // 1 MiB
-inline constexpr int kMaxDepth = 64;                   // nested maps and lists
-inline constexpr int64_t kMaxNodes = 200000;           // nodes, every alias expanded
-inline constexpr int64_t kMaxAliases = 1000;           // *alias uses
+inline constexpr int kMaxDepth = 64;                  // nested maps and lists
+inline constexpr int64_t kMaxNodes = 200000;          // nodes, every alias expanded
+inline constexpr int64_t kMaxAliases = 1000;          // *alias uses
 
 // Names and strings.
-inline constexpr size_t kMaxNameBytes = 253;           // metadata.name, user, queue, label keys
+inline constexpr size_t kMaxNameBytes = 253;  // metadata.name, user, queue, label keys
 inline constexpr size_t kMaxLabels = 64;
 inline constexpr size_t kMaxLabelValueBytes = 1024;
-inline constexpr size_t kMaxPathBytes = 4096;          // workingDir, artifact and output paths
+inline constexpr size_t kMaxPathBytes = 4096;  // workingDir, artifact and output paths
 // A command: Linux's own limit on one argument is 128 KiB (MAX_ARG_STRLEN).
 inline constexpr size_t kMaxArgs = 4096;
 inline constexpr size_t kMaxArgBytes = 128 << 10;
-inline constexpr size_t kMaxCommandBytes = 1 << 20;    // all arguments together
+inline constexpr size_t kMaxCommandBytes = 1 << 20;  // all arguments together
 inline constexpr size_t kMaxEnvVars = 4096;
-inline constexpr size_t kMaxEnvBytes = 1 << 20;        // all names and values together
+inline constexpr size_t kMaxEnvBytes = 1 << 20;  // all names and values together
 
 // Pipelines.
 inline constexpr size_t kMaxSteps = 1000;
@@ -42,13 +42,13 @@ inline constexpr size_t kMaxParameterBytes = 256 << 10;  // one parameter value
 // kMaxFanOut, which the parser enforces on its own.
 inline constexpr int64_t kDefaultMaxFanOut = 10000;
 inline constexpr int64_t kMaxFanOut = 100000;
-inline constexpr int64_t kMaxRetries = 10000;          // retryStrategy.limit
+inline constexpr int64_t kMaxRetries = 10000;  // retryStrategy.limit
 inline constexpr double kMaxBackoffFactor = 1000;
 
 // Training.
 inline constexpr int64_t kMaxWorkers = 4096;
 inline constexpr int64_t kMaxProcsPerWorker = 1024;
-inline constexpr int64_t kMaxRestarts = 10000;         // backoffLimit, elasticPolicy.maxRestarts
+inline constexpr int64_t kMaxRestarts = 10000;  // backoffLimit, elasticPolicy.maxRestarts
 
 // Durations: one rule for every duration field (timeLimit, timeouts, grace
 // periods, deadlines, TTLs, backoffs, intervals): at most ten years, so that

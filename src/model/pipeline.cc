@@ -200,8 +200,10 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
         RETURN_IF_ERROR(b.String("factor", &f));
         char* end = nullptr;
         s->retry.factor = std::strtod(f.c_str(), &end);
-        if (end == f.c_str() || *end || !(s->retry.factor >= 1 && s->retry.factor <= kMaxBackoffFactor))
-          return b.Error("factor", "must be a number from 1 to " + std::to_string(static_cast<int>(kMaxBackoffFactor)) +
+        if (end == f.c_str() || *end ||
+            !(s->retry.factor >= 1 && s->retry.factor <= kMaxBackoffFactor))
+          return b.Error("factor", "must be a number from 1 to " +
+                                       std::to_string(static_cast<int>(kMaxBackoffFactor)) +
                                        ", got \"" + f + "\"");
       }
       RETURN_IF_ERROR(b.CheckNoUnknown());
@@ -478,7 +480,6 @@ const StepSpec* PipelineSpec::Step(const std::string& name) const {
     if (s.name == name) return &s;
   return nullptr;
 }
-
 
 Result<PipelineSpec> ParsePipelineSpec(const std::string& text) {
   ASSIGN_OR_RETURN(YAML::Node root, ParseDocument(text));

@@ -13,12 +13,10 @@
 //     steps:
 //     - name: train
 //       command: [...]  args: [...]  | script: "..."   (run by /bin/sh -c)
-//       env, workingDir, queue, priority, priorityClassName, resources: {gpus, gpuMemory, cpu, memory}
-//       dependencies: [prep]
-//       when: "{{steps.prep.outputs.parameters.n}} > 3"
-//       withItems: [a, b] | withParam: "{{steps.prep.outputs.parameters.list}}"
-//       parallelism: 10                    # fan-out children at once
-//       inputs: {artifacts: [{name, from: "{{steps.prep.outputs.artifacts.data}}", path}]}
+//       env, workingDir, queue, priority, priorityClassName, resources: {gpus, gpuMemory, cpu,
+//       memory} dependencies: [prep] when: "{{steps.prep.outputs.parameters.n}} > 3" withItems: [a,
+//       b] | withParam: "{{steps.prep.outputs.parameters.list}}" parallelism: 10 # fan-out children
+//       at once inputs: {artifacts: [{name, from: "{{steps.prep.outputs.artifacts.data}}", path}]}
 //       outputs: {parameters: [{name, valueFrom: {path: f} | {stdout: true}}],
 //                 artifacts: [{name, path}]}
 //       retryStrategy: {limit, retryPolicy: Always|OnFailure|OnError,

@@ -27,9 +27,7 @@ std::optional<StepState> ParseStepState(std::string_view s);
 
 // A state that no longer changes.
 inline bool IsTerminal(RunState s) { return s != RunState::kRunning; }
-inline bool IsTerminal(StepState s) {
-  return s != StepState::kPending && s != StepState::kRunning;
-}
+inline bool IsTerminal(StepState s) { return s != StepState::kPending && s != StepState::kRunning; }
 // Failed or Cancelled: what trigger rules count as an upstream failure.
 inline bool IsFailure(StepState s) { return s == StepState::kFailed || s == StepState::kCancelled; }
 

@@ -17,7 +17,8 @@
 namespace berth::model {
 
 // Parses a request body; `what` starts the error messages ("request body").
-Result<nlohmann::json> ParseJsonBody(const std::string& body, const std::string& what = "request body");
+Result<nlohmann::json> ParseJsonBody(const std::string& body,
+                                     const std::string& what = "request body");
 
 // POST /api/v1/pipelines/runs: {"spec": "<Pipeline document>", "parameters":
 // {name: value}, "user": "..."}. A parameter given as a number, list or map

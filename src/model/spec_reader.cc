@@ -56,16 +56,16 @@ class BoundsCheck : public YAML::EventHandler {
 
  private:
   struct Shape {
-    int64_t nodes;  // with every alias expanded
-    int64_t height; // 0 for a scalar
+    int64_t nodes;   // with every alias expanded
+    int64_t height;  // 0 for a scalar
   };
   struct Frame {
     bool is_map;
     YAML::anchor_t anchor;
-    int64_t first;        // nodes_ before this collection
-    int64_t height = 0;   // the highest child
-    int64_t children = 0; // map: keys and values alternate
-    std::string key;      // map: the last key seen
+    int64_t first;         // nodes_ before this collection
+    int64_t height = 0;    // the highest child
+    int64_t children = 0;  // map: keys and values alternate
+    std::string key;       // map: the last key seen
     std::string path;
   };
 
@@ -208,8 +208,14 @@ Status SpecReader::Bool(const std::string& key, bool* out) {
   const YAML::Node n = node_[key];
   if (n.IsScalar()) {
     const std::string& s = n.Scalar();
-    if (s == "true" || s == "True" || s == "yes") { *out = true; return Status::Ok(); }
-    if (s == "false" || s == "False" || s == "no") { *out = false; return Status::Ok(); }
+    if (s == "true" || s == "True" || s == "yes") {
+      *out = true;
+      return Status::Ok();
+    }
+    if (s == "false" || s == "False" || s == "no") {
+      *out = false;
+      return Status::Ok();
+    }
   }
   return Error(key, "must be true or false, got " + Describe(n));
 }
@@ -361,12 +367,13 @@ Result<YAML::Node> LoadYamlBounded(const std::string& text, const std::string& w
   } catch (const BoundExceeded& e) {
     if (what == "document") return InvalidArgument(e.message);
     // A file: its name first ("berthd.yaml: scheduler.options: ...").
-    return InvalidArgument(what + (e.message.rfind("document", 0) == 0 ? e.message.substr(8)
-                                                                      : ": " + e.message));
+    return InvalidArgument(
+        what + (e.message.rfind("document", 0) == 0 ? e.message.substr(8) : ": " + e.message));
   } catch (const YAML::Exception& e) {
-    return InvalidArgument((what == "document" ? "malformed YAML/JSON" : what + ": malformed YAML") +
-                           " at line " + std::to_string(e.mark.line + 1) + ", column " +
-                           std::to_string(e.mark.column + 1) + ": " + e.msg);
+    return InvalidArgument(
+        (what == "document" ? "malformed YAML/JSON" : what + ": malformed YAML") + " at line " +
+        std::to_string(e.mark.line + 1) + ", column " + std::to_string(e.mark.column + 1) + ": " +
+        e.msg);
   }
 }
 
@@ -396,17 +403,25 @@ Result<int64_t> ParseMilli(const std::string& s) {
 
 Result<MiB> ParseMemory(const std::string& s) {
   size_t i = 0;
-  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.' || s[i] == '-')) ++i;
+  while (i < s.size() &&
+         (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.' || s[i] == '-'))
+    ++i;
   std::string num = s.substr(0, i), unit = s.substr(i);
   double v;
-  if (!ParseNumber(num, &v)) return InvalidArgument("must be a quantity like 512Mi or 16Gi, got \"" + s + "\"");
+  if (!ParseNumber(num, &v))
+    return InvalidArgument("must be a quantity like 512Mi or 16Gi, got \"" + s + "\"");
   if (v < 0) return InvalidArgument("must be >= 0, got " + s);
   double mib;
-  if (unit.empty() || unit == "Mi" || unit == "M" || unit == "MiB") mib = v;
-  else if (unit == "Ki" || unit == "K" || unit == "KiB") mib = v / 1024.0;
-  else if (unit == "Gi" || unit == "G" || unit == "GiB") mib = v * 1024.0;
-  else if (unit == "Ti" || unit == "T" || unit == "TiB") mib = v * 1024.0 * 1024.0;
-  else return InvalidArgument("unknown unit \"" + unit + "\" in \"" + s + "\" (use Ki, Mi, Gi or Ti)");
+  if (unit.empty() || unit == "Mi" || unit == "M" || unit == "MiB")
+    mib = v;
+  else if (unit == "Ki" || unit == "K" || unit == "KiB")
+    mib = v / 1024.0;
+  else if (unit == "Gi" || unit == "G" || unit == "GiB")
+    mib = v * 1024.0;
+  else if (unit == "Ti" || unit == "T" || unit == "TiB")
+    mib = v * 1024.0 * 1024.0;
+  else
+    return InvalidArgument("unknown unit \"" + unit + "\" in \"" + s + "\" (use Ki, Mi, Gi or Ti)");
   if (mib > 1e12) return InvalidArgument("is too large: " + s);
   return static_cast<MiB>(std::ceil(mib));
 }
@@ -434,12 +449,18 @@ Result<DurationMs> ParseDuration(const std::string& s) {
       return InvalidArgument("must be a duration like 90s, 15m, 2h or 1h30m, got \"" + s + "\"");
     std::string u = s.substr(j, k - j);
     double mult;
-    if (u == "ms") mult = 1;
-    else if (u == "s") mult = kSecond;
-    else if (u == "m") mult = kMinute;
-    else if (u == "h") mult = kHour;
-    else if (u == "d") mult = 24 * kHour;
-    else return InvalidArgument("unknown unit \"" + u + "\" in \"" + s + "\" (use ms, s, m, h or d)");
+    if (u == "ms")
+      mult = 1;
+    else if (u == "s")
+      mult = kSecond;
+    else if (u == "m")
+      mult = kMinute;
+    else if (u == "h")
+      mult = kHour;
+    else if (u == "d")
+      mult = 24 * kHour;
+    else
+      return InvalidArgument("unknown unit \"" + u + "\" in \"" + s + "\" (use ms, s, m, h or d)");
     total += v * mult;  // v >= 0: only digits and '.'
     if (total > static_cast<double>(kMaxDuration)) return too_long();
     any = true;

@@ -9,9 +9,12 @@ namespace berth::model {
 
 const char* RestartPolicyName(RestartPolicy p) {
   switch (p) {
-    case RestartPolicy::kNever: return "Never";
-    case RestartPolicy::kOnFailure: return "OnFailure";
-    case RestartPolicy::kExitCode: return "ExitCode";
+    case RestartPolicy::kNever:
+      return "Never";
+    case RestartPolicy::kOnFailure:
+      return "OnFailure";
+    case RestartPolicy::kExitCode:
+      return "ExitCode";
   }
   return "OnFailure";
 }
@@ -25,7 +28,8 @@ Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_wor
   RETURN_IF_ERROR(s.Int("workers", &v));
   if (v < 1) return s.Error("workers", "must be >= 1, got " + std::to_string(v));
   if (v > kMaxWorkers)
-    return s.Error("workers", "must be at most " + std::to_string(kMaxWorkers) + ", got " + std::to_string(v));
+    return s.Error("workers",
+                   "must be at most " + std::to_string(kMaxWorkers) + ", got " + std::to_string(v));
   t->workers = static_cast<int>(v);
   if (s.Has("gpusPerWorker")) {
     RETURN_IF_ERROR(s.Milli("gpusPerWorker", gpus_per_worker));
@@ -34,20 +38,27 @@ Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_wor
   RETURN_IF_ERROR(s.Int("procsPerWorker", &v));
   if (v < 1) return s.Error("procsPerWorker", "must be >= 1, got " + std::to_string(v));
   if (v > kMaxProcsPerWorker)
-    return s.Error("procsPerWorker",
-                   "must be at most " + std::to_string(kMaxProcsPerWorker) + ", got " + std::to_string(v));
+    return s.Error("procsPerWorker", "must be at most " + std::to_string(kMaxProcsPerWorker) +
+                                         ", got " + std::to_string(v));
   t->procs_per_worker = static_cast<int>(v);
   std::string policy = RestartPolicyName(t->restart_policy);
   RETURN_IF_ERROR(s.String("restartPolicy", &policy));
-  if (policy == "Never") t->restart_policy = RestartPolicy::kNever;
-  else if (policy == "OnFailure") t->restart_policy = RestartPolicy::kOnFailure;
-  else if (policy == "ExitCode") t->restart_policy = RestartPolicy::kExitCode;
-  else return s.Error("restartPolicy", "must be Never, OnFailure or ExitCode, got \"" + policy + "\"");
+  if (policy == "Never")
+    t->restart_policy = RestartPolicy::kNever;
+  else if (policy == "OnFailure")
+    t->restart_policy = RestartPolicy::kOnFailure;
+  else if (policy == "ExitCode")
+    t->restart_policy = RestartPolicy::kExitCode;
+  else
+    return s.Error("restartPolicy", "must be Never, OnFailure or ExitCode, got \"" + policy + "\"");
   std::string success = SuccessPolicyName(t->success_policy);
   RETURN_IF_ERROR(s.String("successPolicy", &success));
-  if (success == "Worker0") t->success_policy = SuccessPolicy::kWorker0;
-  else if (success == "AllWorkers") t->success_policy = SuccessPolicy::kAllWorkers;
-  else return s.Error("successPolicy", "must be Worker0 or AllWorkers, got \"" + success + "\"");
+  if (success == "Worker0")
+    t->success_policy = SuccessPolicy::kWorker0;
+  else if (success == "AllWorkers")
+    t->success_policy = SuccessPolicy::kAllWorkers;
+  else
+    return s.Error("successPolicy", "must be Worker0 or AllWorkers, got \"" + success + "\"");
   std::vector<std::string> codes;
   RETURN_IF_ERROR(s.StringList("retryExitCodes", &codes));
   for (const std::string& c : codes) {
@@ -64,10 +75,12 @@ Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_wor
   RETURN_IF_ERROR(s.Int("backoffLimit", &v));
   if (v < 0) return s.Error("backoffLimit", "must be >= 0, got " + std::to_string(v));
   if (v > kMaxRestarts)
-    return s.Error("backoffLimit", "must be at most " + std::to_string(kMaxRestarts) + ", got " + std::to_string(v));
+    return s.Error("backoffLimit", "must be at most " + std::to_string(kMaxRestarts) + ", got " +
+                                       std::to_string(v));
   t->backoff_limit = static_cast<int>(v);
   RETURN_IF_ERROR(s.Seconds("activeDeadlineSeconds", &t->active_deadline));
-  RETURN_IF_ERROR(s.Seconds("ttlSecondsAfterFinished", &t->ttl_after_finished, /*allow_negative=*/true));
+  RETURN_IF_ERROR(
+      s.Seconds("ttlSecondsAfterFinished", &t->ttl_after_finished, /*allow_negative=*/true));
 
   SpecReader e = s.Child("elasticPolicy");
   if (e.node().IsDefined() && !e.node().IsNull()) {
@@ -79,12 +92,14 @@ Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_wor
     RETURN_IF_ERROR(e.CheckNoUnknown());
     if (mn < 1) return e.Error("minReplicas", "must be >= 1, got " + std::to_string(mn));
     if (mn > kMaxWorkers)
-      return e.Error("minReplicas", "must be at most " + std::to_string(kMaxWorkers) + ", got " + std::to_string(mn));
+      return e.Error("minReplicas", "must be at most " + std::to_string(kMaxWorkers) + ", got " +
+                                        std::to_string(mn));
     if (mx > kMaxWorkers)
-      return e.Error("maxReplicas", "must be at most " + std::to_string(kMaxWorkers) + ", got " + std::to_string(mx));
+      return e.Error("maxReplicas", "must be at most " + std::to_string(kMaxWorkers) + ", got " +
+                                        std::to_string(mx));
     if (mr < -1 || mr > kMaxRestarts)
-      return e.Error("maxRestarts", "must be in -1.." + std::to_string(kMaxRestarts) + " (-1: no limit), got " +
-                                        std::to_string(mr));
+      return e.Error("maxRestarts", "must be in -1.." + std::to_string(kMaxRestarts) +
+                                        " (-1: no limit), got " + std::to_string(mr));
     if (mx < mn)
       return e.Error("maxReplicas", "must be >= minReplicas (" + std::to_string(mn) + "), got " +
                                         std::to_string(mx));
@@ -97,7 +112,8 @@ Status ParseTrainingFields(SpecReader& s, TrainingSpec* t, int64_t* gpus_per_wor
 }
 
 Status ValidateTrainingSpec(const TrainingSpec& t) {
-  if (t.workers < 1) return InvalidArgument("spec.workers: must be >= 1, got " + std::to_string(t.workers));
+  if (t.workers < 1)
+    return InvalidArgument("spec.workers: must be >= 1, got " + std::to_string(t.workers));
   if (t.procs_per_worker < 1) return InvalidArgument("spec.procsPerWorker: must be >= 1");
   if (t.backoff_limit < 0) return InvalidArgument("spec.backoffLimit: must be >= 0");
   RETURN_IF_ERROR(CheckDuration(t.active_deadline, "spec.activeDeadlineSeconds"));
@@ -134,8 +150,10 @@ void AddTrainingFields(const TrainingSpec& t, nlohmann::json& s) {
 
 bool IsRetryable(const TrainingSpec& t, int exit_code) {
   switch (t.restart_policy) {
-    case RestartPolicy::kNever: return false;
-    case RestartPolicy::kOnFailure: return exit_code != 0;
+    case RestartPolicy::kNever:
+      return false;
+    case RestartPolicy::kOnFailure:
+      return exit_code != 0;
     case RestartPolicy::kExitCode:
       return exit_code >= 128 || std::find(t.retry_exit_codes.begin(), t.retry_exit_codes.end(),
                                            exit_code) != t.retry_exit_codes.end();

@@ -44,10 +44,10 @@ struct TrainingSpec {
   int procs_per_worker = 1;  // processes per worker (LOCAL_WORLD_SIZE / PET_NPROC_PER_NODE)
   RestartPolicy restart_policy = RestartPolicy::kOnFailure;
   SuccessPolicy success_policy = SuccessPolicy::kWorker0;
-  std::vector<int> retry_exit_codes;  // ExitCode: retried codes besides 128+signal
-  int backoff_limit = 3;              // gang restarts after failures
-  DurationMs active_deadline = 0;     // 0: none
-  DurationMs ttl_after_finished = -1; // -1: keep forever
+  std::vector<int> retry_exit_codes;   // ExitCode: retried codes besides 128+signal
+  int backoff_limit = 3;               // gang restarts after failures
+  DurationMs active_deadline = 0;      // 0: none
+  DurationMs ttl_after_finished = -1;  // -1: keep forever
   ElasticPolicy elastic;
 
   bool IsElastic() const { return elastic.min_replicas > 0; }

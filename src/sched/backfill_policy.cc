@@ -38,7 +38,8 @@ class BackfillPolicy final : public Policy {
     min_need_ = std::numeric_limits<MilliGpu>::max();
     min_est_ = kForever;
     for (const JobRequest& j : ctx.input->pending) {
-      min_need_ = std::min(min_need_, j.task.gpus * (j.min_tasks > 0 ? std::min(j.min_tasks, j.tasks) : j.tasks));
+      min_need_ = std::min(
+          min_need_, j.task.gpus * (j.min_tasks > 0 ? std::min(j.min_tasks, j.tasks) : j.tasks));
       DurationMs est = Estimate(j);
       if (est >= 0) min_est_ = std::min<TimeMs>(min_est_, est);
     }

@@ -183,7 +183,7 @@ void ClusterState::Give(std::span<const TaskPlacement> placements, const TaskReq
 }
 
 bool ClusterState::IsFree(std::span<const TaskPlacement> placements, const TaskRequest& task,
-                        const int* nodes) const {
+                          const int* nodes) const {
   // Several tasks may share a node (and, for fractions, a GPU): add up per node.
   gpu_need_.clear();
   node_need_.clear();
@@ -202,7 +202,9 @@ bool ClusterState::IsFree(std::span<const TaskPlacement> placements, const TaskR
   for (size_t a = 0; a < gpu_need_.size();) {
     auto [i, gi, milli, mem] = gpu_need_[a];
     size_t b = a + 1;
-    for (; b < gpu_need_.size() && std::get<0>(gpu_need_[b]) == i && std::get<1>(gpu_need_[b]) == gi; ++b) {
+    for (;
+         b < gpu_need_.size() && std::get<0>(gpu_need_[b]) == i && std::get<1>(gpu_need_[b]) == gi;
+         ++b) {
       milli += std::get<2>(gpu_need_[b]);
       mem += std::get<3>(gpu_need_[b]);
     }
@@ -231,8 +233,10 @@ bool ClusterState::IsFree(std::span<const TaskPlacement> placements, const TaskR
 int ClusterState::CpuMemCapacity(int i, const TaskRequest& task) const {
   const Node& n = nodes_[i];
   int cap = INT_MAX;
-  if (n.cpu_scheduled && task.cpu > 0) cap = std::min<int64_t>(cap, std::max<int64_t>(0, n.cpu_free / task.cpu));
-  if (n.mem_scheduled && task.memory > 0) cap = std::min<int64_t>(cap, std::max<int64_t>(0, n.mem_free / task.memory));
+  if (n.cpu_scheduled && task.cpu > 0)
+    cap = std::min<int64_t>(cap, std::max<int64_t>(0, n.cpu_free / task.cpu));
+  if (n.mem_scheduled && task.memory > 0)
+    cap = std::min<int64_t>(cap, std::max<int64_t>(0, n.mem_free / task.memory));
   return cap;
 }
 
@@ -263,7 +267,8 @@ std::vector<int> ClusterState::PickGpus(int node, int count) const {
   int start = free[0], best = -1;
   for (int gi : free) {
     int c = 0;
-    for (int p : n.gpus[gi].peers) c += (p >= 0 && p < static_cast<int>(is_free.size()) && is_free[p]) ? 1 : 0;
+    for (int p : n.gpus[gi].peers)
+      c += (p >= 0 && p < static_cast<int>(is_free.size()) && is_free[p]) ? 1 : 0;
     if (c > best) best = c, start = gi;
   }
   std::vector<int> chosen{start};
@@ -293,7 +298,8 @@ int ClusterState::FindBestFit(int need, int copies, const TaskRequest& task,
   return -1;
 }
 
-int ClusterState::FindLargest(int per_task, const TaskRequest& task, const std::function<bool(int)>* ok) const {
+int ClusterState::FindLargest(int per_task, const TaskRequest& task,
+                              const std::function<bool(int)>* ok) const {
   int best = -1, best_cap = 0;
   for (int k = max_gpus_; k >= per_task && k > 0; --k) {
     if (best_cap >= k / per_task) break;  // no node in lower buckets holds more tasks
@@ -423,11 +429,12 @@ std::string ClusterState::ExplainNoFit(const TaskRequest& task, int tasks) const
            std::to_string(largest) + " on one node";
   }
   if (task.gpus > 0) {
-    return "needs " + want + (task.gpu_memory > 0 ? " with " + std::to_string(task.gpu_memory) + " MiB" : "") +
-           "; " + FormatMilli(free_milli_) + " GPU free in total";
+    return "needs " + want +
+           (task.gpu_memory > 0 ? " with " + std::to_string(task.gpu_memory) + " MiB" : "") + "; " +
+           FormatMilli(free_milli_) + " GPU free in total";
   }
-  return "needs " + want + " with " + FormatMilli(task.cpu) + " CPU and " + std::to_string(task.memory) +
-         " MiB memory; no node has room";
+  return "needs " + want + " with " + FormatMilli(task.cpu) + " CPU and " +
+         std::to_string(task.memory) + " MiB memory; no node has room";
 }
 
 }  // namespace berth::sched

@@ -35,16 +35,19 @@ class ClusterState {
   // Reserves placements for `task` (a running job's, or a rollback). Unknown
   // nodes or GPUs are ignored; amounts never go below zero.
   // `nodes`, if given, holds NodeIndex(placements[k].node) for each k (saves the lookups).
-  void Take(std::span<const TaskPlacement> placements, const TaskRequest& task, const int* nodes = nullptr);
+  void Take(std::span<const TaskPlacement> placements, const TaskRequest& task,
+            const int* nodes = nullptr);
   // Unreserves what Take reserved for the same arguments.
-  void Give(std::span<const TaskPlacement> placements, const TaskRequest& task, const int* nodes = nullptr);
+  void Give(std::span<const TaskPlacement> placements, const TaskRequest& task,
+            const int* nodes = nullptr);
   // Whether Take(placements, task) would find everything free now.
-  bool IsFree(std::span<const TaskPlacement> placements, const TaskRequest& task, const int* nodes = nullptr) const;
+  bool IsFree(std::span<const TaskPlacement> placements, const TaskRequest& task,
+              const int* nodes = nullptr) const;
 
   // Places `tasks` copies of `task` and reserves them, or returns nullopt and
   // changes nothing. `node_ok`, if set, filters nodes by index.
-  std::optional<std::vector<TaskPlacement>> Place(const TaskRequest& task, int tasks,
-                                                  const std::function<bool(int)>* node_ok = nullptr);
+  std::optional<std::vector<TaskPlacement>> Place(
+      const TaskRequest& task, int tasks, const std::function<bool(int)>* node_ok = nullptr);
 
   // Cheap necessary condition for Place: enough free GPU in total.
   bool MayFit(const TaskRequest& task, int tasks) const {
@@ -91,7 +94,8 @@ class ClusterState {
   void UpdatePartial(int node, int gpu, MilliGpu old_free);
   std::vector<int> PickGpus(int node, int count) const;
   // Best-fit node with >= `need` whole GPUs and room for `copies` tasks by CPU/memory.
-  int FindBestFit(int need, int copies, const TaskRequest& task, const std::function<bool(int)>* ok) const;
+  int FindBestFit(int need, int copies, const TaskRequest& task,
+                  const std::function<bool(int)>* ok) const;
   // The node with the most free whole GPUs that fits at least one task.
   int FindLargest(int per_task, const TaskRequest& task, const std::function<bool(int)>* ok) const;
   // Buckets of nodes by free whole GPUs, as bitsets so that nodes are
@@ -99,13 +103,16 @@ class ClusterState {
   int NextInBucket(int k, int from) const;  // first node >= from in bucket k, or -1
   void BucketInsert(int k, int i);
   void BucketErase(int k, int i);
-  std::optional<TaskPlacement> PlaceFraction(const TaskRequest& task, const std::function<bool(int)>* ok);
-  std::optional<TaskPlacement> PlaceCpuOnly(const TaskRequest& task, const std::function<bool(int)>* ok);
+  std::optional<TaskPlacement> PlaceFraction(const TaskRequest& task,
+                                             const std::function<bool(int)>* ok);
+  std::optional<TaskPlacement> PlaceCpuOnly(const TaskRequest& task,
+                                            const std::function<bool(int)>* ok);
 
   std::vector<Node> nodes_;
   std::unordered_map<std::string, int> node_index_;
-  std::vector<std::vector<uint64_t>> by_whole_free_;  // bucket k: nodes with k free whole GPUs (bits)
-  std::vector<int> bucket_size_;                      // nodes per bucket
+  std::vector<std::vector<uint64_t>>
+      by_whole_free_;             // bucket k: nodes with k free whole GPUs (bits)
+  std::vector<int> bucket_size_;  // nodes per bucket
   std::set<std::tuple<MilliGpu, int, int>> partial_;  // (free, node, gpu) for shared GPUs
   MilliGpu free_milli_ = 0;
   MilliGpu capacity_milli_ = 0;

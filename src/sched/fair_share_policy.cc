@@ -74,21 +74,24 @@ class FairSharePolicy final : public Policy {
 
   bool Preempts() const override { return true; }
 
-  bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const override {
+  bool MayPreempt(const JobView& job, const JobView& victim,
+                  const CycleContext& ctx) const override {
     int q = ctx.QueueOf(job);
     int vq = ctx.QueueOf(victim);
     if (q == vq) return victim.req->priority < job.req->priority;
     return Reclaims(q, job, vq, ctx);
   }
 
-  bool MayPreemptLowerClass(const JobView& job, const JobView& victim, const CycleContext& ctx) const override {
+  bool MayPreemptLowerClass(const JobView& job, const JobView& victim,
+                            const CycleContext& ctx) const override {
     int q = ctx.QueueOf(job);
     int vq = ctx.QueueOf(victim);
     return q == vq || Reclaims(q, job, vq, ctx);
   }
 
   // Every answer above depends on the job only through its queue, class, priority and request.
-  bool FailureClass(const JobView& job, const CycleContext& ctx, std::pair<int64_t, int64_t>* cls) const override {
+  bool FailureClass(const JobView& job, const CycleContext& ctx,
+                    std::pair<int64_t, int64_t>* cls) const override {
     *cls = {ctx.QueueOf(job), Precedence(*job.req)};
     return true;
   }
@@ -97,7 +100,8 @@ class FairSharePolicy final : public Policy {
  private:
   // Reclaim: the job's queue stays within its guarantee, the victim's is above its own.
   bool Reclaims(int q, const JobView& job, int vq, const CycleContext& ctx) const {
-    return ctx.queue_usage[q] + job.Gpus() <= shares_.Guarantee(q) && ctx.queue_usage[vq] > shares_.Guarantee(vq);
+    return ctx.queue_usage[q] + job.Gpus() <= shares_.Guarantee(q) &&
+           ctx.queue_usage[vq] > shares_.Guarantee(vq);
   }
 
   QueueShares shares_;

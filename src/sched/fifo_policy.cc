@@ -13,7 +13,8 @@ class FifoPolicy final : public Policy {
   bool UsesQueues() const override { return false; }
 
   std::optional<Verdict> OnNoFit(const JobView& job, CycleContext& ctx) override {
-    return Verdict{"fifo", "waiting behind job " + std::to_string(job.req->id) + ", first in line", false};
+    return Verdict{"fifo", "waiting behind job " + std::to_string(job.req->id) + ", first in line",
+                   false};
   }
 };
 

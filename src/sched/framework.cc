@@ -4,8 +4,8 @@
 #include <cstring>
 #include <mutex>
 #include <numeric>
-#include <span>
 #include <set>
+#include <span>
 #include <tuple>
 #include <unordered_set>
 
@@ -33,7 +33,8 @@ uint64_t QueueIndex::Prefix(const std::string& s) {
   if (s.size() >= sizeof p) {
     std::memcpy(&p, s.data(), sizeof p);  // a fixed size: no call
   } else {
-    for (size_t k = 0; k < s.size(); ++k) p |= static_cast<uint64_t>(static_cast<unsigned char>(s[k])) << (8 * k);
+    for (size_t k = 0; k < s.size(); ++k)
+      p |= static_cast<uint64_t>(static_cast<unsigned char>(s[k])) << (8 * k);
   }
   return p ^ (static_cast<uint64_t>(s.size()) << 59);  // names of up to 8 bytes differ in p
 }
@@ -132,8 +133,8 @@ Status PolicyOptions::Check(const std::string& policy) const {
     std::string known;
     for (const auto& n : known_) known += (known.empty() ? "" : ", ") + n;
     for (const auto& p : prefixes_) known += (known.empty() ? "" : ", ") + p + "*";
-    return InvalidArgument("option " + k + ": unknown for policy " + policy + " (known: " +
-                           (known.empty() ? "none" : known) + ")");
+    return InvalidArgument("option " + k + ": unknown for policy " + policy +
+                           " (known: " + (known.empty() ? "none" : known) + ")");
   }
   return Status::Ok();
 }
@@ -149,12 +150,9 @@ std::mutex& RegistryMutex() {
 
 std::map<std::string, PolicyFactory>& Registry() {
   static std::map<std::string, PolicyFactory> registry = {
-      {"fifo", MakeFifoPolicy},
-      {"backfill", MakeBackfillPolicy},
-      {"tiresias", MakeTiresiasPolicy},
-      {"static", MakeStaticPolicy},
-      {"fairshare", MakeFairSharePolicy},
-      {"srtf-oracle", MakeSrtfOraclePolicy},
+      {"fifo", MakeFifoPolicy},           {"backfill", MakeBackfillPolicy},
+      {"tiresias", MakeTiresiasPolicy},   {"static", MakeStaticPolicy},
+      {"fairshare", MakeFairSharePolicy}, {"srtf-oracle", MakeSrtfOraclePolicy},
       {"dynamic", MakeDynamicPolicy},
   };
   return registry;
@@ -162,11 +160,11 @@ std::map<std::string, PolicyFactory>& Registry() {
 
 // Limits that no cluster state changes: used to tell "never" from "not now".
 struct Limits {
-  int max_node_gpus = 0;        // healthy GPUs on the largest node
-  int64_t total_gpus = 0;       // healthy GPUs in the cluster
-  MiB max_gpu_memory = 0;       // largest GPU memory (0: unknown)
+  int max_node_gpus = 0;   // healthy GPUs on the largest node
+  int64_t total_gpus = 0;  // healthy GPUs in the cluster
+  MiB max_gpu_memory = 0;  // largest GPU memory (0: unknown)
   bool gpu_memory_known = true;
-  MilliCpu max_node_cpu = 0;    // 0 on any node: CPU not scheduled there
+  MilliCpu max_node_cpu = 0;  // 0 on any node: CPU not scheduled there
   MiB max_node_memory = 0;
   bool cpu_unscheduled = false;
   bool memory_unscheduled = false;
@@ -192,8 +190,12 @@ Limits ComputeLimits(const ClusterSnapshot& cluster) {
   return l;
 }
 
-int MinTasks(const JobRequest& j) { return j.min_tasks > 0 ? std::min(j.min_tasks, j.tasks) : j.tasks; }
-int MaxTasks(const JobRequest& j) { return j.max_tasks > 0 ? std::max(j.max_tasks, j.tasks) : j.tasks; }
+int MinTasks(const JobRequest& j) {
+  return j.min_tasks > 0 ? std::min(j.min_tasks, j.tasks) : j.tasks;
+}
+int MaxTasks(const JobRequest& j) {
+  return j.max_tasks > 0 ? std::max(j.max_tasks, j.tasks) : j.tasks;
+}
 
 // Why `job` can never run on a cluster with these limits, or "" if it might.
 std::string NeverReason(const JobRequest& job, const Limits& l) {
@@ -211,7 +213,8 @@ std::string NeverReason(const JobRequest& job, const Limits& l) {
              std::to_string(l.max_node_gpus);
     }
     if (per * min_tasks > l.total_gpus) {
-      return "needs " + std::to_string(per * min_tasks) + " GPUs; the cluster has " + std::to_string(l.total_gpus);
+      return "needs " + std::to_string(per * min_tasks) + " GPUs; the cluster has " +
+             std::to_string(l.total_gpus);
     }
   } else if (t.gpus > 0) {
     if (l.total_gpus == 0) return "needs a GPU; the cluster has none";
@@ -221,7 +224,8 @@ std::string NeverReason(const JobRequest& job, const Limits& l) {
     }
   }
   if (!l.cpu_unscheduled && t.cpu > l.max_node_cpu) {
-    return "each task needs " + FormatMilli(t.cpu) + " CPUs; the largest node has " + FormatMilli(l.max_node_cpu);
+    return "each task needs " + FormatMilli(t.cpu) + " CPUs; the largest node has " +
+           FormatMilli(l.max_node_cpu);
   }
   if (!l.memory_unscheduled && t.memory > l.max_node_memory) {
     return "each task needs " + std::to_string(t.memory) + " MiB memory; the largest node has " +
@@ -256,7 +260,8 @@ inline bool KeyLess(const PriorityKey& a, const PriorityKey& b) {
 using Combo = std::tuple<int64_t, int64_t, MilliGpu, int, int, MilliCpu, MiB, MiB>;
 
 Combo MakeCombo(const std::pair<int64_t, int64_t>& cls, const JobRequest& r) {
-  return {cls.first, cls.second, r.task.gpus, r.tasks, MinTasks(r), r.task.cpu, r.task.memory, r.task.gpu_memory};
+  return {cls.first,   cls.second, r.task.gpus,   r.tasks,
+          MinTasks(r), r.task.cpu, r.task.memory, r.task.gpu_memory};
 }
 
 // Combos to small dense indices (a cycle's pending jobs fall in few), so that
@@ -363,7 +368,8 @@ class FrameworkScheduler final : public Scheduler {
     if (!why.empty()) return Unschedulable(why);
     ClusterState empty(cluster);
     if (!empty.Place(job.task, MinTasks(job))) {
-      return Unschedulable("no node combination fits: " + empty.ExplainNoFit(job.task, MinTasks(job)));
+      return Unschedulable("no node combination fits: " +
+                           empty.ExplainNoFit(job.task, MinTasks(job)));
     }
     return Status::Ok();
   }
@@ -388,9 +394,10 @@ class FrameworkScheduler final : public Scheduler {
     bool visit_most = false;  // the last cycle visited more than half its pending jobs
     std::vector<HeapEntry> scratch;
     std::vector<uint8_t> sort_ids;
-    ClassIndex classes;  // the cycle's failure classes with requests, interned
+    ClassIndex classes;                // the cycle's failure classes with requests, interned
     std::vector<uint32_t> failed_gen;  // per class: the generation in which it failed
-    std::vector<TextRef> class_reason;  // per class: its no-fit reason, while class_reason_gen is current
+    std::vector<TextRef>
+        class_reason;  // per class: its no-fit reason, while class_reason_gen is current
     std::vector<uint32_t> class_reason_gen;
   };
   static bool Worse(const HeapEntry& a, const HeapEntry& b) {
@@ -406,7 +413,8 @@ class FrameworkScheduler final : public Scheduler {
   // ratio), and within one the jobs often come in order already: then a
   // counting sort on the first value and a check (or reversal) of each
   // bucket replace most of the comparison sort. `ids` is scratch space.
-  static void SortWorstFirst(std::vector<HeapEntry>& v, std::vector<HeapEntry>& tmp, std::vector<uint8_t>& ids) {
+  static void SortWorstFirst(std::vector<HeapEntry>& v, std::vector<HeapEntry>& tmp,
+                             std::vector<uint8_t>& ids) {
     // The distinct first values (at most 64), found through a small
     // open-addressed table: one probe per entry, no search.
     constexpr size_t kMaxFirsts = 64, kSlots = 128;
@@ -434,7 +442,8 @@ class FrameworkScheduler final : public Scheduler {
     // Buckets worst (largest first value) first.
     std::array<uint8_t, kMaxFirsts> by{}, rank{};
     for (size_t b = 0; b < nf; ++b) by[b] = static_cast<uint8_t>(b);
-    std::sort(by.begin(), by.begin() + nf, [&](uint8_t a, uint8_t b) { return firsts[a] > firsts[b]; });
+    std::sort(by.begin(), by.begin() + nf,
+              [&](uint8_t a, uint8_t b) { return firsts[a] > firsts[b]; });
     for (size_t r = 0; r < nf; ++r) rank[by[r]] = static_cast<uint8_t>(r);
     std::array<size_t, kMaxFirsts + 1> start{};
     for (size_t i = 0; i < v.size(); ++i) {
@@ -487,8 +496,8 @@ struct FrameworkScheduler::Cycle {
   Decisions out;
   Limits limits;
   std::vector<JobView> running;
-  std::vector<int> alive;         // tasks still held, per running job (placements[0..alive))
-  std::vector<int> victim_order;  // running jobs, highest key (worst) first
+  std::vector<int> alive;               // tasks still held, per running job (placements[0..alive))
+  std::vector<int> victim_order;        // running jobs, highest key (worst) first
   std::vector<MilliGpu> victim_prefix;  // GPU held by victim_order[0..i)
   // Positions of victim_order still worth visiting: a victim preempted by an
   // earlier reclaim of this cycle, not preemptible, or refused by the policy
@@ -497,7 +506,8 @@ struct FrameworkScheduler::Cycle {
   std::vector<int> victim_pos;  // running job -> position in victim_order
   size_t NextVictim(size_t k) {
     size_t root = k;
-    while (root < victim_next.size() && victim_next[root] != static_cast<int>(root)) root = victim_next[root];
+    while (root < victim_next.size() && victim_next[root] != static_cast<int>(root))
+      root = victim_next[root];
     while (k < victim_next.size() && victim_next[k] != static_cast<int>(k)) {
       size_t up = victim_next[k];
       victim_next[k] = static_cast<int>(root);
@@ -506,8 +516,8 @@ struct FrameworkScheduler::Cycle {
     return root;
   }
   void DropVictim(int v) { victim_next[victim_pos[v]] = victim_pos[v] + 1; }
-  std::vector<int> elastic_running;     // running jobs with tasks above their request
-  ShapeMap<bool> failed_shapes;  // did not fit, no preemption since
+  std::vector<int> elastic_running;  // running jobs with tasks above their request
+  ShapeMap<bool> failed_shapes;      // did not fit, no preemption since
   bool waiting_not_now = false;
   // Priority classes (sched/priority.h): the lowest class of a preemptible
   // running job (3: none), the highest of a pending job (-1: none), and
@@ -518,7 +528,12 @@ struct FrameworkScheduler::Cycle {
   bool mixed_precedence = false;  // pending jobs differ in class or priority
 
   Cycle(Buffers& b, Policy& p, const SchedulerInput& input, Rng& rng)
-      : buf(b), policy(p), in(input), state(*b.state), ctx(b.ctx), limits(ComputeLimits(*input.cluster)) {
+      : buf(b),
+        policy(p),
+        in(input),
+        state(*b.state),
+        ctx(b.ctx),
+        limits(ComputeLimits(*input.cluster)) {
     ctx.now = input.now;
     ctx.input = &input;
     ctx.state = &state;
@@ -528,7 +543,8 @@ struct FrameworkScheduler::Cycle {
     ctx.running_queue.clear();
     if (p.UsesQueues()) {
       ctx.pending_queue.resize(input.pending.size());
-      for (size_t i = 0; i < input.pending.size(); ++i) ctx.pending_queue[i] = ctx.queues.Find(input.pending[i].queue);
+      for (size_t i = 0; i < input.pending.size(); ++i)
+        ctx.pending_queue[i] = ctx.queues.Find(input.pending[i].queue);
       ctx.running_queue.resize(input.running.size());
       for (size_t i = 0; i < input.running.size(); ++i) {
         ctx.running_queue[i] = ctx.queues.Find(input.running[i].request.queue);
@@ -539,7 +555,8 @@ struct FrameworkScheduler::Cycle {
 
   void Wait(const JobView& j, const Verdict& v) {
     if (!v.never) waiting_not_now = true;
-    if (v.never || in.explain_waiting) out.waiting.push_back({j.req->id, v.never, Plugin(v.plugin), Keep(v.reason)});
+    if (v.never || in.explain_waiting)
+      out.waiting.push_back({j.req->id, v.never, Plugin(v.plugin), Keep(v.reason)});
   }
   // Waits refer to their texts, which out.texts holds (each once).
   TextRef Keep(const SharedText& text) {
@@ -547,7 +564,8 @@ struct FrameworkScheduler::Cycle {
     if (!t) return TextRef();
     const std::string* p = t.get();
     // A direct-mapped cache of texts kept: a cycle's waits have few reasons.
-    const std::string*& slot = kept_cache[(reinterpret_cast<uintptr_t>(p) >> 4) % kept_cache.size()];
+    const std::string*& slot =
+        kept_cache[(reinterpret_cast<uintptr_t>(p) >> 4) % kept_cache.size()];
     if (slot != p) {
       slot = p;
       if (kept.insert(p).second) out.texts.push_back(t);
@@ -555,7 +573,8 @@ struct FrameworkScheduler::Cycle {
     return TextRef(p);
   }
   TextRef Plugin(const std::string& name) {
-    if (last_plugin >= 0 && *out.texts[plugins[last_plugin].second] == name) return plugins[last_plugin].first;
+    if (last_plugin >= 0 && *out.texts[plugins[last_plugin].second] == name)
+      return plugins[last_plugin].first;
     for (size_t i = 0; i < plugins.size(); ++i) {
       if (*out.texts[plugins[i].second] == name) {
         last_plugin = static_cast<int>(i);
@@ -591,16 +610,20 @@ struct FrameworkScheduler::Cycle {
   // The preemption matrix (ClassPreemption), then the policy's word.
   bool MayPreempt(const JobView& j, const JobView& v, bool policy_preempts) const {
     switch (ClassPreemption(j.req->priority_class, v.req->priority_class)) {
-      case ClassRule::kLowerClass: return policy.MayPreemptLowerClass(j, v, ctx);
-      case ClassRule::kPolicy: return policy_preempts && policy.MayPreempt(j, v, ctx);
-      case ClassRule::kNever: return false;
+      case ClassRule::kLowerClass:
+        return policy.MayPreemptLowerClass(j, v, ctx);
+      case ClassRule::kPolicy:
+        return policy_preempts && policy.MayPreempt(j, v, ctx);
+      case ClassRule::kNever:
+        return false;
     }
     return false;
   }
 
   std::optional<std::vector<TaskPlacement>> TryPlace(const JobView& j, int hi, int lo) {
     const JobRequest& r = *j.req;
-    auto shape = std::make_tuple(r.task.gpus * lo, r.task.gpus >= kWholeGpu ? lo : 1, r.task.cpu, r.task.memory);
+    auto shape = std::make_tuple(r.task.gpus * lo, r.task.gpus >= kWholeGpu ? lo : 1, r.task.cpu,
+                                 r.task.memory);
     if (failed_shapes.Has(shape)) return std::nullopt;
     const auto* filter = policy.NodeFilter(j, ctx);
     for (int n = hi; n >= lo; --n) {
@@ -665,7 +688,8 @@ struct FrameworkScheduler::Cycle {
         return;
       }
       if (last_ < seen_.size() && seen_[last_] == s) return;
-      auto it = std::find(seen_.begin(), seen_.end(), s);  // few shapes in practice: a scan beats a tree
+      auto it =
+          std::find(seen_.begin(), seen_.end(), s);  // few shapes in practice: a scan beats a tree
       if (it != seen_.end()) {
         last_ = it - seen_.begin();
         return;
@@ -708,7 +732,8 @@ struct FrameworkScheduler::Cycle {
   // full cluster: no pending job can start (nor elastic job grow, as some wait).
   // (and no pending job of a class above a running one's).
   bool NothingCanStart() const {
-    if (in.explain_waiting || in.pending.empty() || policy.Preempts() || !elastic_running.empty()) return false;
+    if (in.explain_waiting || in.pending.empty() || policy.Preempts() || !elastic_running.empty())
+      return false;
     if (state.free_gpu() != 0) return false;
     for (const JobRequest& p : in.pending) {
       if (p.task.gpus == 0 || static_cast<int>(p.priority_class) > min_running_class) return false;
@@ -725,7 +750,8 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
   MilliGpu need = r.task.gpus * lo;
   const bool policy_preempts = policy.Preempts() && r.priority_class != PriorityClass::kScavenger &&
                                policy.MayPreemptAny(j, ctx);
-  const bool can_preempt = policy_preempts || (class_preempt && static_cast<int>(r.priority_class) > min_running_class);
+  const bool can_preempt =
+      policy_preempts || (class_preempt && static_cast<int>(r.priority_class) > min_running_class);
   MilliGpu borrowed = Borrowed();
   if (borrowed == 0 && !can_preempt) return std::nullopt;
   // Upper bound on what preemption could free, to give up early.
@@ -815,12 +841,13 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
     if (alive[v] == 0) {
       const PriorityClass vc = running[v].req->priority_class;
       if (ClassPreemption(r.priority_class, vc) == ClassRule::kLowerClass) {
-        out.preemptions.push_back({running[v].req->id, std::string("preempted by ") + model::PriorityClassName(r.priority_class) +
-                                                            " job " + std::to_string(r.id) + " (priority class " +
-                                                            model::PriorityClassName(vc) + ")"});
+        out.preemptions.push_back(
+            {running[v].req->id,
+             std::string("preempted by ") + model::PriorityClassName(r.priority_class) + " job " +
+                 std::to_string(r.id) + " (priority class " + model::PriorityClassName(vc) + ")"});
       } else {
-        out.preemptions.push_back({running[v].req->id, "preempted by " + policy.name() + " for job " +
-                                                            std::to_string(r.id)});
+        out.preemptions.push_back({running[v].req->id, "preempted by " + policy.name() +
+                                                           " for job " + std::to_string(r.id)});
       }
       if (!victim_next.empty()) DropVictim(v);
     }
@@ -841,7 +868,8 @@ void FrameworkScheduler::Cycle::Grow() {
     }
   }
   if (order.empty()) return;
-  std::sort(order.begin(), order.end(), [&](int a, int b) { return KeyLess(running[a].key, running[b].key); });
+  std::sort(order.begin(), order.end(),
+            [&](int a, int b) { return KeyLess(running[a].key, running[b].key); });
   std::map<int, std::vector<TaskPlacement>> extra;
   bool grew = true;
   while (grew) {
@@ -873,7 +901,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
   buf.run_nodes.clear();
   for (int i = 0; i < nr; ++i) {
     buf.run_node_off[i] = static_cast<int>(buf.run_nodes.size());
-    for (const TaskPlacement& p : in.running[i].placements) buf.run_nodes.push_back(state.NodeIndex(p.node));
+    for (const TaskPlacement& p : in.running[i].placements)
+      buf.run_nodes.push_back(state.NodeIndex(p.node));
   }
   buf.run_node_off[nr] = static_cast<int>(buf.run_nodes.size());
   for (int i = 0; i < nr; ++i) {
@@ -883,9 +912,11 @@ Decisions FrameworkScheduler::Cycle::Run() {
     running[i].order = i;
     alive[i] = static_cast<int>(rj.placements.size());
     state.Take(rj.placements, rj.request.task, &buf.run_nodes[buf.run_node_off[i]]);
-    if (!ctx.running_queue.empty()) ctx.queue_usage[ctx.running_queue[i]] += rj.request.task.gpus * alive[i];
+    if (!ctx.running_queue.empty())
+      ctx.queue_usage[ctx.running_queue[i]] += rj.request.task.gpus * alive[i];
     if (alive[i] > MinTasks(rj.request)) elastic_running.push_back(i);
-    if (rj.request.preemptible) min_running_class = std::min(min_running_class, static_cast<int>(rj.request.priority_class));
+    if (rj.request.preemptible)
+      min_running_class = std::min(min_running_class, static_cast<int>(rj.request.priority_class));
   }
   policy.BeginCycle(ctx);
   if (NothingCanStart()) {
@@ -954,8 +985,10 @@ Decisions FrameworkScheduler::Cycle::Run() {
     victim_next[nr] = nr;
     victim_prefix.assign(nr + 1, 0);
     for (int k = 0; k < nr; ++k) {
-      victim_prefix[k + 1] = victim_prefix[k] + running[victim_order[k]].req->task.gpus *
-                                                    static_cast<MilliGpu>(running[victim_order[k]].run->placements.size());
+      victim_prefix[k + 1] =
+          victim_prefix[k] +
+          running[victim_order[k]].req->task.gpus *
+              static_cast<MilliGpu>(running[victim_order[k]].run->placements.size());
     }
   }
   // (A separate pass: the key pass above stays tight for the policies without classes.)
@@ -966,7 +999,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
     }
     int cls = -1;
     std::pair<int64_t, int64_t> c;
-    if (classes && policy.FailureClass(pending[i], ctx, &c)) cls = buf.classes.Find(MakeCombo(c, in.pending[i]));
+    if (classes && policy.FailureClass(pending[i], ctx, &c))
+      cls = buf.classes.Find(MakeCombo(c, in.pending[i]));
     order.push_back({pending[i].key, static_cast<int>(i), cls});
   }
   buf.failed_gen.assign(buf.classes.size(), 0);
@@ -1018,7 +1052,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
       }
     }
     const HeapEntry top = order.back();
-    const JobView& j = pending[top.order];  // (read only where needed: a skipped visit reads nothing of it)
+    const JobView& j =
+        pending[top.order];  // (read only where needed: a skipped visit reads nothing of it)
     order.pop_back();
     if (!in.explain_waiting) {
       // Nothing later can start: stop (the caller asked for no explanations).
@@ -1027,10 +1062,12 @@ Decisions FrameworkScheduler::Cycle::Run() {
       if (!stop && state.free_gpu() == 0 && cpu_only == 0 && Borrowed() == 0) {
         stop = (!policy.Preempts() && !class_preempt) || (key_ordered && VictimBound(j) == 0);
       }
-      if (!stop && key_ordered && shapes > 0 && failed_reclaims.size() >= shapes && Borrowed() == 0) stop = true;
+      if (!stop && key_ordered && shapes > 0 && failed_reclaims.size() >= shapes && Borrowed() == 0)
+        stop = true;
       // Every job left failed, by its class and request, since the last
       // placement (checked every 2,048 jobs visited without a placement).
-      if (!stop && failed_count > 0 && ++since_placed % 2048 == 0 && AllFailed(top, order)) stop = true;
+      if (!stop && failed_count > 0 && ++since_placed % 2048 == 0 && AllFailed(top, order))
+        stop = true;
       if (stop) {
         waiting_not_now = true;
         break;
@@ -1045,7 +1082,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
       waiting_not_now = true;
       if (in.explain_waiting) {
         const JobRequest& failed = in.pending[top.order];
-        if (buf.class_reason_gen[top.cls] != gen) {  // the class's reason, kept until the next placement
+        if (buf.class_reason_gen[top.cls] !=
+            gen) {  // the class's reason, kept until the next placement
           buf.class_reason[top.cls] = NoFitReason(failed);
           buf.class_reason_gen[top.cls] = gen;
         }
@@ -1092,9 +1130,10 @@ Decisions FrameworkScheduler::Cycle::Run() {
   for (int i = 0; i < nr; ++i) {
     int had = static_cast<int>(in.running[i].placements.size());
     if (alive[i] > 0 && alive[i] < had) {
-      out.resizes.push_back({in.running[i].request.id, std::vector<TaskPlacement>(
-                                                           in.running[i].placements.begin(),
-                                                           in.running[i].placements.begin() + alive[i])});
+      out.resizes.push_back(
+          {in.running[i].request.id,
+           std::vector<TaskPlacement>(in.running[i].placements.begin(),
+                                      in.running[i].placements.begin() + alive[i])});
     }
   }
   if (!waiting_not_now) Grow();
@@ -1104,7 +1143,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
 
 Decisions FrameworkScheduler::Schedule(const SchedulerInput& input) {
   if (input.cluster == nullptr) return {};
-  if (!buffers_.state || !buffers_.state->Reset(*input.cluster)) buffers_.state.emplace(*input.cluster);
+  if (!buffers_.state || !buffers_.state->Reset(*input.cluster))
+    buffers_.state.emplace(*input.cluster);
   Cycle cycle(buffers_, *policy_, input, rng_);
   return cycle.Run();
 }
@@ -1133,7 +1173,8 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& conf
   if (!factory) {
     std::string known;
     for (const auto& n : Policies()) known += (known.empty() ? "" : ", ") + n;
-    return InvalidArgument("policy: unknown policy \"" + config.policy + "\" (known: " + known + ")");
+    return InvalidArgument("policy: unknown policy \"" + config.policy + "\" (known: " + known +
+                           ")");
   }
   PolicyOptions options(config.options);
   auto policy = factory(options);

@@ -13,7 +13,8 @@ LasPolicy::LasPolicy(std::string name, LasOptions options)
 
 DurationMs LasPolicy::Attained(const JobRequest& job) const {
   auto it = offset_.find(job.id);
-  return it == offset_.end() ? job.attained_service : std::max<DurationMs>(0, job.attained_service - it->second);
+  return it == offset_.end() ? job.attained_service
+                             : std::max<DurationMs>(0, job.attained_service - it->second);
 }
 
 DurationMs LasPolicy::Executed(const JobRequest& job) {
@@ -22,8 +23,9 @@ DurationMs LasPolicy::Executed(const JobRequest& job) {
 }
 
 int LasPolicy::Level(DurationMs attained) const {
-  return static_cast<int>(std::upper_bound(options_.thresholds.begin(), options_.thresholds.end(), attained) -
-                          options_.thresholds.begin());
+  return static_cast<int>(
+      std::upper_bound(options_.thresholds.begin(), options_.thresholds.end(), attained) -
+      options_.thresholds.begin());
 }
 
 void LasPolicy::BeginCycle(CycleContext& ctx) {
@@ -35,7 +37,8 @@ void LasPolicy::BeginCycle(CycleContext& ctx) {
       if (Level(j.attained_service) == 0 || Leased(j.id, ctx.now)) continue;
       TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
       DurationMs waited = ctx.now - since;
-      if (waited >= static_cast<DurationMs>(options_.promote_knob * std::max(j.last_run_time, options_.min_lease))) {
+      if (waited >= static_cast<DurationMs>(options_.promote_knob *
+                                            std::max(j.last_run_time, options_.min_lease))) {
         lease_until_[j.id] = ctx.now + static_cast<DurationMs>(waited / options_.promote_knob);
       }
     }
@@ -67,7 +70,8 @@ void LasPolicy::BeginCycle(CycleContext& ctx) {
     std::unordered_set<JobId> live;
     for (const auto& j : ctx.input->pending) live.insert(j.id);
     for (const auto& r : ctx.input->running) live.insert(r.request.id);
-    for (auto it = offset_.begin(); it != offset_.end();) it = live.count(it->first) ? std::next(it) : offset_.erase(it);
+    for (auto it = offset_.begin(); it != offset_.end();)
+      it = live.count(it->first) ? std::next(it) : offset_.erase(it);
   }
 }
 
@@ -79,13 +83,15 @@ PriorityKey LasPolicy::Key(const JobRequest& job, bool running, const CycleConte
   int level = cached ? pending_level_[i] : Level(attained);
   // The last level is FIFO, as in Tiresias: the longest jobs are served in
   // arrival order rather than all deferred to the end.
-  if (options_.least_attained_within_level && level < static_cast<int>(options_.thresholds.size())) {
+  if (options_.least_attained_within_level &&
+      level < static_cast<int>(options_.thresholds.size())) {
     return {PackKey0(job, level), attained, job.submit_time};
   }
   return {PackKey0(job, level), job.submit_time, job.id};
 }
 
-bool LasPolicy::MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
+bool LasPolicy::MayPreempt(const JobView& job, const JobView& victim,
+                           const CycleContext& ctx) const {
   // Only higher levels, of no higher precedence (the class is the job's).
   constexpr int64_t kLevelMask = (int64_t{1} << kLevelBits) - 1;
   if ((victim.key[0] >> kLevelBits) < (job.key[0] >> kLevelBits)) return false;
@@ -125,8 +131,9 @@ TimeMs LasPolicy::RecheckAt(const CycleContext& ctx) const {
     for (const JobRequest& j : ctx.input->pending) {
       if (Level(j.attained_service) == 0 || Leased(j.id, ctx.now)) continue;
       TimeMs since = j.queued_since > 0 ? j.queued_since : j.submit_time;
-      next = std::min(next, since + static_cast<DurationMs>(options_.promote_knob *
-                                                            std::max(j.last_run_time, options_.min_lease)));
+      next = std::min(
+          next, since + static_cast<DurationMs>(options_.promote_knob *
+                                                std::max(j.last_run_time, options_.min_lease)));
     }
   } else if (options_.promote_knob > 0) {
     const auto& pend = ctx.input->pending;
@@ -155,7 +162,9 @@ Result<std::vector<DurationMs>> ParseThresholds(const std::string& key, const st
       if (used != item.size() || v <= 0) throw std::invalid_argument("");
       out.push_back(static_cast<DurationMs>(std::llround(v * 1000)));
     } catch (const std::exception&) {
-      return InvalidArgument("option " + key + ": expected increasing GPU-seconds like 3600,36000, got \"" + text + "\"");
+      return InvalidArgument("option " + key +
+                             ": expected increasing GPU-seconds like 3600,36000, got \"" + text +
+                             "\"");
     }
     if (out.size() > 1 && out.back() <= out[out.size() - 2]) {
       return InvalidArgument("option " + key + ": thresholds must increase, got \"" + text + "\"");
@@ -182,8 +191,9 @@ Result<std::unique_ptr<Policy>> MakeTiresiasPolicy(PolicyOptions& options) {
 // 5 GPU-minutes by x2, up to 85 GPU-hours), least attained first within a
 // level but FIFO in the last one, Tiresias' starvation guard with knob 2
 // (guard=lease: the lease variant, measured worse), and no preemption of a
-// job in its first 5 minutes (a restart costs about 30 s). Placement (consolidation, best-fit, fractions), backfilling
-// around jobs that do not fit yet and elastic grow/shrink come from the core.
+// job in its first 5 minutes (a restart costs about 30 s). Placement (consolidation, best-fit,
+// fractions), backfilling around jobs that do not fit yet and elastic grow/shrink come from the
+// core.
 Result<std::unique_ptr<Policy>> MakeDynamicPolicy(PolicyOptions& options) {
   LasOptions o;
   ASSIGN_OR_RETURN(double base, options.GetDouble("base_gpu_s", 300));
@@ -193,14 +203,16 @@ Result<std::unique_ptr<Policy>> MakeDynamicPolicy(PolicyOptions& options) {
   ASSIGN_OR_RETURN(double min_run_s, options.GetDouble("min_run_s", 300));
   ASSIGN_OR_RETURN(double min_lease_s, options.GetDouble("min_lease_s", 3600));
   std::string guard = options.GetString("guard", "reset");
-  if (guard != "lease" && guard != "reset") return InvalidArgument("option guard: expected lease or reset, got \"" + guard + "\"");
+  if (guard != "lease" && guard != "reset")
+    return InvalidArgument("option guard: expected lease or reset, got \"" + guard + "\"");
   o.lease_mode = guard == "lease";
   o.min_lease = static_cast<DurationMs>(min_lease_s * 1000);
   if (base <= 0 || factor <= 1 || levels < 1 || levels > 64) {
     return InvalidArgument("options base_gpu_s > 0, factor > 1 and 1 <= levels <= 64 required");
   }
   double t = base;
-  for (int64_t i = 0; i + 1 < levels; ++i, t *= factor) o.thresholds.push_back(static_cast<DurationMs>(t * 1000));
+  for (int64_t i = 0; i + 1 < levels; ++i, t *= factor)
+    o.thresholds.push_back(static_cast<DurationMs>(t * 1000));
   o.least_attained_within_level = true;
   o.min_run = static_cast<DurationMs>(min_run_s * 1000);
   return std::unique_ptr<Policy>(new LasPolicy("dynamic", o));

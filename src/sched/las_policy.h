@@ -44,12 +44,14 @@ class LasPolicy : public Policy {
   PriorityKey Key(const JobRequest& job, bool running, const CycleContext& ctx) const override;
   bool Preempts() const override { return true; }
   bool KeyOrderedPreemption() const override { return true; }
-  bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const override;
+  bool MayPreempt(const JobView& job, const JobView& victim,
+                  const CycleContext& ctx) const override;
   bool VictimEligible(const JobView& victim, const CycleContext& ctx) const override;
   // MayPreempt reads the job only through key[0] (precedence and level); the victims
   // it allows (all of a higher level) lie within any same-level job's
   // VictimBound; Admit, NodeFilter and OnNoFit are the defaults.
-  bool FailureClass(const JobView& job, const CycleContext& ctx, std::pair<int64_t, int64_t>* cls) const override {
+  bool FailureClass(const JobView& job, const CycleContext& ctx,
+                    std::pair<int64_t, int64_t>* cls) const override {
     *cls = {job.key[0], 0};
     return true;
   }
@@ -63,7 +65,9 @@ class LasPolicy : public Policy {
   static DurationMs Executed(const JobRequest& job);
 
   static constexpr int kLevelBits = 6;  // levels <= 64
-  static int64_t PackKey0(const JobRequest& job, int level) { return Precedence(job) << kLevelBits | level; }
+  static int64_t PackKey0(const JobRequest& job, int level) {
+    return Precedence(job) << kLevelBits | level;
+  }
 
  private:
   LasOptions options_;
@@ -74,7 +78,7 @@ class LasPolicy : public Policy {
   std::unordered_map<JobId, DurationMs> offset_;  // attained service at promotion
   std::unordered_map<JobId, TimeMs> lease_until_;
   std::vector<DurationMs> pending_attained_;  // Attained() per pending job this cycle (reset mode)
-  std::vector<int> pending_level_;             // and its Level()
+  std::vector<int> pending_level_;            // and its Level()
 };
 
 }  // namespace berth::sched

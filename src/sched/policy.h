@@ -47,7 +47,7 @@ struct JobView {
   const JobRequest* req = nullptr;
   const RunningJob* run = nullptr;  // set for running jobs
   PriorityKey key{};
-  int order = 0;  // position in the input (arrival order for pending jobs)
+  int order = 0;          // position in the input (arrival order for pending jobs)
   bool may_start = true;  // pending: tried in this cycle (Policy::MayStartThisCycle)
 
   bool running() const { return run != nullptr; }
@@ -76,8 +76,8 @@ class QueueIndex {
   bool Is(int i, const std::string& queue, uint64_t prefix) const;
   int Scan(const std::string& queue, uint64_t prefix) const;
   std::vector<std::string> names_;
-  std::vector<uint64_t> prefixes_;  // Prefix() of each name
-  std::array<int16_t, kSlots> table_{};  // index + 1, 0: empty
+  std::vector<uint64_t> prefixes_;            // Prefix() of each name
+  std::array<int16_t, kSlots> table_{};       // index + 1, 0: empty
   std::unordered_map<std::string, int> map_;  // once there are many queues
   mutable int last_ = -1;
 };
@@ -95,7 +95,9 @@ struct CycleContext {
   // Milli-GPU allocated per queue index, updated by Reserve/Unreserve during the cycle.
   std::vector<MilliGpu> queue_usage;
 
-  int QueueOf(const JobView& j) const { return j.running() ? running_queue[j.order] : pending_queue[j.order]; }
+  int QueueOf(const JobView& j) const {
+    return j.running() ? running_queue[j.order] : pending_queue[j.order];
+  }
   // The position of `j` in input.pending if it is one of them (by address), or -1.
   int PendingIndex(const JobRequest& j) const {
     const auto& p = input->pending;
@@ -139,24 +141,34 @@ class Policy {
     return {Precedence(job), job.submit_time, job.id};
   }
   // PreFilter: nullopt lets the job try placement.
-  virtual std::optional<Verdict> Admit(const JobView& job, CycleContext& ctx) { return std::nullopt; }
+  virtual std::optional<Verdict> Admit(const JobView& job, CycleContext& ctx) {
+    return std::nullopt;
+  }
   // Filter: a node predicate for this job, or nullptr for every node.
-  virtual const std::function<bool(int)>* NodeFilter(const JobView& job, CycleContext& ctx) { return nullptr; }
+  virtual const std::function<bool(int)>* NodeFilter(const JobView& job, CycleContext& ctx) {
+    return nullptr;
+  }
   // Reserve / Unreserve: called for every placement taken or given back.
-  virtual void Reserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) { ctx.AddUsage(job, amount); }
-  virtual void Unreserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) { ctx.AddUsage(job, -amount); }
+  virtual void Reserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) {
+    ctx.AddUsage(job, amount);
+  }
+  virtual void Unreserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) {
+    ctx.AddUsage(job, -amount);
+  }
   // Whether an elastic job may take `extra` more milli-GPU of idle capacity.
   virtual bool MayGrow(const JobRequest& job, MilliGpu extra, CycleContext& ctx) { return true; }
   // PostFilter: whether `victim`, of the job's own priority class, may lose
   // GPUs so that `job` starts (asked only if Preempts(); never for a
   // scavenger job). Must not allow a victim of higher priority in the job's queue.
-  virtual bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
+  virtual bool MayPreempt(const JobView& job, const JobView& victim,
+                          const CycleContext& ctx) const {
     return false;
   }
   // Whether `victim`, of a class the matrix (ClassPreemption) lets `job`
   // preempt, may lose GPUs so that `job` starts, under every policy
   // (preemptive or not). Policies with queue shares or quotas narrow it.
-  virtual bool MayPreemptLowerClass(const JobView& job, const JobView& victim, const CycleContext& ctx) const {
+  virtual bool MayPreemptLowerClass(const JobView& job, const JobView& victim,
+                                    const CycleContext& ctx) const {
     return true;
   }
   // False if MayPreempt refuses `victim` for every job this cycle (checked
@@ -180,7 +192,9 @@ class Policy {
   virtual TimeMs RecheckAt(const CycleContext& ctx) const { return 0; }
   // After `job` found no place (even with preemption). Returns a verdict to
   // block every later job (head-of-line), or nullopt to go on with the next.
-  virtual std::optional<Verdict> OnNoFit(const JobView& job, CycleContext& ctx) { return std::nullopt; }
+  virtual std::optional<Verdict> OnNoFit(const JobView& job, CycleContext& ctx) {
+    return std::nullopt;
+  }
   // A promise that lets the framework skip jobs bound to fail: pending jobs
   // of one class (*cls equal) with equal requests get the same answers from
   // Admit, NodeFilter, MayPreemptAny, MayPreempt and OnNoFit as long as
@@ -190,7 +204,8 @@ class Policy {
   // BeginCycle and the job's key): a job's class must not change within a
   // cycle. A job of a failed class and request is skipped without asking
   // Admit or OnNoFit. Jobs of different Precedence() must not share a class.
-  virtual bool FailureClass(const JobView& job, const CycleContext& ctx, std::pair<int64_t, int64_t>* cls) const {
+  virtual bool FailureClass(const JobView& job, const CycleContext& ctx,
+                            std::pair<int64_t, int64_t>* cls) const {
     return false;
   }
   // Whether FailureClass ever returns true (if not, the cycle does not ask it).

@@ -45,7 +45,8 @@ inline constexpr int64_t kPrecedenceLimit = int64_t{3} << kPriorityBits;  // Pre
 // highest priority interactive job, below kPrecedenceLimit (2^23).
 inline int64_t Precedence(const JobRequest& job) {
   int64_t p = std::clamp<int64_t>(job.priority, model::kMinPriority, model::kMaxPriority);
-  int64_t cls = static_cast<int64_t>(PriorityClass::kInteractive) - static_cast<int64_t>(job.priority_class);
+  int64_t cls =
+      static_cast<int64_t>(PriorityClass::kInteractive) - static_cast<int64_t>(job.priority_class);
   return (cls << kPriorityBits) + (model::kMaxPriority - p);
 }
 

@@ -1,7 +1,7 @@
 #include "sched/queue_shares.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace berth::sched {
@@ -12,7 +12,8 @@ Result<QueueShares> QueueShares::FromOptions(PolicyOptions& options, bool weight
   double sum = 0;
   for (const auto& [key, value] : options.WithPrefix("queue.")) {
     const std::string suffix = ".share";
-    if (key.size() <= 6 + suffix.size() || key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    if (key.size() <= 6 + suffix.size() ||
+        key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0) {
       return InvalidArgument("option " + key + ": expected queue.<name>.share");
     }
     std::string name = key.substr(6, key.size() - 6 - suffix.size());
@@ -28,7 +29,8 @@ Result<QueueShares> QueueShares::FromOptions(PolicyOptions& options, bool weight
     sum += v;
   }
   if (!weights && sum > 1.0 + 1e-4) {
-    return InvalidArgument("options queue.*.share: fractions add up to " + std::to_string(sum) + ", more than 1");
+    return InvalidArgument("options queue.*.share: fractions add up to " + std::to_string(sum) +
+                           ", more than 1");
   }
   return s;
 }
@@ -37,7 +39,8 @@ void QueueShares::Compute(const CycleContext& ctx, MilliGpu capacity) {
   // The cycle's queues in name order (sums are added in that order).
   std::vector<int> seen(ctx.queues.size());
   for (int i = 0; i < ctx.queues.size(); ++i) seen[i] = i;
-  std::sort(seen.begin(), seen.end(), [&](int a, int b) { return ctx.queues.name(a) < ctx.queues.name(b); });
+  std::sort(seen.begin(), seen.end(),
+            [&](int a, int b) { return ctx.queues.name(a) < ctx.queues.name(b); });
   guarantee_.assign(ctx.queues.size(), 0);
   auto given = [&](int q, double fallback) {
     auto it = given_.find(ctx.queues.name(q));

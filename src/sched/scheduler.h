@@ -12,8 +12,8 @@
 #pragma once
 
 #include <map>
-#include <ostream>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -33,7 +33,7 @@ struct GpuState {
   MiB memory = 0;                 // total device memory
   std::vector<int> nvlink_peers;  // same-node GPU indices reachable over NVLink
   bool healthy = true;
-  double utilization = -1;        // 0..100 from telemetry, -1 unknown
+  double utilization = -1;  // 0..100 from telemetry, -1 unknown
 };
 
 struct NodeState {
@@ -69,9 +69,10 @@ struct JobRequest {
   // Orders before priority and decides who may preempt whom (sched/priority.h).
   // (Here, in what would be padding: the request stays the size it was.)
   model::PriorityClass priority_class = model::kDefaultPriorityClass;
-  DurationMs time_limit = 0;          // 0: none (backfill treats it as unbounded)
-  DurationMs expected_duration = -1;  // the true run time, known only to srtf-oracle and the simulator
-  DurationMs attained_service = 0;    // GPU-milliseconds received so far (Tiresias' LAS)
+  DurationMs time_limit = 0;  // 0: none (backfill treats it as unbounded)
+  DurationMs expected_duration =
+      -1;  // the true run time, known only to srtf-oracle and the simulator
+  DurationMs attained_service = 0;  // GPU-milliseconds received so far (Tiresias' LAS)
   bool preemptible = true;
   // Added by sched: when the job last (re)entered the queue (submit or
   // preemption; 0: use submit_time), and the wall time of its last run
@@ -156,8 +157,9 @@ class TextOps {
 class SharedText : public TextOps<SharedText> {
  public:
   SharedText() = default;
-  SharedText(std::string text) : text_(std::make_shared<const std::string>(std::move(text))) {}  // NOLINT
-  SharedText(const char* text) : SharedText(std::string(text)) {}                                // NOLINT
+  SharedText(std::string text)
+      : text_(std::make_shared<const std::string>(std::move(text))) {}  // NOLINT
+  SharedText(const char* text) : SharedText(std::string(text)) {}       // NOLINT
   const std::string& str() const { return text_ ? *text_ : Empty(); }
   const std::shared_ptr<const std::string>& shared() const { return text_; }
 

@@ -25,12 +25,15 @@ class SrtfOraclePolicy final : public Policy {
     // Remaining GPU-seconds: the GPUs the job asked for times its time left.
     int64_t gpus = (job.task.gpus * job.tasks + kWholeGpu - 1) / kWholeGpu;
     int64_t work = 0;
-    if (__builtin_mul_overflow(left / kSecond, std::max<int64_t>(1, gpus), &work) || work > kLeftMask) work = kLeftMask;
+    if (__builtin_mul_overflow(left / kSecond, std::max<int64_t>(1, gpus), &work) ||
+        work > kLeftMask)
+      work = kLeftMask;
     return {rank | work, job.submit_time, job.id};
   }
   bool Preempts() const override { return true; }
   bool KeyOrderedPreemption() const override { return true; }
-  bool MayPreempt(const JobView& job, const JobView& victim, const CycleContext& ctx) const override {
+  bool MayPreempt(const JobView& job, const JobView& victim,
+                  const CycleContext& ctx) const override {
     // (same class: the victim's precedence no better, its work left larger)
     return (victim.key[0] >> kLeftBits) >= (job.key[0] >> kLeftBits) &&
            (victim.key[0] & kLeftMask) > (job.key[0] & kLeftMask);
@@ -39,7 +42,8 @@ class SrtfOraclePolicy final : public Policy {
  private:
   static constexpr int kLeftBits = 40;
   static constexpr int64_t kLeftMask = (int64_t{1} << kLeftBits) - 1;
-  static_assert(((kPrecedenceLimit - 1) >> (63 - kLeftBits)) == 0, "precedence and work fit in 63 bits");
+  static_assert(((kPrecedenceLimit - 1) >> (63 - kLeftBits)) == 0,
+                "precedence and work fit in 63 bits");
 };
 
 }  // namespace

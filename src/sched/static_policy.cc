@@ -2,11 +2,10 @@
 // fraction of all GPUs), as teams owning "their" servers. A queue never uses
 // more than its quota, even when the rest of the cluster is idle; within it
 // jobs go in arrival order, and a job that cannot start holds back the rest
-// of its queue (each queue is its own fifo). No preemption. A queue with nothing running may always start
-// one job, even one larger than its quota, so no job waits forever.
-// Within a queue, class and priority order its line (sched/priority.h), and
-// a job may preempt a lower class only within its own queue's quota (its
-// quota check leaves out what the queue's jobs of lower classes hold).
+// of its queue (each queue is its own fifo). No preemption. A queue with nothing running may always
+// start one job, even one larger than its quota, so no job waits forever. Within a queue, class and
+// priority order its line (sched/priority.h), and a job may preempt a lower class only within its
+// own queue's quota (its quota check leaves out what the queue's jobs of lower classes hold).
 #include <array>
 #include <limits>
 #include <vector>
@@ -34,7 +33,8 @@ class StaticPolicy final : public Policy {
     for (size_t i = 0; i < ctx.input->running.size(); ++i) {
       const RunningJob& r = ctx.input->running[i];
       const int c = static_cast<int>(r.request.priority_class);
-      class_usage_[ctx.running_queue[i]][c] += r.request.task.gpus * static_cast<MilliGpu>(r.placements.size());
+      class_usage_[ctx.running_queue[i]][c] +=
+          r.request.task.gpus * static_cast<MilliGpu>(r.placements.size());
       min_running_class = std::min(min_running_class, c);
     }
     open_ = 0;
@@ -47,10 +47,12 @@ class StaticPolicy final : public Policy {
     if (ctx.input->explain_waiting) return;
     // (and one class and priority for all, none above a running job's: key
     // order is arrival order and the quota check counts every running job)
-    bool arrival_order = pend.empty() || static_cast<int>(pend[0].priority_class) <= min_running_class;
+    bool arrival_order =
+        pend.empty() || static_cast<int>(pend[0].priority_class) <= min_running_class;
     for (size_t i = 1; i < pend.size() && arrival_order; ++i) {
-      arrival_order = pend[i - 1].submit_time < pend[i].submit_time ||
-                      (pend[i - 1].submit_time == pend[i].submit_time && pend[i - 1].id < pend[i].id);
+      arrival_order =
+          pend[i - 1].submit_time < pend[i].submit_time ||
+          (pend[i - 1].submit_time == pend[i].submit_time && pend[i - 1].id < pend[i].id);
       arrival_order = arrival_order && pend[i].priority == pend[0].priority &&
                       pend[i].priority_class == pend[0].priority_class;
     }
@@ -83,7 +85,9 @@ class StaticPolicy final : public Policy {
     }
   }
 
-  bool MayStartThisCycle(size_t index, const CycleContext& ctx) const override { return may_start_[index]; }
+  bool MayStartThisCycle(size_t index, const CycleContext& ctx) const override {
+    return may_start_[index];
+  }
 
   // Every queue with pending jobs is closed or has had all its jobs tried.
   bool Saturated(const CycleContext& ctx) const override { return open_ <= 0; }
@@ -104,11 +108,13 @@ class StaticPolicy final : public Policy {
     }
     MilliGpu used = ctx.queue_usage[q];
     MilliGpu quota = shares_.Guarantee(q);
-    if (used == 0 || used - UsageBelow(q, job.req->priority_class) + job.Gpus() <= quota) return std::nullopt;
+    if (used == 0 || used - UsageBelow(q, job.req->priority_class) + job.Gpus() <= quota)
+      return std::nullopt;
     Close(q);
     if (!ctx.input->explain_waiting) return Verdict{"static", {}, false};
-    return Verdict{"static", "queue " + name + " uses " + FormatMilli(used) + " of its quota of " +
-                                 FormatMilli(quota) + " GPUs",
+    return Verdict{"static",
+                   "queue " + name + " uses " + FormatMilli(used) + " of its quota of " +
+                       FormatMilli(quota) + " GPUs",
                    false};
   }
 
@@ -117,9 +123,12 @@ class StaticPolicy final : public Policy {
     int q = ctx.QueueOf(job);
     if (q >= 0) class_usage_[q][static_cast<int>(job.priority_class)] += amount;
   }
-  void Unreserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) override { Reserve(job, -amount, ctx); }
+  void Unreserve(const JobRequest& job, MilliGpu amount, CycleContext& ctx) override {
+    Reserve(job, -amount, ctx);
+  }
 
-  bool MayPreemptLowerClass(const JobView& job, const JobView& victim, const CycleContext& ctx) const override {
+  bool MayPreemptLowerClass(const JobView& job, const JobView& victim,
+                            const CycleContext& ctx) const override {
     return ctx.QueueOf(job) == ctx.QueueOf(victim);
   }
 
@@ -143,11 +152,11 @@ class StaticPolicy final : public Policy {
   }
 
   QueueShares shares_;
-  std::vector<bool> closed_;  // per queue index: its head cannot start this cycle
+  std::vector<bool> closed_;        // per queue index: its head cannot start this cycle
   std::vector<SharedText> behind_;  // per queue index: the reason of the jobs behind its head
-  std::vector<int> left_;     // per queue index: pending jobs not yet tried
-  int open_ = 0;              // queues neither closed nor fully tried
-  std::vector<bool> may_start_;  // per pending job, this cycle
+  std::vector<int> left_;           // per queue index: pending jobs not yet tried
+  int open_ = 0;                    // queues neither closed nor fully tried
+  std::vector<bool> may_start_;     // per pending job, this cycle
   std::vector<std::array<MilliGpu, 3>> class_usage_;  // per queue index and priority class
 };
 

@@ -28,14 +28,16 @@ const SimExecutor::JobRecord* SimExecutor::Record(model::JobId id) const {
   return &jobs_[id];
 }
 
-void SimExecutor::Push(TimeMs at, Kind kind, model::JobId job, int attempt, uint64_t epoch, int task) {
+void SimExecutor::Push(TimeMs at, Kind kind, model::JobId job, int attempt, uint64_t epoch,
+                       int task) {
   events_.push({at, seq_++, kind, job, attempt, epoch, task});
 }
 
 void SimExecutor::Account(JobRecord& j, TimeMs now) {
   if (j.phase != JobRecord::kRunning || now <= j.last_update) return;
   TimeMs from = std::max(j.last_update, j.productive_from);
-  if (now > from) j.remaining = std::max(0.0, j.remaining - static_cast<double>(now - from) * j.rate);
+  if (now > from)
+    j.remaining = std::max(0.0, j.remaining - static_cast<double>(now - from) * j.rate);
   j.last_update = now;
 }
 
@@ -54,28 +56,33 @@ DurationMs SimExecutor::Progress(model::JobId id) const {
   TimeMs now = clock_.Now();
   if (j->phase == JobRecord::kRunning && now > j->last_update) {
     TimeMs from = std::max(j->last_update, j->productive_from);
-    if (now > from) remaining = std::max(0.0, remaining - static_cast<double>(now - from) * j->rate);
+    if (now > from)
+      remaining = std::max(0.0, remaining - static_cast<double>(now - from) * j->rate);
   }
   return j->duration - static_cast<DurationMs>(remaining);
 }
 
 Status SimExecutor::Start(const exec::TaskSpec& spec) {
   JobRecord* jp = Find(spec.key.job);
-  if (!jp) return InvalidArgument("sim executor: job " + std::to_string(spec.key.job) + " was not declared");
+  if (!jp)
+    return InvalidArgument("sim executor: job " + std::to_string(spec.key.job) +
+                           " was not declared");
   JobRecord& j = *jp;
   if (spec.key.task < 0 || spec.key.task >= j.tasks)
     return InvalidArgument("sim executor: " + spec.key.ToString() + ": task out of the job's " +
                            std::to_string(j.tasks) + " task(s)");
   const TimeMs now = clock_.Now();
   if (spec.key.attempt != j.attempt) {
-    if (j.phase != JobRecord::kIdle) Release(j, now);  // an earlier attempt the controller gave up on
+    if (j.phase != JobRecord::kIdle)
+      Release(j, now);  // an earlier attempt the controller gave up on
     j.attempt = spec.key.attempt;
     j.started_tasks = 0;
     j.nodes.clear();
     j.attempt_gpus = 0;
   }
   ++j.started_tasks;
-  if (std::find(j.nodes.begin(), j.nodes.end(), spec.node) == j.nodes.end()) j.nodes.push_back(spec.node);
+  if (std::find(j.nodes.begin(), j.nodes.end(), spec.node) == j.nodes.end())
+    j.nodes.push_back(spec.node);
   MilliGpu share = spec.gpu_share > 0 ? spec.gpu_share : kWholeGpu;
   MilliGpu held = share * static_cast<MilliGpu>(spec.gpus.size());
   if (j.held == 0) j.held_since = now;
@@ -90,7 +97,8 @@ Status SimExecutor::Start(const exec::TaskSpec& spec) {
   j.last_update = now;
   if (j.first_start < 0) j.first_start = now;
   ++j.starts;
-  int min_nodes = std::max(1, (j.attempt_gpus + options_.gpus_per_node - 1) / options_.gpus_per_node);
+  int min_nodes =
+      std::max(1, (j.attempt_gpus + options_.gpus_per_node - 1) / options_.gpus_per_node);
   j.rate = static_cast<int>(j.nodes.size()) > min_nodes ? 1.0 / options_.spread_slowdown : 1.0;
   ++j.epoch;
   TimeMs done = j.productive_from + static_cast<TimeMs>(std::ceil(j.remaining / j.rate));
@@ -102,14 +110,15 @@ Status SimExecutor::Stop(const exec::TaskKey& key, DurationMs grace) {
   JobRecord* jp = Find(key.job);
   if (!jp) return NotFound("sim executor: no task " + key.ToString());
   JobRecord& j = *jp;
-  if (key.attempt != j.attempt || j.phase != JobRecord::kRunning) return Status::Ok();  // ended or stopping
+  if (key.attempt != j.attempt || j.phase != JobRecord::kRunning)
+    return Status::Ok();  // ended or stopping
   const TimeMs now = clock_.Now();
   Account(j, now);  // progress up to the SIGTERM is checkpointed
   j.phase = JobRecord::kStopping;
   ++j.epoch;
   bool killed = grace < options_.stop_time;
-  Push(now + std::max<DurationMs>(0, killed ? grace : options_.stop_time), Kind::kStopExit, key.job, j.attempt,
-       j.epoch, killed ? 1 : 0);
+  Push(now + std::max<DurationMs>(0, killed ? grace : options_.stop_time), Kind::kStopExit, key.job,
+       j.attempt, j.epoch, killed ? 1 : 0);
   return Status::Ok();
 }
 

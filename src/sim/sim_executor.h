@@ -53,7 +53,8 @@ class SimExecutor final : public exec::Executor {
   Status Stop(const exec::TaskKey& key, DurationMs grace) override;
   // Nothing outlives a simulation: every known task is reported lost.
   void Recover(const std::vector<exec::TaskKey>& known) override;
-  Result<exec::LogChunk> ReadLog(const exec::TaskKey& key, int64_t offset, int64_t limit) const override;
+  Result<exec::LogChunk> ReadLog(const exec::TaskKey& key, int64_t offset,
+                                 int64_t limit) const override;
   Result<int> RemoveJobFiles(model::JobId job) override;
   void Shutdown() override {}
 
@@ -64,24 +65,24 @@ class SimExecutor final : public exec::Executor {
 
   // What a job did, for the simulator's report.
   struct JobRecord {
-    DurationMs duration = 0;     // trace run time (full size, consolidated)
-    int tasks = 0;               // 0: not declared
-    double remaining = 0;        // ms of work left at full rate
-    double rate = 0;             // work per ms in the current attempt
-    TimeMs last_update = 0;      // progress counted up to here
-    TimeMs productive_from = 0;  // the restart penalty ends here
-    int attempt = -1;            // the current attempt (TaskKey.attempt)
-    int started_tasks = 0;       // tasks of the attempt started so far
+    DurationMs duration = 0;         // trace run time (full size, consolidated)
+    int tasks = 0;                   // 0: not declared
+    double remaining = 0;            // ms of work left at full rate
+    double rate = 0;                 // work per ms in the current attempt
+    TimeMs last_update = 0;          // progress counted up to here
+    TimeMs productive_from = 0;      // the restart penalty ends here
+    int attempt = -1;                // the current attempt (TaskKey.attempt)
+    int started_tasks = 0;           // tasks of the attempt started so far
     std::vector<std::string> nodes;  // distinct nodes of the attempt
     int attempt_gpus = 0;
-    MilliGpu held = 0;           // milli-GPU held by the attempt's tasks
+    MilliGpu held = 0;  // milli-GPU held by the attempt's tasks
     TimeMs held_since = 0;
     enum Phase { kIdle, kRunning, kStopping } phase = kIdle;
-    uint64_t epoch = 0;          // bumps when the attempt's exit moves
+    uint64_t epoch = 0;  // bumps when the attempt's exit moves
     int starts = 0;
     TimeMs first_start = -1;
-    TimeMs end = -1;             // when its work was done (exit 0)
-    double gpu_ms = 0;           // GPU-ms held over all attempts
+    TimeMs end = -1;    // when its work was done (exit 0)
+    double gpu_ms = 0;  // GPU-ms held over all attempts
   };
   // nullptr for a job AddJob did not declare.
   const JobRecord* Record(model::JobId id) const;

@@ -30,21 +30,25 @@ double Percentile(std::vector<double> v, double q) {
 
 Result<std::pair<int, int>> ParseClusterShape(const std::string& text) {
   auto x = text.find('x');
-  if (x == std::string::npos) return InvalidArgument("--cluster: expected NODESxGPUS like 64x8, got \"" + text + "\"");
+  if (x == std::string::npos)
+    return InvalidArgument("--cluster: expected NODESxGPUS like 64x8, got \"" + text + "\"");
   try {
     size_t u1 = 0, u2 = 0;
     int nodes = std::stoi(text.substr(0, x), &u1);
     int gpus = std::stoi(text.substr(x + 1), &u2);
-    if (u1 != x || u2 != text.size() - x - 1 || nodes < 1 || gpus < 1 || gpus > 64) throw std::out_of_range("");
+    if (u1 != x || u2 != text.size() - x - 1 || nodes < 1 || gpus < 1 || gpus > 64)
+      throw std::out_of_range("");
     return std::make_pair(nodes, gpus);
   } catch (const std::exception&) {
-    return InvalidArgument("--cluster: expected NODESxGPUS with both >= 1 (GPUs <= 64), got \"" + text + "\"");
+    return InvalidArgument("--cluster: expected NODESxGPUS with both >= 1 (GPUs <= 64), got \"" +
+                           text + "\"");
   }
 }
 
 Result<std::pair<TimeMs, TimeMs>> ParseWindow(const std::string& text) {
   auto colon = text.find(':');
-  if (colon == std::string::npos) return InvalidArgument("--window: expected FROM:TO, got \"" + text + "\"");
+  if (colon == std::string::npos)
+    return InvalidArgument("--window: expected FROM:TO, got \"" + text + "\"");
   auto side = [&](const std::string& s, TimeMs* out) -> bool {
     if (s.empty()) {
       *out = -1;
@@ -53,11 +57,24 @@ Result<std::pair<TimeMs, TimeMs>> ParseWindow(const std::string& text) {
     int64_t unit = kSecond;
     std::string num = s;
     switch (s.back()) {
-      case 's': unit = kSecond; num.pop_back(); break;
-      case 'm': unit = kMinute; num.pop_back(); break;
-      case 'h': unit = kHour; num.pop_back(); break;
-      case 'd': unit = 24 * kHour; num.pop_back(); break;
-      default: break;
+      case 's':
+        unit = kSecond;
+        num.pop_back();
+        break;
+      case 'm':
+        unit = kMinute;
+        num.pop_back();
+        break;
+      case 'h':
+        unit = kHour;
+        num.pop_back();
+        break;
+      case 'd':
+        unit = 24 * kHour;
+        num.pop_back();
+        break;
+      default:
+        break;
     }
     try {
       size_t used = 0;
@@ -71,9 +88,12 @@ Result<std::pair<TimeMs, TimeMs>> ParseWindow(const std::string& text) {
   };
   TimeMs from = -1, to = -1;
   if (!side(text.substr(0, colon), &from) || !side(text.substr(colon + 1), &to)) {
-    return InvalidArgument("--window: FROM and TO must be seconds with an optional unit s|m|h|d, got \"" + text + "\"");
+    return InvalidArgument(
+        "--window: FROM and TO must be seconds with an optional unit s|m|h|d, got \"" + text +
+        "\"");
   }
-  if (from >= 0 && to >= 0 && to <= from) return InvalidArgument("--window: TO must be after FROM in \"" + text + "\"");
+  if (from >= 0 && to >= 0 && to <= from)
+    return InvalidArgument("--window: TO must be after FROM in \"" + text + "\"");
   return std::make_pair(from, to);
 }
 
@@ -137,7 +157,8 @@ Result<SimReport> RunSimulation(const SimOptions& options) {
     ASSIGN_OR_RETURN(loaded, LoadTrace(options.trace_path));
     trace = &loaded;
   }
-  if (options.nodes < 1 || options.gpus_per_node < 1) return InvalidArgument("--cluster: needs at least 1x1");
+  if (options.nodes < 1 || options.gpus_per_node < 1)
+    return InvalidArgument("--cluster: needs at least 1x1");
   if (options.restart_penalty < 0) return InvalidArgument("restart_penalty: must be >= 0");
   if (options.stop_time < 0) return InvalidArgument("stop_time: must be >= 0");
   if (options.spread_slowdown < 1.0) return InvalidArgument("spread_slowdown: must be >= 1");
@@ -194,7 +215,8 @@ Result<SimReport> RunSimulation(const SimOptions& options) {
   exec_options.spread_slowdown = options.spread_slowdown;
   exec_options.stop_time = options.stop_time;
   SimExecutor executor(exec_options, clock, [&](const exec::TaskEvent& ev) {
-    if (ev.type == exec::TaskEventType::kExited && ev.exit_code == 0 && ev.key.task == 0) ++finished;
+    if (ev.type == exec::TaskEventType::kExited && ev.exit_code == 0 && ev.key.task == 0)
+      ++finished;
     ctl_ptr->OnTaskEvent(ev);
   });
 
@@ -225,18 +247,21 @@ Result<SimReport> RunSimulation(const SimOptions& options) {
   } restore{log_level};
   RETURN_IF_ERROR(ctl.Start());
 
-  const MilliGpu capacity = static_cast<MilliGpu>(options.nodes) * options.gpus_per_node * kWholeGpu;
+  const MilliGpu capacity =
+      static_cast<MilliGpu>(options.nodes) * options.gpus_per_node * kWholeGpu;
   SimReport report;
   report.policy = options.policy;
   report.cluster = std::to_string(options.nodes) + "x" + std::to_string(options.gpus_per_node);
   report.jobs = static_cast<int>(jobs.size());
   report.ignored = trace->ignored;
-  report.ignored.push_back("job placement, GPU models, failures and exit status are not in the canonical format; "
-                           "every job is assumed to succeed after its duration and to be rigid (not elastic)");
+  report.ignored.push_back(
+      "job placement, GPU models, failures and exit status are not in the canonical format; "
+      "every job is assumed to succeed after its duration and to be rigid (not elastic)");
 
   const TimeMs kNever = std::numeric_limits<TimeMs>::max();
-  const TimeMs stop_at =
-      options.horizon > 0 && !jobs.empty() ? kEpoch + jobs.back()->submit + options.horizon : kNever;
+  const TimeMs stop_at = options.horizon > 0 && !jobs.empty()
+                             ? kEpoch + jobs.back()->submit + options.horizon
+                             : kNever;
   std::vector<int> trace_index(1, -1);  // by job id
   size_t next_arrival = 0;
   int64_t submitted = 0;
@@ -256,7 +281,8 @@ Result<SimReport> RunSimulation(const SimOptions& options) {
     t = std::max(t, now);
     if (submitted > finished) {
       busy_ms += static_cast<double>(t - now);
-      allocated_milli_ms += static_cast<double>(executor.allocated()) * static_cast<double>(t - now);
+      allocated_milli_ms +=
+          static_cast<double>(executor.allocated()) * static_cast<double>(t - now);
     }
     now = t;
     clock.Set(now);
@@ -325,7 +351,8 @@ Result<SimReport> RunSimulation(const SimOptions& options) {
   report.p99_jct_s = Percentile(jct, 0.99);
   report.avg_queue_delay_s = jct.empty() ? 0 : queue_delay_sum / jct.size();
   report.makespan_s = (last_end - kEpoch - first_submit) / 1000.0;
-  report.gpu_utilization = busy_ms > 0 ? allocated_milli_ms / (static_cast<double>(capacity) * busy_ms) : 0;
+  report.gpu_utilization =
+      busy_ms > 0 ? allocated_milli_ms / (static_cast<double>(capacity) * busy_ms) : 0;
   controllers::JobController::Stats stats = ctl.GetStats();
   report.preemptions = stats.preemptions;
   report.resizes = 0;
@@ -391,16 +418,20 @@ std::string ToText(const SimReport& r) {
   std::snprintf(buf, sizeof buf,
                 "policy %s on %s: %d jobs (%d completed, %d unfinished, %d rejected)\n"
                 "JCT avg %.2f h, p50 %.2f h, p99 %.2f h; queueing avg %.2f h; makespan %.2f d\n"
-                "GPU utilization %.3f; preemptions %lld; resizes %lld; fairness %.2f; %lld cycles in %.1f s\n",
-                r.policy.c_str(), r.cluster.c_str(), r.jobs, r.completed, r.unfinished, r.rejected, r.avg_jct_s / 3600,
-                r.p50_jct_s / 3600, r.p99_jct_s / 3600, r.avg_queue_delay_s / 3600, r.makespan_s / 86400,
-                r.gpu_utilization, static_cast<long long>(r.preemptions), static_cast<long long>(r.resizes),
+                "GPU utilization %.3f; preemptions %lld; resizes %lld; fairness %.2f; %lld cycles "
+                "in %.1f s\n",
+                r.policy.c_str(), r.cluster.c_str(), r.jobs, r.completed, r.unfinished, r.rejected,
+                r.avg_jct_s / 3600, r.p50_jct_s / 3600, r.p99_jct_s / 3600,
+                r.avg_queue_delay_s / 3600, r.makespan_s / 86400, r.gpu_utilization,
+                static_cast<long long>(r.preemptions), static_cast<long long>(r.resizes),
                 r.fairness, static_cast<long long>(r.cycles), r.sim_wall_s);
   out += buf;
   for (const auto& [name, q] : r.queues) {
-    std::snprintf(buf, sizeof buf, "  queue %-12s %6d jobs  JCT %8.2f h  queueing %8.2f h  slowdown %7.2f  usage %5.1f%% (demand %5.1f%%)\n",
-                  name.c_str(), q.jobs, q.avg_jct_s / 3600, q.avg_queue_delay_s / 3600, q.avg_slowdown,
-                  100 * q.usage_share, 100 * q.demand_share);
+    std::snprintf(buf, sizeof buf,
+                  "  queue %-12s %6d jobs  JCT %8.2f h  queueing %8.2f h  slowdown %7.2f  usage "
+                  "%5.1f%% (demand %5.1f%%)\n",
+                  name.c_str(), q.jobs, q.avg_jct_s / 3600, q.avg_queue_delay_s / 3600,
+                  q.avg_slowdown, 100 * q.usage_share, 100 * q.demand_share);
     out += buf;
   }
   for (const auto& i : r.ignored) out += "ignored: " + i + "\n";

@@ -38,8 +38,8 @@
 namespace berth::sim {
 
 struct SimOptions {
-  std::string trace_path;         // read when `trace` is not set
-  std::optional<Trace> trace;     // an already loaded trace
+  std::string trace_path;      // read when `trace` is not set
+  std::optional<Trace> trace;  // an already loaded trace
   int nodes = 64;
   int gpus_per_node = 8;
   std::string policy = "dynamic";
@@ -65,10 +65,10 @@ struct QueueReport {
   int jobs = 0;
   double avg_jct_s = 0;
   double avg_queue_delay_s = 0;
-  double gpu_hours = 0;       // GPU-time allocated to the queue
-  double demand_share = 0;    // the queue's share of the trace's GPU-time
-  double usage_share = 0;     // its share of the GPU-time allocated
-  double avg_slowdown = 0;    // JCT over trace duration (durations under 60 s count as 60 s)
+  double gpu_hours = 0;     // GPU-time allocated to the queue
+  double demand_share = 0;  // the queue's share of the trace's GPU-time
+  double usage_share = 0;   // its share of the GPU-time allocated
+  double avg_slowdown = 0;  // JCT over trace duration (durations under 60 s count as 60 s)
 };
 
 struct SimReport {
@@ -76,8 +76,8 @@ struct SimReport {
   std::string cluster;  // "64x8"
   int jobs = 0;         // jobs replayed (in the window)
   int completed = 0;
-  int unfinished = 0;   // still pending or running at the horizon
-  int rejected = 0;     // can never run on this cluster
+  int unfinished = 0;  // still pending or running at the horizon
+  int rejected = 0;    // can never run on this cluster
   double avg_jct_s = 0;
   double p50_jct_s = 0;
   double p99_jct_s = 0;

@@ -68,7 +68,8 @@ Result<Trace> ParseTraceCsv(const std::string& text) {
   if (header.empty()) return InvalidArgument("trace: empty file, expected a header line");
   for (int i = 0; i < static_cast<int>(header.size()); ++i) col[header[i]] = i;
   for (const char* need : {"job_id", "submit_time", "duration", "num_gpus"}) {
-    if (!col.count(need)) return InvalidArgument(std::string("trace: header: missing column ") + need);
+    if (!col.count(need))
+      return InvalidArgument(std::string("trace: header: missing column ") + need);
   }
   Trace trace;
   for (const auto& h : header) {
@@ -86,21 +87,26 @@ Result<Trace> ParseTraceCsv(const std::string& text) {
       int i = col[name];
       return i < static_cast<int>(f.size()) ? f[i] : kEmpty;
     };
-    auto where = [&](const char* name) { return "trace: line " + std::to_string(line_no) + ": " + name; };
+    auto where = [&](const char* name) {
+      return "trace: line " + std::to_string(line_no) + ": " + name;
+    };
     TraceJob j;
     j.name = field("job_id");
     if (j.name.empty()) return InvalidArgument(where("job_id") + ": empty");
     int64_t submit = 0, duration = 0, gpus = 0;
     if (!ParseInt(field("submit_time"), &submit) || submit < 0) {
-      return InvalidArgument(where("submit_time") + ": not an integer in 0.." + std::to_string(kMaxSeconds) +
-                             " (seconds): \"" + field("submit_time") + "\"");
+      return InvalidArgument(where("submit_time") + ": not an integer in 0.." +
+                             std::to_string(kMaxSeconds) + " (seconds): \"" + field("submit_time") +
+                             "\"");
     }
     if (!ParseInt(field("duration"), &duration) || duration < 0) {
-      return InvalidArgument(where("duration") + ": not an integer in 0.." + std::to_string(kMaxSeconds) +
-                             " (seconds): \"" + field("duration") + "\"");
+      return InvalidArgument(where("duration") + ": not an integer in 0.." +
+                             std::to_string(kMaxSeconds) + " (seconds): \"" + field("duration") +
+                             "\"");
     }
     if (!ParseInt(field("num_gpus"), &gpus) || gpus < 1 || gpus > 100000) {
-      return InvalidArgument(where("num_gpus") + ": not an integer in 1..100000: \"" + field("num_gpus") + "\"");
+      return InvalidArgument(where("num_gpus") + ": not an integer in 1..100000: \"" +
+                             field("num_gpus") + "\"");
     }
     j.submit = submit * kSecond;
     j.duration = std::max<int64_t>(duration, 1) * kSecond;

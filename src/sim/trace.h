@@ -15,16 +15,16 @@
 namespace berth::sim {
 
 struct TraceJob {
-  std::string name;       // job_id
-  TimeMs submit = 0;      // milliseconds since the first submission
+  std::string name;         // job_id
+  TimeMs submit = 0;        // milliseconds since the first submission
   DurationMs duration = 0;  // run time on `gpus` GPUs, consolidated
   int gpus = 1;
   std::string queue = "default";
 };
 
 struct Trace {
-  std::vector<TraceJob> jobs;         // sorted by submit time (stable)
-  std::vector<std::string> ignored;   // what in the file the simulator cannot model
+  std::vector<TraceJob> jobs;        // sorted by submit time (stable)
+  std::vector<std::string> ignored;  // what in the file the simulator cannot model
 };
 
 // Parses CSV text. Errors name the line and the column ("line 7: duration: not an integer: \"x\"").

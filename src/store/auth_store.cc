@@ -122,10 +122,9 @@ Status AuthStore::InsertToken(const TokenRecord& t, const std::string& actor, Ti
 Result<std::optional<TokenRecord>> AuthStore::GetToken(const std::string& id) {
   const std::string op = "auth store: read token " + id;
   std::lock_guard<std::mutex> l(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                   conn_->Prepare(std::string("SELECT ") + kTokenColumns +
-                                      " FROM tokens WHERE id = ?1",
-                                  op));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * raw,
+      conn_->Prepare(std::string("SELECT ") + kTokenColumns + " FROM tokens WHERE id = ?1", op));
   Stmt s(raw);
   s.Bind(1, std::string_view(id));
   ASSIGN_OR_RETURN(bool row, s.Step(op));
@@ -160,9 +159,9 @@ Result<bool> AuthStore::RevokeToken(const std::string& id, const std::string& ac
       op,
       [&](Conn& c, std::vector<NewEvent>& events) -> Status {
         {
-          ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                           c.Prepare("UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked = 0",
-                                     op));
+          ASSIGN_OR_RETURN(
+              sqlite3_stmt * raw,
+              c.Prepare("UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked = 0", op));
           Stmt s(raw);
           s.Bind(1, std::string_view(id));
           s.Bind(2, now);
@@ -178,8 +177,8 @@ Result<bool> AuthStore::RevokeToken(const std::string& id, const std::string& ac
         s.Bind(1, std::string_view(id));
         s.Bind(2, now);
         RETURN_IF_ERROR(s.Run(op + ": end its sessions"));
-        events.push_back({"TokenRevoked", 0, "token " + id + " revoked",
-                          json{{"token", id}, {"actor", actor}}});
+        events.push_back(
+            {"TokenRevoked", 0, "token " + id + " revoked", json{{"token", id}, {"actor", actor}}});
         return Status::Ok();
       },
       now);

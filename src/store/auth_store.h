@@ -33,9 +33,9 @@ struct TokenRecord {
   std::string user;  // whose authority it carries
   std::string hash;  // hex SHA-256 of the secret
   TimeMs created = 0;
-  TimeMs expires = 0;    // 0: never
-  TimeMs last_used = 0;  // 0: never
-  TimeMs revoked = 0;    // 0: live
+  TimeMs expires = 0;          // 0: never
+  TimeMs last_used = 0;        // 0: never
+  TimeMs revoked = 0;          // 0: live
   std::optional<int64_t> job;  // set for a job-scoped token
   std::string description;
 };

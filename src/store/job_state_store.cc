@@ -33,7 +33,8 @@ Status WriteAnnotation(Conn& c, const std::string& op, JobId id, const JobAnnota
     static const std::string kUpsert =
         "INSERT INTO training_status (job_id, status) VALUES (?1, ?2)"
         " ON CONFLICT (job_id) DO UPDATE SET status = excluded.status";
-    ASSIGN_OR_RETURN(std::optional<std::string> text, DumpJson(*a.training_status, "training status"));
+    ASSIGN_OR_RETURN(std::optional<std::string> text,
+                     DumpJson(*a.training_status, "training status"));
     ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kUpsert, op + ": save training status"));
     Stmt st(raw);
     st.Bind(1, id);
@@ -48,7 +49,8 @@ Status WriteAnnotation(Conn& c, const std::string& op, JobId id, const JobAnnota
 
 Status Store::Annotate(JobId id, const JobAnnotation& annotation, const std::string& event_type,
                        const std::string& message, TimeMs now, const nlohmann::json& data) {
-  const std::string op = "annotate " + JobName(id) + (event_type.empty() ? "" : " (" + event_type + ")");
+  const std::string op =
+      "annotate " + JobName(id) + (event_type.empty() ? "" : " (" + event_type + ")");
   ASSIGN_OR_RETURN(std::optional<std::string> data_json, DumpJson(data, "event data"));
   static const std::string kSelect = "SELECT state FROM jobs WHERE id = ?1";
   return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
@@ -114,9 +116,9 @@ Status Store::PutJobUsage(const JobUsageRecord& u) {
     st.Bind(2, std::string_view(u.user));
     st.Bind(3, std::string_view(u.queue));
     int i = 4;
-    for (int64_t v : {u.first_time, u.last_time, u.util_samples, u.util_sum, u.peak_util,
-                      u.memory_samples, u.memory_sum, u.peak_memory, u.allocated_milli_gpu_ms,
-                      u.idle_milli_gpu_ms, u.violations})
+    for (int64_t v :
+         {u.first_time, u.last_time, u.util_samples, u.util_sum, u.peak_util, u.memory_samples,
+          u.memory_sum, u.peak_memory, u.allocated_milli_gpu_ms, u.idle_milli_gpu_ms, u.violations})
       st.Bind(i++, v);
     Status s = st.Run(op);
     if (!s.ok() && sqlite3_extended_errcode(c.db()) == SQLITE_CONSTRAINT_FOREIGNKEY)

@@ -47,8 +47,7 @@ RunRecord ReadRun(Stmt& s) {
 
 }  // namespace
 
-Result<std::unique_ptr<PipelineStore>> PipelineStore::Open(Store& store,
-                                                           const std::string& db_path,
+Result<std::unique_ptr<PipelineStore>> PipelineStore::Open(Store& store, const std::string& db_path,
                                                            int busy_timeout_ms) {
   ASSIGN_OR_RETURN(auto conn, Conn::Open(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
                                          busy_timeout_ms));
@@ -61,8 +60,8 @@ Status PipelineStore::WriteRun(Conn& c, const RunRecord& r) {
   ASSIGN_OR_RETURN(
       sqlite3_stmt * raw,
       c.Prepare("UPDATE pipeline_runs SET state=?, started=?, ended=?, message=?, "
-                     "stopping=?, suspended=?, spec=?, parameters=?, artifact_dir=? WHERE id=?",
-                     op));
+                "stopping=?, suspended=?, spec=?, parameters=?, artifact_dir=? WHERE id=?",
+                op));
   Stmt s(raw);
   B(s, 1, std::string(model::ToString(r.state)));
   B(s, 2, r.started);
@@ -82,10 +81,10 @@ Status PipelineStore::SaveNode(Conn& c, int64_t run, const NodeRecord& n) {
   ASSIGN_OR_RETURN(
       sqlite3_stmt * raw,
       c.Prepare("INSERT OR REPLACE INTO pipeline_nodes (run_id, name, step, idx, item, "
-                     "state, job_id, attempts, exit_code, start_time, end_time, next_at, "
-                     "outputs, message, cached, gpus) VALUES "
-                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                     op));
+                "state, job_id, attempts, exit_code, start_time, end_time, next_at, "
+                "outputs, message, cached, gpus) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                op));
   Stmt s(raw);
   B(s, 1, run);
   B(s, 2, n.name);
@@ -313,9 +312,10 @@ Result<std::vector<CronRecord>> PipelineStore::ListCrons() {
   const std::string op = "pipeline store: list crons";
   ASSIGN_OR_RETURN(
       sqlite3_stmt * raw,
-      conn_->Prepare("SELECT name, spec, suspended, last_time, created, last_fired, owner FROM pipeline_crons "
-                     "ORDER BY name",
-                     op));
+      conn_->Prepare(
+          "SELECT name, spec, suspended, last_time, created, last_fired, owner FROM pipeline_crons "
+          "ORDER BY name",
+          op));
   Stmt s(raw);
   std::vector<CronRecord> out;
   for (;;) {
@@ -339,7 +339,8 @@ Status PipelineStore::DeleteCron(const std::string& name) {
   return store_.Write(
       op,
       [&](Conn& c, std::vector<NewEvent>&) -> Status {
-        ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare("DELETE FROM pipeline_crons WHERE name=?", op));
+        ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                         c.Prepare("DELETE FROM pipeline_crons WHERE name=?", op));
         Stmt s(raw);
         B(s, 1, name);
         RETURN_IF_ERROR(s.Run(op));
@@ -367,7 +368,8 @@ Status PipelineStore::PutCursor(int64_t seq) {
       [&](Conn& c, std::vector<NewEvent>&) -> Status {
         ASSIGN_OR_RETURN(
             sqlite3_stmt * raw,
-            c.Prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('pipeline.cursor', ?)", op));
+            c.Prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('pipeline.cursor', ?)",
+                      op));
         Stmt s(raw);
         B(s, 1, std::to_string(seq));
         return s.Run(op);

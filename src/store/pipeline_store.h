@@ -26,10 +26,10 @@
 namespace berth::store {
 
 struct NodeRecord {
-  std::string name;               // "train", "fan(3)", "onExit"
-  std::string step;               // the step spec it runs
-  int64_t index = -1;             // fan-out child index, -1 otherwise
-  std::string item;               // the child's item (JSON text)
+  std::string name;    // "train", "fan(3)", "onExit"
+  std::string step;    // the step spec it runs
+  int64_t index = -1;  // fan-out child index, -1 otherwise
+  std::string item;    // the child's item (JSON text)
   model::StepState state = model::StepState::kPending;
   int64_t job_id = 0;
   int64_t attempts = 0;
@@ -46,7 +46,7 @@ struct RunRecord {
   int64_t id = 0;
   std::string name, user;
   model::RunState state = model::RunState::kRunning;
-  std::string spec;               // the Pipeline document (YAML or JSON text)
+  std::string spec;  // the Pipeline document (YAML or JSON text)
   std::map<std::string, std::string> parameters;
   std::string cron;  // the schedule that made it, if any
   TimeMs created = 0, started = 0, ended = 0;

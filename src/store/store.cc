@@ -54,7 +54,8 @@ const char* const kJobColumns =
 const char* const kEventColumns = "seq, time, type, job_id, state, message, data";
 
 json PlacementToJson(const model::Placement& p) {
-  json j = {{"node", p.node}, {"gpus", p.gpus}, {"gpuUuids", p.gpu_uuids}, {"gpuShare", p.gpu_share}};
+  json j = {
+      {"node", p.node}, {"gpus", p.gpus}, {"gpuUuids", p.gpu_uuids}, {"gpuShare", p.gpu_share}};
   if (!p.workers.empty()) {
     json w = json::array();
     for (const model::Placement& x : p.workers) w.push_back(PlacementToJson(x));
@@ -149,7 +150,6 @@ json EventToJson(const Event& e) {
   return {{"seq", e.seq}, {"time", FormatTime(e.time)}, {"timeMs", e.time},     {"type", e.type},
           {"job", e.job}, {"state", e.state},           {"message", e.message}, {"data", e.data}};
 }
-
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
@@ -274,7 +274,8 @@ void Store::Impl::RunSubmitBatch(const std::vector<SubmitRequest*>& batch) {
       std::lock_guard<std::mutex> w(write_mu);
       writer->Rollback();
     }
-    for (SubmitRequest* r : batch) r->result = Internal(std::string("store: submit job: ") + e.what());
+    for (SubmitRequest* r : batch)
+      r->result = Internal(std::string("store: submit job: ") + e.what());
     release_leader();
     return;
   }
@@ -628,9 +629,11 @@ Result<std::optional<std::string>> Store::GetMeta(const std::string& key) const 
       });
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> Store::ListMeta(const std::string& prefix) const {
+Result<std::vector<std::pair<std::string, std::string>>> Store::ListMeta(
+    const std::string& prefix) const {
   // key >= prefix AND key < prefix + U+FFFF-ish upper bound: an index range, no LIKE escaping.
-  static const std::string kSql = "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?2 ORDER BY key";
+  static const std::string kSql =
+      "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?2 ORDER BY key";
   using Rows = std::vector<std::pair<std::string, std::string>>;
   return impl_->Read<Rows>([&](Conn& c) -> Result<Rows> {
     const std::string op = "list meta " + prefix;

@@ -79,9 +79,9 @@ struct SubmitOptions {
 
 // Counters of the store's write path since Open (for benchmarks and tests).
 struct StoreStats {
-  int64_t submissions = 0;    // jobs committed by SubmitJob
-  int64_t submit_batches = 0; // transactions they were committed in
-  int64_t wal_syncs = 0;      // fsyncs of the write-ahead log by the group commit
+  int64_t submissions = 0;     // jobs committed by SubmitJob
+  int64_t submit_batches = 0;  // transactions they were committed in
+  int64_t wal_syncs = 0;       // fsyncs of the write-ahead log by the group commit
 };
 
 struct JobFilter {
@@ -150,9 +150,9 @@ struct JobUpdate {
 struct Event {
   int64_t seq = 0;
   TimeMs time = 0;
-  std::string type;  // "JobSubmitted", "JobScheduled", "JobStarted", "JobExited", ...
-  JobId job = 0;     // 0 for events not about a job
-  std::string state; // the job's state after the event, if any
+  std::string type;   // "JobSubmitted", "JobScheduled", "JobStarted", "JobExited", ...
+  JobId job = 0;      // 0 for events not about a job
+  std::string state;  // the job's state after the event, if any
   std::string message;
   nlohmann::json data;  // extra fields (exit code, gpus, ...)
 };
@@ -165,7 +165,8 @@ class Store {
  public:
   // Opens (creating if needed) the database at `path` and applies pending
   // migrations. Refuses a database written by a newer schema version.
-  static Result<std::unique_ptr<Store>> Open(const std::string& path, const StoreOptions& options = {});
+  static Result<std::unique_ptr<Store>> Open(const std::string& path,
+                                             const StoreOptions& options = {});
   ~Store();
 
   int SchemaVersion() const;
@@ -228,8 +229,8 @@ class Store {
                const std::function<Status(Conn&, std::vector<NewEvent>&)>& body, TimeMs now);
 
   // Appends an event that changes no job state (e.g. GpuIdle, Violation).
-  Status AppendEvent(const std::string& type, JobId job, const std::string& message,
-                     TimeMs now, const nlohmann::json& data = nullptr);
+  Status AppendEvent(const std::string& type, JobId job, const std::string& message, TimeMs now,
+                     const nlohmann::json& data = nullptr);
 
   // Appends events about no job (each `job` must be 0; `seq` and `state` are
   // ignored) in one transaction, in order: for a controller that reports
@@ -250,7 +251,8 @@ class Store {
   Status PutMeta(const std::string& key, const std::string& value);
   Result<std::optional<std::string>> GetMeta(const std::string& key) const;
   // Every (key, value) whose key starts with `prefix`, in key order.
-  Result<std::vector<std::pair<std::string, std::string>>> ListMeta(const std::string& prefix) const;
+  Result<std::vector<std::pair<std::string, std::string>>> ListMeta(
+      const std::string& prefix) const;
   // Removes a key (no error when it is absent).
   Status DeleteMeta(const std::string& key);
 

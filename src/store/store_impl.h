@@ -109,11 +109,11 @@ struct Store::Impl {
   std::atomic<uint64_t> commits{0};
   std::mutex sync_mu;
   std::condition_variable sync_cv;
-  int wal_fd = -1;          // the -wal file, opened at the first sync (sync_mu)
-  uint64_t synced = 0;      // every commit up to this count is on disk (sync_mu)
-  uint64_t syncing = 0;     // the highest count an fsync in flight covers (sync_mu)
-  int in_flight = 0;        // fsyncs running now (sync_mu)
-  Status sync_error;        // sticky: an fsync failed (sync_mu)
+  int wal_fd = -1;       // the -wal file, opened at the first sync (sync_mu)
+  uint64_t synced = 0;   // every commit up to this count is on disk (sync_mu)
+  uint64_t syncing = 0;  // the highest count an fsync in flight covers (sync_mu)
+  int in_flight = 0;     // fsyncs running now (sync_mu)
+  Status sync_error;     // sticky: an fsync failed (sync_mu)
   std::atomic<int64_t> stat_submissions{0}, stat_batches{0}, stat_syncs{0};
 
   // Makes every commit counted up to `target` durable: waits for an fsync in

@@ -80,8 +80,8 @@ class AuthTest : public ::testing::Test {
 
   std::string dir_;
   ManualClock clock_{kStart};
-  std::map<uid_t, std::string> accounts_ = {
-      {0, "root"}, {kDaemonUid, "berth"}, {1001, "alice"}, {1002, "bob"}, {1003, "hub"}, {1004, "vic"}};
+  std::map<uid_t, std::string> accounts_ = {{0, "root"},   {kDaemonUid, "berth"}, {1001, "alice"},
+                                            {1002, "bob"}, {1003, "hub"},         {1004, "vic"}};
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<store::AuthStore> auth_store_;
   std::unique_ptr<Authenticator> auth_;

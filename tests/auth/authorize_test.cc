@@ -95,7 +95,8 @@ TEST(Limits, RefusalsNameTheLimitAndTheNumbers) {
   st = CheckLimits("alice", "interactive", {}, {0, 5}, R{500, R::kSubmit}, l);
   EXPECT_THAT(st.message(), HasSubstr("auth.limits.queues.interactive.pendingJobs"));
   // No limits configured: anything goes.
-  EXPECT_TRUE(CheckLimits("bob", "x", {100000, 1000}, {}, R{64000, R::kStart}, LimitsConfig{}).ok());
+  EXPECT_TRUE(
+      CheckLimits("bob", "x", {100000, 1000}, {}, R{64000, R::kStart}, LimitsConfig{}).ok());
 }
 
 TEST(AuthConfigFile, ParsesAndNamesBadFields) {

@@ -44,7 +44,9 @@ TEST(Clock, ManualClockMovesOnlyWhenTold) {
   c.Set(42);
   EXPECT_EQ(c.Now(), 42);
   // Safe across threads.
-  std::thread t([&] { for (int i = 0; i < 1000; ++i) c.Advance(1); });
+  std::thread t([&] {
+    for (int i = 0; i < 1000; ++i) c.Advance(1);
+  });
   for (int i = 0; i < 1000; ++i) c.Advance(1);
   t.join();
   EXPECT_EQ(c.Now(), 2042);

@@ -1,8 +1,8 @@
 // The daemon's address record (berthd.addr) and the helpers around it.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -86,7 +86,8 @@ TEST(DataDirs, DefaultsFollowTheEnvironment) {
       }
     }
     ~Saved() {
-      for (const auto& [k, v] : vars) v ? ::setenv(k.c_str(), v->c_str(), 1) : ::unsetenv(k.c_str());
+      for (const auto& [k, v] : vars)
+        v ? ::setenv(k.c_str(), v->c_str(), 1) : ::unsetenv(k.c_str());
     }
   } saved;
   ::setenv("XDG_DATA_HOME", "/x", 1);

@@ -28,7 +28,8 @@ TEST(Text, EscapeForTerminalKeepsControlCharactersOff) {
   EXPECT_EQ(EscapeForTerminal("\x7f\xc2\x9b"), "\\x7F\\u{9B}");  // DEL and the C1 CSI
   EXPECT_EQ(EscapeForTerminal("bad\xff"), "bad\\xFF");
   for (std::string s : {std::string("\x1b"), std::string("x\x9b"), std::string(1, '\0')})
-    for (char c : EscapeForTerminal(s)) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 && c != '\t');
+    for (char c : EscapeForTerminal(s))
+      EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 && c != '\t');
 }
 
 TEST(Text, TruncateUtf8EndsOnACharacter) {

@@ -40,7 +40,8 @@ class JobControllerTest : public ::testing::Test {
 
   // Builds the world: `gpus` declared GPUs on node "n1", the policy, and the
   // fake's rules (JSON, see exec::ParseFakeRules); then starts a controller.
-  void Open(int gpus, const std::string& policy, const nlohmann::json& rules = nlohmann::json::array()) {
+  void Open(int gpus, const std::string& policy,
+            const nlohmann::json& rules = nlohmann::json::array()) {
     store::StoreOptions so;
     so.synchronous = "OFF";  // one process: durability is not under test
     so.state_synchronous = "OFF";
@@ -62,9 +63,10 @@ class JobControllerTest : public ::testing::Test {
     ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
     exec::FakeExecutorOptions eo;
     eo.rules = std::move(*parsed);
-    exec_ = std::make_unique<exec::FakeExecutor>(std::move(eo), clock_, [this](const exec::TaskEvent& ev) {
-      if (ctl_) ctl_->OnTaskEvent(ev);
-    });
+    exec_ = std::make_unique<exec::FakeExecutor>(std::move(eo), clock_,
+                                                 [this](const exec::TaskEvent& ev) {
+                                                   if (ctl_) ctl_->OnTaskEvent(ev);
+                                                 });
     StartController();
   }
 
@@ -129,8 +131,9 @@ class JobControllerTest : public ::testing::Test {
     Settle();
     return job->id;
   }
-  static nlohmann::json JobDoc(const std::string& name, double gpus, const std::string& command = "/bin/work",
-                               int priority = 0, int grace_s = 30) {
+  static nlohmann::json JobDoc(const std::string& name, double gpus,
+                               const std::string& command = "/bin/work", int priority = 0,
+                               int grace_s = 30) {
     return {{"apiVersion", "berth/v1"},
             {"kind", "Job"},
             {"metadata", {{"name", name}, {"user", "alice"}}},
@@ -143,7 +146,10 @@ class JobControllerTest : public ::testing::Test {
   static nlohmann::json TrainDoc(const std::string& name, nlohmann::json spec) {
     spec["command"] = {"/bin/train"};
     if (!spec.contains("gpusPerWorker")) spec["gpusPerWorker"] = 1;
-    return {{"apiVersion", "berth/v1"}, {"kind", "TrainingJob"}, {"metadata", {{"name", name}}}, {"spec", spec}};
+    return {{"apiVersion", "berth/v1"},
+            {"kind", "TrainingJob"},
+            {"metadata", {{"name", name}}},
+            {"spec", spec}};
   }
 
   model::Job Job(model::JobId id) {

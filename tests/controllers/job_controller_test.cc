@@ -11,10 +11,11 @@ namespace {
 using nlohmann::json;
 
 TEST_F(JobControllerTest, AsynchronousStartFailureFailsTheJobWithItsMessage) {
-  Open(1, "fifo", json::array({{{"match", {{"command", "/opt/missing"}}},
-                                {"startError", "command not found: /opt/missing"},
-                                {"startDelayMs", 20}},
-                               {{"runMs", 1000}}}));
+  Open(1, "fifo",
+       json::array({{{"match", {{"command", "/opt/missing"}}},
+                     {"startError", "command not found: /opt/missing"},
+                     {"startDelayMs", 20}},
+                    {{"runMs", 1000}}}));
   model::JobId bad = Submit(JobDoc("bad", 1, "/opt/missing"));
   model::JobId next = Submit(JobDoc("next", 1));
   // Start only began: the job is Scheduled until the executor reports.
@@ -34,7 +35,8 @@ TEST_F(JobControllerTest, AsynchronousStartFailureFailsTheJobWithItsMessage) {
 }
 
 TEST_F(JobControllerTest, SynchronousStartErrorFailsTheJob) {
-  Open(1, "fifo", json::array({{{"match", {{"jobName", "refused"}}}, {"reject", "no such node: n9"}}}));
+  Open(1, "fifo",
+       json::array({{{"match", {{"jobName", "refused"}}}, {"reject", "no such node: n9"}}}));
   model::JobId id = Submit(JobDoc("refused", 1));
   model::Job j = Job(id);
   EXPECT_EQ(model::JobStateName(j.state), std::string("Failed"));
@@ -44,8 +46,9 @@ TEST_F(JobControllerTest, SynchronousStartErrorFailsTheJob) {
 }
 
 TEST_F(JobControllerTest, ExitStatusAndTimesComeFromTheExecutor) {
-  Open(2, "fifo", json::array({{{"match", {{"jobName", "ok"}}}, {"startDelayMs", 50}, {"runMs", 5000}},
-                               {{"match", {{"jobName", "bad"}}}, {"runMs", 3000}, {"exitCode", 3}}}));
+  Open(2, "fifo",
+       json::array({{{"match", {{"jobName", "ok"}}}, {"startDelayMs", 50}, {"runMs", 5000}},
+                    {{"match", {{"jobName", "bad"}}}, {"runMs", 3000}, {"exitCode", 3}}}));
   model::JobId ok = Submit(JobDoc("ok", 1));
   model::JobId bad = Submit(JobDoc("bad", 1));
   EXPECT_EQ(State(ok), "Scheduled");
@@ -88,7 +91,8 @@ TEST_F(JobControllerTest, TimeLimitStopsTheTask) {
 }
 
 TEST_F(JobControllerTest, LostRunningTaskFailsTheJob) {
-  Open(1, "fifo", json::array({{{"lostAfterMs", 2000}, {"lostMessage", "node n1 stopped answering"}}}));
+  Open(1, "fifo",
+       json::array({{{"lostAfterMs", 2000}, {"lostMessage", "node n1 stopped answering"}}}));
   model::JobId id = Submit(JobDoc("lost", 1));
   EXPECT_EQ(State(id), "Running");
   Advance(2000);
@@ -101,8 +105,10 @@ TEST_F(JobControllerTest, LostRunningTaskFailsTheJob) {
 }
 
 TEST_F(JobControllerTest, TaskLostBeforeItStartedIsRequeuedAndRunsAgain) {
-  Open(1, "fifo", json::array({{{"match", {{"attempt", 1}}}, {"startDelayMs", 10000}, {"lostAtMs", kT0 + 1000}},
-                               {{"runMs", 500}}}));
+  Open(
+      1, "fifo",
+      json::array({{{"match", {{"attempt", 1}}}, {"startDelayMs", 10000}, {"lostAtMs", kT0 + 1000}},
+                   {{"runMs", 500}}}));
   model::JobId id = Submit(JobDoc("unlucky", 1));
   EXPECT_EQ(State(id), "Scheduled");
   Advance(1000);
@@ -114,7 +120,7 @@ TEST_F(JobControllerTest, TaskLostBeforeItStartedIsRequeuedAndRunsAgain) {
   EXPECT_EQ(model::JobStateName(j.state), std::string("Succeeded"));
   EXPECT_EQ(j.attempts, 2);
   std::vector<std::string> types = EventTypes(id);
-  std::vector<std::string> want = {"JobSubmitted", "JobScheduled", "JobLost", "JobRequeued",
+  std::vector<std::string> want = {"JobSubmitted", "JobScheduled", "JobLost",  "JobRequeued",
                                    "JobScheduled", "JobStarted",   "JobExited"};
   EXPECT_EQ(types, want);
 }
@@ -123,9 +129,11 @@ TEST_F(JobControllerTest, TaskLostBeforeItStartedIsRequeuedAndRunsAgain) {
 // keeps its GPUs while it checkpoints (10 s here, within the 30 s grace);
 // the preemptor waits for them and starts the moment the victim exits.
 TEST_F(JobControllerTest, PreemptedVictimKeepsItsGpusUntilItExits) {
-  Open(2, "fairshare", json::array({{{"match", {{"jobName", "low"}}}, {"termDelayMs", 10000}, {"termExitCode", 143}},
-                                    {{"match", {{"jobName", "high"}}}, {"runMs", 5000}},
-                                    {{"runMs", 1000}}}));
+  Open(
+      2, "fairshare",
+      json::array({{{"match", {{"jobName", "low"}}}, {"termDelayMs", 10000}, {"termExitCode", 143}},
+                   {{"match", {{"jobName", "high"}}}, {"runMs", 5000}},
+                   {{"runMs", 1000}}}));
   model::JobId low = Submit(JobDoc("low", 2, "/bin/work", 0, 30));
   ASSERT_EQ(State(low), "Running");
   Advance(kMinute);
@@ -136,7 +144,8 @@ TEST_F(JobControllerTest, PreemptedVictimKeepsItsGpusUntilItExits) {
   EXPECT_EQ(victim.signals[0].time, kT0 + kMinute);
   EXPECT_EQ(victim.grace, 30 * kSecond);
   EXPECT_EQ(State(high), "Pending");
-  EXPECT_NE(ctl_->WaitingReason(high).find("to release GPU"), std::string::npos) << ctl_->WaitingReason(high);
+  EXPECT_NE(ctl_->WaitingReason(high).find("to release GPU"), std::string::npos)
+      << ctl_->WaitingReason(high);
   EXPECT_EQ(State(low), "Running");
   EXPECT_EQ(HeldGpus(low), (std::vector<int>{0, 1}));
 
@@ -166,8 +175,9 @@ TEST_F(JobControllerTest, PreemptedVictimKeepsItsGpusUntilItExits) {
 }
 
 TEST_F(JobControllerTest, VictimThatIgnoresSigtermIsKilledWhenTheGraceEnds) {
-  Open(2, "fairshare", json::array({{{"match", {{"jobName", "stubborn"}}}, {"ignoreSigterm", true}},
-                                    {{"runMs", 1000}}}));
+  Open(2, "fairshare",
+       json::array(
+           {{{"match", {{"jobName", "stubborn"}}}, {"ignoreSigterm", true}}, {{"runMs", 1000}}}));
   model::JobId low = Submit(JobDoc("stubborn", 2, "/bin/work", 0, 20));
   Advance(kSecond);
   model::JobId high = Submit(JobDoc("high", 1, "/bin/work", 10));
@@ -187,7 +197,8 @@ TEST_F(JobControllerTest, VictimThatIgnoresSigtermIsKilledWhenTheGraceEnds) {
   auto preempted = LastEvent(low, "JobPreempted");
   ASSERT_TRUE(preempted.has_value());
   EXPECT_EQ(preempted->data.value("signal", 0), SIGKILL);
-  EXPECT_NE(preempted->message.find("killed after the 20.0s grace period"), std::string::npos) << preempted->message;
+  EXPECT_NE(preempted->message.find("killed after the 20.0s grace period"), std::string::npos)
+      << preempted->message;
 }
 
 TEST_F(JobControllerTest, CancelStopsTheTaskAndEndsCancelled) {
@@ -212,10 +223,11 @@ TEST_F(JobControllerTest, CancelStopsTheTaskAndEndsCancelled) {
 // still running is watched again, the one the executor has no trace of is
 // lost, and the pending job keeps its place and runs when GPUs free up.
 TEST_F(JobControllerTest, RestartRebuildsFromTheStoreAndReconcilesWithTheExecutor) {
-  Open(3, "fifo", json::array({{{"match", {{"jobName", "short"}}}, {"runMs", 60 * kSecond}, {"exitCode", 4}},
-                               {{"match", {{"jobName", "long"}}}, {"runMs", 200 * kSecond}},
-                               {{"match", {{"jobName", "gone"}}}},  // runs until stopped
-                               {{"runMs", 5 * kSecond}}}));
+  Open(3, "fifo",
+       json::array({{{"match", {{"jobName", "short"}}}, {"runMs", 60 * kSecond}, {"exitCode", 4}},
+                    {{"match", {{"jobName", "long"}}}, {"runMs", 200 * kSecond}},
+                    {{"match", {{"jobName", "gone"}}}},  // runs until stopped
+                    {{"runMs", 5 * kSecond}}}));
   model::JobId shrt = Submit(JobDoc("short", 1));
   model::JobId lng = Submit(JobDoc("long", 1));
   model::JobId gone = Submit(JobDoc("gone", 1));
@@ -264,9 +276,10 @@ TEST_F(JobControllerTest, RestartRebuildsFromTheStoreAndReconcilesWithTheExecuto
 // (fifo): what each stop was for is remembered, so the cancelled job ends
 // Cancelled and the victim is requeued, neither "killed by SIGTERM".
 TEST_F(JobControllerTest, RestartRemembersWhyTasksWereBeingStopped) {
-  Open(2, "fairshare", json::array({{{"match", {{"jobName", "cancel-me"}}}, {"termDelayMs", 10000}},
-                                    {{"match", {{"jobName", "low"}, {"attempt", 1}}}, {"termDelayMs", 10000}},
-                                    {{"runMs", 1000}}}));
+  Open(2, "fairshare",
+       json::array({{{"match", {{"jobName", "cancel-me"}}}, {"termDelayMs", 10000}},
+                    {{"match", {{"jobName", "low"}, {"attempt", 1}}}, {"termDelayMs", 10000}},
+                    {{"runMs", 1000}}}));
   model::JobId cancelled = Submit(JobDoc("cancel-me", 1, "/bin/work", 0, 30));
   model::JobId low = Submit(JobDoc("low", 1, "/bin/work", 0, 30));
   ASSERT_TRUE(ctl_->Cancel(cancelled).ok());

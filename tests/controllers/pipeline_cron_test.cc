@@ -206,7 +206,8 @@ TEST_F(CronTest, LastScheduleTimeIsTheLatestFiring) {
 }
 
 TEST_F(CronTest, TimeZoneOfTheSchedule) {
-  ASSERT_TRUE(ctl_->CreateCron(Cron("berlin", "0 9 * * *", "Allow", "Europe/Berlin"), "alice").ok());
+  ASSERT_TRUE(
+      ctl_->CreateCron(Cron("berlin", "0 9 * * *", "Allow", "Europe/Berlin"), "alice").ok());
   auto next = ctl_->NextFire("berlin", Utc(2026, 7, 1));
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(*next, Utc(2026, 7, 1, 7));  // 09:00 CEST

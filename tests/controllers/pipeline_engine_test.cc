@@ -15,8 +15,8 @@ using Kind = Action::Kind;
 class Harness {
  public:
   explicit Harness(const std::string& steps_yaml) {
-    auto spec = model::ParsePipelineSpec("apiVersion: berth/v1\nkind: Pipeline\nmetadata: {name: t}\n" +
-                                         steps_yaml);
+    auto spec = model::ParsePipelineSpec(
+        "apiVersion: berth/v1\nkind: Pipeline\nmetadata: {name: t}\n" + steps_yaml);
     EXPECT_TRUE(spec.ok()) << spec.status().message();
     if (spec.ok()) spec_ = std::move(*spec);
     run_.id = 1;
@@ -90,7 +90,8 @@ class Harness {
     if (n.name.empty()) n.name = n.step = a.node;
     if (a.kind == Kind::kSetNode) {
       if (a.outputs.is_object())
-        for (auto it = a.outputs.begin(); it != a.outputs.end(); ++it) n.outputs[it.key()] = it.value();
+        for (auto it = a.outputs.begin(); it != a.outputs.end(); ++it)
+          n.outputs[it.key()] = it.value();
       n.state = a.state;
       n.message = a.message;
     } else if (a.kind == Kind::kExpand) {
@@ -215,7 +216,8 @@ TEST(PipelineEngine, AFalseWhenSkipsTheStepAndItsDependentsStillRun) {
   EXPECT_EQ(h.State("deploy"), StepState::kSkipped);
   EXPECT_EQ(h.run_.nodes.at("deploy").message, "when \"no == yes\" is false");
   bool started = false;
-  for (const auto& a : actions) started |= a.kind == Kind::kSetNode && a.node == "deploy" && a.started;
+  for (const auto& a : actions)
+    started |= a.kind == Kind::kSetNode && a.node == "deploy" && a.started;
   EXPECT_TRUE(started) << "a skipped step is stamped with a start time";
   EXPECT_EQ(h.Running(), std::vector<std::string>{"report"}) << "Skipped is not a failure";
 }
@@ -303,7 +305,9 @@ TEST(PipelineEngine, LookupResolvesStatusesOutputsItemsAndParameters) {
   h.End("a", StepState::kSucceeded, "42");
   store::NodeRecord child;
   child.item = R"({"x": 3, "name": "ada"})";
-  auto at = [&](const std::string& ref) { return LookupRef(h.run_, child, ref).value_or("<none>"); };
+  auto at = [&](const std::string& ref) {
+    return LookupRef(h.run_, child, ref).value_or("<none>");
+  };
   EXPECT_EQ(at("steps.a.status"), "Succeeded");
   EXPECT_EQ(at("steps.a.outputs.result"), "42");
   EXPECT_EQ(at("steps.a.outputs.parameters.v"), "42");

@@ -76,7 +76,9 @@ class TelemetryControllerTest : public ::testing::Test {
     };
     src.process_groups = [] { return std::map<int, model::JobId>{}; };
     src.record_event = [this](const std::string& type, model::JobId job, const std::string&,
-                              const nlohmann::json&) { events_.push_back({type, job}); };
+                              const nlohmann::json&) {
+      events_.push_back({type, job});
+    };
     TelemetryControllerOptions opts;
     opts.run_thread = false;
     opts.sampler.interval = kSecond;

@@ -23,8 +23,9 @@ json TrainingStatus(store::Store& store, model::JobId id) {
 }
 
 TEST_F(TrainingControllerTest, GangStartsEveryWorkerWithTheDistributedEnvironment) {
-  Open(2, "fifo", json::array({{{"match", {{"task", 0}}}, {"runMs", 3000}},
-                               {{"match", {{"task", 1}}}, {"startDelayMs", 100}, {"runMs", 2000}}}));
+  Open(2, "fifo",
+       json::array({{{"match", {{"task", 0}}}, {"runMs", 3000}},
+                    {{"match", {{"task", 1}}}, {"startDelayMs", 100}, {"runMs", 2000}}}));
   model::JobId id = Submit(TrainDoc("ddp", {{"workers", 2}}));
   // Worker 0's start makes the job Running; worker 1 starts 100 ms later.
   EXPECT_EQ(State(id), "Running");
@@ -55,9 +56,12 @@ TEST_F(TrainingControllerTest, GangStartsEveryWorkerWithTheDistributedEnvironmen
 // stops worker 0 (SIGTERM; it exits after 1 s) and the gang restarts once
 // (backoffLimit 1); the second failure ends the job.
 TEST_F(TrainingControllerTest, FailedWorkerStopsTheGangWhichRestartsUntilTheBackoffLimit) {
-  Open(2, "fifo", json::array({{{"match", {{"task", 1}}}, {"runMs", 5000}, {"exitCode", 3}},
-                               {{"match", {{"task", 0}}}, {"termDelayMs", 1000}}}));
-  model::JobId id = Submit(TrainDoc("crashy", {{"workers", 2}, {"restartPolicy", "OnFailure"}, {"backoffLimit", 1},
+  Open(2, "fifo",
+       json::array({{{"match", {{"task", 1}}}, {"runMs", 5000}, {"exitCode", 3}},
+                    {{"match", {{"task", 0}}}, {"termDelayMs", 1000}}}));
+  model::JobId id = Submit(TrainDoc("crashy", {{"workers", 2},
+                                               {"restartPolicy", "OnFailure"},
+                                               {"backoffLimit", 1},
                                                {"terminationGracePeriodSeconds", 10}}));
   Advance(5000);
   auto w0 = Task(id, 0, 1);
@@ -78,8 +82,9 @@ TEST_F(TrainingControllerTest, FailedWorkerStopsTheGangWhichRestartsUntilTheBack
   EXPECT_EQ(Task(id, 1, 2).spec.env["BERTH_RESTARTS"], "1");
   auto restart = LastEvent(id, "TrainingRestart");
   ASSERT_TRUE(restart.has_value());
-  EXPECT_NE(restart->message.find("worker 1 exited with code 3; restarting the gang (0 restart(s) left)"),
-            std::string::npos)
+  EXPECT_NE(
+      restart->message.find("worker 1 exited with code 3; restarting the gang (0 restart(s) left)"),
+      std::string::npos)
       << restart->message;
   Advance(6000);
   j = Job(id);
@@ -94,8 +99,8 @@ TEST_F(TrainingControllerTest, FailedWorkerStopsTheGangWhichRestartsUntilTheBack
 
 TEST_F(TrainingControllerTest, RestartPolicyDecidesWhetherAFailedGangIsRetried) {
   Open(4, "fifo", json::array({{{"match", {{"task", 0}}}, {"runMs", 1000}, {"exitCode", 3}}}));
-  model::JobId never =
-      Submit(TrainDoc("never", {{"workers", 2}, {"restartPolicy", "Never"}, {"terminationGracePeriodSeconds", 5}}));
+  model::JobId never = Submit(TrainDoc(
+      "never", {{"workers", 2}, {"restartPolicy", "Never"}, {"terminationGracePeriodSeconds", 5}}));
   model::JobId by_code = Submit(TrainDoc("by-code", {{"workers", 2},
                                                      {"restartPolicy", "ExitCode"},
                                                      {"retryExitCodes", {"75"}},
@@ -108,14 +113,21 @@ TEST_F(TrainingControllerTest, RestartPolicyDecidesWhetherAFailedGangIsRetried) 
   EXPECT_EQ(n.message, "worker 0 exited with code 3; restartPolicy Never (3 restart(s) left)");
   EXPECT_EQ(model::JobStateName(c.state), std::string("Failed"));
   EXPECT_EQ(c.attempts, 1);
-  EXPECT_NE(c.message.find("worker 0 exited with code 3; its exit code is not retried under restartPolicy ExitCode"), std::string::npos) << c.message;
+  EXPECT_NE(
+      c.message.find(
+          "worker 0 exited with code 3; its exit code is not retried under restartPolicy ExitCode"),
+      std::string::npos)
+      << c.message;
 }
 
 TEST_F(TrainingControllerTest, LostWorkerRestartsTheGang) {
-  Open(2, "fifo", json::array({{{"match", {{"task", 1}, {"attempt", 1}}}, {"lostAfterMs", 4000},
-                                {"lostMessage", "node n1 stopped answering"}},
-                               {{"runMs", 10000}}}));
-  model::JobId id = Submit(TrainDoc("lossy", {{"workers", 2}, {"terminationGracePeriodSeconds", 5}}));
+  Open(2, "fifo",
+       json::array({{{"match", {{"task", 1}, {"attempt", 1}}},
+                     {"lostAfterMs", 4000},
+                     {"lostMessage", "node n1 stopped answering"}},
+                    {{"runMs", 10000}}}));
+  model::JobId id =
+      Submit(TrainDoc("lossy", {{"workers", 2}, {"terminationGracePeriodSeconds", 5}}));
   Advance(4000);
   auto failed = LastEvent(id, "TrainingWorkerFailed");
   ASSERT_TRUE(failed.has_value());
@@ -131,9 +143,11 @@ TEST_F(TrainingControllerTest, LostWorkerRestartsTheGang) {
 // would run forever. It gets the grace period to exit, then is stopped and
 // killed, and the job succeeds.
 TEST_F(TrainingControllerTest, Worker0SuccessStopsAStragglerAfterTheGrace) {
-  Open(2, "fifo", json::array({{{"match", {{"task", 0}}}, {"runMs", 1000}},
-                               {{"match", {{"task", 1}}}, {"ignoreSigterm", true}}}));
-  model::JobId id = Submit(TrainDoc("straggler", {{"workers", 2}, {"terminationGracePeriodSeconds", 2}}));
+  Open(2, "fifo",
+       json::array({{{"match", {{"task", 0}}}, {"runMs", 1000}},
+                    {{"match", {{"task", 1}}}, {"ignoreSigterm", true}}}));
+  model::JobId id =
+      Submit(TrainDoc("straggler", {{"workers", 2}, {"terminationGracePeriodSeconds", 2}}));
   Advance(1000);
   EXPECT_EQ(State(id), "Running");
   Advance(2000);  // the grace after worker 0's exit: SIGTERM to worker 1
@@ -144,7 +158,8 @@ TEST_F(TrainingControllerTest, Worker0SuccessStopsAStragglerAfterTheGrace) {
   Advance(2000);  // its own grace: SIGKILL
   model::Job j = Job(id);
   EXPECT_EQ(model::JobStateName(j.state), std::string("Succeeded"));
-  EXPECT_EQ(j.message, "worker 0 succeeded; 1 worker(s) still running after the grace period were stopped");
+  EXPECT_EQ(j.message,
+            "worker 0 succeeded; 1 worker(s) still running after the grace period were stopped");
   EXPECT_EQ(j.end_time, kT0 + 5000);
 }
 
@@ -152,10 +167,11 @@ TEST_F(TrainingControllerTest, Worker0SuccessStopsAStragglerAfterTheGrace) {
 // GPUs free up and shrinks for higher-priority work, checkpointing (SIGTERM)
 // at each resize.
 TEST_F(TrainingControllerTest, ElasticJobGrowsWhenGpusFreeAndShrinksForHigherPriorityWork) {
-  Open(3, "fairshare",
-       json::array({{{"match", {{"jobName", "blocker"}}}, {"runMs", 10000}},
-                    {{"match", {{"jobName", "elastic"}}}, {"termDelayMs", 500}, {"termExitCode", 0}},
-                    {{"match", {{"jobName", "high"}}}, {"runMs", 20000}}}));
+  Open(
+      3, "fairshare",
+      json::array({{{"match", {{"jobName", "blocker"}}}, {"runMs", 10000}},
+                   {{"match", {{"jobName", "elastic"}}}, {"termDelayMs", 500}, {"termExitCode", 0}},
+                   {{"match", {{"jobName", "high"}}}, {"runMs", 20000}}}));
   model::JobId blocker = Submit(JobDoc("blocker", 2));
   model::JobId id = Submit(TrainDoc(
       "elastic", {{"elasticPolicy", {{"minReplicas", 1}, {"maxReplicas", 4}, {"maxRestarts", 10}}},
@@ -198,12 +214,15 @@ TEST_F(TrainingControllerTest, ElasticJobGrowsWhenGpusFreeAndShrinksForHigherPri
 // again, and the gang ends normally; a worker that failed while the daemon
 // was down still restarts the gang.
 TEST_F(TrainingControllerTest, RestartedControllerPicksUpARunningGang) {
-  Open(4, "fifo", json::array({{{"match", {{"jobName", "steady"}}}, {"runMs", 60000}},
-                               {{"match", {{"jobName", "flaky"}, {"task", 1}, {"attempt", 1}}},
-                                {"runMs", 20000}, {"exitCode", 1}},
-                               {{"match", {{"jobName", "flaky"}}}, {"runMs", 60000}}}));
+  Open(4, "fifo",
+       json::array({{{"match", {{"jobName", "steady"}}}, {"runMs", 60000}},
+                    {{"match", {{"jobName", "flaky"}, {"task", 1}, {"attempt", 1}}},
+                     {"runMs", 20000},
+                     {"exitCode", 1}},
+                    {{"match", {{"jobName", "flaky"}}}, {"runMs", 60000}}}));
   model::JobId steady = Submit(TrainDoc("steady", {{"workers", 2}}));
-  model::JobId flaky = Submit(TrainDoc("flaky", {{"workers", 2}, {"terminationGracePeriodSeconds", 5}}));
+  model::JobId flaky =
+      Submit(TrainDoc("flaky", {{"workers", 2}, {"terminationGracePeriodSeconds", 5}}));
   Advance(10000);
   ctl_.reset();
   exec_->Shutdown();

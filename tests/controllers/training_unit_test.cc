@@ -87,8 +87,8 @@ class TrainingUnitTest : public ::testing::Test {
     exec::FakeExecutorOptions eo;
     eo.rules = std::move(*parsed);
     // Events are handed over after Poll, as the job controller's queue does.
-    exec_ = std::make_unique<exec::FakeExecutor>(std::move(eo), clock_,
-                                                 [this](const exec::TaskEvent& ev) { events_.push_back(ev); });
+    exec_ = std::make_unique<exec::FakeExecutor>(
+        std::move(eo), clock_, [this](const exec::TaskEvent& ev) { events_.push_back(ev); });
     training_ = std::make_unique<TrainingController>(*store_, *exec_, *inventory_, clock_, host_,
                                                      TrainingOptions{});
     host_.training = training_.get();

@@ -41,8 +41,9 @@ TEST_F(ReloadTest, AReloadAppliesLogLevelAndAuthAndNamesWhatNeedsARestart) {
   EXPECT_EQ(plan->next.log_level, "debug");
   EXPECT_TRUE(plan->next.auth.public_metrics);
   EXPECT_EQ(plan->next.auth.limits.ForUser("alice").gpus, std::optional<MilliGpu>(2000));
-  EXPECT_THAT(plan->changes, ElementsAre("logLevel: info -> debug", "auth.publicMetrics: false -> true",
-                                         "auth.limits: default {}, user alice {gpus: 2}"));
+  EXPECT_THAT(plan->changes,
+              ElementsAre("logLevel: info -> debug", "auth.publicMetrics: false -> true",
+                          "auth.limits: default {}, user alice {gpus: 2}"));
   EXPECT_THAT(plan->need_restart, ElementsAre("listen: changed (takes effect at the next start)"));
 
   ReloadableConfigHolder holder(*start);

@@ -27,9 +27,9 @@ using testing::ReadFileOrEmpty;
 using testing::WaitUntil;
 
 enum class Fault {
-  kDaemonCrashes,      // berthd dies at the step (an executor step)
-  kDaemonDiesAtShim,   // berthd dies while the shim is held at the step
-  kShimCrashes,        // the shim dies at the step, berthd lives on
+  kDaemonCrashes,     // berthd dies at the step (an executor step)
+  kDaemonDiesAtShim,  // berthd dies while the shim is held at the step
+  kShimCrashes,       // the shim dies at the step, berthd lives on
 };
 
 struct Case {
@@ -43,14 +43,18 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
     if (c == '-') c = '_';
   }
   switch (info.param.fault) {
-    case Fault::kDaemonCrashes: return "DaemonCrashesAt_" + s;
-    case Fault::kDaemonDiesAtShim: return "DaemonDiesWhileShimAt_" + s;
-    case Fault::kShimCrashes: return "ShimCrashesAt_" + s;
+    case Fault::kDaemonCrashes:
+      return "DaemonCrashesAt_" + s;
+    case Fault::kDaemonDiesAtShim:
+      return "DaemonDiesWhileShimAt_" + s;
+    case Fault::kShimCrashes:
+      return "ShimCrashesAt_" + s;
   }
   return s;
 }
 
-class LocalCrashRecovery : public testing::LocalFixture, public ::testing::WithParamInterface<Case> {
+class LocalCrashRecovery : public testing::LocalFixture,
+                           public ::testing::WithParamInterface<Case> {
  protected:
   int Runs() {
     std::string text = ReadFileOrEmpty(counter_);
@@ -146,25 +150,24 @@ TEST_P(LocalCrashRecovery, TheTaskRunsOnce) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EveryStep, LocalCrashRecovery,
-    ::testing::Values(Case{"spec-written", Fault::kDaemonCrashes},
-                      Case{"shim-spawned", Fault::kDaemonCrashes},
-                      Case{"shim-begun", Fault::kDaemonDiesAtShim},
-                      Case{"shim-recorded", Fault::kDaemonDiesAtShim},
-                      Case{"task-forked", Fault::kDaemonDiesAtShim},
-                      Case{"task-started", Fault::kDaemonDiesAtShim},
-                      Case{"started-reported", Fault::kDaemonDiesAtShim},
-                      Case{"task-exited", Fault::kDaemonDiesAtShim},
-                      Case{"status-written", Fault::kDaemonDiesAtShim},
-                      Case{"shim-begun", Fault::kShimCrashes},
-                      Case{"shim-recorded", Fault::kShimCrashes},
-                      Case{"task-forked", Fault::kShimCrashes},
-                      Case{"task-started", Fault::kShimCrashes},
-                      Case{"started-reported", Fault::kShimCrashes},
-                      Case{"task-exited", Fault::kShimCrashes},
-                      Case{"status-written", Fault::kShimCrashes}),
-    CaseName);
+INSTANTIATE_TEST_SUITE_P(EveryStep, LocalCrashRecovery,
+                         ::testing::Values(Case{"spec-written", Fault::kDaemonCrashes},
+                                           Case{"shim-spawned", Fault::kDaemonCrashes},
+                                           Case{"shim-begun", Fault::kDaemonDiesAtShim},
+                                           Case{"shim-recorded", Fault::kDaemonDiesAtShim},
+                                           Case{"task-forked", Fault::kDaemonDiesAtShim},
+                                           Case{"task-started", Fault::kDaemonDiesAtShim},
+                                           Case{"started-reported", Fault::kDaemonDiesAtShim},
+                                           Case{"task-exited", Fault::kDaemonDiesAtShim},
+                                           Case{"status-written", Fault::kDaemonDiesAtShim},
+                                           Case{"shim-begun", Fault::kShimCrashes},
+                                           Case{"shim-recorded", Fault::kShimCrashes},
+                                           Case{"task-forked", Fault::kShimCrashes},
+                                           Case{"task-started", Fault::kShimCrashes},
+                                           Case{"started-reported", Fault::kShimCrashes},
+                                           Case{"task-exited", Fault::kShimCrashes},
+                                           Case{"status-written", Fault::kShimCrashes}),
+                         CaseName);
 
 }  // namespace
 }  // namespace berth::exec

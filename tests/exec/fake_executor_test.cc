@@ -20,7 +20,8 @@ class FakeExecutorTest : public ::testing::Test {
     ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
     FakeExecutorOptions o;
     o.rules = *parsed;
-    exec_ = std::make_unique<FakeExecutor>(o, clock_, [this](const TaskEvent& e) { events_.push_back(e); });
+    exec_ = std::make_unique<FakeExecutor>(o, clock_,
+                                           [this](const TaskEvent& e) { events_.push_back(e); });
   }
   TaskSpec Spec(JobId job, int task = 0, int attempt = 1, const std::string& cmd = "/bin/work") {
     TaskSpec s;
@@ -49,9 +50,10 @@ class FakeExecutorTest : public ::testing::Test {
 };
 
 TEST_F(FakeExecutorTest, StartIsAsynchronousAndEventsComeInTimeOrder) {
-  Make(json::array({{{"match", {{"job", 1}}}, {"startDelayMs", 10}, {"runMs", 100}, {"exitCode", 2}},
-                    {{"match", {{"jobName", "job2"}}}, {"runMs", 50}},
-                    {{"match", {{"command", "/missing"}}}, {"startError", "command not found: /missing"}}}));
+  Make(json::array(
+      {{{"match", {{"job", 1}}}, {"startDelayMs", 10}, {"runMs", 100}, {"exitCode", 2}},
+       {{"match", {{"jobName", "job2"}}}, {"runMs", 50}},
+       {{"match", {{"command", "/missing"}}}, {"startError", "command not found: /missing"}}}));
   ASSERT_TRUE(exec_->Start(Spec(1)).ok());
   ASSERT_TRUE(exec_->Start(Spec(2)).ok());
   ASSERT_TRUE(exec_->Start(Spec(3, 0, 1, "/missing")).ok());
@@ -151,11 +153,14 @@ TEST(FakeRules, ErrorsNameTheField) {
   EXPECT_EQ(err(json::array({1})), "rules[0]: must be an object");
   EXPECT_EQ(err(json::array({json::object(), {{"exitCode", 300}}})),
             "rules[1].exitCode: must be an integer from 0 to 255");
-  EXPECT_EQ(err(json::array({{{"runMs", "soon"}}})), "rules[0].runMs: must be an integer from -1 to 1125899906842624");
+  EXPECT_EQ(err(json::array({{{"runMs", "soon"}}})),
+            "rules[0].runMs: must be an integer from -1 to 1125899906842624");
   EXPECT_EQ(err(json::array({{{"match", {{"taks", 1}}}}})), "rules[0].match.taks: unknown field");
-  EXPECT_EQ(err(json::array({{{"ignoreSigterm", 1}}})), "rules[0].ignoreSigterm: must be true or false");
+  EXPECT_EQ(err(json::array({{{"ignoreSigterm", 1}}})),
+            "rules[0].ignoreSigterm: must be true or false");
   EXPECT_EQ(err(json::array({{{"rejct", "x"}}})), "rules[0].rejct: unknown field");
-  auto ok = ParseFakeRules(json::array({{{"match", {{"command", "/x"}, {"task", 1}}}, {"termExitCode", 0}}}));
+  auto ok = ParseFakeRules(
+      json::array({{{"match", {{"command", "/x"}, {"task", 1}}}, {"termExitCode", 0}}}));
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ((*ok)[0].command, "/x");
   EXPECT_EQ((*ok)[0].task, 1);

@@ -698,9 +698,9 @@ TEST_F(LocalExecutorTest, ManyConcurrentTasksAllReportTheirOwnStatus) {
   ASSERT_TRUE(ex);
   const int kTasks = 40;
   for (int i = 0; i < kTasks; ++i) {
-    ASSERT_TRUE(ex->Start(Shell(i + 1, "echo task" + std::to_string(i) + "; exit " +
-                                           std::to_string(i % 7)))
-                    .ok());
+    ASSERT_TRUE(
+        ex->Start(Shell(i + 1, "echo task" + std::to_string(i) + "; exit " + std::to_string(i % 7)))
+            .ok());
   }
   for (int i = 0; i < kTasks; ++i) {
     TaskKey key{i + 1, 0, 0};

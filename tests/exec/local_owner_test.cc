@@ -77,10 +77,11 @@ TEST_F(LocalRunAsOwner, TheTaskRunsWithItsOwnersIdentityInADirectoryItOwns) {
   auto ex = Make(log, OwnerOptions());
   ASSERT_TRUE(ex);
   ::setenv("BERTH_TEST_DAEMON_SECRET", "s3cret", 1);
-  TaskSpec spec = Shell(1,
-                        "id -u; id -g; echo \"$USER $LOGNAME $HOME\"; pwd; echo \"$BERTH_RUN_DIR\"; "
-                        "echo \"secret=${BERTH_TEST_DAEMON_SECRET-unset}\"; touch mine; "
-                        "if touch ../planted 2>/dev/null; then echo wrote-run-dir; fi");
+  TaskSpec spec =
+      Shell(1,
+            "id -u; id -g; echo \"$USER $LOGNAME $HOME\"; pwd; echo \"$BERTH_RUN_DIR\"; "
+            "echo \"secret=${BERTH_TEST_DAEMON_SECRET-unset}\"; touch mine; "
+            "if touch ../planted 2>/dev/null; then echo wrote-run-dir; fi");
   spec.user = user.name();
   Status st = ex->Start(spec);
   ::unsetenv("BERTH_TEST_DAEMON_SECRET");
@@ -110,7 +111,8 @@ TEST_F(LocalRunAsOwner, TheTaskRunsWithItsOwnersIdentityInADirectoryItOwns) {
   EXPECT_EQ(pwd, work) << out;
   EXPECT_EQ(run_dir, work) << out;
   EXPECT_EQ(secret, "secret=unset") << "the daemon's environment leaked into another user's task";
-  EXPECT_EQ(out.find("wrote-run-dir"), std::string::npos) << "the task wrote into the run directory";
+  EXPECT_EQ(out.find("wrote-run-dir"), std::string::npos)
+      << "the task wrote into the run directory";
 
   struct stat st_work, st_mine, st_log, st_dir;
   ASSERT_EQ(::lstat(work.c_str(), &st_work), 0);
@@ -151,7 +153,8 @@ TEST_F(LocalRunAsOwner, AnOwnerWithoutAnAccountIsRefusedWithTheReason) {
   mine.user = ::getpwuid(::geteuid())->pw_name;
   ASSERT_TRUE(ex->Start(mine).ok());
   ASSERT_TRUE(log.WaitEnd(mine.key));
-  EXPECT_EQ(Output(*ex, mine.key), std::to_string(::geteuid()) + "\n" + ex->RunDir(mine.key) + "\n");
+  EXPECT_EQ(Output(*ex, mine.key),
+            std::to_string(::geteuid()) + "\n" + ex->RunDir(mine.key) + "\n");
 }
 
 // Not as root: everything runs as the daemon's user, whoever the owner is.
@@ -190,7 +193,8 @@ TEST_F(LocalRunFiles, APlantedLinkInPlaceOfAFileTheDaemonReadsIsNotFollowed) {
     dir = ex->RunDir(spec.key);
   }
   std::string secret = tmp_.path() + "/secret.json";
-  std::ofstream(secret) << R"({"started": true, "exitCode": 42, "error": "TOPSECRET"})" << "\n";
+  std::ofstream(secret) << R"({"started": true, "exitCode": 42, "error": "TOPSECRET"})"
+                        << "\n";
   ::chmod(secret.c_str(), 0600);
   for (const char* f : {"status.json", "output.log"}) {
     fs::remove(dir + "/" + f);

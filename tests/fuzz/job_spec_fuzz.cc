@@ -16,8 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string stored = berth::model::JobSpecToJson(*spec).dump();
   auto again = berth::model::ParseJobSpec(stored);
   if (!again.ok()) {
-    std::fprintf(stderr, "accepted spec does not read back: %s\n%s\n", again.status().message().c_str(),
-                 stored.c_str());
+    std::fprintf(stderr, "accepted spec does not read back: %s\n%s\n",
+                 again.status().message().c_str(), stored.c_str());
     std::abort();
   }
   return 0;

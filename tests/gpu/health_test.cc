@@ -80,7 +80,7 @@ class HealthTest : public ::testing::Test {
 TEST_F(HealthTest, FatalXidFromTheEventApiDrainsOnlyThatGpu) {
   json d0 = FakeDevice(0), d1 = FakeDevice(1), d2 = FakeDevice(2);
   d0["xids"] = {{0, 79}};
-  d1["xids"] = {{0, 94}};    // contained ECC: not fatal
+  d1["xids"] = {{0, 94}};     // contained ECC: not fatal
   d2["xids"] = {{3600, 79}};  // not due yet (an hour after nvmlInit)
   Start({d0, d1, d2});
   auto events = Tick();
@@ -307,15 +307,12 @@ TEST_F(HealthTest, MetricsHaveTheDcgmNames) {
   const std::string l0 =
       "{gpu=\"0\",UUID=\"GPU-00000000-1111-2222-3333-000000000000\",modelName=\"NVIDIA H100 80GB "
       "HBM3\",Hostname=\"node-a\"}";
-  for (const std::string& line : std::vector<std::string>{"DCGM_FI_DEV_XID_ERRORS" + l0 + " 79",
-                                 "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL" + l0 + " 2",
-                                 "DCGM_FI_DEV_RETIRED_PENDING" + l0 + " 1",
-                                 "DCGM_FI_DEV_ROW_REMAP_PENDING" + l0 + " 1",
-                                 "DCGM_FI_DEV_ROW_REMAP_FAILURE" + l0 + " 0",
-                                 "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS" + l0 + " 68",
-                                 "berth_gpu_health" + l0 + " 0",
-                                 "# TYPE DCGM_FI_DEV_ECC_DBE_VOL_TOTAL counter",
-                                 "# TYPE DCGM_FI_DEV_XID_ERRORS gauge"}) {
+  for (const std::string& line : std::vector<std::string>{
+           "DCGM_FI_DEV_XID_ERRORS" + l0 + " 79", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL" + l0 + " 2",
+           "DCGM_FI_DEV_RETIRED_PENDING" + l0 + " 1", "DCGM_FI_DEV_ROW_REMAP_PENDING" + l0 + " 1",
+           "DCGM_FI_DEV_ROW_REMAP_FAILURE" + l0 + " 0",
+           "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS" + l0 + " 68", "berth_gpu_health" + l0 + " 0",
+           "# TYPE DCGM_FI_DEV_ECC_DBE_VOL_TOTAL counter", "# TYPE DCGM_FI_DEV_XID_ERRORS gauge"}) {
     EXPECT_NE(m.find(line + "\n"), std::string::npos) << line << "\n" << m;
   }
   EXPECT_NE(m.find("DCGM_FI_DEV_XID_ERRORS{gpu=\"1\""), std::string::npos);

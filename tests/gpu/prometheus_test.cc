@@ -107,7 +107,8 @@ TEST(PrometheusTest, MissingReadingsAreLeftOut) {
 // installed (Debian package prometheus). Lint complaints about the DCGM
 // exporter's camelCase label names are expected and ignored.
 TEST(PrometheusTest, PromtoolParsesTheOutput) {
-  if (access("/usr/bin/promtool", X_OK) != 0) BERTH_SKIP_UNLESS_REQUIRED("promtool is not installed (scripts/install-deps.sh --test)");
+  if (access("/usr/bin/promtool", X_OK) != 0)
+    BERTH_SKIP_UNLESS_REQUIRED("promtool is not installed (scripts/install-deps.sh --test)");
   testing::TempDir dir;
   GpuSample lost = MakeSample("n", 2, 0);
   lost.lost = true;

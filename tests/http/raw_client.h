@@ -96,7 +96,8 @@ inline std::optional<Reply> ReadReply(int fd, std::string* carry, int timeout_ms
   size_t pos = head.find("\r\n");
   while (pos != std::string::npos) {
     size_t next = head.find("\r\n", pos + 2);
-    std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+    std::string line =
+        head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
     size_t colon = line.find(':');
     if (colon != std::string::npos) {
       std::string v = line.substr(colon + 1);
@@ -122,7 +123,8 @@ inline std::optional<Reply> Fetch(int fd, const std::string& method, const std::
                                   int timeout_ms = 5000) {
   if (fd < 0) return std::nullopt;
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: test\r\n" + extra;
-  if (!body.empty() || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() || method == "POST")
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   std::optional<Reply> r;
   std::string carry;

@@ -16,11 +16,14 @@ Request Req(const std::string& method, const std::string& path) {
 TEST(HttpRouter, MatchesCapturesAndPrefersLiteralSegments) {
   Router router;
   std::string hit;
-  router.Get("/api/v1/jobs/{id}", [&](const Request& q, Response&) { hit = "job " + q.Capture("id"); });
-  router.Get("/api/v1/jobs/{id}/logs", [&](const Request& q, Response&) { hit = "logs " + q.Capture("id"); });
+  router.Get("/api/v1/jobs/{id}",
+             [&](const Request& q, Response&) { hit = "job " + q.Capture("id"); });
+  router.Get("/api/v1/jobs/{id}/logs",
+             [&](const Request& q, Response&) { hit = "logs " + q.Capture("id"); });
   router.Get("/api/v1/jobs/latest", [&](const Request&, Response&) { hit = "latest"; });
-  router.Post("/api/v1/runs/{id}/{action}",
-              [&](const Request& q, Response&) { hit = q.Capture("id") + "/" + q.Capture("action"); });
+  router.Post("/api/v1/runs/{id}/{action}", [&](const Request& q, Response&) {
+    hit = q.Capture("id") + "/" + q.Capture("action");
+  });
   Response res;
   Request a = Req("GET", "/api/v1/jobs/42");
   router.Dispatch(a, res);
@@ -50,7 +53,9 @@ TEST(HttpRouter, UnknownPathIs404AndWrongMethodIs405WithJsonErrors) {
   router.Dispatch(a, res);
   EXPECT_EQ(res.status, 404);
   EXPECT_EQ(res.headers.Get("content-type"), "application/json");
-  EXPECT_EQ(res.body, "{\"error\":{\"code\":\"not_found\",\"message\":\"no route for GET /api/v1/nothing\"}}\n");
+  EXPECT_EQ(
+      res.body,
+      "{\"error\":{\"code\":\"not_found\",\"message\":\"no route for GET /api/v1/nothing\"}}\n");
   // An empty capture or an extra segment does not match either.
   router.Get("/api/v1/jobs/{id}", [](const Request&, Response&) {});
   Response res2;
@@ -75,8 +80,9 @@ TEST(HttpMessage, HeadersAreCaseInsensitiveAndErrorsAreEscapedJson) {
   h.Set("x-berth-user", "bob");
   EXPECT_EQ(h.all().size(), 1u);
   EXPECT_EQ(h.Get("X-Berth-User"), "bob");
-  EXPECT_EQ(ErrorBody("invalid_argument", "a \"quote\"\n\\"),
-            "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"a \\\"quote\\\"\\u000a\\\\\"}}\n");
+  EXPECT_EQ(
+      ErrorBody("invalid_argument", "a \"quote\"\n\\"),
+      "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"a \\\"quote\\\"\\u000a\\\\\"}}\n");
   std::string out;
   EXPECT_TRUE(PercentDecode("a%20b+c%2Fd", &out, true));
   EXPECT_EQ(out, "a b c/d");

@@ -46,7 +46,8 @@ struct TempDir {
 // A server on a free loopback port with a few test routes.
 struct TestServer {
   explicit TestServer(ServerOptions opt = {}, std::function<void(Router&)> more = {}) {
-    router.Get("/healthz", [](const Request&, Response& res) { res.SetContent("ok\n", "text/plain"); });
+    router.Get("/healthz",
+               [](const Request&, Response& res) { res.SetContent("ok\n", "text/plain"); });
     router.Post("/echo", [](const Request& q, Response& res) {
       res.SetContent(q.body, "text/plain");
       res.headers.Set("X-Query-A", q.Param("a"));
@@ -54,8 +55,9 @@ struct TestServer {
     });
     router.Get("/peer", [](const Request& q, Response& res) {
       res.SetContent(std::to_string(q.peer.kind == Peer::Kind::kUnix) + " " +
-                         std::to_string(q.peer.has_credentials) + " " + std::to_string(q.peer.uid) + " " +
-                         std::to_string(q.peer.gid) + " " + std::to_string(q.peer.pid) + " " + q.peer.address,
+                         std::to_string(q.peer.has_credentials) + " " + std::to_string(q.peer.uid) +
+                         " " + std::to_string(q.peer.gid) + " " + std::to_string(q.peer.pid) + " " +
+                         q.peer.address,
                      "text/plain");
     });
     router.Get("/stream", [this](const Request&, Response& res) {
@@ -67,7 +69,8 @@ struct TestServer {
       };
     });
     if (more) more(router);
-    server = std::make_unique<Server>(opt, [this](Request& q, Response& r) { router.Dispatch(q, r); });
+    server =
+        std::make_unique<Server>(opt, [this](Request& q, Response& r) { router.Dispatch(q, r); });
     auto p = server->ListenTcp("127.0.0.1", 0);
     EXPECT_TRUE(p.ok()) << p.status().ToString();
     port = p.ok() ? *p : 0;
@@ -87,8 +90,9 @@ TEST(HttpServer, KeepAliveServesManyRequestsOnOneConnection) {
   std::string carry;
   for (int i = 0; i < 3; ++i) {
     std::string body = "body " + std::to_string(i);
-    ASSERT_TRUE(SendAll(fd, "POST /echo?a=x%20y&b=2 HTTP/1.1\r\nHost: t\r\nx-BERTH-user: al\r\nContent-Length: " +
-                                std::to_string(body.size()) + "\r\n\r\n" + body));
+    ASSERT_TRUE(SendAll(
+        fd, "POST /echo?a=x%20y&b=2 HTTP/1.1\r\nHost: t\r\nx-BERTH-user: al\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n" + body));
     auto r = ReadReply(fd, &carry);
     ASSERT_TRUE(r) << "request " << i;
     EXPECT_EQ(r->status, 200);
@@ -98,7 +102,8 @@ TEST(HttpServer, KeepAliveServesManyRequestsOnOneConnection) {
     EXPECT_EQ(r->headers.count("connection"), 0u);
   }
   // Two pipelined requests: both answered, in order.
-  ASSERT_TRUE(SendAll(fd, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(
+      SendAll(fd, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n"));
   auto a = ReadReply(fd, &carry);
   auto b = ReadReply(fd, &carry);
   ASSERT_TRUE(a && b);
@@ -133,7 +138,8 @@ TEST(HttpServer, UnixSocketGivesTheCallersKernelCredentials) {
   TestServer other;
   Status taken = other.server->ListenUnix(path, 0600);
   EXPECT_FALSE(taken.ok());
-  EXPECT_NE(taken.message().find("another process listens on it"), std::string::npos) << taken.message();
+  EXPECT_NE(taken.message().find("another process listens on it"), std::string::npos)
+      << taken.message();
   // ...nor a path that is not a socket.
   std::ofstream(dir.path + "/file") << "x";
   Status file = other.server->ListenUnix(dir.path + "/file", 0600);
@@ -169,7 +175,8 @@ TEST(HttpServer, ATakenPortIsAnErrorNamingIt) {
   TestServer b;
   auto again = b.server->ListenTcp("127.0.0.1", a.port);
   ASSERT_FALSE(again.ok());
-  std::string want = "127.0.0.1:" + std::to_string(a.port) + ": Address already in use (another process listens on port " +
+  std::string want = "127.0.0.1:" + std::to_string(a.port) +
+                     ": Address already in use (another process listens on port " +
                      std::to_string(a.port) + ")";
   EXPECT_NE(again.status().message().find(want), std::string::npos) << again.status().message();
 }
@@ -184,21 +191,24 @@ TEST(HttpServer, BodyAndHeaderCapsAnswer413And431) {
   ASSERT_TRUE(big);
   EXPECT_EQ(big->status, 413);
   EXPECT_EQ(big->body,
-            "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"request body is larger than 1 KiB\"}}\n");
+            "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"request body is larger than 1 "
+            "KiB\"}}\n");
   auto fits = Fetch(ConnectTcp(s.port), "POST", "/echo", std::string(1024, 'x'));
   ASSERT_TRUE(fits);
   EXPECT_EQ(fits->status, 200);
   // A chunked body past the cap is refused too.
   int fd = ConnectTcp(s.port);
   std::string chunk(800, 'y');
-  ASSERT_TRUE(SendAll(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n" + chunk +
-                              "\r\n320\r\n" + chunk + "\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      SendAll(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n" +
+                      chunk + "\r\n320\r\n" + chunk + "\r\n0\r\n\r\n"));
   std::string carry;
   auto chunked = ReadReply(fd, &carry);
   ::close(fd);
   ASSERT_TRUE(chunked);
   EXPECT_EQ(chunked->status, 413);
-  auto header = Fetch(ConnectTcp(s.port), "GET", "/healthz", "", "X-Big: " + std::string(3000, 'h') + "\r\n");
+  auto header =
+      Fetch(ConnectTcp(s.port), "GET", "/healthz", "", "X-Big: " + std::string(3000, 'h') + "\r\n");
   ASSERT_TRUE(header);
   EXPECT_EQ(header->status, 431);
   EXPECT_NE(header->body.find("larger than 2 KiB"), std::string::npos) << header->body;
@@ -300,12 +310,14 @@ TEST(HttpServer, StreamsAndConnectionsAreBounded) {
   EXPECT_EQ(refused, 1);
   // 2 streams + 1 more connection = 3 open; the 5th connection is refused.
   int fourth = ConnectTcp(s.port);
-  ASSERT_TRUE(WaitFor([&] { return Fetch(ConnectTcp(s.port), "GET", "/healthz").value_or(Reply{}).status == 503; },
-                      5s));
+  ASSERT_TRUE(WaitFor(
+      [&] { return Fetch(ConnectTcp(s.port), "GET", "/healthz").value_or(Reply{}).status == 503; },
+      5s));
   ::close(fourth);
   for (int fd : fds) ::close(fd);
-  EXPECT_TRUE(WaitFor([&] { return Fetch(ConnectTcp(s.port), "GET", "/healthz").value_or(Reply{}).status == 200; },
-                      5s));
+  EXPECT_TRUE(WaitFor(
+      [&] { return Fetch(ConnectTcp(s.port), "GET", "/healthz").value_or(Reply{}).status == 200; },
+      5s));
 }
 
 TEST(HttpServer, StopEndsOpenStreamsPromptly) {
@@ -400,7 +412,8 @@ void TunnelRoutes(Router& r) {
   };
   r.Add("CONNECT", "{authority}", [tunnel_to](const Request& q, Response& res) {
     std::string a = q.Capture("authority");
-    if (a.rfind("127.0.0.1:", 0) != 0) return SetError(res, 403, "invalid_argument", "loopback only");
+    if (a.rfind("127.0.0.1:", 0) != 0)
+      return SetError(res, 403, "invalid_argument", "loopback only");
     res.takeover = tunnel_to(std::stoi(a.substr(10)));
   });
   r.Get("/tunnel/{port}", [tunnel_to](const Request& q, Response& res) {
@@ -446,8 +459,9 @@ TEST(HttpServer, UpgradeHandsTheConnectionToTheRoute) {
   s.Start();
   int fd = ConnectTcp(s.port);
   // The first bytes of the tunnel ride in the same packet as the request.
-  ASSERT_TRUE(SendAll(fd, "GET /tunnel/" + std::to_string(echo.port) +
-                              " HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: raw-tcp\r\n\r\nearly\n"));
+  ASSERT_TRUE(SendAll(
+      fd, "GET /tunnel/" + std::to_string(echo.port) +
+              " HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: raw-tcp\r\n\r\nearly\n"));
   std::string carry;
   auto r = ReadReply(fd, &carry);
   ASSERT_TRUE(r);

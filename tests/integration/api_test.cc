@@ -26,8 +26,9 @@ std::string Waiter(const std::string& dir) {
   return "while [ ! -e " + dir + "/release.$BERTH_JOB_ID ]; do sleep 0.02; done";
 }
 
-void Release(const std::string& dir, const std::string& id) { WriteFile(dir + "/release." + id, ""); }
-
+void Release(const std::string& dir, const std::string& id) {
+  WriteFile(dir + "/release." + id, "");
+}
 
 // host and port of "http://H:P".
 std::pair<std::string, int> HostPort(const std::string& url) {
@@ -127,35 +128,38 @@ class EventStream {
  public:
   EventStream(const Daemon& d, const std::string& query) : client_(Http(d)) {
     thread_ = std::thread([this, query] {
-      client_->Get(
-          ("/api/v1/events?follow=1" + query).c_str(),
-          [this](const httplib::Response& r) {
-            status_ = r.status;
-            content_type_ = r.get_header_value("Content-Type");
-            connected_ = true;
-            return true;
-          },
-          [this](const char* data, size_t len) {
-            std::lock_guard<std::mutex> l(mu_);
-            buf_.append(data, len);
-            for (size_t end; (end = buf_.find("\n\n")) != std::string::npos;) {
-              std::string block = buf_.substr(0, end);
-              buf_.erase(0, end + 2);
-              SseEvent ev;
-              std::string payload;
-              std::stringstream ss(block);
-              for (std::string line; std::getline(ss, line);) {
-                if (line.rfind("id: ", 0) == 0) ev.id = line.substr(4);
-                else if (line.rfind("event: ", 0) == 0) ev.type = line.substr(7);
-                else if (line.rfind("data: ", 0) == 0) payload += line.substr(6);
-                else if (line.rfind(":", 0) == 0) ++pings_;
-              }
-              if (payload.empty()) continue;
-              ev.data = json::parse(payload, nullptr, false);
-              events_.push_back(ev);
-            }
-            return !stop_;
-          });
+      client_->Get(("/api/v1/events?follow=1" + query).c_str(),
+                   [this](const httplib::Response& r) {
+                     status_ = r.status;
+                     content_type_ = r.get_header_value("Content-Type");
+                     connected_ = true;
+                     return true;
+                   },
+                   [this](const char* data, size_t len) {
+                     std::lock_guard<std::mutex> l(mu_);
+                     buf_.append(data, len);
+                     for (size_t end; (end = buf_.find("\n\n")) != std::string::npos;) {
+                       std::string block = buf_.substr(0, end);
+                       buf_.erase(0, end + 2);
+                       SseEvent ev;
+                       std::string payload;
+                       std::stringstream ss(block);
+                       for (std::string line; std::getline(ss, line);) {
+                         if (line.rfind("id: ", 0) == 0)
+                           ev.id = line.substr(4);
+                         else if (line.rfind("event: ", 0) == 0)
+                           ev.type = line.substr(7);
+                         else if (line.rfind("data: ", 0) == 0)
+                           payload += line.substr(6);
+                         else if (line.rfind(":", 0) == 0)
+                           ++pings_;
+                       }
+                       if (payload.empty()) continue;
+                       ev.data = json::parse(payload, nullptr, false);
+                       events_.push_back(ev);
+                     }
+                     return !stop_;
+                   });
     });
   }
   ~EventStream() {
@@ -185,7 +189,8 @@ class EventStream {
 
 // The types of `job`'s lifecycle events, in stream order.
 std::vector<std::string> Lifecycle(const std::vector<SseEvent>& events, const std::string& job) {
-  static const std::set<std::string> kTypes = {"JobSubmitted", "JobScheduled", "JobStarted", "JobExited"};
+  static const std::set<std::string> kTypes = {"JobSubmitted", "JobScheduled", "JobStarted",
+                                               "JobExited"};
   std::vector<std::string> out;
   for (const auto& e : events)
     if (e.data.is_object() && e.data.value("job", json()).dump() == job && kTypes.count(e.type))
@@ -232,7 +237,8 @@ TEST(Api, EventStreamDeliversAJobsLifecycleInOrder) {
     if (e.type == "JobSubmitted" && e.data["job"].dump() == id) submitted = e.data["seq"];
   EventStream one(d, "&job=" + id + "&after=" + std::to_string(submitted));
   EXPECT_TRUE(WaitFor([&] { return Lifecycle(one.events(), id).size() >= 3; }, 5s));
-  EXPECT_EQ(Lifecycle(one.events(), id), (std::vector<std::string>{"JobScheduled", "JobStarted", "JobExited"}));
+  EXPECT_EQ(Lifecycle(one.events(), id),
+            (std::vector<std::string>{"JobScheduled", "JobStarted", "JobExited"}));
   for (const auto& e : one.events()) EXPECT_EQ(e.data["job"].dump(), id) << e.data.dump();
 }
 
@@ -247,9 +253,8 @@ TEST(Api, BerthEventsPrintsAndFollowsTheLog) {
   ASSERT_TRUE(WaitFor([&] { return d.State(first) == "Failed"; }, 10s));
   std::string next = std::to_string(std::stoll(first) + 1);
   std::string out = work / "events.out";
-  pid_t follower = Spawn({BinDir() + "/berth", "--server", d.url(), "events", "-f", "-o", "json",
-                          "--job", next},
-                         out);
+  pid_t follower = Spawn(
+      {BinDir() + "/berth", "--server", d.url(), "events", "-f", "-o", "json", "--job", next}, out);
   std::string second = SubmitScript(d, {"--gpus", "1"}, Waiter(work.path()));
   ASSERT_EQ(second, next);
   ASSERT_TRUE(WaitFor([&] { return ReadFile(out).find("JobStarted") != std::string::npos; }, 10s))
@@ -268,7 +273,8 @@ TEST(Api, BerthEventsPrintsAndFollowsTheLog) {
     EXPECT_EQ(e["job"].dump(), second) << line;
     types.push_back(e["type"]);
   }
-  EXPECT_EQ(types, (std::vector<std::string>{"JobSubmitted", "JobScheduled", "JobStarted", "JobExited"}));
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"JobSubmitted", "JobScheduled", "JobStarted", "JobExited"}));
 
   // Without -f: a table line per event (time, type, job, message); --job filters.
   CommandResult r = d.Cli({"events", "--job", first});
@@ -278,7 +284,8 @@ TEST(Api, BerthEventsPrintsAndFollowsTheLog) {
   for (std::string line; std::getline(ls, line);) lines.push_back(line);
   ASSERT_EQ(lines.size(), 4u) << r.out;
   EXPECT_NE(lines[0].find("  JobSubmitted  job " + first), std::string::npos) << r.out;
-  EXPECT_NE(lines[3].find("  JobExited  job " + first + "  exited with code 3"), std::string::npos) << r.out;
+  EXPECT_NE(lines[3].find("  JobExited  job " + first + "  exited with code 3"), std::string::npos)
+      << r.out;
   EXPECT_EQ(r.out.find("job " + second), std::string::npos) << r.out;
 
   // --after SEQ skips what came before it.
@@ -298,19 +305,24 @@ TEST(Api, ErrorRepliesHaveTheDocumentedStatusAndShape) {
   Daemon d({"--gpus", "2"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   auto http = Http(d);
-  auto post = [&](const std::string& body) { return http->Post("/api/v1/jobs", body, "application/json"); };
+  auto post = [&](const std::string& body) {
+    return http->Post("/api/v1/jobs", body, "application/json");
+  };
 
   // Malformed documents: 400 invalid_argument naming the field.
   ExpectErrorBody(post(R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["/bin/true"],)"
                        R"("resources":{"gpus":"-1"}}})"),
                   400, "invalid_argument", "spec.resources.gpus: must be >= 0, got -1");
-  ExpectErrorBody(post(R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["/bin/true"],"gpu":1}})"),
-                  400, "invalid_argument", "spec.gpu");
-  ExpectErrorBody(post(R"({"apiVersion":"berth/v2","kind":"Job","spec":{"command":["/bin/true"]}})"),
-                  400, "invalid_argument", "apiVersion");
+  ExpectErrorBody(
+      post(R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["/bin/true"],"gpu":1}})"),
+      400, "invalid_argument", "spec.gpu");
+  ExpectErrorBody(
+      post(R"({"apiVersion":"berth/v2","kind":"Job","spec":{"command":["/bin/true"]}})"), 400,
+      "invalid_argument", "apiVersion");
   ExpectErrorBody(post("{\"apiVersion\": "), 400, "invalid_argument", "malformed");
-  ExpectErrorBody(post(R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["no-such-command-xyz"]}})"),
-                  400, "invalid_argument", "command not found");
+  ExpectErrorBody(
+      post(R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["no-such-command-xyz"]}})"),
+      400, "invalid_argument", "command not found");
 
   // A job no node could ever hold: 422 unschedulable; nothing is stored.
   ExpectErrorBody(post(R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["/bin/true"],)"
@@ -325,7 +337,8 @@ TEST(Api, ErrorRepliesHaveTheDocumentedStatusAndShape) {
   // Unknown job ids and routes: 404 not_found. A malformed id is a bad value: 400.
   ExpectErrorBody(http->Get("/api/v1/jobs/999"), 404, "not_found", "999");
   ExpectErrorBody(http->Get("/api/v1/jobs/999/logs"), 404, "not_found", "999");
-  ExpectErrorBody(http->Post("/api/v1/jobs/999/cancel", "", "application/json"), 404, "not_found", "999");
+  ExpectErrorBody(http->Post("/api/v1/jobs/999/cancel", "", "application/json"), 404, "not_found",
+                  "999");
   ExpectErrorBody(http->Delete("/api/v1/jobs/999"), 404, "not_found", "999");
   ExpectErrorBody(http->Get("/api/v1/nothing-here"), 404, "not_found", "/api/v1/nothing-here");
   ExpectErrorBody(http->Get("/api/v1/jobs/abc"), 400, "invalid_argument", "job id");
@@ -336,7 +349,8 @@ TEST(Api, ErrorRepliesHaveTheDocumentedStatusAndShape) {
   ExpectErrorBody(put, 405, "not_found", "no route for PUT /api/v1/jobs");
   EXPECT_EQ(put->get_header_value("Allow"), "GET, POST");
   // A body over the limit is refused by the HTTP server itself: still the documented JSON.
-  ExpectErrorBody(post(std::string((16 << 20) + 1, ' ')), 413, "invalid_argument", "larger than 16 MiB");
+  ExpectErrorBody(post(std::string((16 << 20) + 1, ' ')), 413, "invalid_argument",
+                  "larger than 16 MiB");
 
   // Cancelling a job that already ended: 409 failed_precondition, for both
   // spellings of cancel; the job keeps its state.
@@ -345,9 +359,10 @@ TEST(Api, ErrorRepliesHaveTheDocumentedStatusAndShape) {
   ASSERT_EQ(ok->status, 201) << ok->body;
   std::string id = json::parse(ok->body)["id"].dump();
   ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Succeeded"; }, 10s)) << d.Job(id).dump();
-  ExpectErrorBody(http->Post(("/api/v1/jobs/" + id + "/cancel").c_str(), "", "application/json"), 409,
-                  "failed_precondition", "already ended (Succeeded)");
-  ExpectErrorBody(http->Delete(("/api/v1/jobs/" + id).c_str()), 409, "failed_precondition", "already ended");
+  ExpectErrorBody(http->Post(("/api/v1/jobs/" + id + "/cancel").c_str(), "", "application/json"),
+                  409, "failed_precondition", "already ended (Succeeded)");
+  ExpectErrorBody(http->Delete(("/api/v1/jobs/" + id).c_str()), 409, "failed_precondition",
+                  "already ended");
   EXPECT_EQ(d.State(id), "Succeeded");
 }
 
@@ -363,7 +378,8 @@ TEST(Api, HundredEventStreamsDoNotStarveHealthz) {
   for (int i = 0; i < 100; ++i) {
     int fd = http::testing::ConnectTcp(port);
     ASSERT_GE(fd, 0);
-    ASSERT_TRUE(http::testing::SendAll(fd, "GET /api/v1/events?follow=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    ASSERT_TRUE(
+        http::testing::SendAll(fd, "GET /api/v1/events?follow=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
     streams.push_back(fd);
   }
   for (int fd : streams) {
@@ -383,10 +399,13 @@ TEST(Api, HundredEventStreamsDoNotStarveHealthz) {
   std::string id = SubmitScript(d, {"--gpus", "0"}, "exit 0");
   for (int fd : {streams.front(), streams.back()}) {
     std::string buf;
-    EXPECT_TRUE(WaitFor([&] {
-      http::testing::RecvSome(fd, &buf, 100);
-      return buf.find("event: JobSubmitted") != std::string::npos;
-    }, 5s)) << buf;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          http::testing::RecvSome(fd, &buf, 100);
+          return buf.find("event: JobSubmitted") != std::string::npos;
+        },
+        5s))
+        << buf;
   }
   for (int fd : streams) ::close(fd);
 }
@@ -433,8 +452,8 @@ TEST(Api, ServesTheApiOnAUnixSocketInTheDataDirectory) {
 TEST(Api, UpDetachThenDown) {
   TempDir dir;
   std::string data = dir / "data";
-  CommandResult up = RunCommand({BinDir() + "/berth", "up", "--detach", "--data-dir", data, "--listen",
-                                 "127.0.0.1:0", "--gpus", "2"});
+  CommandResult up = RunCommand({BinDir() + "/berth", "up", "--detach", "--data-dir", data,
+                                 "--listen", "127.0.0.1:0", "--gpus", "2"});
   ASSERT_EQ(up.exit_code, 0) << up.out << up.err << ReadFile(data + "/berthd.log");
   auto rec = ReadDaemonRecord(data);
   ASSERT_TRUE(rec.ok() && *rec) << rec.status().ToString();
@@ -457,15 +476,16 @@ TEST(Api, UpDetachThenDown) {
   EXPECT_EQ((*health)["gpus"], 2);
 
   // A second `up` on the same data directory fails and says why.
-  CommandResult again = RunCommand({BinDir() + "/berth", "up", "--detach", "--data-dir", data, "--listen",
-                                    "127.0.0.1:0"});
+  CommandResult again = RunCommand(
+      {BinDir() + "/berth", "up", "--detach", "--data-dir", data, "--listen", "127.0.0.1:0"});
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("another berthd is already using"), std::string::npos) << again.err;
   EXPECT_TRUE(healthy());
 
   CommandResult down = RunCommand({BinDir() + "/berth", "down", "--data-dir", data});
   EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
-  EXPECT_NE(down.out.find("(pid " + std::to_string(pid) + ", data "), std::string::npos) << down.out;
+  EXPECT_NE(down.out.find("(pid " + std::to_string(pid) + ", data "), std::string::npos)
+      << down.out;
   EXPECT_NE(down.out.find(") stopped"), std::string::npos) << down.out;
   EXPECT_TRUE(WaitFor([&] { return ProcessGone(pid); }, 5s));
   EXPECT_TRUE(WaitFor([&] { return LockFree(data); }, 5s));
@@ -482,14 +502,18 @@ TEST(Api, UpDetachThenDown) {
 TEST(Api, ForegroundDaemonStopsCleanlyOnSigint) {
   TempDir dir;
   std::string log = dir / "berthd.log";
-  pid_t pid = Spawn({BinDir() + "/berthd", "--listen", "127.0.0.1:0", "--data-dir", dir.path(), "--gpus", "1"},
-                    log);
+  pid_t pid = Spawn(
+      {BinDir() + "/berthd", "--listen", "127.0.0.1:0", "--data-dir", dir.path(), "--gpus", "1"},
+      log);
   std::string url;
-  ASSERT_TRUE(WaitFor([&] {
-    auto rec = ReadDaemonRecord(dir.path());
-    url = rec.ok() && *rec ? (*rec)->url : "";
-    return !url.empty() && cli::ApiClient(url).Get("/healthz").ok();
-  }, 10s)) << ReadFile(log);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto rec = ReadDaemonRecord(dir.path());
+        url = rec.ok() && *rec ? (*rec)->url : "";
+        return !url.empty() && cli::ApiClient(url).Get("/healthz").ok();
+      },
+      10s))
+      << ReadFile(log);
   ::kill(pid, SIGINT);
   int code = WaitExit(pid, 10s);
   if (code == -1) ::kill(pid, SIGKILL), ::waitpid(pid, nullptr, 0);
@@ -507,7 +531,9 @@ TEST(Api, MetricsCountQueueWaitAndFreeGpus) {
   TempDir work;
   Daemon d({"--gpus", "2"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
-  auto metric = [&](const std::string& name) { return Metric(d.GetText("/metrics"), name).value_or(-1); };
+  auto metric = [&](const std::string& name) {
+    return Metric(d.GetText("/metrics"), name).value_or(-1);
+  };
   EXPECT_EQ(metric("berth_gpus"), 2);
   EXPECT_EQ(metric("berth_gpus_free"), 2);
   EXPECT_EQ(metric("berth_gpus_allocated"), 0);
@@ -540,9 +566,10 @@ TEST(Api, MetricsCountQueueWaitAndFreeGpus) {
   double waited = (ms(jc["scheduledTime"]) - ms(jc["submitTime"])) / 1000.0;
   EXPECT_GE(sum + 0.002, waited) << text << jc.dump();
   // The histogram's +Inf bucket counts every observation.
-  EXPECT_NE(text.find("berth_queue_wait_seconds_bucket{le=\"+Inf\"} " +
-                      std::to_string(static_cast<int>(*Metric(text, "berth_queue_wait_seconds_count")))),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("berth_queue_wait_seconds_bucket{le=\"+Inf\"} " +
+                std::to_string(static_cast<int>(*Metric(text, "berth_queue_wait_seconds_count")))),
+      std::string::npos)
       << text;
 
   Release(work.path(), b);
@@ -550,7 +577,8 @@ TEST(Api, MetricsCountQueueWaitAndFreeGpus) {
   ASSERT_TRUE(WaitFor([&] { return d.State(b) == "Succeeded" && d.State(c) == "Succeeded"; }, 10s));
   EXPECT_TRUE(WaitFor([&] { return metric("berth_gpus_free") == 2; }, 5s)) << d.GetText("/metrics");
   EXPECT_EQ(metric("berth_gpus_allocated"), 0);
-  EXPECT_NE(d.GetText("/metrics").find("berth_jobs_finished_total{state=\"Succeeded\",queue=\"default\"} 3"),
+  EXPECT_NE(d.GetText("/metrics")
+                .find("berth_jobs_finished_total{state=\"Succeeded\",queue=\"default\"} 3"),
             std::string::npos);
 }
 
@@ -570,7 +598,8 @@ TEST(Api, GpusJsonListsDeclaredGpusWithTheirAllocation) {
   json idle = gpus();
   ASSERT_EQ(idle["nodes"].size(), 1u) << idle.dump();
   const json& node = idle["nodes"][0];
-  for (const char* k : {"name", "address", "cpu", "memoryMiB", "gpus"}) EXPECT_TRUE(node.contains(k)) << k;
+  for (const char* k : {"name", "address", "cpu", "memoryMiB", "gpus"})
+    EXPECT_TRUE(node.contains(k)) << k;
   ASSERT_EQ(node["gpus"].size(), 2u) << idle.dump();
   for (int i = 0; i < 2; ++i) {
     const json& g = node["gpus"][i];

@@ -48,17 +48,20 @@ std::vector<Block> ReadmeBlocks() {
 
 // Runs `berth ARGS` with `cwd` as the working directory.
 CommandResult CliIn(const Daemon& d, const std::string& cwd, const std::string& args) {
-  return RunCommand({"/bin/sh", "-c",
-                     "cd '" + cwd + "' && exec '" + BinDir() + "/berth' --server " + d.url() + " " + args});
+  return RunCommand(
+      {"/bin/sh", "-c",
+       "cd '" + cwd + "' && exec '" + BinDir() + "/berth' --server " + d.url() + " " + args});
 }
 
 std::string EndState(const Daemon& d, const std::string& id,
                      std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
   std::string s;
-  WaitFor([&] {
-    s = d.State(id);
-    return s == "Succeeded" || s == "Failed" || s == "Cancelled";
-  }, timeout);
+  WaitFor(
+      [&] {
+        s = d.State(id);
+        return s == "Succeeded" || s == "Failed" || s == "Cancelled";
+      },
+      timeout);
   return s;
 }
 
@@ -71,7 +74,8 @@ TEST(CliSmall, ReadmeYamlBlocksAreTheShippedFiles) {
     ASSERT_TRUE(std::regex_search(b.intro, m, std::regex("`(examples/[^`]+\\.yaml)`")))
         << "README.md:" << b.line << ": a yaml block whose introducing line names no shipped "
         << "examples/ file: " << b.intro;
-    EXPECT_EQ(b.text, ReadFile(Source(m[1].str()))) << "README.md:" << b.line << " differs from " << m[1];
+    EXPECT_EQ(b.text, ReadFile(Source(m[1].str())))
+        << "README.md:" << b.line << " differs from " << m[1];
   }
   EXPECT_GE(yaml, 1);
 }
@@ -105,7 +109,8 @@ TEST(CliSmall, ReadmeJobDocumentRunsOnASmallMachine) {
   TempDir work;
   Daemon d({"--gpus", "4"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
-  CommandResult r = CliIn(d, work.path(), "submit -f " + Source("examples/jobs/train.yaml") + " --wait");
+  CommandResult r =
+      CliIn(d, work.path(), "submit -f " + Source("examples/jobs/train.yaml") + " --wait");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("sees CUDA_VISIBLE_DEVICES="), std::string::npos) << r.out;
 }
@@ -145,8 +150,9 @@ TEST(CliSmall, ReadmeSimExampleRuns) {
       if (l.rfind("berth sim ", 0) == 0) line = l.substr(0, l.find('#'));
   ASSERT_FALSE(line.empty()) << "README.md has no `berth sim` example";
   EXPECT_NE(line.find("--trace examples/"), std::string::npos) << line;
-  CommandResult r = RunCommand({"/bin/sh", "-c", "cd '" + Source("") + "' && exec '" + BinDir() +
-                                                     "/berth' " + line.substr(6)});
+  CommandResult r =
+      RunCommand({"/bin/sh", "-c",
+                  "cd '" + Source("") + "' && exec '" + BinDir() + "/berth' " + line.substr(6)});
   ASSERT_EQ(r.exit_code, 0) << line << "\n" << r.err;
   EXPECT_NE(r.out.find(" completed, 0 unfinished, 0 never runnable"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("avg JCT"), std::string::npos) << r.out;
@@ -163,7 +169,8 @@ TEST(CliSmall, MessagesSayEachThingOnce) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(w.err, m, std::regex("job (\\d+) submitted"))) << w.err;
   std::string id = m[1];
-  EXPECT_NE(w.err.find("berth: job " + id + " Failed: exited with code 4\n"), std::string::npos) << w.err;
+  EXPECT_NE(w.err.find("berth: job " + id + " Failed: exited with code 4\n"), std::string::npos)
+      << w.err;
 
   // Cancelling it now: the job is named once.
   CommandResult c = d.Cli({"cancel", id});
@@ -184,7 +191,8 @@ spec:
   EXPECT_EQ(r["state"], "Failed");
   EXPECT_EQ(Node(r, "s")["message"], "exited with code 4") << r.dump();
   EXPECT_EQ(Node(r, "s")["exitCode"], 4);
-  EXPECT_EQ(r["message"].get<std::string>().find("exit code 4: exited"), std::string::npos) << r.dump();
+  EXPECT_EQ(r["message"].get<std::string>().find("exit code 4: exited"), std::string::npos)
+      << r.dump();
 }
 
 TEST(CliSmall, JobsWithoutANameGetOne) {
@@ -202,18 +210,22 @@ TEST(CliSmall, JobsWithoutANameGetOne) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(d.Job(Trim(r.out))["name"], "nightly-eval");
   // ... from standard input: the command's basename.
-  r = RunCommand({"/bin/sh", "-c", "echo '" + doc + "' | '" + BinDir() + "/berth' --server " + d.url() +
-                                       " submit -f -"});
+  r = RunCommand(
+      {"/bin/sh", "-c",
+       "echo '" + doc + "' | '" + BinDir() + "/berth' --server " + d.url() + " submit -f -"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(d.Job(Trim(r.out))["name"], "true");
   // A name given is kept.
-  WriteFile(work / "named.yaml", "apiVersion: berth/v1\nkind: Job\nmetadata: {name: mine}\n"
-                                 "spec: {command: [/bin/true]}\n");
+  WriteFile(work / "named.yaml",
+            "apiVersion: berth/v1\nkind: Job\nmetadata: {name: mine}\n"
+            "spec: {command: [/bin/true]}\n");
   r = d.Cli({"submit", "-f", work / "named.yaml"});
   EXPECT_EQ(d.Job(Trim(r.out))["name"], "mine");
   // Through the API: the command's basename.
   cli::ApiClient api(d.url());
-  auto j = api.Post("/api/v1/jobs", R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["/usr/bin/env","true"]}})");
+  auto j = api.Post(
+      "/api/v1/jobs",
+      R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["/usr/bin/env","true"]}})");
   ASSERT_TRUE(j.ok()) << j.status().message();
   EXPECT_EQ((*j)["name"], "env");
   CommandResult ps = d.Cli({"ps", "-a"});
@@ -271,21 +283,25 @@ TEST(CliSmall, DeclaredGpusSayWhyThereAreNoReadings) {
   ASSERT_EQ(lines.size(), 5u) << r.out;  // header, 2 GPUs, blank, note
   std::regex row("^\\S+ +[01] +Simulated GPU +n/a +n/a/81920 MiB +n/a +n/a +0 +- +- *$");
   EXPECT_TRUE(std::regex_match(lines[1], row)) << lines[1];
-  EXPECT_EQ(lines[4],
-            "n/a: declared GPUs (berthd --gpus N, or no NVIDIA driver found) are scheduled but not "
-            "measured: no driver reports their utilization, memory, temperature or power, nor their "
-            "jobs' GPU usage");
+  EXPECT_EQ(
+      lines[4],
+      "n/a: declared GPUs (berthd --gpus N, or no NVIDIA driver found) are scheduled but not "
+      "measured: no driver reports their utilization, memory, temperature or power, nor their "
+      "jobs' GPU usage");
 
   // A job on a declared GPU: its usage says "not measured", not 0%.
   TempDir work;
-  std::string id = SubmitScript(d, {"--gpus", "1"}, "while [ ! -e " + work / "go" + " ]; do sleep 0.02; done");
+  std::string id =
+      SubmitScript(d, {"--gpus", "1"}, "while [ ! -e " + work / "go" + " ]; do sleep 0.02; done");
   ASSERT_TRUE(WaitFor([&] { return d.Job(id).contains("gpuUsage"); })) << d.Job(id).dump();
   auto usage = d.Job(id)["gpuUsage"];
   EXPECT_TRUE(usage["avgUtilization"].is_null()) << usage.dump();
   EXPECT_TRUE(usage["peakMemoryMiB"].is_null()) << usage.dump();
   CommandResult get = d.Cli({"get", id});
-  EXPECT_NE(get.out.find("GPU usage:    utilization not measured, memory not measured (no driver readings)\n"),
-            std::string::npos)
+  EXPECT_NE(
+      get.out.find(
+          "GPU usage:    utilization not measured, memory not measured (no driver readings)\n"),
+      std::string::npos)
       << get.out;
   WriteFile(work / "go", "");
   EXPECT_EQ(EndState(d, id), "Succeeded");

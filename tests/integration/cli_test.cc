@@ -31,21 +31,23 @@ struct Proc {
   // Its exit code (128+N for signal N), or -1 if it still runs after `timeout`.
   int Wait(std::chrono::milliseconds timeout) {
     int code = -1;
-    WaitFor([&] {
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) != pid) return false;
-      code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      pid = 0;
-      return true;
-    }, timeout);
+    WaitFor(
+        [&] {
+          int status = 0;
+          if (::waitpid(pid, &status, WNOHANG) != pid) return false;
+          code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+          pid = 0;
+          return true;
+        },
+        timeout);
     return code;
   }
   std::string Out() const { return ReadFile(out); }
   std::string Err() const { return ReadFile(err); }
 };
 
-void Spawn(Proc& p, const TempDir& dir, const std::string& name, const std::vector<std::string>& args,
-           const std::vector<std::string>& env = {}) {
+void Spawn(Proc& p, const TempDir& dir, const std::string& name,
+           const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
   p.out = dir / (name + ".out");
   p.err = dir / (name + ".err");
   p.pid = SpawnToFiles(args, env, p.out, p.err);
@@ -61,7 +63,8 @@ pid_t HealthPid(const std::string& url) {
 // The environment of a user with nothing set: no BERTH_SERVER, no
 // BERTH_DATA_DIR, and a per-user data directory under `home`.
 std::vector<std::string> CleanEnv(const TempDir& home) {
-  return {"BERTH_SERVER=", "BERTH_DATA_DIR=", "HOME=" + home.path(), "XDG_DATA_HOME=" + (home / "xdg")};
+  return {"BERTH_SERVER=", "BERTH_DATA_DIR=", "HOME=" + home.path(),
+          "XDG_DATA_HOME=" + (home / "xdg")};
 }
 
 std::vector<std::string> Plus(std::vector<std::string> env, const std::vector<std::string>& more) {
@@ -83,7 +86,9 @@ bool Gone(pid_t pid) {
   return rp != std::string::npos && rp + 2 < stat.size() && stat[rp + 2] == 'Z';
 }
 
-bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 // --- 1. One daemon per port -----------------------------------------------
 
@@ -94,8 +99,8 @@ TEST(Cli, SecondDaemonOnATakenPortFailsNamingThePort) {
   TempDir other, logs;
   Proc second;
   Spawn(second, logs, "berthd2",
-        {BinDir() + "/berthd", "--listen", "127.0.0.1:" + std::to_string(port), "--data-dir", other.path(),
-         "--gpus", "1"});
+        {BinDir() + "/berthd", "--listen", "127.0.0.1:" + std::to_string(port), "--data-dir",
+         other.path(), "--gpus", "1"});
   int code = second.Wait(15s);
   ASSERT_NE(code, -1) << "a second berthd on port " << port << " kept running";
   EXPECT_NE(code, 0);
@@ -117,14 +122,16 @@ TEST(Cli, UpDetachReportsTheFailureOfTheDaemonItStarted) {
 
   // Same data directory: the child exits at once; the old daemon answers on
   // the address, which must not be taken for the child.
-  CommandResult same = Berth({"up", "--detach", "--listen", listen, "--data-dir", old.data_dir()}, CleanEnv(home));
+  CommandResult same =
+      Berth({"up", "--detach", "--listen", listen, "--data-dir", old.data_dir()}, CleanEnv(home));
   EXPECT_EQ(same.exit_code, 1) << same.out << same.err;
   EXPECT_FALSE(Contains(same.out, "is up")) << same.out;
   EXPECT_TRUE(Contains(same.err, "did not start")) << same.err;
   EXPECT_TRUE(Contains(same.err, "another berthd is already using " + old.data_dir())) << same.err;
 
   // Another data directory, same port: the child cannot listen.
-  CommandResult port = Berth({"up", "--detach", "--listen", listen, "--data-dir", other.path()}, CleanEnv(home));
+  CommandResult port =
+      Berth({"up", "--detach", "--listen", listen, "--data-dir", other.path()}, CleanEnv(home));
   EXPECT_EQ(port.exit_code, 1) << port.out << port.err;
   EXPECT_FALSE(Contains(port.out, "is up")) << port.out;
   EXPECT_TRUE(Contains(port.err, "cannot listen on " + listen)) << port.err;
@@ -145,7 +152,8 @@ TEST(Cli, UpDetachSaysUpOnlyForTheDaemonItStarted) {
     }
   } reap{pid};
   ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
-  EXPECT_TRUE(Contains(up.out, "is up at " + (*rec)->url + " (pid " + std::to_string(pid) + ",")) << up.out;
+  EXPECT_TRUE(Contains(up.out, "is up at " + (*rec)->url + " (pid " + std::to_string(pid) + ","))
+      << up.out;
   EXPECT_EQ(HealthPid((*rec)->url), pid);
 
   // BERTH_DATA_DIR alone finds it, and `berth down` stops that one.
@@ -221,8 +229,10 @@ TEST(Cli, DataDirAloneFindsTheDaemonForPsAndDown) {
   CommandResult down = Berth({"down"}, env);
   EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
   EXPECT_TRUE(Contains(down.out, "(pid " + std::to_string(d.pid()) + ",")) << down.out;
-  EXPECT_TRUE(Contains(down.out, "found via " + d.data_dir() + "/" + kDaemonRecordName)) << down.out;
-  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(d.data_dir() + "/" + kDaemonRecordName); }, 10s));
+  EXPECT_TRUE(Contains(down.out, "found via " + d.data_dir() + "/" + kDaemonRecordName))
+      << down.out;
+  EXPECT_TRUE(WaitFor(
+      [&] { return !std::filesystem::exists(d.data_dir() + "/" + kDaemonRecordName); }, 10s));
   EXPECT_EQ(d.Stop(), 0);  // it exited cleanly
 }
 
@@ -232,7 +242,8 @@ TEST(Cli, DownStopsTheDaemonThatBerthServerNames) {
   TempDir home;
   CommandResult down = Berth({"down"}, Plus(CleanEnv(home), {"BERTH_SERVER=" + d.url()}));
   EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
-  EXPECT_TRUE(Contains(down.out, "berthd at " + d.url() + " (pid " + std::to_string(d.pid()))) << down.out;
+  EXPECT_TRUE(Contains(down.out, "berthd at " + d.url() + " (pid " + std::to_string(d.pid())))
+      << down.out;
   EXPECT_TRUE(Contains(down.out, "found via BERTH_SERVER")) << down.out;
   EXPECT_TRUE(WaitFor([&] { return !cli::ApiClient(d.url()).Get("/healthz").ok(); }, 10s));
   EXPECT_EQ(d.Stop(), 0);
@@ -263,7 +274,8 @@ TEST(Cli, StaleRecordIsAClearErrorAndDownClearsIt) {
   auto env = Plus(CleanEnv(home), {"BERTH_DATA_DIR=" + d.data_dir()});
   CommandResult ps = Berth({"ps"}, env);
   EXPECT_EQ(ps.exit_code, 3) << ps.out << ps.err;
-  EXPECT_TRUE(Contains(ps.err, "the berthd recorded in " + record + " (pid " + std::to_string(pid))) << ps.err;
+  EXPECT_TRUE(Contains(ps.err, "the berthd recorded in " + record + " (pid " + std::to_string(pid)))
+      << ps.err;
   EXPECT_TRUE(Contains(ps.err, "is not running")) << ps.err;
   EXPECT_TRUE(ps.out.empty()) << ps.out;  // nothing from any other daemon
 
@@ -281,12 +293,14 @@ TEST(Cli, StaleRecordIsAClearErrorAndDownClearsIt) {
 // The one job of `d` (the test submits one), once it runs.
 std::string RunningJob(const Daemon& d) {
   std::string id;
-  WaitFor([&] {
-    json jobs = d.Get("/api/v1/jobs?state=Running");
-    if (!jobs.is_object() || jobs["items"].empty()) return false;
-    id = jobs["items"][0]["id"].dump();
-    return true;
-  }, 20s);
+  WaitFor(
+      [&] {
+        json jobs = d.Get("/api/v1/jobs?state=Running");
+        if (!jobs.is_object() || jobs["items"].empty()) return false;
+        id = jobs["items"][0]["id"].dump();
+        return true;
+      },
+      20s);
   return id;
 }
 
@@ -305,13 +319,15 @@ TEST(Cli, CtrlCOnRunWaitCancelsTheJob) {
   TempDir work;
   Proc berth;
   Spawn(berth, work, "run",
-        {BinDir() + "/berth", "--server", d.url(), "run", "--gpus", "1", "--wait", "--", "sleep", "600"});
+        {BinDir() + "/berth", "--server", d.url(), "run", "--gpus", "1", "--wait", "--", "sleep",
+         "600"});
   std::string id = RunningJob(d);
   ASSERT_FALSE(id.empty()) << berth.Err();
   ASSERT_FALSE(GpusFree(d));
   ::kill(berth.pid, SIGINT);
   EXPECT_EQ(berth.Wait(20s), 130) << berth.Err();
-  EXPECT_TRUE(Contains(berth.Err(), "berth: interrupted: cancelling job " + id + " (Ctrl-C again to stop waiting)"))
+  EXPECT_TRUE(Contains(
+      berth.Err(), "berth: interrupted: cancelling job " + id + " (Ctrl-C again to stop waiting)"))
       << berth.Err();
   EXPECT_EQ(d.State(id), "Cancelled");  // berth waited for the end
   EXPECT_TRUE(GpusFree(d)) << d.Get("/api/v1/gpus").dump();
@@ -322,22 +338,25 @@ TEST(Cli, SecondCtrlCStopsWaitingAtOnce) {
   ASSERT_TRUE(d.Start());
   TempDir work;
   // Ignores SIGTERM: the cancel waits out its 3 s grace period.
-  json doc = {{"apiVersion", "berth/v1"},
-              {"kind", "Job"},
-              {"metadata", {{"name", "stubborn"}}},
-              {"spec",
-               {{"command", {"/bin/sh", "-c", "trap '' TERM; touch " + work / "ready" + "; sleep 600"}},
-                {"terminationGracePeriodSeconds", 3},
-                {"resources", {{"gpus", "1"}}}}}};
+  json doc = {
+      {"apiVersion", "berth/v1"},
+      {"kind", "Job"},
+      {"metadata", {{"name", "stubborn"}}},
+      {"spec",
+       {{"command", {"/bin/sh", "-c", "trap '' TERM; touch " + work / "ready" + "; sleep 600"}},
+        {"terminationGracePeriodSeconds", 3},
+        {"resources", {{"gpus", "1"}}}}}};
   WriteFile(work / "job.json", doc.dump());
   Proc berth;
   Spawn(berth, work, "submit",
         {BinDir() + "/berth", "--server", d.url(), "submit", "-f", work / "job.json", "--wait"});
   std::string id = RunningJob(d);
   ASSERT_FALSE(id.empty()) << berth.Err();
-  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(work / "ready"); }, 10s));  // TERM ignored now
+  ASSERT_TRUE(
+      WaitFor([&] { return std::filesystem::exists(work / "ready"); }, 10s));  // TERM ignored now
   ::kill(berth.pid, SIGINT);
-  ASSERT_TRUE(WaitFor([&] { return Contains(berth.Err(), "cancelling job " + id); }, 10s)) << berth.Err();
+  ASSERT_TRUE(WaitFor([&] { return Contains(berth.Err(), "cancelling job " + id); }, 10s))
+      << berth.Err();
   ::kill(berth.pid, SIGINT);
   EXPECT_EQ(berth.Wait(2s), 130) << berth.Err();
   EXPECT_TRUE(Contains(berth.Err(), "stopped waiting")) << berth.Err();
@@ -351,13 +370,14 @@ TEST(Cli, DetachOnInterruptLeavesTheJobRunning) {
   TempDir work;
   Proc berth;
   Spawn(berth, work, "run",
-        {BinDir() + "/berth", "--server", d.url(), "run", "--gpus", "1", "--wait", "--detach-on-interrupt", "--",
-         "sleep", "600"});
+        {BinDir() + "/berth", "--server", d.url(), "run", "--gpus", "1", "--wait",
+         "--detach-on-interrupt", "--", "sleep", "600"});
   std::string id = RunningJob(d);
   ASSERT_FALSE(id.empty()) << berth.Err();
   ::kill(berth.pid, SIGINT);
   EXPECT_EQ(berth.Wait(10s), 130) << berth.Err();
-  EXPECT_TRUE(Contains(berth.Err(), "job " + id + " keeps running; `berth logs -f " + id + "` to follow"))
+  EXPECT_TRUE(
+      Contains(berth.Err(), "job " + id + " keeps running; `berth logs -f " + id + "` to follow"))
       << berth.Err();
   EXPECT_EQ(d.State(id), "Running");
   EXPECT_FALSE(GpusFree(d));
@@ -373,7 +393,8 @@ TEST(Cli, CtrlCOnTrainWaitCancelsTheTrainingJob) {
               {"spec", {{"workers", 1}, {"gpusPerWorker", 1}, {"command", {"sleep", "600"}}}}};
   WriteFile(work / "train.json", doc.dump());
   Proc berth;
-  Spawn(berth, work, "train", {BinDir() + "/berth", "--server", d.url(), "train", "-f", work / "train.json", "--wait"});
+  Spawn(berth, work, "train",
+        {BinDir() + "/berth", "--server", d.url(), "train", "-f", work / "train.json", "--wait"});
   std::string id = RunningJob(d);
   ASSERT_FALSE(id.empty()) << berth.Err();
   ::kill(berth.pid, SIGINT);

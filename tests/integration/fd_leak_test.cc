@@ -42,7 +42,8 @@ std::vector<std::string> Sockets(pid_t pid) {
     ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof(target) - 1);
     if (n <= 0) continue;
     target[n] = 0;
-    if (std::string(target).rfind("socket:", 0) == 0) out.push_back(std::string(e->d_name) + " -> " + target);
+    if (std::string(target).rfind("socket:", 0) == 0)
+      out.push_back(std::string(e->d_name) + " -> " + target);
   }
   ::closedir(d);
   return out;
@@ -63,7 +64,8 @@ TEST(FdLeak, TheShimAndTheTaskHoldNoneOfBerthdsSockets) {
   std::vector<pid_t> shims = PidsWith(d.data_dir() + "/runs");
   ASSERT_FALSE(shims.empty());
   for (pid_t p : task) EXPECT_TRUE(Sockets(p).empty()) << "task pid " << p << ": " << Sockets(p)[0];
-  for (pid_t p : shims) EXPECT_TRUE(Sockets(p).empty()) << "shim pid " << p << ": " << Sockets(p)[0];
+  for (pid_t p : shims)
+    EXPECT_TRUE(Sockets(p).empty()) << "shim pid " << p << ": " << Sockets(p)[0];
   EXPECT_EQ(d.Cli({"cancel", id}).exit_code, 0);
 }
 

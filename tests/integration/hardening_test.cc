@@ -19,7 +19,8 @@ using namespace std::chrono_literals;
 std::unique_ptr<httplib::Client> Http(const Daemon& d) {
   std::string rest = d.url().substr(d.url().find("://") + 3);
   size_t colon = rest.rfind(':');
-  auto c = std::make_unique<httplib::Client>(rest.substr(0, colon), std::stoi(rest.substr(colon + 1)));
+  auto c =
+      std::make_unique<httplib::Client>(rest.substr(0, colon), std::stoi(rest.substr(colon + 1)));
   c->set_connection_timeout(5, 0);
   c->set_read_timeout(20, 0);
   return c;
@@ -38,7 +39,8 @@ std::string Laughs() {
   std::string items = "[&l0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]";
   for (int level = 1; level <= 8; ++level) {
     items += ", &l" + std::to_string(level) + " [";
-    for (int i = 0; i < 9; ++i) items += std::string(i ? "," : "") + "*l" + std::to_string(level - 1);
+    for (int i = 0; i < 9; ++i)
+      items += std::string(i ? "," : "") + "*l" + std::to_string(level - 1);
     items += "]";
   }
   return items + "]";
@@ -49,15 +51,21 @@ TEST(Hardening, AliasBombIsRefusedByTheApiAndBerthdStaysUp) {
   ASSERT_TRUE(d.Start());
   auto http = Http(d);
   httplib::Headers who = {{"X-Berth-User", "alice"}};
-  std::string pipeline = "apiVersion: berth/v1\nkind: Pipeline\nmetadata: {name: bomb}\nspec:\n  steps:\n"
-                         "  - name: a\n    command: [echo, '{{item}}']\n    withItems: " + Laughs() + "\n";
-  auto run = http->Post("/api/v1/pipelines/runs", who, json{{"spec", pipeline}}.dump(), "application/json");
+  std::string pipeline =
+      "apiVersion: berth/v1\nkind: Pipeline\nmetadata: {name: bomb}\nspec:\n  steps:\n"
+      "  - name: a\n    command: [echo, '{{item}}']\n    withItems: " +
+      Laughs() + "\n";
+  auto run = http->Post("/api/v1/pipelines/runs", who, json{{"spec", pipeline}}.dump(),
+                        "application/json");
   ASSERT_TRUE(run);
   EXPECT_EQ(run->status, 400) << run->body;
   EXPECT_NE(run->body.find("spec.steps[0].withItems["), std::string::npos) << run->body;
-  EXPECT_NE(run->body.find("the document expands to more than 200000 nodes (counting every alias expanded)"),
-            std::string::npos) << run->body;
-  std::string job = "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/true]\n  args: " + Laughs() + "\n";
+  EXPECT_NE(run->body.find(
+                "the document expands to more than 200000 nodes (counting every alias expanded)"),
+            std::string::npos)
+      << run->body;
+  std::string job =
+      "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/true]\n  args: " + Laughs() + "\n";
   auto sub = http->Post("/api/v1/jobs", who, job, "application/yaml");
   ASSERT_TRUE(sub);
   EXPECT_EQ(sub->status, 400) << sub->body;
@@ -75,11 +83,13 @@ TEST(Hardening, AliasBombIsRefusedByTheApiAndBerthdStaysUp) {
 TEST(Hardening, DeeplyNestedParametersAreRefusedAndBerthdStaysUp) {
   Daemon d;
   ASSERT_TRUE(d.Start());
-  std::string spec = "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  parameters: [{name: p}]\n  steps:\n"
-                     "  - name: a\n    command: [echo, '{{inputs.parameters.p}}']\n";
+  std::string spec =
+      "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  parameters: [{name: p}]\n  steps:\n"
+      "  - name: a\n    command: [echo, '{{inputs.parameters.p}}']\n";
   std::string body = R"({"spec": )" + json(spec).dump() + R"(, "parameters": {"p": )" +
                      std::string(100000, '[') + std::string(100000, ']') + "}}";
-  auto r = Http(d)->Post("/api/v1/pipelines/runs", {{"X-Berth-User", "alice"}}, body, "application/json");
+  auto r = Http(d)->Post("/api/v1/pipelines/runs", {{"X-Berth-User", "alice"}}, body,
+                         "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400) << r->body;
   EXPECT_NE(r->body.find("nests deeper than 64 levels"), std::string::npos) << r->body;
@@ -91,13 +101,15 @@ TEST(Hardening, BerthSubmitRefusesAnAliasBombWithoutExpandingIt) {
   ASSERT_TRUE(d.Start());
   TempDir work;
   std::string path = work / "bomb.yaml";
-  WriteFile(path, "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/true]\n  args: " + Laughs() + "\n");
+  WriteFile(path, "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/true]\n  args: " +
+                      Laughs() + "\n");
   auto t0 = std::chrono::steady_clock::now();
   CommandResult r = d.Cli({"submit", "-f", path});
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
   EXPECT_EQ(r.exit_code, 2) << r.err;  // bad input, not an abort (134)
   EXPECT_NE(r.err.find("berth: error: spec.args["), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("the document expands to more than 200000 nodes"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the document expands to more than 200000 nodes"), std::string::npos)
+      << r.err;
   EXPECT_TRUE(d.Alive());
 }
 
@@ -106,12 +118,17 @@ TEST(Hardening, TimeLimitPastTenYearsIsRefusedAtSubmit) {
   ASSERT_TRUE(d.Start());
   TempDir work;
   std::string path = work / "long.yaml";
-  WriteFile(path, "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/sleep, '5']\n  timeLimit: 9999999h\n");
+  WriteFile(path,
+            "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/sleep, '5']\n  timeLimit: "
+            "9999999h\n");
   CommandResult r = d.Cli({"submit", "-f", path});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.err.find("spec.timeLimit: is too long: \"9999999h\", the most is 3650d (10 years)"), std::string::npos)
+  EXPECT_NE(r.err.find("spec.timeLimit: is too long: \"9999999h\", the most is 3650d (10 years)"),
+            std::string::npos)
       << r.err;
-  WriteFile(path, "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/sleep, '5']\n  timeLimit: 1e16\n");
+  WriteFile(
+      path,
+      "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/sleep, '5']\n  timeLimit: 1e16\n");
   r = d.Cli({"submit", "-f", path});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("spec.timeLimit: is too long: \"1e16\""), std::string::npos) << r.err;
@@ -145,14 +162,18 @@ TEST(Hardening, TheCliPrintsNamesEscaped) {
     CommandResult r = d.Cli(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_FALSE(HasControl(r.out)) << args[0] << ": " << r.out;
-    EXPECT_NE(r.out.find("evil\\e[2J\\e]0;owned\\x07"), std::string::npos) << args[0] << ": " << r.out;
+    EXPECT_NE(r.out.find("evil\\e[2J\\e]0;owned\\x07"), std::string::npos)
+        << args[0] << ": " << r.out;
   }
   // A refused name is quoted escaped in the error, too.
-  WriteFile(path, "apiVersion: berth/v1\nkind: Job\nmetadata: {name: \"x\\e[31my\"}\nspec:\n  command: [/bin/true]\n");
+  WriteFile(path,
+            "apiVersion: berth/v1\nkind: Job\nmetadata: {name: \"x\\e[31my\"}\nspec:\n  command: "
+            "[/bin/true]\n");
   CommandResult r = d.Cli({"submit", "-f", path});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_FALSE(HasControl(r.err)) << r.err;
-  EXPECT_NE(r.err.find("metadata.name: must not contain control characters, got \"x\\e[31my\""), std::string::npos)
+  EXPECT_NE(r.err.find("metadata.name: must not contain control characters, got \"x\\e[31my\""),
+            std::string::npos)
       << r.err;
 }
 
@@ -163,8 +184,9 @@ TEST(Hardening, FanOutIsCappedByTheConfiguration) {
   Daemon d({"--config", config});
   ASSERT_TRUE(d.Start());
   std::string file = work / "wide.yaml";
-  WriteFile(file, "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: wide\n"
-                  "    withItems: [a, b, c, d]\n    command: [echo, '{{item}}']\n");
+  WriteFile(file,
+            "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: wide\n"
+            "    withItems: [a, b, c, d]\n    command: [echo, '{{item}}']\n");
   CommandResult r = d.Cli({"pipeline", "run", "-f", file});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("spec.steps(wide).withItems: fans out to 4 children, the most is 3 "
@@ -172,13 +194,14 @@ TEST(Hardening, FanOutIsCappedByTheConfiguration) {
             std::string::npos)
       << r.err;
   // withParam is only known when the step runs: the step fails with the reason.
-  std::string id = StartRun(d, work.path(),
-                            "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: list\n"
-                            "    script: echo '[1,2,3,4,5]'\n"
-                            "    outputs: {parameters: [{name: l, valueFrom: {stdout: true}}]}\n"
-                            "  - name: each\n    dependencies: [list]\n"
-                            "    withParam: '{{steps.list.outputs.parameters.l}}'\n"
-                            "    command: [echo, '{{item}}']\n");
+  std::string id =
+      StartRun(d, work.path(),
+               "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: list\n"
+               "    script: echo '[1,2,3,4,5]'\n"
+               "    outputs: {parameters: [{name: l, valueFrom: {stdout: true}}]}\n"
+               "  - name: each\n    dependencies: [list]\n"
+               "    withParam: '{{steps.list.outputs.parameters.l}}'\n"
+               "    command: [echo, '{{item}}']\n");
   ASSERT_FALSE(id.empty());
   json run = WaitRunEnd(d, id);
   EXPECT_EQ(run.value("state", ""), "Failed") << run.dump();
@@ -200,7 +223,8 @@ std::string ListeningAddress(int port) {
     std::stringstream ss(line);
     std::string slot, local, remote, state;
     ss >> slot >> local >> remote >> state;
-    if (state == "0A" && local.substr(local.find(':') + 1) == want) return local.substr(0, local.find(':'));
+    if (state == "0A" && local.substr(local.find(':') + 1) == want)
+      return local.substr(0, local.find(':'));
   }
   return "";
 }
@@ -211,11 +235,15 @@ TEST(Hardening, ListenWithoutAHostIsLoopbackAndOtherInterfacesAreLogged) {
     int port = FreeTcpPort("127.0.0.1");
     ASSERT_GT(port, 0);
     std::string log = dir / "berthd.log";
-    pid_t pid = SpawnToFiles({BinDir() + "/berthd", "--listen", host + ":" + std::to_string(port), "--data-dir",
-                              dir.path()},
+    pid_t pid = SpawnToFiles({BinDir() + "/berthd", "--listen", host + ":" + std::to_string(port),
+                              "--data-dir", dir.path()},
                              {}, log, log);
-    bool up = WaitFor([&] { return !ListeningAddress(port).empty() && ReadFile(log).find("listening") != std::string::npos; },
-                      15s);
+    bool up = WaitFor(
+        [&] {
+          return !ListeningAddress(port).empty() &&
+                 ReadFile(log).find("listening") != std::string::npos;
+        },
+        15s);
     std::string bound = ListeningAddress(port);
     ::kill(pid, SIGTERM);
     ::waitpid(pid, nullptr, 0);

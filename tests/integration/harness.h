@@ -101,7 +101,9 @@ inline pid_t SpawnToFiles(const std::vector<std::string>& args, const std::vecto
 // Runs argv to completion, capturing stdout and stderr.
 inline CommandResult RunCommand(const std::vector<std::string>& args,
                                 const std::vector<std::string>& env = {}) {
-  std::string outf = std::filesystem::temp_directory_path() / ("berth-out-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
+  std::string outf =
+      std::filesystem::temp_directory_path() /
+      ("berth-out-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
   std::string errf = outf + ".err";
   pid_t pid = SpawnToFiles(args, env, outf, errf);
   int status = 0;
@@ -127,11 +129,14 @@ class Daemon {
       cli::ApiClient api(url_);
       auto active = api.Get("/api/v1/jobs?state=Pending,Scheduled,Running,Preempted");
       if (active.ok()) {
-        for (const auto& j : (*active)["items"]) (void)api.Post("/api/v1/jobs/" + j["id"].dump() + "/cancel", "");
-        WaitFor([&] {
-          auto left = api.Get("/api/v1/jobs?state=Pending,Scheduled,Running,Preempted");
-          return left.ok() && (*left)["items"].empty();
-        }, std::chrono::seconds(10));
+        for (const auto& j : (*active)["items"])
+          (void)api.Post("/api/v1/jobs/" + j["id"].dump() + "/cancel", "");
+        WaitFor(
+            [&] {
+              auto left = api.Get("/api/v1/jobs?state=Pending,Scheduled,Running,Preempted");
+              return left.ok() && (*left)["items"].empty();
+            },
+            std::chrono::seconds(10));
       }
     }
     Stop();
@@ -150,8 +155,8 @@ class Daemon {
       ::dup2(log, 2);
       ::setpgid(0, 0);
       for (const auto& kv : env_) ::putenv(const_cast<char*>(kv.c_str()));
-      std::vector<std::string> args = {BinDir() + "/berthd", "--listen", "127.0.0.1:0", "--data-dir",
-                                       dir_.path()};
+      std::vector<std::string> args = {BinDir() + "/berthd", "--listen", "127.0.0.1:0",
+                                       "--data-dir", dir_.path()};
       args.insert(args.end(), extra_.begin(), extra_.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -237,7 +242,8 @@ inline std::string SubmitDoc(const Daemon& d, const TempDir& work, const std::st
 }
 
 // `berth run [flags] -- /bin/sh -c script` against `d`; returns the job id.
-inline std::string SubmitScript(const Daemon& d, const std::vector<std::string>& flags, const std::string& script) {
+inline std::string SubmitScript(const Daemon& d, const std::vector<std::string>& flags,
+                                const std::string& script) {
   std::vector<std::string> args = {"run"};
   args.insert(args.end(), flags.begin(), flags.end());
   args.insert(args.end(), {"--", "/bin/sh", "-c", script});

@@ -65,15 +65,20 @@ TEST(Identity, EveryWayOfStartingWorkRecordsTheSameCaller) {
   // A pipeline whose steps call the SDK and the CLI: what they start is the
   // run owner's too.
   WriteFile(work / "child.py",
-            "import sys\nsys.path.insert(0, '" + std::string(BERTH_SOURCE_DIR) + "/python')\n"
-            "from berth import Client, Pipeline\n"
-            "with Pipeline('child') as p:\n    p.step('leaf', command=['/bin/true'])\n"
-            "print(Client().submit(p))\n");
+            "import sys\nsys.path.insert(0, '" + std::string(BERTH_SOURCE_DIR) +
+                "/python')\n"
+                "from berth import Client, Pipeline\n"
+                "with Pipeline('child') as p:\n    p.step('leaf', command=['/bin/true'])\n"
+                "print(Client().submit(p))\n");
   WriteFile(work / "p.yaml",
             "apiVersion: berth/v1\nkind: Pipeline\nmetadata: {name: outer}\nspec:\n  steps:\n"
-            "  - {name: sdk, command: [/usr/bin/python3, " + work / "child.py" + "]}\n"
-            "  - {name: cli, command: [" + BinDir() + "/berth, run, --name, from-step, --, /bin/true]}\n"
-            "  - {name: env, command: [/bin/sh, -c, 'echo $BERTH_USER']}\n");
+            "  - {name: sdk, command: [/usr/bin/python3, " +
+                work / "child.py" +
+                "]}\n"
+                "  - {name: cli, command: [" +
+                BinDir() +
+                "/berth, run, --name, from-step, --, /bin/true]}\n"
+                "  - {name: env, command: [/bin/sh, -c, 'echo $BERTH_USER']}\n");
   CommandResult pipe = CliWithEnv(d, {"pipeline", "run", "-f", work / "p.yaml", "--wait"}, env);
   ASSERT_EQ(pipe.exit_code, 0) << pipe.out << pipe.err;
   std::string outer = pipe.out.substr(0, pipe.out.find('\n'));
@@ -137,10 +142,11 @@ TEST(Identity, WorkStartedInsideATaskBelongsToTheTasksOwner) {
   // The SDK inside alice's task: the run and its step job are alice's.
   if (::access("/usr/bin/python3", X_OK) == 0) {
     WriteFile(work / "sdk.py",
-              "import sys\nsys.path.insert(0, '" + std::string(BERTH_SOURCE_DIR) + "/python')\n"
-              "from berth import Client, Pipeline\n"
-              "with Pipeline('from-alice') as p:\n    p.step('leaf', command=['/bin/true'])\n"
-              "print(Client().submit(p))\n");
+              "import sys\nsys.path.insert(0, '" + std::string(BERTH_SOURCE_DIR) +
+                  "/python')\n"
+                  "from berth import Client, Pipeline\n"
+                  "with Pipeline('from-alice') as p:\n    p.step('leaf', command=['/bin/true'])\n"
+                  "print(Client().submit(p))\n");
     res = http.Post("/api/v1/jobs", httplib::Headers{{"X-Berth-User", "alice"}},
                     "apiVersion: berth/v1\nkind: Job\nspec: {command: [/usr/bin/python3, " +
                         work / "sdk.py" + "]}\n",
@@ -176,8 +182,9 @@ TEST(Identity, NobodySubmitsAsSomeoneElse) {
   TempDir work;
   Daemon d;
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
-  WriteFile(work / "job.yaml", "apiVersion: berth/v1\nkind: Job\nmetadata: {user: mallory}\n"
-                               "spec: {command: [/bin/true]}\n");
+  WriteFile(work / "job.yaml",
+            "apiVersion: berth/v1\nkind: Job\nmetadata: {user: mallory}\n"
+            "spec: {command: [/bin/true]}\n");
   CommandResult r = d.Cli({"submit", "-f", work / "job.yaml"});
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.err.find("metadata.user: \"mallory\" is not the caller"), std::string::npos) << r.err;
@@ -186,8 +193,9 @@ TEST(Identity, NobodySubmitsAsSomeoneElse) {
                                     "}\nspec: {command: [/bin/true]}\n");
   r = d.Cli({"submit", "-f", work / "mine.yaml"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  WriteFile(work / "p.yaml", "apiVersion: berth/v1\nkind: Pipeline\nmetadata: {name: p, user: mallory}\n"
-                             "spec: {steps: [{name: a, command: [/bin/true]}]}\n");
+  WriteFile(work / "p.yaml",
+            "apiVersion: berth/v1\nkind: Pipeline\nmetadata: {name: p, user: mallory}\n"
+            "spec: {steps: [{name: a, command: [/bin/true]}]}\n");
   r = d.Cli({"pipeline", "run", "-f", work / "p.yaml"});
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.err.find("metadata.user: \"mallory\""), std::string::npos) << r.err;

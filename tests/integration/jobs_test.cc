@@ -14,10 +14,9 @@ namespace {
 // test releases it, then exits with `code`.
 std::string Waiter(const std::string& dir, int code) {
   return "echo \"$CUDA_VISIBLE_DEVICES\" > " + dir + "/gpus.$BERTH_JOB_ID; echo $BERTH_JOB_ID >> " +
-         dir + "/order; while [ ! -e " + dir + "/release.$BERTH_JOB_ID ]; do sleep 0.02; done; exit " +
-         std::to_string(code);
+         dir + "/order; while [ ! -e " + dir +
+         "/release.$BERTH_JOB_ID ]; do sleep 0.02; done; exit " + std::to_string(code);
 }
-
 
 std::set<std::string> Split(const std::string& csv) {
   std::set<std::string> out;
@@ -104,7 +103,8 @@ TEST(Jobs, RunsInTheCallersDirectoryAndKnowsTheServer) {
   ASSERT_TRUE(d.Start());
   WriteFile(work / "probe.sh", "echo \"pwd=$(pwd)\"; echo \"server=$BERTH_SERVER\"\n");
   auto berth_in = [&](const std::string& dir, std::vector<std::string> args) {
-    args.insert(args.begin(), {"/usr/bin/env", "-C", dir, BinDir() + "/berth", "--server", d.url()});
+    args.insert(args.begin(),
+                {"/usr/bin/env", "-C", dir, BinDir() + "/berth", "--server", d.url()});
     return RunCommand(args);
   };
   CommandResult r = berth_in(work.path(), {"run", "--wait", "--", "/bin/sh", "probe.sh"});
@@ -114,13 +114,15 @@ TEST(Jobs, RunsInTheCallersDirectoryAndKnowsTheServer) {
   EXPECT_EQ(d.url().find(":0"), std::string::npos) << d.url();
 
   // A document without workingDir gets the caller's directory; one with it keeps it.
-  WriteFile(work / "job.yaml", "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/sh, probe.sh]\n"
-                               "  env: {STEPS: \"080\"}\n");
+  WriteFile(work / "job.yaml",
+            "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/sh, probe.sh]\n"
+            "  env: {STEPS: \"080\"}\n");
   r = berth_in(work.path(), {"submit", "-f", "job.yaml", "--wait"});
   EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("pwd=" + work.path() + "\n"), std::string::npos) << r.out;
-  WriteFile(work / "pinned.yaml", "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/sh, -c, pwd]\n"
-                                  "  workingDir: /tmp\n");
+  WriteFile(work / "pinned.yaml",
+            "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [/bin/sh, -c, pwd]\n"
+            "  workingDir: /tmp\n");
   r = berth_in(work.path(), {"submit", "-f", "pinned.yaml", "--wait"});
   EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("/tmp\n"), std::string::npos) << r.out;
@@ -163,9 +165,10 @@ TEST(Jobs, CancelStopsARunningJobWithSigterm) {
   TempDir work;
   Daemon d({"--gpus", "1"});
   ASSERT_TRUE(d.Start());
-  std::string id = SubmitScript(d, {"--gpus", "1"},
-                          "trap 'echo got-term > " + work.path() + "/term; exit 0' TERM; echo ready > " +
-                              work.path() + "/ready; while true; do sleep 0.05; done");
+  std::string id =
+      SubmitScript(d, {"--gpus", "1"},
+                   "trap 'echo got-term > " + work.path() + "/term; exit 0' TERM; echo ready > " +
+                       work.path() + "/ready; while true; do sleep 0.05; done");
   ASSERT_TRUE(WaitFor([&] { return !ReadFile(work / "ready").empty(); }));
   CommandResult c = d.Cli({"cancel", id});
   EXPECT_EQ(c.exit_code, 0) << c.err;
@@ -190,7 +193,8 @@ TEST(Jobs, LogsFollowSeesOutputAsItIsWritten) {
   TempDir work;
   Daemon d({"--gpus", "1"});
   ASSERT_TRUE(d.Start());
-  std::string id = SubmitScript(d, {}, "echo first; while [ ! -e " + work.path() + "/go ]; do sleep 0.02; done; echo second");
+  std::string id = SubmitScript(
+      d, {}, "echo first; while [ ! -e " + work.path() + "/go ]; do sleep 0.02; done; echo second");
   ASSERT_TRUE(WaitFor([&] { return d.Cli({"logs", id}).out.find("first") != std::string::npos; }));
   WriteFile(work / "go", "");
   CommandResult f = d.Cli({"logs", "-f", id});
@@ -213,7 +217,8 @@ TEST(Jobs, BadInputGetsClearErrorsAndTheDaemonStaysUp) {
   CommandResult unknown = submit_file(
       "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [\"true\"]\n  resources: {gpu: 1}\n");
   EXPECT_NE(unknown.exit_code, 0);
-  EXPECT_NE(unknown.err.find("spec.resources.gpu: unknown field"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("spec.resources.gpu: unknown field"), std::string::npos)
+      << unknown.err;
 
   CommandResult negative = submit_file(
       "apiVersion: berth/v1\nkind: Job\nspec:\n  command: [\"true\"]\n  resources: {gpus: -1}\n");
@@ -244,7 +249,8 @@ TEST(Jobs, BadInputGetsClearErrorsAndTheDaemonStaysUp) {
   std::string script = work / "vanish.sh";
   WriteFile(script, "#!/bin/sh\nexit 0\n");
   ::chmod(script.c_str(), 0755);
-  std::string blocker = SubmitScript(d, {"--gpus", "4"}, "while [ ! -e " + work.path() + "/release ]; do sleep 0.02; done");
+  std::string blocker = SubmitScript(
+      d, {"--gpus", "4"}, "while [ ! -e " + work.path() + "/release ]; do sleep 0.02; done");
   CommandResult queued = d.Cli({"run", "--gpus", "1", "--", script});
   ASSERT_EQ(queued.exit_code, 0) << queued.err;
   std::string vid = Trim(queued.out);

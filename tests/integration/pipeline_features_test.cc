@@ -26,7 +26,8 @@ spec:
   - name: greet
     withItems: [{name: ada, n: 1}, {name: bob, n: 2}, {name: cy, n: 3}, {name: dee, n: 4}]
     parallelism: 2
-    script: "echo + >> )" + log + R"(; sleep 0.3; echo - >> )" + log +
+    script: "echo + >> )" + log +
+                                R"(; sleep 0.3; echo - >> )" + log +
                                 R"(; echo {{item.name}}-$(( {{item.n}} * 10 )) "
     outputs: {parameters: [{name: v, valueFrom: {stdout: true}}]}
   - name: letters
@@ -65,9 +66,7 @@ TEST_F(PipelineFeatureTest, RetryPoliciesTellFailuresFromErrors) {
   std::string bad = work_ / "bad-interpreter";
   WriteFile(bad, "#!/nonexistent/berth-interpreter\n");
   std::filesystem::permissions(bad, std::filesystem::perms::owner_all);
-  auto count = [&](const std::string& name) {
-    return "echo x >> " + (work_ / name) + "; exit 1";
-  };
+  auto count = [&](const std::string& name) { return "echo x >> " + (work_ / name) + "; exit 1"; };
   std::string id = StartRun(d_, work_.path(), R"(
 kind: Pipeline
 metadata: {name: policies}
@@ -127,15 +126,17 @@ spec:
 TEST_F(PipelineFeatureTest, RetryBackoffGrowsByTheFactorUpToMaxDuration) {
   // Waits before attempts 2, 3, 4: 300 ms, 300*4 = 1200 ms, min(4800, 1500) = 1500 ms.
   std::string times = work_ / "times";
-  std::string id = StartRun(d_, work_.path(), R"(
+  std::string id = StartRun(d_, work_.path(),
+                            R"(
 kind: Pipeline
 metadata: {name: backoff}
 spec:
   steps:
   - name: flaky
-    script: "echo start $(date +%s%N) >> )" + times + R"(; n=$(grep -c start )" + times +
-                                                  R"(); echo end $(date +%s%N) >> )" + times +
-                                                  R"(; [ $n -ge 4 ]"
+    script: "echo start $(date +%s%N) >> )" +
+                                times + R"(; n=$(grep -c start )" + times +
+                                R"(); echo end $(date +%s%N) >> )" + times +
+                                R"(; [ $n -ge 4 ]"
     retryStrategy: {limit: 5, retryPolicy: OnFailure, backoff: {duration: 300ms, factor: 4, maxDuration: 1500ms}}
 )");
   auto run = WaitRunEnd(d_, id);
@@ -167,7 +168,8 @@ metadata: {name: memo-age}
 spec:
   steps:
   - name: expensive
-    script: "echo ran >> )" + (work_ / "count") + R"(; echo result"
+    script: "echo ran >> )" +
+                     (work_ / "count") + R"(; echo result"
     outputs: {parameters: [{name: out, valueFrom: {stdout: true}}]}
     memoize: {key: "memo-age-test", maxAge: 3s}
 )";
@@ -182,7 +184,9 @@ spec:
   EXPECT_EQ(ReadFile(work_ / "count"), "ran\n");
   // Once the result is older than maxAge the step runs again.
   ASSERT_TRUE(WaitFor(
-      [&] { return std::chrono::steady_clock::now() - first_seen > std::chrono::milliseconds(3200); },
+      [&] {
+        return std::chrono::steady_clock::now() - first_seen > std::chrono::milliseconds(3200);
+      },
       std::chrono::seconds(10)));
   auto third = WaitRunEnd(d_, StartRun(d_, work_.path(), yaml));
   ASSERT_EQ(third["state"], "Succeeded");

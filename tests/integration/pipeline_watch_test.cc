@@ -54,7 +54,8 @@ spec:
     if (!e["data"].is_object() || !e["data"].contains("pipelineRun")) continue;
     if (e["data"]["pipelineRun"].dump() != id) continue;
     ++of_run;
-    EXPECT_EQ(e["message"].get<std::string>().rfind("pipeline run " + id + " (two)", 0), 0u) << e.dump();
+    EXPECT_EQ(e["message"].get<std::string>().rfind("pipeline run " + id + " (two)", 0), 0u)
+        << e.dump();
   }
   EXPECT_EQ(of_run, 6);  // created, 2 x (Running, Succeeded), succeeded
   CommandResult ev = d_.Cli({"events"});
@@ -88,12 +89,14 @@ struct Waiter {
   std::string out, err;
   int Wait(std::chrono::seconds timeout) {
     int status = 0, rc = -1;
-    WaitFor([&] {
-      pid_t w = ::waitpid(pid, &status, WNOHANG);
-      if (w != pid) return false;
-      rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      return true;
-    }, timeout);
+    WaitFor(
+        [&] {
+          pid_t w = ::waitpid(pid, &status, WNOHANG);
+          if (w != pid) return false;
+          rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+          return true;
+        },
+        timeout);
     if (rc == -1) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
@@ -106,8 +109,9 @@ Waiter StartWaiting(const Daemon& d, const TempDir& work, const std::string& fil
   Waiter w;
   w.out = work / "wait.out";
   w.err = work / "wait.err";
-  w.pid = SpawnToFiles({BinDir() + "/berth", "--server", d.url(), "pipeline", "run", "-f", file, "--wait"},
-                       {}, w.out, w.err);
+  w.pid = SpawnToFiles(
+      {BinDir() + "/berth", "--server", d.url(), "pipeline", "run", "-f", file, "--wait"}, {},
+      w.out, w.err);
   return w;
 }
 
@@ -134,7 +138,8 @@ spec:
       << ReadFile(w.err);
   EXPECT_EQ(GetRun(d_, id)["state"], "Cancelled");
   std::string out = ReadFile(w.out);
-  EXPECT_NE(After(out, "Cancelled", out.find("slow                  Running")), std::string::npos) << out;
+  EXPECT_NE(After(out, "Cancelled", out.find("slow                  Running")), std::string::npos)
+      << out;
 }
 
 TEST_F(PipelineWatchTest, ASecondCtrlCStopsWaitingAtOnce) {
@@ -145,14 +150,15 @@ TEST_F(PipelineWatchTest, ASecondCtrlCStopsWaitingAtOnce) {
     ~Release() { WriteFile(path, ""); }
   } guard{release};
   // The step outlives SIGTERM until released: cancelling takes as long.
-  std::string file = Write(R"(
+  std::string file =
+      Write(R"(
 apiVersion: berth/v1
 kind: Pipeline
 metadata: {name: stubborn}
 spec:
   steps:
-  - {name: hold, command: [/bin/sh, -c, "trap '' TERM; touch )" + release + R"(.ready; while [ ! -e )" +
-                           release + R"( ]; do sleep 0.05; done"]}
+  - {name: hold, command: [/bin/sh, -c, "trap '' TERM; touch )" +
+            release + R"(.ready; while [ ! -e )" + release + R"( ]; do sleep 0.05; done"]}
 )");
   Waiter w = StartWaiting(d_, work_, file);
   // Interrupt once the step ignores SIGTERM (before, a cancel would end it at once).
@@ -160,8 +166,9 @@ spec:
       << ReadFile(w.out) << ReadFile(w.err);
   std::string id = ReadFile(w.out).substr(0, ReadFile(w.out).find('\n'));
   ::kill(w.pid, SIGINT);
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(w.err).find("interrupted: cancelling") != std::string::npos; }))
-      << ReadFile(w.err);
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(w.err).find("interrupted: cancelling") != std::string::npos;
+  })) << ReadFile(w.err);
   ::kill(w.pid, SIGINT);
   EXPECT_EQ(w.Wait(std::chrono::seconds(5)), 130) << ReadFile(w.err);
   EXPECT_NE(ReadFile(w.err).find("stopped waiting"), std::string::npos) << ReadFile(w.err);

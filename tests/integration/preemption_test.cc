@@ -10,16 +10,16 @@ namespace {
 
 using nlohmann::json;
 
-std::string JobYaml(const std::string& name, int priority, int gpus, int grace_s, const std::string& script) {
-  nlohmann::json doc = {
-      {"apiVersion", "berth/v1"},
-      {"kind", "Job"},
-      {"metadata", {{"name", name}}},
-      {"spec",
-       {{"command", {"/bin/sh", "-c", script}},
-        {"priority", priority},
-        {"terminationGracePeriodSeconds", grace_s},
-        {"resources", {{"gpus", gpus}}}}}};
+std::string JobYaml(const std::string& name, int priority, int gpus, int grace_s,
+                    const std::string& script) {
+  nlohmann::json doc = {{"apiVersion", "berth/v1"},
+                        {"kind", "Job"},
+                        {"metadata", {{"name", name}}},
+                        {"spec",
+                         {{"command", {"/bin/sh", "-c", script}},
+                          {"priority", priority},
+                          {"terminationGracePeriodSeconds", grace_s},
+                          {"resources", {{"gpus", gpus}}}}}};
   return doc.dump();
 }
 
@@ -33,23 +33,28 @@ TEST_P(Preemption, HigherPriorityJobPreemptsAndTheVictimIsRequeued) {
 
   // The victim checkpoints on SIGTERM (records it, then holds on until the
   // test lets it go) and exits; on its second attempt it finishes at once.
-  std::string low = SubmitDoc(
-      d, work,
-      JobYaml("low", 0, 2, 30,
-              "echo \"start $BERTH_ATTEMPT\" >> " + dir + "/low.log; "
-              "if [ \"$BERTH_ATTEMPT\" -gt 1 ]; then exit 0; fi; "
-              "trap 'echo \"term $BERTH_ATTEMPT\" >> " + dir + "/low.log; while [ ! -e " + dir +
-                  "/let_go ]; do sleep 0.02; done; echo low-exit >> " + dir + "/order; exit 143' TERM; "
-              "while true; do sleep 0.02; done"));
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(work / "low.log").find("start 1") != std::string::npos; }));
+  std::string low =
+      SubmitDoc(d, work,
+                JobYaml("low", 0, 2, 30,
+                        "echo \"start $BERTH_ATTEMPT\" >> " + dir +
+                            "/low.log; "
+                            "if [ \"$BERTH_ATTEMPT\" -gt 1 ]; then exit 0; fi; "
+                            "trap 'echo \"term $BERTH_ATTEMPT\" >> " +
+                            dir + "/low.log; while [ ! -e " + dir +
+                            "/let_go ]; do sleep 0.02; done; echo low-exit >> " + dir +
+                            "/order; exit 143' TERM; "
+                            "while true; do sleep 0.02; done"));
+  ASSERT_TRUE(
+      WaitFor([&] { return ReadFile(work / "low.log").find("start 1") != std::string::npos; }));
 
-  std::string high = SubmitDoc(
-      d, work,
-      JobYaml("high", 10, 2, 30,
-              "echo high-start >> " + dir + "/order; while [ ! -e " + dir + "/release ]; do sleep 0.02; done"));
+  std::string high = SubmitDoc(d, work,
+                               JobYaml("high", 10, 2, 30,
+                                       "echo high-start >> " + dir + "/order; while [ ! -e " + dir +
+                                           "/release ]; do sleep 0.02; done"));
   // The victim got SIGTERM; while it checkpoints it still holds the GPUs, so
   // the high-priority job waits for them (and nothing else is preempted).
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(work / "low.log").find("term 1") != std::string::npos; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return ReadFile(work / "low.log").find("term 1") != std::string::npos; }));
   ASSERT_TRUE(WaitFor([&] {
     json h = d.Job(high);
     return h.value("waitingReason", "").find("to release GPU") != std::string::npos;
@@ -60,7 +65,8 @@ TEST_P(Preemption, HigherPriorityJobPreemptsAndTheVictimIsRequeued) {
   // Then it is requeued, and the high-priority job runs.
   ASSERT_TRUE(WaitFor([&] { return d.State(high) == "Running"; })) << d.Job(low).dump();
   EXPECT_EQ(d.State(low), "Pending");
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(work / "order").find("high-start") != std::string::npos; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return ReadFile(work / "order").find("high-start") != std::string::npos; }));
   EXPECT_EQ(ReadFile(work / "order"), "low-exit\nhigh-start\n");
   // What the first attempt received is kept for the scheduler (2 GPUs for a while).
   json requeued = d.Job(low);
@@ -97,14 +103,18 @@ TEST(Priority, HigherPriorityStartsFirstUnderTheDefaultPolicy) {
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   ASSERT_EQ(d.Get("/healthz")["policy"], "dynamic");
   std::string holder = SubmitScript(
-      d, {"--gpus", "1"}, "echo holder >> " + dir + "/order; while [ ! -e " + dir + "/release ]; do sleep 0.02; done");
+      d, {"--gpus", "1"},
+      "echo holder >> " + dir + "/order; while [ ! -e " + dir + "/release ]; do sleep 0.02; done");
   ASSERT_TRUE(WaitFor([&] { return d.State(holder) == "Running"; })) << d.Job(holder).dump();
-  std::string low = SubmitScript(d, {"--gpus", "1", "--priority", "0"}, "echo low >> " + dir + "/order");
-  std::string high = SubmitScript(d, {"--gpus", "1", "--priority", "100"}, "echo high >> " + dir + "/order");
+  std::string low =
+      SubmitScript(d, {"--gpus", "1", "--priority", "0"}, "echo low >> " + dir + "/order");
+  std::string high =
+      SubmitScript(d, {"--gpus", "1", "--priority", "100"}, "echo high >> " + dir + "/order");
   // Both wait for the GPU (a cycle has seen them), nobody is preempted.
-  ASSERT_TRUE(WaitFor([&] { return !d.Job(low).value("waitingReason", "").empty() &&
-                                   !d.Job(high).value("waitingReason", "").empty(); }))
-      << d.Job(high).dump();
+  ASSERT_TRUE(WaitFor([&] {
+    return !d.Job(low).value("waitingReason", "").empty() &&
+           !d.Job(high).value("waitingReason", "").empty();
+  })) << d.Job(high).dump();
   EXPECT_EQ(d.State(holder), "Running");
   WriteFile(work / "release", "");
   ASSERT_TRUE(WaitFor([&] { return d.State(low) == "Succeeded" && d.State(high) == "Succeeded"; }))
@@ -117,7 +127,8 @@ TEST(Priority, HigherPriorityStartsFirstUnderTheDefaultPolicy) {
 TEST(Priority, PriorityClassIsShownAndCheckedByTheCli) {
   Daemon d({"--gpus", "1"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
-  CommandResult r = d.Cli({"run", "--priority-class", "interactive", "--priority", "3", "--", "true"});
+  CommandResult r =
+      d.Cli({"run", "--priority-class", "interactive", "--priority", "3", "--", "true"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string id = Trim(r.out);
   EXPECT_EQ(d.Job(id)["priorityClassName"], "interactive");
@@ -129,19 +140,25 @@ TEST(Priority, PriorityClassIsShownAndCheckedByTheCli) {
 
   CommandResult bad = d.Cli({"run", "--priority-class", "urgent", "--", "true"});
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_NE(bad.err.find("--priority-class: unknown priority class \"urgent\" (one of scavenger, batch, interactive)"),
+  EXPECT_NE(bad.err.find("--priority-class: unknown priority class \"urgent\" (one of scavenger, "
+                         "batch, interactive)"),
             std::string::npos)
       << bad.err;
   CommandResult big = d.Cli({"run", "--priority", "5000000", "--", "true"});
   EXPECT_NE(big.exit_code, 0);
-  EXPECT_NE(big.err.find("--priority: must be between -1000000 and 1000000"), std::string::npos) << big.err;
+  EXPECT_NE(big.err.find("--priority: must be between -1000000 and 1000000"), std::string::npos)
+      << big.err;
   // The API checks the document too.
   TempDir work;
   std::string path = work / "bad.json";
-  WriteFile(path, R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["true"],"priorityClassName":"gold"}})");
+  WriteFile(
+      path,
+      R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["true"],"priorityClassName":"gold"}})");
   CommandResult doc = d.Cli({"submit", "-f", path});
   EXPECT_NE(doc.exit_code, 0);
-  EXPECT_NE(doc.err.find("spec.priorityClassName: unknown priority class \"gold\""), std::string::npos) << doc.err;
+  EXPECT_NE(doc.err.find("spec.priorityClassName: unknown priority class \"gold\""),
+            std::string::npos)
+      << doc.err;
 }
 
 // Every registered policy runs real jobs in the daemon: a gang of 2 GPUs, a
@@ -163,7 +180,8 @@ TEST_P(EveryPolicy, RunsJobsToCompletion) {
     ASSERT_TRUE(WaitFor([&] {
       std::string s = d.State(id);
       return s == "Succeeded" || s == "Failed";
-    })) << GetParam() << " job " << id << ": " << d.Job(id).dump();
+    })) << GetParam()
+        << " job " << id << ": " << d.Job(id).dump();
     EXPECT_EQ(d.Job(id)["exitCode"], code);
   }
 }
@@ -185,16 +203,19 @@ TEST(LeastAttainedService, RecheckDemotesARunningJobAndServiceSurvivesRequeue) {
   Daemon d({"--gpus", "1", "--config", work / "berthd.yaml"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   auto waiter = [&](const std::string& name) {
-    return "echo " + name + "-$BERTH_ATTEMPT >> " + dir + "/order; "
+    return "echo " + name + "-$BERTH_ATTEMPT >> " + dir +
+           "/order; "
            "if [ \"$BERTH_ATTEMPT\" -gt 1 ]; then exit 0; fi; "
-           "trap 'exit 143' TERM; while [ ! -e " + dir + "/release-" + name + " ]; do sleep 0.02; done";
+           "trap 'exit 143' TERM; while [ ! -e " +
+           dir + "/release-" + name + " ]; do sleep 0.02; done";
   };
   std::string a = SubmitDoc(d, work, JobYaml("a", 0, 1, 30, waiter("a")));
   ASSERT_TRUE(WaitFor([&] { return d.State(a) == "Running"; }));
   std::string b = SubmitDoc(d, work, JobYaml("b", 0, 1, 30, waiter("b")));
   // b waits behind a (same level, FIFO) until a crosses 3 GPU-seconds; b
   // then has as long before it would be demoted in turn.
-  ASSERT_TRUE(WaitFor([&] { return d.State(b) == "Running"; })) << d.Job(a).dump() << d.Job(b).dump();
+  ASSERT_TRUE(WaitFor([&] { return d.State(b) == "Running"; }))
+      << d.Job(a).dump() << d.Job(b).dump();
   ASSERT_TRUE(WaitFor([&] { return d.State(a) == "Pending"; })) << d.Job(a).dump();
   json ja = d.Job(a);
   EXPECT_GE(ja.value("attainedGpuSeconds", 0.0), 3.0) << ja.dump();
@@ -202,7 +223,8 @@ TEST(LeastAttainedService, RecheckDemotesARunningJobAndServiceSurvivesRequeue) {
   std::string c = SubmitDoc(d, work, JobYaml("c", 0, 1, 30, waiter("c")));
   ASSERT_TRUE(WaitFor([&] { return d.State(c) == "Pending"; }));
   WriteFile(work / "release-b", "");
-  ASSERT_TRUE(WaitFor([&] { return d.State(c) == "Running"; })) << d.Job(a).dump() << d.Job(c).dump();
+  ASSERT_TRUE(WaitFor([&] { return d.State(c) == "Running"; }))
+      << d.Job(a).dump() << d.Job(c).dump();
   EXPECT_EQ(d.State(a), "Pending");
   WriteFile(work / "release-c", "");
   ASSERT_TRUE(WaitFor([&] { return d.State(a) == "Succeeded"; })) << d.Job(a).dump();

@@ -103,8 +103,9 @@ TEST(Restart, CleanShutdownLeavesTasksRunning) {
   TempDir work;
   Daemon d({"--gpus", "1"});
   ASSERT_TRUE(d.Start());
-  CommandResult r = d.Cli({"run", "--gpus", "1", "--", "/bin/sh", "-c",
-                           "while [ ! -e " + work.path() + "/go ]; do sleep 0.02; done; echo done"});
+  CommandResult r =
+      d.Cli({"run", "--gpus", "1", "--", "/bin/sh", "-c",
+             "while [ ! -e " + work.path() + "/go ]; do sleep 0.02; done; echo done"});
   std::string id = Trim(r.out);
   ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Running"; }));
   EXPECT_EQ(d.Stop(), 0);  // SIGTERM: the daemon exits 0

@@ -9,8 +9,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "harness.h"
 #include "../require_tools.h"
+#include "harness.h"
 
 namespace berth::testing {
 namespace {
@@ -19,9 +19,15 @@ nlohmann::json Device(int index, int util, nlohmann::json processes = nlohmann::
   char uuid[64], bus[32];
   std::snprintf(uuid, sizeof(uuid), "GPU-0000fa4e-0000-0000-0000-%012d", index);
   std::snprintf(bus, sizeof(bus), "00000000:%02X:00.0", 0x10 + index);
-  return {{"name", "NVIDIA H100 80GB HBM3"}, {"uuid", uuid}, {"pci_bus_id", bus},
-          {"memory_total_mib", 81559}, {"utilization", util}, {"temperature", 40 + index},
-          {"power_mw", 70000}, {"sm_clock_mhz", 1980}, {"processes", processes}};
+  return {{"name", "NVIDIA H100 80GB HBM3"},
+          {"uuid", uuid},
+          {"pci_bus_id", bus},
+          {"memory_total_mib", 81559},
+          {"utilization", util},
+          {"temperature", 40 + index},
+          {"power_mw", 70000},
+          {"sm_clock_mhz", 1980},
+          {"processes", processes}};
 }
 
 // A port nothing listens on right now (bound to 0, read back, closed).
@@ -45,7 +51,8 @@ class FakeGpus {
     std::filesystem::rename(path_ + ".tmp", path_);
   }
   std::vector<std::string> Env() const {
-    return {"BERTH_NVML_LIBRARY=" + std::string(BERTH_FAKE_NVML_PATH), "BERTH_FAKE_NVML_CONFIG=" + path_};
+    return {"BERTH_NVML_LIBRARY=" + std::string(BERTH_FAKE_NVML_PATH),
+            "BERTH_FAKE_NVML_CONFIG=" + path_};
   }
 
  private:
@@ -77,9 +84,10 @@ class Telemetry : public ::testing::Test {
 
   // Starts a 1-GPU job that records its pid and waits for release.
   std::string StartJob() {
-    CommandResult r = daemon_->Cli({"run", "--gpus", "1", "--name", "trainer", "--", "/bin/sh", "-c",
-                                    "echo $$ > " + work_.path() + "/pid.$BERTH_JOB_ID; while [ ! -e " +
-                                        work_.path() + "/release ]; do sleep 0.02; done"});
+    CommandResult r =
+        daemon_->Cli({"run", "--gpus", "1", "--name", "trainer", "--", "/bin/sh", "-c",
+                      "echo $$ > " + work_.path() + "/pid.$BERTH_JOB_ID; while [ ! -e " +
+                          work_.path() + "/release ]; do sleep 0.02; done"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::string id = Trim(r.out);
     EXPECT_TRUE(WaitFor([&] { return daemon_->State(id) == "Running"; }));
@@ -97,7 +105,8 @@ class Telemetry : public ::testing::Test {
 TEST_F(Telemetry, DiscoveredGpusAndLiveUtilizationReachMetricsWithTheJobsLabels) {
   auto health = daemon_->Get("/healthz");
   EXPECT_EQ(health["gpus"], 2);
-  EXPECT_NE(health["inventory"].get<std::string>().find("nvml"), std::string::npos) << health.dump();
+  EXPECT_NE(health["inventory"].get<std::string>().find("nvml"), std::string::npos)
+      << health.dump();
 
   std::string id = StartJob();
   auto job = daemon_->Job(id);
@@ -115,7 +124,8 @@ TEST_F(Telemetry, DiscoveredGpusAndLiveUtilizationReachMetricsWithTheJobsLabels)
     return v && *v == 73;
   })) << metrics;
   EXPECT_TRUE(Sample(metrics, "DCGM_FI_DEV_FB_USED", {"job=\"" + id + "\""}).has_value());
-  EXPECT_TRUE(Sample(metrics, "DCGM_FI_DEV_GPU_TEMP", {"modelName=\"NVIDIA H100 80GB HBM3\""}).has_value());
+  EXPECT_TRUE(
+      Sample(metrics, "DCGM_FI_DEV_GPU_TEMP", {"modelName=\"NVIDIA H100 80GB HBM3\""}).has_value());
   EXPECT_EQ(Sample(metrics, "berth_gpus_allocated", {}).value_or(-1), -1);  // unlabelled: below
   EXPECT_NE(metrics.find("berth_gpus_allocated 1\n"), std::string::npos);
   EXPECT_NE(metrics.find("berth_jobs{state=\"Running\",queue=\"default\"} 1"), std::string::npos);
@@ -169,7 +179,8 @@ TEST_F(Telemetry, IdleAllocationsAndViolationsBecomeEvents) {
     for (const auto& e : events["items"])
       if (e["type"] == "GpuIdle") return true;
     return false;
-  })) << daemon_->Get("/api/v1/events").dump() << ReadFile(daemon_->data_dir() + "/berthd.log");
+  })) << daemon_->Get("/api/v1/events").dump()
+      << ReadFile(daemon_->data_dir() + "/berthd.log");
   auto metrics = daemon_->GetText("/metrics");
   auto idle = Sample(metrics, "berth_gpu_idle_allocated_seconds_total", {"job=\"" + id + "\""});
   ASSERT_TRUE(idle.has_value()) << metrics;
@@ -189,7 +200,9 @@ TEST_F(Telemetry, IdleAllocationsAndViolationsBecomeEvents) {
 
 TEST_F(Telemetry, RealPrometheusScrapesTheJobsGpuUtilization) {
   const char* prom = "/usr/bin/prometheus";
-  if (::access(prom, X_OK) != 0) BERTH_SKIP_UNLESS_REQUIRED("prometheus is not installed (scripts/install-deps.sh --test installs it)");
+  if (::access(prom, X_OK) != 0)
+    BERTH_SKIP_UNLESS_REQUIRED(
+        "prometheus is not installed (scripts/install-deps.sh --test installs it)");
   std::string id = StartJob();
   int gpu = daemon_->Job(id)["gpus"][0];
   int pid = std::stoi(ReadFile(work_ / ("pid." + id)));
@@ -203,7 +216,8 @@ TEST_F(Telemetry, RealPrometheusScrapesTheJobsGpuUtilization) {
             "scrape_configs:\n"
             "  - job_name: berthd\n"
             "    honor_labels: true\n"
-            "    static_configs: [{targets: ['" + target + "']}]\n");
+            "    static_configs: [{targets: ['" +
+                target + "']}]\n");
   // A free port for Prometheus' own API.
   int port = FreePort();
   pid_t p = ::fork();
@@ -223,7 +237,10 @@ TEST_F(Telemetry, RealPrometheusScrapesTheJobsGpuUtilization) {
   std::string body;
   bool found = WaitFor(
       [&] {
-        auto r = client.Get(("/api/v1/query?query=" + httplib::detail::encode_query_param("DCGM_FI_DEV_GPU_UTIL{job=\"" + id + "\"}")).c_str());
+        auto r =
+            client.Get(("/api/v1/query?query=" + httplib::detail::encode_query_param(
+                                                     "DCGM_FI_DEV_GPU_UTIL{job=\"" + id + "\"}"))
+                           .c_str());
         if (!r || r->status != 200) return false;
         body = r->body;
         auto j = nlohmann::json::parse(body, nullptr, false);

@@ -12,8 +12,11 @@ namespace {
 
 using nlohmann::json;
 
-std::string SubmitTraining(const Daemon& d, const TempDir& work, const std::string& name, json spec) {
-  json doc = {{"apiVersion", "berth/v1"}, {"kind", "TrainingJob"}, {"metadata", {{"name", name}}},
+std::string SubmitTraining(const Daemon& d, const TempDir& work, const std::string& name,
+                           json spec) {
+  json doc = {{"apiVersion", "berth/v1"},
+              {"kind", "TrainingJob"},
+              {"metadata", {{"name", name}}},
               {"spec", spec}};
   std::string path = work / (name + ".json");
   WriteFile(path, doc.dump());
@@ -86,7 +89,8 @@ TEST(TrainingGpus, AnElasticJobShowsWhatItHoldsAndItsRange) {
   Daemon d({"--gpus", "3"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   // Two of the three GPUs are busy: the elastic job starts with one worker.
-  std::string blocker = SubmitScript(d, {"--gpus", "2", "--name", "blocker"}, Waiter(work / "release"));
+  std::string blocker =
+      SubmitScript(d, {"--gpus", "2", "--name", "blocker"}, Waiter(work / "release"));
   ASSERT_TRUE(WaitFor([&] { return d.State(blocker) == "Running"; }));
   std::string id = SubmitTraining(
       d, work, "stretchy",
@@ -104,8 +108,9 @@ TEST(TrainingGpus, AnElasticJobShowsWhatItHoldsAndItsRange) {
   EXPECT_NE(get.out.find("GPUs asked:   1-4 (1-4 workers x 1)\n"), std::string::npos) << get.out;
   EXPECT_NE(get.out.find("GPUs held:    1\n"), std::string::npos) << get.out;
   WriteFile(work / "release", "");
-  ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Succeeded" && d.State(blocker) == "Succeeded"; }))
-      << d.Job(id).dump();
+  ASSERT_TRUE(WaitFor([&] {
+    return d.State(id) == "Succeeded" && d.State(blocker) == "Succeeded";
+  })) << d.Job(id).dump();
 }
 
 // A plain job's column is its request, as before.

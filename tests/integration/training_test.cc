@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <set>
 
-#include "harness.h"
 #include "../require_tools.h"
+#include "harness.h"
 
 namespace berth::testing {
 namespace {
@@ -17,13 +17,12 @@ using nlohmann::json;
 
 const char* kPython = "/usr/bin/python3";
 
-bool HaveTorch() {
-  return RunCommand({kPython, "-c", "import torch.distributed"}).exit_code == 0;
-}
+bool HaveTorch() { return RunCommand({kPython, "-c", "import torch.distributed"}).exit_code == 0; }
 
 std::string Example() { return std::string(BERTH_SOURCE_DIR) + "/examples/training/ddp_train.py"; }
 
-std::string Submit(const Daemon& d, const TempDir& work, const json& doc, CommandResult* out = nullptr) {
+std::string Submit(const Daemon& d, const TempDir& work, const json& doc,
+                   CommandResult* out = nullptr) {
   static int n = 0;
   std::string path = work / ("train" + std::to_string(n++) + ".json");
   WriteFile(path, doc.dump());
@@ -33,7 +32,10 @@ std::string Submit(const Daemon& d, const TempDir& work, const json& doc, Comman
 }
 
 json TrainDoc(const std::string& name, json spec) {
-  return {{"apiVersion", "berth/v1"}, {"kind", "TrainingJob"}, {"metadata", {{"name", name}}}, {"spec", spec}};
+  return {{"apiVersion", "berth/v1"},
+          {"kind", "TrainingJob"},
+          {"metadata", {{"name", name}}},
+          {"spec", spec}};
 }
 
 std::string CheckpointDir(const Daemon& d, const std::string& id) {
@@ -41,19 +43,23 @@ std::string CheckpointDir(const Daemon& d, const std::string& id) {
 }
 
 TEST(Training, TwoWorkerDdpRunTrainsInLockstep) {
-  if (!HaveTorch()) BERTH_SKIP_UNLESS_REQUIRED("python3-torch is not installed (scripts/install-deps.sh --test)");
+  if (!HaveTorch())
+    BERTH_SKIP_UNLESS_REQUIRED("python3-torch is not installed (scripts/install-deps.sh --test)");
   TempDir work;
   Daemon d({"--gpus", "2"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
-  std::string id = Submit(d, work, TrainDoc("ddp", {{"workers", 2}, {"gpusPerWorker", 1},
-                                                    {"command", {kPython, Example()}},
-                                                    {"env", {{"TOTAL_STEPS", "40"}}}}));
+  std::string id = Submit(d, work,
+                          TrainDoc("ddp", {{"workers", 2},
+                                           {"gpusPerWorker", 1},
+                                           {"command", {kPython, Example()}},
+                                           {"env", {{"TOTAL_STEPS", "40"}}}}));
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Succeeded" || d.State(id) == "Failed"; },
                       std::chrono::seconds(90)))
       << d.Job(id).dump();
   json job = d.Job(id);
-  ASSERT_EQ(job["state"], "Succeeded") << job.dump() << d.GetText("/api/v1/jobs/" + id + "/logs?worker=1");
+  ASSERT_EQ(job["state"], "Succeeded")
+      << job.dump() << d.GetText("/api/v1/jobs/" + id + "/logs?worker=1");
   // One worker per declared GPU, both on the one node.
   ASSERT_EQ(job["workers"].size(), 2u);
   EXPECT_NE(job["workers"][0]["gpus"], job["workers"][1]["gpus"]);
@@ -78,10 +84,14 @@ TEST(Training, GangGetsTorchEnvironment) {
   TempDir work;
   Daemon d({"--gpus", "4"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
-  std::string script = "env | grep -E '^(MASTER_|WORLD_SIZE|RANK|LOCAL_|NODE_RANK|PET_|BERTH_WORLD|BERTH_CHECK)' "
-                       "| sort > " + work.path() + "/env.$RANK";
-  std::string id = Submit(d, work, TrainDoc("env", {{"workers", 3}, {"gpusPerWorker", 1},
-                                                    {"command", {"/bin/sh", "-c", script}}}));
+  std::string script =
+      "env | grep -E '^(MASTER_|WORLD_SIZE|RANK|LOCAL_|NODE_RANK|PET_|BERTH_WORLD|BERTH_CHECK)' "
+      "| sort > " +
+      work.path() + "/env.$RANK";
+  std::string id = Submit(
+      d, work,
+      TrainDoc("env",
+               {{"workers", 3}, {"gpusPerWorker", 1}, {"command", {"/bin/sh", "-c", script}}}));
   ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Succeeded"; })) << d.Job(id).dump();
   std::string port;
   for (int r = 0; r < 3; ++r) {
@@ -95,7 +105,8 @@ TEST(Training, GangGetsTorchEnvironment) {
     EXPECT_NE(env.find("PET_NNODES=3\n"), std::string::npos) << env;
     EXPECT_NE(env.find("PET_NODE_RANK=" + std::to_string(r) + "\n"), std::string::npos) << env;
     EXPECT_NE(env.find("PET_NPROC_PER_NODE=1\n"), std::string::npos) << env;
-    EXPECT_NE(env.find("BERTH_CHECKPOINT_DIR=" + CheckpointDir(d, id) + "\n"), std::string::npos) << env;
+    EXPECT_NE(env.find("BERTH_CHECKPOINT_DIR=" + CheckpointDir(d, id) + "\n"), std::string::npos)
+        << env;
     size_t p = env.find("\nMASTER_PORT=");
     ASSERT_NE(p, std::string::npos) << env;
     std::string this_port = env.substr(p + 13, env.find('\n', p + 1) - p - 13);
@@ -114,10 +125,12 @@ TEST(Training, ConcurrentGangsGetDistinctMasterPorts) {
   std::string dir = work.path();
   std::vector<std::string> ids;
   for (int i = 0; i < 4; ++i) {
-    std::string script = "echo $MASTER_PORT > " + dir + "/port." + std::to_string(i) + "; while [ ! -e " + dir +
-                         "/release ]; do sleep 0.02; done";
-    ids.push_back(Submit(d, work, TrainDoc("g" + std::to_string(i), {{"workers", 1}, {"gpusPerWorker", 1},
-                                                                       {"command", {"/bin/sh", "-c", script}}})));
+    std::string script = "echo $MASTER_PORT > " + dir + "/port." + std::to_string(i) +
+                         "; while [ ! -e " + dir + "/release ]; do sleep 0.02; done";
+    ids.push_back(Submit(
+        d, work,
+        TrainDoc("g" + std::to_string(i),
+                 {{"workers", 1}, {"gpusPerWorker", 1}, {"command", {"/bin/sh", "-c", script}}})));
   }
   std::set<std::string> ports;
   ASSERT_TRUE(WaitFor([&] {
@@ -127,7 +140,8 @@ TEST(Training, ConcurrentGangsGetDistinctMasterPorts) {
       if (!p.empty()) ports.insert(p);
     }
     bool all = true;
-    for (int i = 0; i < 4; ++i) all = all && !Trim(ReadFile(work / ("port." + std::to_string(i)))).empty();
+    for (int i = 0; i < 4; ++i)
+      all = all && !Trim(ReadFile(work / ("port." + std::to_string(i)))).empty();
     return all;
   }));
   EXPECT_EQ(ports.size(), 4u);
@@ -142,15 +156,20 @@ TEST(Training, FailedWorkerRestartsTheGangThenFailsWhenBackoffIsExhausted) {
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   // Worker 0 trains until stopped (records SIGTERM); worker 1 is killed by SIGKILL.
   std::string dir = work.path();
-  std::string script =
-      "echo start >> " + dir + "/w$RANK.log; "
-      "if [ \"$RANK\" = 1 ]; then sleep 0.2; kill -9 $$; fi; "
-      "trap 'echo term >> " + dir + "/w$RANK.log; exit 143' TERM; while true; do sleep 0.02; done";
-  std::string id = Submit(d, work, TrainDoc("crashy", {{"workers", 2}, {"gpusPerWorker", 1},
-                                                       {"restartPolicy", "OnFailure"}, {"backoffLimit", 1},
-                                                       {"terminationGracePeriodSeconds", 5},
-                                                       {"command", {"/bin/sh", "-c", script}}}));
-  ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Failed"; }, std::chrono::seconds(30))) << d.Job(id).dump();
+  std::string script = "echo start >> " + dir +
+                       "/w$RANK.log; "
+                       "if [ \"$RANK\" = 1 ]; then sleep 0.2; kill -9 $$; fi; "
+                       "trap 'echo term >> " +
+                       dir + "/w$RANK.log; exit 143' TERM; while true; do sleep 0.02; done";
+  std::string id = Submit(d, work,
+                          TrainDoc("crashy", {{"workers", 2},
+                                              {"gpusPerWorker", 1},
+                                              {"restartPolicy", "OnFailure"},
+                                              {"backoffLimit", 1},
+                                              {"terminationGracePeriodSeconds", 5},
+                                              {"command", {"/bin/sh", "-c", script}}}));
+  ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Failed"; }, std::chrono::seconds(30)))
+      << d.Job(id).dump();
   json job = d.Job(id);
   EXPECT_EQ(job["attempts"], 2);  // one restart, then backoffLimit reached
   std::string msg = job["message"];
@@ -168,40 +187,50 @@ TEST(Training, FailedWorkerRestartsTheGangThenFailsWhenBackoffIsExhausted) {
   for (const auto& e : events["items"]) {
     if (e["type"] == "TrainingRestart") {
       saw_restart = true;
-      EXPECT_NE(e["message"].get<std::string>().find("restarting the gang (0 restart(s) left)"), std::string::npos) << e.dump();
+      EXPECT_NE(e["message"].get<std::string>().find("restarting the gang (0 restart(s) left)"),
+                std::string::npos)
+          << e.dump();
     }
   }
   EXPECT_TRUE(saw_restart) << events.dump();
 
   // ExitCode policy: a code outside the list fails at once, without restarts.
-  std::string id2 = Submit(d, work, TrainDoc("exitcode", {{"workers", 2}, {"restartPolicy", "ExitCode"},
-                                                          {"retryExitCodes", {"75"}}, {"backoffLimit", 3},
-                                                          {"terminationGracePeriodSeconds", 5},
-                                                          {"command", {"/bin/sh", "-c",
-                                                                       "[ \"$RANK\" = 0 ] && exit 3; sleep 30"}}}));
-  ASSERT_TRUE(WaitFor([&] { return d.State(id2) == "Failed"; }, std::chrono::seconds(20))) << d.Job(id2).dump();
+  std::string id2 =
+      Submit(d, work,
+             TrainDoc("exitcode",
+                      {{"workers", 2},
+                       {"restartPolicy", "ExitCode"},
+                       {"retryExitCodes", {"75"}},
+                       {"backoffLimit", 3},
+                       {"terminationGracePeriodSeconds", 5},
+                       {"command", {"/bin/sh", "-c", "[ \"$RANK\" = 0 ] && exit 3; sleep 30"}}}));
+  ASSERT_TRUE(WaitFor([&] { return d.State(id2) == "Failed"; }, std::chrono::seconds(20)))
+      << d.Job(id2).dump();
   json j2 = d.Job(id2);
   EXPECT_EQ(j2["attempts"], 1);
-  EXPECT_NE(j2["message"].get<std::string>().find("worker 0 exited with code 3"), std::string::npos) << j2.dump();
+  EXPECT_NE(j2["message"].get<std::string>().find("worker 0 exited with code 3"), std::string::npos)
+      << j2.dump();
 }
 
 int WorldSize(const Daemon& d, const std::string& id) {
   json j = d.Job(id);
   if (!j.is_object() || j["state"] != "Running" || !j.contains("training")) return -1;
   bool all_running = true;
-  for (const auto& w : j["training"]["workers"]) all_running = all_running && w["state"] == "Running";
+  for (const auto& w : j["training"]["workers"])
+    all_running = all_running && w["state"] == "Running";
   return all_running ? j["training"].value("worldSize", -1) : -1;
 }
 
 std::string ShJob(const std::string& name, int priority, int gpus, const std::string& release) {
-  json doc = {{"apiVersion", "berth/v1"},
-              {"kind", "Job"},
-              {"metadata", {{"name", name}}},
-              {"spec",
-               {{"command", {"/bin/sh", "-c", "while [ ! -e " + release + " ]; do sleep 0.05; done"}},
-                {"priority", priority},
-                {"terminationGracePeriodSeconds", 5},
-                {"resources", {{"gpus", gpus}}}}}};
+  json doc = {
+      {"apiVersion", "berth/v1"},
+      {"kind", "Job"},
+      {"metadata", {{"name", name}}},
+      {"spec",
+       {{"command", {"/bin/sh", "-c", "while [ ! -e " + release + " ]; do sleep 0.05; done"}},
+        {"priority", priority},
+        {"terminationGracePeriodSeconds", 5},
+        {"resources", {{"gpus", gpus}}}}}};
   return doc.dump();
 }
 
@@ -210,7 +239,8 @@ std::string ShJob(const std::string& name, int priority, int gpus, const std::st
 class Elastic : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Elastic, JobStartsAtTheFreeSizeGrowsAndShrinks) {
-  if (!HaveTorch()) BERTH_SKIP_UNLESS_REQUIRED("python3-torch is not installed (scripts/install-deps.sh --test)");
+  if (!HaveTorch())
+    BERTH_SKIP_UNLESS_REQUIRED("python3-torch is not installed (scripts/install-deps.sh --test)");
   TempDir work;
   Daemon d({"--gpus", "3", "--policy", GetParam()});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
@@ -219,15 +249,17 @@ TEST_P(Elastic, JobStartsAtTheFreeSizeGrowsAndShrinks) {
   ASSERT_TRUE(WaitFor([&] { return d.State(blocker) == "Running"; }));
   std::string id = Submit(
       d, work,
-      TrainDoc("elastic", {{"gpusPerWorker", 1},
-                           {"command", {kPython, Example()}},
-                           {"elasticPolicy", {{"minReplicas", 1}, {"maxReplicas", 4}, {"maxRestarts", 10}}},
-                           {"terminationGracePeriodSeconds", 20},
-                           {"env", {{"TOTAL_STEPS", "80"}, {"STEP_SLEEP", "0.05"}, {"HOLD_FILE", work / "hold"}}}}));
+      TrainDoc("elastic",
+               {{"gpusPerWorker", 1},
+                {"command", {kPython, Example()}},
+                {"elasticPolicy", {{"minReplicas", 1}, {"maxReplicas", 4}, {"maxRestarts", 10}}},
+                {"terminationGracePeriodSeconds", 20},
+                {"env",
+                 {{"TOTAL_STEPS", "80"}, {"STEP_SLEEP", "0.05"}, {"HOLD_FILE", work / "hold"}}}}));
   auto trained_at = [&](int world) {  // worker 0 reported steps at this world size
     return WorldSize(d, id) == world &&
-           d.GetText("/api/v1/jobs/" + id + "/logs?worker=0").find("world " + std::to_string(world)) !=
-               std::string::npos;
+           d.GetText("/api/v1/jobs/" + id + "/logs?worker=0")
+                   .find("world " + std::to_string(world)) != std::string::npos;
   };
   ASSERT_TRUE(WaitFor([&] { return trained_at(1); }, std::chrono::seconds(30))) << d.Job(id).dump();
   // GPUs free up: it grows to all three (max 4, the cluster has 3).
@@ -266,11 +298,10 @@ INSTANTIATE_TEST_SUITE_P(Policies, Elastic, ::testing::Values("fairshare", "dyna
 // AllWorkers the job waits for it. Worker 1 ignores SIGTERM and would write
 // `survived` 4 s after it started.
 json StragglerDoc(const TempDir& work, const std::string& policy) {
-  std::string script = "if [ \"$RANK\" = 0 ]; then exit 0; fi; trap '' TERM; sleep 4; touch " + work.path() +
-                       "/survived; exit 0";
-  json spec = {{"workers", 2},
-               {"command", {"/bin/sh", "-c", script}},
-               {"terminationGracePeriodSeconds", 1}};
+  std::string script = "if [ \"$RANK\" = 0 ]; then exit 0; fi; trap '' TERM; sleep 4; touch " +
+                       work.path() + "/survived; exit 0";
+  json spec = {
+      {"workers", 2}, {"command", {"/bin/sh", "-c", script}}, {"terminationGracePeriodSeconds", 1}};
   if (!policy.empty()) spec["successPolicy"] = policy;
   return TrainDoc("straggler", spec);
 }
@@ -286,7 +317,8 @@ TEST(Training, Worker0SuccessStopsAStragglerAfterTheGrace) {
   json job = d.Job(id);
   EXPECT_EQ(job["state"], "Succeeded") << job.dump();
   EXPECT_EQ(job["spec"]["spec"]["successPolicy"], "Worker0");
-  EXPECT_NE(job["message"].get<std::string>().find("1 worker(s) still running after the grace period were stopped"),
+  EXPECT_NE(job["message"].get<std::string>().find(
+                "1 worker(s) still running after the grace period were stopped"),
             std::string::npos)
       << job.dump();
   EXPECT_EQ(job["training"]["workers"][0]["state"], "Succeeded");
@@ -319,10 +351,12 @@ TEST(Training, TtlAfterFinishedCleansUpRunDirectoriesAndCheckpoints) {
   TempDir work;
   Daemon d({"--gpus", "2"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
-  std::string id = Submit(d, work, TrainDoc("ttl", {{"workers", 2},
-                                                    {"ttlSecondsAfterFinished", 3},
-                                                    {"command", {"/bin/sh", "-c",
-                                                                 "echo hi > $BERTH_CHECKPOINT_DIR/ckpt.$RANK"}}}));
+  std::string id = Submit(
+      d, work,
+      TrainDoc("ttl",
+               {{"workers", 2},
+                {"ttlSecondsAfterFinished", 3},
+                {"command", {"/bin/sh", "-c", "echo hi > $BERTH_CHECKPOINT_DIR/ckpt.$RANK"}}}));
   ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Succeeded"; })) << d.Job(id).dump();
   auto run_dirs = [&] {
     int n = 0;
@@ -353,11 +387,14 @@ TEST(Training, DaemonRestartRecoversEveryWorkerOfTheGang) {
   Daemon d({"--gpus", "2"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   std::string dir = work.path();
-  std::string script = "touch " + dir + "/up.$RANK; while [ ! -e " + dir + "/release.$RANK ]; do sleep 0.02; done; "
+  std::string script = "touch " + dir + "/up.$RANK; while [ ! -e " + dir +
+                       "/release.$RANK ]; do sleep 0.02; done; "
                        "exit $RANK";  // worker 1 fails after the restart
-  std::string id = Submit(d, work, TrainDoc("survivor", {{"workers", 2}, {"restartPolicy", "Never"},
-                                                         {"terminationGracePeriodSeconds", 5},
-                                                         {"command", {"/bin/sh", "-c", script}}}));
+  std::string id = Submit(d, work,
+                          TrainDoc("survivor", {{"workers", 2},
+                                                {"restartPolicy", "Never"},
+                                                {"terminationGracePeriodSeconds", 5},
+                                                {"command", {"/bin/sh", "-c", script}}}));
   ASSERT_TRUE(WaitFor([&] {
     return std::filesystem::exists(work / "up.0") && std::filesystem::exists(work / "up.1") &&
            d.State(id) == "Running";
@@ -370,8 +407,9 @@ TEST(Training, DaemonRestartRecoversEveryWorkerOfTheGang) {
   ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Failed"; })) << d.Job(id).dump();
   json job = d.Job(id);
   EXPECT_EQ(job["attempts"], 1);
-  EXPECT_NE(job["message"].get<std::string>().find("worker 1 exited with code 1; restartPolicy Never"),
-            std::string::npos)
+  EXPECT_NE(
+      job["message"].get<std::string>().find("worker 1 exited with code 1; restartPolicy Never"),
+      std::string::npos)
       << job.dump();
   EXPECT_EQ(job["training"]["workers"][0]["state"], "Succeeded");
   EXPECT_EQ(job["training"]["workers"][0]["exitCode"], 0);
@@ -381,14 +419,17 @@ TEST(Training, ActiveDeadlineEndsTheJobWithoutRestarts) {
   TempDir work;
   Daemon d({"--gpus", "2"});
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
-  std::string id = Submit(d, work, TrainDoc("slow", {{"workers", 2}, {"backoffLimit", 3},
-                                                     {"activeDeadlineSeconds", 1},
-                                                     {"terminationGracePeriodSeconds", 1},
-                                                     {"command", {"/bin/sh", "-c", "sleep 30"}}}));
+  std::string id = Submit(d, work,
+                          TrainDoc("slow", {{"workers", 2},
+                                            {"backoffLimit", 3},
+                                            {"activeDeadlineSeconds", 1},
+                                            {"terminationGracePeriodSeconds", 1},
+                                            {"command", {"/bin/sh", "-c", "sleep 30"}}}));
   ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Failed"; })) << d.Job(id).dump();
   json job = d.Job(id);
   EXPECT_EQ(job["attempts"], 1);
-  EXPECT_NE(job["message"].get<std::string>().find("activeDeadlineSeconds 1 exceeded"), std::string::npos)
+  EXPECT_NE(job["message"].get<std::string>().find("activeDeadlineSeconds 1 exceeded"),
+            std::string::npos)
       << job.dump();
 }
 
@@ -405,7 +446,8 @@ TEST(Training, BadSpecsAreRejectedWithClearErrors) {
        "spec.elasticPolicy.maxReplicas: must be >= minReplicas (3), got 2"},
       {{{"command", {"/bin/true"}}, {"workers", 0}}, "spec.workers: must be >= 1, got 0"},
       {{{"command", {"/bin/true"}}, {"workers", 1}, {"gpusPerWorker", 4}}, "4 GPUs"},
-      {{{"command", {"/bin/true"}}, {"restartPolicy", "Sometimes"}}, "spec.restartPolicy: must be Never, OnFailure or ExitCode"},
+      {{{"command", {"/bin/true"}}, {"restartPolicy", "Sometimes"}},
+       "spec.restartPolicy: must be Never, OnFailure or ExitCode"},
   };
   for (const Case& c : cases) {
     CommandResult r;

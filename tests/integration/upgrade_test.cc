@@ -31,7 +31,8 @@ TEST(RestartStop, ACancelInItsGracePeriodSurvivesADaemonCrash) {
   d.Kill();
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   EXPECT_EQ(d.Job(id)["stopReason"], "cancel");
-  ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Cancelled"; }, std::chrono::seconds(15))) << d.Job(id).dump();
+  ASSERT_TRUE(WaitFor([&] { return d.State(id) == "Cancelled"; }, std::chrono::seconds(15)))
+      << d.Job(id).dump();
   job = d.Job(id);
   EXPECT_EQ(job["message"], "cancelled") << job.dump();
   EXPECT_FALSE(job.contains("stopReason")) << job.dump();

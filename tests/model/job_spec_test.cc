@@ -11,12 +11,12 @@ std::string Doc(const std::string& spec_body, const std::string& extra = "") {
 }
 
 TEST(JobSpec, ParsesEveryField) {
-  auto spec = ParseJobSpec(Doc(
-      "  command: [python3, train.py]\n  args: [--lr, '0.1']\n  env: {A: '1'}\n"
-      "  workingDir: /tmp\n  queue: research\n  priority: 5\n  timeLimit: 1h30m\n"
-      "  terminationGracePeriodSeconds: 10\n"
-      "  resources: {gpus: 2, cpu: 500m, memory: 16Gi}\n",
-      "metadata: {name: train, user: alice, labels: {team: vision}}\n"));
+  auto spec =
+      ParseJobSpec(Doc("  command: [python3, train.py]\n  args: [--lr, '0.1']\n  env: {A: '1'}\n"
+                       "  workingDir: /tmp\n  queue: research\n  priority: 5\n  timeLimit: 1h30m\n"
+                       "  terminationGracePeriodSeconds: 10\n"
+                       "  resources: {gpus: 2, cpu: 500m, memory: 16Gi}\n",
+                       "metadata: {name: train, user: alice, labels: {team: vision}}\n"));
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->name, "train");
   EXPECT_EQ(spec->user, "alice");
@@ -69,28 +69,40 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, BadSpec,
     ::testing::Values(
         BadCase{"", "document is empty"},
-        BadCase{"apiVersion: berth/v1\nkind: Job\nspec: [unclosed\n", "malformed YAML/JSON at line"},
+        BadCase{"apiVersion: berth/v1\nkind: Job\nspec: [unclosed\n",
+                "malformed YAML/JSON at line"},
         BadCase{"- a\n- b\n", "must be a map"},
         BadCase{"kind: Job\nspec: {command: [x]}\n", "apiVersion: is required"},
-        BadCase{"apiVersion: v2\nkind: Job\nspec: {command: [x]}\n", "apiVersion: must be \"berth/v1\""},
+        BadCase{"apiVersion: v2\nkind: Job\nspec: {command: [x]}\n",
+                "apiVersion: must be \"berth/v1\""},
         BadCase{"apiVersion: berth/v1\nkind: Pod\nspec: {command: [x]}\n", "kind: must be \"Job\""},
-        BadCase{Doc("  command: [x]\n  resources: {gpus: -1}\n"), "spec.resources.gpus: must be >= 0, got -1"},
-        BadCase{Doc("  command: [x]\n  resources: {gpus: 1.5}\n"), "spec.resources.gpus: a request above 1 GPU must be whole"},
-        BadCase{Doc("  command: [x]\n  resources: {gpus: lots}\n"), "spec.resources.gpus: must be a number"},
-        BadCase{Doc("  command: [x]\n  resources: {gpu: 1}\n"), "spec.resources.gpu: unknown field (did you mean \"gpus\"?)"},
-        BadCase{Doc("  command: [x]\n  resources: {memory: 4Qi}\n"), "spec.resources.memory: unknown unit"},
-        BadCase{Doc("  command: [x]\n  comand: [y]\n"), "spec.comand: unknown field (did you mean \"command\"?)"},
+        BadCase{Doc("  command: [x]\n  resources: {gpus: -1}\n"),
+                "spec.resources.gpus: must be >= 0, got -1"},
+        BadCase{Doc("  command: [x]\n  resources: {gpus: 1.5}\n"),
+                "spec.resources.gpus: a request above 1 GPU must be whole"},
+        BadCase{Doc("  command: [x]\n  resources: {gpus: lots}\n"),
+                "spec.resources.gpus: must be a number"},
+        BadCase{Doc("  command: [x]\n  resources: {gpu: 1}\n"),
+                "spec.resources.gpu: unknown field (did you mean \"gpus\"?)"},
+        BadCase{Doc("  command: [x]\n  resources: {memory: 4Qi}\n"),
+                "spec.resources.memory: unknown unit"},
+        BadCase{Doc("  command: [x]\n  comand: [y]\n"),
+                "spec.comand: unknown field (did you mean \"command\"?)"},
         BadCase{Doc("  env: {A: b}\n"), "spec.command: is required"},
         BadCase{Doc("  command: {a: b}\n"), "spec.command: must be a list of strings"},
         BadCase{Doc("  command: [x]\n  priority: high\n"), "spec.priority: must be an integer"},
         BadCase{Doc("  command: [x]\n  priority: 1000001\n"),
                 "spec.priority: must be between -1000000 and 1000000, got 1000001"},
         BadCase{Doc("  command: [x]\n  priorityClassName: urgent\n"),
-                "spec.priorityClassName: unknown priority class \"urgent\" (one of scavenger, batch, interactive)"},
-        BadCase{Doc("  command: [x]\n  priorityClassName: Batch\n"), "spec.priorityClassName: unknown priority class"},
-        BadCase{Doc("  command: [x]\n  priorityClassName: [batch]\n"), "spec.priorityClassName: must be a string"},
+                "spec.priorityClassName: unknown priority class \"urgent\" (one of scavenger, "
+                "batch, interactive)"},
+        BadCase{Doc("  command: [x]\n  priorityClassName: Batch\n"),
+                "spec.priorityClassName: unknown priority class"},
+        BadCase{Doc("  command: [x]\n  priorityClassName: [batch]\n"),
+                "spec.priorityClassName: must be a string"},
         BadCase{Doc("  command: [x]\n  timeLimit: 5 parsecs\n"), "spec.timeLimit"},
-        BadCase{Doc("  command: [x]\n  workingDir: relative\n"), "spec.workingDir: must be an absolute path"},
+        BadCase{Doc("  command: [x]\n  workingDir: relative\n"),
+                "spec.workingDir: must be an absolute path"},
         BadCase{Doc("  command: [x]\n  env: {A: [1]}\n"), "spec.env.A: must be a string"},
         BadCase{Doc("  command: [x]\n", "metadata: {nam: x}\n"), "metadata.nam: unknown field"},
         BadCase{Doc("  command: [x]\n", "extra: 1\n"), "extra: unknown field"}));
@@ -100,7 +112,8 @@ TEST(JobSpec, PriorityClassDefaultsToBatchAndRoundTrips) {
   ASSERT_TRUE(plain.ok()) << plain.status().ToString();
   EXPECT_EQ(plain->priority_class, PriorityClass::kBatch);
   for (const char* name : {"scavenger", "batch", "interactive"}) {
-    auto spec = ParseJobSpec(Doc("  command: [x]\n  priority: -7\n  priorityClassName: " + std::string(name) + "\n"));
+    auto spec = ParseJobSpec(
+        Doc("  command: [x]\n  priority: -7\n  priorityClassName: " + std::string(name) + "\n"));
     ASSERT_TRUE(spec.ok()) << spec.status().ToString();
     EXPECT_STREQ(PriorityClassName(spec->priority_class), name);
     EXPECT_EQ(spec->priority, -7);
@@ -114,7 +127,8 @@ TEST(JobSpec, PriorityClassDefaultsToBatchAndRoundTrips) {
   }
   JobSpec bad = *plain;
   bad.priority = -2000000;
-  EXPECT_EQ(ValidateJobSpec(bad).message(), "spec.priority: must be between -1000000 and 1000000, got -2000000");
+  EXPECT_EQ(ValidateJobSpec(bad).message(),
+            "spec.priority: must be between -1000000 and 1000000, got -2000000");
 }
 
 TEST(JobSpec, PreemptionGraceIsCappedForScavengers) {

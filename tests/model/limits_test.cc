@@ -35,7 +35,8 @@ std::string AliasBomb() {
   }
   items += "]";
   return "apiVersion: berth/v1\nkind: Pipeline\nmetadata: {name: bomb}\nspec:\n  steps:\n"
-         "  - name: a\n    command: [echo, '{{item}}']\n    withItems: " + items + "\n";
+         "  - name: a\n    command: [echo, '{{item}}']\n    withItems: " +
+         items + "\n";
 }
 
 template <typename F>
@@ -73,17 +74,19 @@ TEST(Limits, AliasesAreCountedAndSmallReuseStillWorks) {
 }
 
 TEST(Limits, DeepNestingIsRefusedWithThePath) {
-  std::string deep = "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: a\n"
-                     "    command: [echo]\n    withItems: " +
-                     std::string(100000, '[') + std::string(100000, ']') + "\n";
+  std::string deep =
+      "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: a\n"
+      "    command: [echo]\n    withItems: " +
+      std::string(100000, '[') + std::string(100000, ']') + "\n";
   auto spec = ParsePipelineSpec(deep);
   ASSERT_FALSE(spec.ok());
   EXPECT_THAT(spec.status().message(), HasSubstr("nests deeper than 64 levels"));
   EXPECT_THAT(spec.status().message(), HasSubstr("spec.steps[0].withItems"));
   // 60 levels are fine.
-  std::string fine = "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: a\n"
-                     "    command: [echo]\n    withItems: [" +
-                     std::string(55, '[') + "x" + std::string(55, ']') + "]\n";
+  std::string fine =
+      "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: a\n"
+      "    command: [echo]\n    withItems: [" +
+      std::string(55, '[') + "x" + std::string(55, ']') + "]\n";
   auto ok = ParsePipelineSpec(fine);
   EXPECT_TRUE(ok.ok()) << ok.status().ToString();
 }
@@ -96,7 +99,8 @@ TEST(Limits, DeeplyNestedJsonParameterIsRefusedNotRecursedInto) {
   ASSERT_FALSE(req.ok());
   EXPECT_EQ(req.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(req.status().message(), HasSubstr("request body: nests deeper than 64 levels"));
-  auto ok = ParsePipelineRunRequest(R"({"spec": "x", "parameters": {"n": 3, "l": [1, [2]], "s": "v"}})");
+  auto ok =
+      ParsePipelineRunRequest(R"({"spec": "x", "parameters": {"n": 3, "l": [1, [2]], "s": "v"}})");
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(ok->parameters.at("n"), "3");
   EXPECT_EQ(ok->parameters.at("l"), "[1,[2]]");
@@ -130,7 +134,8 @@ TEST(Limits, HugeSecondsSayTooLongNotNegative) {
   // 1e16 seconds overflowed to a negative number: "must be >= 0".
   auto spec = ParseJobSpec(JobDoc("  command: [true]\n  timeLimit: 1e16\n"));
   ASSERT_FALSE(spec.ok());
-  EXPECT_EQ(spec.status().message(), "spec.timeLimit: is too long: \"1e16\", the most is 3650d (10 years)");
+  EXPECT_EQ(spec.status().message(),
+            "spec.timeLimit: is too long: \"1e16\", the most is 3650d (10 years)");
   auto grace = ParseJobSpec(JobDoc("  command: [true]\n  terminationGracePeriodSeconds: 1e16\n"));
   ASSERT_FALSE(grace.ok());
   EXPECT_THAT(grace.status().message(),
@@ -141,7 +146,8 @@ TEST(Limits, HugeSecondsSayTooLongNotNegative) {
   ASSERT_FALSE(training.ok());
   EXPECT_THAT(training.status().message(), HasSubstr("spec.activeDeadlineSeconds: is too long"));
   auto ttl = ParseJobSpec(
-      "apiVersion: berth/v1\nkind: TrainingJob\nspec:\n  command: [true]\n  ttlSecondsAfterFinished: -1\n");
+      "apiVersion: berth/v1\nkind: TrainingJob\nspec:\n  command: [true]\n  "
+      "ttlSecondsAfterFinished: -1\n");
   ASSERT_TRUE(ttl.ok()) << ttl.status().ToString();
   EXPECT_EQ(ttl->training->ttl_after_finished, -1);
   auto workers = ParseJobSpec(
@@ -151,10 +157,13 @@ TEST(Limits, HugeSecondsSayTooLongNotNegative) {
 }
 
 TEST(Limits, EveryDurationFieldHasTheSameBound) {
-  for (const char* field : {"timeout: 99999999h", "retryStrategy: {limit: 3, backoff: {duration: 1e12}}",
-                            "memoize: {key: k, maxAge: 4000d}"}) {
-    std::string doc = "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: a\n"
-                      "    command: [echo]\n    " + std::string(field) + "\n";
+  for (const char* field :
+       {"timeout: 99999999h", "retryStrategy: {limit: 3, backoff: {duration: 1e12}}",
+        "memoize: {key: k, maxAge: 4000d}"}) {
+    std::string doc =
+        "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: a\n"
+        "    command: [echo]\n    " +
+        std::string(field) + "\n";
     auto spec = ParsePipelineSpec(doc);
     ASSERT_FALSE(spec.ok()) << field;
     EXPECT_THAT(spec.status().message(), HasSubstr("is too long")) << field;
@@ -168,9 +177,11 @@ TEST(Limits, EveryDurationFieldHasTheSameBound) {
   for (const char* factor : {"nan", "inf", "1e300", "0.5"}) {
     auto bad = ParsePipelineSpec(
         "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: a\n    command: [echo]\n"
-        "    retryStrategy: {limit: 1, backoff: {duration: 1s, factor: '" + std::string(factor) + "'}}\n");
+        "    retryStrategy: {limit: 1, backoff: {duration: 1s, factor: '" +
+        std::string(factor) + "'}}\n");
     ASSERT_FALSE(bad.ok()) << factor;
-    EXPECT_THAT(bad.status().message(), HasSubstr("backoff.factor: must be a number from 1 to 1000"));
+    EXPECT_THAT(bad.status().message(),
+                HasSubstr("backoff.factor: must be a number from 1 to 1000"));
   }
   EXPECT_FALSE(ParseDuration("4000d").ok());
   EXPECT_EQ(*ParseDuration("1h30m"), 90 * kMinute);
@@ -187,8 +198,9 @@ TEST(Limits, BadUtf8IsRefusedNamingTheField) {
   auto key = ParseJobSpec(JobDoc("  command: [true]\n  env: {\"\xed\xa0\x80\": x}\n"));
   ASSERT_FALSE(key.ok());
   EXPECT_EQ(key.status().message(), "spec.env: a key is not valid UTF-8");
-  auto json = ParseJobSpec(R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["true"],"queue":")" +
-                           std::string("\xf5\x80\x80\x80") + "\"}}");
+  auto json =
+      ParseJobSpec(R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["true"],"queue":")" +
+                   std::string("\xf5\x80\x80\x80") + "\"}}");
   ASSERT_FALSE(json.ok());
   EXPECT_EQ(json.status().message(), "spec.queue: is not valid UTF-8");
   // Good UTF-8 is kept as it is.
@@ -203,9 +215,11 @@ TEST(Limits, NamesArgsAndEnvAreBounded) {
   ASSERT_FALSE(control.ok());
   EXPECT_EQ(control.status().message(),
             "metadata.name: must not contain control characters, got \"a\\e[2Jb\"");
-  auto long_name = ParseJobSpec(JobDoc("  command: [true]\n", "metadata: {name: " + std::string(300, 'n') + "}\n"));
+  auto long_name = ParseJobSpec(
+      JobDoc("  command: [true]\n", "metadata: {name: " + std::string(300, 'n') + "}\n"));
   ASSERT_FALSE(long_name.ok());
-  EXPECT_EQ(long_name.status().message(), "metadata.name: is 300 bytes long, the most is 253 bytes");
+  EXPECT_EQ(long_name.status().message(),
+            "metadata.name: is 300 bytes long, the most is 253 bytes");
 
   std::string args = "  command: [true]\n  args: [";
   for (int i = 0; i < 5000; ++i) args += (i ? ",a" : "a");
@@ -221,7 +235,8 @@ TEST(Limits, NamesArgsAndEnvAreBounded) {
 
   auto big = ParseJobSpec(JobDoc("  command: [echo, " + std::string(200 << 10, 'x') + "]\n"));
   ASSERT_FALSE(big.ok());
-  EXPECT_THAT(big.status().message(), HasSubstr("spec.command[1]: is 204800 bytes long, the most is 128 KiB"));
+  EXPECT_THAT(big.status().message(),
+              HasSubstr("spec.command[1]: is 204800 bytes long, the most is 128 KiB"));
 
   auto doc = ParseJobSpec(JobDoc("  command: [true]\n# " + std::string(2 << 20, 'c') + "\n"));
   ASSERT_FALSE(doc.ok());
@@ -240,13 +255,16 @@ TEST(Limits, NamesArgsAndEnvAreBounded) {
 TEST(Limits, FanOutHasACap) {
   std::string items = "[";
   for (int i = 0; i < 20; ++i) items += (i ? ",x" : "x");
-  auto spec = ParsePipelineSpec("apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: a\n"
-                                "    command: [echo, '{{item}}']\n    withItems: " + items + "]\n");
+  auto spec = ParsePipelineSpec(
+      "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n  - name: a\n"
+      "    command: [echo, '{{item}}']\n    withItems: " +
+      items + "]\n");
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_TRUE(CheckPipelineFanOut(*spec, 20).ok());
   Status capped = CheckPipelineFanOut(*spec, 10);
   EXPECT_EQ(capped.message(),
-            "spec.steps(a).withItems: fans out to 20 children, the most is 10 (berthd's pipelines.maxFanOut)");
+            "spec.steps(a).withItems: fans out to 20 children, the most is 10 (berthd's "
+            "pipelines.maxFanOut)");
 }
 
 TEST(Limits, CronValuesOutOfIntRangeAreErrorsNotExceptions) {

@@ -94,16 +94,21 @@ TEST(PipelineSpec, RejectsBadStructureNamingTheField) {
   EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps: []\n"),
             "spec.steps: must list at least one step");
   EXPECT_EQ(Error("kind: Job\nspec: {}\n"), "kind: must be Pipeline, got \"Job\"");
-  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], priorityClassName: low}\n"),
-            "spec.steps[0].priorityClassName: unknown priority class \"low\" (one of scavenger, batch, interactive)");
-  EXPECT_EQ(Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], priority: 5000000}\n"),
-            "spec.steps[0].priority: must be between -1000000 and 1000000, got 5000000");
+  EXPECT_EQ(
+      Error(
+          "kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], priorityClassName: low}\n"),
+      "spec.steps[0].priorityClassName: unknown priority class \"low\" (one of scavenger, batch, "
+      "interactive)");
+  EXPECT_EQ(
+      Error("kind: Pipeline\nspec:\n  steps:\n  - {name: a, command: [x], priority: 5000000}\n"),
+      "spec.steps[0].priority: must be between -1000000 and 1000000, got 5000000");
 }
 
 TEST(PipelineSpec, StepsCarryTheirPriorityClass) {
   auto r = ParsePipelineSpec(
       "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n"
-      "  - {name: a, command: [x], priorityClassName: scavenger, priority: 3}\n  - {name: b, command: [x]}\n");
+      "  - {name: a, command: [x], priorityClassName: scavenger, priority: 3}\n  - {name: b, "
+      "command: [x]}\n");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->steps.size(), 2u);
   EXPECT_EQ(r->steps[0].priority_class, PriorityClass::kScavenger);

@@ -59,16 +59,20 @@ TEST(TrainingSpec, RestartPolicyDecidesWhichExitCodesAreRetried) {
 
 TEST(TrainingSpec, BadFieldsNameTheField) {
   auto bad = [](const std::string& extra) {
-    auto s = ParseJobSpec("apiVersion: berth/v1\nkind: TrainingJob\nspec:\n  command: [x]\n" + extra);
+    auto s =
+        ParseJobSpec("apiVersion: berth/v1\nkind: TrainingJob\nspec:\n  command: [x]\n" + extra);
     return s.ok() ? std::string() : s.status().message();
   };
   EXPECT_NE(bad("  workers: 0\n").find("spec.workers: must be >= 1"), std::string::npos);
-  EXPECT_NE(bad("  elasticPolicy: {minReplicas: 3, maxReplicas: 1}\n").find("spec.elasticPolicy.maxReplicas"),
+  EXPECT_NE(bad("  elasticPolicy: {minReplicas: 3, maxReplicas: 1}\n")
+                .find("spec.elasticPolicy.maxReplicas"),
             std::string::npos);
   EXPECT_NE(bad("  restartPolicy: Always\n").find("spec.restartPolicy"), std::string::npos);
-  EXPECT_NE(bad("  successPolicy: Chief\n").find("spec.successPolicy: must be Worker0 or AllWorkers, got \"Chief\""),
+  EXPECT_NE(bad("  successPolicy: Chief\n")
+                .find("spec.successPolicy: must be Worker0 or AllWorkers, got \"Chief\""),
             std::string::npos);
-  EXPECT_NE(bad("  elasticPolicy: {minReplicas: 0}\n").find("minReplicas: must be >= 1"), std::string::npos);
+  EXPECT_NE(bad("  elasticPolicy: {minReplicas: 0}\n").find("minReplicas: must be >= 1"),
+            std::string::npos);
   // A plain Job does not take training fields.
   auto job = ParseJobSpec("apiVersion: berth/v1\nkind: Job\nspec:\n  command: [x]\n  workers: 2\n");
   EXPECT_FALSE(job.ok());

@@ -22,7 +22,8 @@ std::unique_ptr<Scheduler> Fifo() {
 
 TEST(RegistryTest, CreatesKnownPoliciesAndRejectsUnknownOnes) {
   auto names = Scheduler::Policies();
-  for (const char* want : {"fifo", "backfill", "tiresias", "static", "fairshare", "srtf-oracle", "dynamic"}) {
+  for (const char* want :
+       {"fifo", "backfill", "tiresias", "static", "fairshare", "srtf-oracle", "dynamic"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
     auto s = Scheduler::Create({want, {}, 1});
     ASSERT_TRUE(s.ok()) << want << ": " << s.status().ToString();
@@ -187,7 +188,8 @@ TEST(PlacementTest, NvlinkNeighboursAreChosenTogether) {
   Decisions d = Fifo()->Schedule(in);
   ASSERT_NE(FindBind(d, 1), nullptr);
   auto gpus = FindBind(d, 1)->placements[0].gpus;
-  EXPECT_TRUE((gpus == std::vector<int>{0, 2}) || (gpus == std::vector<int>{1, 3})) << gpus[0] << "," << gpus[1];
+  EXPECT_TRUE((gpus == std::vector<int>{0, 2}) || (gpus == std::vector<int>{1, 3}))
+      << gpus[0] << "," << gpus[1];
 }
 
 TEST(PlacementTest, UnhealthyGpusAreNeverOffered) {
@@ -274,7 +276,8 @@ TEST(ClusterStateTest, ResetIsAFreshState) {
   EXPECT_EQ(used.free_gpu(), fresh.free_gpu());
   EXPECT_EQ(used.free_whole_gpus(), fresh.free_whole_gpus());
   EXPECT_EQ(used.capacity(), fresh.capacity());
-  for (TaskRequest t : {TaskRequest{8000, 0, 0, 0}, TaskRequest{1000, 0, 0, 0}, TaskRequest{500, 1000, 0, 0}}) {
+  for (TaskRequest t :
+       {TaskRequest{8000, 0, 0, 0}, TaskRequest{1000, 0, 0, 0}, TaskRequest{500, 1000, 0, 0}}) {
     auto a = used.Place(t, 2);
     auto b = fresh.Place(t, 2);
     ASSERT_EQ(a.has_value(), b.has_value());
@@ -291,7 +294,8 @@ TEST(QueueIndexTest, FindsEveryNameWhateverItsLengthOrCount) {
   QueueIndex q;
   // Names that share their first 8 bytes, short ones, an empty one, and
   // enough of them to outgrow the small table.
-  std::vector<std::string> names = {"", "a", "research", "research-vision", "research-speech", "7f04ca"};
+  std::vector<std::string> names = {"",      "a", "research", "research-vision", "research-speech",
+                                    "7f04ca"};
   for (int i = 0; i < 150; ++i) names.push_back("team-" + std::to_string(i));
   for (size_t i = 0; i < names.size(); ++i) {
     EXPECT_EQ(q.Find(names[i]), static_cast<int>(i)) << names[i];
@@ -315,15 +319,19 @@ TEST(SharedTextTest, ReadsAndConcatenatesLikeAString) {
   SharedText none;
   EXPECT_TRUE(none.empty());
   EXPECT_EQ(none.str(), "");
-  SharedText why = std::string("needs 2 task(s) x 8 GPU; 3 whole GPU(s) free, at most 2 on one node");
+  SharedText why =
+      std::string("needs 2 task(s) x 8 GPU; 3 whole GPU(s) free, at most 2 on one node");
   SharedText copy = why;  // shares the text
   EXPECT_EQ(&copy.str(), &why.str());
   EXPECT_EQ(copy, why);
   // The daemon's job controller builds its message this way.
   bool never = true;
   std::string plugin = "gang";
-  std::string msg = (never ? "cannot run on this cluster: " : "") + why + (plugin.empty() ? "" : " [" + plugin + "]");
-  EXPECT_EQ(msg, "cannot run on this cluster: needs 2 task(s) x 8 GPU; 3 whole GPU(s) free, at most 2 on one node [gang]");
+  std::string msg = (never ? "cannot run on this cluster: " : "") + why +
+                    (plugin.empty() ? "" : " [" + plugin + "]");
+  EXPECT_EQ(msg,
+            "cannot run on this cluster: needs 2 task(s) x 8 GPU; 3 whole GPU(s) free, at most 2 "
+            "on one node [gang]");
   const std::string& as_string = why;
   EXPECT_NE(as_string.find("at most 2"), std::string::npos);
 }
@@ -332,7 +340,8 @@ TEST(WaitTest, WaitsShareTheirTextsWhichLiveWithTheDecisionsAndItsCopies) {
   auto cluster = MakeCluster(1, 4);
   SchedulerInput in;
   in.cluster = &cluster;
-  in.pending = {MakeJob(1, 2000), MakeJob(2, 4000), MakeJob(3, 1000), MakeJob(4, 1000), MakeJob(5, 64000)};
+  in.pending = {MakeJob(1, 2000), MakeJob(2, 4000), MakeJob(3, 1000), MakeJob(4, 1000),
+                MakeJob(5, 64000)};
   Decisions copy;
   {
     Decisions d = Fifo()->Schedule(in);

@@ -14,13 +14,34 @@ namespace {
 
 using namespace testing;  // NOLINT
 
-struct Fifo { static constexpr const char* kName = "fifo"; static constexpr bool kPreempts = false; };
-struct Backfill { static constexpr const char* kName = "backfill"; static constexpr bool kPreempts = false; };
-struct Tiresias { static constexpr const char* kName = "tiresias"; static constexpr bool kPreempts = true; };
-struct Static { static constexpr const char* kName = "static"; static constexpr bool kPreempts = false; };
-struct FairShare { static constexpr const char* kName = "fairshare"; static constexpr bool kPreempts = true; };
-struct SrtfOracle { static constexpr const char* kName = "srtf-oracle"; static constexpr bool kPreempts = true; };
-struct Dynamic { static constexpr const char* kName = "dynamic"; static constexpr bool kPreempts = true; };
+struct Fifo {
+  static constexpr const char* kName = "fifo";
+  static constexpr bool kPreempts = false;
+};
+struct Backfill {
+  static constexpr const char* kName = "backfill";
+  static constexpr bool kPreempts = false;
+};
+struct Tiresias {
+  static constexpr const char* kName = "tiresias";
+  static constexpr bool kPreempts = true;
+};
+struct Static {
+  static constexpr const char* kName = "static";
+  static constexpr bool kPreempts = false;
+};
+struct FairShare {
+  static constexpr const char* kName = "fairshare";
+  static constexpr bool kPreempts = true;
+};
+struct SrtfOracle {
+  static constexpr const char* kName = "srtf-oracle";
+  static constexpr bool kPreempts = true;
+};
+struct Dynamic {
+  static constexpr const char* kName = "dynamic";
+  static constexpr bool kPreempts = true;
+};
 
 template <typename P>
 class PolicyTest : public ::testing::Test {
@@ -46,13 +67,15 @@ class PolicyTest : public ::testing::Test {
       EXPECT_LE(static_cast<int>(b.placements.size()), hi);
       for (const auto& p : b.placements) {
         if (p.gpu_share < 1000) continue;
-        for (int g : p.gpus) EXPECT_TRUE(whole.insert({p.node, g}).second) << p.node << ":" << g << " twice";
+        for (int g : p.gpus)
+          EXPECT_TRUE(whole.insert({p.node, g}).second) << p.node << ":" << g << " twice";
       }
     }
   }
 };
 
-using AllPolicies = ::testing::Types<Fifo, Backfill, Tiresias, Static, FairShare, SrtfOracle, Dynamic>;
+using AllPolicies =
+    ::testing::Types<Fifo, Backfill, Tiresias, Static, FairShare, SrtfOracle, Dynamic>;
 class PolicyNames {
  public:
   template <typename T>
@@ -149,7 +172,8 @@ TYPED_TEST(PolicyTest, ReclaimsByPreemptionAndRequeues) {
   SchedulerInput in;
   in.cluster = &cluster;
   in.now = 25 * kHour;
-  in.running = {MakeRunning(old_job, {{"n0", {0}, 1000}, {"n0", {1}, 1000}, {"n0", {2}, 1000}, {"n0", {3}, 1000}}, 0)};
+  in.running = {MakeRunning(
+      old_job, {{"n0", {0}, 1000}, {"n0", {1}, 1000}, {"n0", {2}, 1000}, {"n0", {3}, 1000}}, 0)};
   in.pending = {fresh};
   Decisions d = s->Schedule(in);
   this->ExpectSound(d, in);
@@ -258,7 +282,8 @@ TYPED_TEST(PolicyTest, SameInputSameDecisions) {
   auto cluster = MakeCluster(4, 8);
   SchedulerInput in;
   in.cluster = &cluster;
-  for (int i = 1; i <= 40; ++i) in.pending.push_back(MakeJob(i, (i % 3 == 0) ? 500 : 1000, 1 + i % 4, i));
+  for (int i = 1; i <= 40; ++i)
+    in.pending.push_back(MakeJob(i, (i % 3 == 0) ? 500 : 1000, 1 + i % 4, i));
   Decisions a = this->Make()->Schedule(in);
   Decisions b = this->Make()->Schedule(in);
   ASSERT_EQ(a.binds.size(), b.binds.size());
@@ -297,18 +322,21 @@ TYPED_TEST(PolicyTest, StoppingEarlyWithoutExplanationsChangesNoDecision) {
       // The last rounds start on a full cluster (a quiet cycle may then stop at once).
       int used = (round >= 16 && round < 20) || round >= 24 ? 8 : static_cast<int>(rng() % 9);
       for (int g = 0; g < used; ++g) {
-        JobRequest r = MakeJob(id++, 1000, 1, static_cast<TimeMs>(rng() % kHour), "q" + std::to_string(rng() % 3));
+        JobRequest r = MakeJob(id++, 1000, 1, static_cast<TimeMs>(rng() % kHour),
+                               "q" + std::to_string(rng() % 3));
         r.attained_service = static_cast<DurationMs>(rng() % (20 * kHour));
         r.expected_duration = r.attained_service + static_cast<DurationMs>(rng() % (10 * kHour));
         r.progress = r.attained_service;
         pick_class(r);
-        in.running.push_back(MakeRunning(r, {{"n" + std::to_string(n), {g}, 1000}}, static_cast<TimeMs>(rng() % (40 * kHour))));
+        in.running.push_back(MakeRunning(r, {{"n" + std::to_string(n), {g}, 1000}},
+                                         static_cast<TimeMs>(rng() % (40 * kHour))));
       }
     }
     for (int i = 0; i < 60; ++i) {
       static const MilliGpu kSizes[] = {500, 1000, 2000, 4000, 8000};
-      JobRequest p = MakeJob(id++, kSizes[rng() % 5], 1 + static_cast<int>(rng() % 2),
-                             kHour + static_cast<TimeMs>(rng() % kHour), "q" + std::to_string(rng() % 3));
+      JobRequest p =
+          MakeJob(id++, kSizes[rng() % 5], 1 + static_cast<int>(rng() % 2),
+                  kHour + static_cast<TimeMs>(rng() % kHour), "q" + std::to_string(rng() % 3));
       p.expected_duration = static_cast<DurationMs>(rng() % (10 * kHour));
       pick_class(p);
       in.pending.push_back(p);
@@ -327,7 +355,8 @@ TYPED_TEST(PolicyTest, StoppingEarlyWithoutExplanationsChangesNoDecision) {
       EXPECT_EQ(a.binds[i].placements.size(), b.binds[i].placements.size());
     }
     ASSERT_EQ(a.preemptions.size(), b.preemptions.size()) << "round " << round;
-    for (size_t i = 0; i < a.preemptions.size(); ++i) EXPECT_EQ(a.preemptions[i].job, b.preemptions[i].job);
+    for (size_t i = 0; i < a.preemptions.size(); ++i)
+      EXPECT_EQ(a.preemptions[i].job, b.preemptions[i].job);
     this->ExpectSound(a, in);
   }
 }
@@ -343,14 +372,17 @@ TYPED_TEST(PolicyTest, LongQueuesDecideAlikeWhetherHeapedOrSorted) {
   in.now = 10 * kHour;
   JobId id = 1;
   for (int g = 0; g < 6; ++g) {
-    JobRequest r = MakeJob(id++, 1000, 1, static_cast<TimeMs>(rng() % kHour), "q" + std::to_string(g % 3));
+    JobRequest r =
+        MakeJob(id++, 1000, 1, static_cast<TimeMs>(rng() % kHour), "q" + std::to_string(g % 3));
     r.attained_service = static_cast<DurationMs>(rng() % (20 * kHour));
-    in.running.push_back(MakeRunning(r, {{"n0", {g}, 1000}}, static_cast<TimeMs>(rng() % (9 * kHour))));
+    in.running.push_back(
+        MakeRunning(r, {{"n0", {g}, 1000}}, static_cast<TimeMs>(rng() % (9 * kHour))));
   }
   for (int i = 0; i < 3000; ++i) {
     static const MilliGpu kSizes[] = {250, 1000, 2000, 8000, 8000};
-    JobRequest p = MakeJob(id++, kSizes[rng() % 5], 1 + static_cast<int>(rng() % 3),
-                           kHour + static_cast<TimeMs>(rng() % (5 * kHour)), "q" + std::to_string(rng() % 5));
+    JobRequest p =
+        MakeJob(id++, kSizes[rng() % 5], 1 + static_cast<int>(rng() % 3),
+                kHour + static_cast<TimeMs>(rng() % (5 * kHour)), "q" + std::to_string(rng() % 5));
     p.priority = static_cast<int64_t>(rng() % 2);
     p.attained_service = rng() % 3 == 0 ? static_cast<DurationMs>(rng() % (5 * kHour)) : 0;
     p.expected_duration = static_cast<DurationMs>(rng() % (10 * kHour));
@@ -375,7 +407,8 @@ TYPED_TEST(PolicyTest, LongQueuesDecideAlikeWhetherHeapedOrSorted) {
       }
     }
     ASSERT_EQ(a.preemptions.size(), b.preemptions.size());
-    for (size_t i = 0; i < a.preemptions.size(); ++i) EXPECT_EQ(a.preemptions[i].job, b.preemptions[i].job);
+    for (size_t i = 0; i < a.preemptions.size(); ++i)
+      EXPECT_EQ(a.preemptions[i].job, b.preemptions[i].job);
     ASSERT_EQ(a.waiting.size(), b.waiting.size());
     for (size_t i = 0; i < a.waiting.size(); ++i) {
       EXPECT_EQ(a.waiting[i].job, b.waiting[i].job);
@@ -463,7 +496,8 @@ TYPED_TEST(PolicyTest, InteractivePreemptsBatchButNotTheOtherWayRound) {
   JobRequest batch = MakeJob(1, 1000, 2, 1);
   batch.expected_duration = kMinute;
   batch.progress = 30 * kSecond;
-  JobRequest notebook = WithClass(MakeJob(2, 1000, 1, 10 * kSecond), model::PriorityClass::kInteractive);
+  JobRequest notebook =
+      WithClass(MakeJob(2, 1000, 1, 10 * kSecond), model::PriorityClass::kInteractive);
   notebook.expected_duration = 10 * kHour;
   notebook.attained_service = 50 * kHour;
   SchedulerInput in;
@@ -475,7 +509,8 @@ TYPED_TEST(PolicyTest, InteractivePreemptsBatchButNotTheOtherWayRound) {
   ASSERT_TRUE(Preempted(d, 1)) << TypeParam::kName;
   ASSERT_NE(FindBind(d, 2), nullptr);
   ASSERT_EQ(d.preemptions.size(), 1u);
-  EXPECT_NE(d.preemptions[0].reason.find("interactive"), std::string::npos) << d.preemptions[0].reason;
+  EXPECT_NE(d.preemptions[0].reason.find("interactive"), std::string::npos)
+      << d.preemptions[0].reason;
   this->ExpectSound(d, in);
   // Requeued, the batch job (high priority, no service, short) needs both
   // GPUs; one is the notebook's: it waits, whatever its own rule would say.
@@ -505,7 +540,8 @@ TYPED_TEST(PolicyTest, ScavengerPreemptsNobodyAndBatchPreemptsScavenger) {
   old_trial.attained_service = 100 * kHour;
   old_trial.expected_duration = 1000 * kHour;
   old_trial.progress = 100 * kHour;
-  JobRequest new_trial = WithClass(MakeJob(2, 1000, 1, 200 * kHour), model::PriorityClass::kScavenger, 1000);
+  JobRequest new_trial =
+      WithClass(MakeJob(2, 1000, 1, 200 * kHour), model::PriorityClass::kScavenger, 1000);
   new_trial.expected_duration = kMinute;
   JobRequest batch = MakeJob(3, 1000, 1, 200 * kHour);
   batch.expected_duration = 2000 * kHour;

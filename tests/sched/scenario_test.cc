@@ -29,7 +29,9 @@ namespace {
 
 using namespace testing;  // NOLINT
 
-MilliGpu Milli(const YAML::Node& n) { return static_cast<MilliGpu>(std::llround(n.as<double>() * 1000)); }
+MilliGpu Milli(const YAML::Node& n) {
+  return static_cast<MilliGpu>(std::llround(n.as<double>() * 1000));
+}
 
 TaskPlacement ParsePlacement(const std::string& s, MilliGpu share) {
   TaskPlacement p;
@@ -72,18 +74,21 @@ void RunScenario(const std::filesystem::path& file) {
   SchedulerConfig config;
   config.policy = doc["policy"].as<std::string>();
   if (doc["options"]) {
-    for (const auto& kv : doc["options"]) config.options[kv.first.as<std::string>()] = kv.second.as<std::string>();
+    for (const auto& kv : doc["options"])
+      config.options[kv.first.as<std::string>()] = kv.second.as<std::string>();
   }
   auto s = Scheduler::Create(config);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  ClusterSnapshot cluster = MakeCluster(doc["cluster"]["nodes"].as<int>(), doc["cluster"]["gpus"].as<int>());
+  ClusterSnapshot cluster =
+      MakeCluster(doc["cluster"]["nodes"].as<int>(), doc["cluster"]["gpus"].as<int>());
   SchedulerInput in;
   in.cluster = &cluster;
   in.now = doc["now"] ? doc["now"].as<int64_t>() * kSecond : 0;
   for (const auto& r : doc["running"]) {
     RunningJob rj;
     rj.request = ParseJob(r);
-    for (const auto& p : r["placements"]) rj.placements.push_back(ParsePlacement(p.as<std::string>(), rj.request.task.gpus));
+    for (const auto& p : r["placements"])
+      rj.placements.push_back(ParsePlacement(p.as<std::string>(), rj.request.task.gpus));
     rj.start_time = r["start"] ? r["start"].as<int64_t>() * kSecond : 0;
     in.running.push_back(rj);
   }
@@ -117,7 +122,8 @@ void RunScenario(const std::filesystem::path& file) {
   }
   for (const auto& n : expect["preempt"]) {
     listed_preempts.insert(n.as<int64_t>());
-    EXPECT_TRUE(Preempted(d, n.as<int64_t>())) << "job " << n.as<int64_t>() << " should be preempted";
+    EXPECT_TRUE(Preempted(d, n.as<int64_t>()))
+        << "job " << n.as<int64_t>() << " should be preempted";
   }
   for (const auto& kv : expect["resize"]) {
     const Resize* r = FindResize(d, kv.first.as<int64_t>());
@@ -125,7 +131,8 @@ void RunScenario(const std::filesystem::path& file) {
     EXPECT_EQ(static_cast<int>(r->placements.size()), kv.second.as<int>());
   }
   if (expect["exact"] && expect["exact"].as<bool>()) {
-    for (const Bind& b : d.binds) EXPECT_TRUE(listed_binds.count(b.job)) << "unexpected bind of job " << b.job;
+    for (const Bind& b : d.binds)
+      EXPECT_TRUE(listed_binds.count(b.job)) << "unexpected bind of job " << b.job;
     for (const Preempt& p : d.preemptions) {
       EXPECT_TRUE(listed_preempts.count(p.job)) << "unexpected preemption of job " << p.job;
     }
@@ -145,7 +152,8 @@ TEST(ScenarioTest, EveryScenarioFileHolds) {
     RunScenario(f);
     policies.insert(YAML::LoadFile(f.string())["policy"].as<std::string>());
   }
-  for (const auto& p : Scheduler::Policies()) EXPECT_TRUE(policies.count(p)) << "no scenario for policy " << p;
+  for (const auto& p : Scheduler::Policies())
+    EXPECT_TRUE(policies.count(p)) << "no scenario for policy " << p;
 }
 
 }  // namespace

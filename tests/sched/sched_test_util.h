@@ -16,7 +16,8 @@ inline ClusterSnapshot MakeCluster(int nodes, int gpus, MiB gpu_memory = 16384) 
   for (int n = 0; n < nodes; ++n) {
     NodeState ns;
     ns.name = "n" + std::to_string(n);
-    for (int g = 0; g < gpus; ++g) ns.gpus.push_back({g, "GPU-" + std::to_string(n) + "-" + std::to_string(g), gpu_memory});
+    for (int g = 0; g < gpus; ++g)
+      ns.gpus.push_back({g, "GPU-" + std::to_string(n) + "-" + std::to_string(g), gpu_memory});
     c.nodes.push_back(std::move(ns));
   }
   return c;
@@ -34,7 +35,8 @@ inline JobRequest MakeJob(JobId id, MilliGpu milli_gpus, int tasks = 1, TimeMs s
   return j;
 }
 
-inline RunningJob MakeRunning(JobRequest req, std::vector<TaskPlacement> placements, TimeMs start = 0) {
+inline RunningJob MakeRunning(JobRequest req, std::vector<TaskPlacement> placements,
+                              TimeMs start = 0) {
   return RunningJob{std::move(req), std::move(placements), start};
 }
 
@@ -53,7 +55,8 @@ inline const Wait* FindWait(const Decisions& d, JobId id) {
 }
 
 inline bool Preempted(const Decisions& d, JobId id) {
-  return std::any_of(d.preemptions.begin(), d.preemptions.end(), [&](const Preempt& p) { return p.job == id; });
+  return std::any_of(d.preemptions.begin(), d.preemptions.end(),
+                     [&](const Preempt& p) { return p.job == id; });
 }
 
 inline const Resize* FindResize(const Decisions& d, JobId id) {

@@ -9,7 +9,9 @@
 namespace berth::sim {
 namespace {
 
-std::string Data(const std::string& name) { return std::string(BERTH_SOURCE_DIR) + "/tests/sim/data/" + name; }
+std::string Data(const std::string& name) {
+  return std::string(BERTH_SOURCE_DIR) + "/tests/sim/data/" + name;
+}
 
 Trace MakeTrace(std::vector<TraceJob> jobs) {
   Trace t;
@@ -42,7 +44,8 @@ TEST(TraceTest, ParsesTheCanonicalFormatAndNamesWhatItIgnores) {
 TEST(TraceTest, BadInputNamesLineAndColumn) {
   auto t = ParseTraceCsv("job_id,submit_time,duration,num_gpus\nx,0,10,1\ny,5,ten,1\n");
   ASSERT_FALSE(t.ok());
-  EXPECT_NE(t.status().message().find("line 3: duration"), std::string::npos) << t.status().message();
+  EXPECT_NE(t.status().message().find("line 3: duration"), std::string::npos)
+      << t.status().message();
   auto missing = ParseTraceCsv("job_id,submit_time,num_gpus\n");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("duration"), std::string::npos);
@@ -84,8 +87,9 @@ TEST(SimulatorTest, OneJobRunsForItsDuration) {
 
 TEST(SimulatorTest, QueueingIsExact) {
   // Two 8-GPU jobs on one 8-GPU node: the second starts when the first ends.
-  auto r = RunSimulation(Options(MakeTrace({{"a", 0, 100 * kSecond, 8, "q"}, {"b", 10 * kSecond, 50 * kSecond, 8, "q"}}),
-                                 1, 8, "fifo"));
+  auto r = RunSimulation(Options(
+      MakeTrace({{"a", 0, 100 * kSecond, 8, "q"}, {"b", 10 * kSecond, 50 * kSecond, 8, "q"}}), 1, 8,
+      "fifo"));
   ASSERT_TRUE(r.ok());
   EXPECT_DOUBLE_EQ(r->avg_jct_s, (100 + 140) / 2.0);
   EXPECT_DOUBLE_EQ(r->avg_queue_delay_s, 90 / 2.0);
@@ -97,8 +101,9 @@ TEST(SimulatorTest, PreemptionCostsTheRestartPenalty) {
   // srtf-oracle on one GPU: b (100 s) preempts a (1000 s, 900 s left) at
   // t=100; a restarts at 200 and pays 30 s before progressing again. (Its
   // tasks exit at once on SIGTERM here: the grace is the next test's.)
-  auto o = Options(MakeTrace({{"a", 0, 1000 * kSecond, 1, "q"}, {"b", 100 * kSecond, 100 * kSecond, 1, "q"}}), 1, 1,
-                   "srtf-oracle");
+  auto o = Options(
+      MakeTrace({{"a", 0, 1000 * kSecond, 1, "q"}, {"b", 100 * kSecond, 100 * kSecond, 1, "q"}}), 1,
+      1, "srtf-oracle");
   o.stop_time = 0;
   auto r = RunSimulation(o);
   ASSERT_TRUE(r.ok());
@@ -151,8 +156,9 @@ TEST(SimulatorTest, APreemptedGangIsStoppedAndRequeuedWhole) {
   // The same on two GPUs with a as a gang of two one-GPU workers (a
   // TrainingJob): b needs one GPU, the controller stops both of a's workers
   // and binds b when they have exited; a restarts as a whole when b ends.
-  auto o = Options(MakeTrace({{"a", 0, 1000 * kSecond, 2, "q"}, {"b", 100 * kSecond, 100 * kSecond, 1, "q"}}), 1, 2,
-                   "srtf-oracle");
+  auto o = Options(
+      MakeTrace({{"a", 0, 1000 * kSecond, 2, "q"}, {"b", 100 * kSecond, 100 * kSecond, 1, "q"}}), 1,
+      2, "srtf-oracle");
   auto r = RunSimulation(o);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->preemptions, 1);
@@ -181,7 +187,8 @@ TEST(SimulatorTest, ASpreadGangRunsSlower) {
 }
 
 TEST(SimulatorTest, RejectsJobsThatCanNeverRunAndHonoursTheWindow) {
-  auto trace = MakeTrace({{"a", 0, 10 * kSecond, 16, "q"}, {"b", 5 * kSecond, 10 * kSecond, 1, "q"},
+  auto trace = MakeTrace({{"a", 0, 10 * kSecond, 16, "q"},
+                          {"b", 5 * kSecond, 10 * kSecond, 1, "q"},
                           {"c", 100 * kSecond, 10 * kSecond, 1, "q"}});
   auto r = RunSimulation(Options(trace, 1, 8, "dynamic"));
   ASSERT_TRUE(r.ok());
@@ -217,8 +224,8 @@ TEST(SimulatorTest, JsonHasTheAgreedFieldsAndIsDeterministic) {
   auto b = RunSimulation(o);
   ASSERT_TRUE(a.ok() && b.ok());
   auto ja = ToJson(*a), jb = ToJson(*b);
-  for (const char* k : {"avg_jct_s", "p50_jct_s", "p99_jct_s", "avg_queue_delay_s", "makespan_s", "gpu_utilization",
-                        "preemptions", "jobs", "queues", "fairness"}) {
+  for (const char* k : {"avg_jct_s", "p50_jct_s", "p99_jct_s", "avg_queue_delay_s", "makespan_s",
+                        "gpu_utilization", "preemptions", "jobs", "queues", "fairness"}) {
     EXPECT_TRUE(ja.contains(k)) << k;
   }
   ja.erase("sim_wall_s");
@@ -235,7 +242,8 @@ TEST(SimulatorTest, JsonHasTheAgreedFieldsAndIsDeterministic) {
 
 TEST(SimulatorTest, EveryPolicyFinishesEveryJobAndDynamicBeatsFifo) {
   std::map<std::string, double> jct;
-  for (const auto& p : {"fifo", "backfill", "tiresias", "static", "fairshare", "srtf-oracle", "dynamic"}) {
+  for (const auto& p :
+       {"fifo", "backfill", "tiresias", "static", "fairshare", "srtf-oracle", "dynamic"}) {
     SimOptions o;
     o.trace_path = Data("heavy_tail.csv");
     o.nodes = 7;

@@ -54,7 +54,8 @@ class JobStateTest : public ::testing::Test {
     std::vector<std::pair<std::string, std::string>> rows;
     EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
     sqlite3_stmt* s = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
     while (s && sqlite3_step(s) == SQLITE_ROW) {
       auto text = [&](int i) {
         const unsigned char* t = sqlite3_column_text(s, i);
@@ -92,8 +93,10 @@ JobSpec Spec(const std::string& name) {
 JobId RunningJob(Store& store, const std::string& name, TimeMs now = 1000) {
   auto id = store.SubmitJob(Spec(name), now);
   EXPECT_TRUE(id.ok()) << id.status().ToString();
-  EXPECT_TRUE(store.Transition(*id, JobState::kPending, JobState::kScheduled, {}, "", "", now + 1).ok());
-  EXPECT_TRUE(store.Transition(*id, JobState::kScheduled, JobState::kRunning, {}, "", "", now + 2).ok());
+  EXPECT_TRUE(
+      store.Transition(*id, JobState::kPending, JobState::kScheduled, {}, "", "", now + 1).ok());
+  EXPECT_TRUE(
+      store.Transition(*id, JobState::kScheduled, JobState::kRunning, {}, "", "", now + 2).ok());
   return *id;
 }
 
@@ -113,7 +116,9 @@ TEST_F(JobStateTest, AStopRequestIsWrittenWithItsEventAndEndsWithTheJobsNextTran
   JobAnnotation stop;
   stop.stop_reason = "preempt";
   stop.stop_deadline = 61000;
-  ASSERT_TRUE(store->Annotate(id, stop, "JobPreempting", "a higher-priority job needs its GPU", 31000).ok());
+  ASSERT_TRUE(
+      store->Annotate(id, stop, "JobPreempting", "a higher-priority job needs its GPU", 31000)
+          .ok());
   Job job = *store->GetJob(id);
   EXPECT_EQ(job.stop_reason, "preempt");
   EXPECT_EQ(job.stop_deadline, 61000);
@@ -121,21 +126,27 @@ TEST_F(JobStateTest, AStopRequestIsWrittenWithItsEventAndEndsWithTheJobsNextTran
   EXPECT_EQ(store->EventsSince(0, 0, id)->back().state, "Running");
 
   // The stop is over when the job leaves Running: the requeue clears it.
-  ASSERT_TRUE(store->Transition(id, JobState::kRunning, JobState::kPreempted, {}, "JobPreempted", "", 40000).ok());
+  ASSERT_TRUE(
+      store->Transition(id, JobState::kRunning, JobState::kPreempted, {}, "JobPreempted", "", 40000)
+          .ok());
   job = *store->GetJob(id);
   EXPECT_EQ(job.stop_reason, "");
   EXPECT_EQ(job.stop_deadline, 0);
 
   // A cancel requested while Scheduled is kept when the task starts, then
   // cleared when the job ends.
-  ASSERT_TRUE(store->Transition(id, JobState::kPreempted, JobState::kPending, {}, "", "", 40001).ok());
-  ASSERT_TRUE(store->Transition(id, JobState::kPending, JobState::kScheduled, {}, "", "", 40002).ok());
+  ASSERT_TRUE(
+      store->Transition(id, JobState::kPreempted, JobState::kPending, {}, "", "", 40001).ok());
+  ASSERT_TRUE(
+      store->Transition(id, JobState::kPending, JobState::kScheduled, {}, "", "", 40002).ok());
   stop.stop_reason = "cancel";
   stop.stop_deadline = 70000;
   ASSERT_TRUE(store->Annotate(id, stop, "JobCancelRequested", "", 40003).ok());
-  ASSERT_TRUE(store->Transition(id, JobState::kScheduled, JobState::kRunning, {}, "", "", 40004).ok());
+  ASSERT_TRUE(
+      store->Transition(id, JobState::kScheduled, JobState::kRunning, {}, "", "", 40004).ok());
   EXPECT_EQ(store->GetJob(id)->stop_reason, "cancel");
-  ASSERT_TRUE(store->Transition(id, JobState::kRunning, JobState::kCancelled, {}, "", "", 40005).ok());
+  ASSERT_TRUE(
+      store->Transition(id, JobState::kRunning, JobState::kCancelled, {}, "", "", 40005).ok());
   EXPECT_EQ(store->GetJob(id)->stop_reason, "");
   EXPECT_EQ(store->GetJob(id)->stop_deadline, 0);
 }
@@ -155,7 +166,8 @@ TEST_F(JobStateTest, AStopRequestWhoseEventFailsLeavesNoTrace) {
   EXPECT_EQ(store->GetJob(id)->stop_deadline, 0);
   EXPECT_EQ(EventTypes(*store, id).back(), "JobRunning");
 
-  EXPECT_EQ(store->Annotate(999, stop, "JobCancelRequested", "", 5000).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->Annotate(999, stop, "JobCancelRequested", "", 5000).code(),
+            StatusCode::kNotFound);
 }
 
 TEST_F(JobStateTest, TrainingStatusAndCleanUpTimeAreWrittenWithTheTransition) {
@@ -177,14 +189,18 @@ TEST_F(JobStateTest, TrainingStatusAndCleanUpTimeAreWrittenWithTheTransition) {
   end.annotation.cleanup_at = 3000 + 86400000;
   // A failing event rolls the whole transition back, status and clean-up time included.
   FailEventsOfType("JobExited");
-  ASSERT_FALSE(store->Transition(id, JobState::kRunning, JobState::kSucceeded, end, "JobExited", "", 3000).ok());
+  ASSERT_FALSE(
+      store->Transition(id, JobState::kRunning, JobState::kSucceeded, end, "JobExited", "", 3000)
+          .ok());
   EXPECT_EQ(store->GetJob(id)->state, JobState::kRunning);
   EXPECT_EQ(store->GetJob(id)->cleanup_at, 0);
   EXPECT_FALSE((**store->GetTrainingStatus(id)).contains("done"));
   EXPECT_TRUE(store->ListCleanups()->empty());
   StopFailing();
 
-  ASSERT_TRUE(store->Transition(id, JobState::kRunning, JobState::kSucceeded, end, "JobExited", "", 3000).ok());
+  ASSERT_TRUE(
+      store->Transition(id, JobState::kRunning, JobState::kSucceeded, end, "JobExited", "", 3000)
+          .ok());
   EXPECT_EQ(store->GetJob(id)->cleanup_at, 3000 + 86400000);
   EXPECT_EQ((**store->GetTrainingStatus(id))["done"], true);
   auto due = store->ListCleanups();
@@ -293,10 +309,12 @@ TEST_F(JobStateTest, APipelineRunsChangeAndItsEventCommitTogetherOrNotAtAll) {
   EXPECT_EQ(stored.ended, 0);
   EXPECT_EQ(stored.nodes["extract"].state, model::StepState::kPending);
   EXPECT_TRUE(store->EventsSince(after_create, 0)->empty());
-  EXPECT_EQ(RawRows("SELECT count(*) FROM events WHERE type = 'PipelineRunSucceeded'")[0].first, "0");
+  EXPECT_EQ(RawRows("SELECT count(*) FROM events WHERE type = 'PipelineRunSucceeded'")[0].first,
+            "0");
 
   StopFailing();
-  ASSERT_TRUE(pstore.SaveRun(run, {"extract"}, {RunEventOf("PipelineRunSucceeded", run)}, 500).ok());
+  ASSERT_TRUE(
+      pstore.SaveRun(run, {"extract"}, {RunEventOf("PipelineRunSucceeded", run)}, 500).ok());
   stored = *pstore.GetRun(run.id);
   EXPECT_EQ(stored.state, model::RunState::kSucceeded);
   EXPECT_EQ(stored.nodes["extract"].state, model::StepState::kSucceeded);
@@ -308,9 +326,12 @@ TEST_F(JobStateTest, APipelineRunsChangeAndItsEventCommitTogetherOrNotAtAll) {
   // A run whose creation event fails is not created.
   FailEventsOfType("PipelineRunCreated");
   RunRecord second = NewRun();
-  ASSERT_FALSE(pstore.CreateRun(&second, 600, [](RunRecord& r) {
-                       return std::vector<NewEvent>{RunEventOf("PipelineRunCreated", r)};
-                     }).ok());
+  ASSERT_FALSE(pstore
+                   .CreateRun(&second, 600,
+                              [](RunRecord& r) {
+                                return std::vector<NewEvent>{RunEventOf("PipelineRunCreated", r)};
+                              })
+                   .ok());
   EXPECT_EQ(second.id, 0);
   EXPECT_EQ(pstore.ListRuns(0, false)->size(), 1u);
 }
@@ -319,7 +340,8 @@ TEST_F(JobStateTest, APipelineRunsChangeAndItsEventCommitTogetherOrNotAtAll) {
 // (tests/store/data/schema-v3.db, made by that release: see the README there)
 // is upgraded with its data, in one step.
 TEST_F(JobStateTest, UpgradesASchemaV3DatabaseMadeByTheReleaseWithItsData) {
-  std::filesystem::copy_file(std::string(BERTH_SOURCE_DIR) + "/tests/store/data/schema-v3.db", path_);
+  std::filesystem::copy_file(std::string(BERTH_SOURCE_DIR) + "/tests/store/data/schema-v3.db",
+                             path_);
   ASSERT_EQ(RawRows("PRAGMA user_version")[0].first, "3");
   // What v3 kept, read before the upgrade.
   std::map<std::string, std::string> meta;
@@ -367,12 +389,14 @@ TEST_F(JobStateTest, UpgradesASchemaV3DatabaseMadeByTheReleaseWithItsData) {
   EXPECT_EQ(u.queue, usage_v3["queue"]);
   EXPECT_EQ(FormatTime(u.first_time), usage_v3["firstTime"]);
   EXPECT_EQ(FormatTime(u.last_time), usage_v3["lastTime"]);
-  EXPECT_EQ(u.util_sum / std::max<int64_t>(1, u.util_samples), usage_v3["avgUtilPercent"].get<int64_t>());
+  EXPECT_EQ(u.util_sum / std::max<int64_t>(1, u.util_samples),
+            usage_v3["avgUtilPercent"].get<int64_t>());
   EXPECT_GT(u.util_sum, 0);
   EXPECT_EQ(u.peak_util, usage_v3["peakUtilPercent"].get<int64_t>());
   EXPECT_EQ(u.peak_memory, usage_v3["peakMemoryMiB"].get<int64_t>());
-  EXPECT_EQ(u.allocated_milli_gpu_ms,
-            static_cast<int64_t>(std::llround(usage_v3["allocatedGpuSeconds"].get<double>() * 1e6)));
+  EXPECT_EQ(
+      u.allocated_milli_gpu_ms,
+      static_cast<int64_t>(std::llround(usage_v3["allocatedGpuSeconds"].get<double>() * 1e6)));
   EXPECT_EQ(u.violations, usage_v3["violations"].get<int64_t>());
 
   // Meta keeps no key of a job.
@@ -400,15 +424,17 @@ INSERT INTO meta (key, value) VALUES
   ('stop_intents', '{"1": "preempt", "2": "cancel", "77": "cancel"}'),
   ('training.1', 'not json'), ('training.77', '{}'), ('usage.2', '{broken'), ('ttl.77', '5'),
   ('sched.cursor', '42');
-)sql", "seed");
+)sql",
+                                  "seed");
     ASSERT_TRUE(seeded.ok()) << seeded.ToString();
   }
   auto store = OpenStore();
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->GetJob(1).ok()) << store->GetJob(1).status().ToString();
   EXPECT_EQ(store->GetJob(1)->stop_reason, "preempt");
-  EXPECT_EQ(store->GetJob(1)->stop_deadline, 30 * 1000);  // no request event: the default grace from 0
-  EXPECT_EQ(store->GetJob(2)->stop_reason, "");           // ended: no stop
+  EXPECT_EQ(store->GetJob(1)->stop_deadline,
+            30 * 1000);                          // no request event: the default grace from 0
+  EXPECT_EQ(store->GetJob(2)->stop_reason, "");  // ended: no stop
   EXPECT_FALSE(store->GetTrainingStatus(1)->has_value());
   EXPECT_FALSE(store->GetJobUsage(2)->has_value());
   EXPECT_TRUE(store->ListCleanups()->empty());

@@ -2,8 +2,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -693,7 +693,8 @@ TEST_F(StoreTest, MetaPutGetAndOverwrite) {
 TEST_F(StoreTest, MetaListsByPrefixAndDeletes) {
   auto store = OpenStore();
   ASSERT_TRUE(store);
-  for (const char* k : {"ttl.2", "ttl.10", "ttl", "ttm.1", "training.2", "ttl.3"}) ASSERT_TRUE(store->PutMeta(k, k).ok());
+  for (const char* k : {"ttl.2", "ttl.10", "ttl", "ttm.1", "training.2", "ttl.3"})
+    ASSERT_TRUE(store->PutMeta(k, k).ok());
   auto rows = store->ListMeta("ttl.");
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
   std::vector<std::string> keys;
