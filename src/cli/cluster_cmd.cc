@@ -6,6 +6,7 @@
 #include <memory>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "cli/client.h"
 #include "cli/commands.h"
@@ -29,8 +30,43 @@ std::string Pct(const json& t, const char* key) {
 
 // Declared GPUs have no driver to read: their readings are "n/a", explained
 // under the table ("-" is a reading an NVML GPU did not report).
+// The HEALTH column: "ok", "FATAL: <reason>" (lost, a fatal XID, double-bit
+// ECC, a failed row remap; docs/gpu.md), or "ok, throttled (...)"; "-" before
+// the first health reading.
+std::string HealthColumn(const json& tel) {
+  if (!tel.contains("health") || !tel["health"].is_object()) return "-";
+  const json& h = tel["health"];
+  if (h.value("fatal", false)) return "FATAL: " + h.value("reason", std::string("unhealthy"));
+  std::string throttled;
+  if (h.value("thermalThrottled", false)) throttled = "thermal";
+  if (h.value("powerThrottled", false))
+    throttled += std::string(throttled.empty() ? "" : ",") + "power";
+  return throttled.empty() ? "ok" : "ok, throttled (" + throttled + ")";
+}
+
+// "NODE/GPU: check (why), ..." for each GPU with health checks its driver
+// cannot run (no ECC on consumer GPUs, an older driver without the event API).
+std::vector<std::string> UnavailableChecks(const json& reply) {
+  std::vector<std::string> out;
+  for (const auto& n : reply["nodes"]) {
+    for (const auto& g : n["gpus"]) {
+      if (g.value("declared", false)) continue;
+      json tel = g.value("telemetry", json::object());
+      if (!tel.is_object() || !tel.contains("health")) continue;
+      std::string line;
+      for (const auto& u : tel["health"].value("unavailable", json::array()))
+        line += std::string(line.empty() ? "" : ", ") + u.value("check", std::string("?")) + " (" +
+                u.value("reason", std::string("?")) + ")";
+      if (!line.empty())
+        out.push_back(n.value("name", std::string("?")) + "/" + g["index"].dump() + ": " + line);
+    }
+  }
+  return out;
+}
+
 void PrintGpus(const json& reply) {
-  Table t({"NODE", "GPU", "MODEL", "UTIL", "MEMORY", "TEMP", "POWER", "ALLOC", "JOB", "USER"});
+  Table t({"NODE", "GPU", "MODEL", "UTIL", "MEMORY", "TEMP", "POWER", "HEALTH", "ALLOC", "JOB",
+           "USER"});
   bool any_declared = false;
   for (const auto& n : reply["nodes"]) {
     for (const auto& g : n["gpus"]) {
@@ -58,7 +94,8 @@ void PrintGpus(const json& reply) {
         users += (users.empty() ? "" : ",") + h["user"].get<std::string>();
       }
       t.Add({n["name"].get<std::string>(), g["index"].dump(), g.value("model", ""),
-             declared ? na : Pct(tel, "utilization"), mem, temp, power, g.value("allocated", "0"),
+             declared ? na : Pct(tel, "utilization"), mem, temp, power,
+             declared ? na : HealthColumn(tel), g.value("allocated", "0"),
              jobs.empty() ? "-" : jobs, users.empty() ? "-" : users});
     }
   }
@@ -68,6 +105,11 @@ void PrintGpus(const json& reply) {
         << "\nn/a: declared GPUs (berthd --gpus N, or no NVIDIA driver found) are scheduled but "
            "not measured: no driver reports their utilization, memory, temperature or power, "
            "nor their jobs' GPU usage\n";
+  std::vector<std::string> unavailable = UnavailableChecks(reply);
+  if (!unavailable.empty()) {
+    std::cout << "\nhealth checks this driver cannot run:\n";
+    for (const std::string& u : unavailable) std::cout << "  " << EscapeForTerminal(u) << "\n";
+  }
 }
 
 struct EventsFlags {

@@ -168,6 +168,34 @@ TEST_F(Telemetry, DiscoveredGpusAndLiveUtilizationReachMetricsWithTheJobsLabels)
   EXPECT_GT(after["gpuUsage"]["allocatedGpuSeconds"].get<double>(), 0.0);
 }
 
+// berth gpus shows each GPU's health: a fatal XID names its reason, and the
+// checks a GPU's driver cannot run (no ECC on a consumer GPU) are listed.
+TEST_F(Telemetry, BerthGpusShowsHealthAndTheChecksADriverCannotRun) {
+  nlohmann::json d0 = Device(0, 0), d1 = Device(1, 0);
+  d0["xids"] = {{0, 79}};  // fallen off the bus: fatal
+  d1["not_supported"] = {"ecc"};
+  gpus_.Write({d0, d1});
+  CommandResult r;
+  ASSERT_TRUE(WaitFor([&] {
+    r = daemon_->Cli({"gpus"});
+    return r.out.find("FATAL") != std::string::npos &&
+           r.out.find("ecc_dbe_volatile (not_supported)") != std::string::npos;
+  })) << r.out
+      << r.err;
+  std::string gpu0, gpu1;
+  std::stringstream ss(r.out);
+  for (std::string line; std::getline(ss, line);) {
+    if (line.find("H100") == std::string::npos) continue;
+    (gpu0.empty() ? gpu0 : gpu1) = line;
+  }
+  EXPECT_NE(gpu0.find("FATAL: "), std::string::npos) << r.out;
+  EXPECT_NE(gpu0.find("XID 79"), std::string::npos) << r.out;
+  EXPECT_EQ(gpu1.find("FATAL"), std::string::npos) << r.out;
+  EXPECT_NE(gpu1.find(" ok "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/1: ecc_dbe_volatile (not_supported)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("/0: ecc_dbe_volatile"), std::string::npos) << r.out;
+}
+
 TEST_F(Telemetry, IdleAllocationsAndViolationsBecomeEvents) {
   std::string id = StartJob();
   int gpu = daemon_->Job(id)["gpus"][0];
