@@ -27,6 +27,7 @@
 #include <set>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "http/server_io.h"
 
@@ -492,9 +493,7 @@ void Server::Impl::Accept(Listener& l) {
       // Out of descriptors (EMFILE) and the like: try again shortly rather
       // than spin or stop listening; say so at most once a second.
       static std::atomic<int64_t> last_warned{0};
-      int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                        std::chrono::steady_clock::now().time_since_epoch())
-                        .count();
+      int64_t now = MonotonicNanos() / 1'000'000'000;
       if (last_warned.exchange(now) != now) spdlog::warn("accept failed: {}", ec.message());
       auto t = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(50));
       t->async_wait([this, &l, t](beast::error_code) {

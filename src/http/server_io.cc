@@ -11,16 +11,14 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/clock.h"
+
 namespace berth::http {
 
 namespace {
 constexpr int kSliceMs = 200;
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+int64_t NowMs() { return MonotonicNanos() / 1'000'000; }
 }  // namespace
 
 bool RawIo::Write(std::string_view data) {
