@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 namespace berth::model {
 namespace {
@@ -13,6 +18,34 @@ int64_t ReadBE(const std::string& b, size_t pos, int n) {
   for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(b[pos + i]);
   if (n == 4) return static_cast<int32_t>(static_cast<uint32_t>(v));
   return static_cast<int64_t>(v);
+}
+
+// Reads a TZif file: a regular file of at most 1 MiB (the largest in tzdata is
+// about 4 KiB). A directory ("Europe"), a device or a FIFO is an unknown zone,
+// never a blocking read or an exception.
+Status ReadZoneFile(const std::string& path, const std::string& name, const std::string& dir,
+                    std::string* out) {
+  auto unknown = [&](const std::string& why) {
+    return InvalidArgument("unknown time zone \"" + name + "\" (" + why + ")");
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return unknown("no file in " + dir);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
+    ::close(fd);
+    return unknown("not a time zone file in " + dir);
+  }
+  out->resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < out->size()) {
+    ssize_t n = ::read(fd, out->data() + got, out->size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out->resize(got);
+  return Status::Ok();
 }
 
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
@@ -111,12 +144,19 @@ Result<TimeZone> TimeZone::Load(const std::string& name, const std::string& zone
   TimeZone tz;
   tz.name_ = name;
   if (name.empty() || name == "UTC" || name == "Etc/UTC" || name == "Z") return tz;
-  if (name.find("..") != std::string::npos || name[0] == '/')
-    return InvalidArgument("unknown time zone \"" + name + "\"");
-  std::ifstream in(zoneinfo_dir + "/" + name, std::ios::binary);
-  if (!in)
-    return InvalidArgument("unknown time zone \"" + name + "\" (no file in " + zoneinfo_dir + ")");
-  std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // A zone name is a relative path of [A-Za-z0-9_+-] components ("Europe/Berlin",
+  // "Etc/GMT+5"), never "..", ".", an absolute path or an empty component.
+  bool name_ok = name.size() <= 128 && name[0] != '/' && name.back() != '/';
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' || c == '+' ||
+          c == '-' || c == '.'))
+      name_ok = false;
+  if (name.find("..") != std::string::npos || name.find("//") != std::string::npos ||
+      name[0] == '.' || name.find("/.") != std::string::npos)
+    name_ok = false;
+  if (!name_ok) return InvalidArgument("unknown time zone \"" + name + "\"");
+  std::string b;
+  RETURN_IF_ERROR(ReadZoneFile(zoneinfo_dir + "/" + name, name, zoneinfo_dir, &b));
   auto bad = [&] { return InvalidArgument("time zone \"" + name + "\": not a valid TZif file"); };
   if (b.size() < 44 || b.compare(0, 4, "TZif") != 0) return bad();
   auto parse = [&](size_t pos, int time_size, size_t* end) -> Status {
@@ -124,6 +164,8 @@ Result<TimeZone> TimeZone::Load(const std::string& name, const std::string& zone
     int64_t isutcnt = ReadBE(b, pos + 20, 4), isstdcnt = ReadBE(b, pos + 24, 4),
             leapcnt = ReadBE(b, pos + 28, 4), timecnt = ReadBE(b, pos + 32, 4),
             typecnt = ReadBE(b, pos + 36, 4), charcnt = ReadBE(b, pos + 40, 4);
+    for (int64_t c : {isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt})
+      if (c < 0 || c > (1 << 20)) return bad();
     size_t p = pos + 44;
     size_t need = timecnt * time_size + timecnt + typecnt * 6 + charcnt +
                   leapcnt * (time_size + 4) + isstdcnt + isutcnt;

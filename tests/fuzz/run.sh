@@ -2,16 +2,20 @@
 # Builds the libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined) in
 # their own build directory and runs each in turn. docs/security.md, "Fuzzing".
 #
-#   tests/fuzz/run.sh [--time SECONDS] [--runs N] [--jobs N] [TARGET...]
+#   tests/fuzz/run.sh [--time SECONDS] [--runs N] [--seed N] [TARGET...]
 #
 # --time: seconds per target (default 3: the test command's short run);
 # --runs: stop a target after N executions instead (whichever comes first);
+# --seed: libFuzzer's random seed (default: a new one each run; the test
+#   command fixes it so that its short run is repeatable);
 # TARGET: job_spec training_spec pipeline_spec cron daemon_config trace
 # api_request (default: all). The corpus each target grows is kept in
 # $BERTH_FUZZ_DIR/corpus/TARGET (default build-fuzz/), seeded on every run
 # from examples/; crashes, leaks and hangs are written to
 # $BERTH_FUZZ_DIR/crashes/ and make the script fail. libFuzzer's log for each
 # target, with its final statistics, is $BERTH_FUZZ_DIR/logs/TARGET.log.
+# Every input that once crashed a target is kept in tests/fuzz/regressions/
+# TARGET/ and replayed before the target fuzzes.
 #
 # Without clang the script says so and exits 0, unless BERTH_REQUIRE_TOOLS is
 # set (the test command installs clang and libclang-rt-14-dev).
@@ -21,13 +25,15 @@ cd "$root"
 
 time_s=3
 runs=-1
+seed_arg=()
 all=(job_spec training_spec pipeline_spec cron daemon_config trace api_request)
 targets=()
 while (($#)); do
   case "$1" in
     --time) time_s="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --seed) seed_arg=(-seed="$2"); shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
@@ -93,13 +99,24 @@ failed=()
 for t in "${targets[@]}"; do
   mkdir -p "$dir/corpus/$t"
   log="$dir/logs/$t.log"
+  regress=(tests/fuzz/regressions/"$t"/*)
+  if [[ -e "${regress[0]}" ]]; then
+    if ! "$dir/fuzz_$t" -timeout=10 -rss_limit_mb=2048 "${regress[@]}" >"$dir/logs/$t.regressions.log" 2>&1; then
+      failed+=("$t")
+      echo "fuzz: $t FAILED on a kept regression input: see $dir/logs/$t.regressions.log" >&2
+      grep -m8 -E 'ERROR|SUMMARY|runtime error|terminate called|what\(\)|Running:' \
+        "$dir/logs/$t.regressions.log" >&2 || true
+      continue
+    fi
+    echo "fuzz: $t: ${#regress[@]} kept regression inputs pass"
+  fi
   echo "fuzz: $t for ${time_s}s$( ((runs >= 0)) && echo " or $runs executions")"
   if ! "$dir/fuzz_$t" -max_total_time="$time_s" -runs="$runs" -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -dict=tests/fuzz/spec.dict -artifact_prefix="$dir/crashes/$t-" \
+      -print_final_stats=1 "${seed_arg[@]}" -dict=tests/fuzz/spec.dict -artifact_prefix="$dir/crashes/$t-" \
       "$dir/corpus/$t" "$dir/seeds/$t" >"$log" 2>&1; then
     failed+=("$t")
     echo "fuzz: $t FAILED (crash, leak or hang): see $log and $dir/crashes/" >&2
-    grep -m5 -E 'ERROR|SUMMARY|runtime error' "$log" >&2 || true
+    grep -m8 -E 'ERROR|SUMMARY|runtime error|terminate called|what\(\)|Test unit written' "$log" >&2 || true
   fi
   grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|stat::peak_rss_mb)' \
     "$log" | sed "s/^/  /" || true

@@ -1,6 +1,7 @@
 // Cron expressions and time zones: fixed cases, DST edges, and Next checked
 // against a minute-by-minute brute force over many expressions and zones.
 #include "model/cron.h"
+#include "model/pipeline.h"
 
 #include <gtest/gtest.h>
 
@@ -72,6 +73,27 @@ TEST(Cron, TimeZoneOffsetsFromTzif) {
   EXPECT_EQ(Zone("Asia/Kolkata").OffsetAt(Utc(2026, 7, 15) / 1000), 5 * 3600 + 1800);
   EXPECT_FALSE(TimeZone::Load("Mars/Olympus").ok());
   EXPECT_FALSE(TimeZone::Load("../etc/passwd").ok());
+}
+
+// Found by the cron fuzz target: a zone name that is a directory of the zone
+// database ("Europe") threw from the file read and aborted the process.
+TEST(Cron, ZoneNamesThatAreNotZoneFilesAreRefusedWithoutThrowing) {
+  for (const char* name :
+       {"Europe", "Europe/", "America/", ".", "./UTC", "Europe//Berlin", "Europe/./Berlin",
+        "zone1970.tab", "Europe/Berlin\n", "Europe/Ber lin"}) {
+    auto tz = TimeZone::Load(name);
+    EXPECT_FALSE(tz.ok()) << name;
+    if (!tz.ok()) {
+      EXPECT_NE(tz.status().message().find("time zone"), std::string::npos) << name;
+    }
+  }
+  auto spec = ParseCronPipelineSpec(
+      "apiVersion: berth/v1\nkind: CronPipeline\nmetadata: {name: n}\n"
+      "spec:\n  schedule: \"30 2 * * *\"\n  timezone: Europe\n  pipeline:\n"
+      "    apiVersion: berth/v1\n    kind: Pipeline\n    metadata: {name: n}\n"
+      "    spec:\n      steps:\n      - name: a\n        command: [\"true\"]\n");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_NE(spec.status().message().find("Europe"), std::string::npos) << spec.status().message();
 }
 
 TEST(Cron, DaylightSavingEdgesInBerlin) {
