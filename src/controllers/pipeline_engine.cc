@@ -1,5 +1,7 @@
 #include "controllers/pipeline_engine.h"
 
+#include "model/request.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -225,13 +227,18 @@ std::vector<Action> Step(const RunView& view, TimeMs now) {
           set(step.name, StepState::kFailed, "withParam: " + text.status().message());
           continue;
         }
-        try {
-          items = json::parse(*text);
-        } catch (const json::exception&) {
-          items = nullptr;
+        // The text comes from a task's output: parsed with the request bounds
+        // (size, nesting depth), and quoted in the reason at most 200 bytes long.
+        auto parsed = model::ParseJsonBody(*text, "withParam");
+        if (!parsed.ok()) {
+          set(step.name, StepState::kFailed, parsed.status().message());
+          continue;
         }
+        items = std::move(*parsed);
         if (!items.is_array()) {
-          set(step.name, StepState::kFailed, "withParam: not a JSON list: " + *text);
+          set(step.name, StepState::kFailed,
+              "withParam: not a JSON list: " + text->substr(0, 200) +
+                  (text->size() > 200 ? "..." : ""));
           continue;
         }
       }

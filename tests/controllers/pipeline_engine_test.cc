@@ -168,6 +168,24 @@ TEST(PipelineEngine, FanOutRespectsParallelismAndGathersResultsInItemOrder) {
   EXPECT_EQ(h.Running(), std::vector<std::string>{"join"});
 }
 
+// A withParam list comes from a task's output: a deeply nested value fails the
+// step with the reason instead of recursing without bound.
+TEST(PipelineEngine, AWithParamNestedTooDeepFailsTheStepWithTheReason) {
+  Harness h(R"(spec:
+  steps:
+  - {name: gen, command: [x], outputs: {parameters: [{name: v, valueFrom: {stdout: true}}]}}
+  - {name: fan, command: [x], dependencies: [gen], withParam: "{{steps.gen.outputs.parameters.v}}"}
+)");
+  h.Settle();
+  ASSERT_EQ(h.State("gen"), StepState::kRunning);
+  h.End("gen", StepState::kSucceeded, std::string(100000, '[') + std::string(100000, ']'));
+  h.Settle();
+  EXPECT_EQ(h.State("fan"), StepState::kFailed);
+  EXPECT_NE(h.run_.nodes.at("fan").message.find("withParam: nests deeper than"), std::string::npos)
+      << h.run_.nodes.at("fan").message;
+  EXPECT_LT(h.run_.nodes.at("fan").message.size(), 400u);
+}
+
 TEST(PipelineEngine, RetryWaitsForItsBackoffAndStopsAtTheLimit) {
   Harness h(R"(spec:
   steps:
