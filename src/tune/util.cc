@@ -64,6 +64,11 @@ Result<bool> SettingsReader::Bool(const std::string& name, bool def) {
   return InvalidArgument(Where(name) + ": must be true or false (got \"" + *v + "\")");
 }
 
+std::string SettingsReader::Text(const std::string& name, const std::string& def) {
+  const std::string* v = Find(name);
+  return v ? *v : def;
+}
+
 Status SettingsReader::Finish() const {
   for (const auto& [k, v] : settings_) {
     if (std::find(known_.begin(), known_.end(), k) != known_.end()) continue;
@@ -173,6 +178,35 @@ int64_t LabelInt(const Trial& t, const std::string& key, int64_t def) {
   char* end = nullptr;
   long long v = std::strtoll(it->second.c_str(), &end, 10);
   return (it->second.empty() || *end != '\0') ? def : v;
+}
+
+}  // namespace berth::tune
+
+namespace berth::tune {
+
+Status CheckResource(const SearchSpace& space, const std::string& setting,
+                     const std::string& resource) {
+  if (resource.empty()) return Status::Ok();
+  for (const Param& p : space.params)
+    if (p.name == resource) {
+      if (!IsNumeric(p))
+        return InvalidArgument(setting + ": parameter \"" + resource +
+                               "\" must be an int or a double to carry the budget");
+      return Status::Ok();
+    }
+  return InvalidArgument(setting + ": no parameter is named \"" + resource + "\"");
+}
+
+void SetBudget(const SearchSpace& space, const std::string& resource, double budget,
+               Assignment* params) {
+  for (const Param& p : space.params)
+    if (p.name == resource) (*params)[p.name] = FormatValue(p, budget);
+}
+
+std::string BudgetText(double budget) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", budget);
+  return buf;
 }
 
 }  // namespace berth::tune

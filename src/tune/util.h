@@ -28,6 +28,13 @@ class SettingsReader {
   Result<std::string> Choice(const std::string& name, const std::string& def,
                              const std::vector<std::string>& allowed);
   Result<bool> Bool(const std::string& name, bool def);
+  // Any text, `def` when absent.
+  std::string Text(const std::string& name, const std::string& def);
+  bool Has(const std::string& name) const { return settings_.count(name) > 0; }
+  // "prefix.NAME: must be given"
+  Status Missing(const std::string& name) const {
+    return InvalidArgument(Where(name) + ": " + algorithm_ + " needs this setting");
+  }
   Status Finish() const;
 
  private:
@@ -72,5 +79,19 @@ Rng CallRng(uint64_t seed, const History& history, uint64_t salt);
 
 std::string Label(const Trial& t, const std::string& key);  // "" when absent
 int64_t LabelInt(const Trial& t, const std::string& key, int64_t def);
+
+}  // namespace berth::tune
+
+namespace berth::tune {
+
+// Multi-fidelity algorithms: the budget a trial runs with goes in its labels
+// and, when the settings name a resource parameter (an int or double of the
+// space, e.g. epochs), into that parameter too.
+Status CheckResource(const SearchSpace& space, const std::string& setting,
+                     const std::string& resource);
+void SetBudget(const SearchSpace& space, const std::string& resource, double budget,
+               Assignment* params);
+// A budget as label text ("9", "2.5").
+std::string BudgetText(double budget);
 
 }  // namespace berth::tune
