@@ -3,6 +3,7 @@
 // docs/experiments.md, "Algorithms and benchmarks").
 //
 //   berth_tune_bench best [--algorithms a,b] [--functions f,g] [--seeds 0-19]
+//                         [--settings name=value,...]
 //   berth_tune_bench latency [--algorithms a,b] [--trials 1000]
 #include <algorithm>
 #include <chrono>
@@ -32,9 +33,9 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
 
 // Runs `trials` trials one at a time; calls `mark(i, best, seconds_in_suggest)` after each.
 template <typename Mark>
-bool Optimize(const std::string& algo, const TestFunction& fn, uint64_t seed, int trials,
-              Mark mark) {
-  auto s = MakeSuggester(algo, {}, fn.space);
+bool Optimize(const std::string& algo, const Settings& settings, const TestFunction& fn,
+              uint64_t seed, int trials, Mark mark) {
+  auto s = MakeSuggester(algo, settings, fn.space);
   if (!s.ok()) {
     std::fprintf(stderr, "%s: %s\n", algo.c_str(), s.status().message().c_str());
     return false;
@@ -70,6 +71,7 @@ int Main(int argc, char** argv) {
   std::string algos = "random,sobol,tpe,multivariate-tpe,cmaes,bayesianoptimization";
   std::string fns;
   int lo = 0, hi = 19, trials = 1000;
+  Settings settings;  // for every algorithm run: name=value,name=value
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--algorithms") {
@@ -80,6 +82,11 @@ int Main(int argc, char** argv) {
       auto dash = v.find('-');
       lo = std::stoi(v.substr(0, dash));
       hi = dash == std::string::npos ? lo : std::stoi(v.substr(dash + 1));
+    } else if (k == "--settings") {
+      for (const auto& kv : Split(v)) {
+        auto eq = kv.find('=');
+        if (eq != std::string::npos) settings[kv.substr(0, eq)] = kv.substr(eq + 1);
+      }
     } else if (k == "--trials") {
       trials = std::stoi(v);
     } else {
@@ -95,7 +102,8 @@ int Main(int argc, char** argv) {
     const TestFunction& fn = all[1];
     for (const auto& algo : Split(algos)) {
       std::vector<double> times;
-      if (!Optimize(algo, fn, 0, trials, [&](int, double, double sec) { times.push_back(sec); }))
+      if (!Optimize(algo, settings, fn, 0, trials,
+                    [&](int, double, double sec) { times.push_back(sec); }))
         return 1;
       for (int n : {10, 100, 250, 500, 1000}) {
         if (n > trials) continue;
@@ -114,7 +122,7 @@ int Main(int argc, char** argv) {
     for (const auto& algo : Split(algos)) {
       for (int seed = lo; seed <= hi; ++seed) {
         double b25 = 0, b50 = 0, b100 = 0, total = 0;
-        bool ok = Optimize(algo, fn, seed, 100, [&](int n, double best, double sec) {
+        bool ok = Optimize(algo, settings, fn, seed, 100, [&](int n, double best, double sec) {
           total += sec;
           if (n == 25) b25 = best;
           if (n == 50) b50 = best;

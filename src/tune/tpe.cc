@@ -88,7 +88,9 @@ class Parzen {
       for (size_t c = 0; c < nc; ++c) {
         double m = mu_[j][c], s = sigma_[j][c];
         double mass = NormCdf((1 - m) / s) - NormCdf((0 - m) / s);
-        lognorm_[j][c] = -std::log(std::max(mass, kEps)) - std::log(s) - 0.5 * std::log(2 * M_PI);
+        // No -log(sigma): every kernel has the height of a unit normal, so
+        // wide kernels (the prior's above all) weigh more (see tpe.h).
+        lognorm_[j][c] = -std::log(std::max(mass, kEps)) - 0.5 * std::log(2 * M_PI);
       }
     }
   }

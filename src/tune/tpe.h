@@ -11,6 +11,13 @@
 // Hyperparameter Optimization at Scale", ICML 2018), bandwidths by Scott's
 // rule.
 //
+// A kernel's density is not divided by its bandwidth: each truncated normal
+// has the height of a unit one, so a wide kernel counts for more than a
+// narrow one of the same weight. Optuna 3.1 computes its mixtures the same
+// way; with the bandwidth-normalised density the benchmark functions of
+// bench/tune came out worse (Rosenbrock-10's median best after 100 trials
+// 8,700 against 4,600; docs/experiments.md).
+//
 // Settings (defaults as Optuna's TPESampler): n_startup_trials (10),
 // n_ei_candidates (24), gamma (0.1: the good set is ceil(gamma*n) trials, at
 // most gamma_max = 25), prior_weight (1.0), constant_liar (false: when true,
