@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <map>
 #include <numeric>
 
@@ -24,21 +25,37 @@ struct Strategy {
   int gen = 0;
 
   Strategy(int dims, int pop, double sigma0) : n(dims), lambda(pop), sigma(sigma0) {
+    // Weights for all lambda samples: positive for the best mu, negative
+    // ("active" CMA) for the rest, as in the tutorial's default.
     mu = lambda / 2;
-    w.resize(mu);
-    for (int i = 0; i < mu; ++i) w[i] = std::log((lambda + 1) / 2.0) - std::log(i + 1.0);
-    double sw = std::accumulate(w.begin(), w.end(), 0.0);
-    double sw2 = 0;
-    for (double& x : w) {
-      x /= sw;
-      sw2 += x * x;
+    Vec raw(lambda);
+    for (int i = 0; i < lambda; ++i) raw[i] = std::log((lambda + 1) / 2.0) - std::log(i + 1.0);
+    double pos = 0, pos2 = 0, neg = 0, neg2 = 0;
+    for (int i = 0; i < lambda; ++i) {
+      if (raw[i] > 0) {
+        pos += raw[i];
+        pos2 += raw[i] * raw[i];
+      } else {
+        neg -= raw[i];
+        neg2 += raw[i] * raw[i];
+      }
     }
-    mueff = 1 / sw2;
+    mueff = pos * pos / pos2;
+    double mueff_neg = neg2 > 0 ? neg * neg / neg2 : 0;
+    const double alpha_cov = 2;
     cs = (mueff + 2) / (n + mueff + 5);
     ds = 1 + 2 * std::max(0.0, std::sqrt((mueff - 1) / (n + 1)) - 1) + cs;
     cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n);
-    c1 = 2 / ((n + 1.3) * (n + 1.3) + mueff);
-    cmu = std::min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) * (n + 2) + mueff));
+    c1 = alpha_cov / ((n + 1.3) * (n + 1.3) + mueff);
+    cmu = std::min(
+        1 - c1, alpha_cov * (mueff - 2 + 1 / mueff) / ((n + 2) * (n + 2) + alpha_cov * mueff / 2));
+    double a_mu = 1 + c1 / cmu;
+    double a_mueff = 1 + 2 * mueff_neg / (mueff + 2);
+    double a_posdef = (1 - c1 - cmu) / (n * cmu);
+    double neg_scale = std::min({a_mu, a_mueff, a_posdef});
+    w.resize(lambda);
+    for (int i = 0; i < lambda; ++i)
+      w[i] = raw[i] > 0 ? raw[i] / pos : (neg > 0 ? neg_scale * raw[i] / neg : 0);
     chi = std::sqrt(n) * (1 - 1.0 / (4 * n) + 1.0 / (21.0 * n * n));
     m.assign(n, 0.5);
     ps.assign(n, 0);
@@ -84,17 +101,21 @@ struct Strategy {
 
   // One generation: `xs` sorted best first (at least lambda of them).
   void Tell(const std::vector<Vec>& xs) {
-    std::vector<Vec> y(mu, Vec(n));
+    std::vector<Vec> y(lambda, Vec(n));
     Vec yw(n, 0);
-    for (int i = 0; i < mu; ++i)
+    for (int i = 0; i < lambda; ++i)
       for (int j = 0; j < n; ++j) {
         y[i][j] = (xs[i][j] - m[j]) / sigma;
-        yw[j] += w[i] * y[i][j];
+        if (i < mu) yw[j] += w[i] * y[i][j];
       }
     for (int j = 0; j < n; ++j) m[j] += sigma * yw[j];
-    Vec cy(n, 0);
-    for (int i = 0; i < n; ++i)
-      for (int k = 0; k < n; ++k) cy[i] += invsqrt[i * n + k] * yw[k];
+    auto whiten = [&](const Vec& v) {
+      Vec out(n, 0);
+      for (int i = 0; i < n; ++i)
+        for (int k = 0; k < n; ++k) out[i] += invsqrt[i * n + k] * v[k];
+      return out;
+    };
+    Vec cy = whiten(yw);
     double a = std::sqrt(cs * (2 - cs) * mueff);
     double psn = 0;
     for (int i = 0; i < n; ++i) {
@@ -106,11 +127,24 @@ struct Strategy {
     bool hs = psn / std::sqrt(1 - std::pow(1 - cs, 2.0 * gen)) < (1.4 + 2.0 / (n + 1)) * chi;
     double b = std::sqrt(cc * (2 - cc) * mueff);
     for (int i = 0; i < n; ++i) pc[i] = (1 - cc) * pc[i] + (hs ? b * yw[i] : 0);
-    double keep = 1 - c1 - cmu + (hs ? 0 : c1 * cc * (2 - cc));
+    // Negative weights are rescaled by n / |C^-1/2 y|^2 so C stays positive definite.
+    Vec wc(lambda);
+    double wsum = 0;
+    for (int k = 0; k < lambda; ++k) {
+      wc[k] = w[k];
+      if (w[k] < 0) {
+        Vec z = whiten(y[k]);
+        double nz = 0;
+        for (double v : z) nz += v * v;
+        wc[k] = w[k] * n / std::max(nz, 1e-20);
+      }
+      wsum += w[k];
+    }
+    double keep = 1 + (hs ? 0 : c1 * cc * (2 - cc)) - c1 - cmu * wsum;
     for (int i = 0; i < n; ++i)
       for (int j = 0; j < n; ++j) {
         double rank_mu = 0;
-        for (int k = 0; k < mu; ++k) rank_mu += w[k] * y[k][i] * y[k][j];
+        for (int k = 0; k < lambda; ++k) rank_mu += wc[k] * y[k][i] * y[k][j];
         C[i * n + j] = keep * C[i * n + j] + c1 * pc[i] * pc[j] + cmu * rank_mu;
       }
     sigma *= std::exp((cs / ds) * (psn / chi - 1));

@@ -1,6 +1,7 @@
 // CMA-ES, the covariance matrix adaptation evolution strategy (N. Hansen and
 // A. Ostermeier, "Completely Derandomized Self-Adaptation in Evolution
-// Strategies", Evolutionary Computation 9(2), 2001; parameters as in
+// Strategies", Evolutionary Computation 9(2), 2001; parameters, with the
+// negative weights of "active" CMA, as in
 // N. Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv:1604.00772).
 // Numeric parameters live on [0, 1] (log scale for log distributions); list
 // parameters are drawn at random, as Optuna's CmaEsSampler does.

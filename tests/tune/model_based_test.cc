@@ -95,7 +95,7 @@ TEST_P(ModelBased, ParallelSuggestionsInOneCallDiffer) {
 INSTANTIATE_TEST_SUITE_P(Algorithms, ModelBased,
                          ::testing::Values(Case{"tpe", 80, 0.02, 0.6},
                                            Case{"multivariate-tpe", 80, 0.02, 0.7},
-                                           Case{"cmaes", 80, 0.01, 0.45},
+                                           Case{"cmaes", 120, 0.001, 0.45},
                                            Case{"bayesianoptimization", 40, 0.005, 0.45}),
                          [](const auto& info) {
                            std::string n = info.param.algo;
