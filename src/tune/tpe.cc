@@ -15,14 +15,6 @@ constexpr double kEps = 1e-12;
 
 double NormCdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 
-double LogSumExp(const std::vector<double>& v) {
-  double m = *std::max_element(v.begin(), v.end());
-  if (!std::isfinite(m)) return m;
-  double s = 0;
-  for (double x : v) s += std::exp(x - m);
-  return m + std::log(s);
-}
-
 // One dimension of the model: a numeric parameter on [0, 1] (ToUnit) or a
 // list parameter by index.
 struct Dim {
@@ -48,6 +40,7 @@ class Parzen {
     mu_.assign(d, std::vector<double>(nc));
     sigma_.assign(d, std::vector<double>(nc));
     lognorm_.assign(d, std::vector<double>(nc));
+    inv_sigma_.assign(d, std::vector<double>(nc));
     cat_.assign(d, {});
     for (size_t j = 0; j < d; ++j) {
       if (!dims[j].numeric) {
@@ -86,8 +79,10 @@ class Parzen {
       }
       sigma_[j][n] = 1.0;
       for (size_t c = 0; c < nc; ++c) {
+        inv_sigma_[j][c] = 1.0 / sigma_[j][c];
         double m = mu_[j][c], s = sigma_[j][c];
-        double mass = NormCdf((1 - m) / s) - NormCdf((0 - m) / s);
+        double hi = (1 - m) / s, lo = (0 - m) / s;
+        double mass = (hi > 9 && lo < -9) ? 1.0 : NormCdf(hi) - NormCdf(lo);
         // No -log(sigma): every kernel has the height of a unit normal, so
         // wide kernels (the prior's above all) weigh more (see tpe.h).
         lognorm_[j][c] = -std::log(std::max(mass, kEps)) - 0.5 * std::log(2 * M_PI);
@@ -130,27 +125,39 @@ class Parzen {
   }
 
   double LogPdf(const std::vector<double>& x) const {
-    std::vector<double> terms(logw_.size());
-    for (size_t c = 0; c < logw_.size(); ++c) {
-      double lp = logw_[c];
-      for (size_t j = 0; j < dims_.size(); ++j) {
-        if (!dims_[j].numeric) {
-          lp += cat_[j][c][static_cast<int>(x[j])];
-        } else {
-          double z = (x[j] - mu_[j][c]) / sigma_[j][c];
-          lp += lognorm_[j][c] - 0.5 * z * z;
-        }
+    // Two passes: every component's log density, then exp only for those
+    // within 40 nats of the largest (the rest add less than e^-40).
+    std::vector<double>& terms = scratch_;
+    terms.assign(logw_.begin(), logw_.end());
+    for (size_t j = 0; j < dims_.size(); ++j) {
+      if (!dims_[j].numeric) {
+        int idx = static_cast<int>(x[j]);
+        for (size_t c = 0; c < terms.size(); ++c) terms[c] += cat_[j][c][idx];
+        continue;
       }
-      terms[c] = lp;
+      const double* mu = mu_[j].data();
+      const double* inv = inv_sigma_[j].data();
+      const double* ln = lognorm_[j].data();
+      double xj = x[j];
+      for (size_t c = 0; c < terms.size(); ++c) {
+        double z = (xj - mu[c]) * inv[c];
+        terms[c] += ln[c] - 0.5 * z * z;
+      }
     }
-    return LogSumExp(terms);
+    double m = *std::max_element(terms.begin(), terms.end());
+    if (!std::isfinite(m)) return m;
+    double sum = 0;
+    for (double t : terms)
+      if (t > m - 40) sum += std::exp(t - m);
+    return m + std::log(sum);
   }
 
  private:
   std::vector<Dim> dims_;
   std::vector<double> logw_;
-  std::vector<std::vector<double>> mu_, sigma_, lognorm_;  // [dim][component]
-  std::vector<std::vector<std::vector<double>>> cat_;      // [dim][component][choice], log
+  std::vector<std::vector<double>> mu_, sigma_, inv_sigma_, lognorm_;  // [dim][component]
+  mutable std::vector<double> scratch_;
+  std::vector<std::vector<std::vector<double>>> cat_;  // [dim][component][choice], log
 };
 
 // Optuna's default weights: the 25 newest trials weigh 1, older ones ramp
