@@ -4,26 +4,52 @@
 #include <cstdio>
 #include <set>
 
+#include "tune/asha.h"
+#include "tune/cmaes.h"
+#include "tune/gp_bo.h"
+#include "tune/grid.h"
+#include "tune/hyperband.h"
+#include "tune/medianstop.h"
+#include "tune/pbt.h"
 #include "tune/random_search.h"
+#include "tune/sobol.h"
+#include "tune/tpe.h"
 
 namespace berth::tune {
 
-std::vector<std::string> SuggesterNames() { return {"random"}; }
+std::vector<std::string> SuggesterNames() {
+  return {"random",    "grid", "sobol", "tpe", "multivariate-tpe", "cmaes", "bayesianoptimization",
+          "hyperband", "asha", "pbt"};
+}
 
 Result<std::unique_ptr<Suggester>> MakeSuggester(const std::string& algorithm,
                                                  const Settings& settings,
                                                  const SearchSpace& space) {
   RETURN_IF_ERROR(ValidateSpace(space));
   if (algorithm == "random") return RandomSearch::Make(settings, space);
+  if (algorithm == "grid") return GridSearch::Make(settings, space);
+  if (algorithm == "sobol") return SobolSearch::Make(settings, space);
+  if (algorithm == "tpe") return Tpe::Make(settings, space, /*multivariate=*/false);
+  if (algorithm == "multivariate-tpe") return Tpe::Make(settings, space, /*multivariate=*/true);
+  if (algorithm == "cmaes") return CmaEs::Make(settings, space);
+  if (algorithm == "bayesianoptimization") return GpBo::Make(settings, space);
+  if (algorithm == "hyperband") return Hyperband::Make(settings, space);
+  if (algorithm == "asha") return Asha::Make(settings, space);
+  if (algorithm == "pbt") return Pbt::Make(settings, space);
   std::string known;
   for (const auto& n : SuggesterNames()) known += (known.empty() ? "" : ", ") + n;
   return InvalidArgument("algorithm.algorithmName: unknown algorithm \"" + algorithm +
                          "\" (known: " + known + ")");
 }
 
+std::vector<std::string> EarlyStopperNames() { return {"medianstop", "asha"}; }
+
 Result<std::unique_ptr<EarlyStopper>> MakeEarlyStopper(const std::string& algorithm,
-                                                       const Settings&) {
-  return InvalidArgument("earlyStopping.algorithmName: unknown algorithm \"" + algorithm + "\"");
+                                                       const Settings& settings) {
+  if (algorithm == "medianstop") return MedianStop::Make(settings);
+  if (algorithm == "asha") return AshaStopper::Make(settings);
+  return InvalidArgument("earlyStopping.algorithmName: unknown algorithm \"" + algorithm +
+                         "\" (known: medianstop, asha)");
 }
 
 Status ValidateSpace(const SearchSpace& space) {

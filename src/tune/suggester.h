@@ -131,4 +131,7 @@ Status ValidateSpace(const SearchSpace& space);
 // Value formatting shared by every algorithm: an int or a double as Assignment text.
 std::string FormatValue(const Param& param, double value);
 
+// The earlyStopping.algorithmName values MakeEarlyStopper knows.
+std::vector<std::string> EarlyStopperNames();
+
 }  // namespace berth::tune
