@@ -36,6 +36,8 @@ std::vector<Command> AddJobCommands(CLI::App& app);
 std::vector<Command> AddClusterCommands(CLI::App& app);
 
 // berth sim: replays a trace through the scheduler on a virtual clock.
+// `berth sim inflation` (inflation_cmd.cc), under `sim`.
+Command AddSimInflationCommand(CLI::App* sim);
 std::vector<Command> AddSimCommands(CLI::App& app);
 
 // berth pipeline: runs of DAGs of steps and their cron schedules (pipeline_cmd.cc).

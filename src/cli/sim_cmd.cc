@@ -21,6 +21,7 @@ struct SimFlags {
 };
 
 int RunSim(const SimFlags& f) {
+  if (f.trace.empty()) return Report(InvalidArgument("--trace: required (a trace CSV)"));
   sim::SimOptions o;
   o.trace_path = f.trace;
   o.policy = f.policy;
@@ -97,8 +98,8 @@ std::vector<Command> AddSimCommands(CLI::App& app) {
   auto* sim = app.add_subcommand(
       "sim",
       "replay a job trace through the daemon's job controller and scheduler on a virtual clock");
-  sim->add_option("--trace", f->trace, "trace CSV (job_id,submit_time,duration,num_gpus,queue)")
-      ->required();
+  sim->add_option("--trace", f->trace,
+                  "trace CSV (job_id,submit_time,duration,num_gpus,queue); required");
   sim->add_option("--cluster", f->cluster, "NODESxGPUS_PER_NODE (default 64x8)");
   sim->add_option("--policy", f->policy, "scheduling policy (default dynamic)");
   sim->add_option("--window", f->window,
@@ -116,7 +117,8 @@ std::vector<Command> AddSimCommands(CLI::App& app) {
   sim->add_option("--option", f->options, "policy option KEY=VALUE (repeatable)");
   sim->add_option("-o,--output", f->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
-  return {{sim, [f] { return RunSim(*f); }}};
+  // (the subcommand first: sim counts as parsed too when it runs)
+  return {AddSimInflationCommand(sim), {sim, [f] { return RunSim(*f); }}};
 }
 
 }  // namespace berth::cli
