@@ -28,6 +28,7 @@ belongs to the step's owner.
 
 from .pipeline import Pipeline, Step, StepRef, Param, task, current_run
 from .client import Client, BerthError, RunFailed
+from .experiment import Experiment, Experiments, report
 
 __all__ = ["Pipeline", "Step", "StepRef", "Param", "task", "current_run", "Client", "BerthError",
-           "RunFailed"]
+           "RunFailed", "Experiment", "Experiments", "report"]

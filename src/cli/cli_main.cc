@@ -37,8 +37,9 @@ int Main(int argc, char** argv) {
   // The order of the groups is the order of --help: up / down, the job commands, events and
   // gpus, then sim, pipelines and training.
   std::vector<Command> commands;
-  for (auto group : {AddDaemonCommands, AddJobCommands, AddClusterCommands, AddSimCommands,
-                     AddPipelineCommands, AddTrainCommands, AddTokenCommands}) {
+  for (auto group :
+       {AddDaemonCommands, AddJobCommands, AddClusterCommands, AddSimCommands, AddPipelineCommands,
+        AddTrainCommands, AddTokenCommands, AddExperimentCommands}) {
     auto added = group(app);
     commands.insert(commands.end(), added.begin(), added.end());
   }

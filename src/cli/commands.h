@@ -49,4 +49,7 @@ std::vector<Command> AddTrainCommands(CLI::App& app);
 // berth token create / list / revoke: API tokens (token_cmd.cc).
 std::vector<Command> AddTokenCommands(CLI::App& app);
 
+// berth exp: hyperparameter-tuning experiments (exp_cmd.cc).
+std::vector<Command> AddExperimentCommands(CLI::App& app);
+
 }  // namespace berth::cli

@@ -12,7 +12,8 @@
 #include <fstream>
 #include <iostream>
 
-#include "api/pipeline_routes.h"  // pipelines
+#include "api/experiment_routes.h"  // experiments
+#include "api/pipeline_routes.h"    // pipelines
 #include "api/server.h"
 #include "common/clock.h"
 #include "common/daemon_record.h"
@@ -20,6 +21,7 @@
 #include "common/net.h"
 #include "controllers/controller.h"
 #include "controllers/cron_controller.h"
+#include "controllers/experiment_controller.h"  // experiments
 #include "controllers/job_controller.h"
 #include "controllers/pipeline_controller.h"  // pipelines
 #include "controllers/telemetry_controller.h"
@@ -29,7 +31,8 @@
 #include "gpu/inventory.h"
 #include "gpu/prometheus.h"
 #include "sched/scheduler.h"
-#include "store/pipeline_store.h"  // pipelines
+#include "store/experiment_store.h"  // experiments
+#include "store/pipeline_store.h"    // pipelines
 #include "store/store.h"
 
 #ifndef BERTH_VERSION
@@ -197,6 +200,21 @@ int Run(int argc, char** argv) {
   pipelines.AttachCron(&crons);
   // --- end pipelines
 
+  // --- experiments: trials are jobs through the job controller; state in berth.db.
+  auto estore = store::ExperimentStore::Open(**store, cfg.data_dir + "/berth.db");
+  if (!estore.ok()) return Fail(estore.status().message());
+  controllers::TrialJobs trial_jobs;
+  // Like step jobs: the trial's row is written before and after, so a trial
+  // job needs no fsync of its own (a restart finds it by its labels).
+  trial_jobs.submit = [&](model::JobSpec spec) {
+    return controller.Submit(std::move(spec), false);
+  };
+  trial_jobs.cancel = [&](model::JobId id) { return controller.Cancel(id).status(); };
+  controllers::ExperimentControllerOptions xopts;
+  xopts.metrics_root = cfg.data_dir + "/experiments";
+  controllers::ExperimentController experiments(**store, **estore, trial_jobs, clock, xopts);
+  // --- end experiments
+
   // GPU telemetry: the telemetry controller samples every interval, tells
   // the sampler who holds what, and records what it finds.
   controllers::TelemetrySource tsource;
@@ -223,6 +241,7 @@ int Run(int argc, char** argv) {
   controller_set.Register(pipelines);
   controller_set.Register(crons);
   controller_set.Register(telemetry);
+  controller_set.Register(experiments);
   st = controller_set.StartAll();
   if (!st.ok()) {
     (*executor)->Shutdown();
@@ -234,6 +253,7 @@ int Run(int argc, char** argv) {
   hooks.extra_routes = [&](http::Router& r) {  // pipelines
     api::RegisterPipelineRoutes(r, pipelines, **store);
     api::RegisterCronRoutes(r, pipelines, **store, clock);
+    api::RegisterExperimentRoutes(r, experiments, **store);  // experiments
   };
   hooks.gpu_telemetry = [&](const std::string& node, int index) {
     return telemetry.GpuJson(node, index);

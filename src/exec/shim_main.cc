@@ -37,6 +37,7 @@
 
 #include "common/clock.h"
 #include "exec/cgroup.h"
+#include "exec/metrics_tap.h"
 #include "exec/proc_tree.h"
 #include "exec/run_files.h"
 #include "exec/task_exec.h"
@@ -72,11 +73,16 @@ class LogWriter {
  public:
   LogWriter(const std::string& dir, int64_t cap) : out_(dir, cap) {}
   bool Open() { return out_.Open(); }
-  void Write(const char* p, size_t n) { out_.Write(p, n); }
+  void Write(const char* p, size_t n) {
+    out_.Write(p, n);
+    if (tap) tap->Feed(p, n);  // experiment trials' metrics (exec/metrics_tap.h)
+  }
   void Line(const std::string& msg) {
     std::string s = "[berth-shim] " + msg + "\n";
     out_.Write(s.data(), s.size());
   }
+
+  std::unique_ptr<MetricsTap> tap;
 
  private:
   TaskLogWriter out_;
@@ -143,6 +149,7 @@ class Shim {
     if (!log_->Open()) {
       std::fprintf(stderr, "berth-shim: cannot open %s: %s\n", kOutputFile, std::strerror(errno));
     }
+    log_->tap = MetricsTap::FromEnv(spec_.env);
     for (const auto& w : warnings) log_->Line("warning: " + w);
     if (info_.start_ticks == 0) {  // a cheap probe: /proc/<pid>/stat could not be read
       containment_problem_ += std::string(containment_problem_.empty() ? "" : "; ") +
@@ -536,6 +543,7 @@ class Shim {
       }
     }
     TestPoint("task-exited", at_);
+    if (log_ && log_->tap) log_->tap->Flush();
     // The daemon acts on the "exited" line (reading status.json), so the
     // fsync that keeps the status over a power loss is off its path.
     WriteStatus(false);

@@ -43,6 +43,62 @@ CREATE INDEX sessions_by_token ON sessions(token_id);
 )sql"};
 }
 
+// Step 7 is another branch's (the coordinator puts its real step here at
+// merge); this placeholder only keeps the list numbered 1..n on this branch.
+Migration ReservedSeven() { return {7, "reserved for another branch", "SELECT 1;"}; }
+
+// Experiments (kind: Experiment; src/store/experiment_store.h): one row per
+// experiment with its suggestion state and current trial counts, its trials
+// (parameters, state, job, objective), and every metric value a trial
+// reported, per step. Times are ms since the epoch.
+Migration Experiments() {
+  return {8, "experiments, trials, metric observations and suggestion state",
+          R"sql(
+CREATE TABLE experiments (
+  uid              INTEGER PRIMARY KEY AUTOINCREMENT,
+  name             TEXT    NOT NULL UNIQUE,
+  owner            TEXT    NOT NULL,
+  spec             TEXT    NOT NULL,
+  state            TEXT    NOT NULL,
+  message          TEXT    NOT NULL DEFAULT '',
+  created          INTEGER NOT NULL,
+  ended            INTEGER NOT NULL DEFAULT 0,
+  seed             INTEGER NOT NULL,
+  suggestion_state TEXT    NOT NULL DEFAULT '',
+  exhausted        INTEGER NOT NULL DEFAULT 0,
+  parallel         INTEGER NOT NULL,
+  max_trials       INTEGER NOT NULL,
+  max_failed       INTEGER NOT NULL,
+  best_trial       INTEGER NOT NULL DEFAULT -1
+);
+
+CREATE TABLE experiment_trials (
+  experiment INTEGER NOT NULL,
+  id         INTEGER NOT NULL,
+  state      TEXT    NOT NULL,
+  params     TEXT    NOT NULL,
+  labels     TEXT    NOT NULL DEFAULT '{}',
+  job_id     INTEGER NOT NULL DEFAULT 0,
+  objective  REAL,
+  metrics    TEXT    NOT NULL DEFAULT '{}',
+  created    INTEGER NOT NULL,
+  ended      INTEGER NOT NULL DEFAULT 0,
+  message    TEXT    NOT NULL DEFAULT '',
+  PRIMARY KEY (experiment, id)
+) WITHOUT ROWID;
+
+CREATE TABLE experiment_observations (
+  experiment INTEGER NOT NULL,
+  trial      INTEGER NOT NULL,
+  metric     TEXT    NOT NULL,
+  step       INTEGER NOT NULL,
+  value      REAL    NOT NULL,
+  time       INTEGER NOT NULL,
+  PRIMARY KEY (experiment, trial, metric, step)
+) WITHOUT ROWID;
+)sql"};
+}
+
 }  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
@@ -242,6 +298,8 @@ ALTER TABLE pipeline_crons ADD COLUMN last_fired INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pipeline_crons ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 )sql"},
       UsersTokensSessions(),
+      ReservedSeven(),
+      Experiments(),
   };
   return kSteps;
 }

@@ -8,7 +8,7 @@
 # --runs: stop a target after N executions instead (whichever comes first);
 # --seed: libFuzzer's random seed (default: a new one each run; the test
 #   command fixes it so that its short run is repeatable);
-# TARGET: job_spec training_spec pipeline_spec cron daemon_config trace
+# TARGET: job_spec training_spec pipeline_spec cron daemon_config trace experiment_spec
 # api_request (default: all). The corpus each target grows is kept in
 # $BERTH_FUZZ_DIR/corpus/TARGET (default build-fuzz/), seeded on every run
 # from examples/; crashes, leaks and hangs are written to
@@ -26,7 +26,7 @@ cd "$root"
 time_s=3
 runs=-1
 seed_arg=()
-all=(job_spec training_spec pipeline_spec cron daemon_config trace api_request)
+all=(job_spec training_spec pipeline_spec cron daemon_config trace api_request experiment_spec)
 targets=()
 while (($#)); do
   case "$1" in
@@ -67,6 +67,7 @@ seed() {  # seed TARGET FILE...
 rm -rf "$dir/seeds"; mkdir -p "$dir/seeds"
 seed job_spec examples/jobs/*.yaml
 seed training_spec examples/training/*.yaml
+seed experiment_spec examples/experiments/*.yaml
 pipelines=()
 crons=()
 for f in examples/pipelines/*.yaml; do
