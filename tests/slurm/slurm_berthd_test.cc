@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "require_tools.h"
@@ -216,6 +218,62 @@ TEST_F(SlurmBerthd, AKilledSlurmdLosesTheTaskAndTheJobIsRequeuedOnTheOtherNode) 
   EXPECT_TRUE(
       WaitFor([&] { return cluster_.Sinfo().find(node + " idle") != std::string::npos; }, 30s))
       << cluster_.Sinfo();
+}
+
+TEST_F(SlurmBerthd, AnEightWorkerDdpJobTrainsAcrossBothNodes) {
+  const char* python = "/usr/bin/python3";
+  if (RunCommand({python, "-c", "import torch.distributed"}).exit_code != 0)
+    BERTH_SKIP_UNLESS_REQUIRED("python3-torch is not installed (scripts/install-deps.sh --test)");
+  nlohmann::json doc = {
+      {"apiVersion", "berth/v1"},
+      {"kind", "TrainingJob"},
+      {"metadata", {{"name", "ddp8"}}},
+      {"spec",
+       {{"workers", 8},
+        {"gpusPerWorker", 1},
+        {"command", {python, std::string(BERTH_SOURCE_DIR) + "/examples/training/ddp_train.py"}},
+        {"env", {{"TOTAL_STEPS", "20"}}}}}};
+  WriteFile(work_ / "ddp8.json", doc.dump());
+  CommandResult sub = daemon_->Cli({"train", "-f", work_ / "ddp8.json"});
+  ASSERT_EQ(sub.exit_code, 0) << sub.err;
+  std::string id = Trim(sub.out);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::string s = daemon_->State(id);
+        return s == "Succeeded" || s == "Failed";
+      },
+      240s))
+      << daemon_->Job(id).dump() << Log();
+  auto job = daemon_->Job(id);
+  ASSERT_EQ(job["state"], "Succeeded")
+      << job.dump() << daemon_->GetText("/api/v1/jobs/" + id + "/logs?worker=7");
+  // Four workers on each node, each node's GPUs 0-3 used once.
+  std::map<std::string, std::set<int>> by_node;
+  for (const auto& w : job["workers"])
+    for (int g : w["gpus"]) by_node[w["node"].get<std::string>()].insert(g);
+  ASSERT_EQ(by_node.size(), 2u) << job.dump();
+  for (const auto& [node, gpus] : by_node) EXPECT_EQ(gpus.size(), 4u) << node;
+  // The torch.distributed environment of each worker, as its shim got it.
+  std::set<std::string> node_ranks;
+  for (int r = 0; r < 8; ++r) {
+    std::string dir = run_root_ + "/job-" + id + ".t" + std::to_string(r) + ".a1";
+    auto env = nlohmann::json::parse(ReadFile(dir + "/spec.json"))["env"];
+    EXPECT_EQ(env["RANK"], std::to_string(r)) << env.dump();
+    EXPECT_EQ(env["WORLD_SIZE"], "8");
+    EXPECT_EQ(env["MASTER_ADDR"], "127.0.0.1");  // rank 0's node's NodeAddr
+    EXPECT_FALSE(env.value("MASTER_PORT", "").empty());
+    EXPECT_TRUE(env.contains("LOCAL_RANK"));
+    node_ranks.insert(env.value("NODE_RANK", ""));
+  }
+  EXPECT_EQ(node_ranks, (std::set<std::string>{"0", "1"}));
+  // Rank 0 and rank 7 (on the other node) ended with the same parameters; the loss fell.
+  std::string ckpt = daemon_->data_dir() + "/checkpoints/job-" + id;
+  auto r0 = nlohmann::json::parse(ReadFile(ckpt + "/result-rank0.json"));
+  auto r7 = nlohmann::json::parse(ReadFile(ckpt + "/result-rank7.json"));
+  EXPECT_EQ(r0["world"], 8);
+  EXPECT_LT(r0["final_loss"].get<double>(), r0["first_loss"].get<double>());
+  EXPECT_EQ(r0["params"], r7["params"]);
+  EXPECT_EQ(r0["checksum"], r7["checksum"]);
 }
 
 }  // namespace
