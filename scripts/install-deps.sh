@@ -6,9 +6,10 @@ set -euo pipefail
 build_pkgs=(g++ cmake ninja-build pkg-config nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev
   libcpp-httplib-dev libboost1.74-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev tzdata)
 # clang and libclang-rt-14-dev (libclang_rt.fuzzer): the fuzz targets (tests/fuzz/run.sh);
-# clang-format: scripts/check-format.sh.
-test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev sqlite3 python3 procps prometheus python3-torch python3-sklearn
-  clang libclang-rt-14-dev clang-format)
+# clang-format: scripts/check-format.sh. slurmctld, slurmd, slurm-client, munge: the Slurm
+# executor's tests start a real cluster (tests/slurm/).
+test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev sqlite3 python3 procps prometheus python3-torch
+  python3-sklearn clang libclang-rt-14-dev clang-format slurmctld slurmd slurm-client munge)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

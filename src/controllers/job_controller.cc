@@ -463,6 +463,11 @@ void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
               "requeued: its task was never started");
       return;
     }
+    if (ev.node_failed) {
+      // Its node failed (an engine's report): run it again, elsewhere if need be.
+      Requeue(a, u, "JobLost", "lost: " + ev.message, data, "requeued: its node failed");
+      return;
+    }
     Finish(a, JobState::kFailed, u, "JobLost", "lost: " + ev.message, data);
     return;
   }

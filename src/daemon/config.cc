@@ -61,6 +61,15 @@ Status ParseConfig(const std::string& text, const std::string& path, DaemonConfi
     if (auto st = ex.Int("logCapMiB", &c->log_cap_mib); !st.ok()) return ctx(st);
     if (auto st = ex.Duration("runRetention", &c->run_retention); !st.ok()) return ctx(st);
     if (auto st = ex.Bool("runAsOwner", &c->run_as_owner); !st.ok()) return ctx(st);
+    if (auto st = ex.String("kind", &c->executor_kind); !st.ok()) return ctx(st);
+    if (c->executor_kind != "local" && c->executor_kind != "slurm")
+      return ctx(InvalidArgument("executor.kind: must be local or slurm, got \"" +
+                                 c->executor_kind + "\""));
+    model::SpecReader slurm = ex.Child("slurm");
+    if (ex.Has("slurm")) {
+      if (!slurm.IsMap()) return ctx(InvalidArgument("executor.slurm: must be a map"));
+      if (auto st = ParseSlurmConfig(slurm, &c->slurm); !st.ok()) return ctx(st);
+    }
     if (c->log_cap_mib < 1 || c->log_cap_mib > (1 << 20))
       return ctx(InvalidArgument("executor.logCapMiB: must be in 1..1048576, got " +
                                  std::to_string(c->log_cap_mib)));

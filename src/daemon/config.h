@@ -12,6 +12,8 @@
 //   store:
 //     synchronous: FULL     # or NORMAL
 //   executor:
+//     kind: local           # or slurm (docs/slurm.md)
+//     slurm: {conf: /etc/slurm/slurm.conf, partition: gpu, runRoot: /shared/berth/runs, ...}
 //     logCapMiB: 100
 //     runRetention: 7d      # remove run directories this long after their task ended (0: keep)
 //     runAsOwner: false     # as root: run each task as its owner's account
@@ -27,9 +29,30 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/quantity.h"
 #include "common/status.h"
+#include "model/spec_reader.h"
 
 namespace berth::daemon {
+
+// executor.slurm (docs/slurm.md); read only with executor.kind: slurm.
+struct SlurmConfig {
+  std::string conf;       // SLURM_CONF for the tools; empty: theirs
+  std::string bin_dir;    // where sbatch, squeue, ... are; empty: /usr/bin
+  std::string partition;  // empty: the default partition, every node
+  std::string run_root;   // seen by every node at this path; empty: <dataDir>/runs
+  std::string shim_path;  // berth-shim on every node; empty: beside berthd
+  std::string job_name_prefix = "berth.";
+  MiB gpu_memory = 81920;
+  std::string gpu_model = "Slurm GPU";
+  DurationMs poll_interval = 250;
+  DurationMs node_refresh = 2000;
+  DurationMs kill_after = 10000;
+  DurationMs command_timeout = 30000;
+};
+
+// Reads the `executor.slurm` map.
+Status ParseSlurmConfig(model::SpecReader& r, SlurmConfig* c);
 
 struct DaemonConfig {
   std::string host = "127.0.0.1";
@@ -48,6 +71,8 @@ struct DaemonConfig {
   int64_t log_cap_mib = 100;
   DurationMs run_retention = 7LL * 24 * 3600 * 1000;
   bool run_as_owner = false;
+  std::string executor_kind = "local";  // local or slurm
+  SlurmConfig slurm;
   DurationMs telemetry_interval = 1000;   // GPU sampling period
   int idle_util_percent = 5;              // a held GPU below this is idle
   DurationMs idle_after = 5 * 60 * 1000;  // idle this long -> GpuIdle event

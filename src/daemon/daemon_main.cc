@@ -28,6 +28,7 @@
 #include "daemon/config.h"
 #include "daemon/reloadable_config.h"
 #include "exec/local_executor.h"
+#include "exec/slurm_executor.h"
 #include "gpu/inventory.h"
 #include "gpu/prometheus.h"
 #include "sched/scheduler.h"
@@ -45,6 +46,49 @@ namespace {
 int Fail(const std::string& msg) {
   std::cerr << "berthd: " << msg << "\n";
   return 2;
+}
+
+exec::SlurmToolsOptions SlurmToolsOptionsFrom(const DaemonConfig& cfg) {
+  exec::SlurmToolsOptions t;
+  t.bin_dir = cfg.slurm.bin_dir;
+  t.conf = cfg.slurm.conf;
+  t.partition = cfg.slurm.partition;
+  t.timeout = cfg.slurm.command_timeout;
+  return t;
+}
+
+exec::SlurmInventoryOptions SlurmInventoryOptionsFrom(const DaemonConfig& cfg) {
+  exec::SlurmInventoryOptions o;
+  o.tools = SlurmToolsOptionsFrom(cfg);
+  o.gpu_memory = cfg.slurm.gpu_memory;
+  o.gpu_model = cfg.slurm.gpu_model;
+  o.refresh = cfg.slurm.node_refresh;
+  return o;
+}
+
+// executor.kind: the local executor (this machine) or Slurm's.
+Result<std::unique_ptr<exec::Executor>> MakeExecutor(const DaemonConfig& cfg, Clock& clock,
+                                                     exec::TaskEventSink sink) {
+  if (cfg.executor_kind == "slurm") {
+    exec::SlurmExecutorOptions o;
+    o.tools = SlurmToolsOptionsFrom(cfg);
+    o.run_root = cfg.slurm.run_root.empty() ? cfg.data_dir + "/runs" : cfg.slurm.run_root;
+    o.shim_path = cfg.slurm.shim_path;
+    o.job_name_prefix = cfg.slurm.job_name_prefix;
+    o.log_cap_bytes = cfg.log_cap_mib * 1024 * 1024;
+    o.run_as_owner = cfg.run_as_owner;
+    o.poll_interval = cfg.slurm.poll_interval;
+    o.kill_after = cfg.slurm.kill_after;
+    ASSIGN_OR_RETURN(auto e, exec::MakeSlurmExecutor(o, clock, std::move(sink)));
+    return std::unique_ptr<exec::Executor>(std::move(e));
+  }
+  exec::LocalExecutorOptions eopts;
+  eopts.run_root = cfg.data_dir + "/runs";
+  eopts.log_cap_bytes = cfg.log_cap_mib * 1024 * 1024;
+  eopts.run_retention = cfg.run_retention;
+  eopts.run_as_owner = cfg.run_as_owner;
+  ASSIGN_OR_RETURN(auto e, exec::MakeLocalExecutor(eopts, clock, std::move(sink)));
+  return std::unique_ptr<exec::Executor>(std::move(e));
 }
 
 int Run(int argc, char** argv) {
@@ -124,10 +168,18 @@ int Run(int argc, char** argv) {
   auto store = store::Store::Open(cfg.data_dir + "/berth.db", sopts);
   if (!store.ok()) return Fail(store.status().message());
 
-  gpu::LocalInventoryOptions iopts;
-  iopts.use_nvml = cfg.gpus < 0;  // --gpus N declares GPUs instead of asking NVML
-  iopts.declared.gpus = std::max(cfg.gpus, 0);
-  std::unique_ptr<gpu::Inventory> inventory = gpu::MakeLocalInventory(iopts);
+  std::unique_ptr<gpu::Inventory> inventory;
+  if (cfg.executor_kind == "slurm") {
+    // The nodes and GPUs are Slurm's (executor.kind: slurm; docs/slurm.md).
+    auto slurm_inventory = exec::MakeSlurmInventory(SlurmInventoryOptionsFrom(cfg), clock);
+    if (!slurm_inventory.ok()) return Fail(slurm_inventory.status().message());
+    inventory = std::move(*slurm_inventory);
+  } else {
+    gpu::LocalInventoryOptions iopts;
+    iopts.use_nvml = cfg.gpus < 0;  // --gpus N declares GPUs instead of asking NVML
+    iopts.declared.gpus = std::max(cfg.gpus, 0);
+    inventory = gpu::MakeLocalInventory(iopts);
+  }
   spdlog::info("GPU inventory: {}", inventory->Describe());
 
   sched::SchedulerConfig scfg;
@@ -137,15 +189,12 @@ int Run(int argc, char** argv) {
   if (!scheduler.ok()) return Fail(scheduler.status().message());
 
   std::atomic<controllers::JobController*> controller_ptr{nullptr};
-  exec::LocalExecutorOptions eopts;
-  eopts.run_root = cfg.data_dir + "/runs";
-  eopts.log_cap_bytes = cfg.log_cap_mib * 1024 * 1024;
-  eopts.run_retention = cfg.run_retention;
-  eopts.run_as_owner = cfg.run_as_owner;
-  auto executor = exec::MakeLocalExecutor(eopts, clock, [&](const exec::TaskEvent& ev) {
+  auto sink = [&](const exec::TaskEvent& ev) {
     if (auto* c = controller_ptr.load()) c->OnTaskEvent(ev);
-  });
+  };
+  auto executor = MakeExecutor(cfg, clock, sink);
   if (!executor.ok()) return Fail(executor.status().message());
+  spdlog::info("executor: {}", (*executor)->Name());
 
   if (cfg.port == 0) {
     // Tasks are told BERTH_SERVER before the API server binds: pick the

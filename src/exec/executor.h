@@ -70,6 +70,9 @@ struct TaskEvent {
   std::optional<int> exit_code;  // for kExited: the exit status, or 128+signal when killed
   int signal = 0;                // for kExited by a signal: the signal number
   std::string message;
+  // kLost: the engine lost the task's node (Slurm's NODE_FAIL); the job may
+  // run again elsewhere rather than fail.
+  bool node_failed = false;
 };
 
 using TaskEventSink = std::function<void(const TaskEvent&)>;
