@@ -242,6 +242,22 @@ ALTER TABLE pipeline_crons ADD COLUMN last_fired INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pipeline_crons ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 )sql"},
       UsersTokensSessions(),
+      // GPUs taken out of scheduling (issue 12, src/store/gpu_drains.h): by
+      // an operator (`berth drain`) or by berthd on a fatal health condition.
+      // gpu -1 drains every GPU of the node. Kept until undrained, across
+      // restarts.
+      {7, "drained GPUs",
+       R"sql(
+CREATE TABLE gpu_drains (
+  node   TEXT    NOT NULL,
+  gpu    INTEGER NOT NULL,
+  reason TEXT    NOT NULL,
+  source TEXT    NOT NULL CHECK (source IN ('manual', 'health')),
+  actor  TEXT    NOT NULL DEFAULT '',
+  time   INTEGER NOT NULL,
+  PRIMARY KEY (node, gpu)
+) WITHOUT ROWID;
+)sql"},
   };
   return kSteps;
 }
