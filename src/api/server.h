@@ -55,6 +55,12 @@ struct ApiHooks {
   std::function<nlohmann::json(const std::string& node, int gpu)> gpu_telemetry;
   // A job's GPU usage over its life, or null.
   std::function<nlohmann::json(model::JobId)> job_usage;
+  // The drain covering a GPU ({reason, source, actor, time, node}), or null;
+  // and drain (reason set) or undrain a GPU (gpu -1: the node). gpus_routes.cc.
+  std::function<nlohmann::json(const std::string& node, int gpu)> gpu_drain;
+  std::function<Status(const std::string& node, int gpu, bool drain, const std::string& reason,
+                       const std::string& actor)>
+      set_drain;
   // Registers more routes (pipelines, ...) on the server before it starts.
   std::function<void(http::Router&)> extra_routes;
 };

@@ -1,5 +1,6 @@
-// berth events / berth gpus: the cluster's event log and its GPUs, grouped as
-// the API's /api/v1/events and /api/v1/gpus routes are.
+// berth events / berth gpus / berth drain / berth undrain: the cluster's
+// event log and its GPUs, grouped as the API's /api/v1/events and
+// /api/v1/gpus routes are.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
@@ -44,6 +45,16 @@ std::string HealthColumn(const json& tel) {
   return throttled.empty() ? "ok" : "ok, throttled (" + throttled + ")";
 }
 
+// The DRAINED column: "-", or "health: XID 79 (...)" / "manual (by alice): reboot".
+std::string DrainColumn(const json& g) {
+  if (!g.contains("drained") || !g["drained"].is_object()) return "-";
+  const json& d = g["drained"];
+  std::string source = d.value("source", std::string("?"));
+  std::string actor = d.value("actor", std::string());
+  return source + (actor.empty() ? "" : " (by " + actor + ")") +
+         (d.value("node", false) ? " [node]" : "") + ": " + d.value("reason", std::string());
+}
+
 // "NODE/GPU: check (why), ..." for each GPU with health checks its driver
 // cannot run (no ECC on consumer GPUs, an older driver without the event API).
 std::vector<std::string> UnavailableChecks(const json& reply) {
@@ -65,8 +76,8 @@ std::vector<std::string> UnavailableChecks(const json& reply) {
 }
 
 void PrintGpus(const json& reply) {
-  Table t({"NODE", "GPU", "MODEL", "UTIL", "MEMORY", "TEMP", "POWER", "HEALTH", "ALLOC", "JOB",
-           "USER"});
+  Table t({"NODE", "GPU", "MODEL", "UTIL", "MEMORY", "TEMP", "POWER", "HEALTH", "DRAINED", "ALLOC",
+           "JOB", "USER"});
   bool any_declared = false;
   for (const auto& n : reply["nodes"]) {
     for (const auto& g : n["gpus"]) {
@@ -95,7 +106,7 @@ void PrintGpus(const json& reply) {
       }
       t.Add({n["name"].get<std::string>(), g["index"].dump(), g.value("model", ""),
              declared ? na : Pct(tel, "utilization"), mem, temp, power,
-             declared ? na : HealthColumn(tel), g.value("allocated", "0"),
+             declared ? na : HealthColumn(tel), DrainColumn(g), g.value("allocated", "0"),
              jobs.empty() ? "-" : jobs, users.empty() ? "-" : users});
     }
   }
@@ -110,6 +121,35 @@ void PrintGpus(const json& reply) {
     std::cout << "\nhealth checks this driver cannot run:\n";
     for (const std::string& u : unavailable) std::cout << "  " << EscapeForTerminal(u) << "\n";
   }
+}
+
+// NODE or NODE/GPU -> the API body's node and gpu.
+Result<json> DrainTarget(const std::string& target) {
+  if (target.empty()) return InvalidArgument("NODE[/GPU]: must not be empty");
+  json body;
+  size_t slash = target.rfind('/');
+  std::string node = slash == std::string::npos ? target : target.substr(0, slash);
+  if (node.empty()) return InvalidArgument("NODE[/GPU]: \"" + target + "\" names no node");
+  body["node"] = node;
+  if (slash != std::string::npos) {
+    std::string g = target.substr(slash + 1);
+    if (g.empty() || g.size() > 4 || g.find_first_not_of("0123456789") != std::string::npos)
+      return InvalidArgument("NODE[/GPU]: \"" + g + "\" is not a GPU index");
+    body["gpu"] = std::stoi(g);
+  }
+  return body;
+}
+
+int RunDrain(const std::string& target, const std::string& reason, bool drain,
+             const std::string& server) {
+  auto body = DrainTarget(target);
+  if (!body.ok()) return Report(body.status());
+  if (drain) (*body)["reason"] = reason;
+  ApiClient api(server);
+  auto r = api.Post(drain ? "/api/v1/gpus/drain" : "/api/v1/gpus/undrain", body->dump());
+  if (!r.ok()) return Report(r.status());
+  std::cout << EscapeForTerminal(target) << (drain ? " drained" : " undrained") << "\n";
+  return 0;
 }
 
 struct EventsFlags {
@@ -191,6 +231,19 @@ std::vector<Command> AddClusterCommands(CLI::App& app) {
   gpus->add_option("-o,--output", *output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
   out.push_back({gpus, [watch, output, server] { return RunGpus(*watch, *output, server()); }});
+
+  auto target = std::make_shared<std::string>();
+  auto reason = std::make_shared<std::string>();
+  auto* drain = app.add_subcommand(
+      "drain", "take a GPU (NODE/GPU) or a node out of scheduling; running jobs are requeued");
+  drain->add_option("target", *target, "NODE or NODE/GPU")->required();
+  drain->add_option("--reason", *reason, "why (shown by berth gpus)")->required();
+  out.push_back(
+      {drain, [target, reason, server] { return RunDrain(*target, *reason, true, server()); }});
+  auto utarget = std::make_shared<std::string>();
+  auto* undrain = app.add_subcommand("undrain", "give a drained GPU or node back to scheduling");
+  undrain->add_option("target", *utarget, "NODE or NODE/GPU")->required();
+  out.push_back({undrain, [utarget, server] { return RunDrain(*utarget, "", false, server()); }});
   return out;
 }
 

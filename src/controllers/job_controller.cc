@@ -265,7 +265,8 @@ void JobController::Loop() {
     TimeMs timer = NextTimer();
     if (timer > 0) wait = std::min<DurationMs>(wait, std::max<DurationMs>(0, timer - clock_.Now()));
     if (dirty_) wait = std::max<DurationMs>(0, last_cycle_ + batch_window_ - clock_.Now());
-    cv_.wait_for(l, std::chrono::milliseconds(wait), [&] { return stop_ || !inputs_.empty(); });
+    cv_.wait_for(l, std::chrono::milliseconds(wait),
+                 [&] { return stop_ || !inputs_.empty() || poked_; });
     if (stop_) break;
     l.unlock();
     RunOnce();
@@ -286,6 +287,11 @@ void JobController::RunOnce() {
     std::lock_guard<std::mutex> l(mu_);
     batch.swap(inputs_);
     busy_ = true;
+    if (poked_) {
+      poked_ = false;
+      dirty_ = true;
+      capacity_changed_ = true;
+    }
   }
   for (const Input& in : batch) Handle(in);
   TimeMs now = clock_.Now();
@@ -451,6 +457,18 @@ void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {
     Finish(a, JobState::kCancelled, u, "JobCancelled", "cancelled", data);
     return;
   }
+  if (a.intent == StopIntent::kDrain) {  // its GPU was drained (job_live.cc)
+    Requeue(a, u, "JobPreempted", "stopped: " + a.live_reason, data, "requeued: " + a.live_reason);
+    a.intent = StopIntent::kNone;
+    std::lock_guard<std::mutex> l(mu_);
+    stats_.preemptions++;
+    return;
+  }
+  if (a.intent == StopIntent::kEnd) {  // IdleTimeout, GpuMemoryExceeded (job_live.cc)
+    data["reason"] = a.live_event;
+    Finish(a, JobState::kFailed, u, a.live_event, a.live_reason, data);
+    return;
+  }
   if (ev.type == exec::TaskEventType::kStartFailed) {
     if (!u.exit_code) u.exit_code = 127;
     Finish(a, JobState::kFailed, u, "JobFailed", "failed to start: " + ev.message, data);
@@ -502,7 +520,8 @@ void JobController::PublishHolders() {
     for (const model::Placement& w : j.placement.workers) parts.push_back(&w);
     for (const model::Placement* p : parts) {
       for (int g : p->gpus) {
-        holders.push_back({p->node, g, j.id, j.spec.user, j.spec.queue, j.spec.name, p->gpu_share});
+        holders.push_back({p->node, g, j.id, j.spec.user, j.spec.queue, j.spec.name, p->gpu_share,
+                           j.spec.resources.gpu_memory});
         allocated += p->gpu_share;
       }
     }

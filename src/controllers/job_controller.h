@@ -31,6 +31,7 @@
 
 #include "common/clock.h"
 #include "controllers/controller.h"
+#include "controllers/live_state.h"
 #include "controllers/training_controller.h"
 #include "exec/executor.h"
 #include "gpu/inventory.h"
@@ -85,6 +86,9 @@ struct JobControllerOptions {
   // true: the inventory never changes (the simulator's cluster): its
   // snapshot is taken once, on Start, instead of on every cycle and submit.
   bool static_inventory = false;
+  // Live GPU state (issue 12, live_state.h): drains, measured memory, idle
+  // policies. Empty: cycles see the inventory only.
+  LiveHooks live;
 };
 
 // StopIntent (why a job is being stopped) is in training_controller.h.
@@ -128,6 +132,7 @@ class JobController : public Controller, private TrainingHost {
     JobId job = 0;
     std::string user, queue, name;
     MilliGpu share = 0;
+    MiB gpu_memory = 0;  // the job's per-GPU memory floor (fractions)
   };
   std::vector<GpuHolder> GpuHolders() const;
   // Process group -> job for tasks running on this machine (each task leads
@@ -136,6 +141,13 @@ class JobController : public Controller, private TrainingHost {
   // Appends a job-related event to the store (telemetry findings).
   void RecordEvent(const std::string& type, JobId job, const std::string& message,
                    const nlohmann::json& data = nullptr);
+
+  // A fraction's process uses more GPU memory than its gpuMemory (the
+  // telemetry controller found it): stopped at the next cycle when its
+  // queue enforces memory (QueueLivePolicy::enforce). Any thread.
+  void ReportMemoryExceeded(JobId job, const std::string& message);
+  // Runs a cycle soon (live state changed: a drain, an undrain). Any thread.
+  void Poke();
 
   // Counters for /metrics.
   struct Stats {
@@ -184,6 +196,8 @@ class JobController : public Controller, private TrainingHost {
     int pending_slot = -1;  // index in pending_requests_ while Pending
     // The scheduler's view of the job while it runs, kept between cycles.
     std::optional<sched::RunningJob> running_request;
+    // kDrain / kEnd: why it is being stopped, and kEnd's event type.
+    std::string live_reason, live_event;
   };
   struct Input {
     enum Kind { kSubmitted, kCancel, kTaskEvent } kind = kSubmitted;
@@ -221,6 +235,16 @@ class JobController : public Controller, private TrainingHost {
                    const std::string& message, const nlohmann::json& data = nullptr,
                    store::JobAnnotation annotation = {});
   void PublishHolders();
+  // Live state (job_live.cc): the cycle's snapshot with health, drains and
+  // measurements, jobs on unhealthy GPUs requeued, idle and memory rules
+  // applied; idle jobs reclaimed for jobs the cycle left waiting.
+  const sched::ClusterSnapshot& LiveSnapshot(sched::ClusterSnapshot& fresh);
+  void ReclaimIdle(const sched::Decisions& d, const sched::ClusterSnapshot& snap);
+  // Records the stop (RequestStop) and stops the job's task(s).
+  bool StopLive(Active& a, StopIntent intent, const std::string& type, const std::string& message,
+                const nlohmann::json& data, DurationMs grace);
+  std::string StopMessage(JobId id) override;
+  std::string StopEventType(JobId id) override;
   sched::JobRequest ToRequest(const Job& job) const;
   sched::ClusterSnapshot Snapshot() const;
   Status CheckCommand(const JobSpec& spec) const;
@@ -259,6 +283,8 @@ class JobController : public Controller, private TrainingHost {
   std::vector<GpuHolder> holders_;
   std::map<int, JobId> process_groups_;
   std::map<JobId, std::string> waiting_reason_;
+  std::vector<std::pair<JobId, std::string>> memory_reports_;  // ReportMemoryExceeded
+  bool poked_ = false;
   Stats stats_;
   std::thread thread_;
 

@@ -65,8 +65,7 @@ void JobController::RunCycle() {
   capacity_changed_ = false;
   last_cycle_ = clock_.Now();
   sched::ClusterSnapshot fresh;
-  const sched::ClusterSnapshot& snap =
-      options_.static_inventory ? static_snapshot_ : (fresh = Snapshot());
+  const sched::ClusterSnapshot& snap = LiveSnapshot(fresh);
   std::map<std::pair<std::string, int>, JobId> releasing;  // (node, gpu) -> job being stopped
   sched::SchedulerInput input;
   input.now = clock_.Now();
@@ -145,6 +144,7 @@ void JobController::RunCycle() {
     *running_owners[i]->running_request = std::move(input.running[i]);
   jobs_waiting_ = !d.waiting.empty();
   recheck_at_ = d.recheck_at;
+  if (jobs_waiting_) ReclaimIdle(d, snap);
 
   for (const sched::Preempt& p : d.preemptions) {
     auto it = active_.find(p.job);

@@ -17,7 +17,10 @@ const char* IntentName(StopIntent i) {
       return "cancel";
     case StopIntent::kPreempt:
     case StopIntent::kResize:
+    case StopIntent::kDrain:
       return "preempt";
+    case StopIntent::kEnd:
+      return "cancel";
     default:
       return "";
   }

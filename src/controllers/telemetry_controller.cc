@@ -9,6 +9,7 @@ TelemetryController::TelemetryController(store::Store& store, gpu::Inventory& in
                                          Clock& clock, TelemetrySource source,
                                          TelemetryControllerOptions options)
     : store_(store),
+      inventory_(inventory),
       sampler_(clock, inventory, options.sampler),
       source_(std::move(source)),
       options_(std::move(options)) {
@@ -84,6 +85,8 @@ void TelemetryController::RunOnce() {
       spdlog::warn("{}", ev.message);
     if (source_.record_event) source_.record_event(EventType(ev.type), ev.job, ev.message, data);
   }
+  DrainFatal();                  // telemetry_live.cc
+  CheckMemory();                 // telemetry_live.cc
   std::set<model::JobId> ended;  // jobs the sampler still keeps that hold no GPU now
   for (const gpu::JobUsage& u : sampler_.Jobs()) {
     if (u.active || u.job == 0) continue;

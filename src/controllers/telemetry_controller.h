@@ -30,6 +30,8 @@
 
 #include "common/clock.h"
 #include "controllers/controller.h"
+#include "controllers/gpu_drains.h"
+#include "controllers/live_state.h"
 #include "gpu/inventory.h"
 #include "gpu/sampler.h"
 #include "model/job.h"
@@ -47,12 +49,22 @@ struct TelemetrySource {
   // Appends a job event (type, job or 0, message, data) to the event log.
   std::function<void(const std::string&, model::JobId, const std::string&, const nlohmann::json&)>
       record_event;
+  // A fraction's processes use more memory on a GPU than its gpuMemory
+  // (once per spell over it), and a GPU was drained on a fatal condition.
+  std::function<void(model::JobId, const std::string& message)> memory_exceeded;
+  std::function<void()> drained;
 };
 
 struct TelemetryControllerOptions {
   gpu::SamplerOptions sampler;  // sampler.interval is the pass interval
   // false: Start runs no thread; the caller drives passes with RunOnce.
   bool run_thread = true;
+  // Where drains are kept (gpu_drains.h); null: fatal GPUs are not drained.
+  GpuDrains* drains = nullptr;
+  // GpuLiveState / FillSnapshot: utilization is the mean over this window
+  // and used memory the peak over measured_memory_window.
+  DurationMs utilization_window = kMinute;
+  DurationMs measured_memory_window = 10 * kSecond;
 };
 
 // One GPU's state as of the last tick, for the scheduler (issue 12: drain
@@ -85,6 +97,18 @@ class TelemetryController : public Controller {
 
   // Per-GPU health and utilization as of the last tick, by node and index.
   std::vector<GpuLiveState> GpuStates() const;
+  // Sets each GPU's healthy (not drained, lost or fatal), utilization (mean
+  // over utilization_window) and memory_used (peak over
+  // measured_memory_window) in a scheduling cycle's snapshot.
+  void FillSnapshot(sched::ClusterSnapshot& snap) const;
+  // The GPU idleness signal (live_state.h): a job is idle when every GPU it
+  // holds stayed below the rule's utilization for the rule's window (every
+  // history step's peak, not one sample), and it has held them that long.
+  const IdleSignal& idle_signal() const { return idle_signal_; }
+  // After an undrain: forgets the GPU's fatal XID (gpu -1: every GPU of the node).
+  void ClearHealth(const std::string& node, int gpu);
+  // berth_gpu_drained and berth_gpu_memory_exceeded_total (Prometheus text).
+  std::string RenderMetrics() const;
 
   // A job's GPU usage as the API shows it (`gpuUsage`): live from the
   // sampler, else as saved in the store; null when unknown.
@@ -101,8 +125,22 @@ class TelemetryController : public Controller {
 
  private:
   void Loop();
+  void DrainFatal();
+  void CheckMemory();
+
+  class GpuIdle : public IdleSignal {
+   public:
+    explicit GpuIdle(const TelemetryController& t) : t_(t) {}
+    std::string_view Name() const override { return "gpu"; }
+    IdleVerdict Check(const model::Job& job, const IdleRule& rule, TimeMs now) const override;
+
+   private:
+    const TelemetryController& t_;
+  };
 
   store::Store& store_;
+  gpu::Inventory& inventory_;
+  GpuIdle idle_signal_{*this};
   gpu::Sampler sampler_;
   TelemetrySource source_;
   TelemetryControllerOptions options_;
@@ -110,8 +148,11 @@ class TelemetryController : public Controller {
   // null (not measured), not 0.
   bool declared_only_ = true;
 
-  std::mutex pass_mu_;                  // one pass at a time
-  std::set<model::JobId> usage_saved_;  // guarded by pass_mu_
+  std::mutex pass_mu_;                                          // one pass at a time
+  std::set<model::JobId> usage_saved_;                          // guarded by pass_mu_
+  std::set<std::pair<model::JobId, gpu::GpuKey>> memory_over_;  // guarded by pass_mu_
+  mutable std::mutex metrics_mu_;
+  std::map<model::JobId, std::pair<std::string, int64_t>> memory_exceeded_;  // job -> (labels, n)
 
   std::mutex mu_;  // guards stop_
   std::condition_variable cv_;

@@ -451,6 +451,28 @@ void TrainingController::End(JobId id) {
     host_.FinishJob(id, JobState::kCancelled, u, "JobCancelled", "cancelled", nullptr);
     return;
   }
+  if (intent == StopIntent::kDrain) {
+    // A GPU of the gang was drained: relaunched on healthy GPUs, counted as
+    // a restart (not against backoffLimit: the job did not fail).
+    intent = StopIntent::kNone;
+    int restarts = a.status.value("restarts", 0);
+    a.status["restarts"] = restarts + 1;  // saved with the requeue's transitions
+    std::string why = host_.StopMessage(id);
+    requeue("TrainingRestart",
+            (why.empty() ? std::string("a GPU of the gang was drained") : why) +
+                "; restarting the gang on healthy GPUs",
+            nlohmann::json{{"reason", "GpuDrained"}, {"restarts", restarts + 1}});
+    host_.CountPreemption();
+    return;
+  }
+  if (intent == StopIntent::kEnd) {
+    store::JobUpdate u;
+    u.end_time = now;
+    std::string type = host_.StopEventType(id);
+    host_.FinishJob(id, JobState::kFailed, u, type.empty() ? "JobFailed" : type,
+                    host_.StopMessage(id), nlohmann::json{{"reason", type}});
+    return;
+  }
   if (intent == StopIntent::kPreempt || intent == StopIntent::kResize) {
     bool resize = intent == StopIntent::kResize;
     intent = StopIntent::kNone;  // the requeue's transition clears the stored stop

@@ -39,7 +39,11 @@ namespace berth::controllers {
 // a preempted one is requeued). The job's next transition out of Scheduled or
 // Running clears it.
 // kResize (elastic grow/shrink) is persisted as "preempt": both requeue.
-enum class StopIntent { kNone, kCancel, kPreempt, kResize };
+// kDrain: a GPU of the job was drained (live_state.h): requeued like a
+// preemption (a training gang counts one restart); persisted as "preempt".
+// kEnd: stopped to end as Failed for a live-state reason (IdleTimeout,
+// GpuMemoryExceeded); persisted as "cancel".
+enum class StopIntent { kNone, kCancel, kPreempt, kResize, kDrain, kEnd };
 
 // What the training controller needs of the job controller, which owns the
 // jobs' records and transitions. Every call but FindJob may end the job.
@@ -64,6 +68,10 @@ class TrainingHost {
                               const std::string& message, const nlohmann::json& data,
                               store::JobAnnotation annotation) = 0;
   virtual void CountPreemption() = 0;
+  // Why a job stopped with kDrain or kEnd is being stopped ("" if unknown)
+  // and the event type its end records (kEnd: "IdleTimeout", ...).
+  virtual std::string StopMessage(model::JobId) { return ""; }
+  virtual std::string StopEventType(model::JobId) { return ""; }
   // A worker started or ended: the GPU holders and process groups changed.
   virtual void HoldersChanged() = 0;
 

@@ -97,6 +97,35 @@ Status ParseConfig(const std::string& text, const std::string& path, DaemonConfi
     if (auto st = tel.Duration("idleAfter", &c->idle_after); !st.ok()) return ctx(st);
     if (auto st = tel.CheckNoUnknown(); !st.ok()) return ctx(st);
   }
+  model::SpecReader queues = r.Child("queues");
+  if (queues.node().IsDefined() && !queues.node().IsNull()) {
+    if (!queues.IsMap()) return ctx(InvalidArgument("queues: must be a map of queue names"));
+    if (queues.node().size() > 1000) return ctx(InvalidArgument("queues: more than 1000 queues"));
+    for (const auto& kv : queues.node()) {
+      if (!kv.first.IsScalar()) return ctx(InvalidArgument("queues: a queue name must be text"));
+      std::string name = kv.first.Scalar();
+      if (name.empty() || name.size() > 253)
+        return ctx(InvalidArgument("queues: a queue name must have 1..253 characters"));
+      model::SpecReader q = queues.Child(name);
+      if (!q.IsMap()) return ctx(InvalidArgument("queues." + name + ": must be a map"));
+      QueueConfig qc;
+      if (auto st = q.String("idlePolicy", &qc.idle_policy); !st.ok()) return ctx(st);
+      if (qc.idle_policy != "report" && qc.idle_policy != "reclaim" && qc.idle_policy != "stop")
+        return ctx(InvalidArgument("queues." + name + ".idlePolicy: \"" + qc.idle_policy +
+                                   "\" is not one of report, reclaim, stop"));
+      int64_t pct = qc.idle_util_percent;
+      if (auto st = q.Int("idleUtilPercent", &pct); !st.ok()) return ctx(st);
+      if (pct < 1 || pct > 100)
+        return ctx(InvalidArgument("queues." + name + ".idleUtilPercent: must be in 1..100"));
+      qc.idle_util_percent = static_cast<int>(pct);
+      if (auto st = q.Duration("idleAfter", &qc.idle_after); !st.ok()) return ctx(st);
+      if (qc.idle_after < 1000)
+        return ctx(InvalidArgument("queues." + name + ".idleAfter: must be at least 1s"));
+      if (auto st = q.Bool("enforce", &qc.enforce); !st.ok()) return ctx(st);
+      if (auto st = q.CheckNoUnknown(); !st.ok()) return ctx(st);
+      c->queues[name] = qc;
+    }
+  }
   if (auto st = r.CheckNoUnknown(); !st.ok()) return ctx(st);
   return Status::Ok();
 }

@@ -23,6 +23,8 @@
 //     interval: 1s          # GPU sampling period
 //     idleUtilPercent: 5    # a held GPU below this utilization is idle
 //     idleAfter: 5m         # idle this long -> a GpuIdle event and idle GPU-seconds
+//   queues:                 # per queue (a queue "*": every queue not listed)
+//     research: {idlePolicy: reclaim, idleUtilPercent: 5, idleAfter: 30m, enforce: true}
 #pragma once
 
 #include <map>
@@ -54,6 +56,14 @@ struct SlurmConfig {
 // Reads the `executor.slurm` map.
 Status ParseSlurmConfig(model::SpecReader& r, SlurmConfig* c);
 
+// A queue's live-state rules (controllers/live_state.h QueueLivePolicy).
+struct QueueConfig {
+  std::string idle_policy = "report";  // report | reclaim | stop
+  int idle_util_percent = 5;
+  DurationMs idle_after = 30 * 60 * 1000;
+  bool enforce = false;  // stop a fraction whose process exceeds its gpuMemory
+};
+
 struct DaemonConfig {
   std::string host = "127.0.0.1";
   int port = 7420;
@@ -78,6 +88,7 @@ struct DaemonConfig {
   DurationMs idle_after = 5 * 60 * 1000;  // idle this long -> GpuIdle event
   // The most children of one fan-out step (model/limits.h).
   int64_t max_fan_out = 10000;
+  std::map<std::string, QueueConfig> queues;  // by queue name; "*": the others
 };
 
 // Reads `path` into `config` (fields absent from the file keep their value).

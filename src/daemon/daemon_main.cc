@@ -213,6 +213,35 @@ int Run(int argc, char** argv) {
   copts.task_env["BERTH_SERVER"] = url;
   copts.checkpoint_root = cfg.data_dir + "/checkpoints";
   copts.resync_interval = cfg.resync_interval;
+  // Live GPU state (issue 12): drains kept in the store, per-queue rules;
+  // the snapshot filler and the idle signal are wired to the telemetry
+  // controller below (it is built after the job controller).
+  controllers::GpuDrains drains(**store, clock);
+  if (Status dst = drains.Load(); !dst.ok()) return Fail(dst.message());
+  std::atomic<controllers::TelemetryController*> telemetry_ptr{nullptr};
+  for (const auto& [name, q] : cfg.queues) {
+    controllers::QueueLivePolicy p;
+    p.idle = *controllers::ParseIdlePolicy(q.idle_policy, "queues." + name + ".idlePolicy");
+    p.idle_util_percent = q.idle_util_percent;
+    p.idle_after = q.idle_after;
+    p.enforce = q.enforce;
+    (name == "*" ? copts.live.default_queue : copts.live.queues[name]) = p;
+  }
+  // The telemetry controller's idle signal, reached once it exists.
+  struct GpuIdleForward : controllers::IdleSignal {
+    std::atomic<controllers::TelemetryController*>* t = nullptr;
+    std::string_view Name() const override { return "gpu"; }
+    controllers::IdleVerdict Check(const model::Job& job, const controllers::IdleRule& rule,
+                                   TimeMs now) const override {
+      auto* tc = t->load();
+      return tc ? tc->idle_signal().Check(job, rule, now) : controllers::IdleVerdict{};
+    }
+  } gpu_idle;
+  gpu_idle.t = &telemetry_ptr;
+  copts.live.idle_signals.push_back(&gpu_idle);
+  copts.live.fill_snapshot = [&](sched::ClusterSnapshot& snap) {
+    if (auto* t = telemetry_ptr.load()) t->FillSnapshot(snap);
+  };
   controllers::JobController controller(**store, **scheduler, **executor, *inventory, clock, copts);
   controller_ptr = &controller;
   Status st;
@@ -270,7 +299,7 @@ int Run(int argc, char** argv) {
   tsource.assignments = [&] {
     std::vector<gpu::Assignment> assignments;
     for (const auto& h : controller.GpuHolders())
-      assignments.push_back({h.node, h.gpu, h.job, h.user, h.queue, h.share});
+      assignments.push_back({h.node, h.gpu, h.job, h.user, h.queue, h.share, h.gpu_memory});
     return assignments;
   };
   tsource.process_groups = [&] { return controller.ProcessGroups(); };
@@ -278,11 +307,22 @@ int Run(int argc, char** argv) {
                              const nlohmann::json& data) {
     controller.RecordEvent(type, job, message, data);
   };
+  tsource.memory_exceeded = [&](model::JobId job, const std::string& message) {
+    controller.ReportMemoryExceeded(job, message);
+  };
+  tsource.drained = [&] { controller.Poke(); };
   controllers::TelemetryControllerOptions topts;
   topts.sampler.interval = cfg.telemetry_interval;
   topts.sampler.idle_util_percent = cfg.idle_util_percent;
   topts.sampler.idle_after = cfg.idle_after;
+  topts.sampler.health_events = true;
+  topts.drains = &drains;
   controllers::TelemetryController telemetry(**store, *inventory, clock, tsource, topts);
+  telemetry_ptr = &telemetry;
+  drains.OnChange([&](const std::string& node, int gpu, bool drained) {
+    if (!drained) telemetry.ClearHealth(node, gpu);
+    controller.Poke();
+  });
 
   // Every controller, in one place: started in this order, stopped in reverse.
   controllers::ControllerSet controller_set;
@@ -298,7 +338,24 @@ int Run(int argc, char** argv) {
   }
 
   api::ApiHooks hooks;
-  hooks.extra_metrics = [&] { return gpu::RenderPrometheus(telemetry.sampler()); };
+  hooks.extra_metrics = [&] {
+    return gpu::RenderPrometheus(telemetry.sampler()) + telemetry.RenderMetrics();
+  };
+  hooks.gpu_drain = [&](const std::string& node, int gpu) -> nlohmann::json {
+    auto d = drains.Find(node, gpu);
+    if (!d) return nullptr;
+    return {{"reason", d->reason},
+            {"source", d->source},
+            {"actor", d->actor},
+            {"time", FormatTime(d->time)},
+            {"node", d->gpu < 0}};
+  };
+  hooks.set_drain = [&](const std::string& node, int gpu, bool drain, const std::string& reason,
+                        const std::string& actor) -> Status {
+    if (!drain) return drains.Undrain(node, gpu, actor);
+    auto r = drains.Drain(node, gpu, reason, "manual", actor, true);
+    return r.ok() ? Status::Ok() : r.status();
+  };
   hooks.extra_routes = [&](http::Router& r) {  // pipelines
     api::RegisterPipelineRoutes(r, pipelines, **store);
     api::RegisterCronRoutes(r, pipelines, **store, clock);

@@ -54,6 +54,7 @@ struct Assignment {
   std::string user;
   std::string queue;
   MilliGpu share = kWholeGpu;
+  MiB memory_limit = 0;  // a fraction's gpuMemory (0: none), checked by the telemetry controller
 };
 
 struct SamplerOptions {

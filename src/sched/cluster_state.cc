@@ -60,6 +60,7 @@ void ClusterState::Init(const ClusterSnapshot& cluster) {
       g.free = 0;
       g.mem_free = 0;
       g.mem_total = 0;
+      g.mem_measured_free = -1;
       g.usable = false;
       g.peers.clear();
     }
@@ -70,6 +71,8 @@ void ClusterState::Init(const ClusterSnapshot& cluster) {
       g.free = gs.healthy ? kWholeGpu : 0;
       g.mem_total = gs.memory;
       g.mem_free = gs.memory;
+      g.mem_measured_free =
+          gs.memory_used >= 0 && gs.memory > 0 ? std::max<MiB>(0, gs.memory - gs.memory_used) : -1;
       g.peers = gs.nvlink_peers;
       if (gs.healthy) {
         ++n.whole_free;
@@ -319,7 +322,8 @@ int ClusterState::FindLargest(int per_task, const TaskRequest& task,
 std::optional<TaskPlacement> ClusterState::PlaceFraction(const TaskRequest& task,
                                                          const std::function<bool(int)>* ok) {
   auto fits_gpu = [&](const Gpu& g) {
-    return g.usable && g.free >= task.gpus && (g.mem_total == 0 || g.mem_free >= task.gpu_memory);
+    return g.usable && g.free >= task.gpus && (g.mem_total == 0 || g.mem_free >= task.gpu_memory) &&
+           (g.mem_measured_free < 0 || g.mem_measured_free >= task.gpu_memory);
   };
   int node = -1, gpu = -1;
   // Best fit among GPUs already shared: the one with the least room left.
@@ -352,6 +356,10 @@ std::optional<TaskPlacement> ClusterState::PlaceFraction(const TaskRequest& task
   if (node < 0) return std::nullopt;
   TaskPlacement p{nodes_[node].name, {gpu}, task.gpus};
   Take(std::span<const TaskPlacement>(&p, 1), task);
+  // Measured memory already counts the fractions running there; only the
+  // ones placed this cycle are taken off it.
+  MiB& measured = nodes_[node].gpus[gpu].mem_measured_free;
+  if (measured >= 0) measured = std::max<MiB>(0, measured - task.gpu_memory);
   return p;
 }
 

@@ -74,6 +74,9 @@ class ClusterState {
     MilliGpu free = 0;
     MiB mem_free = 0;
     MiB mem_total = 0;  // 0: unknown (memory floors are not checked)
+    // Measured free memory (total - measured used) less the floors of
+    // fractions placed on it this cycle; -1: not measured.
+    MiB mem_measured_free = -1;
     bool usable = true;
     std::vector<int> peers;
   };

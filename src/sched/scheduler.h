@@ -32,8 +32,14 @@ struct GpuState {
   std::string uuid;
   MiB memory = 0;                 // total device memory
   std::vector<int> nvlink_peers;  // same-node GPU indices reachable over NVLink
+  // Live state from telemetry (the daemon's telemetry controller; in the
+  // simulator its models). Unhealthy: drained or lost, never offered.
   bool healthy = true;
-  double utilization = -1;  // 0..100 from telemetry, -1 unknown
+  double utilization = -1;  // 0..100 from telemetry (recent mean), -1 unknown
+  // Measured used device memory, -1 unknown. A fraction is placed only where
+  // memory - memory_used holds its gpu_memory floor (besides the declared
+  // floors of the fractions already there).
+  MiB memory_used = -1;
 };
 
 struct NodeState {

@@ -45,8 +45,6 @@ CREATE INDEX sessions_by_token ON sessions(token_id);
 
 // Step 7 is another branch's (the coordinator puts its real step here at
 // merge); this placeholder only keeps the list numbered 1..n on this branch.
-Migration ReservedSeven() { return {7, "reserved for another branch", "SELECT 1;"}; }
-
 // Experiments (kind: Experiment; src/store/experiment_store.h): one row per
 // experiment with its suggestion state and current trial counts, its trials
 // (parameters, state, job, objective), and every metric value a trial
@@ -298,7 +296,22 @@ ALTER TABLE pipeline_crons ADD COLUMN last_fired INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pipeline_crons ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 )sql"},
       UsersTokensSessions(),
-      ReservedSeven(),
+      // GPUs taken out of scheduling (issue 12, src/store/gpu_drains.h): by
+      // an operator (`berth drain`) or by berthd on a fatal health condition.
+      // gpu -1 drains every GPU of the node. Kept until undrained, across
+      // restarts.
+      {7, "drained GPUs",
+       R"sql(
+CREATE TABLE gpu_drains (
+  node   TEXT    NOT NULL,
+  gpu    INTEGER NOT NULL,
+  reason TEXT    NOT NULL,
+  source TEXT    NOT NULL CHECK (source IN ('manual', 'health')),
+  actor  TEXT    NOT NULL DEFAULT '',
+  time   INTEGER NOT NULL,
+  PRIMARY KEY (node, gpu)
+) WITHOUT ROWID;
+)sql"},
       Experiments(),
   };
   return kSteps;
