@@ -37,7 +37,7 @@ def main():
     functions = sorted({k[0] for k in data}, key=lambda f: list(dict.fromkeys(k[0] for k in data)).index(f))
     failures = []
     for fn in functions:
-        print("\n### %s\n" % fn)
+        print("\n#### %s\n" % fn)
         print("| algorithm | impl | seeds | best@25 median [q1, q3] | best@50 | best@100 | s/run |")
         print("|---|---|---|---|---|---|---|")
         keys = sorted(k for k in data if k[0] == fn)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -126,9 +127,10 @@ double TextToUnit(const Param& p, const std::string& text) {
     int i = ChoiceIndex(p, text);
     return i < 0 ? -1 : (i + 0.5) / NumChoices(p);
   }
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !std::isfinite(v)) return -1;
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v))
+    return -1;
   return ToUnit(p, v);
 }
 
