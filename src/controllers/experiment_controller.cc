@@ -84,7 +84,11 @@ void ExperimentController::RunOnce() {
 void ExperimentController::PassLocked() {
   for (auto it = active_.begin(); it != active_.end();) {
     Exp& e = *it->second;
-    Step(e);
+    // An ended experiment stays only until its trials' jobs are asked to stop.
+    if (e.rec.state == "Running")
+      Step(e);
+    else
+      CancelJobs(e);
     if (e.rec.state != "Running" && e.to_cancel.empty())
       it = active_.erase(it);
     else

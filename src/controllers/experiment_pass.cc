@@ -291,7 +291,8 @@ void ExperimentController::CancelJobs(Exp& e) {
   for (auto it = e.to_cancel.begin(); it != e.to_cancel.end();) {
     const auto& t = e.trials[static_cast<size_t>(*it)];
     auto job = store_.GetJob(t.job_id);
-    if (job.ok() && !model::IsTerminal(job->state)) {
+    // Asked once: the job controller carries a stop through (and again after a restart).
+    if (job.ok() && !model::IsTerminal(job->state) && job->stop_reason != "cancel") {
       Status st = jobs_.cancel(t.job_id);
       if (!st.ok() && st.code() != StatusCode::kFailedPrecondition) {
         ++it;

@@ -578,7 +578,10 @@ std::vector<MetricRecord> MetricParser::Lines(const std::string& text) {
     if (line.size() > 65536) continue;
     std::map<std::string, double> values;
     std::optional<int64_t> step;
-    if (json_lines_) {
+    // A JSON line is read as one in either format (a File collector's
+    // default format is TEXT, and programs write JSON lines as often).
+    size_t first = line.find_first_not_of(" \t");
+    if (json_lines_ || (first != std::string::npos && line[first] == '{')) {
       json j = json::parse(line, nullptr, false);
       if (!j.is_object()) continue;
       for (auto it = j.begin(); it != j.end(); ++it) {

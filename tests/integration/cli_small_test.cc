@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "cli/spec_defaults.h"
+#include "model/experiment.h"
 #include "model/job.h"
 #include "model/pipeline.h"
 #include "pipeline_util.h"
@@ -90,6 +91,7 @@ TEST(CliSmall, ShippedExamplesPassTheValidator) {
     ASSERT_TRUE(kind.ok()) << e.path() << ": " << kind.status().message();
     Status st = *kind == "Pipeline"       ? model::ParsePipelineSpec(text).status()
                 : *kind == "CronPipeline" ? model::ParseCronPipelineSpec(text).status()
+                : *kind == "Experiment"   ? model::ParseExperimentSpec(ReadFile(e.path())).status()
                                           : model::ParseJobSpec(text).status();
     EXPECT_TRUE(st.ok()) << e.path() << ": " << st.message();
     ++checked;

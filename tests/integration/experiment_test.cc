@@ -258,6 +258,38 @@ TEST(Experiment, PushedAndFileMetrics) {
   EXPECT_FALSE(api.Post("/api/v1/experiments/nope/trials/0/metrics", R"({"score": 1})").ok());
 }
 
+TEST(Experiment, ScavengerTrialYieldsAndResumesFromItsCheckpoint) {
+  TempDir work;
+  Daemon d({"--gpus", "1"});
+  ASSERT_TRUE(d.Start());
+  std::string spec = QuadSpec("filler", 1, 1);
+  // The trial takes the only GPU as scavenger work; the first time it saves
+  // a checkpoint and waits, after a preemption it resumes from it.
+  std::string script =
+      "if [ -f $BERTH_CHECKPOINT_DIR/ckpt ]; then echo score=$(cat $BERTH_CHECKPOINT_DIR/ckpt); "
+      "exit 0; fi; echo 0.5 > $BERTH_CHECKPOINT_DIR/ckpt; echo up > " +
+      work.path() + "/up; sleep 60";
+  size_t at = spec.find("command: [sh, -c, \"");
+  spec = spec.substr(0, at) + "resources: {gpus: 1}\n        priorityClassName: scavenger\n" +
+         "        terminationGracePeriodSeconds: 5\n        command: [sh, -c, \"" + script +
+         "\"]\n";
+  Status err;
+  Create(d, spec, &err);
+  ASSERT_TRUE(err.ok()) << err.message();
+  ASSERT_TRUE(WaitFor([&] { return !ReadFile(work / "up").empty(); }));
+  std::string fg = SubmitScript(d, {"--gpus", "1"}, "true");
+  ASSERT_TRUE(WaitFor([&] { return d.State(fg) == "Succeeded"; }));
+  ASSERT_TRUE(WaitEnded(d, "filler"));
+  json e = Exp(d, "filler");
+  EXPECT_EQ(e["state"], "Succeeded") << e.dump(2);
+  ASSERT_EQ(e["trials"].size(), 1u);
+  const json& t = e["trials"][0];
+  EXPECT_EQ(t["state"], "Succeeded") << t.dump();
+  EXPECT_EQ(t["objective"], 0.5);
+  EXPECT_EQ(Count(e, "Failed"), 0);
+  EXPECT_EQ(d.Job(t["jobId"].dump())["attempts"], 2) << d.Job(t["jobId"].dump()).dump();
+}
+
 // Algorithms another branch adds (src/tune): skipped until they exist.
 void RunOrSkip(const std::string& name, const std::string& algorithm, const std::string& extra,
                const std::string& pre) {
