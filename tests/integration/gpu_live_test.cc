@@ -279,5 +279,15 @@ TEST_F(GpuLive, AFractionIsNotPlacedWhereMeasuredFreeMemoryIsBelowItsFloor) {
       << daemon_->Job(strict).dump();
 }
 
+TEST_F(GpuLive, IdlePolicyStopEndsAnIdleJobWithIdleTimeout) {
+  Boot(1, "queues:\n  \"*\": {idlePolicy: stop, idleAfter: 1s}\n");
+  std::string id = Waiting({"--gpus", "1"});
+  ASSERT_TRUE(WaitFor([&] { return daemon_->State(id) == "Failed"; }, std::chrono::seconds(15)))
+      << daemon_->Job(id).dump() << Events(id);
+  EXPECT_NE(daemon_->Job(id).value("message", "").find("IdleTimeout"), std::string::npos)
+      << daemon_->Job(id).dump();
+  EXPECT_TRUE(HasEvent(id, "IdleTimeout")) << Events(id);
+}
+
 }  // namespace
 }  // namespace berth::testing
