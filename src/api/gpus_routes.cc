@@ -39,6 +39,23 @@ void Gpus(const RouteContext& ctx, http::Response& res) {
       }
       g["drained"] = ctx.hooks.gpu_drain ? ctx.hooks.gpu_drain(n.name, idx) : json(nullptr);
     }
+    // A drained GPU the inventory no longer lists (a lost GPU is dropped
+    // from it) is shown with its drain, so the reason stays visible.
+    if (ctx.hooks.drains) {
+      for (const json& d : ctx.hooks.drains()) {
+        if (d.value("node", "") != n.name || d.value("gpu", -1) < 0) continue;
+        int idx = d["gpu"];
+        bool listed = false;
+        for (const auto& g : n.gpus) listed |= g.index == idx;
+        if (listed) continue;
+        jn["gpus"].push_back({{"index", idx},
+                              {"model", "(not in the inventory)"},
+                              {"declared", false},
+                              {"jobs", json::array()},
+                              {"allocated", "0"},
+                              {"drained", ctx.hooks.gpu_drain(n.name, idx)}});
+      }
+    }
     nodes.push_back(jn);
   }
   ReplyJson(res, 200, {{"nodes", nodes}});
@@ -66,7 +83,8 @@ Status ParseTarget(const RouteContext& ctx, const json& body, bool drain, std::s
     int64_t g = body["gpu"].get<int64_t>();
     bool known = false;
     for (const auto& gi : found->gpus) known |= gi.index == g;
-    if (!known)
+    // Undrain may name a GPU the inventory dropped (lost) but a drain keeps.
+    if (!known && (drain || g < 0 || g > 1024))
       return NotFound("gpu: node " + *node + " has no GPU " + std::to_string(g) + " (it has " +
                       std::to_string(found->gpus.size()) + ")");
     *gpu = static_cast<int>(g);

@@ -61,6 +61,9 @@ struct ApiHooks {
   std::function<Status(const std::string& node, int gpu, bool drain, const std::string& reason,
                        const std::string& actor)>
       set_drain;
+  // Every drain ([{node, gpu (-1: node), reason, source, actor, time}]), so
+  // a drained GPU that left the inventory (lost) is still listed.
+  std::function<nlohmann::json()> drains;
   // Registers more routes (pipelines, ...) on the server before it starts.
   std::function<void(http::Router&)> extra_routes;
 };

@@ -114,8 +114,11 @@ const sched::ClusterSnapshot& JobController::LiveSnapshot(sched::ClusterSnapshot
   TimeMs now = clock_.Now();
 
   std::map<std::pair<std::string, int>, bool> healthy;
-  for (const sched::NodeState& n : fresh.nodes)
+  std::set<std::string> nodes;
+  for (const sched::NodeState& n : fresh.nodes) {
+    nodes.insert(n.name);
     for (const sched::GpuState& g : n.gpus) healthy[{n.name, g.index}] = g.healthy;
+  }
 
   std::vector<std::pair<JobId, std::string>> memory;
   {
@@ -136,9 +139,11 @@ const sched::ClusterSnapshot& JobController::LiveSnapshot(sched::ClusterSnapshot
     // 1. On a GPU that is drained or lost: stop, then requeue (HandleTaskEvent, training End).
     std::string sick;
     for (const model::Placement* p : Parts(j)) {
+      if (!nodes.count(p->node)) continue;
       for (int g : p->gpus) {
+        // Unhealthy, or gone from the inventory (a lost GPU is dropped from it).
         auto h = healthy.find({p->node, g});
-        if (h != healthy.end() && !h->second && sick.empty()) sick = Describe(*p, g);
+        if ((h == healthy.end() || !h->second) && sick.empty()) sick = Describe(*p, g);
       }
     }
     if (!sick.empty()) {

@@ -350,6 +350,12 @@ int Run(int argc, char** argv) {
             {"time", FormatTime(d->time)},
             {"node", d->gpu < 0}};
   };
+  hooks.drains = [&] {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& d : drains.List())
+      out.push_back({{"node", d.node}, {"gpu", d.gpu}, {"reason", d.reason}, {"source", d.source}});
+    return out;
+  };
   hooks.set_drain = [&](const std::string& node, int gpu, bool drain, const std::string& reason,
                         const std::string& actor) -> Status {
     if (!drain) return drains.Undrain(node, gpu, actor);

@@ -49,7 +49,8 @@ class GpuLive : public ::testing::Test {
     std::filesystem::rename(work_ / "fake_nvml.json.tmp", work_ / "fake_nvml.json");
   }
   json Gpu(int index) {
-    for (const auto& g : daemon_->Get("/api/v1/gpus")["nodes"][0]["gpus"])
+    json all = daemon_->Get("/api/v1/gpus");  // kept: the loop reads into it
+    for (const auto& g : all["nodes"][0]["gpus"])
       if (g["index"] == index) return g;
     return nullptr;
   }
@@ -66,14 +67,16 @@ class GpuLive : public ::testing::Test {
     return s.empty() ? 0 : std::stoi(s);
   }
   bool HasEvent(const std::string& id, const std::string& type, const std::string& text = "") {
-    for (const auto& e : daemon_->Get("/api/v1/events?job=" + id)["items"])
+    json events = daemon_->Get("/api/v1/events?job=" + id);
+    for (const auto& e : events["items"])
       if (e["type"] == type && e["message"].get<std::string>().find(text) != std::string::npos)
         return true;
     return false;
   }
   std::string Events(const std::string& id) {
     std::string out;
-    for (const auto& e : daemon_->Get("/api/v1/events?job=" + id)["items"])
+    json events = daemon_->Get("/api/v1/events?job=" + id);
+    for (const auto& e : events["items"])
       out += e["type"].get<std::string>() + ": " + e["message"].get<std::string>() + "\n";
     return out;
   }
@@ -101,8 +104,8 @@ TEST_F(GpuLive, Xid79DrainsTheGpuAndNothingNewLandsThere) {
   EXPECT_NE(metrics.find("berth_gpu_drained{node=\"" + node_ + "\",gpu=\"0\""), std::string::npos);
   EXPECT_NE(metrics.find("source=\"health\"} 1"), std::string::npos) << metrics;
   bool event = false;
-  for (const auto& e : daemon_->Get("/api/v1/events")["items"])
-    event |= e["type"] == "GpuDrained" && e["data"]["gpu"] == 0;
+  json events = daemon_->Get("/api/v1/events");
+  for (const auto& e : events["items"]) event |= e["type"] == "GpuDrained" && e["data"]["gpu"] == 0;
   EXPECT_TRUE(event);
   CommandResult table = daemon_->Cli({"gpus"});
   EXPECT_NE(table.out.find("health: XID 79"), std::string::npos) << table.out;
@@ -274,6 +277,16 @@ TEST_F(GpuLive, AFractionIsNotPlacedWhereMeasuredFreeMemoryIsBelowItsFloor) {
       << daemon_->Job(strict).dump() << Events(strict);
   EXPECT_NE(daemon_->Job(strict).value("message", "").find("GpuMemoryExceeded"), std::string::npos)
       << daemon_->Job(strict).dump();
+}
+
+TEST_F(GpuLive, IdlePolicyStopEndsAnIdleJobWithIdleTimeout) {
+  Boot(1, "queues:\n  \"*\": {idlePolicy: stop, idleAfter: 1s}\n");
+  std::string id = Waiting({"--gpus", "1"});
+  ASSERT_TRUE(WaitFor([&] { return daemon_->State(id) == "Failed"; }, std::chrono::seconds(15)))
+      << daemon_->Job(id).dump() << Events(id);
+  EXPECT_NE(daemon_->Job(id).value("message", "").find("IdleTimeout"), std::string::npos)
+      << daemon_->Job(id).dump();
+  EXPECT_TRUE(HasEvent(id, "IdleTimeout")) << Events(id);
 }
 
 }  // namespace
