@@ -12,16 +12,54 @@ using model::JobId;
 using model::JobState;
 using nlohmann::json;
 
+// Per-user and per-queue limits on submission (auth.limits): jobs pending
+// at once, and a job larger than the user's GPU limit (it could never
+// start). The GPUs held at once are checked when a job is submitted as
+// well: a refusal says what is held.
+Status CheckSubmitLimits(const RouteContext& ctx, const model::JobSpec& spec) {
+  if (!ctx.auth.config) return Status::Ok();
+  auth::AuthConfig config = ctx.auth.config();
+  const auth::Limit& mine = config.limits.ForUser(spec.user);
+  auto q = config.limits.queues.find(spec.queue);
+  bool queue_limited = q != config.limits.queues.end();
+  if (!mine.gpus && !mine.pending_jobs && !queue_limited) return Status::Ok();
+  store::JobFilter f;
+  f.states = {JobState::kPending, JobState::kScheduled, JobState::kRunning};
+  ASSIGN_OR_RETURN(auto active, ctx.store.ListJobs(f));
+  auth::Usage user_usage, queue_usage;
+  for (const auto& j : active) {
+    bool waiting = j.state == JobState::kPending;
+    MilliGpu held = waiting ? 0 : model::HeldGpus(j);
+    if (j.spec.user == spec.user) {
+      user_usage.gpus += held;
+      user_usage.pending_jobs += waiting ? 1 : 0;
+    }
+    if (j.spec.queue == spec.queue) {
+      queue_usage.gpus += held;
+      queue_usage.pending_jobs += waiting ? 1 : 0;
+    }
+  }
+  auth::LimitRequest r;
+  r.gpus = model::MinRequestedGpus(spec);
+  r.phase = auth::LimitRequest::kSubmit;
+  return auth::CheckLimits(spec.user, spec.queue, user_usage, queue_usage, r, config.limits);
+}
+
 void Submit(const RouteContext& ctx, const http::Request& req, http::Response& res) {
+  if (Status st = AuthorizeRequest(req, auth::Action::kSubmit, "", "a job"); !st.ok())
+    return ReplyError(res, st);
   auto spec = model::ParseJobSpec(req.body);
   if (!spec.ok()) return ReplyError(res, spec.status());
-  auto user = RequestUser(req, ctx.store);
+  auto user = RequestUser(req);
   if (!user.ok()) return ReplyError(res, user.status());
   if (Status st = CheckClaimedUser(spec->user, *user, "metadata.user"); !st.ok())
     return ReplyError(res, st);
   spec->user = *user;
+  if (Status st = CheckSubmitLimits(ctx, *spec); !st.ok()) return ReplyError(res, st);
   auto job = ctx.controller.Submit(std::move(*spec));
   if (!job.ok()) return ReplyError(res, job.status());
+  RecordAudit(ctx.store, ctx.clock, req, "submitted", job->id, job->spec.user,
+              "job " + std::to_string(job->id));
   ReplyJson(res, 201, model::JobToJson(*job));
 }
 
@@ -78,8 +116,16 @@ void Get(const RouteContext& ctx, const http::Request& req, http::Response& res)
 void Cancel(const RouteContext& ctx, const http::Request& req, http::Response& res) {
   auto id = ParseJobId(req.Capture("id"));
   if (!id.ok()) return ReplyError(res, id.status());
+  auto before = ctx.store.GetJob(*id);
+  if (!before.ok()) return ReplyError(res, before.status());
+  if (Status st = AuthorizeRequest(req, auth::Action::kChange, before->spec.user,
+                                   "job " + std::to_string(*id));
+      !st.ok())
+    return ReplyError(res, st);
   auto job = ctx.controller.Cancel(*id);
   if (!job.ok()) return ReplyError(res, job.status());
+  RecordAudit(ctx.store, ctx.clock, req, "cancelled", *id, job->spec.user,
+              "job " + std::to_string(*id));
   ReplyJson(res, 200, model::JobToJson(*job));
 }
 

@@ -88,6 +88,8 @@ Status ParseConfig(const std::string& text, const std::string& path, DaemonConfi
     if (auto st = tel.Duration("idleAfter", &c->idle_after); !st.ok()) return ctx(st);
     if (auto st = tel.CheckNoUnknown(); !st.ok()) return ctx(st);
   }
+  // auth: is read by LoadReloadableConfig (it may change on SIGHUP).
+  (void)r.Child("auth");
   if (auto st = r.CheckNoUnknown(); !st.ok()) return ctx(st);
   return Status::Ok();
 }
