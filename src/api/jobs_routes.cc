@@ -63,6 +63,19 @@ void Submit(const RouteContext& ctx, const http::Request& req, http::Response& r
   ReplyJson(res, 201, model::JobToJson(*job));
 }
 
+// A job as `req`'s caller may see it: everyone sees its state and spec;
+// its environment (where secrets are passed) only its owner or an admin.
+json JobFor(const http::Request& req, const model::Job& job) {
+  json j = model::JobToJson(job);
+  if (job.spec.env.empty() || AuthorizeRequest(req, auth::Action::kReadData, job.spec.user).ok())
+    return j;
+  // "spec" holds the job's document, whose own "spec" has the env.
+  if (j.contains("spec") && j["spec"].is_object() && j["spec"].contains("spec") &&
+      j["spec"]["spec"].is_object() && j["spec"]["spec"].contains("env"))
+    j["spec"]["spec"]["env"] = "(hidden: only " + job.spec.user + " or an admin may read it)";
+  return j;
+}
+
 void List(const RouteContext& ctx, const http::Request& req, http::Response& res) {
   store::JobFilter f;
   if (req.HasParam("state")) {
@@ -88,7 +101,7 @@ void List(const RouteContext& ctx, const http::Request& req, http::Response& res
   auto jobs = ctx.store.ListJobs(f);
   if (!jobs.ok()) return ReplyError(res, jobs.status());
   json items = json::array();
-  for (const auto& j : *jobs) items.push_back(model::JobToJson(j));
+  for (const auto& j : *jobs) items.push_back(JobFor(req, j));
   ReplyJson(res, 200, {{"items", items}});
 }
 
@@ -97,7 +110,7 @@ void Get(const RouteContext& ctx, const http::Request& req, http::Response& res)
   if (!id.ok()) return ReplyError(res, id.status());
   auto job = ctx.store.GetJob(*id);
   if (!job.ok()) return ReplyError(res, job.status());
-  json j = model::JobToJson(*job);
+  json j = JobFor(req, *job);
   if (job->spec.training) {
     auto ts = ctx.store.GetTrainingStatus(*id);
     if (ts.ok() && *ts) j["training"] = **ts;

@@ -119,8 +119,8 @@ TEST(IdentityAccess, AUserCannotCancelOrReadTheLogsOfAnothersJob) {
   OpenDataDir(d);
 
   // B's job, through the socket: B owns it, whatever B's environment says.
-  CommandResult sub =
-      b.Cli(d, {"run", "--name", "bjob", "--", "/bin/sh", "-c", "echo secret-of-b; sleep 60"});
+  CommandResult sub = b.Cli(d, {"run", "-e", "PASSWORD=hunter2", "--name", "bjob", "--", "/bin/sh",
+                                "-c", "echo secret-of-b; sleep 60"});
   ASSERT_EQ(sub.exit_code, 0) << sub.err;
   std::string id = Trim(sub.out);
   EXPECT_EQ(d.Job(id)["user"], b.name());
@@ -157,9 +157,11 @@ TEST(IdentityAccess, AUserCannotCancelOrReadTheLogsOfAnothersJob) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 403) << r->body;
   EXPECT_FALSE(Has(r->body, "secret-of-b"));
-  r = http->Get("/api/v1/jobs/" + id, Bearer(token));  // the state: yes
+  r = http->Get("/api/v1/jobs/" + id, Bearer(token));  // the state: yes; its env: no
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_FALSE(Has(r->body, "hunter2")) << r->body;
+  EXPECT_TRUE(Has(d.Job(id).dump(), "hunter2"));  // an admin reads it
   EXPECT_EQ(d.State(id), "Running");
 
   // A viewer submits nothing.
