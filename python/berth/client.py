@@ -1,9 +1,17 @@
-"""A small client of berthd's REST API (urllib only)."""
+"""A small client of berthd's REST API (standard library only).
+
+berthd knows who asks from the connection: on the Unix socket in its data
+directory (the default when its record is found: "unix:PATH") from the
+kernel; over TCP ("http://HOST:PORT") from a token in $BERTH_TOKEN (a task
+gets its job's token there). See docs/security.md."""
 
 import fcntl
+import http.client
 import json
 import os
 import pwd
+import socket
+import stat
 import time
 import urllib.error
 import urllib.parse
@@ -27,6 +35,7 @@ TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
 RECORD_NAME = "berthd.addr"
+SOCKET_NAME = "berthd.sock"
 SYSTEM_RUN_DIR = "/run/berth"
 DEFAULT_SERVER = "http://127.0.0.1:7420"
 
@@ -87,6 +96,15 @@ def _from_record(directory):
         raise BerthError("the berthd recorded in %s (pid %d, %s) is not running (it did not stop cleanly); "
                          "`berth up` starts a new one, `berth down` clears the stale record"
                          % (rec["path"], rec["pid"], rec["url"]))
+    # The socket in the daemon's data directory when there is one: berthd
+    # then knows the caller from the kernel, no token needed.
+    if rec["dataDir"]:
+        sock = os.path.join(rec["dataDir"], SOCKET_NAME)
+        try:
+            if stat.S_ISSOCK(os.stat(sock).st_mode):
+                return "unix:" + sock
+        except OSError:
+            pass
     return rec["url"]
 
 
@@ -98,9 +116,10 @@ def user_data_dir():
 
 
 def find_server(server=None):
-    """berthd's URL by the rule every berth command uses (README, "The CLI finds the daemon"):
+    """berthd's address by the rule every berth command uses (README, "The CLI finds the daemon"):
     `server`, $BERTH_SERVER, the record in $BERTH_DATA_DIR (which must exist), the system
     daemon's record in /run/berth, the per-user data directory's record, http://127.0.0.1:7420.
+    A record gives its daemon's Unix socket ("unix:PATH") when it has one.
     A record whose daemon is gone raises BerthError."""
     if server:
         return server
@@ -129,16 +148,24 @@ def caller_name():
         return str(uid)
 
 
-def identity_headers(server):
-    """What every request to `server` tells berthd about who asks: X-Berth-User
-    (the OS account) and, inside a task (BERTH_JOB_ID set) talking to the
-    daemon that runs it ($BERTH_SERVER), X-Berth-Job, so that work started
-    from a pipeline step acts for the step's owner."""
-    h = {"X-Berth-User": caller_name()}
-    job = os.environ.get("BERTH_JOB_ID", "")
-    if job and os.environ.get("BERTH_SERVER", "").rstrip("/") == server:
-        h["X-Berth-Job"] = job
-    return h
+def identity_headers(server=None):
+    """What tells berthd who asks, besides the Unix socket (where the kernel
+    does): "Authorization: Bearer $BERTH_TOKEN" when BERTH_TOKEN is set (a
+    task has its job's token there, so work it starts acts for its owner)."""
+    token = os.environ.get("BERTH_TOKEN", "")
+    return {"Authorization": "Bearer " + token} if token else {}
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self._path)
+        self.sock = s
 
 
 class Client:
@@ -151,6 +178,8 @@ class Client:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
         headers.update(identity_headers(self.server))
+        if self.server.startswith("unix:"):
+            return self._send_unix(method, path, data, headers)
         req = urllib.request.Request(self.server + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
@@ -164,6 +193,26 @@ class Client:
         except urllib.error.URLError as e:
             raise BerthError("cannot reach berthd at %s: %s (start it with `berth up`)" % (self.server, e.reason))
 
+    def _send_unix(self, method, path, data, headers):
+        sock = self.server[len("unix:"):]
+        conn = _UnixConnection(sock, self.timeout)
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            r = conn.getresponse()
+            payload = r.read()
+        except OSError as e:
+            raise BerthError("cannot reach berthd at %s: %s (start it with `berth up`)" % (self.server, e))
+        finally:
+            conn.close()
+        if r.status // 100 != 2:
+            try:
+                err = json.loads(payload.decode())["error"]
+                raise BerthError(err.get("message", payload.decode()), err.get("code", "error"), r.status)
+            except (ValueError, KeyError):
+                raise BerthError("HTTP %d: %s" % (r.status, payload.decode(errors="replace")), "error",
+                                 r.status) from None
+        return payload, r.headers
+
     def _request(self, method, path, body=None, raw=False):
         text = self._send(method, path, body)[0].decode()
         return text if raw else json.loads(text)
@@ -171,7 +220,7 @@ class Client:
     def submit(self, pipeline, parameters=None):
         """Starts a run of a Pipeline (object, dict or document text); returns the run id.
 
-        The run belongs to the caller (see identity_headers); berthd decides it."""
+        The run belongs to the caller (the socket's uid or the token's user); berthd decides it."""
         if hasattr(pipeline, "to_json"):
             text = pipeline.to_json()
         elif isinstance(pipeline, dict):

@@ -89,7 +89,7 @@ class TaskScriptTest(unittest.TestCase):
 
 class FakeBerthd(http.server.BaseHTTPRequestHandler):
     runs = {}
-    seen = []  # (X-Berth-User, X-Berth-Job, body) of every POST
+    seen = []  # (Authorization, X-Berth-User, body) of every POST
 
     def log_message(self, *a):
         pass
@@ -104,7 +104,7 @@ class FakeBerthd(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.seen.append((self.headers.get("X-Berth-User"), self.headers.get("X-Berth-Job"), body))
+        self.seen.append((self.headers.get("Authorization"), self.headers.get("X-Berth-User"), body))
         if self.path == "/api/v1/pipelines/runs":
             doc = json.loads(body["spec"])
             if doc["spec"]["steps"][0]["name"] == "bad":
@@ -147,25 +147,20 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(BerthError):
             self.client.outputs(rid, "nope")
 
-    def test_requests_say_who_asks_from_the_uid_and_the_job_they_run_in(self):
-        me = pwd.getpwuid(os.geteuid()).pw_name
-        saved = {k: os.environ.get(k) for k in ("USER", "BERTH_JOB_ID", "BERTH_SERVER")}
+    def test_requests_over_tcp_carry_the_token_and_never_a_user_name(self):
+        saved = {k: os.environ.get(k) for k in ("USER", "BERTH_TOKEN")}
         try:
-            os.environ["USER"] = "impostor"  # $USER does not decide
-            os.environ.pop("BERTH_JOB_ID", None)
+            os.environ["USER"] = "impostor"
+            os.environ.pop("BERTH_TOKEN", None)
             with Pipeline("p") as p:
                 p.step("a", command=["true"])
             self.client.submit(p)
-            user, job, body = FakeBerthd.seen[-1]
-            self.assertEqual((user, job), (me, None))
+            auth, user, body = FakeBerthd.seen[-1]
+            self.assertEqual((auth, user), (None, None))
             self.assertNotIn("user", body)
-            os.environ["BERTH_JOB_ID"] = "42"  # inside a task: act for its owner
-            os.environ["BERTH_SERVER"] = self.client.server + "/"
+            os.environ["BERTH_TOKEN"] = "berth_0123456789abcdef_secret"  # e.g. inside a task
             self.client.submit(p)
-            self.assertEqual(FakeBerthd.seen[-1][:2], (me, "42"))
-            os.environ["BERTH_SERVER"] = "http://127.0.0.1:1"  # another daemon's task
-            self.client.submit(p)
-            self.assertEqual(FakeBerthd.seen[-1][:2], (me, None))
+            self.assertEqual(FakeBerthd.seen[-1][:2], ("Bearer berth_0123456789abcdef_secret", None))
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -259,7 +254,8 @@ class EndToEndTest(unittest.TestCase):
             finally:
                 os.environ.pop("BERTH_DATA_DIR")
                 os.environ.update(env)
-            self.assertEqual(client.server, read_record(data)["url"])
+            # ... and talks to it on the Unix socket in its data directory.
+            self.assertEqual(client.server, "unix:" + os.path.join(data, "berthd.sock"))
             with Pipeline("sdk", parameters={"lr": "0.5"}) as p:
                 m = train(lr=p.param("lr"), n=add(2, 3))
                 p.step("show", command=["echo", m])

@@ -1,51 +1,49 @@
 #include "api/caller.h"
 
-#include <cstdlib>
+#include <any>
+
+#include "common/log.h"
 
 namespace berth::api {
-namespace {
 
-Status CheckUserName(const std::string& name, const std::string& field) {
-  if (name.empty() || name.size() > 64)
-    return InvalidArgument(field + ": a user name must be 1 to 64 characters");
-  if (name[0] == '-') return InvalidArgument(field + ": a user name must not start with '-'");
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-' || c == '@' || c == '$';
-    if (!ok)
-      return InvalidArgument(field + ": \"" + name +
-                             "\" is not a user name (letters, digits, . _ - @ $)");
-  }
-  return Status::Ok();
+const auth::Principal& Caller(const http::Request& req) {
+  static const auth::Principal kNobody;
+  const auto* p = std::any_cast<auth::Principal>(&req.context);
+  return p ? *p : kNobody;
 }
 
-}  // namespace
+Result<std::string> RequestUser(const http::Request& req) {
+  const auth::Principal& p = Caller(req);
+  if (p.user.empty()) return Unauthenticated("this request carries no identity");
+  return p.user;
+}
 
-Result<std::string> RequestUser(const http::Request& req, const store::Store& store) {
-  if (req.HasHeader("X-Berth-Job")) {
-    std::string v = req.Header("X-Berth-Job");
-    char* end = nullptr;
-    long long id = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end || id <= 0)
-      return InvalidArgument("X-Berth-Job: must be a job id (a positive integer), got \"" + v +
-                             "\"");
-    auto job = store.GetJob(static_cast<model::JobId>(id));
-    if (!job.ok()) return InvalidArgument("X-Berth-Job: no job " + v);
-    if (!job->spec.user.empty()) return job->spec.user;
-  }
-  if (req.HasHeader("X-Berth-User")) {
-    std::string name = req.Header("X-Berth-User");
-    RETURN_IF_ERROR(CheckUserName(name, "X-Berth-User"));
-    return name;
-  }
-  return std::string(kAnonymousUser);
+Status AuthorizeRequest(const http::Request& req, auth::Action action, const std::string& owner,
+                        const std::string& what) {
+  return auth::Authorize(Caller(req), action, owner, what);
 }
 
 Status CheckClaimedUser(const std::string& claimed, const std::string& caller,
                         const std::string& field) {
   if (claimed.empty() || claimed == caller) return Status::Ok();
   return InvalidArgument(field + ": \"" + claimed + "\" is not the caller (\"" + caller +
-                         "\"); berthd records who submits, so leave " + field + " out");
+                         "\"); berthd records who submits, so leave " + field +
+                         " out (a service account acts for a user with X-Berth-Act-As)");
+}
+
+void RecordAudit(store::Store& store, const Clock& clock, const http::Request& req,
+                 const std::string& action, model::JobId job, const std::string& owner,
+                 const std::string& what) {
+  const auth::Principal& p = Caller(req);
+  nlohmann::json data{{"action", action},
+                      {"actor", p.actor},
+                      {"user", p.user},
+                      {"owner", owner},
+                      {"via", auth::ViaName(p.via)}};
+  if (p.job) data["actorJob"] = *p.job;
+  Status st =
+      store.AppendEvent("Audit", job, p.Describe() + " " + action + " " + what, clock.Now(), data);
+  if (!st.ok()) spdlog::warn("could not record who made a change ({}): {}", action, st.ToString());
 }
 
 }  // namespace berth::api

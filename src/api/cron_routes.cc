@@ -34,22 +34,33 @@ void Backfill(controllers::PipelineController& p, const http::Request& req, http
   ReplyJson(res, 201, json{{"runs", *ids}});
 }
 
+// The schedule `name` after checking that the caller may change it.
+Result<store::CronRecord> CronAllowed(controllers::PipelineController& p, const http::Request& req,
+                                      const std::string& name) {
+  ASSIGN_OR_RETURN(store::CronRecord c, p.GetCron(name));
+  RETURN_IF_ERROR(AuthorizeRequest(req, auth::Action::kChange, c.owner, "schedule " + name));
+  return c;
+}
+
 }  // namespace
 
-void RegisterCronRoutes(http::Router& s, controllers::PipelineController& p,
-                        const store::Store& store, const Clock& clock) {
+void RegisterCronRoutes(http::Router& s, controllers::PipelineController& p, store::Store& store,
+                        const Clock& clock) {
   auto cron_json = [&p, &clock](const store::CronRecord& c) {
     auto next = p.NextFire(c.name, std::max(c.last_time, clock.Now()));
     return controllers::CronToJson(c, next.ok() && !c.suspended ? *next : 0);
   };
   s.Post("/api/v1/cronpipelines",
-         [&p, &store, cron_json](const http::Request& req, http::Response& res) {
+         [&p, &store, &clock, cron_json](const http::Request& req, http::Response& res) {
+           if (Status st = AuthorizeRequest(req, auth::Action::kSubmit, "", "a schedule"); !st.ok())
+             return ReplyError(res, st);
            auto body = JsonBody(req);
            if (!body.ok()) return ReplyError(res, body.status());
-           auto user = RequestUser(req, store);
+           auto user = RequestUser(req);
            if (!user.ok()) return ReplyError(res, user.status());
            auto c = p.CreateCron(body->value("spec", ""), *user);
            if (!c.ok()) return ReplyError(res, c.status());
+           RecordAudit(store, clock, req, "created", 0, c->owner, "schedule " + c->name);
            ReplyJson(res, 201, cron_json(*c));
          });
   s.Get("/api/v1/cronpipelines", [&p, cron_json](const http::Request&, http::Response& res) {
@@ -65,8 +76,12 @@ void RegisterCronRoutes(http::Router& s, controllers::PipelineController& p,
           if (!c.ok()) return ReplyError(res, c.status());
           ReplyJson(res, 200, cron_json(*c));
         });
-  auto del = [&p](const http::Request& req, http::Response& res) {
+  auto del = [&p, &store, &clock](const http::Request& req, http::Response& res) {
+    auto allowed = CronAllowed(p, req, req.Capture("name"));
+    if (!allowed.ok()) return ReplyError(res, allowed.status());
     Status st = p.DeleteCron(req.Capture("name"));
+    if (st.ok())
+      RecordAudit(store, clock, req, "deleted", 0, allowed->owner, "schedule " + allowed->name);
     if (!st.ok()) return ReplyError(res, st);
     ReplyJson(res, 200, json{{"deleted", req.Capture("name")}});
   };
@@ -75,14 +90,24 @@ void RegisterCronRoutes(http::Router& s, controllers::PipelineController& p,
   for (const char* action : {"suspend", "resume"}) {
     bool suspend = std::string(action) == "suspend";
     s.Post("/api/v1/cronpipelines/{name}/" + std::string(action),
-           [&p, cron_json, suspend](const http::Request& req, http::Response& res) {
+           [&p, &store, &clock, cron_json, suspend](const http::Request& req, http::Response& res) {
+             auto allowed = CronAllowed(p, req, req.Capture("name"));
+             if (!allowed.ok()) return ReplyError(res, allowed.status());
              auto c = p.SetCronSuspended(req.Capture("name"), suspend);
              if (!c.ok()) return ReplyError(res, c.status());
+             RecordAudit(store, clock, req, suspend ? "suspended" : "resumed", 0, c->owner,
+                         "schedule " + c->name);
              ReplyJson(res, 200, cron_json(*c));
            });
   }
-  s.Post("/api/v1/cronpipelines/{name}/backfill",
-         [&p](const http::Request& req, http::Response& res) { Backfill(p, req, res); });
+  s.Post("/api/v1/cronpipelines/{name}/backfill", [&p, &store, &clock](const http::Request& req,
+                                                                       http::Response& res) {
+    auto allowed = CronAllowed(p, req, req.Capture("name"));
+    if (!allowed.ok()) return ReplyError(res, allowed.status());
+    Backfill(p, req, res);
+    if (res.status / 100 == 2)
+      RecordAudit(store, clock, req, "backfilled", 0, allowed->owner, "schedule " + allowed->name);
+  });
 }
 
 }  // namespace berth::api

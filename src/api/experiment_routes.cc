@@ -40,16 +40,20 @@ Result<controllers::TrialCounts> Counts(const json& body) {
   return c;
 }
 
-void Create(ExperimentController& x, const store::Store& store, const http::Request& req,
-            http::Response& res) {
+void Create(ExperimentController& x, store::Store& store, const Clock& clock,
+            const http::Request& req, http::Response& res) {
+  if (Status st = AuthorizeRequest(req, auth::Action::kSubmit, "", "an experiment"); !st.ok())
+    return ReplyError(res, st);
   auto body = JsonBody(req);
   if (!body.ok()) return ReplyError(res, body.status());
   auto text = SpecText(*body);
   if (!text.ok()) return ReplyError(res, text.status());
-  auto user = RequestUser(req, store);
+  auto user = RequestUser(req);
   if (!user.ok()) return ReplyError(res, user.status());
   auto out = x.Create(*text, *user);
   if (!out.ok()) return ReplyError(res, out.status());
+  RecordAudit(store, clock, req, "create", 0, *user,
+              "experiment " + out->value("name", std::string()));
   ReplyJson(res, 201, *out);
 }
 
@@ -63,9 +67,16 @@ void Validate(const http::Request& req, http::Response& res) {
   ReplyJson(res, 200, json{{"valid", true}});
 }
 
-void Action(ExperimentController& x, const std::string& action, const http::Request& req,
-            http::Response& res) {
+void Action(ExperimentController& x, store::Store& store, const Clock& clock,
+            const std::string& action, const http::Request& req, http::Response& res) {
   std::string name = req.Capture("name");
+  // Only its owner or an admin stops, resumes, changes or deletes an experiment.
+  auto current = x.Get(name);
+  if (!current.ok()) return ReplyError(res, current.status());
+  std::string owner = current->value("owner", std::string());
+  if (Status st = AuthorizeRequest(req, auth::Action::kChange, owner, "experiment " + name);
+      !st.ok())
+    return ReplyError(res, st);
   Result<json> out = json();
   if (action == "stop") {
     out = x.StopExperiment(name);
@@ -85,11 +96,11 @@ void Action(ExperimentController& x, const std::string& action, const http::Requ
     out = action == "resume" ? x.Resume(name, *counts) : x.SetCounts(name, *counts);
   }
   if (!out.ok()) return ReplyError(res, out.status());
+  RecordAudit(store, clock, req, action, 0, owner, "experiment " + name);
   ReplyJson(res, 200, *out);
 }
 
-void PushMetrics(ExperimentController& x, const store::Store& store, const http::Request& req,
-                 http::Response& res) {
+void PushMetrics(ExperimentController& x, const http::Request& req, http::Response& res) {
   std::string name = req.Capture("name");
   const std::string& id_text = req.Capture("id");
   char* end = nullptr;
@@ -122,7 +133,7 @@ void PushMetrics(ExperimentController& x, const store::Store& store, const http:
       return ReplyError(res, st);
     }
   }
-  auto user = RequestUser(req, store);
+  auto user = RequestUser(req);
   if (!user.ok()) return ReplyError(res, user.status());
   Status st = x.Report(name, id, *user, step, metrics);
   if (!st.ok()) return ReplyError(res, st);
@@ -131,9 +142,11 @@ void PushMetrics(ExperimentController& x, const store::Store& store, const http:
 
 }  // namespace
 
-void RegisterExperimentRoutes(http::Router& s, ExperimentController& x, const store::Store& store) {
-  s.Post("/api/v1/experiments", [&x, &store](const http::Request& req, http::Response& res) {
-    Create(x, store, req, res);
+void RegisterExperimentRoutes(http::Router& s, ExperimentController& x, store::Store& store,
+                              const Clock& clock) {
+  s.Post("/api/v1/experiments", [&x, &store, &clock](const http::Request& req,
+                                                     http::Response& res) {
+    Create(x, store, clock, req, res);
   });
   s.Post("/api/v1/experiments/validate", Validate);
   s.Get("/api/v1/experiments", [&x](const http::Request&, http::Response& res) {
@@ -154,14 +167,16 @@ void RegisterExperimentRoutes(http::Router& s, ExperimentController& x, const st
   for (const char* action : {"stop", "resume", "counts", "delete"}) {
     std::string a = action;
     s.Post("/api/v1/experiments/{name}/" + a,
-           [&x, a](const http::Request& req, http::Response& res) { Action(x, a, req, res); });
+           [&x, &store, &clock, a](const http::Request& req, http::Response& res) {
+             Action(x, store, clock, a, req, res);
+           });
   }
   s.Delete("/api/v1/experiments/{name}",
-           [&x](const http::Request& req, http::Response& res) { Action(x, "delete", req, res); });
+           [&x, &store, &clock](const http::Request& req, http::Response& res) {
+             Action(x, store, clock, "delete", req, res);
+           });
   s.Post("/api/v1/experiments/{name}/trials/{id}/metrics",
-         [&x, &store](const http::Request& req, http::Response& res) {
-           PushMetrics(x, store, req, res);
-         });
+         [&x](const http::Request& req, http::Response& res) { PushMetrics(x, req, res); });
 }
 
 }  // namespace berth::api

@@ -13,14 +13,17 @@
 //          {"step": N, "metrics": {"accuracy": 0.9}}: pushed values (the SDK's berth.report)
 #pragma once
 
+#include "common/clock.h"
 #include "controllers/experiment_controller.h"
 #include "http/router.h"
 #include "store/store.h"
 
 namespace berth::api {
 
-// Creating and pushing metrics act for api::RequestUser (api/caller.h).
+// Creating and pushing metrics act for the caller (api/caller.h); stop,
+// resume, counts and delete are for the experiment's owner or an admin, and
+// each change is recorded as an Audit event.
 void RegisterExperimentRoutes(http::Router& router, controllers::ExperimentController& exps,
-                              const store::Store& store);
+                              store::Store& store, const Clock& clock);
 
 }  // namespace berth::api

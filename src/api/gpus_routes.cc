@@ -112,7 +112,12 @@ void SetDrain(const RouteContext& ctx, const http::Request& req, http::Response&
   int gpu = -1;
   if (Status st = ParseTarget(ctx, *body, drain, &node, &gpu, &reason); !st.ok())
     return ReplyError(res, st);
-  auto user = RequestUser(req, ctx.store);
+  // Draining changes what every user's work may use: admins only.
+  if (Status st = AuthorizeRequest(req, auth::Action::kAdmin, "",
+                                   std::string(drain ? "drain" : "undrain") + " " + node);
+      !st.ok())
+    return ReplyError(res, st);
+  auto user = RequestUser(req);
   if (!user.ok()) return ReplyError(res, user.status());
   if (Status st = ctx.hooks.set_drain(node, gpu, drain, reason, *user); !st.ok())
     return ReplyError(res, st);

@@ -1,6 +1,7 @@
 // GET /api/v1/jobs/{id}/logs: a page of the log (api/log_pages.h), or with
 // follow=true server-sent events, one per batch of complete lines, then an
 // "end" event with the final state once the job has ended.
+#include "api/caller.h"
 #include "api/log_pages.h"
 #include "api/routes.h"
 #include "model/job.h"
@@ -67,6 +68,10 @@ void Logs(const RouteContext& ctx, const http::Request& req, http::Response& res
   if (!id.ok()) return ReplyError(res, id.status());
   auto job = ctx.store.GetJob(*id);
   if (!job.ok()) return ReplyError(res, job.status());
+  if (Status st = AuthorizeRequest(req, auth::Action::kReadData, job->spec.user,
+                                   "job " + std::to_string(*id));
+      !st.ok())
+    return ReplyError(res, st);
   JobId jid = *id;
   int worker = 0;  // training jobs: ?worker=N reads rank N's log
   if (req.HasParam("worker")) {

@@ -20,12 +20,15 @@
 
 namespace berth::api {
 
-// Requests that start work (runs, resubmits, schedules) act for
-// api::RequestUser (api/caller.h); `store` resolves X-Berth-Job.
+// Requests that start work (runs, resubmits, schedules) act for the caller
+// (api/caller.h), who owns what they make. Only the owner or an admin
+// changes a run or schedule or reads a run's logs, parameters and outputs;
+// everyone authenticated sees the runs' states. Changes are recorded in
+// `store`'s event log with their actor (Audit events).
 void RegisterPipelineRoutes(http::Router& router, controllers::PipelineController& pipelines,
-                            const store::Store& store);
+                            store::Store& store, const Clock& clock);
 void RegisterCronRoutes(http::Router& router, controllers::PipelineController& pipelines,
-                        const store::Store& store, const Clock& clock);
+                        store::Store& store, const Clock& clock);
 
 // The request body parsed as JSON, or InvalidArgument naming the body.
 Result<nlohmann::json> JsonBody(const http::Request& req);

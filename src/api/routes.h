@@ -14,6 +14,7 @@ void RegisterJobRoutes(http::Router& r, const RouteContext& ctx);     // jobs_ro
 void RegisterJobLogRoutes(http::Router& r, const RouteContext& ctx);  // job_logs_routes.cc
 void RegisterEventRoutes(http::Router& r, const RouteContext& ctx);   // events_routes.cc
 void RegisterGpuRoutes(http::Router& r, const RouteContext& ctx);     // gpus_routes.cc
+void RegisterAuthRoutes(http::Router& r, const RouteContext& ctx);    // auth_routes.cc
 
 // A job id path segment: a positive integer, else InvalidArgument naming it.
 Result<model::JobId> ParseJobId(const std::string& s);

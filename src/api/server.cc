@@ -3,30 +3,13 @@
 #include "api/routes.h"
 #include "common/log.h"
 #include "http/server.h"
+#include "http/status_map.h"
 
 namespace berth::api {
 
 using nlohmann::json;
 
-int HttpStatusFor(const Status& st) {
-  switch (st.code()) {
-    case StatusCode::kOk:
-      return 200;
-    case StatusCode::kInvalidArgument:
-      return 400;
-    case StatusCode::kNotFound:
-      return 404;
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition:
-      return 409;
-    case StatusCode::kUnschedulable:
-      return 422;
-    case StatusCode::kUnavailable:
-      return 503;
-    default:
-      return 500;
-  }
-}
+int HttpStatusFor(const Status& st) { return http::HttpStatusFor(st); }
 
 json ErrorJson(const Status& st) {
   return {{"error",
@@ -83,8 +66,38 @@ void StartEventStream(http::Response& res) {
 
 ApiServer::ApiServer(controllers::JobController& controller, store::Store& store,
                      exec::Executor& executor, const gpu::Inventory& inventory, const Clock& clock,
-                     ServerOptions options, ApiHooks hooks)
-    : ctx_{controller, store, executor, inventory, clock, std::move(options), std::move(hooks)} {}
+                     ServerOptions options, ApiHooks hooks, ApiAuth auth)
+    : ctx_{controller,       store,          executor, inventory, clock, std::move(options),
+           std::move(hooks), std::move(auth)} {}
+
+bool ApiServer::Authenticate(http::Request& req, http::Response& res) {
+  auth::AuthConfig config = ctx_.auth.config ? ctx_.auth.config() : auth::AuthConfig{};
+  if (auth::IsPublic(req.path, config)) return true;
+  if (!ctx_.auth.authenticator) {
+    ReplyError(res, Unavailable("berthd was started without authentication; it serves nothing"));
+    return false;
+  }
+  std::optional<uid_t> peer_uid;
+  if (req.peer.kind == http::Peer::Kind::kUnix && req.peer.has_credentials) peer_uid = req.peer.uid;
+  auth::Credentials c = auth::CredentialsFromRequest(
+      req.method,
+      [&req](std::string_view name) -> std::optional<std::string> {
+        if (!req.headers.Has(name)) return std::nullopt;
+        return req.headers.Get(name);
+      },
+      peer_uid, static_cast<int64_t>(req.body.size()));
+  auto p = ctx_.auth.authenticator->Authenticate(c);
+  if (!p.ok()) {
+    if (p.status().code() == StatusCode::kUnauthenticated)
+      res.headers.Set("WWW-Authenticate", "Bearer realm=\"berth\"");
+    spdlog::debug("refused {} {} from {}: {}", req.method, req.path, req.peer.address,
+                  p.status().message());
+    ReplyError(res, p.status());
+    return false;
+  }
+  req.context = std::move(*p);
+  return true;
+}
 
 ApiServer::~ApiServer() { Stop(); }
 
@@ -94,6 +107,7 @@ Status ApiServer::Start() {
   RegisterJobLogRoutes(router_, ctx_);
   RegisterEventRoutes(router_, ctx_);
   RegisterGpuRoutes(router_, ctx_);
+  RegisterAuthRoutes(router_, ctx_);
   if (ctx_.hooks.extra_routes) ctx_.hooks.extra_routes(router_);
 
   http::ServerOptions hopts;
@@ -101,8 +115,9 @@ Status ApiServer::Start() {
   hopts.max_streams = ctx_.options.max_streams;
   hopts.max_body_bytes = 16u << 20;
   hopts.read_timeout_ms = 30000;
-  server_ = std::make_unique<http::Server>(
-      hopts, [this](http::Request& req, http::Response& res) { router_.Dispatch(req, res); });
+  server_ = std::make_unique<http::Server>(hopts, [this](http::Request& req, http::Response& res) {
+    if (Authenticate(req, res)) router_.Dispatch(req, res);
+  });
   auto port = server_->ListenTcp(ctx_.options.host, ctx_.options.port);
   if (!port.ok()) return port.status();
   port_ = *port;

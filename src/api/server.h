@@ -9,16 +9,21 @@
 //   GET  /api/v1/jobs/{id}/logs[?follow=true]   text, or server-sent events   job_logs_routes.cc
 //   GET  /api/v1/events?after=SEQ&job=ID[&follow=true]  JSON list, or SSE      events_routes.cc
 //   GET  /api/v1/gpus                    nodes, GPUs and the jobs holding them  gpus_routes.cc
+//   tokens, sessions, whoami, users      auth::AuthRoutes (auth/token_routes.h)  auth_routes.cc
 //   pipelines and cron schedules: pipeline_routes.h (registered by the daemon)
 // Errors are JSON: {"error": {"code": "invalid_argument", "message": "..."}}.
 // The daemon listens on TCP (host:port) and on a Unix socket; a request's
 // http::Request::peer carries the caller's uid from the kernel on the socket.
+// Every request but /healthz (and /metrics if so configured) must carry an
+// identity (ApiAuth); routes find it with api::Caller (api/caller.h).
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "auth/auth_config.h"
+#include "auth/authenticator.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "controllers/job_controller.h"
@@ -68,6 +73,18 @@ struct ApiHooks {
   std::function<void(http::Router&)> extra_routes;
 };
 
+// Who asks (docs/security.md). Every request but /healthz (and /metrics
+// when auth.publicMetrics is set) is authenticated by `authenticator`;
+// without one, every such request is refused: there is no way to serve the
+// API unauthenticated.
+struct ApiAuth {
+  auth::Authenticator* authenticator = nullptr;
+  store::AuthStore* store = nullptr;
+  // The live `auth:` configuration (it may change on SIGHUP); default: {}.
+  std::function<auth::AuthConfig()> config;
+  bool tls = false;  // Secure cookies
+};
+
 // What route handlers use (api/routes.h); owned by the ApiServer.
 struct RouteContext {
   controllers::JobController& controller;
@@ -77,13 +94,14 @@ struct RouteContext {
   const Clock& clock;
   ServerOptions options;
   ApiHooks hooks;
+  ApiAuth auth;
 };
 
 class ApiServer {
  public:
   ApiServer(controllers::JobController& controller, store::Store& store, exec::Executor& executor,
             const gpu::Inventory& inventory, const Clock& clock, ServerOptions options,
-            ApiHooks hooks = {});
+            ApiHooks hooks = {}, ApiAuth auth = {});
   ~ApiServer();
 
   // Binds and starts serving on background threads. Returns once listening.
@@ -93,13 +111,16 @@ class ApiServer {
   int port() const { return port_; }
 
  private:
+  // Authenticates `req` (setting its context to the Principal) unless its
+  // route is public; false when it answered `res` with the refusal.
+  bool Authenticate(http::Request& req, http::Response& res);
   RouteContext ctx_;
   http::Router router_;
   std::unique_ptr<http::Server> server_;
   int port_ = 0;
 };
 
-// HTTP status for a Status code (400, 404, 409, 422, 503, 500).
+// HTTP status for a Status code: http::HttpStatusFor (http/status_map.h).
 int HttpStatusFor(const Status& st);
 nlohmann::json ErrorJson(const Status& st);
 // Replies with `body` as JSON, or with the JSON error for `st`. For route

@@ -49,6 +49,15 @@ Status ParseAuthConfig(model::SpecReader r, AuthConfig* out) {
   if (!r.IsMap()) return InvalidArgument(r.path() + ": must be a map");
   try {
     AuthConfig c = *out;
+    if (r.Has("admins")) {
+      std::vector<std::string> admins;
+      RETURN_IF_ERROR(r.StringList("admins", &admins));
+      c.admins.clear();
+      for (const std::string& a : admins) {
+        RETURN_IF_ERROR(CheckUserName(a, r.ChildPath("admins")));
+        c.admins.insert(a);
+      }
+    }
     RETURN_IF_ERROR(r.Bool("publicMetrics", &c.public_metrics));
     RETURN_IF_ERROR(r.Duration("sessionTtl", &c.session_ttl));
     if (c.session_ttl < kMinute || c.session_ttl > 30 * 24 * kHour)

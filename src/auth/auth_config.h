@@ -1,6 +1,7 @@
 // The `auth:` section of berthd's configuration file:
 //
 //   auth:
+//     admins: [alice, bob]     # admins besides root and the daemon's own account
 //     publicMetrics: false     # true: /metrics needs no identity (a Prometheus scraper)
 //     sessionTtl: 12h          # how long a browser session lasts
 //     limits:
@@ -14,6 +15,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/clock.h"
@@ -38,6 +40,7 @@ struct LimitsConfig {
 };
 
 struct AuthConfig {
+  std::set<std::string> admins;  // user names with the admin role
   bool public_metrics = false;
   DurationMs session_ttl = 12 * kHour;
   LimitsConfig limits;

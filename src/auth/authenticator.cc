@@ -117,6 +117,7 @@ Authenticator::Authenticator(store::AuthStore& store, const store::Store* jobs, 
 
 Result<Role> Authenticator::RoleOf(const std::string& user) {
   if (user == "root" || user == daemon_user_) return Role::kAdmin;
+  if (options_.configured_admin && options_.configured_admin(user)) return Role::kAdmin;
   ASSIGN_OR_RETURN(std::optional<store::UserRecord> rec, store_.GetUser(user));
   if (!rec) return Role::kUser;
   return ParseRole(rec->role, "users table: role of " + user);

@@ -78,6 +78,9 @@ struct AuthenticatorOptions {
   // Account lookups; the defaults use getpwuid_r / getpwnam_r.
   std::function<std::optional<std::string>(uid_t)> name_of_uid;
   std::function<std::optional<uid_t>(const std::string&)> uid_of_name;
+  // Whether a user is an admin by configuration (auth.admins); may change
+  // at run time. Null: nobody besides root and the daemon's account.
+  std::function<bool(const std::string&)> configured_admin;
 };
 
 class Authenticator {
@@ -89,8 +92,8 @@ class Authenticator {
 
   Result<Principal> Authenticate(const Credentials& c);
 
-  // A user's role: root and the daemon's own account are admins whatever
-  // the users table says; then the users table; else `user`.
+  // A user's role: root, the daemon's own account and auth.admins are
+  // admins whatever the users table says; then the users table; else `user`.
   Result<Role> RoleOf(const std::string& user);
 
   TokenService& tokens() { return tokens_; }

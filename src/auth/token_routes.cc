@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "auth/authorize.h"
+#include "http/status_map.h"
 #include "model/spec_reader.h"
 
 namespace berth::auth {
@@ -54,29 +55,7 @@ bool IsTokenId(const std::string& id) {
 
 }  // namespace
 
-int HttpStatusOf(const Status& st) {
-  switch (st.code()) {
-    case StatusCode::kOk:
-      return 200;
-    case StatusCode::kInvalidArgument:
-      return 400;
-    case StatusCode::kUnauthenticated:
-      return 401;
-    case StatusCode::kPermissionDenied:
-      return 403;
-    case StatusCode::kNotFound:
-      return 404;
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition:
-      return 409;
-    case StatusCode::kUnschedulable:
-      return 422;
-    case StatusCode::kUnavailable:
-      return 503;
-    default:
-      return 500;
-  }
-}
+int HttpStatusOf(const Status& st) { return http::HttpStatusFor(st); }
 
 RouteReply ErrorReply(const Status& st) {
   RouteReply r;

@@ -33,8 +33,7 @@ struct RouteReply {
   std::vector<std::pair<std::string, std::string>> headers;  // e.g. {"Set-Cookie", ...}
 };
 
-// 401 Unauthenticated, 403 PermissionDenied, 400 InvalidArgument, 404
-// NotFound, 409 AlreadyExists/FailedPrecondition, 503 Unavailable, else 500.
+// http::HttpStatusFor (http/status_map.h): the API's one mapping.
 int HttpStatusOf(const Status& st);
 // {"error": {"code": "permission_denied", "message": ...}}, the API's error form.
 RouteReply ErrorReply(const Status& st);

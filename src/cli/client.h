@@ -7,6 +7,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -21,15 +23,15 @@ namespace berth::cli {
 // wrong; the uid in digits when it has no account entry.
 std::string CallerName();
 
-// Every request carries X-Berth-User: CallerName(), and, inside a task
-// (BERTH_JOB_ID set) talking to the daemon that runs it ($BERTH_SERVER),
-// X-Berth-Job: that job's id, so that work a task starts acts for the task's
-// owner. berthd decides the user from these (docs/api.md). With BERTH_TOKEN
-// set, every request also carries "Authorization: Bearer $BERTH_TOKEN"
-// (docs/security.md).
+// berthd knows who asks from the connection: on its Unix socket
+// ("unix:PATH", the default the CLI finds in the daemon's data directory)
+// from the kernel (SO_PEERCRED); over TCP ("http://HOST:PORT", --server or
+// BERTH_SERVER) from a token: with BERTH_TOKEN set, every request carries
+// "Authorization: Bearer $BERTH_TOKEN" (docs/security.md). A task gets its
+// job's token in BERTH_TOKEN, so work it starts acts for its owner.
 class ApiClient {
  public:
-  // url: "http://127.0.0.1:7420".
+  // url: "http://127.0.0.1:7420" or "unix:/path/to/berthd.sock".
   explicit ApiClient(std::string url);
   ~ApiClient();
 
@@ -56,8 +58,21 @@ class ApiClient {
       const std::function<bool(const std::string& event, const std::string& data)>& on_event);
 
  private:
+  struct Reply {
+    int status = 0;
+    std::string body;
+    std::function<std::string(const std::string&)> header;
+  };
+  // One request over whichever transport url_ names; `on_data` (optional)
+  // takes the body as it arrives (return false to stop).
+  Result<Reply> Send(const std::string& method, const std::string& path, const std::string& body,
+                     const std::string& content_type,
+                     const std::function<bool(const char*, size_t)>& on_data = nullptr,
+                     const std::vector<std::pair<std::string, std::string>>& extra = {});
   Status ConnectionError(const std::string& what) const;
   std::string url_;
+  std::string socket_path_;  // set for a unix: url
+  std::vector<std::pair<std::string, std::string>> default_headers_;
   std::unique_ptr<httplib::Client> http_;
 };
 

@@ -2,6 +2,7 @@
 // event log and its GPUs, grouped as the API's /api/v1/events and
 // /api/v1/gpus routes are.
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -154,6 +155,7 @@ int RunDrain(const std::string& target, const std::string& reason, bool drain,
 
 struct EventsFlags {
   std::string job;
+  std::string actor;
   int64_t after = 0;
   bool follow = false;
   std::string output = "table";
@@ -163,6 +165,14 @@ int RunEvents(const EventsFlags& f, const std::string& server) {
   ApiClient api(server);
   std::string q = "/api/v1/events?after=" + std::to_string(f.after);
   if (!f.job.empty()) q += "&job=" + f.job;
+  if (!f.actor.empty()) {
+    for (char c : f.actor)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' &&
+          c != '@' && c != '$' && c != ':')
+        return Report(InvalidArgument("--actor: \"" + EscapeForTerminal(f.actor) +
+                                      "\" is not a user name (letters, digits, . _ - @ $)"));
+    q += "&actor=" + f.actor;
+  }
   auto print = [&](const json& e) {
     if (f.output == "json") {
       std::cout << e.dump() << "\n" << std::flush;
@@ -219,6 +229,8 @@ std::vector<Command> AddClusterCommands(CLI::App& app) {
   auto* events = app.add_subcommand("events", "print the event log");
   events->add_option("--job", ef->job, "only this job's events");
   events->add_option("--after", ef->after, "events after this sequence number");
+  events->add_option("--actor", ef->actor,
+                     "only the changes this user made (or job:ID, a task acting for its owner)");
   events->add_flag("-f,--follow", ef->follow, "keep printing new events");
   events->add_option("-o,--output", ef->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));

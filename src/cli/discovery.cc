@@ -1,9 +1,12 @@
 #include "cli/discovery.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/unix_http.h"
 
 namespace berth::cli {
 namespace {
@@ -74,13 +77,21 @@ std::string ServerFlag(const CLI::App& root) {
   return opt && opt->count() ? opt->as<std::string>() : "";
 }
 
+std::string ClientAddress(const DaemonTarget& target) {
+  if (!target.record || target.record->data_dir.empty()) return target.url;
+  std::string sock = target.record->data_dir + "/" + kDaemonSocketName;
+  struct stat st {};
+  if (::stat(sock.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return kUnixScheme + sock;
+  return target.url;
+}
+
 std::string ServerUrlOrExit(const CLI::App& root) {
   auto target = FindDaemon(DiscoveryInputs::FromEnvironment(ServerFlag(root)));
   if (!target.ok()) {
     std::cerr << "berth: error: " << target.status().message() << "\n";
     std::exit(kExitNoServer);
   }
-  return target->url;
+  return ClientAddress(*target);
 }
 
 }  // namespace berth::cli

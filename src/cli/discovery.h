@@ -1,5 +1,5 @@
 // How every berth command finds berthd. One rule, first match wins:
-//   1. --server URL
+//   1. --server URL (http://HOST:PORT, or unix:PATH for a socket)
 //   2. $BERTH_SERVER
 //   3. $BERTH_DATA_DIR: the record (berthd.addr) of the daemon using it
 //   4. the system daemon's record in /run/berth
@@ -54,7 +54,14 @@ Result<DaemonTarget> FindDaemonInDataDir(const std::string& dir, const std::stri
 // The root app's --server value ("" when not given).
 std::string ServerFlag(const CLI::App& root);
 
-// The root app's --server and the environment through FindDaemon. On failure
+// What a client connects to for `target`: the Unix socket in the daemon's
+// data directory when its record names one that exists ("unix:PATH"; berthd
+// then knows the caller from the kernel), else the record's or the given URL
+// (TCP: a token in BERTH_TOKEN identifies the caller).
+std::string ClientAddress(const DaemonTarget& target);
+
+// The root app's --server and the environment through FindDaemon, then
+// ClientAddress. On failure
 // prints the error and exits with kExitNoServer: for commands that need a daemon.
 std::string ServerUrlOrExit(const CLI::App& root);
 

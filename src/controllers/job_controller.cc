@@ -36,8 +36,9 @@ JobController::JobController(store::Store& store, sched::Scheduler& scheduler,
       inventory_(inventory),
       clock_(clock),
       options_(std::move(options)),
-      training_(store, executor, inventory, clock, *this,
-                TrainingOptions{options_.task_env, options_.checkpoint_root}) {}
+      training_(
+          store, executor, inventory, clock, *this,
+          TrainingOptions{options_.task_env, options_.task_env_for, options_.checkpoint_root}) {}
 
 JobController::~JobController() { Stop(); }
 

@@ -59,6 +59,9 @@ struct JobControllerOptions {
   DurationMs min_recheck_interval = 100;
   // Environment added to every task (BERTH_SERVER, ...).
   std::map<std::string, std::string> task_env;
+  // Environment made for one job's task as it starts (its BERTH_TOKEN),
+  // added last; null: none.
+  std::function<std::map<std::string, std::string>(const model::Job&)> task_env_for;
   // Reject at submit a command that cannot be found on this machine (local
   // executor only: other engines resolve commands on their nodes).
   bool check_commands_locally = true;

@@ -263,6 +263,8 @@ void JobController::StartTask(Active& a) {
   t.env["BERTH_JOB_NAME"] = j.spec.name;
   t.env["BERTH_USER"] = j.spec.user;
   t.env["BERTH_QUEUE"] = j.spec.queue;
+  if (options_.task_env_for)
+    for (auto& [k, v] : options_.task_env_for(j)) t.env[k] = std::move(v);
   t.working_dir = j.spec.working_dir;
   t.node = j.placement.node;
   t.gpus = j.placement.gpus;

@@ -230,6 +230,8 @@ void TrainingController::Launch(JobId id) {
     time_limit = time_limit > 0 ? std::min(time_limit, left) : left;
   }
   int procs = t.procs_per_worker;
+  std::map<std::string, std::string> job_env;
+  if (options_.task_env_for) job_env = options_.task_env_for(j);
   std::map<std::string, int> seen;
   for (int r = 0; r < n; ++r) {
     const model::Placement& w = ws[r];
@@ -244,6 +246,7 @@ void TrainingController::Launch(JobId id) {
     ts.env["BERTH_JOB_NAME"] = j.spec.name;
     ts.env["BERTH_USER"] = j.spec.user;
     ts.env["BERTH_QUEUE"] = j.spec.queue;
+    for (const auto& [k, v] : job_env) ts.env[k] = v;
     if (!ckpt.empty()) ts.env["BERTH_CHECKPOINT_DIR"] = ckpt;
     ts.env["BERTH_WORLD_SIZE"] = std::to_string(n);
     ts.env["BERTH_WORKER_RANK"] = std::to_string(r);

@@ -19,6 +19,7 @@
 // elastic job is then bound at whatever size between min and max fits.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -82,6 +83,8 @@ class TrainingHost {
 struct TrainingOptions {
   // Environment added to every worker (BERTH_SERVER, ...).
   std::map<std::string, std::string> task_env;
+  // Environment made for one job as its workers start (BERTH_TOKEN).
+  std::function<std::map<std::string, std::string>(const model::Job&)> task_env_for;
   // BERTH_CHECKPOINT_DIR is <checkpoint_root>/job-<id>. Empty: none.
   std::string checkpoint_root;
 };

@@ -126,6 +126,8 @@ Status ParseConfig(const std::string& text, const std::string& path, DaemonConfi
       c->queues[name] = qc;
     }
   }
+  // auth: is read by LoadReloadableConfig (it may change on SIGHUP).
+  (void)r.Child("auth");
   if (auto st = r.CheckNoUnknown(); !st.ok()) return ctx(st);
   return Status::Ok();
 }

@@ -15,6 +15,7 @@
 #include "api/experiment_routes.h"  // experiments
 #include "api/pipeline_routes.h"    // pipelines
 #include "api/server.h"
+#include "auth/authenticator.h"
 #include "common/clock.h"
 #include "common/daemon_record.h"
 #include "common/log.h"
@@ -32,6 +33,7 @@
 #include "gpu/inventory.h"
 #include "gpu/prometheus.h"
 #include "sched/scheduler.h"
+#include "store/auth_store.h"
 #include "store/experiment_store.h"  // experiments
 #include "store/pipeline_store.h"    // pipelines
 #include "store/store.h"
@@ -242,6 +244,32 @@ int Run(int argc, char** argv) {
   copts.live.fill_snapshot = [&](sched::ClusterSnapshot& snap) {
     if (auto* t = telemetry_ptr.load()) t->FillSnapshot(snap);
   };
+  // Who asks (docs/security.md): the socket peer's uid, a token or a
+  // browser session; there is no switch that turns this off.
+  auto auth_store = store::AuthStore::Open(**store, cfg.data_dir + "/berth.db");
+  if (!auth_store.ok()) {
+    (*executor)->Shutdown();
+    return Fail(auth_store.status().message());
+  }
+  auth::AuthenticatorOptions auth_opts;
+  auth_opts.daemon_uid = ::geteuid();
+  auth_opts.configured_admin = [&live](const std::string& user) {
+    return live.Get()->auth.admins.count(user) > 0;
+  };
+  auth::Authenticator authenticator(**auth_store, store->get(), clock, auth_opts);
+  // Each task gets a token of its job (BERTH_TOKEN): SDK and CLI calls from
+  // inside it act for the job's owner. berthd refuses it once the job has
+  // ended (and revokes it then).
+  copts.task_env_for = [&authenticator](const model::Job& j) {
+    std::map<std::string, std::string> env;
+    auto t = authenticator.tokens().CreateForJob(j.id, j.spec.user);
+    if (t.ok()) {
+      env["BERTH_TOKEN"] = t->token;
+    } else {
+      spdlog::warn("job {}: no BERTH_TOKEN for its task: {}", j.id, t.status().message());
+    }
+    return env;
+  };
   controllers::JobController controller(**store, **scheduler, **executor, *inventory, clock, copts);
   controller_ptr = &controller;
   Status st;
@@ -363,14 +391,19 @@ int Run(int argc, char** argv) {
     return r.ok() ? Status::Ok() : r.status();
   };
   hooks.extra_routes = [&](http::Router& r) {  // pipelines
-    api::RegisterPipelineRoutes(r, pipelines, **store);
+    api::RegisterPipelineRoutes(r, pipelines, **store, clock);
     api::RegisterCronRoutes(r, pipelines, **store, clock);
-    api::RegisterExperimentRoutes(r, experiments, **store);  // experiments
+    api::RegisterExperimentRoutes(r, experiments, **store, clock);  // experiments
   };
   hooks.gpu_telemetry = [&](const std::string& node, int index) {
     return telemetry.GpuJson(node, index);
   };
   hooks.job_usage = [&](model::JobId id) { return telemetry.JobUsageJson(id); };
+
+  api::ApiAuth api_auth;
+  api_auth.authenticator = &authenticator;
+  api_auth.store = auth_store->get();
+  api_auth.config = [&live] { return live.Get()->auth; };
 
   api::ServerOptions aopts;
   aopts.host = cfg.host;
@@ -379,8 +412,8 @@ int Run(int argc, char** argv) {
   aopts.policy = cfg.policy;
   aopts.data_dir = cfg.data_dir;
   // Also on a Unix socket in the data directory, where the caller's uid comes
-  // from the kernel (SO_PEERCRED). Open to every local user for now (0666);
-  // requests carry the same identity headers as over TCP.
+  // from the kernel (SO_PEERCRED): open to every local user (0666), each
+  // known by their uid.
   std::string socket_path = cfg.data_dir + "/" + kDaemonSocketName;
   if (socket_path.size() < 108) {
     aopts.unix_socket = socket_path;
@@ -388,7 +421,7 @@ int Run(int argc, char** argv) {
   } else {
     spdlog::warn("not listening on {}: a Unix socket path must be under 108 bytes", socket_path);
   }
-  api::ApiServer server(controller, **store, **executor, *inventory, clock, aopts, hooks);
+  api::ApiServer server(controller, **store, **executor, *inventory, clock, aopts, hooks, api_auth);
   st = server.Start();
   if (!st.ok()) {
     controller_set.StopAll();

@@ -64,6 +64,11 @@ Result<ReloadPlan> PlanReload(const std::string& path, const ReloadableConfig& c
   const ReloadableConfig& n = plan.next;
   if (n.log_level != current.log_level)
     plan.changes.push_back("logLevel: " + current.log_level + " -> " + n.log_level);
+  if (n.auth.admins != current.auth.admins) {
+    std::string names;
+    for (const std::string& a : n.auth.admins) names += (names.empty() ? "" : ", ") + a;
+    plan.changes.push_back("auth.admins: [" + names + "]");
+  }
   if (n.auth.public_metrics != current.auth.public_metrics)
     plan.changes.push_back("auth.publicMetrics: " + OnOff(current.auth.public_metrics) + " -> " +
                            OnOff(n.auth.public_metrics));

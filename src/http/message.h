@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <any>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -54,6 +55,9 @@ struct Request {
   std::string body;
   std::map<std::string, std::string> captures;  // {name} segments of the route's pattern
   Peer peer;
+  // Set by the application before routing, for its handlers: berthd's API
+  // puts the authenticated caller (an auth::Principal) here.
+  std::any context;
 
   bool HasParam(std::string_view name) const;
   // The first value of query parameter `name`, or "".

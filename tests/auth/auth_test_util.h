@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "auth/authenticator.h"
@@ -45,6 +46,7 @@ class AuthTest : public ::testing::Test {
         if (n == name) return uid;
       return std::nullopt;
     };
+    o.configured_admin = [this](const std::string& name) { return admins_.count(name) > 0; };
     auth_ = std::make_unique<Authenticator>(*auth_store_, store_.get(), clock_, o);
     routes_ = std::make_unique<AuthRoutes>(*auth_, *auth_store_, clock_);
   }
@@ -79,6 +81,7 @@ class AuthTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::set<std::string> admins_;  // auth.admins
   ManualClock clock_{kStart};
   std::map<uid_t, std::string> accounts_ = {{0, "root"},   {kDaemonUid, "berth"}, {1001, "alice"},
                                             {1002, "bob"}, {1003, "hub"},         {1004, "vic"}};

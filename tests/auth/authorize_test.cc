@@ -108,6 +108,7 @@ TEST(AuthConfigFile, ParsesAndNamesBadFields) {
   AuthConfig c;
   Status st = parse(R"(
 auth:
+  admins: [alice, bob]
   publicMetrics: true
   sessionTtl: 2h
   limits:
@@ -118,6 +119,7 @@ auth:
                     &c);
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_TRUE(c.public_metrics);
+  EXPECT_EQ(c.admins, (std::set<std::string>{"alice", "bob"}));
   EXPECT_EQ(c.session_ttl, 2 * kHour);
   EXPECT_EQ(c.limits.default_user.gpus, std::optional<MilliGpu>(4000));
   EXPECT_EQ(c.limits.ForUser("alice").gpus, std::optional<MilliGpu>(500));
@@ -129,6 +131,8 @@ auth:
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   st = parse("auth: {enabled: false}", &d);
   EXPECT_THAT(st.message(), HasSubstr("enabled"));  // no switch turns it off
+  st = parse("auth: {admins: [\"a b\"]}", &d);
+  EXPECT_THAT(st.message(), HasSubstr("auth.admins"));
   st = parse("auth: {sessionTtl: 1s}", &d);
   EXPECT_THAT(st.message(), HasSubstr("auth.sessionTtl"));
   EXPECT_TRUE(parse("logLevel: info", &d).ok());  // no auth section: defaults

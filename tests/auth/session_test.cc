@@ -228,6 +228,12 @@ TEST_F(AuthTest, SocketPeersGetTheirAccountAndRole) {
   // The users table cannot demote root.
   SetRole("root", "viewer");
   EXPECT_EQ(as(0)->role, Role::kAdmin);
+  // auth.admins (the configuration, read at each request) makes admins.
+  admins_.insert("alice");
+  EXPECT_EQ(as(1001)->role, Role::kAdmin);
+  EXPECT_EQ(Token("alice").role, Role::kAdmin);
+  admins_.clear();
+  EXPECT_EQ(as(1001)->role, Role::kUser);
   auto nobody = as(4242);
   EXPECT_EQ(nobody.status().code(), StatusCode::kUnauthenticated);
   EXPECT_THAT(nobody.status().message(), HasSubstr("uid 4242 has no account"));

@@ -49,9 +49,9 @@ std::vector<Block> ReadmeBlocks() {
 
 // Runs `berth ARGS` with `cwd` as the working directory.
 CommandResult CliIn(const Daemon& d, const std::string& cwd, const std::string& args) {
-  return RunCommand(
-      {"/bin/sh", "-c",
-       "cd '" + cwd + "' && exec '" + BinDir() + "/berth' --server " + d.url() + " " + args});
+  return RunCommand({"/bin/sh", "-c",
+                     "cd '" + cwd + "' && exec '" + BinDir() + "/berth' --server " +
+                         d.socket_url() + " " + args});
 }
 
 std::string EndState(const Daemon& d, const std::string& id,
@@ -212,9 +212,9 @@ TEST(CliSmall, JobsWithoutANameGetOne) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(d.Job(Trim(r.out))["name"], "nightly-eval");
   // ... from standard input: the command's basename.
-  r = RunCommand(
-      {"/bin/sh", "-c",
-       "echo '" + doc + "' | '" + BinDir() + "/berth' --server " + d.url() + " submit -f -"});
+  r = RunCommand({"/bin/sh", "-c",
+                  "echo '" + doc + "' | '" + BinDir() + "/berth' --server " + d.socket_url() +
+                      " submit -f -"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(d.Job(Trim(r.out))["name"], "true");
   // A name given is kept.
@@ -224,7 +224,7 @@ TEST(CliSmall, JobsWithoutANameGetOne) {
   r = d.Cli({"submit", "-f", work / "named.yaml"});
   EXPECT_EQ(d.Job(Trim(r.out))["name"], "mine");
   // Through the API: the command's basename.
-  cli::ApiClient api(d.url());
+  cli::ApiClient api(d.socket_url());
   auto j = api.Post(
       "/api/v1/jobs",
       R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["/usr/bin/env","true"]}})");

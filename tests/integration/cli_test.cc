@@ -319,8 +319,8 @@ TEST(Cli, CtrlCOnRunWaitCancelsTheJob) {
   TempDir work;
   Proc berth;
   Spawn(berth, work, "run",
-        {BinDir() + "/berth", "--server", d.url(), "run", "--gpus", "1", "--wait", "--", "sleep",
-         "600"});
+        {BinDir() + "/berth", "--server", d.socket_url(), "run", "--gpus", "1", "--wait", "--",
+         "sleep", "600"});
   std::string id = RunningJob(d);
   ASSERT_FALSE(id.empty()) << berth.Err();
   ASSERT_FALSE(GpusFree(d));
@@ -349,7 +349,8 @@ TEST(Cli, SecondCtrlCStopsWaitingAtOnce) {
   WriteFile(work / "job.json", doc.dump());
   Proc berth;
   Spawn(berth, work, "submit",
-        {BinDir() + "/berth", "--server", d.url(), "submit", "-f", work / "job.json", "--wait"});
+        {BinDir() + "/berth", "--server", d.socket_url(), "submit", "-f", work / "job.json",
+         "--wait"});
   std::string id = RunningJob(d);
   ASSERT_FALSE(id.empty()) << berth.Err();
   ASSERT_TRUE(
@@ -370,7 +371,7 @@ TEST(Cli, DetachOnInterruptLeavesTheJobRunning) {
   TempDir work;
   Proc berth;
   Spawn(berth, work, "run",
-        {BinDir() + "/berth", "--server", d.url(), "run", "--gpus", "1", "--wait",
+        {BinDir() + "/berth", "--server", d.socket_url(), "run", "--gpus", "1", "--wait",
          "--detach-on-interrupt", "--", "sleep", "600"});
   std::string id = RunningJob(d);
   ASSERT_FALSE(id.empty()) << berth.Err();
@@ -394,7 +395,8 @@ TEST(Cli, CtrlCOnTrainWaitCancelsTheTrainingJob) {
   WriteFile(work / "train.json", doc.dump());
   Proc berth;
   Spawn(berth, work, "train",
-        {BinDir() + "/berth", "--server", d.url(), "train", "-f", work / "train.json", "--wait"});
+        {BinDir() + "/berth", "--server", d.socket_url(), "train", "-f", work / "train.json",
+         "--wait"});
   std::string id = RunningJob(d);
   ASSERT_FALSE(id.empty()) << berth.Err();
   ::kill(berth.pid, SIGINT);

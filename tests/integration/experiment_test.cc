@@ -41,7 +41,7 @@ spec:
 }
 
 json Create(const Daemon& d, const std::string& spec, Status* err = nullptr) {
-  cli::ApiClient api(d.url());
+  cli::ApiClient api(d.socket_url());
   auto r = api.Post("/api/v1/experiments", json{{"spec", spec}}.dump());
   if (!r.ok()) {
     if (err) *err = r.status();
@@ -253,7 +253,7 @@ TEST(Experiment, PushedAndFileMetrics) {
     }
   }
   // Pushing to an ended trial, or to a trial that does not exist, is refused.
-  cli::ApiClient api(d.url());
+  cli::ApiClient api(d.socket_url());
   EXPECT_FALSE(api.Post("/api/v1/experiments/pushed/trials/0/metrics", R"({"score": 1})").ok());
   EXPECT_FALSE(api.Post("/api/v1/experiments/nope/trials/0/metrics", R"({"score": 1})").ok());
 }

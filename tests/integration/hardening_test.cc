@@ -23,6 +23,7 @@ std::unique_ptr<httplib::Client> Http(const Daemon& d) {
       std::make_unique<httplib::Client>(rest.substr(0, colon), std::stoi(rest.substr(colon + 1)));
   c->set_connection_timeout(5, 0);
   c->set_read_timeout(20, 0);
+  c->set_default_headers({d.AuthHeader()});  // TCP: the test account's token
   return c;
 }
 

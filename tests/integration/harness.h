@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -126,7 +127,7 @@ class Daemon {
   // test must not leave them behind), then stops the daemon.
   ~Daemon() {
     if (Alive() && !url_.empty()) {
-      cli::ApiClient api(url_);
+      cli::ApiClient api(socket_url());
       auto active = api.Get("/api/v1/jobs?state=Pending,Scheduled,Running,Preempted");
       if (active.ok()) {
         for (const auto& j : (*active)["items"])
@@ -143,7 +144,28 @@ class Daemon {
   }
 
   const std::string& data_dir() const { return dir_.path(); }
+  // The TCP address (http://127.0.0.1:PORT): a request there needs a token
+  // (token(), AuthHeader()).
   const std::string& url() const { return url_; }
+  // The Unix socket in the data directory ("unix:PATH"), where berthd knows
+  // the caller from the kernel: the test's own account (root: an admin).
+  std::string socket_url() const { return "unix:" + dir_.path() + "/berthd.sock"; }
+
+  // A token of the test's account (made once, over the socket), for
+  // requests over TCP.
+  const std::string& token() const {
+    if (token_.empty()) {
+      cli::ApiClient api(socket_url());
+      auto t = api.Post("/api/v1/tokens", R"({"description":"test harness"})");
+      if (t.ok()) token_ = (*t).value("token", "");
+      EXPECT_FALSE(token_.empty()) << (t.ok() ? t->dump() : t.status().message());
+    }
+    return token_;
+  }
+  // "Authorization: Bearer <token()>" as a header pair.
+  std::pair<std::string, std::string> AuthHeader() const {
+    return {"Authorization", "Bearer " + token()};
+  }
 
   // Starts berthd and waits until /healthz answers.
   bool Start() {
@@ -168,7 +190,7 @@ class Daemon {
       auto rec = ReadDaemonRecord(dir_.path());
       if (!rec.ok() || !*rec) return false;
       url_ = (*rec)->url;
-      cli::ApiClient api(url_);
+      cli::ApiClient api(socket_url());
       return api.Get("/healthz").ok();
     });
     return up;
@@ -195,19 +217,19 @@ class Daemon {
   bool Alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
   pid_t pid() const { return pid_; }
 
-  // Runs the berth CLI against this daemon.
+  // Runs the berth CLI against this daemon, over its Unix socket.
   CommandResult Cli(std::vector<std::string> args) const {
-    args.insert(args.begin(), {BinDir() + "/berth", "--server", url_});
+    args.insert(args.begin(), {BinDir() + "/berth", "--server", socket_url()});
     return RunCommand(args);
   }
 
   nlohmann::json Get(const std::string& path) const {
-    cli::ApiClient api(url_);
+    cli::ApiClient api(socket_url());
     auto r = api.Get(path);
     return r.ok() ? *r : nlohmann::json();
   }
   std::string GetText(const std::string& path) const {
-    cli::ApiClient api(url_);
+    cli::ApiClient api(socket_url());
     auto r = api.GetText(path);
     return r.ok() ? *r : "";
   }
@@ -223,6 +245,7 @@ class Daemon {
   TempDir dir_;
   pid_t pid_ = 0;
   std::string url_;
+  mutable std::string token_;
 };
 
 inline std::string Trim(std::string s) {

@@ -104,7 +104,7 @@ TEST(Jobs, RunsInTheCallersDirectoryAndKnowsTheServer) {
   WriteFile(work / "probe.sh", "echo \"pwd=$(pwd)\"; echo \"server=$BERTH_SERVER\"\n");
   auto berth_in = [&](const std::string& dir, std::vector<std::string> args) {
     args.insert(args.begin(),
-                {"/usr/bin/env", "-C", dir, BinDir() + "/berth", "--server", d.url()});
+                {"/usr/bin/env", "-C", dir, BinDir() + "/berth", "--server", d.socket_url()});
     return RunCommand(args);
   };
   CommandResult r = berth_in(work.path(), {"run", "--wait", "--", "/bin/sh", "probe.sh"});

@@ -110,8 +110,8 @@ Waiter StartWaiting(const Daemon& d, const TempDir& work, const std::string& fil
   w.out = work / "wait.out";
   w.err = work / "wait.err";
   w.pid = SpawnToFiles(
-      {BinDir() + "/berth", "--server", d.url(), "pipeline", "run", "-f", file, "--wait"}, {},
-      w.out, w.err);
+      {BinDir() + "/berth", "--server", d.socket_url(), "pipeline", "run", "-f", file, "--wait"},
+      {}, w.out, w.err);
   return w;
 }
 

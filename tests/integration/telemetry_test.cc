@@ -244,7 +244,10 @@ TEST_F(Telemetry, RealPrometheusScrapesTheJobsGpuUtilization) {
             "scrape_configs:\n"
             "  - job_name: berthd\n"
             "    honor_labels: true\n"
-            "    static_configs: [{targets: ['" +
+            "    authorization: {credentials: '" +
+                daemon_->token() +  // /metrics needs an identity unless auth.publicMetrics
+                "'}\n"
+                "    static_configs: [{targets: ['" +
                 target + "']}]\n");
   // A free port for Prometheus' own API.
   int port = FreePort();

@@ -77,7 +77,7 @@ class SlurmBerthd : public ::testing::Test {
   // `berth run` as the test user; the job id.
   std::string RunAsUser(const std::vector<std::string>& flags, const std::string& script) {
     std::vector<std::string> args = {"/usr/sbin/runuser", "-u",       user_.name(),   "--",
-                                     BinDir() + "/berth", "--server", daemon_->url(), "run",
+                                     BinDir() + "/berth", "--server", daemon_->socket_url(), "run",
                                      "--workdir",         "/tmp"};
     args.insert(args.end(), flags.begin(), flags.end());
     args.insert(args.end(), {"--", "/bin/sh", "-c", script});
