@@ -138,7 +138,11 @@ int Run(int argc, char** argv) {
   eopts.run_root = cfg.data_dir + "/runs";
   eopts.log_cap_bytes = cfg.log_cap_mib * 1024 * 1024;
   eopts.run_retention = cfg.run_retention;
-  eopts.run_as_owner = cfg.run_as_owner;
+  eopts.run_as_owner = cfg.run_as_owner != "false";
+  if (cfg.run_as_owner == "true" && ::geteuid() != 0)
+    return Fail(
+        "executor.runAsOwner: true needs berthd to run as root (auto runs tasks as their "
+        "owner only when it does)");
   auto executor = exec::MakeLocalExecutor(eopts, clock, [&](const exec::TaskEvent& ev) {
     if (auto* c = controller_ptr.load()) c->OnTaskEvent(ev);
   });
@@ -175,6 +179,10 @@ int Run(int argc, char** argv) {
   step_jobs.cancel = [&](model::JobId id) { return controller.Cancel(id).status(); };
   step_jobs.read_log = [&](const model::Job& j, int64_t offset, int64_t limit) {
     return (*executor)->ReadLog({j.id, 0, j.attempts}, offset, limit);
+  };
+  step_jobs.account_for = [&](const std::string& user) { return (*executor)->AccountFor(user); };
+  step_jobs.read_outputs = [&](const model::Job& j) {
+    return (*executor)->ReadStepOutputs({j.id, 0, j.attempts});
   };
   controllers::PipelineControllerOptions popts;
   const char* artifact_root = std::getenv("BERTH_ARTIFACT_ROOT");
