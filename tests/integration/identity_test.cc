@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "harness.h"
+#include "owner_util.h"
 #include "pipeline_util.h"
 
 namespace berth::testing {
@@ -119,7 +120,7 @@ TEST(Identity, EveryWayOfStartingWorkRecordsTheSameCaller) {
 
 TEST(Identity, WorkStartedInsideATaskBelongsToTheTasksOwner) {
   TempDir work;
-  Daemon d;
+  Daemon d(OwnersAreNotAccounts(work));
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   // alice's job, submitted by a client that says it is alice; its task runs
   // `berth run` (as the account running these tests).
