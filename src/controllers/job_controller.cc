@@ -159,6 +159,10 @@ Status JobController::CheckCommand(const JobSpec& spec) const {
 
 Result<Job> JobController::Submit(JobSpec spec, bool durable) {
   RETURN_IF_ERROR(model::ValidateJobSpec(spec));
+  // Tasks run as their owner: a job whose owner is no account here is
+  // refused now rather than failing at its start.
+  if (auto account = executor_.AccountFor(spec.user); !account.ok())
+    return InvalidArgument("metadata.user: " + account.status().message());
   if (!spec.working_dir.empty() && options_.check_commands_locally) {
     struct stat st;
     if (::stat(spec.working_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))

@@ -7,7 +7,9 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "controllers/pipeline_dirs.h"
 #include "controllers/pipeline_internal.h"
+#include "exec/step_files.h"
 
 namespace berth::controllers {
 namespace {
@@ -37,6 +39,10 @@ Status PipelineController::Start() {
   std::error_code ec;
   fs::create_directories(options_.artifact_root, ec);
   if (ec) return IoError("artifact root " + options_.artifact_root + ": " + ec.message());
+  // Absolute and without a trailing '/': step inputs are recognised by it.
+  options_.artifact_root = fs::absolute(options_.artifact_root, ec).lexically_normal().string();
+  while (options_.artifact_root.size() > 1 && options_.artifact_root.back() == '/')
+    options_.artifact_root.pop_back();
   ASSIGN_OR_RETURN(int64_t cursor, pstore_.GetCursor());
   cursor_ = cursor > 0 ? cursor : store_.LastEventSeq();
   saved_cursor_ = cursor_;
@@ -261,26 +267,43 @@ void PipelineController::Launch(RunState& rs, NodeRecord& n, const model::StepSp
     if (!s.ok()) return fail(s.status().message());
     js.env[k] = *s;
   }
+  // The step's files are the business of its supervisor, which handles them
+  // as the step's owner (exec/step_files.h): berthd only names them.
+  exec::StepFiles files;
+  files.artifact_root = options_.artifact_root;
+  const std::string run_name = "run-" + std::to_string(rs.rec.id);
   std::string workdir = rs.rec.artifact_dir + "/work/" + n.name;
   if (!step.working_dir.empty()) {
     auto s = sub("workingDir", step.working_dir);
     if (!s.ok()) return fail(s.status().message());
     workdir = *s;
+  } else {
+    std::optional<exec::TaskAccount> account;
+    if (jobs_.account_for) {
+      auto a = jobs_.account_for(rs.rec.user);
+      if (!a.ok()) return fail(a.status().message());
+      account = *a;
+    }
+    Status st = MakeDirsBeneath(options_.artifact_root, {run_name, "work", n.name}, account);
+    if (!st.ok()) return fail("working directory: " + st.message());
   }
-  std::error_code ec;
-  fs::create_directories(workdir, ec);
-  if (ec) return fail("workingDir " + workdir + ": " + ec.message());
+  files.work_dir = workdir;
+  const std::string root_prefix = options_.artifact_root + "/";
   for (const auto& a : step.input_artifacts) {
     auto src = sub("inputs.artifacts." + a.name, a.from);
     if (!src.ok()) return fail(src.status().message());
-    std::string dst = Resolve(workdir, a.path);
-    fs::remove_all(dst, ec);
-    fs::create_directories(fs::path(dst).parent_path(), ec);
-    fs::copy(*src, dst, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
-    if (ec)
-      return fail("inputs.artifacts." + a.name + ": copy " + *src + " to " + dst + ": " +
-                  ec.message());
+    std::string from = src->rfind(root_prefix, 0) == 0 ? src->substr(root_prefix.size()) : "";
+    if (from.empty() || !model::CheckStepPath(from, "from").ok())
+      return fail("inputs.artifacts." + a.name + ": " + *src +
+                  " is not an artifact of a pipeline run here");
+    files.inputs.push_back({a.name, from, a.path});
   }
+  for (const auto& p : step.output_parameters)
+    if (!p.stdout) files.parameters.push_back({p.name, p.path});
+  for (const auto& a : step.output_artifacts)
+    files.artifacts.push_back({a.name, a.path, ArtifactName(rs, n, a.name)});
+  if (!files.inputs.empty() || files.HasOutputs())
+    js.env[exec::kStepFilesEnv] = exec::StepFilesToJson(files);
   js.name = rs.rec.name + "-" + std::to_string(rs.rec.id) + "-" + n.name;
   for (char& c : js.name)
     if (c == '(' || c == ')') c = '-';

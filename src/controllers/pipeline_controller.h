@@ -42,6 +42,13 @@ struct StepJobs {
   // A page of a job's stdout and stderr (its latest attempt), read through
   // the executor that ran it.
   std::function<Result<exec::LogChunk>(const model::Job&, int64_t offset, int64_t limit)> read_log;
+  // The account a step of `user` runs as (exec::Executor::AccountFor):
+  // nullopt when every task runs as berthd's own user; an error refuses the
+  // run at submit. Unset: nullopt.
+  std::function<Result<std::optional<exec::TaskAccount>>(const std::string& user)> account_for;
+  // What the step's supervisor collected of its outputs, as the step's owner
+  // (exec::Executor::ReadStepOutputs, JSON text).
+  std::function<Result<std::string>(const model::Job&)> read_outputs;
 };
 
 struct PipelineControllerOptions {
@@ -137,6 +144,10 @@ class PipelineController : public Controller {
   void Launch(RunState& rs, store::NodeRecord& node, const model::StepSpec& step);
   void FailOrRetry(RunState& rs, store::NodeRecord& node, const model::StepSpec& step,
                    const std::string& message, bool process_ran);
+  // Where output artifact `artifact` of node `n` goes, relative to the
+  // artifact root: run-<id>/artifacts/<node>/<artifact>.
+  static std::string ArtifactName(const RunState& rs, const store::NodeRecord& n,
+                                  const std::string& artifact);
   Status CollectOutputs(RunState& rs, store::NodeRecord& node, const model::StepSpec& step,
                         const model::Job& job);
   void FlushSubmits(RunState& rs);

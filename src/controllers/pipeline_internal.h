@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstdint>
-#include <fstream>
 #include <string>
 
 #include "controllers/pipeline_engine.h"
@@ -26,22 +25,6 @@ inline std::string TrimRight(std::string s) {
          (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
     s.pop_back();
   return s;
-}
-
-inline std::string ReadSmall(const std::string& path, bool* ok) {
-  std::ifstream in(path, std::ios::binary);
-  *ok = static_cast<bool>(in);
-  if (!in) return "";
-  std::string s;
-  s.resize(kMaxOutput);
-  in.read(s.data(), kMaxOutput);
-  s.resize(in.gcount());
-  return s;
-}
-
-inline std::string Resolve(const std::string& dir, const std::string& p) {
-  if (!p.empty() && p[0] == '/') return p;
-  return dir + "/" + p;
 }
 
 }  // namespace berth::controllers::pipeline_internal

@@ -15,6 +15,11 @@ using store::RunRecord;
 using namespace pipeline_internal;
 namespace fs = std::filesystem;
 
+std::string PipelineController::ArtifactName(const RunState& rs, const NodeRecord& n,
+                                             const std::string& artifact) {
+  return "run-" + std::to_string(rs.rec.id) + "/artifacts/" + n.name + "/" + artifact;
+}
+
 Status PipelineController::CollectOutputs(RunState& rs, NodeRecord& n, const model::StepSpec& step,
                                           const model::Job& job) {
   bool ok = false;
@@ -26,30 +31,39 @@ Status PipelineController::CollectOutputs(RunState& rs, NodeRecord& n, const mod
   }
   json& out = n.outputs;
   out["result"] = TrimRight(stdout_text);
-  std::string workdir = job.spec.working_dir;
+  // Files are read by the step's supervisor as the step's owner; berthd
+  // takes what it reported (exec/step_files.h).
+  json files;
+  bool any_files = !step.output_artifacts.empty();
+  for (const auto& p : step.output_parameters) any_files = any_files || !p.stdout;
+  if (any_files) {
+    if (!jobs_.read_outputs) return Unavailable("outputs: this executor cannot collect step files");
+    auto text = jobs_.read_outputs(job);
+    if (!text.ok()) return NotFound("outputs: " + text.status().message());
+    files = json::parse(*text, nullptr, false);
+    if (!files.is_object()) return Internal("outputs: the step's supervisor sent no JSON object");
+    if (files.contains("error") && files["error"].is_string())
+      return NotFound(files["error"].get<std::string>());
+  }
   for (const auto& p : step.output_parameters) {
     if (p.stdout) {
       out["parameters"][p.name] = TrimRight(stdout_text);
       continue;
     }
-    std::string path = Resolve(workdir, p.path);
-    std::string v = ReadSmall(path, &ok);
-    if (!ok) return NotFound("outputs.parameters." + p.name + ": the step wrote no file " + path);
-    out["parameters"][p.name] = TrimRight(v);
+    const json* v = files.contains("parameters") && files["parameters"].is_object() &&
+                            files["parameters"].contains(p.name)
+                        ? &files["parameters"][p.name]
+                        : nullptr;
+    if (!v || !v->is_string())
+      return NotFound("outputs.parameters." + p.name + ": the step wrote no file " + p.path);
+    out["parameters"][p.name] = TrimRight(v->get<std::string>());
   }
   for (const auto& a : step.output_artifacts) {
-    std::string src = Resolve(workdir, a.path);
-    std::error_code ec;
-    if (!fs::exists(src, ec))
-      return NotFound("outputs.artifacts." + a.name + ": the step produced no " + src);
-    std::string dst = rs.rec.artifact_dir + "/artifacts/" + n.name + "/" + a.name;
-    fs::remove_all(dst, ec);
-    fs::create_directories(fs::path(dst).parent_path(), ec);
-    fs::copy(src, dst, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
-    if (ec)
-      return IoError("outputs.artifacts." + a.name + ": copy " + src + " to " + dst + ": " +
-                     ec.message());
-    out["artifacts"][a.name] = dst;
+    bool reported = files.contains("artifacts") && files["artifacts"].is_object() &&
+                    files["artifacts"].contains(a.name);
+    if (!reported)
+      return NotFound("outputs.artifacts." + a.name + ": the step produced no " + a.path);
+    out["artifacts"][a.name] = options_.artifact_root + "/" + ArtifactName(rs, n, a.name);
   }
   return Status::Ok();
 }

@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "controllers/pipeline_controller.h"
+#include "controllers/pipeline_dirs.h"
 #include "controllers/pipeline_internal.h"
 
 namespace berth::controllers {
@@ -28,6 +29,14 @@ Result<int64_t> PipelineController::SubmitLocked(const std::string& spec_text,
     return InvalidArgument("metadata.user: \"" + spec.user + "\" is not the caller (\"" + user +
                            "\"); berthd records who submits, so leave metadata.user out");
   r.user = !user.empty() ? user : spec.user;
+  // Steps run as the run's owner: one without an account here is refused now
+  // rather than at its first step.
+  std::optional<exec::TaskAccount> account;
+  if (jobs_.account_for) {
+    auto a = jobs_.account_for(r.user);
+    if (!a.ok()) return InvalidArgument("metadata.user: " + a.status().message());
+    account = *a;
+  }
   r.state = model::RunState::kRunning;
   r.spec = spec_text;
   r.parameters = resolved;
@@ -46,8 +55,15 @@ Result<int64_t> PipelineController::SubmitLocked(const std::string& spec_text,
     return std::vector<store::NewEvent>{PipelineRunEvent("PipelineRunCreated", run, "")};
   }));
   rs->spec = std::move(spec);
-  std::error_code ec;
-  fs::create_directories(r.artifact_dir, ec);
+  // Made beneath the artifact root without following links, and given to
+  // the owner: berthd opens nothing in them by a path afterwards.
+  const std::string run_name = "run-" + std::to_string(r.id);
+  for (const char* sub : {"", "work", "artifacts"}) {
+    std::vector<std::string> comps = {run_name};
+    if (*sub) comps.push_back(sub);
+    Status st = MakeDirsBeneath(options_.artifact_root, comps, account);
+    if (!st.ok()) spdlog::warn("pipelines: run {}: {}", r.id, st.message());
+  }
   int64_t id = r.id;
   Advance(*rs);
   active_[id] = std::move(rs);

@@ -1,4 +1,5 @@
 // The training controller: see training_controller.h.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -6,7 +7,9 @@
 
 #include "common/log.h"
 #include "common/net.h"
+#include "controllers/pipeline_dirs.h"
 #include "controllers/training_controller.h"
+#include "exec/run_files.h"
 
 namespace berth::controllers {
 
@@ -208,9 +211,16 @@ void TrainingController::Launch(JobId id) {
   }
   std::string ckpt = CheckpointDir(j.id);
   if (!ckpt.empty()) {
+    // The workers write there: made beneath the checkpoint root without
+    // following links, and the owner's when tasks run as their owner.
     std::error_code ec;
-    std::filesystem::create_directories(ckpt, ec);
-    if (ec) spdlog::warn("job {}: cannot create checkpoint dir {}: {}", j.id, ckpt, ec.message());
+    std::filesystem::create_directories(options_.checkpoint_root, ec);
+    auto account = executor_.AccountFor(j.spec.user);
+    Status st = ec ? IoError(ec.message())
+                   : MakeDirsBeneath(options_.checkpoint_root, {"job-" + std::to_string(j.id)},
+                                     account.ok() ? *account : std::nullopt);
+    if (!st.ok())
+      spdlog::warn("job {}: cannot create checkpoint dir {}: {}", j.id, ckpt, st.message());
   }
 
   nlohmann::json hist = a.status.value("worldSizeHistory", nlohmann::json::array());
@@ -388,8 +398,15 @@ void TrainingController::RunCleanups(TimeMs now) {
     } else {
       spdlog::warn("job {}: {}", id, r.status().ToString());
     }
-    std::error_code cec;
-    if (std::string dir = CheckpointDir(id); !dir.empty()) std::filesystem::remove_all(dir, cec);
+    // Through the root's descriptor, following no link the workers made.
+    if (!CheckpointDir(id).empty()) {
+      int root = ::open(options_.checkpoint_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (root >= 0) {
+        Status rs = exec::RemoveTreeAt(root, "job-" + std::to_string(id));
+        if (!rs.ok()) spdlog::warn("job {}: checkpoints: {}", id, rs.message());
+        ::close(root);
+      }
+    }
     // The status's cleanedUp, the event and the end of the pending clean-up
     // in one transaction.
     store::JobAnnotation done;

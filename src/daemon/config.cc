@@ -60,7 +60,10 @@ Status ParseConfig(const std::string& text, const std::string& path, DaemonConfi
   if (ex.IsMap()) {
     if (auto st = ex.Int("logCapMiB", &c->log_cap_mib); !st.ok()) return ctx(st);
     if (auto st = ex.Duration("runRetention", &c->run_retention); !st.ok()) return ctx(st);
-    if (auto st = ex.Bool("runAsOwner", &c->run_as_owner); !st.ok()) return ctx(st);
+    if (auto st = ex.String("runAsOwner", &c->run_as_owner); !st.ok()) return ctx(st);
+    if (c->run_as_owner != "auto" && c->run_as_owner != "true" && c->run_as_owner != "false")
+      return ctx(InvalidArgument("executor.runAsOwner: must be auto, true or false, got \"" +
+                                 c->run_as_owner + "\""));
     if (auto st = ex.String("kind", &c->executor_kind); !st.ok()) return ctx(st);
     if (c->executor_kind != "local" && c->executor_kind != "slurm")
       return ctx(InvalidArgument("executor.kind: must be local or slurm, got \"" +

@@ -16,7 +16,9 @@
 //     slurm: {conf: /etc/slurm/slurm.conf, partition: gpu, runRoot: /shared/berth/runs, ...}
 //     logCapMiB: 100
 //     runRetention: 7d      # remove run directories this long after their task ended (0: keep)
-//     runAsOwner: false     # as root: run each task as its owner's account
+//     runAsOwner: auto      # auto: as root, each task runs as its owner's account;
+//                           # true: the same, and berthd refuses to start unless root;
+//                           # false: every task runs as berthd's user
 //   pipelines:
 //     maxFanOut: 10000      # most children of one withItems/withParam step (1..100000)
 //   telemetry:
@@ -80,7 +82,7 @@ struct DaemonConfig {
   std::string synchronous = "FULL";
   int64_t log_cap_mib = 100;
   DurationMs run_retention = 7LL * 24 * 3600 * 1000;
-  bool run_as_owner = false;
+  std::string run_as_owner = "auto";      // auto, true or false
   std::string executor_kind = "local";  // local or slurm
   SlurmConfig slurm;
   DurationMs telemetry_interval = 1000;   // GPU sampling period

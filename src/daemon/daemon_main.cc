@@ -78,7 +78,7 @@ Result<std::unique_ptr<exec::Executor>> MakeExecutor(const DaemonConfig& cfg, Cl
     o.shim_path = cfg.slurm.shim_path;
     o.job_name_prefix = cfg.slurm.job_name_prefix;
     o.log_cap_bytes = cfg.log_cap_mib * 1024 * 1024;
-    o.run_as_owner = cfg.run_as_owner;
+    o.run_as_owner = cfg.run_as_owner == "true" || (cfg.run_as_owner == "auto" && ::geteuid() == 0);
     o.poll_interval = cfg.slurm.poll_interval;
     o.kill_after = cfg.slurm.kill_after;
     ASSIGN_OR_RETURN(auto e, exec::MakeSlurmExecutor(o, clock, std::move(sink)));
@@ -88,7 +88,7 @@ Result<std::unique_ptr<exec::Executor>> MakeExecutor(const DaemonConfig& cfg, Cl
   eopts.run_root = cfg.data_dir + "/runs";
   eopts.log_cap_bytes = cfg.log_cap_mib * 1024 * 1024;
   eopts.run_retention = cfg.run_retention;
-  eopts.run_as_owner = cfg.run_as_owner;
+  eopts.run_as_owner = cfg.run_as_owner != "false";
   ASSIGN_OR_RETURN(auto e, exec::MakeLocalExecutor(eopts, clock, std::move(sink)));
   return std::unique_ptr<exec::Executor>(std::move(e));
 }
@@ -191,6 +191,10 @@ int Run(int argc, char** argv) {
   if (!scheduler.ok()) return Fail(scheduler.status().message());
 
   std::atomic<controllers::JobController*> controller_ptr{nullptr};
+  if (cfg.run_as_owner == "true" && ::geteuid() != 0)
+    return Fail(
+        "executor.runAsOwner: true needs berthd to run as root (auto runs tasks as their "
+        "owner only when it does)");
   auto sink = [&](const exec::TaskEvent& ev) {
     if (auto* c = controller_ptr.load()) c->OnTaskEvent(ev);
   };
@@ -284,6 +288,10 @@ int Run(int argc, char** argv) {
   step_jobs.cancel = [&](model::JobId id) { return controller.Cancel(id).status(); };
   step_jobs.read_log = [&](const model::Job& j, int64_t offset, int64_t limit) {
     return (*executor)->ReadLog({j.id, 0, j.attempts}, offset, limit);
+  };
+  step_jobs.account_for = [&](const std::string& user) { return (*executor)->AccountFor(user); };
+  step_jobs.read_outputs = [&](const model::Job& j) {
+    return (*executor)->ReadStepOutputs({j.id, 0, j.attempts});
   };
   controllers::PipelineControllerOptions popts;
   const char* artifact_root = std::getenv("BERTH_ARTIFACT_ROOT");

@@ -33,6 +33,15 @@ struct TaskKey {
   auto operator<=>(const TaskKey&) const = default;
 };
 
+// A Unix account that tasks run as.
+struct TaskAccount {
+  int64_t uid = -1;
+  int64_t gid = -1;
+  std::string name;
+  std::string home;
+  std::string shell;
+};
+
 struct TaskSpec {
   TaskKey key;
   // The job's owner (a user name). An executor that runs tasks as their
@@ -120,6 +129,22 @@ class Executor {
   // (run directories, logs, status files) once nobody needs them. Returns how
   // many task runs were removed; removing nothing is not an error.
   virtual Result<int> RemoveJobFiles(JobId job) = 0;
+
+  // The account a task of `user` runs as: nullopt when this executor runs
+  // every task as its own user; FailedPrecondition naming the user when it
+  // runs tasks as their owners and `user` is no account here (checked when a
+  // job or pipeline run is submitted, and again at start).
+  virtual Result<std::optional<TaskAccount>> AccountFor(const std::string& user) const {
+    (void)user;
+    return std::optional<TaskAccount>();
+  }
+
+  // What the task's supervisor collected of a pipeline step's outputs
+  // (exec/step_files.h): JSON text, {"parameters": {...}, "artifacts":
+  // {...}} or {"error": "..."}. NotFound if there is none.
+  virtual Result<std::string> ReadStepOutputs(const TaskKey& key) const {
+    return NotFound(key.ToString() + ": this executor collects no step outputs");
+  }
 
   // Stops watching (tasks keep running). Idempotent.
   virtual void Shutdown() = 0;

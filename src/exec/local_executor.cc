@@ -17,6 +17,7 @@
 #include <filesystem>
 
 #include "exec/cgroup.h"
+#include "exec/step_files.h"
 #include "exec/task_log.h"
 #include "exec/test_hooks.h"
 
@@ -83,6 +84,41 @@ Result<LogChunk> LocalExecutor::ReadLog(const TaskKey& key, int64_t offset, int6
   return ReadTaskLog(RunDir(key), offset, limit);
 }
 
+bool LocalExecutor::RunsAsOwner() const { return options_.run_as_owner && ::geteuid() == 0; }
+
+Result<std::optional<TaskAccount>> LocalExecutor::AccountFor(const std::string& user) const {
+  if (!RunsAsOwner()) return std::optional<TaskAccount>();
+  if (user.empty())
+    return FailedPrecondition("the job has no owner, and tasks run as their owner's account");
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  int rc = ::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (found == nullptr) {
+    return FailedPrecondition("owner \"" + user + "\": " +
+                              (rc != 0
+                                   ? std::string("cannot look the account up: ") + std::strerror(rc)
+                                   : std::string("no such account on this machine")) +
+                              " (tasks run as their owner's account)");
+  }
+  if (pw.pw_uid == ::geteuid()) return std::optional<TaskAccount>();
+  TaskAccount a;
+  a.uid = pw.pw_uid;
+  a.gid = pw.pw_gid;
+  a.name = pw.pw_name;
+  a.home = pw.pw_dir != nullptr && *pw.pw_dir ? pw.pw_dir : "/";
+  a.shell = pw.pw_shell != nullptr ? pw.pw_shell : "";
+  return std::optional<TaskAccount>(std::move(a));
+}
+
+Result<std::string> LocalExecutor::ReadStepOutputs(const TaskKey& key) const {
+  ASSIGN_OR_RETURN(std::string text, ReadWholeFile(JoinPath(RunDir(key), kStatusFile)));
+  ASSIGN_OR_RETURN(RunStatus status, ParseRunStatus(text));
+  if (status.step_outputs.empty())
+    return NotFound(key.ToString() + ": the task's supervisor reported no step outputs");
+  return status.step_outputs;
+}
+
 Status LocalExecutor::Start(const TaskSpec& spec) {
   if (stopping_) return FailedPrecondition("local executor: shut down");
   if (spec.argv.empty() || spec.argv[0].empty()) {
@@ -92,25 +128,13 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   const std::string dir = RunDir(spec.key);
 
   RunSpec run;
-  if (options_.run_as_owner && !spec.user.empty() && ::geteuid() == 0) {
-    struct passwd pw;
-    struct passwd* found = nullptr;
-    std::vector<char> buf(16384);
-    int rc = ::getpwnam_r(spec.user.c_str(), &pw, buf.data(), buf.size(), &found);
-    if (found == nullptr) {
-      return FailedPrecondition(
-          "user \"" + spec.user + "\": " +
-          (rc != 0 ? std::string("cannot look the account up: ") + std::strerror(rc)
-                   : std::string("no such account on this machine")) +
-          " (tasks run as their owner)");
-    }
-    if (pw.pw_uid != ::geteuid()) {
-      run.uid = pw.pw_uid;
-      run.gid = pw.pw_gid;
-      run.user = pw.pw_name;
-      run.home = pw.pw_dir != nullptr ? pw.pw_dir : "/";
-      run.shell = pw.pw_shell != nullptr ? pw.pw_shell : "";
-    }
+  ASSIGN_OR_RETURN(std::optional<TaskAccount> account, AccountFor(spec.user));
+  if (account) {
+    run.uid = account->uid;
+    run.gid = account->gid;
+    run.user = account->name;
+    run.home = account->home;
+    run.shell = account->shell;
   }
   // The task's own directory: the run directory, or for a task of another
   // user the work/ directory in it that the user owns.
@@ -118,6 +142,13 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   run.key = spec.key;
   run.argv = spec.argv;
   run.env = spec.env;
+  // A pipeline step's files: done by the shim as the task's owner.
+  if (auto it = run.env.find(kStepFilesEnv); it != run.env.end()) {
+    auto files = ParseStepFiles(it->second);
+    if (!files.ok()) return files.status();
+    run.step_files = it->second;
+    run.env.erase(it);
+  }
   // The placement is the truth: these override anything in spec.env.
   std::string gpus = JoinInts(spec.gpus);
   run.env["CUDA_VISIBLE_DEVICES"] = gpus;
@@ -511,6 +542,7 @@ Result<std::unique_ptr<LocalExecutor>> MakeLocalExecutor(const LocalExecutorOpti
                               " (build the berth-shim target, or set the path)");
   }
   if (opts.run_as_owner && ::geteuid() == 0) {
+    spdlog::info("local executor: running as root: each task runs as its owner's account");
     // Tasks of other users reach their work/ directories through run_root.
     for (fs::path p = opts.run_root; !p.empty(); p = p.parent_path()) {
       struct stat st;
@@ -523,8 +555,14 @@ Result<std::unique_ptr<LocalExecutor>> MakeLocalExecutor(const LocalExecutorOpti
       }
       if (p == p.root_path()) break;
     }
-  } else if (opts.run_as_owner) {
-    spdlog::info("local executor: not running as root: every task runs as this process's user");
+  } else if (::geteuid() == 0) {
+    spdlog::warn("local executor: executor.runAsOwner is off: every task runs as root");
+  } else {
+    struct passwd* pw = ::getpwuid(::geteuid());
+    spdlog::info(
+        "local executor: not running as root: every task runs as this process's user ({}, uid "
+        "{}); berthd serves only its own user",
+        pw != nullptr ? pw->pw_name : "?", ::geteuid());
   }
   CgroupPlan plan;
   if (opts.use_cgroups) {

@@ -64,8 +64,8 @@ struct LocalExecutorOptions {
   std::string cgroup_name = "berth";  // the parent cgroup of all tasks
   // When this process runs as root, run each task as its owner (TaskSpec::
   // user; a name without an account is refused). Off, or not root: every task
-  // runs as this process's user. Off by default until callers' identities are
-  // authenticated rather than claimed.
+  // runs as this process's user. berthd turns it on unless configured off
+  // (executor.runAsOwner); off here for embedders that set nothing.
   bool run_as_owner = false;
   // Run directories of tasks that ended longer ago than this are removed
   // (0: kept forever). Checked every cleanup_interval, from the first
@@ -98,6 +98,12 @@ class LocalExecutor final : public Executor {
   Result<LogChunk> ReadLog(const TaskKey& key, int64_t offset, int64_t limit) const override;
   // Removes <run_root>/job-<id>.* without following symlinks out of run_root.
   Result<int> RemoveJobFiles(JobId job) override;
+  // Looks `user` up when tasks run as their owners (RunsAsOwner).
+  Result<std::optional<TaskAccount>> AccountFor(const std::string& user) const override;
+  // The stepOutputs of <run dir>/status.json.
+  Result<std::string> ReadStepOutputs(const TaskKey& key) const override;
+  // run_as_owner, and this process runs as root.
+  bool RunsAsOwner() const;
   void Shutdown() override;
 
   // Removes the run directories past run_retention now (what the cleaner

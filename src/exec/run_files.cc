@@ -53,6 +53,7 @@ std::string RunSpecToJson(const RunSpec& s) {
     j["runAs"] = json{
         {"uid", s.uid}, {"gid", s.gid}, {"user", s.user}, {"home", s.home}, {"shell", s.shell}};
   }
+  if (!s.step_files.empty()) j["stepFiles"] = s.step_files;
   // Compact: a spec may carry a large environment.
   return j.dump() + "\n";
 }
@@ -87,6 +88,7 @@ Result<RunSpec> ParseRunSpec(const std::string& text) {
       if (s.uid < 0 || s.gid < 0 || s.user.empty())
         return InvalidArgument("spec.json: runAs: needs uid, gid >= 0 and a user name");
     }
+    s.step_files = j.value("stepFiles", "");
     if (s.argv.empty()) return InvalidArgument("spec.json: argv: must not be empty");
     return s;
   } catch (const std::exception& e) {
@@ -99,6 +101,7 @@ std::string RunStatusToJson(const RunStatus& s) {
          {"signal", s.signal},    {"startTime", s.start_time},
          {"endTime", s.end_time}, {"error", s.error},
          {"pid", s.pid}};
+  if (!s.step_outputs.empty()) j["stepOutputs"] = s.step_outputs;
   return j.dump(2) + "\n";
 }
 
@@ -113,6 +116,7 @@ Result<RunStatus> ParseRunStatus(const std::string& text) {
     s.end_time = j.value("endTime", int64_t{0});
     s.error = j.value("error", "");
     s.pid = j.value("pid", int64_t{0});
+    s.step_outputs = j.value("stepOutputs", "");
     return s;
   } catch (const std::exception& e) {
     return JsonError(kStatusFile, e);

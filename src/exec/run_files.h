@@ -78,6 +78,8 @@ struct RunSpec {
   std::string user;   // name, for the groups and USER/LOGNAME
   std::string home;   // HOME
   std::string shell;  // SHELL
+  // A pipeline step's files (exec/step_files.h, JSON); empty for other tasks.
+  std::string step_files;
 };
 
 std::string RunSpecToJson(const RunSpec& spec);
@@ -93,6 +95,9 @@ struct RunStatus {
   TimeMs end_time = 0;
   std::string error;
   int64_t pid = 0;  // the task's pid (0 if it never started)
+  // A pipeline step that succeeded: what the shim collected as the task's
+  // owner (CollectStepOutputs, JSON text); empty otherwise.
+  std::string step_outputs;
 };
 
 std::string RunStatusToJson(const RunStatus& status);

@@ -32,6 +32,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,7 @@
 #include "exec/metrics_tap.h"
 #include "exec/proc_tree.h"
 #include "exec/run_files.h"
+#include "exec/step_files.h"
 #include "exec/task_exec.h"
 #include "exec/task_log.h"
 #include "exec/test_hooks.h"
@@ -160,7 +163,7 @@ class Shim {
                  "): processes the task starts outside its process group may outlive it");
     }
 
-    if (!StartChild()) {
+    if (!PrepareStepFiles() || !StartChild()) {
       Finish();
       return 0;
     }
@@ -264,6 +267,28 @@ class Shim {
   bool StopFileExists() const {
     struct stat st;
     return ::stat(Path(kStopFile).c_str(), &st) == 0;
+  }
+
+  // A pipeline step: its input artifacts copied in as the task's owner.
+  bool PrepareStepFiles() {
+    if (spec_.step_files.empty()) return true;
+    auto files = ParseStepFiles(spec_.step_files);
+    if (!files.ok()) return FailStart("berth-shim: " + files.status().message(), 127);
+    step_files_ = std::move(files).value();
+    if (step_files_.inputs.empty()) return true;
+    const StepFiles& f = step_files_;
+    auto r = RunAsTaskUser(spec_, [&f] { return CopyStepInputs(f).message(); });
+    if (!r.ok()) return FailStart("berth-shim: " + r.status().message(), 127);
+    if (!r->empty()) return FailStart(*r, 127);
+    return true;
+  }
+
+  // A pipeline step that succeeded: its outputs read as the task's owner.
+  void CollectStepFiles() {
+    if (!status_.started || status_.exit_code != 0 || !step_files_.HasOutputs()) return;
+    const StepFiles& f = step_files_;
+    auto r = RunAsTaskUser(spec_, [&f] { return CollectStepOutputs(f); });
+    status_.step_outputs = r.ok() ? *r : nlohmann::json{{"error", r.status().message()}}.dump();
   }
 
   // Forks and execs the task. False if it did not start (status_ says why).
@@ -542,6 +567,7 @@ class Shim {
                      std::strerror(errno));
       }
     }
+    CollectStepFiles();
     TestPoint("task-exited", at_);
     if (log_ && log_->tap) log_->tap->Flush();
     // The daemon acts on the "exited" line (reading status.json), so the
@@ -558,6 +584,7 @@ class Shim {
   int dirfd_ = -1;
   std::string at_;  // the run directory through dirfd_: /proc/self/fd/N
   RunSpec spec_;
+  StepFiles step_files_;
   std::unique_ptr<LogWriter> log_;
   int sfd_ = -1;
   ShimInfo info_;

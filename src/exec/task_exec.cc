@@ -1,8 +1,11 @@
 #include "exec/task_exec.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -104,15 +107,19 @@ Result<ExecPlan> PlanExec(const RunSpec& spec, char** base) {
   return p;
 }
 
-ExecFailure ExecTask(const ExecPlan& plan, pid_t shim) {
-  if (plan.switch_user) {
-    if (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
-        ::setuid(plan.uid) != 0) {
-      return {ExecFailure::kCredentials, errno};
-    }
-    // Never back: a task that could regain root would defeat the switch.
-    if (::setuid(0) == 0) return {ExecFailure::kCredentials, EPERM};
+int SwitchUser(const ExecPlan& plan) {
+  if (!plan.switch_user) return 0;
+  if (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
+      ::setuid(plan.uid) != 0) {
+    return errno;
   }
+  // Never back: a task that could regain root would defeat the switch.
+  if (::setuid(0) == 0) return EPERM;
+  return 0;
+}
+
+ExecFailure ExecTask(const ExecPlan& plan, pid_t shim) {
+  if (int e = SwitchUser(plan); e != 0) return {ExecFailure::kCredentials, e};
   // Set after the switch (a change of credentials clears it): if the shim
   // dies, the task dies with it instead of running unsupervised.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -151,6 +158,65 @@ ExecFailure ExecTask(const ExecPlan& plan, pid_t shim) {
     last = e;
   }
   return {ExecFailure::kExec, denied ? EACCES : last};
+}
+
+namespace {
+void WriteAllTo(int fd, const std::string& s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+}  // namespace
+
+Result<std::string> RunAsTaskUser(const RunSpec& spec, const std::function<std::string()>& work) {
+  constexpr size_t kMaxHelperOutput = 8 << 20;
+  auto plan = PlanExec(spec, nullptr);
+  if (!plan.ok()) return plan.status();
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return IoError(std::string("pipe: ") + std::strerror(errno));
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(p[0]);
+    ::close(p[1]);
+    return IoError(std::string("fork: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    ::close(p[0]);
+    if (int e = SwitchUser(*plan); e != 0) {
+      WriteAllTo(p[1], "cannot run as user " + spec.user + ": " + std::strerror(e));
+      ::_exit(2);
+    }
+    // Set after the switch (which clears it): it dies with its parent.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(2);
+    ::umask(022);
+    WriteAllTo(p[1], work());
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  std::string out;
+  char buf[16 * 1024];
+  while (true) {
+    ssize_t n = ::read(p[0], buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (out.size() < kMaxHelperOutput) out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(p[0]);
+  int ws = 0;
+  while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+    return Internal(out.empty() ? "the helper that runs as the task's owner failed" : out);
+  if (out.size() >= kMaxHelperOutput) return Internal("the helper's report is too large");
+  return out;
 }
 
 int ExitCodeFor(const ExecFailure& f) {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,11 +38,21 @@ struct ExecPlan {
 // Later entries replace earlier ones with the same name.
 Result<ExecPlan> PlanExec(const RunSpec& spec, char** base);
 
+// Sets the supplementary groups, gid and uid of `plan` (when it switches)
+// for good; 0 or the errno.
+int SwitchUser(const ExecPlan& plan);
+
 // In the forked child: sets the groups, gid and uid (when switching), asks
 // for SIGKILL if the shim dies, changes to the working directory and execs
 // like execvp (a file without a #! line runs under /bin/sh). Returns only on
 // failure, with the stage and errno.
 ExecFailure ExecTask(const ExecPlan& plan, pid_t shim);
+
+// Runs `work` in a forked child with the task's identity (spec's uid, gid and
+// groups when it names another account; never the shim's root) and returns
+// what it returned. The child reaches the shim only through a pipe; it is
+// SIGKILLed if the shim dies. The report is capped at 8 MiB.
+Result<std::string> RunAsTaskUser(const RunSpec& spec, const std::function<std::string()>& work);
 
 int ExitCodeFor(const ExecFailure& f);
 std::string DescribeFailure(const ExecFailure& f, const RunSpec& spec);

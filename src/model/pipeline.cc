@@ -141,6 +141,7 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
       RETURN_IF_ERROR(a.String("from", &ref.from, true));
       RETURN_IF_ERROR(a.String("path", &ref.path, true));
       RETURN_IF_ERROR(CheckText(ref.path, a.ChildPath("path"), kMaxPathBytes));
+      RETURN_IF_ERROR(CheckStepPath(ref.path, a.ChildPath("path")));
       s->input_artifacts.push_back(ref);
       return Status::Ok();
     }));
@@ -156,6 +157,7 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
       if (!vf.IsMap()) return p.Error("valueFrom", "is required: {path: FILE} or {stdout: true}");
       RETURN_IF_ERROR(vf.String("path", &op.path));
       RETURN_IF_ERROR(CheckText(op.path, vf.ChildPath("path"), kMaxPathBytes));
+      if (!op.path.empty()) RETURN_IF_ERROR(CheckStepPath(op.path, vf.ChildPath("path")));
       RETURN_IF_ERROR(vf.Bool("stdout", &op.stdout));
       RETURN_IF_ERROR(vf.CheckNoUnknown());
       if (op.path.empty() == !op.stdout)
@@ -169,6 +171,7 @@ Status ReadStep(SpecReader& r, StepSpec* s, bool is_exit) {
       if (!ValidName(ref.name)) return a.Error("name", "must be letters, digits, '-' or '_'");
       RETURN_IF_ERROR(a.String("path", &ref.path, true));
       RETURN_IF_ERROR(CheckText(ref.path, a.ChildPath("path"), kMaxPathBytes));
+      RETURN_IF_ERROR(CheckStepPath(ref.path, a.ChildPath("path")));
       s->output_artifacts.push_back(ref);
       return Status::Ok();
     }));
@@ -299,7 +302,15 @@ Status CheckTemplates(const PipelineSpec& spec, const StepSpec& step, const std:
     const ArtifactRef& a = step.input_artifacts[i];
     std::string field = "inputs.artifacts[" + std::to_string(i) + "].from";
     auto refs = TemplateRefs(a.from);
-    if (refs.size() != 1 || refs[0].rfind("steps.", 0) != 0 ||
+    // Exactly one reference and nothing around it: the source is always an
+    // artifact of this run, never a path the user named.
+    std::string whole = a.from;
+    while (!whole.empty() && (whole.back() == ' ' || whole.back() == '\t')) whole.pop_back();
+    while (!whole.empty() && (whole[0] == ' ' || whole[0] == '\t')) whole.erase(0, 1);
+    bool alone = whole.size() >= 4 && whole.rfind("{{", 0) == 0 &&
+                 whole.compare(whole.size() - 2, 2, "}}") == 0 &&
+                 whole.find("{{", 2) == std::string::npos;
+    if (!alone || refs.size() != 1 || refs[0].rfind("steps.", 0) != 0 ||
         refs[0].find(".outputs.artifacts.") == std::string::npos)
       return InvalidArgument(base + "." + field +
                              ": must be {{steps.STEP.outputs.artifacts.NAME}}, got \"" + a.from +
@@ -479,6 +490,30 @@ const StepSpec* PipelineSpec::Step(const std::string& name) const {
   for (const auto& s : steps)
     if (s.name == name) return &s;
   return nullptr;
+}
+
+Status CheckStepPath(const std::string& path, const std::string& field) {
+  if (path.empty()) return InvalidArgument(field + ": must not be empty");
+  if (path.find('\0') != std::string::npos) return InvalidArgument(field + ": contains a NUL byte");
+  if (path[0] == '/')
+    return InvalidArgument(
+        field + ": must be a path relative to the step's working directory, got \"" + path + "\"");
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    std::string c = path.substr(start, slash - start);
+    if (c == "..")
+      return InvalidArgument(
+          field + ": must not leave the step's working directory (\"..\"), got \"" + path + "\"");
+    if (c == "." || (c.empty() && slash != path.size()))
+      return InvalidArgument(field + ": must not have empty or \".\" components, got \"" + path +
+                             "\"");
+    if (c.find("{{") != std::string::npos)
+      return InvalidArgument(field + ": is not a template; got \"" + path + "\"");
+    start = slash + 1;
+  }
+  return Status::Ok();
 }
 
 Result<PipelineSpec> ParsePipelineSpec(const std::string& text) {

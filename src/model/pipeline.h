@@ -136,6 +136,14 @@ struct CronPipelineSpec {
 // reference {{steps.x.outputs.parameters.y}}: no step named x".
 Result<PipelineSpec> ParsePipelineSpec(const std::string& text);
 
+// An artifact or parameter file path of a step (inputs.artifacts[].path,
+// outputs.artifacts[].path, outputs.parameters[].valueFrom.path): relative to
+// the step's working directory and never leaving it (not absolute, no ".."
+// or "." or empty component, no NUL). InvalidArgument naming `field`.
+// Symbolic links are dealt with at run time: the task's supervisor follows
+// none (exec/step_files.h).
+Status CheckStepPath(const std::string& path, const std::string& field);
+
 // Parses a CronPipeline document: metadata.name, spec: {schedule, timezone,
 // concurrencyPolicy, suspend, parameters: {k: v}, pipeline: <Pipeline document
 // or its spec>}. The schedule and time zone are checked.

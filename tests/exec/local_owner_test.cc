@@ -146,8 +146,8 @@ TEST_F(LocalRunAsOwner, AnOwnerWithoutAnAccountIsRefusedWithTheReason) {
   Status st = ex->Start(spec);
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(st.message(),
-            "user \"berth-no-such-user-x\": no such account on this machine (tasks run as their "
-            "owner)");
+            "owner \"berth-no-such-user-x\": no such account on this machine (tasks run as their "
+            "owner's account)");
   // The daemon's own user, or no owner at all, runs as today.
   TaskSpec mine = Shell(2, "id -u; pwd");
   mine.user = ::getpwuid(::geteuid())->pw_name;

@@ -14,6 +14,7 @@
 
 #include "harness.h"
 #include "http/raw_client.h"
+#include "owner_util.h"
 
 namespace berth::testing {
 namespace {
@@ -306,7 +307,8 @@ TEST(Api, BerthEventsPrintsAndFollowsTheLog) {
 // --- 2. Error replies -----------------------------------------------------
 
 TEST(Api, ErrorRepliesHaveTheDocumentedStatusAndShape) {
-  Daemon d({"--gpus", "2"});
+  TempDir cfg;
+  Daemon d(OwnersAreNotAccounts(cfg, {"--gpus", "2"}));
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   auto http = Http(d);
   auto post = [&](const std::string& body) {
@@ -417,7 +419,8 @@ TEST(Api, HundredEventStreamsDoNotStarveHealthz) {
 }
 
 TEST(Api, ServesTheApiOnAUnixSocketInTheDataDirectory) {
-  Daemon d({"--gpus", "1"});
+  TempDir cfg;
+  Daemon d(OwnersAreNotAccounts(cfg, {"--gpus", "1"}));
   ASSERT_TRUE(d.Start()) << ReadFile(d.data_dir() + "/berthd.log");
   std::string path = d.data_dir() + "/berthd.sock";
   struct stat st {};

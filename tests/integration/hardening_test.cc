@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "common/net.h"
+#include "owner_util.h"
 #include "pipeline_util.h"
 
 namespace berth::testing {
@@ -142,7 +143,8 @@ bool HasControl(const std::string& s) {
 }
 
 TEST(Hardening, TheCliPrintsNamesEscaped) {
-  Daemon d;
+  TempDir cfg;
+  Daemon d(OwnersAreNotAccounts(cfg));
   ASSERT_TRUE(d.Start());
   TempDir work;
   // A real program whose name clears the screen: the job is named after it.

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "harness.h"
+#include "owner_util.h"
 #include "pipeline_util.h"
 
 namespace berth::testing {

@@ -104,6 +104,36 @@ TEST(PipelineSpec, RejectsBadStructureNamingTheField) {
       "spec.steps[0].priority: must be between -1000000 and 1000000, got 5000000");
 }
 
+// Artifact and parameter file paths stay inside the step's working directory
+// (the audit's `path: ../../../../victim` and `valueFrom.path: /secret`).
+TEST(PipelineSpec, RejectsFilePathsThatLeaveTheStepsDirectory) {
+  const std::string a =
+      "kind: Pipeline\nspec:\n  steps:\n  - name: a\n    command: [x]\n"
+      "    outputs: {artifacts: [{name: o, path: out}]}\n"
+      "  - name: b\n    dependencies: [a]\n    command: [x]\n";
+  EXPECT_EQ(
+      Error(a + "    inputs: {artifacts: [{name: i, from: \"{{steps.a.outputs.artifacts.o}}\", "
+                "path: ../../../../victim}]}\n"),
+      "spec.steps[1].inputs.artifacts[0].path: must not leave the step's working directory "
+      "(\"..\"), got \"../../../../victim\"");
+  EXPECT_EQ(Error(a + "    outputs: {parameters: [{name: p, valueFrom: {path: /some/secret}}]}\n"),
+            "spec.steps[1].outputs.parameters[0].valueFrom.path: must be a path relative to the "
+            "step's working directory, got \"/some/secret\"");
+  EXPECT_EQ(Error(a + "    outputs: {artifacts: [{name: p, path: x/./y}]}\n"),
+            "spec.steps[1].outputs.artifacts[0].path: must not have empty or \".\" components, "
+            "got \"x/./y\"");
+  EXPECT_NE(Error(a + "    outputs: {artifacts: [{name: p, path: x//y}]}\n").find("empty"),
+            std::string::npos);
+  EXPECT_NE(Error(a + "    inputs: {artifacts: [{name: i, from: \"/etc/{{steps.a.outputs.artifacts."
+                      "o}}\", path: in}]}\n")
+                .find("inputs.artifacts[0].from: must be {{steps.STEP.outputs.artifacts.NAME}}"),
+            std::string::npos);
+  EXPECT_EQ(
+      Error(a + "    inputs: {artifacts: [{name: i, from: \"{{steps.a.outputs.artifacts.o}}\", "
+                "path: in/data}]}\n    outputs: {artifacts: [{name: o, path: out/x}]}\n"),
+      "ok");
+}
+
 TEST(PipelineSpec, StepsCarryTheirPriorityClass) {
   auto r = ParsePipelineSpec(
       "apiVersion: berth/v1\nkind: Pipeline\nspec:\n  steps:\n"
