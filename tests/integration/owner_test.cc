@@ -154,10 +154,22 @@ TEST_F(OwnerTest, AJobRunsAsItsOwnerWithTheOwnersGroupsAndEnvironmentInADirector
   EXPECT_TRUE(found);
 }
 
+// berthd knows its callers from the kernel or a token, so the only way to ask
+// for work owned by a name without an account is a service account acting for
+// it (a JupyterHub spawner for a hub-only user): refused at submit.
 TEST_F(OwnerTest, AnOwnerWithoutAnAccountIsRefusedAtSubmitWithTheReason) {
   httplib::Client http(d_.url());
+  auto role = http.Put("/api/v1/users/berth-svc-x1", httplib::Headers{d_.AuthHeader()},
+                       R"({"role":"service"})", "application/json");
+  ASSERT_TRUE(role);
+  ASSERT_EQ(role->status, 200) << role->body;
+  cli::ApiClient admin(d_.socket_url());
+  auto tok = admin.Post("/api/v1/tokens", R"({"user":"berth-svc-x1","description":"spawner"})");
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  httplib::Headers as_nobody = {{"Authorization", "Bearer " + tok->value("token", "")},
+                                {"X-Berth-Act-As", "berth-nosuch-x1"}};
   auto res =
-      http.Post("/api/v1/jobs", httplib::Headers{{"X-Berth-User", "berth-nosuch-x1"}},
+      http.Post("/api/v1/jobs", as_nobody,
                 R"({"apiVersion": "berth/v1", "kind": "Job", "spec": {"command": ["true"]}})",
                 "application/json");
   ASSERT_TRUE(res);
@@ -166,7 +178,7 @@ TEST_F(OwnerTest, AnOwnerWithoutAnAccountIsRefusedAtSubmitWithTheReason) {
             std::string::npos)
       << res->body;
   res = http.Post(
-      "/api/v1/pipelines/runs", httplib::Headers{{"X-Berth-User", "berth-nosuch-x1"}},
+      "/api/v1/pipelines/runs", as_nobody,
       R"({"spec": "apiVersion: berth/v1\nkind: Pipeline\nmetadata: {name: p}\nspec:\n  steps:\n  - {name: a, command: [\"true\"]}\n"})",
       "application/json");
   ASSERT_TRUE(res);
