@@ -34,6 +34,7 @@ struct GpuState {
   std::vector<int> nvlink_peers;  // same-node GPU indices reachable over NVLink
   bool healthy = true;
   double utilization = -1;  // 0..100 from telemetry, -1 unknown
+  std::string model;        // canonical GPU model (model/gpu_model.h), "" unknown
 };
 
 struct NodeState {
@@ -83,6 +84,9 @@ struct JobRequest {
   // simulator knows it exactly; the daemon may pass the time run). With
   // expected_duration it gives srtf-oracle the remaining time.
   DurationMs progress = 0;
+  // GPU models the job may use (canonical names, GpuState::model); empty:
+  // any. Every task of the job (a gang) goes on GPUs of these models.
+  std::vector<std::string> gpu_models;
 };
 
 struct TaskPlacement {
