@@ -17,6 +17,7 @@ struct InflationFlags {
   uint64_t seed = 42;
   int seeds = 1;
   double until = 1.3;
+  int learn_window = 300;
 };
 
 std::vector<std::string> SplitComma(const std::string& s) {
@@ -29,6 +30,7 @@ std::vector<std::string> SplitComma(const std::string& s) {
 
 int RunInflationCmd(const InflationFlags& f) {
   if (f.seeds < 1 || f.seeds > 1000) return Report(InvalidArgument("--seeds: must be 1..1000"));
+  if (f.learn_window < 1) return Report(InvalidArgument("--learn-window: must be >= 1"));
   auto nodes = sim::LoadPackNodes(f.nodes);
   if (!nodes.ok()) return Report(nodes.status());
   auto pods = sim::LoadPackTasks(f.pods);
@@ -56,6 +58,7 @@ int RunInflationCmd(const InflationFlags& f) {
       o.packing = p;
       o.seed = f.seed + s;
       o.until = f.until;
+      o.learn_window = static_cast<size_t>(f.learn_window);
       auto r = sim::RunInflation(*nodes, *pods, o);
       if (!r.ok()) return Report(r.status());
       std::vector<double> a;
@@ -117,6 +120,8 @@ Command AddSimInflationCommand(CLI::App* sim) {
   c->add_option("--seed", f->seed, "first seed (default 42)");
   c->add_option("--seeds", f->seeds, "number of seeds, averaged (default 1)");
   c->add_option("--until", f->until, "stop at this multiple of GPU capacity requested (1.3)");
+  c->add_option("--learn-window", f->learn_window,
+                "berth: recent requests it learns the task population from (default 300)");
   c->add_option("-o,--output", f->output, "table or json")->check(CLI::IsMember({"table", "json"}));
   return {c, [f] { return RunInflationCmd(*f); }};
 }

@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "controllers/job_controller.h"
+#include "model/node.h"
 
 namespace berth::controllers {
 
@@ -32,6 +33,7 @@ sched::JobRequest JobController::ToRequest(const Job& job) const {
     }
   }
   r.time_limit = job.spec.time_limit;
+  r.gpu_models = job.spec.resources.gpu_models;
   r.attained_service = job.attained_service;
   r.last_run_time = job.last_run_time;
   r.queued_since = job.queued_since;
@@ -52,6 +54,7 @@ sched::ClusterSnapshot JobController::Snapshot() const {
       gs.uuid = g.uuid;
       gs.memory = g.memory;
       gs.nvlink_peers = g.nvlink_peers;
+      gs.model = model::CanonicalGpuModel(g.model);
       ns.gpus.push_back(gs);
     }
     snap.nodes.push_back(std::move(ns));

@@ -1,5 +1,7 @@
 #include "model/job.h"
 
+#include "model/node.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -148,6 +150,7 @@ Result<JobSpec> ParseJobSpec(const std::string& text) {
     RETURN_IF_ERROR(res.Memory("gpuMemory", &spec.resources.gpu_memory));
     RETURN_IF_ERROR(res.Milli("cpu", &spec.resources.cpu));
     RETURN_IF_ERROR(res.Memory("memory", &spec.resources.memory));
+    RETURN_IF_ERROR(res.StringList("gpuModel", &spec.resources.gpu_models));
     RETURN_IF_ERROR(res.CheckNoUnknown());
   }
   if (kind == "TrainingJob") {
@@ -185,6 +188,17 @@ Status ValidateJobSpec(const JobSpec& spec) {
                            FormatMilli(r.gpus));
   if (r.gpu_memory > 0 && r.gpus == 0)
     return InvalidArgument("spec.resources.gpuMemory: needs spec.resources.gpus > 0");
+  if (!r.gpu_models.empty() && r.gpus == 0)
+    return InvalidArgument("spec.resources.gpuModel: needs spec.resources.gpus > 0");
+  if (r.gpu_models.size() > kMaxGpuModels)
+    return InvalidArgument("spec.resources.gpuModel: at most " + std::to_string(kMaxGpuModels) +
+                           " models, got " + std::to_string(r.gpu_models.size()));
+  for (const std::string& m : r.gpu_models) {
+    if (!IsCanonicalGpuModel(m))
+      return InvalidArgument("spec.resources.gpuModel: \"" + EscapeForTerminal(m) +
+                             "\" is not a GPU model name (letters, digits, '-', at most 32; "
+                             "e.g. A100, V100M32, T4)");
+  }
   if (r.cpu < 0) return InvalidArgument("spec.resources.cpu: must be >= 0");
   if (r.memory < 0) return InvalidArgument("spec.resources.memory: must be >= 0");
   RETURN_IF_ERROR(CheckDuration(spec.time_limit, "spec.timeLimit"));
@@ -216,6 +230,7 @@ nlohmann::json JobSpecToJson(const JobSpec& spec) {
                         {"memory", std::to_string(spec.resources.memory) + "Mi"}};
   if (spec.resources.gpu_memory > 0)
     res["gpuMemory"] = std::to_string(spec.resources.gpu_memory) + "Mi";
+  if (!spec.resources.gpu_models.empty()) res["gpuModel"] = spec.resources.gpu_models;
   nlohmann::json s = {{"command", spec.command},
                       {"queue", spec.queue},
                       {"priority", spec.priority},

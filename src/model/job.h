@@ -57,6 +57,9 @@ struct Resources {
   MiB gpu_memory = 0;  // memory floor per GPU, for fractional sharing
   MilliCpu cpu = 0;    // 0: no request and no limit
   MiB memory = 0;      // 0: no request and no limit
+  // GPU models the job may run on (resources.gpuModel: canonical names,
+  // model/node.h CanonicalGpuModel); empty: any.
+  std::vector<std::string> gpu_models;
 };
 
 struct JobSpec {

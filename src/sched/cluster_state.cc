@@ -185,6 +185,39 @@ void ClusterState::Give(std::span<const TaskPlacement> placements, const TaskReq
   }
 }
 
+void ClusterState::Hide(const std::function<bool(int, int)>& hidden, std::vector<Hidden>* undo) {
+  undo->clear();
+  for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) {
+    Node& n = nodes_[i];
+    int whole = n.whole_free;
+    for (int gi = 0; gi < static_cast<int>(n.gpus.size()); ++gi) {
+      Gpu& g = n.gpus[gi];
+      if (!g.usable || g.free == 0 || !hidden(i, gi)) continue;
+      undo->push_back({i, gi, g.free, g.mem_free});
+      MilliGpu old = g.free;
+      if (old == kWholeGpu) --whole;
+      free_milli_ -= old;
+      g.free = 0;
+      g.mem_free = 0;
+      UpdatePartial(i, gi, old);
+    }
+    SetWholeFree(i, whole);
+  }
+}
+
+void ClusterState::Unhide(std::vector<Hidden>* undo) {
+  for (auto it = undo->rbegin(); it != undo->rend(); ++it) {
+    Node& n = nodes_[it->node];
+    Gpu& g = n.gpus[it->gpu];
+    g.free = it->free;
+    g.mem_free = it->mem_free;
+    free_milli_ += it->free;
+    UpdatePartial(it->node, it->gpu, 0);
+    SetWholeFree(it->node, n.whole_free + (it->free == kWholeGpu ? 1 : 0));
+  }
+  undo->clear();
+}
+
 bool ClusterState::IsFree(std::span<const TaskPlacement> placements, const TaskRequest& task,
                           const int* nodes) const {
   // Several tasks may share a node (and, for fractions, a GPU): add up per node.

@@ -49,6 +49,18 @@ class ClusterState {
   std::optional<std::vector<TaskPlacement>> Place(
       const TaskRequest& task, int tasks, const std::function<bool(int)>* node_ok = nullptr);
 
+  // GPUs hidden from placement (a job restricted to some GPU models): every
+  // usable GPU with free capacity for which hidden(node index, GPU index) is
+  // true is made to look full, exactly as Take would, and Unhide gives back
+  // exactly that. Hide and Unhide pair up around a Place or an ExplainNoFit.
+  struct Hidden {
+    int node, gpu;
+    MilliGpu free;
+    MiB mem_free;
+  };
+  void Hide(const std::function<bool(int, int)>& hidden, std::vector<Hidden>* undo);
+  void Unhide(std::vector<Hidden>* undo);
+
   // Cheap necessary condition for Place: enough free GPU in total.
   bool MayFit(const TaskRequest& task, int tasks) const {
     int whole = task.gpus >= kWholeGpu ? static_cast<int>(task.gpus / kWholeGpu) : 0;

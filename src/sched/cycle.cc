@@ -32,7 +32,7 @@ std::optional<std::vector<TaskPlacement>> FrameworkScheduler::Cycle::TryReclaim(
   bool ok = false;
   auto attempt = [&]() {
     if (!state.MayFit(r.task, lo)) return false;
-    auto p = state.Place(r.task, lo, policy.NodeFilter(j, ctx));
+    auto p = PlaceFor(r, lo, policy.NodeFilter(j, ctx));
     if (!p) return false;
     placed = std::move(*p);
     return true;
@@ -142,7 +142,7 @@ void FrameworkScheduler::Cycle::Grow() {
       const JobRequest& r = *running[i].req;
       if (alive[i] + static_cast<int>(extra[i].size()) >= MaxTasks(r)) continue;
       if (!state.MayFit(r.task, 1) || !policy.MayGrow(r, r.task.gpus, ctx)) continue;
-      auto p = state.Place(r.task, 1, policy.NodeFilter(running[i], ctx));
+      auto p = PlaceFor(r, 1, policy.NodeFilter(running[i], ctx));
       if (!p) continue;
       policy.Reserve(r, r.task.gpus, ctx);
       extra[i].push_back((*p)[0]);
@@ -263,7 +263,8 @@ Decisions FrameworkScheduler::Cycle::Run() {
     }
     int cls = -1;
     std::pair<int64_t, int64_t> c;
-    if (classes && policy.FailureClass(pending[i], ctx, &c))
+    // (a job restricted to GPU models is in no class: its answers depend on them)
+    if (classes && in.pending[i].gpu_models.empty() && policy.FailureClass(pending[i], ctx, &c))
       cls = buf.classes.Find(MakeCombo(c, in.pending[i]));
     order.push_back({pending[i].key, static_cast<int>(i), cls});
   }

@@ -157,10 +157,10 @@ struct FrameworkScheduler::Cycle {
     const auto* filter = policy.NodeFilter(j, ctx);
     for (int n = hi; n >= lo; --n) {
       if (!state.MayFit(r.task, n)) continue;
-      auto p = state.Place(r.task, n, filter);
+      auto p = PlaceFor(r, n, filter);
       if (p) return p;
     }
-    if (!filter && r.task.gpus >= kWholeGpu) failed_shapes.Add(shape);
+    if (!filter && r.gpu_models.empty() && r.task.gpus >= kWholeGpu) failed_shapes.Add(shape);
     return std::nullopt;
   }
 
@@ -195,12 +195,31 @@ struct FrameworkScheduler::Cycle {
     if (p) {
       failed_reclaims.clear();
     } else if (cacheable) {
-      failed_reclaims.Add(shape);
+      if (r.gpu_models.empty()) failed_reclaims.Add(shape);
     }
     return p;
   }
   // ExplainNoFit, cached per shape while the state does not change.
+  // Place, on the GPUs of the models the job allows only.
+  std::optional<std::vector<TaskPlacement>> PlaceFor(const JobRequest& r, int tasks,
+                                                     const std::function<bool(int)>* filter) {
+    if (r.gpu_models.empty() || r.task.gpus == 0) return state.Place(r.task, tasks, filter);
+    HideOtherModels(state, *in.cluster, r, &hidden);
+    auto p = state.Place(r.task, tasks, filter);
+    state.Unhide(&hidden);
+    return p;
+  }
+  std::vector<ClusterState::Hidden> hidden;
   TextRef NoFitReason(const JobRequest& r) {
+    if (!r.gpu_models.empty() && r.task.gpus > 0) {
+      // (not cached: the reason depends on the models)
+      std::string models;
+      for (const auto& m : r.gpu_models) models += (models.empty() ? "" : ", ") + m;
+      HideOtherModels(state, *in.cluster, r, &hidden);
+      std::string why = state.ExplainNoFit(r.task, MinTasks(r));
+      state.Unhide(&hidden);
+      return Keep(SharedText("on GPUs of model " + models + ": " + why));
+    }
     auto shape = std::make_tuple(r.task.gpus, MinTasks(r), r.task.cpu, r.task.memory);
     if (TextRef* known = reasons.Find(shape)) return *known;
     return reasons.Add(shape, Keep(state.ExplainNoFit(r.task, MinTasks(r))));

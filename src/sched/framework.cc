@@ -50,6 +50,10 @@ Limits ComputeLimits(const ClusterSnapshot& cluster) {
       ++healthy;
       if (g.memory == 0) l.gpu_memory_known = false;
       l.max_gpu_memory = std::max(l.max_gpu_memory, g.memory);
+      if (l.models.empty() || l.models.back() != g.model) {  // (models come in runs)
+        if (std::find(l.models.begin(), l.models.end(), g.model) == l.models.end())
+          l.models.push_back(g.model);
+      }
     }
     l.max_node_gpus = std::max(l.max_node_gpus, healthy);
     l.total_gpus += healthy;
@@ -90,6 +94,13 @@ std::string NeverReason(const JobRequest& job, const Limits& l) {
   if (!l.cpu_unscheduled && t.cpu > l.max_node_cpu) {
     return "each task needs " + FormatMilli(t.cpu) + " CPUs; the largest node has " +
            FormatMilli(l.max_node_cpu);
+  }
+  if (!job.gpu_models.empty() && t.gpus > 0 && !SomeModelAllowed(job, l)) {
+    std::string want, have;
+    for (const auto& m : job.gpu_models) want += (want.empty() ? "" : ", ") + m;
+    for (const auto& m : l.models) have += (have.empty() ? "" : ", ") + (m.empty() ? "unknown" : m);
+    return "needs a GPU of model " + want +
+           "; no node has one (models here: " + (have.empty() ? "none" : have) + ")";
   }
   if (!l.memory_unscheduled && t.memory > l.max_node_memory) {
     return "each task needs " + std::to_string(t.memory) + " MiB memory; the largest node has " +

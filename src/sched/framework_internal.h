@@ -27,7 +27,41 @@ struct Limits {
   MiB max_node_memory = 0;
   bool cpu_unscheduled = false;
   bool memory_unscheduled = false;
+  std::vector<std::string> models;  // the GPU models of healthy GPUs (each once)
 };
+
+// Whether `job` may use a GPU of `model` (any, without gpu_models).
+inline bool ModelAllowed(const JobRequest& job, const std::string& model) {
+  if (job.gpu_models.empty()) return true;
+  for (const std::string& m : job.gpu_models) {
+    if (m == model) return true;
+  }
+  return false;
+}
+// Hides from `state` the GPUs of `cluster` of models `job` may not use
+// (nothing for a job without gpu_models); `undo` gives them back
+// (ClusterState::Unhide).
+inline void HideOtherModels(ClusterState& state, const ClusterSnapshot& cluster,
+                            const JobRequest& job, std::vector<ClusterState::Hidden>* undo) {
+  undo->clear();
+  if (job.gpu_models.empty()) return;
+  state.Hide(
+      [&](int node, int gpu) {
+        for (const GpuState& g : cluster.nodes[node].gpus) {
+          if (g.index == gpu) return !ModelAllowed(job, g.model);
+        }
+        return true;
+      },
+      undo);
+}
+
+// Whether some GPU of the cluster is of a model the job may use.
+inline bool SomeModelAllowed(const JobRequest& job, const Limits& l) {
+  for (const std::string& m : l.models) {
+    if (ModelAllowed(job, m)) return true;
+  }
+  return job.gpu_models.empty();
+}
 
 Limits ComputeLimits(const ClusterSnapshot& cluster);
 
@@ -53,6 +87,7 @@ inline bool MayEverRun(const JobRequest& job, const Limits& l) {
   }
   if (!l.cpu_unscheduled && t.cpu > l.max_node_cpu) return false;
   if (!l.memory_unscheduled && t.memory > l.max_node_memory) return false;
+  if (!job.gpu_models.empty() && t.gpus > 0 && !SomeModelAllowed(job, l)) return false;
   return true;
 }
 
@@ -174,9 +209,12 @@ class FrameworkScheduler final : public Scheduler {
     std::string why = NeverReason(job, ComputeLimits(cluster));
     if (!why.empty()) return Unschedulable(why);
     ClusterState empty(cluster);
+    std::vector<ClusterState::Hidden> hidden;
+    HideOtherModels(empty, cluster, job, &hidden);
     if (!empty.Place(job.task, MinTasks(job))) {
-      return Unschedulable("no node combination fits: " +
-                           empty.ExplainNoFit(job.task, MinTasks(job)));
+      return Unschedulable(std::string("no node combination fits") +
+                           (job.gpu_models.empty() ? "" : " on GPUs of the models it allows") +
+                           ": " + empty.ExplainNoFit(job.task, MinTasks(job)));
     }
     return Status::Ok();
   }

@@ -40,6 +40,7 @@ struct GpuState {
   // memory - memory_used holds its gpu_memory floor (besides the declared
   // floors of the fractions already there).
   MiB memory_used = -1;
+  std::string model;  // canonical GPU model (model/gpu_model.h), "" unknown
 };
 
 struct NodeState {
@@ -89,6 +90,9 @@ struct JobRequest {
   // simulator knows it exactly; the daemon may pass the time run). With
   // expected_duration it gives srtf-oracle the remaining time.
   DurationMs progress = 0;
+  // GPU models the job may use (canonical names, GpuState::model); empty:
+  // any. Every task of the job (a gang) goes on GPUs of these models.
+  std::vector<std::string> gpu_models;
 };
 
 struct TaskPlacement {

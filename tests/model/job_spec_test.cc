@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "model/job.h"
+#include "model/node.h"
 #include "model/spec_reader.h"
 
 namespace berth::model {
@@ -170,6 +171,42 @@ TEST(Quantities, ParseUnits) {
   EXPECT_EQ(*ParseDuration("250ms"), 250);
   EXPECT_FALSE(ParseDuration("1y").ok());
   EXPECT_FALSE(ParseDuration("-5").ok());
+}
+
+}  // namespace
+}  // namespace berth::model
+
+namespace berth::model {
+namespace {
+
+TEST(JobSpec, GpuModelIsParsedCheckedAndRoundTrips) {
+  auto spec = ParseJobSpec(
+      R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["true"],"resources":{"gpus":"1","gpuModel":["V100M32","A100"]}}})");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->resources.gpu_models, (std::vector<std::string>{"V100M32", "A100"}));
+  auto again = ParseJobSpec(JobSpecToJson(*spec).dump());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->resources.gpu_models, spec->resources.gpu_models);
+  auto no_gpu = ParseJobSpec(
+      R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["true"],"resources":{"gpuModel":["A100"]}}})");
+  ASSERT_FALSE(no_gpu.ok());
+  EXPECT_NE(no_gpu.status().message().find("spec.resources.gpuModel: needs"), std::string::npos);
+  auto bad = ParseJobSpec(
+      R"({"apiVersion":"berth/v1","kind":"Job","spec":{"command":["true"],"resources":{"gpus":"1","gpuModel":["A 100"]}}})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("spec.resources.gpuModel"), std::string::npos);
+}
+
+TEST(JobSpec, CanonicalGpuModelsFromNvmlNames) {
+  EXPECT_EQ(CanonicalGpuModel("Tesla V100-SXM2-32GB"), "V100M32");
+  EXPECT_EQ(CanonicalGpuModel("Tesla V100-PCIE-16GB"), "V100M16");
+  EXPECT_EQ(CanonicalGpuModel("NVIDIA A100-SXM4-80GB"), "A100");
+  EXPECT_EQ(CanonicalGpuModel("NVIDIA H100 80GB HBM3"), "H100");
+  EXPECT_EQ(CanonicalGpuModel("Tesla T4"), "T4");
+  EXPECT_EQ(CanonicalGpuModel("NVIDIA GeForce RTX 4090"), "RTX4090");
+  EXPECT_EQ(CanonicalGpuModel("A10"), "A10");
+  EXPECT_EQ(CanonicalGpuModel("Simulated GPU"), "Simulated");
+  EXPECT_EQ(CanonicalGpuModel("NVIDIA Tesla"), "");
 }
 
 }  // namespace

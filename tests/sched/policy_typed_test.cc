@@ -567,5 +567,86 @@ TYPED_TEST(PolicyTest, ScavengerPreemptsNobodyAndBatchPreemptsScavenger) {
   }
 }
 
+// GPU models: n0 has A100s (and one T4), n1 and n2 T4s only.
+inline ClusterSnapshot TwoModelCluster() {
+  auto cluster = MakeCluster(3, 4);
+  for (auto& n : cluster.nodes) {
+    for (auto& g : n.gpus) g.model = n.name == "n0" && g.index < 3 ? "A100" : "T4";
+  }
+  return cluster;
+}
+
+inline std::string ModelOf(const ClusterSnapshot& c, const TaskPlacement& p, int gpu) {
+  for (const auto& n : c.nodes) {
+    if (n.name != p.node) continue;
+    for (const auto& g : n.gpus) {
+      if (g.index == gpu) return g.model;
+    }
+  }
+  return "?";
+}
+
+TYPED_TEST(PolicyTest, GpuModelConstraintsAreHonouredByGangsAndFractions) {
+  auto cluster = TwoModelCluster();
+  SchedulerInput in;
+  in.cluster = &cluster;
+  JobRequest gang = MakeJob(1, 1000, 2);  // two A100 tasks: only n0 has them
+  gang.gpu_models = {"A100"};
+  JobRequest frac = MakeJob(2, 500);  // a half T4
+  frac.gpu_models = {"T4"};
+  JobRequest frac2 = MakeJob(3, 500);  // another half of an A100
+  frac2.gpu_models = {"A100", "H100"};
+  JobRequest big = MakeJob(4, 2000, 1);  // two A100s on one node: 3 - 2 = 1 left: waits
+  big.gpu_models = {"A100"};
+  in.pending = {gang, frac, frac2, big};
+  Decisions d = this->Make()->Schedule(in);
+  this->ExpectSound(d, in);
+  for (JobId id : {1, 2, 3}) {
+    const Bind* b = FindBind(d, id);
+    ASSERT_NE(b, nullptr) << id;
+    const auto& want = in.pending[id - 1].gpu_models;
+    for (const auto& p : b->placements) {
+      for (int g : p.gpus) {
+        std::string m = ModelOf(cluster, p, g);
+        EXPECT_NE(std::find(want.begin(), want.end(), m), want.end())
+            << "job " << id << " on " << p.node << ":" << g << " (" << m << ")";
+      }
+    }
+  }
+  EXPECT_EQ(FindBind(d, 4), nullptr) << "no two A100s left on one node";
+  const Wait* w = FindWait(d, 4);
+  ASSERT_NE(w, nullptr);
+  EXPECT_FALSE(w->never);
+  EXPECT_NE(w->reason.find("A100"), std::string::npos) << w->reason;
+}
+
+TYPED_TEST(PolicyTest, AModelNoNodeHasIsNeverAndOthersStillRun) {
+  auto cluster = TwoModelCluster();
+  SchedulerInput in;
+  in.cluster = &cluster;
+  JobRequest h100 = MakeJob(1, 1000);
+  h100.gpu_models = {"H100"};
+  JobRequest t4s = MakeJob(2, 1000, 9);  // all nine T4s, a gang
+  t4s.gpu_models = {"T4"};
+  JobRequest more = MakeJob(3, 1000);  // a tenth T4: none left, not never
+  more.gpu_models = {"T4"};
+  in.pending = {h100, t4s, more};
+  auto s = this->Make();
+  EXPECT_FALSE(s->CheckFeasible(h100, cluster).ok());
+  EXPECT_NE(s->CheckFeasible(h100, cluster).message().find("H100"), std::string::npos);
+  JobRequest ten = MakeJob(5, 1000, 10);
+  ten.gpu_models = {"T4"};
+  EXPECT_FALSE(s->CheckFeasible(ten, cluster).ok()) << "9 T4s in all";
+  Decisions d = s->Schedule(in);
+  ASSERT_NE(FindWait(d, 1), nullptr);
+  EXPECT_TRUE(FindWait(d, 1)->never);
+  ASSERT_NE(FindBind(d, 2), nullptr);
+  EXPECT_EQ(FindBind(d, 2)->placements.size(), 9u);
+  EXPECT_EQ(FindBind(d, 3), nullptr);
+  ASSERT_NE(FindWait(d, 3), nullptr);
+  EXPECT_FALSE(FindWait(d, 3)->never);
+  this->ExpectSound(d, in);
+}
+
 }  // namespace
 }  // namespace berth::sched
