@@ -102,6 +102,7 @@ Status JobController::Start() {
     }
   }
   RETURN_IF_ERROR(training_.LoadCleanups());
+  if (!Flush()) spdlog::warn("the recovered jobs' requeues wait for the store (retried)");
   spdlog::info("recovered {} active job(s) from the store: {} pending, {} scheduled or running",
                active_.size(), pending, live);
   PublishHolders();
@@ -269,7 +270,8 @@ void JobController::Loop() {
     DurationMs wait = options_.resync_interval;
     TimeMs timer = NextTimer();
     if (timer > 0) wait = std::min<DurationMs>(wait, std::max<DurationMs>(0, timer - clock_.Now()));
-    if (dirty_) wait = std::max<DurationMs>(0, last_cycle_ + batch_window_ - clock_.Now());
+    if (dirty_ && !store_blocked_)
+      wait = std::max<DurationMs>(0, last_cycle_ + batch_window_ - clock_.Now());
     cv_.wait_for(l, std::chrono::milliseconds(wait),
                  [&] { return stop_ || !inputs_.empty() || poked_; });
     if (stop_) break;
@@ -300,6 +302,20 @@ void JobController::RunOnce() {
   }
   for (const Input& in : batch) Handle(in);
   TimeMs now = clock_.Now();
+  if (store_blocked_) {
+    // Writes the store refused earlier come first; while it still refuses,
+    // nothing is bound (a start needs its binding committed first).
+    bool retry = now >= retry_at_ && Flush();
+    if (!retry) {
+      for (const Input& in : batch)
+        if (in.kind != Input::kTaskEvent || in.event.type != exec::TaskEventType::kStarted)
+          dirty_ = true;
+      if (holders_dirty_ && options_.publish_holders) PublishHolders();
+      std::lock_guard<std::mutex> l(mu_);
+      busy_ = false;
+      return;
+    }
+  }
   // A task that reports it started changes nothing a cycle looks at (its
   // GPUs were taken when it was bound): only other input wakes the scheduler.
   for (const Input& in : batch)
@@ -329,6 +345,7 @@ void JobController::RunOnce() {
     last_cycle_cost_ = cost;
     batch_window_ = std::min<DurationMs>(std::max(options_.submit_batch_window, 4 * cost), 200);
   }
+  Flush();  // the pass's writes, one transaction; then the starts and stops they allow
   if (holders_dirty_ && options_.publish_holders) PublishHolders();
   std::lock_guard<std::mutex> l(mu_);
   busy_ = false;
@@ -373,6 +390,7 @@ void JobController::PendingRemove(Active& a) {
 
 TimeMs JobController::NextWakeup() const {
   TimeMs next = NextTimer();
+  if (store_blocked_) return next;
   auto take = [&](TimeMs t) { next = next == 0 ? t : std::min(next, t); };
   if (dirty_) take(last_cycle_ + batch_window_);
   take(last_resync_ + options_.resync_interval);
@@ -387,27 +405,42 @@ Result<Job> JobController::HandleCancel(JobId id) {
                               model::JobStateName(job.state) + ")");
   }
   Active& a = it->second;
+  // Answered from the store once the change is committed; while the store
+  // refuses writes, from the controller's view (the change is queued and
+  // committed when the store takes it).
   if (a.job.state == JobState::kPending) {
     store::JobUpdate u;
     u.end_time = clock_.Now();
+    Job view = a.job;
     Finish(a, JobState::kCancelled, u, "JobCancelled", "cancelled while pending", nullptr);
-    return store_.GetJob(id);
+    if (Flush()) return store_.GetJob(id);
+    view.state = JobState::kCancelled;
+    view.end_time = *u.end_time;
+    view.message = "cancelled while pending (the store is busy: recorded when it takes writes)";
+    return view;
   }
+  const DurationMs grace = a.job.spec.termination_grace;
   if (a.intent != StopIntent::kCancel && a.job.spec.training) {
     if (!RequestStop(a, StopIntent::kCancel, "JobCancelRequested", "stopping all workers"))
       return Internal("job " + std::to_string(id) + ": could not record the cancellation");
-    training_.Stop(id, a.job.spec.termination_grace);
+    AfterCommit([this, id, grace] { training_.Stop(id, grace); });
   } else if (a.intent != StopIntent::kCancel) {
-    if (!RequestStop(
-            a, StopIntent::kCancel, "JobCancelRequested",
-            "stopping: SIGTERM now, SIGKILL after " + FormatDuration(a.job.spec.termination_grace)))
+    if (!RequestStop(a, StopIntent::kCancel, "JobCancelRequested",
+                     "stopping: SIGTERM now, SIGKILL after " + FormatDuration(grace)))
       return Internal("job " + std::to_string(id) + ": could not record the cancellation");
-    Status st = executor_.Stop({id, 0, a.job.attempts}, a.job.spec.termination_grace);
-    if (!st.ok()) spdlog::warn("job {}: stop failed: {}", id, st.ToString());
+    AfterCommit([this, key = exec::TaskKey{id, 0, a.job.attempts}, grace] {
+      Status st = executor_.Stop(key, grace);
+      if (!st.ok()) spdlog::warn("job {}: stop failed: {}", key.job, st.ToString());
+    });
   }
-  ASSIGN_OR_RETURN(Job job, store_.GetJob(id));
-  job.message = "cancelling";
-  return job;
+  Job view = a.job;
+  if (Flush()) {
+    ASSIGN_OR_RETURN(view, store_.GetJob(id));
+    view.message = "cancelling";
+  } else {
+    view.message = "cancelling (the store is busy: recorded and sent when it takes writes)";
+  }
+  return view;
 }
 
 void JobController::HandleTaskEvent(const exec::TaskEvent& ev) {

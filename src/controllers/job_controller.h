@@ -237,6 +237,16 @@ class JobController : public Controller, private TrainingHost {
   bool RequestStop(Active& a, StopIntent intent, const std::string& type,
                    const std::string& message, const nlohmann::json& data = nullptr,
                    store::JobAnnotation annotation = {});
+  // Commits the pass's queued store writes (outbox_) in one transaction,
+  // then runs what waited for them (after_commit_: a task's start or stop),
+  // until both are empty. False when the store refused the batch (locked by
+  // another process, I/O error): everything stays queued, in order, and is
+  // retried from RunOnce; no cycle runs meanwhile.
+  bool Flush();
+  // Runs `fn` once everything queued so far is committed (see Flush).
+  void AfterCommit(std::function<void()> fn) { after_commit_.push_back(std::move(fn)); }
+  // Starts the task of a job bound in this pass, once its binding is committed.
+  void StartAfterCommit(JobId id);
   void PublishHolders();
   // Live state (job_live.cc): the cycle's snapshot with health, drains and
   // measurements, jobs on unhealthy GPUs requeued, idle and memory rules
@@ -267,6 +277,8 @@ class JobController : public Controller, private TrainingHost {
                       store::JobAnnotation annotation) override;
   void CountPreemption() override;
   void HoldersChanged() override { holders_dirty_ = true; }
+  void WriteJob(store::StateOp op) override { outbox_.push_back(std::move(op)); }
+  void AfterCommitOf(std::function<void()> fn) override { AfterCommit(std::move(fn)); }
 
   store::Store& store_;
   sched::Scheduler& scheduler_;
@@ -312,6 +324,15 @@ class JobController : public Controller, private TrainingHost {
   size_t pending_holes_ = 0;
   bool pending_rebuild_ = true;             // rebuild from active_ (after Start)
   sched::ClusterSnapshot static_snapshot_;  // options_.static_inventory: taken on Start
+  // Store writes of the current pass (transitions, stop requests, events),
+  // in order; the in-memory view above already shows them. Committed by
+  // Flush, kept and retried while the store refuses them.
+  std::vector<store::StateOp> outbox_;
+  std::vector<std::function<void()>> after_commit_;
+  bool store_blocked_ = false;  // the last Flush failed: retry at retry_at_
+  TimeMs retry_at_ = 0;
+  DurationMs retry_backoff_ = 0;
+  int64_t blocked_since_ = 0;  // MonotonicNanos of the first refusal
   void PendingAdd(Active& a);
   void PendingRemove(Active& a);
 };

@@ -158,12 +158,15 @@ void JobController::RunCycle() {
       for (int g : tp.gpus) releasing[{tp.node, g}] = a.job.id;
     const DurationMs grace =
         model::PreemptionGrace(a.job.spec.priority_class, a.job.spec.termination_grace);
+    // Sent once the request is recorded, so a restart requeues the victim.
     if (a.job.spec.training) {
-      training_.Stop(a.job.id, grace);
+      AfterCommit([this, id = a.job.id, grace] { training_.Stop(id, grace); });
       continue;
     }
-    Status st = executor_.Stop({a.job.id, 0, a.job.attempts}, grace);
-    if (!st.ok()) spdlog::warn("job {}: stop for preemption failed: {}", a.job.id, st.ToString());
+    AfterCommit([this, key = exec::TaskKey{a.job.id, 0, a.job.attempts}, grace] {
+      Status st = executor_.Stop(key, grace);
+      if (!st.ok()) spdlog::warn("job {}: stop for preemption failed: {}", key.job, st.ToString());
+    });
   }
   for (const sched::Resize& rz : d.resizes) {
     auto it = active_.find(rz.job);
@@ -242,7 +245,7 @@ void JobController::RunCycle() {
       stats_.wait_count++;
       waiting_reason_.erase(a.job.id);
     }
-    StartTask(a);
+    StartAfterCommit(a.job.id);
   }
   std::lock_guard<std::mutex> l(mu_);
   for (const sched::Wait& w : d.waiting) {
@@ -250,6 +253,18 @@ void JobController::RunCycle() {
                              (w.plugin.empty() ? "" : " [" + w.plugin + "]");
   }
   stats_.cycles++;
+}
+
+void JobController::StartAfterCommit(JobId id) {
+  // The binding is committed before the task starts: a restart then finds
+  // the job Scheduled and reattaches to its task instead of starting it twice.
+  AfterCommit([this, id, attempt = active_.at(id).job.attempts] {
+    auto it = active_.find(id);
+    if (it == active_.end() || it->second.job.attempts != attempt ||
+        it->second.job.state != JobState::kScheduled)
+      return;
+    StartTask(it->second);
+  });
 }
 
 void JobController::StartTask(Active& a) {
@@ -308,7 +323,8 @@ TimeMs JobController::RecheckTime() const {
 }
 
 TimeMs JobController::NextTimer() const {
-  TimeMs next = training_.NextTimer();  // gang deadlines, clean-ups
+  if (store_blocked_) return retry_at_;  // nothing else happens until the store takes the writes
+  TimeMs next = training_.NextTimer();   // gang deadlines, clean-ups
   if (recheck_at_ > 0) next = next == 0 ? RecheckTime() : std::min(next, RecheckTime());
   return next;
 }

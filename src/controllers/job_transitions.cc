@@ -1,7 +1,12 @@
-// The job controller's transitions: a job's state changes in the store
-// (Move, and Requeue and Finish built on it), stop requests recorded with
-// their event (RequestStop), and the same for the training controller
-// (TrainingHost).
+// The job controller's transitions: a job's state changes (Move, and Requeue
+// and Finish built on it), stop requests recorded with their event
+// (RequestStop), and the same for the training controller (TrainingHost).
+// Each changes the in-memory view at once and queues its store write; Flush
+// commits a pass's writes in one transaction before anything that depends on
+// them (a task's start or stop) happens, and keeps retrying them, in order,
+// while the store refuses (another process holds its write lock).
+#include <algorithm>
+
 #include "common/log.h"
 #include "controllers/job_controller.h"
 
@@ -50,10 +55,9 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
   if (a.job.spec.training && !update.annotation.training_status)
     if (const nlohmann::json* status = training_.StatusForTransition(a.job.id))
       update.annotation.training_status = *status;
-  Status st = store_.Transition(a.job.id, from, to, update, type, message, now, data);
-  if (!st.ok()) {
-    spdlog::error("job {}: {} -> {} refused by the store: {}", a.job.id, model::JobStateName(from),
-                  model::JobStateName(to), st.ToString());
+  if (!model::IsValidTransition(from, to)) {
+    spdlog::error("job {}: {} -> {}: the job state machine does not allow it", a.job.id,
+                  model::JobStateName(from), model::JobStateName(to));
     return false;
   }
   a.job.state = to;
@@ -87,7 +91,67 @@ bool JobController::Move(Active& a, JobState to, store::JobUpdate update, const 
   a.job.message = *update.message;
   if (from == JobState::kPending && to != JobState::kPending) PendingRemove(a);
   if (to == JobState::kPending && from != JobState::kPending) PendingAdd(a);
+  // Committed with the pass's other writes (Flush), before anything that
+  // depends on it happens; retried, never dropped, while the store refuses.
+  store::StateOp op;
+  op.kind = store::StateOp::Kind::kTransition;
+  op.job = a.job.id;
+  op.from = from;
+  op.to = to;
+  op.update = std::move(update);
+  op.type = type;
+  op.message = message;
+  op.now = now;
+  op.data = data;
+  outbox_.push_back(std::move(op));
   return true;
+}
+
+bool JobController::Flush() {
+  training_.FlushStatuses();
+  while (true) {
+    if (!outbox_.empty()) {
+      std::vector<Status> refused;
+      Status st = store_.Commit(outbox_, &refused);
+      if (!st.ok()) {
+        TimeMs now = clock_.Now();
+        if (!store_blocked_) {
+          blocked_since_ = MonotonicNanos();
+          spdlog::warn(
+              "the store refused {} state change(s): {}; they are kept and retried, and no job "
+              "is scheduled until they are committed",
+              outbox_.size(), st.ToString());
+        }
+        store_blocked_ = true;
+        retry_backoff_ = std::clamp<DurationMs>(retry_backoff_ * 2, 10, 1000);
+        retry_at_ = now + retry_backoff_;
+        dirty_ = true;  // a cycle once they are in
+        return false;
+      }
+      for (size_t i = 0; i < refused.size(); ++i) {
+        if (refused[i].ok()) continue;
+        const store::StateOp& op = outbox_[i];
+        spdlog::error(
+            "job {}: {} refused by the store: {}", op.job,
+            op.kind == store::StateOp::Kind::kTransition
+                ? std::string(model::JobStateName(op.from)) + " -> " + model::JobStateName(op.to)
+                : op.type,
+            refused[i].ToString());
+      }
+      if (store_blocked_)
+        spdlog::info("the store accepts writes again after {:.1f} s: {} state change(s) committed",
+                     (MonotonicNanos() - blocked_since_) / 1e9, outbox_.size());
+      outbox_.clear();
+      store_blocked_ = false;
+      retry_backoff_ = 0;
+      retry_at_ = 0;
+    }
+    if (after_commit_.empty()) return true;
+    std::vector<std::function<void()>> actions;
+    actions.swap(after_commit_);
+    for (auto& fn : actions) fn();
+    training_.FlushStatuses();
+  }
 }
 
 void JobController::Requeue(Active& a, const store::JobUpdate& ended, const std::string& type,
@@ -136,11 +200,15 @@ bool JobController::RequestStop(Active& a, StopIntent intent, const std::string&
       now + (intent == StopIntent::kPreempt
                  ? model::PreemptionGrace(a.job.spec.priority_class, a.job.spec.termination_grace)
                  : a.job.spec.termination_grace);
-  Status st = store_.Annotate(a.job.id, annotation, type, message, now, data);
-  if (!st.ok()) {
-    spdlog::error("job {}: could not record its stop ({}): {}", a.job.id, type, st.ToString());
-    return false;
-  }
+  store::StateOp op;
+  op.kind = store::StateOp::Kind::kAnnotate;
+  op.job = a.job.id;
+  op.annotation = annotation;
+  op.type = type;
+  op.message = message;
+  op.now = now;
+  op.data = data;
+  outbox_.push_back(std::move(op));
   a.intent = intent;
   a.job.stop_reason = *annotation.stop_reason;
   a.job.stop_deadline = *annotation.stop_deadline;

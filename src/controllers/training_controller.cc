@@ -70,6 +70,7 @@ Status TrainingController::LoadCleanups() {
 
 void TrainingController::Forget(JobId id, std::optional<TimeMs> cleanup_at) {
   gangs_.erase(id);
+  status_dirty_.erase(id);
   deadlines_.erase(id);
   if (cleanup_at) cleanup_at_[id] = *cleanup_at;
 }
@@ -78,7 +79,23 @@ const nlohmann::json* TrainingController::StatusForTransition(JobId id) {
   auto it = gangs_.find(id);
   TrainingHost::JobRef ref = host_.FindJob(id);
   if (it == gangs_.end() || !ref.job || !it->second.status.is_object()) return nullptr;
+  status_dirty_.erase(id);  // the transition writes it
   return &UpdateStatus(*ref.job, it->second);
+}
+
+void TrainingController::FlushStatuses() {
+  for (JobId id : status_dirty_) {
+    auto it = gangs_.find(id);
+    TrainingHost::JobRef ref = host_.FindJob(id);
+    if (it == gangs_.end() || !ref.job) continue;
+    store::StateOp op;
+    op.kind = store::StateOp::Kind::kAnnotate;
+    op.job = id;
+    op.annotation.training_status = UpdateStatus(*ref.job, it->second);
+    op.now = clock_.Now();
+    host_.WriteJob(std::move(op));
+  }
+  status_dirty_.clear();
 }
 
 void TrainingController::ProcessGroups(JobId id, std::map<int, JobId>& groups) const {
@@ -106,6 +123,7 @@ bool TrainingController::Resize(JobId id, int to) {
   g.status["pendingResize"] = to;
   store::JobAnnotation with_status;
   with_status.training_status = UpdateStatus(job, g);
+  status_dirty_.erase(id);
   if (!host_.RequestJobStop(id, StopIntent::kResize,
                             to > from ? "TrainingGrowing" : "TrainingShrinking",
                             "resizing from " + std::to_string(from) + " to " + std::to_string(to) +
@@ -114,7 +132,9 @@ bool TrainingController::Resize(JobId id, int to) {
     g.status = std::move(before);
     return false;
   }
-  StopWorkers(job, g, job.spec.termination_grace);
+  // Sent once the resize is recorded, so a restart knows why the gang stopped.
+  const DurationMs grace = job.spec.termination_grace;
+  host_.AfterCommitOf([this, id, grace] { Stop(id, grace); });
   return true;
 }
 
@@ -161,11 +181,22 @@ const nlohmann::json& TrainingController::UpdateStatus(const Job& job, Gang& g) 
   return g.status;
 }
 
-void TrainingController::SaveStatus(const Job& job, Gang& g) {
-  store::JobAnnotation an;
-  an.training_status = UpdateStatus(job, g);
-  Status st = store_.Annotate(job.id, an, "", "", clock_.Now());
-  if (!st.ok()) spdlog::warn("job {}: could not save training status: {}", job.id, st.ToString());
+void TrainingController::SaveStatus(const Job& job, Gang& /*g*/) {
+  // Written at the end of the pass (FlushStatuses) or with the job's next
+  // transition, whichever comes first: one write for a whole gang's starts.
+  status_dirty_.insert(job.id);
+}
+
+void TrainingController::RecordEvent(JobId id, const std::string& type, const std::string& message,
+                                     const nlohmann::json& data) {
+  store::StateOp op;
+  op.kind = store::StateOp::Kind::kEvent;
+  op.job = id;
+  op.type = type;
+  op.message = message;
+  op.now = clock_.Now();
+  op.data = data;
+  host_.WriteJob(std::move(op));
 }
 
 void TrainingController::Launch(JobId id) {
@@ -358,8 +389,8 @@ void TrainingController::OnTaskEvent(JobId id, const exec::TaskEvent& ev) {
         (ev.type == exec::TaskEventType::kStartFailed ? "failed to start (" + ev.message + ")"
          : ev.type == exec::TaskEventType::kLost      ? "was lost (" + ev.message + ")"
                                                       : DescribeExit(code));
-    (void)store_.AppendEvent("TrainingWorkerFailed", job.id, a.failure + "; stopping the gang",
-                             clock_.Now(), {{"worker", ev.key.task}, {"exitCode", code}});
+    RecordEvent(job.id, "TrainingWorkerFailed", a.failure + "; stopping the gang",
+                {{"worker", ev.key.task}, {"exitCode", code}});
     StopWorkers(job, a, job.spec.termination_grace);
   }
   bool all = true;
@@ -369,11 +400,10 @@ void TrainingController::OnTaskEvent(JobId id, const exec::TaskEvent& ev) {
       !deadlines_.count(job.id)) {
     DurationMs grace = job.spec.termination_grace;
     deadlines_[job.id] = clock_.Now() + grace;
-    (void)store_.AppendEvent("TrainingFinishing", job.id,
-                             "worker 0 succeeded; the other workers have " +
-                                 std::to_string(grace / kSecond) +
-                                 "s to exit (successPolicy Worker0)",
-                             clock_.Now());
+    RecordEvent(job.id, "TrainingFinishing",
+                "worker 0 succeeded; the other workers have " + std::to_string(grace / kSecond) +
+                    "s to exit (successPolicy Worker0)",
+                nullptr);
   }
   if (all) {
     deadlines_.erase(job.id);
@@ -443,11 +473,10 @@ void TrainingController::RunDeadlines(TimeMs now) {
     std::string ranks;
     for (size_t r = 0; r < act.workers.size(); ++r)
       if (!act.workers[r].ended) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
-    (void)store_.AppendEvent("TrainingStragglersStopped", id,
-                             "worker 0 succeeded " +
-                                 std::to_string(ref.job->spec.termination_grace / kSecond) +
-                                 "s ago; stopping worker(s) " + ranks + " (successPolicy Worker0)",
-                             now);
+    RecordEvent(id, "TrainingStragglersStopped",
+                "worker 0 succeeded " + std::to_string(ref.job->spec.termination_grace / kSecond) +
+                    "s ago; stopping worker(s) " + ranks + " (successPolicy Worker0)",
+                nullptr);
     StopWorkers(*ref.job, act, ref.job->spec.termination_grace);
   }
 }

@@ -23,6 +23,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,12 @@ class TrainingHost {
   virtual std::string StopEventType(model::JobId) { return ""; }
   // A worker started or ended: the GPU holders and process groups changed.
   virtual void HoldersChanged() = 0;
+  // Queues a store write (an annotation or an event about the job) with the
+  // job controller's other writes of this pass, in order.
+  virtual void WriteJob(store::StateOp op) = 0;
+  // Runs `fn` once the writes queued so far are committed (a stop that must
+  // not be sent before the request is recorded).
+  virtual void AfterCommitOf(std::function<void()> fn) = 0;
 
  protected:
   ~TrainingHost() = default;
@@ -121,6 +128,11 @@ class TrainingController {
   // Adds the job's running workers' process groups to `groups`.
   void ProcessGroups(model::JobId id, std::map<int, model::JobId>& groups) const;
 
+  // Queues the statuses changed since the last call (workers started or
+  // ended) as one write per job, through the host: a gang's status is
+  // written once per pass, not once per worker.
+  void FlushStatuses();
+
   // Gang deadlines (successPolicy Worker0) and clean-ups due at `now`.
   void RunTimers(TimeMs now);
   // The earliest of those timers; 0: none.
@@ -149,6 +161,9 @@ class TrainingController {
 
   const nlohmann::json& UpdateStatus(const model::Job& job, Gang& g);
   void SaveStatus(const model::Job& job, Gang& g);
+  // Queues an event about the job with the host's writes of this pass.
+  void RecordEvent(model::JobId id, const std::string& type, const std::string& message,
+                   const nlohmann::json& data);
   void StopWorkers(const model::Job& job, Gang& g, DurationMs grace);
   void End(model::JobId id);
   void RunDeadlines(TimeMs now);
@@ -164,6 +179,7 @@ class TrainingController {
   std::map<model::JobId, Gang> gangs_;         // active training jobs
   std::map<model::JobId, TimeMs> deadlines_;   // worker 0 succeeded: stop the rest at this time
   std::map<model::JobId, TimeMs> cleanup_at_;  // finished jobs: clean up at this time
+  std::set<model::JobId> status_dirty_;        // statuses to write (FlushStatuses)
 };
 
 }  // namespace berth::controllers

@@ -15,7 +15,8 @@ using nlohmann::json;
 
 namespace internal {
 
-Status WriteAnnotation(Conn& c, const std::string& op, JobId id, const JobAnnotation& a) {
+Status WriteAnnotation(Conn& c, const std::string& op, JobId id, const JobAnnotation& a,
+                       const std::optional<std::string>& status_text) {
   if (a.stop_reason || a.stop_deadline || a.cleanup_at) {
     static const std::string kUpdate =
         "UPDATE jobs SET stop_reason = COALESCE(?1, stop_reason),"
@@ -33,12 +34,10 @@ Status WriteAnnotation(Conn& c, const std::string& op, JobId id, const JobAnnota
     static const std::string kUpsert =
         "INSERT INTO training_status (job_id, status) VALUES (?1, ?2)"
         " ON CONFLICT (job_id) DO UPDATE SET status = excluded.status";
-    ASSIGN_OR_RETURN(std::optional<std::string> text,
-                     DumpJson(*a.training_status, "training status"));
     ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kUpsert, op + ": save training status"));
     Stmt st(raw);
     st.Bind(1, id);
-    const std::string value = text.value_or("null");
+    const std::string value = status_text.value_or("null");
     st.Bind(2, std::string_view(value));
     RETURN_IF_ERROR(st.Run(op + ": save training status"));
   }
@@ -47,25 +46,39 @@ Status WriteAnnotation(Conn& c, const std::string& op, JobId id, const JobAnnota
 
 }  // namespace internal
 
-Status Store::Annotate(JobId id, const JobAnnotation& annotation, const std::string& event_type,
-                       const std::string& message, TimeMs now, const nlohmann::json& data) {
+namespace internal {
+
+Result<int64_t> AnnotateIn(Conn& c, JobId id, const JobAnnotation& annotation,
+                           const std::string& event_type, const std::string& message, TimeMs now,
+                           const nlohmann::json& data) {
   const std::string op =
       "annotate " + JobName(id) + (event_type.empty() ? "" : " (" + event_type + ")");
   ASSIGN_OR_RETURN(std::optional<std::string> data_json, DumpJson(data, "event data"));
+  std::optional<std::string> status_text;
+  if (annotation.training_status) {
+    ASSIGN_OR_RETURN(status_text, DumpJson(*annotation.training_status, "training status"));
+  }
   static const std::string kSelect = "SELECT state FROM jobs WHERE id = ?1";
-  return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
-    std::string state;
-    {
-      ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read job"));
-      Stmt st(raw);
-      st.Bind(1, id);
-      ASSIGN_OR_RETURN(bool row, st.Step(op + ": read job"));
-      if (!row) return NotFound(op + ": " + JobName(id) + " not found");
-      state = st.Text(0);
-    }
-    RETURN_IF_ERROR(internal::WriteAnnotation(c, op, id, annotation));
-    if (event_type.empty()) return int64_t{0};
-    return Impl::InsertEvent(c, op, now, event_type, id, state, message, data_json);
+  std::string state;
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read job"));
+    Stmt st(raw);
+    st.Bind(1, id);
+    ASSIGN_OR_RETURN(bool row, st.Step(op + ": read job"));
+    if (!row) return NotFound(op + ": " + JobName(id) + " not found");
+    state = st.Text(0);
+  }
+  RETURN_IF_ERROR(WriteAnnotation(c, op, id, annotation, status_text));
+  if (event_type.empty()) return int64_t{0};
+  return InsertEvent(c, op, now, event_type, id, state, message, data_json);
+}
+
+}  // namespace internal
+
+Status Store::Annotate(JobId id, const JobAnnotation& annotation, const std::string& event_type,
+                       const std::string& message, TimeMs now, const nlohmann::json& data) {
+  return impl_->StateWrite("annotate " + JobName(id), [&](Conn& c) {
+    return internal::AnnotateIn(c, id, annotation, event_type, message, now, data);
   });
 }
 

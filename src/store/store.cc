@@ -445,9 +445,11 @@ Result<std::vector<Job>> Store::ListActiveJobs() const {
       [&](Conn& c) { return RunJobQuery(c, *impl_->specs, kSql, {}, 0, "list active jobs"); });
 }
 
-Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& update,
-                         const std::string& event_type, const std::string& message, TimeMs now,
-                         const nlohmann::json& data) {
+namespace internal {
+
+Result<int64_t> TransitionIn(Conn& c, JobId id, JobState from, JobState to, const JobUpdate& update,
+                             const std::string& event_type, const std::string& message, TimeMs now,
+                             const nlohmann::json& data) {
   const std::string move =
       std::string(model::JobStateName(from)) + " -> " + model::JobStateName(to);
   const std::string op = "move " + JobName(id) + " " + move;
@@ -484,7 +486,12 @@ Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& 
     annotation.stop_reason.reset();
     annotation.stop_deadline.reset();
   }
-  return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
+  // Everything that may refuse the op comes before its first write.
+  std::optional<std::string> status_text;
+  if (annotation.training_status) {
+    ASSIGN_OR_RETURN(status_text, DumpJson(*annotation.training_status, "training status"));
+  }
+  {
     {
       ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read state"));
       Stmt st(raw);
@@ -516,28 +523,104 @@ Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& 
       st.Bind(15, int64_t{stop_over ? 1 : 0});
       RETURN_IF_ERROR(st.Run(op + ": update job"));
     }
-    RETURN_IF_ERROR(internal::WriteAnnotation(c, op, id, annotation));
-    return Impl::InsertEvent(c, op, now, type, id, model::JobStateName(to), message, data_json);
+    RETURN_IF_ERROR(WriteAnnotation(c, op, id, annotation, status_text));
+    return InsertEvent(c, op, now, type, id, model::JobStateName(to), message, data_json);
+  }
+}
+
+}  // namespace internal
+
+Status Store::Transition(JobId id, JobState from, JobState to, const JobUpdate& update,
+                         const std::string& event_type, const std::string& message, TimeMs now,
+                         const nlohmann::json& data) {
+  return impl_->StateWrite("move " + JobName(id), [&](Conn& c) {
+    return internal::TransitionIn(c, id, from, to, update, event_type, message, now, data);
   });
 }
 
-Status Store::AppendEvent(const std::string& type, JobId job, const std::string& message,
-                          TimeMs now, const nlohmann::json& data) {
+namespace {
+
+bool IsRefusal(const Status& st) {
+  return st.code() == StatusCode::kFailedPrecondition || st.code() == StatusCode::kNotFound ||
+         st.code() == StatusCode::kInvalidArgument;
+}
+
+Result<int64_t> OpIn(Conn& c, const StateOp& o) {
+  switch (o.kind) {
+    case StateOp::Kind::kTransition:
+      return internal::TransitionIn(c, o.job, o.from, o.to, o.update, o.type, o.message, o.now,
+                                    o.data);
+    case StateOp::Kind::kAnnotate:
+      return internal::AnnotateIn(c, o.job, o.annotation, o.type, o.message, o.now, o.data);
+    case StateOp::Kind::kEvent:
+      return internal::EventIn(c, o.type, o.job, o.message, o.now, o.data);
+  }
+  return Internal("store: unknown state op");
+}
+
+}  // namespace
+
+Status Store::Commit(const std::vector<StateOp>& ops, std::vector<Status>* refused) {
+  if (refused) refused->assign(ops.size(), Status::Ok());
+  if (ops.empty()) return Status::Ok();
+  const std::string op = "commit " + std::to_string(ops.size()) + " state change(s)";
+  std::vector<Status> local(ops.size(), Status::Ok());
+  Status st = impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
+    int64_t seq = 0;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      Result<int64_t> r = OpIn(c, ops[i]);
+      if (r.ok()) {
+        seq = std::max(seq, *r);
+      } else if (IsRefusal(r.status())) {
+        local[i] = r.status();  // refused before it wrote anything
+      } else {
+        return r.status();
+      }
+    }
+    return seq;
+  });
+  if (st.ok() || st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kIo) {
+    if (st.ok() && refused) *refused = std::move(local);
+    return st;
+  }
+  // An op failed after it wrote (a constraint, ...): the batch was rolled
+  // back; each op commits alone so that only the bad one is lost.
+  for (size_t i = 0; i < ops.size(); ++i) {
+    Status one = impl_->StateWrite(op, [&](Conn& c) { return OpIn(c, ops[i]); });
+    if (!one.ok() && (one.code() == StatusCode::kUnavailable || one.code() == StatusCode::kIo))
+      return one;  // what committed so far stays; the caller retries: the
+                   // ones done are then refused (their state moved on)
+    if (refused) (*refused)[i] = one;
+  }
+  return Status::Ok();
+}
+
+namespace internal {
+
+Result<int64_t> EventIn(Conn& c, const std::string& type, JobId job, const std::string& message,
+                        TimeMs now, const nlohmann::json& data) {
   if (type.empty()) return InvalidArgument("event type: must not be empty");
   const std::string op = "append event " + type + (job != 0 ? " for " + JobName(job) : "");
   ASSIGN_OR_RETURN(std::optional<std::string> data_json, DumpJson(data, "event data"));
   static const std::string kSelect = "SELECT state FROM jobs WHERE id = ?1";
-  return impl_->StateWrite(op, [&](Conn& c) -> Result<int64_t> {
-    std::string state;
-    if (job != 0) {
-      ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read job"));
-      Stmt st(raw);
-      st.Bind(1, job);
-      ASSIGN_OR_RETURN(bool row, st.Step(op + ": read job"));
-      if (!row) return NotFound(op + ": " + JobName(job) + " not found");
-      state = st.Text(0);
-    }
-    return Impl::InsertEvent(c, op, now, type, job, state, message, data_json);
+  std::string state;
+  if (job != 0) {
+    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kSelect, op + ": read job"));
+    Stmt st(raw);
+    st.Bind(1, job);
+    ASSIGN_OR_RETURN(bool row, st.Step(op + ": read job"));
+    if (!row) return NotFound(op + ": " + JobName(job) + " not found");
+    state = st.Text(0);
+  }
+  return InsertEvent(c, op, now, type, job, state, message, data_json);
+}
+
+}  // namespace internal
+
+Status Store::AppendEvent(const std::string& type, JobId job, const std::string& message,
+                          TimeMs now, const nlohmann::json& data) {
+  return impl_->StateWrite("append event " + type, [&](Conn& c) {
+    return internal::EventIn(c, type, job, message, now, data);
   });
 }
 

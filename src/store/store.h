@@ -147,6 +147,23 @@ struct JobUpdate {
   JobAnnotation annotation;
 };
 
+// One write of a batch that Store::Commit makes in one transaction: a
+// transition (as Store::Transition), an annotation with an optional event
+// (as Store::Annotate) or an event (as Store::AppendEvent).
+struct StateOp {
+  enum class Kind { kTransition, kAnnotate, kEvent };
+  Kind kind = Kind::kEvent;
+  JobId job = 0;
+  JobState from = JobState::kPending;  // kTransition
+  JobState to = JobState::kPending;    // kTransition
+  JobUpdate update;                    // kTransition
+  JobAnnotation annotation;            // kAnnotate
+  std::string type;                    // the event's type (kAnnotate: "" for none)
+  std::string message;
+  TimeMs now = 0;
+  nlohmann::json data;
+};
+
 struct Event {
   int64_t seq = 0;
   TimeMs time = 0;
@@ -209,6 +226,15 @@ class Store {
   // clean-up and its TrainingCleanedUp, ...). NotFound for an unknown job.
   Status Annotate(JobId id, const JobAnnotation& annotation, const std::string& event_type,
                   const std::string& message, TimeMs now, const nlohmann::json& data = nullptr);
+
+  // Commits `ops` in order in one transaction (one commit, one wake-up of
+  // event waiters): a controller's transitions of one pass. An op the store
+  // refuses (FailedPrecondition, NotFound, InvalidArgument: as the single
+  // calls above) writes nothing and the others commit; `refused` (if given)
+  // gets one Status per op. Returns Unavailable (the database is locked by
+  // another process past the busy timeout) or IoError when nothing was
+  // committed and the same batch may succeed later: the caller retries it.
+  Status Commit(const std::vector<StateOp>& ops, std::vector<Status>* refused = nullptr);
 
   // (job, cleanup_at) of every job with a clean-up pending, by time.
   Result<std::vector<std::pair<JobId, TimeMs>>> ListCleanups() const;

@@ -29,8 +29,45 @@ std::string JobName(JobId id);
 Result<std::optional<std::string>> DumpJson(const nlohmann::json& j, const std::string& what);
 
 // Writes the columns of `a` on job `id` (a no-op for unset fields) and its
-// training status, inside the caller's transaction.
-Status WriteAnnotation(Conn& c, const std::string& op, JobId id, const JobAnnotation& a);
+// training status (`status_text`: a.training_status serialised, by the
+// caller, before its transaction's first write), inside the caller's
+// transaction.
+Status WriteAnnotation(Conn& c, const std::string& op, JobId id, const JobAnnotation& a,
+                       const std::optional<std::string>& status_text);
+
+// The bodies of Store::Transition, Annotate and AppendEvent inside the
+// caller's transaction (Store::Commit runs many in one): the event's seq (0
+// when none). Every refusal (FailedPrecondition, NotFound, InvalidArgument)
+// comes before the op's first write.
+Result<int64_t> TransitionIn(Conn& c, JobId id, JobState from, JobState to, const JobUpdate& update,
+                             const std::string& event_type, const std::string& message, TimeMs now,
+                             const nlohmann::json& data);
+Result<int64_t> AnnotateIn(Conn& c, JobId id, const JobAnnotation& annotation,
+                           const std::string& event_type, const std::string& message, TimeMs now,
+                           const nlohmann::json& data);
+Result<int64_t> EventIn(Conn& c, const std::string& type, JobId job, const std::string& message,
+                        TimeMs now, const nlohmann::json& data);
+
+// Appends one row to the event log inside the caller's transaction and
+// returns its seq. job 0: an event about no job.
+inline Result<int64_t> InsertEvent(Conn& c, const std::string& op, TimeMs now,
+                                   const std::string& type, JobId job, std::string_view state,
+                                   const std::string& message,
+                                   const std::optional<std::string>& data_json) {
+  static const std::string kInsert =
+      "INSERT INTO events (time, type, job_id, state, message, data) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kInsert, op + ": insert event"));
+  Stmt st(raw);
+  st.Bind(1, now);
+  st.Bind(2, std::string_view(type));
+  if (job != 0) st.Bind(3, job);
+  st.Bind(4, state);
+  st.Bind(5, std::string_view(message));
+  st.Bind(6, data_json);
+  RETURN_IF_ERROR(st.Run(op + ": insert event"));
+  return sqlite3_last_insert_rowid(c.db());
+}
 
 // Parsed specs by job id. A job's spec never changes after submission and
 // ids are never reused, so entries never go stale; parsing (YAML) is most of
@@ -157,19 +194,7 @@ struct Store::Impl {
                                      const std::string& type, JobId job, std::string_view state,
                                      const std::string& message,
                                      const std::optional<std::string>& data_json) {
-    static const std::string kInsert =
-        "INSERT INTO events (time, type, job_id, state, message, data) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-    ASSIGN_OR_RETURN(sqlite3_stmt * raw, c.Prepare(kInsert, op + ": insert event"));
-    Stmt st(raw);
-    st.Bind(1, now);
-    st.Bind(2, std::string_view(type));
-    if (job != 0) st.Bind(3, job);
-    st.Bind(4, state);
-    st.Bind(5, std::string_view(message));
-    st.Bind(6, data_json);
-    RETURN_IF_ERROR(st.Run(op + ": insert event"));
-    return sqlite3_last_insert_rowid(c.db());
+    return internal::InsertEvent(c, op, now, type, job, state, message, data_json);
   }
 
   // Idle read connections (WAL lets them read while the writer commits).

@@ -45,6 +45,7 @@ class JobControllerTest : public ::testing::Test {
     store::StoreOptions so;
     so.synchronous = "OFF";  // one process: durability is not under test
     so.state_synchronous = "OFF";
+    so.busy_timeout_ms = busy_timeout_ms_;
     auto st = store::Store::Open(dir_ + "/berth.db", so);
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(*st);
@@ -189,6 +190,7 @@ class JobControllerTest : public ::testing::Test {
   }
 
   std::string dir_;
+  int busy_timeout_ms_ = 5000;  // the store's wait for a lock another connection holds
   ManualClock clock_{kT0};
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<gpu::Inventory> inventory_;

@@ -1,6 +1,9 @@
 // The job controller on a ManualClock with the FakeExecutor: start failures,
 // exits, lost tasks, preemption's grace period, cancel, and a restarted
 // controller that rebuilds from the store and reconciles with the executor.
+#include <sqlite3.h>
+
+#include <algorithm>
 #include <csignal>
 
 #include "job_controller_fixture.h"
@@ -310,6 +313,52 @@ TEST_F(JobControllerTest, RestartRemembersWhyTasksWereBeingStopped) {
   EXPECT_EQ(Job(low).attempts, 2);
   Advance(kSecond);
   EXPECT_EQ(State(low), "Succeeded");
+}
+
+// Issue 11: while another process held the database's write lock, a job
+// whose task exited stayed Running (and kept its GPU) until berthd
+// restarted: the refused transition was logged and dropped. Now it is kept
+// and retried, in order, and lands once the lock is released.
+TEST_F(JobControllerTest, TransitionsTheStoreRefusesAreRetriedUntilTheyCommit) {
+  busy_timeout_ms_ = 20;
+  Open(1, "fifo", json::array({{{"match", {{"jobName", "a"}}}, {"runMs", 1000}}}));
+  model::JobId a = Submit(JobDoc("a", 1));
+  model::JobId b = Submit(JobDoc("b", 1));
+  ASSERT_EQ(State(a), "Running");
+  ASSERT_EQ(State(b), "Pending");
+
+  // Another connection (as another process would) takes the write lock.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/berth.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+
+  // a's task exits while the lock is held: the exit cannot be committed.
+  clock_.Set(kT0 + 1000);
+  exec_->Poll();
+  ctl_->RunOnce();
+  EXPECT_EQ(State(a), "Running");  // readers still see the last commit
+  // Neither is b started on the GPU a frees: its binding cannot be recorded.
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(kSecond);
+    exec_->Poll();
+    ctl_->RunOnce();
+  }
+  EXPECT_EQ(State(a), "Running");
+  EXPECT_EQ(State(b), "Pending");
+  EXPECT_FALSE(exec_->Find({b, 0, 1}).has_value());
+
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  clock_.Advance(kSecond);
+  Settle();
+  model::Job ja = Job(a);
+  EXPECT_EQ(model::JobStateName(ja.state), std::string("Succeeded"));
+  EXPECT_EQ(ja.end_time, kT0 + 1000);  // the time the task ended, not the commit's
+  EXPECT_TRUE(HeldGpus(a).empty());
+  EXPECT_EQ(State(b), "Running");  // on the GPU a released
+  EXPECT_EQ(HeldGpus(b), std::vector<int>{0});
+  std::vector<std::string> types = EventTypes(a);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "JobExited"), 1);
 }
 
 }  // namespace

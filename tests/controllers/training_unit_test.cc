@@ -54,6 +54,10 @@ class RecordingHost final : public TrainingHost {
   }
   void CountPreemption() override { calls.push_back("CountPreemption"); }
   void HoldersChanged() override {}
+  void WriteJob(store::StateOp op) override { writes.push_back(std::move(op)); }
+  void AfterCommitOf(std::function<void()> fn) override { fn(); }  // nothing waits to commit here
+  std::vector<store::StateOp>
+      writes;  // statuses and events, as the job controller would queue them
 };
 
 class TrainingUnitTest : public ::testing::Test {

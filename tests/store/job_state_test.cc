@@ -170,6 +170,84 @@ TEST_F(JobStateTest, AStopRequestWhoseEventFailsLeavesNoTrace) {
             StatusCode::kNotFound);
 }
 
+// Store::Commit: a controller pass's writes in one transaction. One the
+// store refuses is skipped with its reason and the others commit; while
+// another process holds the write lock nothing is committed and the caller
+// is told to retry (Unavailable), and the same batch commits afterwards.
+TEST_F(JobStateTest, ABatchCommitsTogetherSkipsWhatIsRefusedAndCanBeRetried) {
+  StoreOptions so;
+  so.busy_timeout_ms = 20;
+  auto opened = Store::Open(path_, so);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& store = **opened;
+  JobId a = RunningJob(store, "a");
+  JobId b = RunningJob(store, "b");
+  auto transition = [](JobId id, JobState from, JobState to, const std::string& type) {
+    StateOp op;
+    op.kind = StateOp::Kind::kTransition;
+    op.job = id;
+    op.from = from;
+    op.to = to;
+    op.type = type;
+    op.now = 5000;
+    return op;
+  };
+  StateOp stop;
+  stop.kind = StateOp::Kind::kAnnotate;
+  stop.job = b;
+  stop.annotation.stop_reason = "cancel";
+  stop.annotation.stop_deadline = 9000;
+  stop.type = "JobCancelRequested";
+  stop.now = 5000;
+  StateOp event;
+  event.kind = StateOp::Kind::kEvent;
+  event.job = b;
+  event.type = "TrainingFinishing";
+  event.now = 5001;
+  std::vector<StateOp> batch = {
+      transition(a, JobState::kRunning, JobState::kSucceeded, "JobExited"),
+      transition(b, JobState::kPending, JobState::kScheduled, "JobScheduled"),  // b is Running
+      stop, event};
+
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::vector<Status> refused;
+  Status st = store.Commit(batch, &refused);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_EQ(store.GetJob(a)->state, JobState::kRunning);
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+
+  int64_t before = store.LastEventSeq();
+  ASSERT_TRUE(store.Commit(batch, &refused).ok());
+  ASSERT_EQ(refused.size(), 4u);
+  EXPECT_TRUE(refused[0].ok());
+  EXPECT_EQ(refused[1].code(), StatusCode::kFailedPrecondition) << refused[1].ToString();
+  EXPECT_TRUE(refused[2].ok());
+  EXPECT_TRUE(refused[3].ok());
+  EXPECT_EQ(store.GetJob(a)->state, JobState::kSucceeded);
+  EXPECT_EQ(store.GetJob(b)->state, JobState::kRunning);
+  EXPECT_EQ(store.GetJob(b)->stop_reason, "cancel");
+  EXPECT_EQ(store.LastEventSeq(), before + 3);  // JobExited, JobCancelRequested, TrainingFinishing
+  EXPECT_EQ(EventTypes(store, b).back(), "TrainingFinishing");
+
+  // An op that fails after it wrote (here: its event) is rolled back alone.
+  FailEventsOfType("JobPreempting");
+  StateOp preempt = stop;
+  preempt.annotation.stop_reason = "preempt";
+  preempt.type = "JobPreempting";
+  ASSERT_TRUE(store
+                  .Commit({preempt,
+                           transition(b, JobState::kRunning, JobState::kCancelled, "JobCancelled")},
+                          &refused)
+                  .ok());
+  EXPECT_THAT(refused[0].message(), HasSubstr("injected failure"));
+  EXPECT_TRUE(refused[1].ok());
+  EXPECT_EQ(store.GetJob(b)->state, JobState::kCancelled);
+  EXPECT_EQ(EventTypes(store, b).back(), "JobCancelled");
+}
+
 TEST_F(JobStateTest, TrainingStatusAndCleanUpTimeAreWrittenWithTheTransition) {
   auto store = OpenStore();
   ASSERT_TRUE(store);
