@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <set>
@@ -274,6 +276,61 @@ TEST_F(SlurmBerthd, AnEightWorkerDdpJobTrainsAcrossBothNodes) {
   EXPECT_LT(r0["final_loss"].get<double>(), r0["first_loss"].get<double>());
   EXPECT_EQ(r0["params"], r7["params"]);
   EXPECT_EQ(r0["checksum"], r7["checksum"]);
+}
+
+// Submit-to-start through Berth on Slurm against srun and sbatch alone on the
+// same cluster (docs/slurm.md, "Overhead"). Not part of the suite: run with
+//   build/tests/berth_slurm_tests --gtest_also_run_disabled_tests \
+//     --gtest_filter='*SubmitToStart*'
+TEST_F(SlurmBerthd, DISABLED_SubmitToStartThroughBerthAgainstSrunAndSbatch) {
+  const int n = 20;
+  auto now_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  auto report = [](const std::string& what, std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) { return v[std::min(v.size() - 1, size_t(q * (v.size() - 1) + 0.5))]; };
+    std::printf("%-8s n=%zu p50=%.3fs p99=%.3fs min=%.3fs\n", what.c_str(), v.size(), at(0.5),
+                at(0.99), v.front());
+  };
+  std::vector<double> berth, ack, srun, sbatch, sbatch_nl;
+  for (int i = 0; i < n; ++i) {
+    int64_t t0 = now_ns();
+    std::string id = SubmitScript(*daemon_, {"--gpus", "1"}, "date +%s%N");
+    int64_t acked = now_ns();
+    ASSERT_TRUE(WaitState(id, "Succeeded")) << daemon_->Job(id).dump();
+    berth.push_back((std::stoll(Trim(Logs(id))) - t0) / 1e9);
+    ack.push_back((acked - t0) / 1e9);
+
+    t0 = now_ns();
+    auto r = cluster_.Tool("srun", {"--gres=gpu:1", "date", "+%s%N"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    srun.push_back((std::stoll(Trim(r.out)) - t0) / 1e9);
+
+    std::string out = cluster_.dir() + "/sbatch-" + std::to_string(i) + ".out";
+    t0 = now_ns();
+    r = cluster_.Tool("sbatch", {"--gres=gpu:1", "--output=" + out, "--wrap", "date +%s%N"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(WaitFor([&] { return !Trim(ReadFile(out)).empty(); }, 30s));
+    sbatch.push_back((std::stoll(Trim(ReadFile(out))) - t0) / 1e9);
+
+    // sbatch with Berth's own flags: the node named, no requeue.
+    out += ".nl";
+    t0 = now_ns();
+    r = cluster_.Tool(
+        "sbatch", {"--gres=gpu:1", "--nodelist=n1", "--nodes=1", "--ntasks=1", "--cpus-per-task=1",
+                   "--no-requeue", "--output=" + out, "--wrap", "date +%s%N"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(WaitFor([&] { return !Trim(ReadFile(out)).empty(); }, 30s));
+    sbatch_nl.push_back((std::stoll(Trim(ReadFile(out))) - t0) / 1e9);
+  }
+  report("berth", berth);
+  report("ack", ack);  // `berth run` returned: the submission is durable
+  report("srun", srun);
+  report("sbatch", sbatch);
+  report("sbatch-n", sbatch_nl);
 }
 
 }  // namespace
