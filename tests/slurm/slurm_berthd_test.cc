@@ -71,6 +71,7 @@ class SlurmBerthd : public ::testing::Test {
                   "    nodeRefresh: 300ms\n"
                   "    killAfter: 3s\n"
                   "scheduler:\n"
+                  "  policy: fairshare\n"
                   "  resyncInterval: 500ms\n");
     daemon_ = std::make_unique<Daemon>(std::vector<std::string>{"--config", work_ / "berthd.yaml"});
     ASSERT_TRUE(daemon_->Start()) << ReadFile(daemon_->data_dir() + "/berthd.log");
@@ -155,6 +156,43 @@ TEST_F(SlurmBerthd, TwoFourGpuJobsLandOnDifferentNodesAThirdWaitsAndTasksRunAsTh
   ASSERT_TRUE(WaitState(d, "Failed")) << daemon_->Job(d).dump() << Log();
   EXPECT_EQ(daemon_->Job(d)["exitCode"], 3);
   EXPECT_NE(Logs(d).find("done"), std::string::npos);
+}
+
+TEST_F(SlurmBerthd, AHigherPriorityJobPreemptsThroughSlurmWithTheGraceAndTheVictimIsRequeued) {
+  auto job = [](const std::string& name, int priority, const std::string& script) {
+    return nlohmann::json{{"apiVersion", "berth/v1"},
+                          {"kind", "Job"},
+                          {"metadata", {{"name", name}}},
+                          {"spec",
+                           {{"command", {"/bin/sh", "-c", script}},
+                            {"priority", priority},
+                            {"terminationGracePeriodSeconds", 20},
+                            {"resources", {{"gpus", 4}}}}}}
+        .dump();
+  };
+  // The victims checkpoint on SIGTERM (a line, half a second) and exit 143.
+  const std::string low_script =
+      "trap 'echo term $BERTH_ATTEMPT; sleep 0.5; echo saved; exit 143' TERM; "
+      "echo start $BERTH_ATTEMPT; while true; do sleep 0.1; done";
+  std::string low1 = SubmitDoc(*daemon_, work_, job("low1", 0, low_script));
+  std::string low2 = SubmitDoc(*daemon_, work_, job("low2", 0, low_script));
+  ASSERT_TRUE(WaitState(low1, "Running")) << Log();
+  ASSERT_TRUE(WaitState(low2, "Running")) << Log();
+  ASSERT_TRUE(WaitFor([&] { return Logs(low1).find("start 1") != std::string::npos; }));
+  ASSERT_TRUE(WaitFor([&] { return Logs(low2).find("start 1") != std::string::npos; }));
+
+  std::string high = SubmitDoc(*daemon_, work_, job("high", 10, "echo high; exec sleep 60"));
+  ASSERT_TRUE(WaitState(high, "Running", 30s)) << daemon_->Job(high).dump() << Log();
+  // Exactly one victim, which got SIGTERM, finished its checkpoint and went back to the queue.
+  std::string victim = Logs(low1).find("term 1") != std::string::npos ? low1 : low2;
+  std::string spared = victim == low1 ? low2 : low1;
+  EXPECT_NE(Logs(victim).find("saved"), std::string::npos) << Logs(victim);
+  EXPECT_EQ(Logs(spared).find("term"), std::string::npos) << Logs(spared);
+  EXPECT_EQ(daemon_->State(spared), "Running");
+  auto events = daemon_->Get("/api/v1/events?job=" + victim).dump();
+  EXPECT_NE(events.find("JobPreempted"), std::string::npos) << events;
+  EXPECT_TRUE(WaitState(victim, "Pending")) << daemon_->Job(victim).dump();
+  EXPECT_NE(daemon_->Job(high)["node"], daemon_->Job(spared)["node"]);
 }
 
 TEST_F(SlurmBerthd, BerthdKilledAndRestartedReattachesBySlurmJobIdsAndLosesNothing) {
