@@ -232,6 +232,33 @@ TEST_F(SlurmBerthd, BerthdKilledAndRestartedReattachesBySlurmJobIdsAndLosesNothi
   }));
 }
 
+TEST_F(SlurmBerthd, WhileSlurmctldIsDownJobsStayQueuedAndRunningTasksStillReportTheirEnd) {
+  std::string go = cluster_.dir() + "/go";
+  std::string running =
+      RunAsUser({"--gpus", "1"}, "while [ ! -e " + go + " ]; do sleep 0.1; done; exit 4");
+  ASSERT_TRUE(WaitState(running, "Running")) << Log();
+
+  cluster_.StopController();
+  // A task that ends meanwhile is reported from its status file.
+  WriteFile(go, "");
+  ASSERT_TRUE(WaitState(running, "Failed")) << daemon_->Job(running).dump() << Log();
+  EXPECT_EQ(daemon_->Job(running)["exitCode"], 4);
+  // A new job cannot be submitted to Slurm: it goes back to Berth's queue, with the reason.
+  std::string waiting = RunAsUser({"--gpus", "1"}, "echo ran");
+  ASSERT_TRUE(WaitFor([&] {
+    return daemon_->Get("/api/v1/events?job=" + waiting).dump().find("cannot be reached") !=
+           std::string::npos;
+  })) << daemon_->Get("/api/v1/events?job=" + waiting).dump()
+      << Log();
+  std::string state = daemon_->State(waiting);
+  EXPECT_TRUE(state == "Pending" || state == "Scheduled" || state == "Preempted") << state;
+
+  // slurmctld back: the job runs.
+  cluster_.StartController();
+  ASSERT_TRUE(WaitState(waiting, "Succeeded", 40s)) << daemon_->Job(waiting).dump() << Log();
+  EXPECT_NE(Logs(waiting).find("ran"), std::string::npos);
+}
+
 TEST_F(SlurmBerthd, AKilledSlurmdLosesTheTaskAndTheJobIsRequeuedOnTheOtherNode) {
   std::string a = RunAsUser({"--gpus", "4"}, "exec sleep 120");
   ASSERT_TRUE(WaitState(a, "Running")) << Log();
