@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include "integration/pipeline_util.h"
+#include "model/pipeline.h"
 #include "require_tools.h"
 #include "slurm/slurm_cluster.h"
 
@@ -341,6 +343,32 @@ TEST_F(SlurmBerthd, AnEightWorkerDdpJobTrainsAcrossBothNodes) {
   EXPECT_LT(r0["final_loss"].get<double>(), r0["first_loss"].get<double>());
   EXPECT_EQ(r0["params"], r7["params"]);
   EXPECT_EQ(r0["checksum"], r7["checksum"]);
+}
+
+// The example pipelines run unchanged with every step a Slurm job.
+TEST_F(SlurmBerthd, EveryExamplePipelineSucceedsOnSlurm) {
+  std::vector<std::pair<std::string, std::string>> runs;  // file, run id
+  std::vector<std::string> files;
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(BERTH_SOURCE_DIR) + "/examples/pipelines"))
+    if (e.path().extension() == ".yaml") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    auto kind = model::DocumentKind(ReadFile(f));
+    ASSERT_TRUE(kind.ok()) << f;
+    if (*kind != "Pipeline") continue;
+    CommandResult r = daemon_->Cli({"pipeline", "run", "-f", f});
+    ASSERT_EQ(r.exit_code, 0) << f << ": " << r.err;
+    runs.emplace_back(f, Trim(r.out));
+  }
+  ASSERT_GE(runs.size(), 7u);
+  auto deadline = std::chrono::steady_clock::now() + 150s;
+  for (const auto& [f, id] : runs) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    auto run = WaitRunEnd(*daemon_, id, std::max(left, std::chrono::milliseconds(1)));
+    EXPECT_EQ(run["state"], "Succeeded") << f << ":\n" << run.dump(2);
+  }
 }
 
 // Submit-to-start through Berth on Slurm against srun and sbatch alone on the
