@@ -74,6 +74,14 @@ std::vector<int> ParseInts(const std::string& s) {
   return out;
 }
 
+// A job id's number ("123", or 123 of an array's "123_4"); -1 if none.
+int64_t JobNumber(const std::string& id) {
+  int64_t n = 0;
+  size_t i = 0;
+  for (; i < id.size() && i < 18 && id[i] >= '0' && id[i] <= '9'; ++i) n = n * 10 + (id[i] - '0');
+  return i == 0 ? -1 : n;
+}
+
 // True for sbatch failures that say slurmctld is down or unreachable (as
 // opposed to a job it refuses).
 bool SlurmUnreachable(const std::string& message) {
@@ -425,9 +433,8 @@ void SlurmExecutor::PollOnce() {
   }
   if (!watched.empty()) {
     auto jobs = tools_.Jobs();
-    static TimeMs last_warned = 0;
-    if (!jobs.ok() && clock_.Now() - last_warned > 60 * kSecond) {
-      last_warned = clock_.Now();
+    if (!jobs.ok() && (last_warned_ == 0 || clock_.Now() - last_warned_ > 60 * kSecond)) {
+      last_warned_ = clock_.Now();
       spdlog::warn("slurm: cannot read job states: {}", jobs.status().message());
     }
     std::map<std::string, const SlurmJob*> by_name;
@@ -436,7 +443,7 @@ void SlurmExecutor::PollOnce() {
       for (const SlurmJob& j : *jobs) {
         if (j.name.rfind(options_.job_name_prefix, 0) != 0) continue;
         auto& slot = by_name[j.name.substr(options_.job_name_prefix.size())];
-        if (!slot || std::stoll(j.id) > std::stoll(slot->id)) slot = &j;
+        if (!slot || JobNumber(j.id) > JobNumber(slot->id)) slot = &j;
       }
     }
     TimeMs now = clock_.Now();

@@ -129,6 +129,7 @@ class SlurmExecutor final : public Executor {
   std::thread thread_;
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
+  TimeMs last_warned_ = 0;  // squeue failures: one warning a minute (poller only)
 };
 
 // Checks the options, finds the shim, asks Slurm once (sinfo) so that a bad
