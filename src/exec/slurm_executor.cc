@@ -74,6 +74,25 @@ std::vector<int> ParseInts(const std::string& s) {
   return out;
 }
 
+// A job id's number ("123", or 123 of an array's "123_4"); -1 if none.
+int64_t JobNumber(const std::string& id) {
+  int64_t n = 0;
+  size_t i = 0;
+  for (; i < id.size() && i < 18 && id[i] >= '0' && id[i] <= '9'; ++i) n = n * 10 + (id[i] - '0');
+  return i == 0 ? -1 : n;
+}
+
+// True for sbatch failures that say slurmctld is down or unreachable (as
+// opposed to a job it refuses).
+bool SlurmUnreachable(const std::string& message) {
+  for (const char* m :
+       {"Unable to contact slurm controller", "Socket timed out", "Zero Bytes were transmitted",
+        "temporarily unable", "Connection refused", "no answer within"}) {
+    if (message.find(m) != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 SlurmExecutor::SlurmExecutor(SlurmExecutorOptions options, Clock& clock, TaskEventSink sink)
@@ -204,7 +223,24 @@ Status SlurmExecutor::Start(const TaskSpec& spec) {
   }
   std::string shim = options_.shim_path;
   auto id = tools_.Submit(args, BatchScript(dir, shim));
-  if (!id.ok()) return id.status();
+  if (!id.ok()) {
+    // Nothing was submitted: no run directory stays behind.
+    if (int root = ::open(options_.run_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        root >= 0) {
+      (void)RemoveTreeAt(root, key_name);
+      ::close(root);
+    }
+    if (!SlurmUnreachable(id.status().message())) return id.status();
+    TaskEvent ev;
+    ev.key = spec.key;
+    ev.type = TaskEventType::kLost;
+    ev.time = clock_.Now();
+    ev.message = "not submitted, Slurm cannot be reached (" + id.status().message() + ")";
+    spdlog::warn("{}: {}; back to the queue", key_name, ev.message);
+    std::lock_guard<std::mutex> l(mu_);
+    delayed_.emplace_back(clock_.Now() + options_.unreachable_retry, std::move(ev));
+    return Status::Ok();
+  }
   (void)WriteFileAtomic(JoinPath(dir, kSlurmJobFile), *id + "\n", false);
 
   auto w = std::make_shared<Watched>();
@@ -385,12 +421,20 @@ void SlurmExecutor::PollOnce() {
     std::lock_guard<std::mutex> l(mu_);
     events.swap(pending_);
     for (auto& [k, w] : tasks_) watched.push_back(w);
+    TimeMs now = clock_.Now();
+    for (auto it = delayed_.begin(); it != delayed_.end();) {
+      if (it->first <= now) {
+        events.push_back(std::move(it->second));
+        it = delayed_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
   if (!watched.empty()) {
     auto jobs = tools_.Jobs();
-    static TimeMs last_warned = 0;
-    if (!jobs.ok() && clock_.Now() - last_warned > 60 * kSecond) {
-      last_warned = clock_.Now();
+    if (!jobs.ok() && (last_warned_ == 0 || clock_.Now() - last_warned_ > 60 * kSecond)) {
+      last_warned_ = clock_.Now();
       spdlog::warn("slurm: cannot read job states: {}", jobs.status().message());
     }
     std::map<std::string, const SlurmJob*> by_name;
@@ -399,7 +443,7 @@ void SlurmExecutor::PollOnce() {
       for (const SlurmJob& j : *jobs) {
         if (j.name.rfind(options_.job_name_prefix, 0) != 0) continue;
         auto& slot = by_name[j.name.substr(options_.job_name_prefix.size())];
-        if (!slot || std::stoll(j.id) > std::stoll(slot->id)) slot = &j;
+        if (!slot || JobNumber(j.id) > JobNumber(slot->id)) slot = &j;
       }
     }
     TimeMs now = clock_.Now();

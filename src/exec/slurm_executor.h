@@ -63,6 +63,10 @@ struct SlurmExecutorOptions {
   DurationMs settle = 2 * kSecond;
   // After a stop's grace, how long the shim gets before the job is cancelled.
   DurationMs kill_after = 10 * kSecond;
+  // When slurmctld cannot be reached at a start, the task is reported lost
+  // before it started (its job goes back to Berth's queue) this much later,
+  // so that the retries of a long outage stay spaced.
+  DurationMs unreachable_retry = 5 * kSecond;
 };
 
 class SlurmExecutor final : public Executor {
@@ -74,7 +78,9 @@ class SlurmExecutor final : public Executor {
   std::string Name() const override { return "slurm"; }
   // Submits the job (sbatch, tens of ms). InvalidArgument for an empty argv
   // or no node; FailedPrecondition for an owner without an account;
-  // Unavailable when sbatch fails (its message).
+  // Unavailable when sbatch refuses the job (its message). When slurmctld
+  // cannot be reached, returns OK and reports the task lost before it
+  // started `unreachable_retry` later (the job waits in Berth's queue).
   Status Start(const TaskSpec& spec) override;
   Status Stop(const TaskKey& key, DurationMs grace) override;
   void Recover(const std::vector<TaskKey>& known) override;
@@ -116,11 +122,14 @@ class SlurmExecutor final : public Executor {
   mutable std::mutex mu_;
   std::map<TaskKey, std::shared_ptr<Watched>> tasks_;
   std::vector<TaskEvent> pending_;  // from Recover, delivered by the poller
+  // Starts Slurm could not take (unreachable): their kLost, due at a time.
+  std::vector<std::pair<TimeMs, TaskEvent>> delayed_;
   std::condition_variable cv_;
   bool stop_ = false;
   std::thread thread_;
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
+  TimeMs last_warned_ = 0;  // squeue failures: one warning a minute (poller only)
 };
 
 // Checks the options, finds the shim, asks Slurm once (sinfo) so that a bad

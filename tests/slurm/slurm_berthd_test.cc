@@ -5,11 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <set>
 #include <sstream>
 
+#include "integration/pipeline_util.h"
+#include "model/pipeline.h"
 #include "require_tools.h"
 #include "slurm/slurm_cluster.h"
 
@@ -69,6 +73,7 @@ class SlurmBerthd : public ::testing::Test {
                   "    nodeRefresh: 300ms\n"
                   "    killAfter: 3s\n"
                   "scheduler:\n"
+                  "  policy: fairshare\n"
                   "  resyncInterval: 500ms\n");
     daemon_ = std::make_unique<Daemon>(std::vector<std::string>{"--config", work_ / "berthd.yaml"});
     ASSERT_TRUE(daemon_->Start()) << ReadFile(daemon_->data_dir() + "/berthd.log");
@@ -155,6 +160,43 @@ TEST_F(SlurmBerthd, TwoFourGpuJobsLandOnDifferentNodesAThirdWaitsAndTasksRunAsTh
   EXPECT_NE(Logs(d).find("done"), std::string::npos);
 }
 
+TEST_F(SlurmBerthd, AHigherPriorityJobPreemptsThroughSlurmWithTheGraceAndTheVictimIsRequeued) {
+  auto job = [](const std::string& name, int priority, const std::string& script) {
+    return nlohmann::json{{"apiVersion", "berth/v1"},
+                          {"kind", "Job"},
+                          {"metadata", {{"name", name}}},
+                          {"spec",
+                           {{"command", {"/bin/sh", "-c", script}},
+                            {"priority", priority},
+                            {"terminationGracePeriodSeconds", 20},
+                            {"resources", {{"gpus", 4}}}}}}
+        .dump();
+  };
+  // The victims checkpoint on SIGTERM (a line, half a second) and exit 143.
+  const std::string low_script =
+      "trap 'echo term $BERTH_ATTEMPT; sleep 0.5; echo saved; exit 143' TERM; "
+      "echo start $BERTH_ATTEMPT; while true; do sleep 0.1; done";
+  std::string low1 = SubmitDoc(*daemon_, work_, job("low1", 0, low_script));
+  std::string low2 = SubmitDoc(*daemon_, work_, job("low2", 0, low_script));
+  ASSERT_TRUE(WaitState(low1, "Running")) << Log();
+  ASSERT_TRUE(WaitState(low2, "Running")) << Log();
+  ASSERT_TRUE(WaitFor([&] { return Logs(low1).find("start 1") != std::string::npos; }));
+  ASSERT_TRUE(WaitFor([&] { return Logs(low2).find("start 1") != std::string::npos; }));
+
+  std::string high = SubmitDoc(*daemon_, work_, job("high", 10, "echo high; exec sleep 60"));
+  ASSERT_TRUE(WaitState(high, "Running", 30s)) << daemon_->Job(high).dump() << Log();
+  // Exactly one victim, which got SIGTERM, finished its checkpoint and went back to the queue.
+  std::string victim = Logs(low1).find("term 1") != std::string::npos ? low1 : low2;
+  std::string spared = victim == low1 ? low2 : low1;
+  EXPECT_NE(Logs(victim).find("saved"), std::string::npos) << Logs(victim);
+  EXPECT_EQ(Logs(spared).find("term"), std::string::npos) << Logs(spared);
+  EXPECT_EQ(daemon_->State(spared), "Running");
+  auto events = daemon_->Get("/api/v1/events?job=" + victim).dump();
+  EXPECT_NE(events.find("JobPreempted"), std::string::npos) << events;
+  EXPECT_TRUE(WaitState(victim, "Pending")) << daemon_->Job(victim).dump();
+  EXPECT_NE(daemon_->Job(high)["node"], daemon_->Job(spared)["node"]);
+}
+
 TEST_F(SlurmBerthd, BerthdKilledAndRestartedReattachesBySlurmJobIdsAndLosesNothing) {
   std::string done_file = cluster_.dir() + "/go";
   // `a` ends while berthd is down, with code 7; `b` keeps running.
@@ -190,6 +232,33 @@ TEST_F(SlurmBerthd, BerthdKilledAndRestartedReattachesBySlurmJobIdsAndLosesNothi
   EXPECT_TRUE(WaitFor([&] {
     return cluster_.Tool("squeue", {"-h", "-t", "R,PD,CG", "-o", "%j"}).out.empty();
   }));
+}
+
+TEST_F(SlurmBerthd, WhileSlurmctldIsDownJobsStayQueuedAndRunningTasksStillReportTheirEnd) {
+  std::string go = cluster_.dir() + "/go";
+  std::string running =
+      RunAsUser({"--gpus", "1"}, "while [ ! -e " + go + " ]; do sleep 0.1; done; exit 4");
+  ASSERT_TRUE(WaitState(running, "Running")) << Log();
+
+  cluster_.StopController();
+  // A task that ends meanwhile is reported from its status file.
+  WriteFile(go, "");
+  ASSERT_TRUE(WaitState(running, "Failed")) << daemon_->Job(running).dump() << Log();
+  EXPECT_EQ(daemon_->Job(running)["exitCode"], 4);
+  // A new job cannot be submitted to Slurm: it goes back to Berth's queue, with the reason.
+  std::string waiting = RunAsUser({"--gpus", "1"}, "echo ran");
+  ASSERT_TRUE(WaitFor([&] {
+    return daemon_->Get("/api/v1/events?job=" + waiting).dump().find("cannot be reached") !=
+           std::string::npos;
+  })) << daemon_->Get("/api/v1/events?job=" + waiting).dump()
+      << Log();
+  std::string state = daemon_->State(waiting);
+  EXPECT_TRUE(state == "Pending" || state == "Scheduled" || state == "Preempted") << state;
+
+  // slurmctld back: the job runs.
+  cluster_.StartController();
+  ASSERT_TRUE(WaitState(waiting, "Succeeded", 40s)) << daemon_->Job(waiting).dump() << Log();
+  EXPECT_NE(Logs(waiting).find("ran"), std::string::npos);
 }
 
 TEST_F(SlurmBerthd, AKilledSlurmdLosesTheTaskAndTheJobIsRequeuedOnTheOtherNode) {
@@ -274,6 +343,87 @@ TEST_F(SlurmBerthd, AnEightWorkerDdpJobTrainsAcrossBothNodes) {
   EXPECT_LT(r0["final_loss"].get<double>(), r0["first_loss"].get<double>());
   EXPECT_EQ(r0["params"], r7["params"]);
   EXPECT_EQ(r0["checksum"], r7["checksum"]);
+}
+
+// The example pipelines run unchanged with every step a Slurm job.
+TEST_F(SlurmBerthd, EveryExamplePipelineSucceedsOnSlurm) {
+  std::vector<std::pair<std::string, std::string>> runs;  // file, run id
+  std::vector<std::string> files;
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(BERTH_SOURCE_DIR) + "/examples/pipelines"))
+    if (e.path().extension() == ".yaml") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    auto kind = model::DocumentKind(ReadFile(f));
+    ASSERT_TRUE(kind.ok()) << f;
+    if (*kind != "Pipeline") continue;
+    CommandResult r = daemon_->Cli({"pipeline", "run", "-f", f});
+    ASSERT_EQ(r.exit_code, 0) << f << ": " << r.err;
+    runs.emplace_back(f, Trim(r.out));
+  }
+  ASSERT_GE(runs.size(), 7u);
+  auto deadline = std::chrono::steady_clock::now() + 150s;
+  for (const auto& [f, id] : runs) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    auto run = WaitRunEnd(*daemon_, id, std::max(left, std::chrono::milliseconds(1)));
+    EXPECT_EQ(run["state"], "Succeeded") << f << ":\n" << run.dump(2);
+  }
+}
+
+// Submit-to-start through Berth on Slurm against srun and sbatch alone on the
+// same cluster (docs/slurm.md, "Overhead"). Not part of the suite: run with
+//   build/tests/berth_slurm_tests --gtest_also_run_disabled_tests \
+//     --gtest_filter='*SubmitToStart*'
+TEST_F(SlurmBerthd, DISABLED_SubmitToStartThroughBerthAgainstSrunAndSbatch) {
+  const int n = 20;
+  auto now_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  auto report = [](const std::string& what, std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) { return v[std::min(v.size() - 1, size_t(q * (v.size() - 1) + 0.5))]; };
+    std::printf("%-8s n=%zu p50=%.3fs p99=%.3fs min=%.3fs\n", what.c_str(), v.size(), at(0.5),
+                at(0.99), v.front());
+  };
+  std::vector<double> berth, ack, srun, sbatch, sbatch_nl;
+  for (int i = 0; i < n; ++i) {
+    int64_t t0 = now_ns();
+    std::string id = SubmitScript(*daemon_, {"--gpus", "1"}, "date +%s%N");
+    int64_t acked = now_ns();
+    ASSERT_TRUE(WaitState(id, "Succeeded")) << daemon_->Job(id).dump();
+    berth.push_back((std::stoll(Trim(Logs(id))) - t0) / 1e9);
+    ack.push_back((acked - t0) / 1e9);
+
+    t0 = now_ns();
+    auto r = cluster_.Tool("srun", {"--gres=gpu:1", "date", "+%s%N"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    srun.push_back((std::stoll(Trim(r.out)) - t0) / 1e9);
+
+    std::string out = cluster_.dir() + "/sbatch-" + std::to_string(i) + ".out";
+    t0 = now_ns();
+    r = cluster_.Tool("sbatch", {"--gres=gpu:1", "--output=" + out, "--wrap", "date +%s%N"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(WaitFor([&] { return !Trim(ReadFile(out)).empty(); }, 30s));
+    sbatch.push_back((std::stoll(Trim(ReadFile(out))) - t0) / 1e9);
+
+    // sbatch with Berth's own flags: the node named, no requeue.
+    out += ".nl";
+    t0 = now_ns();
+    r = cluster_.Tool(
+        "sbatch", {"--gres=gpu:1", "--nodelist=n1", "--nodes=1", "--ntasks=1", "--cpus-per-task=1",
+                   "--no-requeue", "--output=" + out, "--wrap", "date +%s%N"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(WaitFor([&] { return !Trim(ReadFile(out)).empty(); }, 30s));
+    sbatch_nl.push_back((std::stoll(Trim(ReadFile(out))) - t0) / 1e9);
+  }
+  report("berth", berth);
+  report("ack", ack);  // `berth run` returned: the submission is durable
+  report("srun", srun);
+  report("sbatch", sbatch);
+  report("sbatch-n", sbatch_nl);
 }
 
 }  // namespace

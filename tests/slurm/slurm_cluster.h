@@ -134,6 +134,10 @@ class SlurmCluster {
     return "";
   }
 
+  // Stops slurmctld (SIGTERM: it saves its state) and starts it again.
+  void StopController() { StopPid(ctld_); }
+  void StartController() { ctld_ = Spawn({"/usr/sbin/slurmctld", "-D", "-f", conf_}, "slurmctld"); }
+
   // Starts (or restarts) the slurmd of node `name`.
   void StartNode(const std::string& name) {
     nodes_[name] = Spawn({"/usr/sbin/slurmd", "-D", "-f", conf_, "-N", name}, "slurmd." + name);
