@@ -144,10 +144,10 @@ void PushMetrics(ExperimentController& x, const http::Request& req, http::Respon
 
 void RegisterExperimentRoutes(http::Router& s, ExperimentController& x, store::Store& store,
                               const Clock& clock) {
-  s.Post("/api/v1/experiments", [&x, &store, &clock](const http::Request& req,
-                                                     http::Response& res) {
-    Create(x, store, clock, req, res);
-  });
+  s.Post("/api/v1/experiments",
+         [&x, &store, &clock](const http::Request& req, http::Response& res) {
+           Create(x, store, clock, req, res);
+         });
   s.Post("/api/v1/experiments/validate", Validate);
   s.Get("/api/v1/experiments", [&x](const http::Request&, http::Response& res) {
     auto out = x.List();

@@ -82,7 +82,7 @@ struct DaemonConfig {
   std::string synchronous = "FULL";
   int64_t log_cap_mib = 100;
   DurationMs run_retention = 7LL * 24 * 3600 * 1000;
-  std::string run_as_owner = "auto";      // auto, true or false
+  std::string run_as_owner = "auto";    // auto, true or false
   std::string executor_kind = "local";  // local or slurm
   SlurmConfig slurm;
   DurationMs telemetry_interval = 1000;   // GPU sampling period

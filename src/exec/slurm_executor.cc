@@ -14,6 +14,7 @@
 
 #include "exec/local_executor.h"
 #include "exec/run_files.h"
+#include "exec/step_files.h"
 #include "exec/task_log.h"
 
 namespace berth::exec {
@@ -121,6 +122,14 @@ Result<LogChunk> SlurmExecutor::ReadLog(const TaskKey& key, int64_t offset, int6
   return ReadTaskLog(RunDir(key), offset, limit);
 }
 
+Result<std::string> SlurmExecutor::ReadStepOutputs(const TaskKey& key) const {
+  ASSIGN_OR_RETURN(std::string text, ReadWholeFile(JoinPath(RunDir(key), kStatusFile)));
+  ASSIGN_OR_RETURN(RunStatus status, ParseRunStatus(text));
+  if (status.step_outputs.empty())
+    return NotFound(key.ToString() + ": the task's supervisor reported no step outputs");
+  return status.step_outputs;
+}
+
 Status SlurmExecutor::Start(const TaskSpec& spec) {
   if (spec.argv.empty() || spec.argv[0].empty())
     return InvalidArgument("argv: must name a command");
@@ -159,6 +168,14 @@ Status SlurmExecutor::Start(const TaskSpec& spec) {
   run.key = spec.key;
   run.argv = spec.argv;
   run.env = spec.env;
+  // A pipeline step's files: done by the shim, which Slurm starts as the
+  // task's owner, inside the run directory (exec/step_files.h).
+  if (auto it = run.env.find(kStepFilesEnv); it != run.env.end()) {
+    auto files = ParseStepFiles(it->second);
+    if (!files.ok()) return files.status();
+    run.step_files = it->second;
+    run.env.erase(it);
+  }
   // Whole GPUs: Slurm binds them and sets CUDA_VISIBLE_DEVICES itself. A
   // fraction has no gres (Slurm cannot share a GPU without gres/shard):
   // the task sees the GPU Berth chose.

@@ -85,6 +85,7 @@ class SlurmExecutor final : public Executor {
   Status Stop(const TaskKey& key, DurationMs grace) override;
   void Recover(const std::vector<TaskKey>& known) override;
   Result<LogChunk> ReadLog(const TaskKey& key, int64_t offset, int64_t limit) const override;
+  Result<std::string> ReadStepOutputs(const TaskKey& key) const override;
   Result<int> RemoveJobFiles(JobId job) override;
   void Shutdown() override;
 

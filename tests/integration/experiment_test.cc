@@ -318,7 +318,14 @@ TEST(Experiment, TpeWithMedianStop) {
       "- 1/'$s'}'); sleep 0.1; done");
 }
 
-TEST(Experiment, Asha) { RunOrSkip("asha", "asha", "", "true"); }
+// ASHA (budgets 1, 2, 4 at divisor 2): new trials and promotions of the best
+// ones, eight trials in all.
+TEST(Experiment, Asha) {
+  RunOrSkip("asha",
+            "asha, algorithmSettings: [{name: max_length, value: \"4\"}, "
+            "{name: divisor, value: \"2\"}]",
+            "", "true");
+}
 
 }  // namespace
 }  // namespace berth::testing

@@ -57,7 +57,7 @@ class TempAccount {
 
 // The berth CLI against `d`, run as `who` (its own uid, gid and groups), in /.
 CommandResult CliAs(const Daemon& d, const TempAccount& who, std::vector<std::string> args) {
-  args.insert(args.begin(), {BinDir() + "/berth", "--server", d.url()});
+  args.insert(args.begin(), {BinDir() + "/berth", "--server", d.socket_url()});
   std::string outf = fs::temp_directory_path() /
                      ("berth-as-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
   std::string errf = outf + ".err";

@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include "integration/pipeline_util.h"
 #include "model/pipeline.h"
 #include "require_tools.h"
@@ -76,12 +78,15 @@ class SlurmBerthd : public ::testing::Test {
                   "  policy: fairshare\n"
                   "  resyncInterval: 500ms\n");
     daemon_ = std::make_unique<Daemon>(std::vector<std::string>{"--config", work_ / "berthd.yaml"});
+    // The test user reaches berthd's socket through the data directory
+    // (mkdtemp made it 0700), as docs/security.md tells a lab to set it.
+    ::chmod(daemon_->data_dir().c_str(), 0711);
     ASSERT_TRUE(daemon_->Start()) << ReadFile(daemon_->data_dir() + "/berthd.log");
   }
 
   // `berth run` as the test user; the job id.
   std::string RunAsUser(const std::vector<std::string>& flags, const std::string& script) {
-    std::vector<std::string> args = {"/usr/sbin/runuser", "-u",       user_.name(),   "--",
+    std::vector<std::string> args = {"/usr/sbin/runuser", "-u",       user_.name(),          "--",
                                      BinDir() + "/berth", "--server", daemon_->socket_url(), "run",
                                      "--workdir",         "/tmp"};
     args.insert(args.end(), flags.begin(), flags.end());
