@@ -211,36 +211,9 @@ void LocalExecutor::PollRecoveredStarts(std::vector<TaskEvent>& out) {
 }
 
 Result<int> LocalExecutor::RemoveJobFiles(JobId job) {
-  // Every attempt's run directories: job-<id>.t<rank>.a<attempt>, matched by
-  // name in run_root and removed through its descriptor without following a
-  // link (a task's work/ may hold any).
-  const std::string prefix = "job-" + std::to_string(job) + ".";
-  int root = ::open(options_.run_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) {
-    if (errno == ENOENT) return 0;
-    return IoError(options_.run_root + ": " + std::strerror(errno));
-  }
-  std::vector<std::string> names;
-  if (DIR* d = ::fdopendir(::dup(root))) {
-    while (struct dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name.rfind(prefix, 0) == 0 && TaskKey::Parse(name)) names.push_back(name);
-    }
-    ::closedir(d);
-  }
-  int removed = 0;
-  std::string first_error;
-  for (const auto& name : names) {
-    Status st = RemoveTreeAt(root, name);
-    if (st.ok()) {
-      ++removed;
-    } else if (first_error.empty()) {
-      first_error = st.message();
-    }
-  }
-  ::close(root);
-  if (!first_error.empty()) return IoError("could not remove " + first_error);
-  return removed;
+  // Every attempt's run directories, removed without following a link (a
+  // task's work/ may hold any).
+  return RemoveJobRunDirs(options_.run_root, job, nullptr);
 }
 
 int LocalExecutor::CleanUpOldRuns() {

@@ -350,6 +350,39 @@ Status RemoveTreeDepth(int dirfd, const std::string& name, int depth) {
 
 Status RemoveTreeAt(int dirfd, const std::string& name) { return RemoveTreeDepth(dirfd, name, 0); }
 
+Result<int> RemoveJobRunDirs(const std::string& run_root, JobId job,
+                             const std::function<bool(const TaskKey&)>& keep) {
+  const std::string prefix = "job-" + std::to_string(job) + ".";
+  int root = ::open(run_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) {
+    if (errno == ENOENT) return 0;
+    return IoError(run_root + ": " + std::strerror(errno));
+  }
+  std::vector<std::pair<std::string, TaskKey>> dirs;
+  if (DIR* d = ::fdopendir(::dup(root))) {
+    while (struct dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.rfind(prefix, 0) != 0) continue;
+      if (auto key = TaskKey::Parse(name)) dirs.emplace_back(name, *key);
+    }
+    ::closedir(d);
+  }
+  int removed = 0;
+  std::string first_error;
+  for (const auto& [name, key] : dirs) {
+    if (keep && keep(key)) continue;
+    Status st = RemoveTreeAt(root, name);
+    if (st.ok()) {
+      ++removed;
+    } else if (first_error.empty()) {
+      first_error = st.message();
+    }
+  }
+  ::close(root);
+  if (!first_error.empty()) return IoError("could not remove " + first_error);
+  return removed;
+}
+
 std::string JoinPath(const std::string& dir, const std::string& name) {
   if (dir.empty() || dir.back() == '/') return dir + name;
   return dir + "/" + name;

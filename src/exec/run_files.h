@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -158,6 +159,13 @@ Result<std::string> ReadWholeFile(const std::string& path);
 // everything in it, without following any symbolic link (links are removed,
 // not their targets). OK if it does not exist.
 Status RemoveTreeAt(int dirfd, const std::string& name);
+
+// Removes every attempt's run directory of `job` in `run_root`
+// (job-<id>.t<rank>.a<attempt>, matched by name) through RemoveTreeAt, except
+// those `keep` names (a task still running). The number removed; 0 when
+// run_root does not exist.
+Result<int> RemoveJobRunDirs(const std::string& run_root, JobId job,
+                             const std::function<bool(const TaskKey&)>& keep);
 
 // "<dir>/<name>".
 std::string JoinPath(const std::string& dir, const std::string& name);

@@ -506,37 +506,10 @@ void SlurmExecutor::PollLoop() {
 }
 
 Result<int> SlurmExecutor::RemoveJobFiles(JobId job) {
-  const std::string prefix = "job-" + std::to_string(job) + ".";
-  int root = ::open(options_.run_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) {
-    if (errno == ENOENT) return 0;
-    return IoError(options_.run_root + ": " + std::strerror(errno));
-  }
-  std::vector<std::string> names;
-  if (DIR* d = ::fdopendir(::dup(root))) {
-    while (struct dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name.rfind(prefix, 0) == 0 && TaskKey::Parse(name)) names.push_back(name);
-    }
-    ::closedir(d);
-  }
-  int removed = 0;
-  std::string first_error;
-  for (const auto& name : names) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      auto key = TaskKey::Parse(name);
-      if (key && tasks_.count(*key)) continue;  // still running
-    }
-    Status st = RemoveTreeAt(root, name);
-    if (st.ok())
-      ++removed;
-    else if (first_error.empty())
-      first_error = st.message();
-  }
-  ::close(root);
-  if (!first_error.empty()) return IoError("could not remove " + first_error);
-  return removed;
+  return RemoveJobRunDirs(options_.run_root, job, [this](const TaskKey& key) {
+    std::lock_guard<std::mutex> l(mu_);
+    return tasks_.count(key) > 0;  // still running
+  });
 }
 
 void SlurmExecutor::Shutdown() {

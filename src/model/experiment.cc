@@ -16,28 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-json ToJson(const YAML::Node& n) {
-  if (n.IsSequence()) {
-    json a = json::array();
-    for (const auto& x : n) a.push_back(ToJson(x));
-    return a;
-  }
-  if (n.IsMap()) {
-    json o = json::object();
-    for (const auto& kv : n) o[kv.first.Scalar()] = ToJson(kv.second);
-    return o;
-  }
-  if (n.IsScalar()) return n.Scalar();
-  return nullptr;
-}
-
-bool ValidName(const std::string& s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
-  return true;
-}
-
 bool ParseDouble(const std::string& s, double* out) {
   if (s.empty()) return false;
   char* end = nullptr;
@@ -412,7 +390,7 @@ Status ReadTrialTemplate(SpecReader& s, ExperimentSpec* e) {
   RETURN_IF_ERROR(ReadCondition(t, "failureCondition", &e->failure_condition));
   SpecReader ts = t.Child("trialSpec");
   if (!ts.IsMap()) return ts.Error("", "is required (a Job or TrainingJob document)");
-  json doc = ToJson(ts.node());
+  json doc = YamlToJson(ts.node());
   std::string kind =
       doc.contains("kind") && doc["kind"].is_string() ? doc["kind"].get<std::string>() : "";
   if (kind == "Pipeline")

@@ -16,28 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-json YamlToJson(const YAML::Node& n) {
-  if (n.IsSequence()) {
-    json a = json::array();
-    for (const auto& x : n) a.push_back(YamlToJson(x));
-    return a;
-  }
-  if (n.IsMap()) {
-    json o = json::object();
-    for (const auto& kv : n) o[kv.first.Scalar()] = YamlToJson(kv.second);
-    return o;
-  }
-  if (n.IsScalar()) return n.Scalar();
-  return nullptr;
-}
-
-bool ValidName(const std::string& s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
-  return true;
-}
-
 // Reads a list of maps at `key`, calling `each(reader, index)` for each.
 Status ForEachItem(SpecReader& r, const std::string& key,
                    const std::function<Status(SpecReader&, size_t)>& each) {

@@ -1,5 +1,7 @@
 #include "model/spec_reader.h"
 
+#include <cctype>
+
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/parser.h>
 
@@ -382,6 +384,28 @@ Result<YAML::Node> ParseDocument(const std::string& text) {
   if (!root.IsDefined() || root.IsNull()) return InvalidArgument("document is empty");
   if (!root.IsMap()) return InvalidArgument("document must be a map with apiVersion and kind");
   return root;
+}
+
+nlohmann::json YamlToJson(const YAML::Node& n) {
+  if (n.IsSequence()) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& x : n) a.push_back(YamlToJson(x));
+    return a;
+  }
+  if (n.IsMap()) {
+    nlohmann::json o = nlohmann::json::object();
+    for (const auto& kv : n) o[kv.first.Scalar()] = YamlToJson(kv.second);
+    return o;
+  }
+  if (n.IsScalar()) return n.Scalar();
+  return nullptr;
+}
+
+bool ValidName(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+  return true;
 }
 
 Result<int64_t> ParseMilli(const std::string& s) {

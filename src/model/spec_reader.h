@@ -6,6 +6,7 @@
 #pragma once
 
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include <map>
 #include <optional>
@@ -73,6 +74,13 @@ Result<YAML::Node> ParseDocument(const std::string& text);
 // The same checks; the document may be empty (a Null node) or any kind of node.
 // `what` starts the error messages ("document", a file name).
 Result<YAML::Node> LoadYamlBounded(const std::string& text, const std::string& what = "document");
+
+// A node of a document that ParseDocument bounded, as JSON (scalars as text).
+nlohmann::json YamlToJson(const YAML::Node& node);
+
+// An object name (a pipeline, its steps and parameters, an experiment):
+// 1..63 letters, digits, '-' or '_'.
+bool ValidName(const std::string& name);
 
 // Stand-alone parsers shared with the CLI's flags.
 Result<int64_t> ParseMilli(const std::string& s);
